@@ -1,0 +1,30 @@
+//! Database migrations of scimbus, one change per file and append-only. Each migration is
+//! self-contained (its own `DeriveIden` enums); timestamps are fixed-width UTC text and ids
+//! are UUID text, so both backends store and compare them the same way.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261129_000001_create_tenants;
+mod m20261129_000002_create_admin_tokens;
+mod m20261129_000003_create_tokens;
+mod m20261129_000004_create_users;
+mod m20261129_000005_create_groups;
+mod m20261129_000006_create_group_members;
+mod m20261129_000007_create_outbox;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261129_000001_create_tenants::Migration),
+            Box::new(m20261129_000002_create_admin_tokens::Migration),
+            Box::new(m20261129_000003_create_tokens::Migration),
+            Box::new(m20261129_000004_create_users::Migration),
+            Box::new(m20261129_000005_create_groups::Migration),
+            Box::new(m20261129_000006_create_group_members::Migration),
+            Box::new(m20261129_000007_create_outbox::Migration),
+        ]
+    }
+}

@@ -1,0 +1,173 @@
+//! Typed settings from `SCIMBUS_*` variables, validated at start. Secrets are wrapped so
+//! they are never printed by `Debug`. Nothing here is global: `Settings` is passed along.
+
+use std::net::SocketAddr;
+
+use secrecy::SecretString;
+use url::Url;
+
+/// Smallest body limit accepted: a 10 000-member group PUT must fit (DESIGN 17).
+pub const MIN_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// Where the embedded default keeps its data.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://scimbus.db?mode=rwc";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `SCIMBUS_DATABASE_URL`: `postgres://…` or `sqlite://file?mode=rwc`.
+    pub database_url: String,
+    /// `SCIMBUS_LISTEN`: address to bind (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// `SCIMBUS_PUBLIC_URL`: the URL clients reach (TLS terminates at a proxy); builds
+    /// `Location` and `meta.location`. Default: `http://<listen address>`.
+    pub public_url: Option<Url>,
+    /// `SCIMBUS_ADMIN_TOKEN`: bootstraps the admin token named `bootstrap`.
+    pub admin_token: Option<SecretString>,
+    /// `SCIMBUS_MIGRATE` (`on`/`off`): apply migrations at start-up.
+    pub migrate: bool,
+    /// `SCIMBUS_MAX_BODY_BYTES`: request body limit, at least 4 MiB.
+    pub max_body_bytes: usize,
+    /// `SCIMBUS_LOG`: tracing filter, e.g. `info` or `scimbus=debug`.
+    pub log: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid setting {name}: {reason}")]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub reason: String,
+}
+
+impl Settings {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup` (tests pass a map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let err = |name: &'static str, reason: String| ConfigError { name, reason };
+
+        let database_url =
+            get("SCIMBUS_DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+        if !(database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://")
+            || database_url.starts_with("sqlite:"))
+        {
+            return Err(err(
+                "SCIMBUS_DATABASE_URL",
+                "must start with postgres://, postgresql:// or sqlite:".to_owned(),
+            ));
+        }
+        let listen = get("SCIMBUS_LISTEN")
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_owned())
+            .parse()
+            .map_err(|e| err("SCIMBUS_LISTEN", format!("{e} (expected host:port)")))?;
+        let public_url = get("SCIMBUS_PUBLIC_URL")
+            .map(|v| {
+                let url = Url::parse(v.trim_end_matches('/'))
+                    .map_err(|e| err("SCIMBUS_PUBLIC_URL", e.to_string()))?;
+                if matches!(url.scheme(), "http" | "https") {
+                    Ok(url)
+                } else {
+                    Err(err(
+                        "SCIMBUS_PUBLIC_URL",
+                        "must be http or https".to_owned(),
+                    ))
+                }
+            })
+            .transpose()?;
+        let admin_token = get("SCIMBUS_ADMIN_TOKEN").map(|v| {
+            if v.len() < 16 {
+                Err(err(
+                    "SCIMBUS_ADMIN_TOKEN",
+                    "must be at least 16 characters".to_owned(),
+                ))
+            } else {
+                Ok(SecretString::from(v))
+            }
+        });
+        let admin_token = admin_token.transpose()?;
+        let migrate = match get("SCIMBUS_MIGRATE").as_deref() {
+            None | Some("on" | "true" | "1") => true,
+            Some("off" | "false" | "0") => false,
+            Some(other) => {
+                return Err(err(
+                    "SCIMBUS_MIGRATE",
+                    format!("`{other}` is not on or off"),
+                ));
+            }
+        };
+        let max_body_bytes = match get("SCIMBUS_MAX_BODY_BYTES") {
+            None => 8 * 1024 * 1024,
+            Some(v) => {
+                let n: usize = v
+                    .parse()
+                    .map_err(|_| err("SCIMBUS_MAX_BODY_BYTES", format!("`{v}` is not a number")))?;
+                if n < MIN_BODY_BYTES {
+                    return Err(err(
+                        "SCIMBUS_MAX_BODY_BYTES",
+                        format!("must be at least {MIN_BODY_BYTES}"),
+                    ));
+                }
+                n
+            }
+        };
+        let log = get("SCIMBUS_LOG").unwrap_or_else(|| "info".to_owned());
+        Ok(Self {
+            database_url,
+            listen,
+            public_url,
+            admin_token,
+            migrate,
+            max_body_bytes,
+            log,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_run_on_sqlite_on_loopback() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(s.listen.to_string(), DEFAULT_LISTEN);
+        assert!(s.migrate);
+        assert!(s.max_body_bytes >= MIN_BODY_BYTES);
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        for (name, value) in [
+            ("SCIMBUS_DATABASE_URL", "mysql://x"),
+            ("SCIMBUS_LISTEN", "localhost"),
+            ("SCIMBUS_PUBLIC_URL", "ftp://x"),
+            ("SCIMBUS_ADMIN_TOKEN", "short"),
+            ("SCIMBUS_MIGRATE", "maybe"),
+            ("SCIMBUS_MAX_BODY_BYTES", "1024"),
+        ] {
+            let e = settings(&[(name, value)]).unwrap_err();
+            assert_eq!(e.name, name);
+        }
+    }
+
+    #[test]
+    fn the_admin_token_is_not_printed() {
+        let s = settings(&[("SCIMBUS_ADMIN_TOKEN", "super-secret-admin-token")]).unwrap();
+        assert!(!format!("{s:?}").contains("super-secret"));
+    }
+}

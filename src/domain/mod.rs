@@ -1,0 +1,9 @@
+//! Domain values shared by every layer: parsed newtypes (tenant slugs, user names, scopes)
+//! and the records the store hands to services. Untrusted strings become these types once,
+//! at the edge; after that, functions take the newtype.
+
+mod names;
+mod records;
+
+pub use names::{ExternalId, Scope, TenantSlug, TokenName, UserName};
+pub use records::{NewUser, StoredUser, Tenant, TokenInfo, UserHot};

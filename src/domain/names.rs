@@ -1,0 +1,181 @@
+//! Newtypes with a private field and a fallible constructor (parse, don't validate).
+
+use std::fmt;
+
+use serde::{Serialize, Serializer};
+
+/// A tenant slug: `[a-z0-9-]{1,63}`, safe in URLs and AMQP routing keys (DESIGN 15).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TenantSlug(String);
+
+impl TenantSlug {
+    pub fn parse(value: &str) -> Result<Self, String> {
+        let ok = !value.is_empty()
+            && value.len() <= 63
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if ok {
+            Ok(Self(value.to_owned()))
+        } else {
+            Err(format!(
+                "tenant slug `{value}` must match [a-z0-9-]{{1,63}}"
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for TenantSlug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for TenantSlug {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+/// A SCIM `userName`: a non-empty string that is not only white space.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserName(String);
+
+impl UserName {
+    pub fn parse(value: &str) -> Result<Self, String> {
+        if value.trim().is_empty() {
+            Err("`userName` must not be empty".to_owned())
+        } else if value.len() > 1024 {
+            Err("`userName` is longer than 1024 bytes".to_owned())
+        } else {
+            Ok(Self(value.to_owned()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The comparison key of DESIGN 6.
+    pub fn folded(&self) -> String {
+        crate::scim::fold::fold(&self.0)
+    }
+}
+
+/// A client-issued `externalId` (case-exact, RFC 7643 §3.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalId(String);
+
+impl ExternalId {
+    pub fn parse(value: &str) -> Result<Self, String> {
+        if value.len() > 1024 {
+            Err("`externalId` is longer than 1024 bytes".to_owned())
+        } else {
+            Ok(Self(value.to_owned()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The name of a token, for lists and audit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenName(String);
+
+impl TokenName {
+    pub fn parse(value: &str) -> Result<Self, String> {
+        let trimmed = value.trim();
+        if trimmed.is_empty() || trimmed.len() > 100 {
+            Err("token name must be 1 to 100 characters".to_owned())
+        } else {
+            Ok(Self(trimmed.to_owned()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What a tenant token may do (DESIGN 15).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// The SCIM API of its tenant.
+    Scim,
+    /// The pull API of its tenant's events.
+    EventsRead,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 2] = [Scope::Scim, Scope::EventsRead];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Scope::Scim => "scim",
+            Scope::EventsRead => "events:read",
+        }
+    }
+
+    pub fn parse(value: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|s| s.as_str() == value)
+            .ok_or_else(|| format!("unknown scope `{value}` (known: scim, events:read)"))
+    }
+
+    /// Parses the space-separated form stored in the database.
+    pub fn parse_list(value: &str) -> Vec<Scope> {
+        value
+            .split_whitespace()
+            .filter_map(|s| Scope::parse(s).ok())
+            .collect()
+    }
+
+    pub fn join(scopes: &[Scope]) -> String {
+        scopes
+            .iter()
+            .map(Scope::as_str)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+impl Serialize for Scope {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_are_lowercase_digits_and_dashes_up_to_63() {
+        assert!(TenantSlug::parse("acme-2").is_ok());
+        assert!(TenantSlug::parse(&"a".repeat(63)).is_ok());
+        for bad in ["", "Acme", "a.b", "a_b", "a b", "é", &"a".repeat(64)] {
+            assert!(TenantSlug::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn user_names_must_not_be_blank() {
+        assert!(UserName::parse("  ").is_err());
+        assert_eq!(UserName::parse("BJensen").unwrap().folded(), "bjensen");
+    }
+
+    #[test]
+    fn scopes_round_trip_through_their_stored_form() {
+        let s = Scope::join(&[Scope::Scim, Scope::EventsRead]);
+        assert_eq!(s, "scim events:read");
+        assert_eq!(Scope::parse_list(&s), vec![Scope::Scim, Scope::EventsRead]);
+        assert!(Scope::parse("admin").is_err());
+    }
+}

@@ -1,0 +1,96 @@
+//! Authentication middleware for the tenant and admin scopes, and the extractors handlers
+//! use to get the authenticated tenant or admin.
+
+use std::future::{Ready, ready};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::header;
+use actix_web::middleware::Next;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+
+use super::error::ApiError;
+use crate::domain::Scope;
+use crate::service::Context;
+use crate::tenancy::auth::{
+    AdminActor, AuthenticatedTenant, authenticate_admin, authenticate_tenant, bearer,
+};
+
+fn context(req: &ServiceRequest) -> Result<web::Data<Context>, ApiError> {
+    req.app_data::<web::Data<Context>>()
+        .cloned()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no service context")))
+}
+
+fn token(req: &ServiceRequest) -> Option<String> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok();
+    bearer(value).map(str::to_owned)
+}
+
+/// Authenticates `/scim/v2/{tenant}/…` with a `scim`-scoped token of that tenant.
+pub async fn require_scim_token(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let ctx = context(&req)?;
+    let slug = req
+        .match_info()
+        .get("tenant")
+        .unwrap_or_default()
+        .to_owned();
+    let token = token(&req);
+    let authenticated = authenticate_tenant(
+        &ctx.store,
+        ctx.clock.as_ref(),
+        &slug,
+        token.as_deref(),
+        Scope::Scim,
+    )
+    .await
+    .map_err(ApiError::from)?;
+    tracing::Span::current().record("tenant", slug.as_str());
+    req.extensions_mut().insert(authenticated);
+    next.call(req).await
+}
+
+/// Authenticates `/admin/v1/…` with a named admin token.
+pub async fn require_admin_token(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let ctx = context(&req)?;
+    let token = token(&req);
+    let actor = authenticate_admin(&ctx.store, ctx.clock.as_ref(), token.as_deref())
+        .await
+        .map_err(ApiError::from)?;
+    req.extensions_mut().insert(actor);
+    next.call(req).await
+}
+
+impl FromRequest for AuthenticatedTenant {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(
+            req.extensions()
+                .get::<AuthenticatedTenant>()
+                .cloned()
+                .ok_or(ApiError::Unauthenticated),
+        )
+    }
+}
+
+impl FromRequest for AdminActor {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(
+            req.extensions()
+                .get::<AdminActor>()
+                .cloned()
+                .ok_or(ApiError::Unauthenticated),
+        )
+    }
+}

@@ -1,0 +1,82 @@
+//! The JSON body extractor: `application/scim+json` or `application/json` (or no content
+//! type), at most the configured size (413 otherwise, checked before and while reading),
+//! and malformed JSON answered 400 `invalidSyntax`.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::web::{self, BytesMut};
+use actix_web::{FromRequest, HttpRequest};
+use futures_util::StreamExt;
+use serde_json::Value;
+
+use super::error::ApiError;
+use crate::scim::error::ScimError;
+
+/// The request body limit, in bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+/// A parsed JSON request body.
+#[derive(Debug)]
+pub struct JsonBody(pub Value);
+
+fn acceptable(req: &HttpRequest) -> bool {
+    let Some(value) = req.headers().get(header::CONTENT_TYPE) else {
+        return true;
+    };
+    let Ok(value) = value.to_str() else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    essence.eq_ignore_ascii_case("application/scim+json")
+        || essence.eq_ignore_ascii_case("application/json")
+}
+
+impl FromRequest for JsonBody {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = req
+            .app_data::<web::Data<BodyLimit>>()
+            .map_or(crate::config::MIN_BODY_BYTES, |l| l.0);
+        let ok_type = acceptable(req);
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        let mut payload = payload.take();
+        Box::pin(async move {
+            if !ok_type {
+                return Err(ApiError::UnsupportedMediaType);
+            }
+            if declared.is_some_and(|n| n > limit) {
+                return Err(ApiError::PayloadTooLarge(limit));
+            }
+            let mut buf = BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|e| {
+                    ApiError::Scim(ScimError::invalid_syntax(format!(
+                        "cannot read the body: {e}"
+                    )))
+                })?;
+                if buf.len() + chunk.len() > limit {
+                    return Err(ApiError::PayloadTooLarge(limit));
+                }
+                buf.extend_from_slice(&chunk);
+            }
+            if buf.is_empty() {
+                return Err(ApiError::Scim(ScimError::invalid_syntax(
+                    "the request body is empty",
+                )));
+            }
+            serde_json::from_slice(&buf).map(JsonBody).map_err(|e| {
+                ApiError::Scim(ScimError::invalid_syntax(format!("malformed JSON: {e}")))
+            })
+        })
+    }
+}

@@ -1,0 +1,48 @@
+//! The HTTP surface (actix-web): one module per resource, each with its own `configure`.
+//! Authentication runs as middleware on the tenant scope, before any route inside it.
+
+pub mod admin;
+pub mod auth;
+pub mod body;
+pub mod error;
+pub mod health;
+pub mod response;
+pub mod users;
+
+use actix_web::middleware::from_fn;
+use actix_web::web;
+
+use error::ApiError;
+
+/// SCIM media type (RFC 7644 §3.1).
+pub const SCIM_JSON: &str = "application/scim+json";
+
+/// Mounts every route. `admin_enabled` is false when no admin token exists: the admin API
+/// is then not mounted at all.
+pub fn configure(cfg: &mut web::ServiceConfig, admin_enabled: bool) {
+    cfg.configure(health::configure);
+    cfg.service(
+        web::scope("/scim/v2/{tenant}")
+            .wrap(from_fn(auth::require_scim_token))
+            .configure(users::configure)
+            .default_service(web::to(unknown_route)),
+    );
+    if admin_enabled {
+        cfg.service(
+            web::scope("/admin/v1")
+                .wrap(from_fn(auth::require_admin_token))
+                .configure(admin::configure)
+                .default_service(web::to(unknown_route)),
+        );
+    }
+    cfg.default_service(web::to(unknown_route));
+}
+
+async fn unknown_route() -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::NotFound("no such endpoint".to_owned()))
+}
+
+/// The answer to a method a resource does not support.
+pub async fn method_not_allowed() -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed)
+}

@@ -1,0 +1,116 @@
+//! `/Users` (RFC 7644 §3.3–3.6): thin handlers over `service::users`.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+
+use super::body::JsonBody;
+use super::error::ApiError;
+use super::{method_not_allowed, response};
+use crate::scim::error::ScimError;
+use crate::scim::resource::Page;
+use crate::service::{Context, users};
+use crate::tenancy::auth::AuthenticatedTenant;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/Users")
+            .route(web::get().to(list))
+            .route(web::post().to(create))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/Users/{id}")
+            .route(web::get().to(get))
+            .route(web::put().to(replace))
+            .route(web::delete().to(delete))
+            .default_service(web::to(method_not_allowed)),
+    );
+}
+
+/// List parameters; any other query parameter is ignored (Entra appends its own).
+#[derive(Debug, Deserialize)]
+pub struct ListParams {
+    filter: Option<String>,
+    #[serde(rename = "startIndex")]
+    start_index: Option<String>,
+    count: Option<String>,
+}
+
+fn integer(name: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
+    value
+        .map(|v| {
+            v.trim().parse::<i64>().map_err(|_| {
+                ApiError::Scim(ScimError::invalid_value(format!(
+                    "`{name}` must be an integer"
+                )))
+            })
+        })
+        .transpose()
+}
+
+async fn list(
+    ctx: web::Data<Context>,
+    auth: AuthenticatedTenant,
+    params: web::Query<ListParams>,
+) -> Result<HttpResponse, ApiError> {
+    let page = Page::new(
+        integer("startIndex", params.start_index.as_deref())?,
+        integer("count", params.count.as_deref())?,
+    );
+    let list = users::list(&ctx, &auth.tenant, params.filter.as_deref(), page).await?;
+    Ok(response::scim(StatusCode::OK, &list))
+}
+
+async fn create(
+    ctx: web::Data<Context>,
+    auth: AuthenticatedTenant,
+    body: JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    let user = users::create(&ctx, &auth.tenant, body.0).await?;
+    Ok(response::resource(
+        StatusCode::CREATED,
+        &user.body,
+        &user.etag(),
+        user.location(),
+    ))
+}
+
+async fn get(
+    ctx: web::Data<Context>,
+    auth: AuthenticatedTenant,
+    id: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let user = users::get(&ctx, &auth.tenant, &id.1).await?;
+    Ok(response::resource(
+        StatusCode::OK,
+        &user.body,
+        &user.etag(),
+        user.location(),
+    ))
+}
+
+async fn replace(
+    ctx: web::Data<Context>,
+    auth: AuthenticatedTenant,
+    id: web::Path<(String, String)>,
+    body: JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    let replaced = users::replace(&ctx, &auth.tenant, &id.1, body.0).await?;
+    let user = replaced.user;
+    Ok(response::resource(
+        StatusCode::OK,
+        &user.body,
+        &user.etag(),
+        user.location(),
+    ))
+}
+
+async fn delete(
+    ctx: web::Data<Context>,
+    auth: AuthenticatedTenant,
+    id: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    users::delete(&ctx, &auth.tenant, &id.1).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

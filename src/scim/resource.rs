@@ -1,0 +1,89 @@
+//! Wire types shared by the resource endpoints: `meta`, ETags and list responses.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::schema::LIST_RESPONSE_URN;
+
+/// The weak ETag of a resource version (RFC 7644 §3.14); `meta.version` carries the same.
+pub fn etag(version: i64) -> String {
+    format!("W/\"{version}\"")
+}
+
+/// `GET` list response (RFC 7644 §3.4.2).
+#[derive(Debug, Serialize)]
+pub struct ListResponse {
+    pub schemas: [&'static str; 1],
+    #[serde(rename = "totalResults")]
+    pub total_results: u64,
+    #[serde(rename = "itemsPerPage")]
+    pub items_per_page: u64,
+    #[serde(rename = "startIndex")]
+    pub start_index: u64,
+    #[serde(rename = "Resources")]
+    pub resources: Vec<Value>,
+}
+
+impl ListResponse {
+    pub fn new(total_results: u64, start_index: u64, resources: Vec<Value>) -> Self {
+        Self {
+            schemas: [LIST_RESPONSE_URN],
+            total_results,
+            items_per_page: resources.len() as u64,
+            start_index,
+            resources,
+        }
+    }
+}
+
+/// Paging parameters after RFC 7644 §3.4.2.4's rules: `startIndex` below 1 means 1, a
+/// negative `count` means 0, and `count` is capped at the server's maximum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub start_index: u64,
+    pub count: u64,
+}
+
+impl Page {
+    pub const DEFAULT_COUNT: u64 = 100;
+    pub const MAX_COUNT: u64 = 1000;
+
+    pub fn new(start_index: Option<i64>, count: Option<i64>) -> Self {
+        let start_index = start_index.filter(|s| *s >= 1).unwrap_or(1) as u64;
+        let count = match count {
+            None => Self::DEFAULT_COUNT,
+            Some(c) if c < 0 => 0,
+            Some(c) => (c as u64).min(Self::MAX_COUNT),
+        };
+        Self { start_index, count }
+    }
+
+    pub fn offset(&self) -> u64 {
+        self.start_index - 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paging_follows_rfc_7644_3_4_2_4() {
+        assert_eq!(
+            Page::new(None, None),
+            Page {
+                start_index: 1,
+                count: 100
+            }
+        );
+        assert_eq!(
+            Page::new(Some(0), Some(-3)),
+            Page {
+                start_index: 1,
+                count: 0
+            }
+        );
+        assert_eq!(Page::new(Some(5), Some(5000)).count, 1000);
+        assert_eq!(Page::new(Some(5), None).offset(), 4);
+    }
+}

@@ -1,0 +1,57 @@
+//! Errors of the use cases; `http/error.rs` maps each to a status once.
+
+use scim_v2::models::errors::ScimType;
+
+use crate::scim::error::ScimError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// 4xx with the status and `scimType` it carries: the request is wrong.
+    #[error(transparent)]
+    Invalid(#[from] ScimError),
+    /// 404: no such resource in this tenant.
+    #[error("{0}")]
+    NotFound(String),
+    /// 409 `uniqueness`: a unique value is taken.
+    #[error("{0}")]
+    Conflict(String),
+    /// 500: a failure of ours; the cause goes to the log, not to the client.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ServiceError {
+    pub fn invalid_value(detail: impl Into<String>) -> Self {
+        Self::Invalid(ScimError::invalid_value(detail))
+    }
+
+    pub fn uniqueness(detail: impl Into<String>) -> Self {
+        Self::Conflict(detail.into())
+    }
+
+    /// The `scimType` of this error, if it has one.
+    pub fn scim_type(&self) -> Option<ScimType> {
+        match self {
+            Self::Invalid(e) => e.scim_type.clone(),
+            Self::Conflict(_) => Some(ScimType::Uniqueness),
+            _ => None,
+        }
+    }
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound => Self::NotFound("resource not found".to_owned()),
+            StoreError::Unique(name) => Self::Conflict(format!("a unique value is taken ({name})")),
+            other => Self::Internal(anyhow::Error::new(other)),
+        }
+    }
+}
+
+impl From<sea_orm::DbErr> for ServiceError {
+    fn from(err: sea_orm::DbErr) -> Self {
+        StoreError::from(err).into()
+    }
+}

@@ -1,0 +1,43 @@
+//! Use cases. Each write is one transaction holding the resource rows, the outbox rows and
+//! the tenant's event counter; handlers and the CLI call these and nothing below them.
+
+mod emit;
+mod error;
+pub mod tenants;
+pub mod users;
+
+use std::sync::Arc;
+
+use url::Url;
+
+use crate::clock::Clock;
+use crate::domain::TenantSlug;
+use crate::scim::schema::Registry;
+use crate::store::Store;
+
+pub use error::ServiceError;
+
+/// What every use case needs, built once in `Application::build`.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub registry: &'static Registry,
+    /// Base of every URL the service writes (`Location`, `meta.location`).
+    pub public_url: Url,
+}
+
+impl Context {
+    /// `…/scim/v2/{tenant}`, without a trailing slash.
+    pub fn scim_base(&self, tenant: &TenantSlug) -> String {
+        format!(
+            "{}/scim/v2/{}",
+            self.public_url.as_str().trim_end_matches('/'),
+            tenant
+        )
+    }
+
+    pub fn now(&self) -> String {
+        crate::scim::time::format(self.clock.now())
+    }
+}

@@ -1,0 +1,165 @@
+//! Administration of tenants and tokens, shared by the admin API and the CLI.
+
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+
+use super::{Context, ServiceError};
+use crate::domain::{Scope, Tenant, TenantSlug, TokenInfo, TokenName};
+use crate::scim::time;
+use crate::store::tokens::NewToken;
+use crate::store::{StoreError, tenants, tokens};
+use crate::tenancy::token;
+
+/// Name of the admin token bootstrapped from `SCIMBUS_ADMIN_TOKEN`.
+pub const BOOTSTRAP_ADMIN: &str = "bootstrap";
+/// Slug of the tenant `serve --demo` creates, and the name of its token.
+pub const DEMO: &str = "demo";
+
+fn slug(value: &str) -> Result<TenantSlug, ServiceError> {
+    TenantSlug::parse(value).map_err(ServiceError::invalid_value)
+}
+
+async fn live_tenant(ctx: &Context, slug_value: &str) -> Result<Tenant, ServiceError> {
+    let slug = slug(slug_value)?;
+    tenants::find_live(ctx.store.conn(), &slug)
+        .await?
+        .ok_or_else(|| ServiceError::NotFound(format!("tenant {slug} not found")))
+}
+
+#[tracing::instrument(skip(ctx), err)]
+pub async fn create_tenant(ctx: &Context, slug_value: &str) -> Result<Tenant, ServiceError> {
+    let slug = slug(slug_value)?;
+    let id = uuid::Uuid::now_v7().to_string();
+    tenants::insert(ctx.store.conn(), &id, &slug, &ctx.now())
+        .await
+        .map_err(|e| match e {
+            // A deleted tenant keeps its slug while its events are retained (DESIGN 15).
+            StoreError::Unique("tenants_slug_key") => {
+                ServiceError::uniqueness(format!("tenant slug {slug} is taken"))
+            }
+            other => other.into(),
+        })
+}
+
+pub async fn list_tenants(ctx: &Context) -> Result<Vec<Tenant>, ServiceError> {
+    Ok(tenants::list(ctx.store.conn()).await?)
+}
+
+pub async fn get_tenant(ctx: &Context, slug_value: &str) -> Result<Tenant, ServiceError> {
+    live_tenant(ctx, slug_value).await
+}
+
+/// Disables a tenant at once: marks it deleted and revokes its tokens in one transaction.
+#[tracing::instrument(skip(ctx), err)]
+pub async fn delete_tenant(ctx: &Context, slug_value: &str) -> Result<(), ServiceError> {
+    let tenant = live_tenant(ctx, slug_value).await?;
+    let txn = ctx.store.begin_write().await?;
+    let now = ctx.now();
+    tenants::mark_deleted(&txn, &tenant.id, &now).await?;
+    tokens::revoke_all(&txn, &tenant.id, None, &now).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// What to issue.
+#[derive(Debug, Clone)]
+pub struct TokenRequest {
+    pub name: String,
+    pub scopes: Vec<Scope>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Issues a token; the secret is returned once and only its hash is stored.
+#[tracing::instrument(skip(ctx, request), err)]
+pub async fn issue_token(
+    ctx: &Context,
+    slug_value: &str,
+    request: TokenRequest,
+) -> Result<(TokenInfo, SecretString), ServiceError> {
+    let tenant = live_tenant(ctx, slug_value).await?;
+    let name = TokenName::parse(&request.name).map_err(ServiceError::invalid_value)?;
+    let mut scopes = request.scopes;
+    if scopes.is_empty() {
+        scopes.push(Scope::Scim);
+    }
+    scopes.dedup();
+    let now = ctx.clock.now();
+    if request.expires_at.is_some_and(|e| e <= now) {
+        return Err(ServiceError::invalid_value("expiry must be in the future"));
+    }
+    let secret = token::generate(token::TENANT_PREFIX);
+    let id = uuid::Uuid::now_v7().to_string();
+    let info = tokens::insert(
+        ctx.store.conn(),
+        NewToken {
+            tenant_id: &tenant.id,
+            id: &id,
+            name: name.as_str(),
+            hash: &token::hash_secret(&secret),
+            scopes: &scopes,
+            now: &time::format(now),
+            expires_at: request.expires_at.map(time::format),
+        },
+    )
+    .await?;
+    Ok((info, secret))
+}
+
+pub async fn list_tokens(ctx: &Context, slug_value: &str) -> Result<Vec<TokenInfo>, ServiceError> {
+    let tenant = live_tenant(ctx, slug_value).await?;
+    Ok(tokens::list(ctx.store.conn(), &tenant.id).await?)
+}
+
+#[tracing::instrument(skip(ctx), err)]
+pub async fn revoke_token(ctx: &Context, slug_value: &str, id: &str) -> Result<(), ServiceError> {
+    let tenant = live_tenant(ctx, slug_value).await?;
+    if tokens::revoke(ctx.store.conn(), &tenant.id, id, &ctx.now()).await? {
+        Ok(())
+    } else {
+        Err(ServiceError::NotFound(format!(
+            "no live token {id} in tenant {}",
+            tenant.slug
+        )))
+    }
+}
+
+/// Stores the configured admin secret as the admin token named `bootstrap`.
+pub async fn bootstrap_admin(ctx: &Context, secret: &SecretString) -> Result<(), ServiceError> {
+    let id = uuid::Uuid::now_v7().to_string();
+    tokens::put_named_admin(
+        ctx.store.conn(),
+        &id,
+        BOOTSTRAP_ADMIN,
+        &token::hash_secret(secret),
+        &ctx.now(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Whether any admin token can authenticate (otherwise the admin API is off).
+pub async fn admin_enabled(ctx: &Context) -> Result<bool, ServiceError> {
+    Ok(tokens::count_live_admin(ctx.store.conn()).await? > 0)
+}
+
+/// `serve --demo`: the demo tenant (created if absent) and a fresh token named `demo`; the
+/// previous demo tokens are revoked, so only the last printed one works.
+pub async fn demo(ctx: &Context) -> Result<(Tenant, SecretString), ServiceError> {
+    let slug = slug(DEMO)?;
+    let tenant = match tenants::find_live(ctx.store.conn(), &slug).await? {
+        Some(t) => t,
+        None => create_tenant(ctx, DEMO).await?,
+    };
+    tokens::revoke_all(ctx.store.conn(), &tenant.id, Some(DEMO), &ctx.now()).await?;
+    let (_, secret) = issue_token(
+        ctx,
+        DEMO,
+        TokenRequest {
+            name: DEMO.to_owned(),
+            scopes: vec![Scope::Scim, Scope::EventsRead],
+            expires_at: None,
+        },
+    )
+    .await?;
+    Ok((tenant, secret))
+}

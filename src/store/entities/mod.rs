@@ -1,0 +1,7 @@
+//! SeaORM entities, one per table. They never leave the store: services get domain values.
+
+pub mod admin_token;
+pub mod outbox;
+pub mod tenant;
+pub mod token;
+pub mod user;

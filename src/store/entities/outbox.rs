@@ -1,0 +1,25 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "outbox")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub tenant_id: String,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub sequence: i64,
+    pub id: String,
+    pub event_type: String,
+    pub routing_key: String,
+    pub subject: String,
+    #[sea_orm(column_type = "JsonBinary")]
+    pub payload: Json,
+    pub created_at: String,
+    pub published_at: Option<String>,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

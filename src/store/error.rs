@@ -1,0 +1,59 @@
+//! Store errors. Unique violations are mapped by constraint name (CONVENTIONS 4).
+
+use std::path::PathBuf;
+
+use sea_orm::{DbErr, SqlErr};
+
+/// Named unique constraints and, for SQLite (whose messages name columns, not indexes),
+/// the column list that identifies them.
+const UNIQUE_CONSTRAINTS: &[(&str, &str)] = &[
+    (
+        "users_tenant_id_user_name_ci_key",
+        "users.tenant_id, users.user_name_ci",
+    ),
+    (
+        "groups_tenant_id_display_name_ci_key",
+        "groups.tenant_id, groups.display_name_ci",
+    ),
+    ("tenants_slug_key", "tenants.slug"),
+    (
+        "tokens_tenant_id_token_hash_key",
+        "tokens.tenant_id, tokens.token_hash",
+    ),
+    ("admin_tokens_token_hash_key", "admin_tokens.token_hash"),
+    ("outbox_tenant_id_id_key", "outbox.tenant_id, outbox.id"),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A named unique constraint was violated.
+    #[error("unique constraint {0} violated")]
+    Unique(&'static str),
+    /// The row does not exist (in this tenant).
+    #[error("not found")]
+    NotFound,
+    /// Another process holds the SQLite file.
+    #[error("{} is in use by another scimbus process (SQLite means one process)", .0.display())]
+    FileInUse(PathBuf),
+    /// The store cannot be opened as configured.
+    #[error("{0}")]
+    Config(String),
+    /// Stored data that does not parse (a bug or a hand edit).
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Db(DbErr),
+}
+
+impl From<DbErr> for StoreError {
+    fn from(err: DbErr) -> Self {
+        if let Some(SqlErr::UniqueConstraintViolation(message)) = err.sql_err() {
+            for (name, columns) in UNIQUE_CONSTRAINTS {
+                if message.contains(name) || message.contains(columns) {
+                    return StoreError::Unique(name);
+                }
+            }
+        }
+        StoreError::Db(err)
+    }
+}

@@ -1,0 +1,103 @@
+//! Tenants and their event counter.
+
+use sea_orm::ExprTrait;
+use sea_orm::sea_query::{Expr, Query};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+};
+
+use super::StoreError;
+use super::entities::tenant;
+use crate::domain::{Tenant, TenantSlug};
+
+fn to_domain(m: tenant::Model) -> Result<Tenant, StoreError> {
+    Ok(Tenant {
+        slug: TenantSlug::parse(&m.slug).map_err(StoreError::Corrupt)?,
+        id: m.id,
+        created_at: m.created_at,
+        deleted_at: m.deleted_at,
+    })
+}
+
+pub async fn insert(
+    conn: &impl ConnectionTrait,
+    id: &str,
+    slug: &TenantSlug,
+    now: &str,
+) -> Result<Tenant, StoreError> {
+    let model = tenant::ActiveModel {
+        id: Set(id.to_owned()),
+        slug: Set(slug.as_str().to_owned()),
+        event_seq: Set(0),
+        created_at: Set(now.to_owned()),
+        deleted_at: Set(None),
+    }
+    .insert(conn)
+    .await?;
+    to_domain(model)
+}
+
+/// The tenant with this slug, deleted or not.
+pub async fn find(
+    conn: &impl ConnectionTrait,
+    slug: &TenantSlug,
+) -> Result<Option<Tenant>, StoreError> {
+    tenant::Entity::find()
+        .filter(tenant::Column::Slug.eq(slug.as_str()))
+        .one(conn)
+        .await?
+        .map(to_domain)
+        .transpose()
+}
+
+/// The tenant with this slug if it is not deleted.
+pub async fn find_live(
+    conn: &impl ConnectionTrait,
+    slug: &TenantSlug,
+) -> Result<Option<Tenant>, StoreError> {
+    Ok(find(conn, slug).await?.filter(|t| t.deleted_at.is_none()))
+}
+
+pub async fn list(conn: &impl ConnectionTrait) -> Result<Vec<Tenant>, StoreError> {
+    tenant::Entity::find()
+        .order_by_asc(tenant::Column::Slug)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(to_domain)
+        .collect()
+}
+
+pub async fn mark_deleted(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    now: &str,
+) -> Result<(), StoreError> {
+    tenant::Entity::update_many()
+        .col_expr(tenant::Column::DeletedAt, Expr::value(now))
+        .filter(tenant::Column::Id.eq(tenant_id))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// Advances the tenant's event counter by `n` and returns the last sequence now taken.
+/// The row stays locked until commit, so sequences are gap-free and in commit order
+/// (DESIGN 10).
+pub async fn advance_sequence(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    n: i64,
+) -> Result<i64, StoreError> {
+    let stmt = Query::update()
+        .table(tenant::Entity)
+        .value(
+            tenant::Column::EventSeq,
+            Expr::col(tenant::Column::EventSeq).add(n),
+        )
+        .and_where(Expr::col(tenant::Column::Id).eq(tenant_id))
+        .returning_col(tenant::Column::EventSeq)
+        .to_owned();
+    let row = conn.query_one(&stmt).await?.ok_or(StoreError::NotFound)?;
+    Ok(row.try_get::<i64>("", "event_seq")?)
+}

@@ -1,0 +1,200 @@
+//! Tenant tokens and admin tokens, looked up by the SHA-256 of the secret.
+
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, Set,
+};
+
+use super::StoreError;
+use super::entities::{admin_token, token};
+use crate::domain::{Scope, TokenInfo};
+
+/// A token row needed to authenticate a request.
+#[derive(Debug, Clone)]
+pub struct TokenRecord {
+    pub id: String,
+    pub name: String,
+    pub scopes: Vec<Scope>,
+    pub expires_at: Option<String>,
+    pub revoked_at: Option<String>,
+}
+
+fn info(m: token::Model) -> TokenInfo {
+    TokenInfo {
+        id: m.id,
+        name: m.name,
+        scopes: Scope::parse_list(&m.scopes),
+        created_at: m.created_at,
+        expires_at: m.expires_at,
+        revoked_at: m.revoked_at,
+        last_used_at: m.last_used_at,
+    }
+}
+
+/// A new token's row.
+pub struct NewToken<'a> {
+    pub tenant_id: &'a str,
+    pub id: &'a str,
+    pub name: &'a str,
+    pub hash: &'a str,
+    pub scopes: &'a [Scope],
+    pub now: &'a str,
+    pub expires_at: Option<String>,
+}
+
+pub async fn insert(conn: &impl ConnectionTrait, t: NewToken<'_>) -> Result<TokenInfo, StoreError> {
+    let model = token::ActiveModel {
+        tenant_id: Set(t.tenant_id.to_owned()),
+        id: Set(t.id.to_owned()),
+        name: Set(t.name.to_owned()),
+        token_hash: Set(t.hash.to_owned()),
+        scopes: Set(Scope::join(t.scopes)),
+        created_at: Set(t.now.to_owned()),
+        expires_at: Set(t.expires_at),
+        revoked_at: Set(None),
+        last_used_at: Set(None),
+    }
+    .insert(conn)
+    .await?;
+    Ok(info(model))
+}
+
+pub async fn find_by_hash(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    hash: &str,
+) -> Result<Option<TokenRecord>, StoreError> {
+    Ok(token::Entity::find()
+        .filter(token::Column::TenantId.eq(tenant_id))
+        .filter(token::Column::TokenHash.eq(hash))
+        .one(conn)
+        .await?
+        .map(|m| TokenRecord {
+            scopes: Scope::parse_list(&m.scopes),
+            id: m.id,
+            name: m.name,
+            expires_at: m.expires_at,
+            revoked_at: m.revoked_at,
+        }))
+}
+
+pub async fn list(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+) -> Result<Vec<TokenInfo>, StoreError> {
+    Ok(token::Entity::find()
+        .filter(token::Column::TenantId.eq(tenant_id))
+        .order_by_asc(token::Column::CreatedAt)
+        .order_by_asc(token::Column::Id)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(info)
+        .collect())
+}
+
+/// Revokes one live token; `false` when there is no live token with that id.
+pub async fn revoke(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    id: &str,
+    now: &str,
+) -> Result<bool, StoreError> {
+    let result = token::Entity::update_many()
+        .col_expr(token::Column::RevokedAt, Expr::value(now))
+        .filter(token::Column::TenantId.eq(tenant_id))
+        .filter(token::Column::Id.eq(id))
+        .filter(token::Column::RevokedAt.is_null())
+        .exec(conn)
+        .await?;
+    Ok(result.rows_affected > 0)
+}
+
+/// Revokes every live token of a tenant, or only those named `name`.
+pub async fn revoke_all(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    name: Option<&str>,
+    now: &str,
+) -> Result<u64, StoreError> {
+    let mut update = token::Entity::update_many()
+        .col_expr(token::Column::RevokedAt, Expr::value(now))
+        .filter(token::Column::TenantId.eq(tenant_id))
+        .filter(token::Column::RevokedAt.is_null());
+    if let Some(name) = name {
+        update = update.filter(token::Column::Name.eq(name));
+    }
+    Ok(update.exec(conn).await?.rows_affected)
+}
+
+/// An admin token row needed to authenticate a request.
+#[derive(Debug, Clone)]
+pub struct AdminRecord {
+    pub id: String,
+    pub name: String,
+    pub expires_at: Option<String>,
+    pub revoked_at: Option<String>,
+}
+
+pub async fn find_admin_by_hash(
+    conn: &impl ConnectionTrait,
+    hash: &str,
+) -> Result<Option<AdminRecord>, StoreError> {
+    Ok(admin_token::Entity::find()
+        .filter(admin_token::Column::TokenHash.eq(hash))
+        .one(conn)
+        .await?
+        .map(|m| AdminRecord {
+            id: m.id,
+            name: m.name,
+            expires_at: m.expires_at,
+            revoked_at: m.revoked_at,
+        }))
+}
+
+/// Stores the bootstrap admin token under `name`, replacing an earlier secret of that name.
+pub async fn put_named_admin(
+    conn: &impl ConnectionTrait,
+    id: &str,
+    name: &str,
+    hash: &str,
+    now: &str,
+) -> Result<(), StoreError> {
+    if find_admin_by_hash(conn, hash)
+        .await?
+        .is_some_and(|t| t.revoked_at.is_none())
+    {
+        return Ok(());
+    }
+    admin_token::Entity::update_many()
+        .col_expr(admin_token::Column::RevokedAt, Expr::value(now))
+        .filter(admin_token::Column::Name.eq(name))
+        .filter(admin_token::Column::RevokedAt.is_null())
+        .exec(conn)
+        .await?;
+    admin_token::Entity::delete_many()
+        .filter(admin_token::Column::TokenHash.eq(hash))
+        .exec(conn)
+        .await?;
+    admin_token::ActiveModel {
+        id: Set(id.to_owned()),
+        name: Set(name.to_owned()),
+        token_hash: Set(hash.to_owned()),
+        created_at: Set(now.to_owned()),
+        expires_at: Set(None),
+        revoked_at: Set(None),
+        last_used_at: Set(None),
+    }
+    .insert(conn)
+    .await?;
+    Ok(())
+}
+
+/// How many admin tokens are not revoked.
+pub async fn count_live_admin(conn: &impl ConnectionTrait) -> Result<u64, StoreError> {
+    Ok(admin_token::Entity::find()
+        .filter(admin_token::Column::RevokedAt.is_null())
+        .count(conn)
+        .await?)
+}

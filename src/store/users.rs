@@ -1,0 +1,194 @@
+//! Users: the SCIM document with hot columns beside it. Every function takes the tenant.
+
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set,
+};
+use serde_json::Value;
+
+use super::StoreError;
+use super::entities::user;
+use crate::domain::{NewUser, StoredUser};
+use crate::scim::filter::{EqFilter, HotAttribute};
+use crate::scim::fold::fold;
+
+fn to_domain(m: user::Model) -> Result<StoredUser, StoreError> {
+    let Value::Object(document) = m.resource else {
+        return Err(StoreError::Corrupt(format!(
+            "user {} is not an object",
+            m.id
+        )));
+    };
+    Ok(StoredUser {
+        id: m.id,
+        active: m.active,
+        document,
+        version: m.version,
+        created_at: m.created_at,
+        updated_at: m.updated_at,
+    })
+}
+
+fn columns(
+    new: &NewUser,
+) -> (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+) {
+    let hot = &new.hot;
+    (
+        hot.user_name.as_str().to_owned(),
+        hot.user_name.folded(),
+        hot.external_id.as_ref().map(|e| e.as_str().to_owned()),
+        hot.display_name.clone(),
+        hot.display_name.as_deref().map(fold),
+    )
+}
+
+pub async fn insert(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    id: &str,
+    new: NewUser,
+    now: &str,
+) -> Result<StoredUser, StoreError> {
+    let (user_name, user_name_ci, external_id, display_name, display_name_ci) = columns(&new);
+    let model = user::ActiveModel {
+        tenant_id: Set(tenant_id.to_owned()),
+        id: Set(id.to_owned()),
+        user_name: Set(user_name),
+        user_name_ci: Set(user_name_ci),
+        external_id: Set(external_id),
+        active: Set(new.hot.active),
+        display_name: Set(display_name),
+        display_name_ci: Set(display_name_ci),
+        resource: Set(Value::Object(new.document)),
+        version: Set(1),
+        created_at: Set(now.to_owned()),
+        updated_at: Set(now.to_owned()),
+    }
+    .insert(conn)
+    .await?;
+    to_domain(model)
+}
+
+pub async fn find(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    id: &str,
+) -> Result<Option<StoredUser>, StoreError> {
+    user::Entity::find_by_id((tenant_id.to_owned(), id.to_owned()))
+        .one(conn)
+        .await?
+        .map(to_domain)
+        .transpose()
+}
+
+/// Reads a user and locks its row until the transaction ends (PostgreSQL `FOR UPDATE`;
+/// SQLite's write transactions are serialised already).
+pub async fn find_for_update(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    id: &str,
+) -> Result<Option<StoredUser>, StoreError> {
+    user::Entity::find_by_id((tenant_id.to_owned(), id.to_owned()))
+        .lock_exclusive()
+        .one(conn)
+        .await?
+        .map(to_domain)
+        .transpose()
+}
+
+/// Replaces a user's document and hot columns and sets its version.
+pub async fn update(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    id: &str,
+    new: NewUser,
+    version: i64,
+    now: &str,
+) -> Result<StoredUser, StoreError> {
+    let (user_name, user_name_ci, external_id, display_name, display_name_ci) = columns(&new);
+    let model = user::ActiveModel {
+        tenant_id: Set(tenant_id.to_owned()),
+        id: Set(id.to_owned()),
+        user_name: Set(user_name),
+        user_name_ci: Set(user_name_ci),
+        external_id: Set(external_id),
+        active: Set(new.hot.active),
+        display_name: Set(display_name),
+        display_name_ci: Set(display_name_ci),
+        resource: Set(Value::Object(new.document)),
+        version: Set(version),
+        updated_at: Set(now.to_owned()),
+        ..Default::default()
+    }
+    .update(conn)
+    .await
+    .map_err(|e| match e {
+        sea_orm::DbErr::RecordNotUpdated => StoreError::NotFound,
+        other => other.into(),
+    })?;
+    to_domain(model)
+}
+
+pub async fn delete(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    id: &str,
+) -> Result<(), StoreError> {
+    let result = user::Entity::delete_by_id((tenant_id.to_owned(), id.to_owned()))
+        .exec(conn)
+        .await?;
+    if result.rows_affected == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+fn condition(tenant_id: &str, filter: Option<&EqFilter>) -> Condition {
+    let mut cond = Condition::all().add(user::Column::TenantId.eq(tenant_id));
+    if let Some(f) = filter {
+        cond = cond.add(match f.attribute {
+            HotAttribute::Id => user::Column::Id.eq(f.value.as_str()),
+            HotAttribute::UserName => user::Column::UserNameCi.eq(fold(&f.value)),
+            HotAttribute::ExternalId => user::Column::ExternalId.eq(f.value.as_str()),
+            HotAttribute::DisplayName => user::Column::DisplayNameCi.eq(fold(&f.value)),
+        });
+    }
+    cond
+}
+
+/// One page of a tenant's users in the stable default order (`created_at`, `id`), and the
+/// total that match.
+pub async fn list(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    filter: Option<&EqFilter>,
+    offset: u64,
+    limit: u64,
+) -> Result<(u64, Vec<StoredUser>), StoreError> {
+    let total = user::Entity::find()
+        .filter(condition(tenant_id, filter))
+        .count(conn)
+        .await?;
+    if limit == 0 {
+        return Ok((total, Vec::new()));
+    }
+    let rows = user::Entity::find()
+        .filter(condition(tenant_id, filter))
+        .order_by_asc(user::Column::CreatedAt)
+        .order_by_asc(user::Column::Id)
+        .offset(offset)
+        .limit(limit)
+        .all(conn)
+        .await?;
+    let users = rows
+        .into_iter()
+        .map(to_domain)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((total, users))
+}

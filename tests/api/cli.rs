@@ -1,0 +1,182 @@
+//! The binary: `serve --demo` prints a curl line that works, refuses non-loopback
+//! addresses, and revokes the previous demo token; `tenant`/`token` commands; one process
+//! per SQLite file.
+
+use std::process::Stdio;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::helpers::{ADMIN_TOKEN, settings};
+
+fn scimbus(dir: &tempfile::TempDir) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_scimbus"));
+    command
+        .env_clear()
+        .env(
+            "SCIMBUS_DATABASE_URL",
+            format!("sqlite://{}/cli.db?mode=rwc", dir.path().display()),
+        )
+        .env("SCIMBUS_LISTEN", "127.0.0.1:0")
+        .env("SCIMBUS_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+/// Starts `serve --demo` and returns the child with its URL and token, read from the curl
+/// line it prints.
+async fn start_demo(dir: &tempfile::TempDir) -> (Child, String, String) {
+    let mut child = scimbus(dir).args(["serve", "--demo"]).spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if let Some(curl) = line.trim().strip_prefix("curl -H 'Authorization: Bearer ") {
+            let (token, rest) = curl.split_once("' ").unwrap();
+            return (child, rest.trim().to_owned(), token.to_owned());
+        }
+    }
+    panic!("serve --demo printed no curl line");
+}
+
+#[tokio::test]
+async fn serve_demo_prints_a_curl_line_that_works_and_revokes_the_previous_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut first, url, first_token) = start_demo(&dir).await;
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.ends_with("/scim/v2/demo/Users"),
+        "{url}"
+    );
+    let client = reqwest::Client::new();
+    let response = client
+        .get(&url)
+        .bearer_auth(&first_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    first.kill().await.unwrap();
+
+    let (mut second, url, second_token) = start_demo(&dir).await;
+    assert_ne!(first_token, second_token);
+    let stale = client
+        .get(&url)
+        .bearer_auth(&first_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), 401);
+    let fresh = client
+        .get(&url)
+        .bearer_auth(&second_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fresh.status(), 200);
+    second.kill().await.unwrap();
+}
+
+#[tokio::test]
+async fn serve_demo_refuses_a_non_loopback_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = scimbus(&dir)
+        .env("SCIMBUS_LISTEN", "0.0.0.0:0")
+        .args(["serve", "--demo"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("loopback"));
+}
+
+#[tokio::test]
+async fn a_second_process_on_the_same_sqlite_file_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut running, _, _) = start_demo(&dir).await;
+    let output = scimbus(&dir)
+        .args(["tenant", "list"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("in use by another scimbus process"),
+        "{stderr}"
+    );
+    running.kill().await.unwrap();
+}
+
+#[tokio::test]
+async fn tenant_and_token_commands_issue_a_token_that_authenticates() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let mut command = scimbus(&dir);
+        command.args(args);
+        async move {
+            let output = command.output().await.unwrap();
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            String::from_utf8(output.stdout).unwrap()
+        }
+    };
+    run(&["migrate"]).await;
+    run(&["tenant", "create", "acme"]).await;
+    let issued = run(&[
+        "token", "issue", "--tenant", "acme", "--name", "okta", "--scope", "scim",
+    ])
+    .await;
+    let token = issued.lines().last().unwrap().trim().to_owned();
+    assert!(token.starts_with("scimbus_t_"));
+    let listed = run(&["token", "list", "--tenant", "acme"]).await;
+    assert!(listed.contains("okta") && !listed.contains(&token));
+    assert!(run(&["tenant", "list"]).await.contains("acme"));
+
+    let app = scimbus::startup::Application::build(settings(&[
+        (
+            "SCIMBUS_DATABASE_URL",
+            format!("sqlite://{}/cli.db?mode=rwc", dir.path().display()),
+        ),
+        ("SCIMBUS_LISTEN", "127.0.0.1:0".to_owned()),
+        ("SCIMBUS_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
+    ]))
+    .await
+    .unwrap();
+    let url = format!("http://127.0.0.1:{}/scim/v2/acme/Users", app.port());
+    let ctx = app.context().clone();
+    tokio::spawn(app.run_until_stopped());
+    let client = reqwest::Client::new();
+    assert_eq!(
+        client
+            .get(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let id = scimbus::service::tenants::list_tokens(&ctx, "acme")
+        .await
+        .unwrap()[0]
+        .id
+        .clone();
+    scimbus::service::tenants::revoke_token(&ctx, "acme", &id)
+        .await
+        .unwrap();
+    assert_eq!(
+        client
+            .get(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+}

@@ -1,0 +1,301 @@
+//! `spawn_app`: a scimbus on 127.0.0.1:0 over a fresh database, a tenant `acme` with a
+//! `scim` token, a second tenant `other`, an admin token and a manual clock.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{TimeZone, Utc};
+use reqwest::{Client, Response};
+use scimbus::clock::ManualClock;
+use scimbus::config::Settings;
+use scimbus::domain::{Scope, TenantSlug};
+use scimbus::service::Context;
+use scimbus::service::tenants::{self, TokenRequest};
+use scimbus::startup::Application;
+use scimbus::store::{Store, outbox, tenants as tenant_store};
+use secrecy::ExposeSecret;
+use serde_json::Value;
+use tokio::sync::OnceCell;
+
+pub const USER_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+pub const ERROR_URN: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs each named `async fn name(backend: Backend)` as `name::sqlite` and `name::postgres`.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::helpers::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::helpers::Backend::Postgres).await
+            }
+        }
+    )*};
+}
+
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>`
+    pub address: String,
+    /// `<address>/scim/v2/acme`
+    pub base: String,
+    pub client: Client,
+    pub token: String,
+    pub tenant: String,
+    pub ctx: Context,
+    pub clock: Arc<ManualClock>,
+    _dir: tempfile::TempDir,
+}
+
+fn admin_url() -> String {
+    std::env::var("SCIMBUS_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+fn database_url(admin: &str, name: &str) -> String {
+    match admin.rsplit_once('/') {
+        Some((server, _)) => format!("{server}/{name}"),
+        None => format!("{admin}/{name}"),
+    }
+}
+
+const TEMPLATE: &str = "scimbus_test_template";
+
+/// Migrates a template database once per test process (leftovers of earlier runs dropped).
+async fn template() -> &'static str {
+    static READY: OnceCell<()> = OnceCell::const_new();
+    READY
+        .get_or_init(|| async {
+            use sea_orm::{ConnectionTrait, Database};
+            let admin = Database::connect(admin_url())
+                .await
+                .expect("PostgreSQL answers");
+            let rows = admin
+                .query_all_raw(sea_orm::Statement::from_string(
+                    admin.get_database_backend(),
+                    "SELECT datname FROM pg_database WHERE datname LIKE 'scimbus_test_%'",
+                ))
+                .await
+                .unwrap();
+            for row in rows {
+                let name: String = row.try_get("", "datname").unwrap();
+                admin
+                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .await
+                    .unwrap();
+            }
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE {TEMPLATE}"))
+                .await
+                .unwrap();
+            let store = Store::connect(&database_url(&admin_url(), TEMPLATE))
+                .await
+                .unwrap();
+            store.migrate().await.unwrap();
+            store.close().await.unwrap();
+            admin.close().await.unwrap();
+        })
+        .await;
+    TEMPLATE
+}
+
+/// A fresh PostgreSQL database, copied from the migrated template.
+pub async fn fresh_postgres() -> String {
+    use sea_orm::{ConnectionTrait, Database};
+    let template = template().await;
+    let name = format!("scimbus_test_{}", uuid::Uuid::new_v4().simple());
+    let admin = Database::connect(admin_url()).await.unwrap();
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name} TEMPLATE {template}"))
+        .await
+        .unwrap();
+    admin.close().await.unwrap();
+    database_url(&admin_url(), &name)
+}
+
+pub async fn database_for(backend: Backend, dir: &tempfile::TempDir) -> String {
+    match backend {
+        Backend::Sqlite => format!("sqlite://{}/scimbus.db?mode=rwc", dir.path().display()),
+        Backend::Postgres => fresh_postgres().await,
+    }
+}
+
+pub fn settings(vars: &[(&str, String)]) -> Settings {
+    let map: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect();
+    Settings::from_lookup(|k| map.get(k).cloned()).unwrap()
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, &[]).await
+}
+
+/// Like `spawn_app`, with extra `SCIMBUS_*` settings.
+pub async fn spawn_app_with(backend: Backend, extra: &[(&str, String)]) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let mut vars = vec![
+        ("SCIMBUS_DATABASE_URL", database_for(backend, &dir).await),
+        ("SCIMBUS_LISTEN", "127.0.0.1:0".to_owned()),
+        ("SCIMBUS_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
+    ];
+    vars.extend(extra.iter().cloned());
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+    ));
+    let app = Application::build_with_clock(settings(&vars), clock.clone())
+        .await
+        .unwrap();
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let ctx = app.context().clone();
+    tokio::spawn(app.run_until_stopped());
+
+    tenants::create_tenant(&ctx, "acme").await.unwrap();
+    tenants::create_tenant(&ctx, "other").await.unwrap();
+    let token = issue(&ctx, "acme", vec![Scope::Scim]).await;
+    TestApp {
+        base: format!("{address}/scim/v2/acme"),
+        address,
+        client: Client::new(),
+        token,
+        tenant: "acme".to_owned(),
+        ctx,
+        clock,
+        _dir: dir,
+    }
+}
+
+/// Issues a token of `tenant` with `scopes` and returns its secret.
+pub async fn issue(ctx: &Context, tenant: &str, scopes: Vec<Scope>) -> String {
+    let (_, secret) = tenants::issue_token(
+        ctx,
+        tenant,
+        TokenRequest {
+            name: "test".to_owned(),
+            scopes,
+            expires_at: None,
+        },
+    )
+    .await
+    .unwrap();
+    secret.expose_secret().to_owned()
+}
+
+pub fn user(user_name: &str) -> Value {
+    serde_json::json!({"schemas": [USER_URN], "userName": user_name})
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(&self.token)
+            .header("Content-Type", "application/scim+json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> Response {
+        self.client
+            .put(self.url(path))
+            .bearer_auth(&self.token)
+            .header("Content-Type", "application/scim+json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn delete(&self, path: &str) -> Response {
+        self.client
+            .delete(self.url(path))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Creates a user and returns its representation.
+    pub async fn create_user(&self, body: &Value) -> Value {
+        let response = self.post("/Users", body).await;
+        assert_eq!(response.status(), 201, "{:?}", response.text().await);
+        response.json().await.unwrap()
+    }
+
+    /// Users of `acme` with a raw filter, as the list body.
+    pub async fn list_users(&self, query: &[(&str, &str)]) -> Value {
+        let response = self
+            .client
+            .get(self.url("/Users"))
+            .bearer_auth(&self.token)
+            .query(query)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    /// Every event row of a tenant, in sequence order.
+    pub async fn events_of(&self, tenant: &str) -> Vec<outbox::StoredEvent> {
+        let slug = TenantSlug::parse(tenant).unwrap();
+        let t = tenant_store::find(self.ctx.store.conn(), &slug)
+            .await
+            .unwrap()
+            .unwrap();
+        outbox::list_after(self.ctx.store.conn(), &t.id, 0)
+            .await
+            .unwrap()
+    }
+
+    pub async fn events(&self) -> Vec<outbox::StoredEvent> {
+        self.events_of(&self.tenant).await
+    }
+
+    pub async fn user_count(&self) -> u64 {
+        self.list_users(&[]).await["totalResults"].as_u64().unwrap()
+    }
+}
+
+/// Asserts a SCIM error body with `status` and `scim_type`, and returns it.
+pub async fn assert_scim_error(response: Response, status: u16, scim_type: Option<&str>) -> Value {
+    assert_eq!(response.status().as_u16(), status);
+    assert_eq!(
+        response.headers()["content-type"].to_str().unwrap(),
+        "application/scim+json"
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["schemas"], serde_json::json!([ERROR_URN]), "{body}");
+    assert_eq!(body["status"], status.to_string(), "{body}");
+    match scim_type {
+        Some(t) => assert_eq!(body["scimType"], t, "{body}"),
+        None => assert!(body.get("scimType").is_none(), "{body}"),
+    }
+    body
+}

@@ -1,0 +1,15 @@
+//! The API tests: one binary, a server on port 0 per test, a fresh database per test, every
+//! storage test on SQLite and on PostgreSQL (from a migrated template database).
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+
+mod admin;
+mod auth;
+mod cli;
+mod errors;
+mod health;
+mod outbox;
+mod users;

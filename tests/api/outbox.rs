@@ -1,0 +1,155 @@
+//! Every user write inserts its event rows in the same transaction, numbered by the
+//! tenant's gap-free sequence, in the envelope and `data` of DESIGN 11, valid against the
+//! committed JSON Schemas.
+
+use serde_json::{Value, json};
+
+use crate::both_backends;
+use crate::helpers::{Backend, USER_URN, spawn_app, user};
+
+both_backends!(
+    each_user_write_appends_one_event_in_sequence_with_its_version,
+    events_carry_the_cloudevents_envelope_and_validate_against_their_schema,
+    an_update_event_names_what_changed_and_its_previous_values,
+);
+
+fn schema_for(event_type: &str) -> Value {
+    let path = format!(
+        "{}/openapi/events/{event_type}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap()
+}
+
+async fn each_user_write_appends_one_event_in_sequence_with_its_version(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let created = app.create_user(&user("bjensen")).await;
+    let path = format!("/Users/{}", created["id"].as_str().unwrap());
+    let mut body = user("bjensen");
+    body["title"] = json!("Tour Guide");
+    assert_eq!(app.put(&path, &body).await.status(), 200);
+    body["active"] = json!(false);
+    assert_eq!(app.put(&path, &body).await.status(), 200);
+    body["active"] = json!(true);
+    body["title"] = json!("Manager");
+    assert_eq!(app.put(&path, &body).await.status(), 200);
+    assert_eq!(app.delete(&path).await.status(), 204);
+
+    let events = app.events().await;
+    let summary: Vec<(i64, &str, i64)> = events
+        .iter()
+        .map(|e| {
+            (
+                e.sequence,
+                e.event_type.as_str(),
+                e.payload["data"]["version"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (1, "scimbus.user.created", 1),
+            (2, "scimbus.user.updated", 2),
+            (3, "scimbus.user.deactivated", 3),
+            (4, "scimbus.user.reactivated", 4),
+            (5, "scimbus.user.deleted", 5),
+        ]
+    );
+    let keys: Vec<&str> = events.iter().map(|e| e.routing_key.as_str()).collect();
+    assert_eq!(
+        keys,
+        vec![
+            "acme.user.created",
+            "acme.user.updated",
+            "acme.user.deactivated",
+            "acme.user.reactivated",
+            "acme.user.deleted"
+        ]
+    );
+    assert!(events.iter().all(|e| e.published_at.is_none()));
+    // The reactivation also changed the title, and says so.
+    assert_eq!(
+        events[3].payload["data"]["changed"],
+        json!(["active", "title"])
+    );
+}
+
+async fn events_carry_the_cloudevents_envelope_and_validate_against_their_schema(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+    let created = app
+        .create_user(&json!({"schemas": [USER_URN, enterprise], "userName": "bjensen", "active": true, enterprise: {"department": "Tour"}, "x-custom": 1}))
+        .await;
+    let id = created["id"].as_str().unwrap();
+    let path = format!("/Users/{id}");
+    let mut body = user("bjensen");
+    body["active"] = json!(false);
+    app.put(&path, &body).await;
+    body["active"] = json!(true);
+    app.put(&path, &body).await;
+    body["nickName"] = json!("Babs");
+    app.put(&path, &body).await;
+    app.delete(&path).await;
+
+    let events = app.events().await;
+    assert_eq!(events.len(), 5);
+    for event in &events {
+        let payload = &event.payload;
+        assert_eq!(payload["specversion"], "1.0");
+        assert_eq!(payload["id"], event.id.as_str());
+        assert_eq!(payload["type"], event.event_type.as_str());
+        assert_eq!(payload["source"], "/scim/v2/acme");
+        assert_eq!(payload["subject"], format!("Users/{id}"));
+        assert_eq!(payload["tenant"], "acme");
+        assert_eq!(payload["sequence"], format!("{:019}", event.sequence));
+        assert_eq!(payload["datacontenttype"], "application/json");
+        assert_eq!(
+            payload["dataschema"],
+            format!("urn:scimbus:events:v1:{}", event.event_type)
+        );
+        assert_eq!(
+            uuid::Uuid::parse_str(&event.id).unwrap().get_version_num(),
+            7
+        );
+        assert!(payload["data"]["resource"].get("groups").is_none());
+        assert!(payload["data"]["resource"].get("password").is_none());
+
+        let schema = schema_for(&event.event_type);
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(payload)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{} does not fit its schema: {errors:?}",
+            event.event_type
+        );
+    }
+    assert_eq!(events[0].payload["data"]["resource"], created);
+}
+
+async fn an_update_event_names_what_changed_and_its_previous_values(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let created = app
+        .create_user(&json!({"schemas": [USER_URN], "userName": "bjensen", "title": "Guide", "nickName": "B"}))
+        .await;
+    let path = format!("/Users/{}", created["id"].as_str().unwrap());
+    let replaced: Value = app
+        .put(&path, &json!({"schemas": [USER_URN], "userName": "bjensen", "title": "Manager", "displayName": "Babs"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let events = app.events().await;
+    let data = &events[1].payload["data"];
+    assert_eq!(data["changed"], json!(["displayName", "nickName", "title"]));
+    assert_eq!(
+        data["previous"],
+        json!({"displayName": null, "nickName": "B", "title": "Guide"})
+    );
+    assert_eq!(data["resource"], replaced);
+    assert_eq!(data["version"], 2);
+}
