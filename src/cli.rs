@@ -11,9 +11,10 @@ use url::Url;
 use crate::clock::SystemClock;
 use crate::config::Settings;
 use crate::domain::Scope;
+use crate::events::Relay;
 use crate::service::{Context, tenants};
 use crate::startup::{Application, open_context};
-use crate::store::Store;
+use crate::store::{Backend, Store};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -35,6 +36,8 @@ pub enum Command {
         #[arg(long)]
         demo: bool,
     },
+    /// Run only the relay (PostgreSQL only; on SQLite `serve` runs it in process).
+    Relay,
     /// Apply pending database migrations and exit.
     Migrate,
     /// Manage tenants.
@@ -90,6 +93,7 @@ pub enum TokenCommand {
 pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { demo } => serve(settings, demo).await,
+        Command::Relay => relay(settings).await,
         Command::Migrate => {
             let store = Store::connect(&settings.database_url).await?;
             store.migrate().await?;
@@ -136,6 +140,28 @@ async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
         println!("scimbus is serving on {base} (health: {base}/healthz)");
     }
     app.run_until_stopped().await?;
+    Ok(())
+}
+
+async fn relay(settings: Settings) -> anyhow::Result<()> {
+    let Some(relay_settings) = settings.relay.clone() else {
+        bail!("set SCIMBUS_AMQP_URL: the relay publishes to RabbitMQ");
+    };
+    let ctx = offline_context(&settings).await?;
+    if ctx.store.backend() != Backend::Postgres {
+        bail!("`scimbus relay` needs PostgreSQL; on SQLite `scimbus serve` runs the relay");
+    }
+    let relay = Relay::new(
+        ctx.store.clone(),
+        ctx.clock.clone(),
+        relay_settings,
+        ctx.relay_metrics.clone(),
+    );
+    println!("relay running; waiting for leadership and events");
+    tokio::select! {
+        () = relay.run(ctx.events_written.clone()) => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 //! they are never printed by `Debug`. Nothing here is global: `Settings` is passed along.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use secrecy::SecretString;
 use url::Url;
@@ -30,6 +31,42 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// `SCIMBUS_LOG`: tracing filter, e.g. `info` or `scimbus=debug`.
     pub log: String,
+    /// The relay's broker and topology; `None` without `SCIMBUS_AMQP_URL`.
+    pub relay: Option<RelaySettings>,
+}
+
+/// Where and how the relay publishes (DESIGN 12).
+#[derive(Clone)]
+pub struct RelaySettings {
+    /// `SCIMBUS_AMQP_URL`, e.g. `amqp://guest:guest@127.0.0.1:5672/%2f`.
+    pub amqp_url: SecretString,
+    /// `SCIMBUS_AMQP_EXCHANGE`: the topic exchange events go to.
+    pub exchange: String,
+    /// `SCIMBUS_AMQP_UNROUTED_EXCHANGE`: its alternate exchange (fanout).
+    pub unrouted_exchange: String,
+    /// `SCIMBUS_AMQP_UNROUTED_QUEUE`: the durable queue behind the alternate exchange.
+    pub unrouted_queue: String,
+    /// `SCIMBUS_AMQP_UNROUTED_MAX_LENGTH`: its length limit (oldest dropped first).
+    pub unrouted_max_length: u32,
+    /// `SCIMBUS_RELAY_BATCH_SIZE`: events per publish batch.
+    pub batch_size: u64,
+    /// `SCIMBUS_RELAY_POLL_MS`: how often the relay looks without a wake-up, and how often
+    /// a standby relay tries to become leader.
+    pub poll_interval: Duration,
+    /// `SCIMBUS_RELAY_MAX_MESSAGE_BYTES`: larger events are parked as unpublishable.
+    pub max_message_bytes: usize,
+}
+
+impl std::fmt::Debug for RelaySettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RelaySettings")
+            .field("amqp_url", &"[redacted]")
+            .field("exchange", &self.exchange)
+            .field("unrouted_exchange", &self.unrouted_exchange)
+            .field("unrouted_queue", &self.unrouted_queue)
+            .field("batch_size", &self.batch_size)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +153,57 @@ impl Settings {
             }
         };
         let log = get("SCIMBUS_LOG").unwrap_or_else(|| "info".to_owned());
+        let number = |name: &'static str, default: u64, min: u64| -> Result<u64, ConfigError> {
+            match get(name) {
+                None => Ok(default),
+                Some(v) => match v.trim().parse::<u64>() {
+                    Ok(n) if n >= min => Ok(n),
+                    _ => Err(err(name, format!("`{v}` is not a whole number ≥ {min}"))),
+                },
+            }
+        };
+        let relay = match get("SCIMBUS_AMQP_URL") {
+            None => None,
+            Some(url) => {
+                if !(url.starts_with("amqp://") || url.starts_with("amqps://")) {
+                    return Err(err(
+                        "SCIMBUS_AMQP_URL",
+                        "must start with amqp:// or amqps://".to_owned(),
+                    ));
+                }
+                let name = |var: &'static str, default: &str| -> Result<String, ConfigError> {
+                    let value = get(var).unwrap_or_else(|| default.to_owned());
+                    if value.len() > 255 || value.chars().any(char::is_whitespace) {
+                        Err(err(
+                            var,
+                            "must be 1 to 255 characters without spaces".to_owned(),
+                        ))
+                    } else {
+                        Ok(value)
+                    }
+                };
+                Some(RelaySettings {
+                    amqp_url: SecretString::from(url),
+                    exchange: name("SCIMBUS_AMQP_EXCHANGE", "scimbus.events")?,
+                    unrouted_exchange: name("SCIMBUS_AMQP_UNROUTED_EXCHANGE", "scimbus.unrouted")?,
+                    unrouted_queue: name("SCIMBUS_AMQP_UNROUTED_QUEUE", "scimbus.unrouted")?,
+                    unrouted_max_length: u32::try_from(number(
+                        "SCIMBUS_AMQP_UNROUTED_MAX_LENGTH",
+                        100_000,
+                        1,
+                    )?)
+                    .map_err(|_| err("SCIMBUS_AMQP_UNROUTED_MAX_LENGTH", "too large".to_owned()))?,
+                    batch_size: number("SCIMBUS_RELAY_BATCH_SIZE", 500, 1)?,
+                    poll_interval: Duration::from_millis(number("SCIMBUS_RELAY_POLL_MS", 1000, 1)?),
+                    max_message_bytes: usize::try_from(number(
+                        "SCIMBUS_RELAY_MAX_MESSAGE_BYTES",
+                        64 * 1024 * 1024,
+                        1024,
+                    )?)
+                    .unwrap_or(usize::MAX),
+                })
+            }
+        };
         Ok(Self {
             database_url,
             listen,
@@ -124,6 +212,7 @@ impl Settings {
             migrate,
             max_body_bytes,
             log,
+            relay,
         })
     }
 }
@@ -159,10 +248,35 @@ mod tests {
             ("SCIMBUS_ADMIN_TOKEN", "short"),
             ("SCIMBUS_MIGRATE", "maybe"),
             ("SCIMBUS_MAX_BODY_BYTES", "1024"),
+            ("SCIMBUS_AMQP_URL", "http://broker"),
         ] {
             let e = settings(&[(name, value)]).unwrap_err();
             assert_eq!(e.name, name);
         }
+    }
+
+    #[test]
+    fn the_relay_is_configured_by_the_amqp_url() {
+        assert!(settings(&[]).unwrap().relay.is_none());
+        let s = settings(&[
+            (
+                "SCIMBUS_AMQP_URL",
+                "amqp://guest:secret-pw@127.0.0.1:5672/%2f",
+            ),
+            ("SCIMBUS_RELAY_BATCH_SIZE", "50"),
+        ])
+        .unwrap();
+        let relay = s.relay.as_ref().unwrap();
+        assert_eq!(relay.exchange, "scimbus.events");
+        assert_eq!(relay.unrouted_exchange, "scimbus.unrouted");
+        assert_eq!(relay.batch_size, 50);
+        assert!(!format!("{s:?}").contains("secret-pw"));
+        let e = settings(&[
+            ("SCIMBUS_AMQP_URL", "amqp://x"),
+            ("SCIMBUS_RELAY_BATCH_SIZE", "0"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.name, "SCIMBUS_RELAY_BATCH_SIZE");
     }
 
     #[test]

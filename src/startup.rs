@@ -12,6 +12,7 @@ use url::Url;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
+use crate::events::{Relay, RelayMetrics};
 use crate::http::body::BodyLimit;
 use crate::http::error::ApiError;
 use crate::scim::error::ScimError;
@@ -35,6 +36,8 @@ pub async fn open_context(
         clock,
         registry: Registry::core(),
         public_url,
+        events_written: Arc::new(tokio::sync::Notify::new()),
+        relay_metrics: Arc::new(RelayMetrics::default()),
     };
     if let Some(secret) = &settings.admin_token {
         tenants::bootstrap_admin(&context, secret).await?;
@@ -67,6 +70,15 @@ impl Application {
         };
         let context = open_context(&settings, clock, public_url).await?;
         let admin_enabled = tenants::admin_enabled(&context).await?;
+        if let Some(relay_settings) = &settings.relay {
+            let relay = Relay::new(
+                context.store.clone(),
+                context.clock.clone(),
+                relay_settings.clone(),
+                context.relay_metrics.clone(),
+            );
+            tokio::spawn(relay.run(context.events_written.clone()));
+        }
 
         let data = web::Data::new(context.clone());
         let limit = web::Data::new(BodyLimit(settings.max_body_bytes));

@@ -11,6 +11,7 @@ mod m20261129_000004_create_users;
 mod m20261129_000005_create_groups;
 mod m20261129_000006_create_group_members;
 mod m20261129_000007_create_outbox;
+mod m20261129_000008_add_outbox_failed_at;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000005_create_groups::Migration),
             Box::new(m20261129_000006_create_group_members::Migration),
             Box::new(m20261129_000007_create_outbox::Migration),
+            Box::new(m20261129_000008_add_outbox_failed_at::Migration),
         ]
     }
 }

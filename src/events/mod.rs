@@ -1,6 +1,12 @@
-//! Lifecycle events: the catalogue of event types and the CloudEvents envelope (DESIGN 11).
-//! Services write them to the outbox in the transaction of the change they describe.
+//! Lifecycle events: the catalogue and CloudEvents envelope (DESIGN 11), and the relay
+//! that publishes committed outbox rows to RabbitMQ in order, with confirms (DESIGN 12).
 
 pub mod catalog;
+pub mod leader;
+pub mod metrics;
+pub mod publisher;
+pub mod relay;
 
 pub use catalog::{Envelope, EventType, PendingEvent};
+pub use metrics::RelayMetrics;
+pub use relay::{Relay, RelayOutcome};

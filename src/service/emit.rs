@@ -42,5 +42,6 @@ pub async fn emit(
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
-    outbox::insert(conn, &tenant.id, rows).await
+    outbox::insert(conn, &tenant.id, rows).await?;
+    outbox::notify(conn).await
 }

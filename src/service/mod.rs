@@ -8,10 +8,12 @@ pub mod users;
 
 use std::sync::Arc;
 
+use tokio::sync::Notify;
 use url::Url;
 
 use crate::clock::Clock;
 use crate::domain::TenantSlug;
+use crate::events::RelayMetrics;
 use crate::scim::schema::Registry;
 use crate::store::Store;
 
@@ -25,6 +27,10 @@ pub struct Context {
     pub registry: &'static Registry,
     /// Base of every URL the service writes (`Location`, `meta.location`).
     pub public_url: Url,
+    /// Wakes the in-process relay after a transaction that wrote events commits.
+    pub events_written: Arc<Notify>,
+    /// Counters of this process's relay.
+    pub relay_metrics: Arc<RelayMetrics>,
 }
 
 impl Context {
@@ -35,6 +41,11 @@ impl Context {
             self.public_url.as_str().trim_end_matches('/'),
             tenant
         )
+    }
+
+    /// Tells the in-process relay that committed events wait.
+    pub fn signal_events(&self) {
+        self.events_written.notify_one();
     }
 
     pub fn now(&self) -> String {

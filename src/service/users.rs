@@ -183,6 +183,7 @@ pub async fn create(ctx: &Context, tenant: &Tenant, body: Value) -> Result<UserV
     let events = vec![event(EventType::UserCreated, &created, changed, Map::new())];
     emit(&txn, tenant, &now, events).await?;
     txn.commit().await?;
+    ctx.signal_events();
     Ok(created)
 }
 
@@ -237,6 +238,7 @@ pub async fn replace(
     )
     .await?;
     txn.commit().await?;
+    ctx.signal_events();
     Ok(Replaced {
         user: updated,
         changed: true,
@@ -257,6 +259,7 @@ pub async fn delete(ctx: &Context, tenant: &Tenant, id: &str) -> Result<(), Serv
     let events = vec![event(EventType::UserDeleted, &last, Vec::new(), Map::new())];
     emit(&txn, tenant, &now, events).await?;
     txn.commit().await?;
+    ctx.signal_events();
     Ok(())
 }
 

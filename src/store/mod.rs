@@ -92,6 +92,11 @@ impl Store {
         })
     }
 
+    /// The URL the store was opened with (for the relay's dedicated connections).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }

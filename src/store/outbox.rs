@@ -1,6 +1,10 @@
 //! Outbox rows. Written only inside the transaction of the change they describe.
 
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, ExprTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, Statement,
+};
 use serde_json::Value;
 
 use super::StoreError;
@@ -28,6 +32,185 @@ pub struct StoredEvent {
     pub subject: String,
     pub payload: Value,
     pub published_at: Option<String>,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub failed_at: Option<String>,
+}
+
+/// Channel of the PostgreSQL notification sent by every transaction that writes events.
+pub const NOTIFY_CHANNEL: &str = "scimbus_outbox";
+
+/// An unpublished event, as the relay needs it.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub tenant_id: String,
+    pub sequence: i64,
+    pub id: String,
+    pub routing_key: String,
+    pub payload: Value,
+}
+
+/// Identifies one event row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventKey {
+    pub tenant_id: String,
+    pub sequence: i64,
+}
+
+impl Pending {
+    pub fn key(&self) -> EventKey {
+        EventKey {
+            tenant_id: self.tenant_id.clone(),
+            sequence: self.sequence,
+        }
+    }
+}
+
+fn stored(m: outbox::Model) -> StoredEvent {
+    StoredEvent {
+        sequence: m.sequence,
+        id: m.id,
+        event_type: m.event_type,
+        routing_key: m.routing_key,
+        subject: m.subject,
+        payload: m.payload,
+        published_at: m.published_at,
+        attempts: m.attempts,
+        last_error: m.last_error,
+        failed_at: m.failed_at,
+    }
+}
+
+/// Wakes relays in other processes once the writing transaction commits (PostgreSQL only;
+/// on SQLite the relay runs in the writing process and is woken directly).
+pub async fn notify(conn: &impl ConnectionTrait) -> Result<(), StoreError> {
+    if conn.get_database_backend() == DbBackend::Postgres {
+        conn.execute_raw(Statement::from_string(
+            DbBackend::Postgres,
+            format!("SELECT pg_notify('{NOTIFY_CHANNEL}', '')"),
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+/// The oldest unpublished, unparked events: per tenant in `sequence` order.
+pub async fn fetch_unpublished(
+    conn: &impl ConnectionTrait,
+    limit: u64,
+) -> Result<Vec<Pending>, StoreError> {
+    Ok(outbox::Entity::find()
+        .filter(outbox::Column::PublishedAt.is_null())
+        .filter(outbox::Column::FailedAt.is_null())
+        .order_by_asc(outbox::Column::TenantId)
+        .order_by_asc(outbox::Column::Sequence)
+        .limit(limit)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|m| Pending {
+            tenant_id: m.tenant_id,
+            sequence: m.sequence,
+            id: m.id,
+            routing_key: m.routing_key,
+            payload: m.payload,
+        })
+        .collect())
+}
+
+/// Marks confirmed events published in one statement: for each tenant, the range from its
+/// first to its last confirmed sequence (the confirmed prefix of that tenant in the batch).
+pub async fn mark_published(
+    conn: &impl ConnectionTrait,
+    ranges: &[(String, i64, i64)],
+    now: &str,
+) -> Result<u64, StoreError> {
+    if ranges.is_empty() {
+        return Ok(0);
+    }
+    let mut any = Condition::any();
+    for (tenant_id, first, last) in ranges {
+        any = any.add(
+            Condition::all()
+                .add(outbox::Column::TenantId.eq(tenant_id.as_str()))
+                .add(outbox::Column::Sequence.between(*first, *last)),
+        );
+    }
+    let result = outbox::Entity::update_many()
+        .col_expr(outbox::Column::PublishedAt, Expr::value(now))
+        .filter(outbox::Column::PublishedAt.is_null())
+        .filter(outbox::Column::FailedAt.is_null())
+        .filter(any)
+        .exec(conn)
+        .await?;
+    Ok(result.rows_affected)
+}
+
+/// Records a failed attempt on events: one more attempt and the last error.
+pub async fn record_attempt(
+    conn: &impl ConnectionTrait,
+    keys: &[EventKey],
+    error: &str,
+) -> Result<(), StoreError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let mut any = Condition::any();
+    for key in keys {
+        any = any.add(
+            Condition::all()
+                .add(outbox::Column::TenantId.eq(key.tenant_id.as_str()))
+                .add(outbox::Column::Sequence.eq(key.sequence)),
+        );
+    }
+    outbox::Entity::update_many()
+        .col_expr(
+            outbox::Column::Attempts,
+            Expr::col(outbox::Column::Attempts).add(1),
+        )
+        .col_expr(outbox::Column::LastError, Expr::value(error))
+        .filter(any)
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// Parks an event that can never be published: the relay skips it from now on; the pull
+/// API still serves it.
+pub async fn mark_failed(
+    conn: &impl ConnectionTrait,
+    key: &EventKey,
+    error: &str,
+    now: &str,
+) -> Result<(), StoreError> {
+    outbox::Entity::update_many()
+        .col_expr(
+            outbox::Column::Attempts,
+            Expr::col(outbox::Column::Attempts).add(1),
+        )
+        .col_expr(outbox::Column::LastError, Expr::value(error))
+        .col_expr(outbox::Column::FailedAt, Expr::value(now))
+        .filter(outbox::Column::TenantId.eq(key.tenant_id.as_str()))
+        .filter(outbox::Column::Sequence.eq(key.sequence))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// How many events wait for the relay, and when the oldest was written.
+pub async fn backlog(conn: &impl ConnectionTrait) -> Result<(u64, Option<String>), StoreError> {
+    let pending = || {
+        outbox::Entity::find()
+            .filter(outbox::Column::PublishedAt.is_null())
+            .filter(outbox::Column::FailedAt.is_null())
+    };
+    let count = pending().count(conn).await?;
+    let oldest = pending()
+        .order_by_asc(outbox::Column::CreatedAt)
+        .one(conn)
+        .await?
+        .map(|m| m.created_at);
+    Ok((count, oldest))
 }
 
 pub async fn insert(
@@ -50,6 +233,7 @@ pub async fn insert(
         published_at: Set(None),
         attempts: Set(0),
         last_error: Set(None),
+        failed_at: Set(None),
     });
     outbox::Entity::insert_many(models).exec(conn).await?;
     Ok(())
@@ -68,14 +252,6 @@ pub async fn list_after(
         .all(conn)
         .await?
         .into_iter()
-        .map(|m| StoredEvent {
-            sequence: m.sequence,
-            id: m.id,
-            event_type: m.event_type,
-            routing_key: m.routing_key,
-            subject: m.subject,
-            payload: m.payload,
-            published_at: m.published_at,
-        })
+        .map(stored)
         .collect())
 }

@@ -4,6 +4,7 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod broker;
 mod helpers;
 
 mod admin;
@@ -12,4 +13,5 @@ mod cli;
 mod errors;
 mod health;
 mod outbox;
+mod relay;
 mod users;

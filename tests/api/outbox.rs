@@ -13,7 +13,7 @@ both_backends!(
     an_update_event_names_what_changed_and_its_previous_values,
 );
 
-fn schema_for(event_type: &str) -> Value {
+pub fn schema_for(event_type: &str) -> Value {
     let path = format!(
         "{}/openapi/events/{event_type}.json",
         env!("CARGO_MANIFEST_DIR")

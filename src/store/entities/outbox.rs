@@ -17,6 +17,7 @@ pub struct Model {
     pub published_at: Option<String>,
     pub attempts: i32,
     pub last_error: Option<String>,
+    pub failed_at: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,0 +1,378 @@
+//! The relay (DESIGN 12): reads committed, unpublished events in per-tenant `sequence`
+//! order (no transaction held across broker I/O), publishes them with confirms, and marks
+//! only each tenant's contiguous confirmed prefix, in one short statement. The rest is
+//! published again later: duplicates are possible, reordering is not.
+//!
+//! `relay_once` is one step, for tests and the loop; `run` is the loop, woken by the
+//! writers (in process) or by LISTEN/NOTIFY (PostgreSQL), polling as a fallback.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use super::leader::Leader;
+use super::metrics::RelayMetrics;
+use super::publisher::{Delivery, Publisher};
+use crate::clock::Clock;
+use crate::config::RelaySettings;
+use crate::scim::time;
+use crate::store::outbox::{self, EventKey, Pending};
+use crate::store::{Backend, Store, StoreError};
+
+/// What one step did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayOutcome {
+    /// `published` events were confirmed and marked; `held_back` were not confirmed (nacked
+    /// or failed) or came after such an event of the same tenant, and wait for a retry.
+    Published { published: usize, held_back: usize },
+    /// Nothing waits.
+    Empty,
+    /// Another relay leads.
+    NotLeader,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    #[error("leadership: {0}")]
+    Leadership(#[from] sea_orm::sqlx::Error),
+    #[error("broker: {0}")]
+    Broker(#[from] lapin::Error),
+}
+
+/// Longest pause between retries while the broker is down.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+pub struct Relay {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    settings: RelaySettings,
+    leader: Leader,
+    publisher: Option<Publisher>,
+    metrics: Arc<RelayMetrics>,
+}
+
+impl Relay {
+    pub fn new(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        settings: RelaySettings,
+        metrics: Arc<RelayMetrics>,
+    ) -> Self {
+        let leader = match store.backend() {
+            Backend::Sqlite => Leader::InProcess,
+            Backend::Postgres => Leader::Postgres {
+                url: store.url().to_owned(),
+                connection: None,
+            },
+        };
+        Self {
+            store,
+            clock,
+            settings,
+            leader,
+            publisher: None,
+            metrics,
+        }
+    }
+
+    async fn publisher(&mut self) -> Result<&Publisher, RelayError> {
+        if self.publisher.as_ref().is_some_and(|p| !p.is_connected()) {
+            self.publisher = None;
+        }
+        let publisher = match self.publisher.take() {
+            Some(p) => p,
+            None => Publisher::connect(&self.settings).await?,
+        };
+        Ok(self.publisher.insert(publisher))
+    }
+
+    /// One step: lead or stand by, read a batch, publish, mark the confirmed prefixes.
+    #[tracing::instrument(skip_all, err)]
+    pub async fn relay_once(&mut self) -> Result<RelayOutcome, RelayError> {
+        if !self.leader.ensure().await? {
+            return Ok(RelayOutcome::NotLeader);
+        }
+        let batch = outbox::fetch_unpublished(self.store.conn(), self.settings.batch_size).await?;
+        if batch.is_empty() {
+            return Ok(RelayOutcome::Empty);
+        }
+        let now = time::format(self.clock.now());
+        let mut sendable = Vec::with_capacity(batch.len());
+        for event in batch {
+            let body = serde_json::to_vec(&event.payload)
+                .map_err(|e| StoreError::Corrupt(format!("event {}: {e}", event.id)))?;
+            if body.len() > self.settings.max_message_bytes {
+                // It can never be published: park it, loudly, and let the rest through.
+                // Consumers see a version gap and resync the resource (pull API, SCIM).
+                let error = format!(
+                    "message of {} bytes exceeds SCIMBUS_RELAY_MAX_MESSAGE_BYTES ({})",
+                    body.len(),
+                    self.settings.max_message_bytes
+                );
+                tracing::error!(event = %event.id, tenant = %event.tenant_id, sequence = event.sequence, %error, "event parked as unpublishable");
+                outbox::mark_failed(self.store.conn(), &event.key(), &error, &now).await?;
+                RelayMetrics::add(&self.metrics.unpublishable, 1);
+                continue;
+            }
+            sendable.push((event, body));
+        }
+        if sendable.is_empty() {
+            return Ok(RelayOutcome::Published {
+                published: 0,
+                held_back: 0,
+            });
+        }
+
+        // Leadership is re-checked right before publishing.
+        if !self.leader.ensure().await? {
+            return Ok(RelayOutcome::NotLeader);
+        }
+        let publisher = match self.publisher().await {
+            Ok(p) => p,
+            Err(e) => {
+                let keys: Vec<EventKey> = sendable.iter().map(|(e, _)| e.key()).collect();
+                outbox::record_attempt(self.store.conn(), &keys, &e.to_string()).await?;
+                return Err(e);
+            }
+        };
+        let deliveries = publisher.publish(&sendable).await;
+
+        let Settled {
+            ranges,
+            unconfirmed,
+            error,
+        } = confirmed_prefixes(&sendable, &deliveries);
+        let returned = deliveries
+            .iter()
+            .filter(|d| matches!(d, Delivery::Acked { returned: true }))
+            .count();
+        if returned > 0 {
+            tracing::warn!(
+                returned,
+                "the broker returned unroutable messages: check the alternate exchange"
+            );
+            RelayMetrics::add(&self.metrics.returned, returned as u64);
+        }
+        let published = outbox::mark_published(self.store.conn(), &ranges, &now).await? as usize;
+        RelayMetrics::add(&self.metrics.published, published as u64);
+        if let Some(error) = error {
+            tracing::warn!(held_back = unconfirmed.len(), %error, "events not confirmed; they will be published again");
+            RelayMetrics::add(&self.metrics.publish_failures, unconfirmed.len() as u64);
+            outbox::record_attempt(self.store.conn(), &unconfirmed, &error).await?;
+            if deliveries.iter().any(|d| matches!(d, Delivery::Failed(_)))
+                && let Some(p) = self.publisher.take()
+            {
+                p.close().await;
+            }
+        }
+        Ok(RelayOutcome::Published {
+            published,
+            held_back: unconfirmed.len(),
+        })
+    }
+
+    /// Publishes a batch without marking it, as a relay that stops between publish and
+    /// mark would; returns the ids sent. For tests of redelivery.
+    pub async fn publish_without_marking(&mut self) -> Result<Vec<String>, RelayError> {
+        let batch = outbox::fetch_unpublished(self.store.conn(), self.settings.batch_size).await?;
+        let mut sendable = Vec::with_capacity(batch.len());
+        for event in batch {
+            let body = serde_json::to_vec(&event.payload)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            sendable.push((event, body));
+        }
+        let publisher = self.publisher().await?;
+        publisher.publish(&sendable).await;
+        Ok(sendable.into_iter().map(|(e, _)| e.id).collect())
+    }
+
+    /// Stops leading and closes the broker connection.
+    pub async fn shutdown(mut self) {
+        self.leader.release().await;
+        if let Some(p) = self.publisher.take() {
+            p.close().await;
+        }
+    }
+
+    /// The loop: publish while there is work; otherwise wait for a wake-up (in-process
+    /// signal or PostgreSQL NOTIFY) or the poll interval; back off while the broker fails.
+    pub async fn run(mut self, wake: Arc<Notify>) {
+        let mut listener = self.listen().await;
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let pause = match self.relay_once().await {
+                Ok(RelayOutcome::Published {
+                    published,
+                    held_back: 0,
+                }) if published as u64 >= self.settings.batch_size => {
+                    backoff = Duration::from_millis(100);
+                    continue;
+                }
+                Ok(RelayOutcome::Published { held_back: 0, .. }) | Ok(RelayOutcome::Empty) => {
+                    backoff = Duration::from_millis(100);
+                    None
+                }
+                Ok(RelayOutcome::NotLeader) => None,
+                Ok(RelayOutcome::Published { .. }) | Err(_) => {
+                    let pause = backoff;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    Some(pause)
+                }
+            };
+            match pause {
+                Some(pause) => tokio::time::sleep(pause).await,
+                None => {
+                    let poll = tokio::time::sleep(self.settings.poll_interval);
+                    match listener.as_mut() {
+                        Some(l) => tokio::select! {
+                            _ = wake.notified() => {}
+                            _ = poll => {}
+                            notification = l.recv() => {
+                                if notification.is_err() {
+                                    listener = None;
+                                }
+                            }
+                        },
+                        None => tokio::select! {
+                            _ = wake.notified() => {}
+                            _ = poll => {}
+                        },
+                    }
+                }
+            }
+            if listener.is_none() && self.store.backend() == Backend::Postgres {
+                listener = self.listen().await;
+            }
+        }
+    }
+
+    async fn listen(&self) -> Option<sea_orm::sqlx::postgres::PgListener> {
+        if self.store.backend() != Backend::Postgres {
+            return None;
+        }
+        let mut listener = sea_orm::sqlx::postgres::PgListener::connect(self.store.url())
+            .await
+            .ok()?;
+        listener.listen(outbox::NOTIFY_CHANNEL).await.ok()?;
+        Some(listener)
+    }
+}
+
+/// How a batch settled.
+#[derive(Debug, PartialEq)]
+struct Settled {
+    /// Per tenant, the range of its events confirmed before its first unconfirmed one.
+    ranges: Vec<(String, i64, i64)>,
+    /// The events not confirmed, or held back behind one of their tenant.
+    unconfirmed: Vec<EventKey>,
+    /// The first error seen.
+    error: Option<String>,
+}
+
+fn confirmed_prefixes(sent: &[(Pending, Vec<u8>)], deliveries: &[Delivery]) -> Settled {
+    let mut ranges: HashMap<&str, (i64, i64)> = HashMap::new();
+    let mut order: Vec<&str> = Vec::new();
+    let mut blocked: HashSet<&str> = HashSet::new();
+    let mut unconfirmed = Vec::new();
+    let mut error = None;
+    for ((event, _), delivery) in sent.iter().zip(deliveries) {
+        let tenant = event.tenant_id.as_str();
+        match delivery {
+            Delivery::Acked { .. } if !blocked.contains(tenant) => {
+                ranges
+                    .entry(tenant)
+                    .and_modify(|r| r.1 = event.sequence)
+                    .or_insert_with(|| {
+                        order.push(tenant);
+                        (event.sequence, event.sequence)
+                    });
+            }
+            Delivery::Acked { .. } => unconfirmed.push(event.key()),
+            Delivery::Nacked => {
+                blocked.insert(tenant);
+                unconfirmed.push(event.key());
+                error.get_or_insert_with(|| "nacked by the broker".to_owned());
+            }
+            Delivery::Failed(reason) => {
+                blocked.insert(tenant);
+                unconfirmed.push(event.key());
+                error.get_or_insert_with(|| reason.clone());
+            }
+        }
+    }
+    let ranges = order
+        .into_iter()
+        .filter_map(|t| ranges.get(t).map(|(a, b)| (t.to_owned(), *a, *b)))
+        .collect();
+    Settled {
+        ranges,
+        unconfirmed,
+        error,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event(tenant: &str, sequence: i64) -> (Pending, Vec<u8>) {
+        (
+            Pending {
+                tenant_id: tenant.to_owned(),
+                sequence,
+                id: format!("{tenant}-{sequence}"),
+                routing_key: format!("{tenant}.user.created"),
+                payload: json!({}),
+            },
+            Vec::new(),
+        )
+    }
+
+    #[test]
+    fn only_each_tenants_contiguous_confirmed_prefix_is_marked() {
+        let sent = vec![
+            event("a", 1),
+            event("a", 2),
+            event("a", 3),
+            event("b", 7),
+            event("b", 8),
+        ];
+        let ack = Delivery::Acked { returned: false };
+        let deliveries = vec![ack.clone(), Delivery::Nacked, ack.clone(), ack.clone(), ack];
+        let Settled {
+            ranges,
+            unconfirmed,
+            error,
+        } = confirmed_prefixes(&sent, &deliveries);
+        assert_eq!(ranges, vec![("a".to_owned(), 1, 1), ("b".to_owned(), 7, 8)]);
+        let held: Vec<i64> = unconfirmed.iter().map(|k| k.sequence).collect();
+        assert_eq!(
+            held,
+            vec![2, 3],
+            "a:3 was acked but follows a nack: held back"
+        );
+        assert_eq!(error.as_deref(), Some("nacked by the broker"));
+    }
+
+    #[test]
+    fn a_failure_holds_back_the_rest_of_its_tenant() {
+        let sent = vec![event("a", 1), event("a", 2)];
+        let deliveries = vec![
+            Delivery::Failed("connection reset".into()),
+            Delivery::Failed("not sent".into()),
+        ];
+        let Settled {
+            ranges,
+            unconfirmed,
+            error,
+        } = confirmed_prefixes(&sent, &deliveries);
+        assert!(ranges.is_empty());
+        assert_eq!(unconfirmed.len(), 2);
+        assert_eq!(error.as_deref(), Some("connection reset"));
+    }
+}
