@@ -6,4 +6,7 @@ mod names;
 mod records;
 
 pub use names::{ExternalId, Scope, TenantSlug, TokenName, UserName};
-pub use records::{NewUser, StoredUser, Tenant, TokenInfo, UserHot};
+pub use records::{
+    GroupHot, Member, MemberType, Membership, NewGroup, NewUser, StoredGroup, StoredUser, Tenant,
+    TokenInfo, UserHot,
+};

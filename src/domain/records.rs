@@ -55,3 +55,77 @@ pub struct StoredUser {
     pub created_at: String,
     pub updated_at: String,
 }
+
+/// The hot columns of a group, derived from its document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupHot {
+    pub display_name: String,
+    pub external_id: Option<ExternalId>,
+}
+
+/// A group to insert or the new state of one to replace (members live in their own table).
+#[derive(Debug, Clone)]
+pub struct NewGroup {
+    pub hot: GroupHot,
+    /// The document as stored: without id, meta and members.
+    pub document: Map<String, Value>,
+}
+
+/// A group as stored (without its members).
+#[derive(Debug, Clone)]
+pub struct StoredGroup {
+    pub id: String,
+    pub display_name: String,
+    pub document: Map<String, Value>,
+    pub version: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// What a member is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum MemberType {
+    User,
+    Group,
+}
+
+impl MemberType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberType::User => "User",
+            MemberType::Group => "Group",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "User" => Some(MemberType::User),
+            "Group" => Some(MemberType::Group),
+            _ => None,
+        }
+    }
+
+    /// The SCIM endpoint of this kind of resource.
+    pub fn endpoint(self) -> &'static str {
+        match self {
+            MemberType::User => "Users",
+            MemberType::Group => "Groups",
+        }
+    }
+}
+
+/// A member as listed: its id, kind and display name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub id: String,
+    pub member_type: MemberType,
+    pub display: Option<String>,
+}
+
+/// A group a user belongs to, directly or through nested groups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    pub group_id: String,
+    pub display: String,
+    pub direct: bool,
+}

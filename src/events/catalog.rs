@@ -15,30 +15,52 @@ pub enum EventType {
     UserDeactivated,
     UserReactivated,
     UserDeleted,
+    GroupCreated,
+    GroupUpdated,
+    GroupDeleted,
+    GroupMembersAdded,
+    GroupMembersRemoved,
 }
 
+/// Most member ids one membership event carries; larger changes are split in chunks.
+pub const MEMBERS_PER_EVENT: usize = 500;
+
 impl EventType {
-    pub const ALL: [EventType; 5] = [
+    pub const ALL: [EventType; 10] = [
         EventType::UserCreated,
         EventType::UserUpdated,
         EventType::UserDeactivated,
         EventType::UserReactivated,
         EventType::UserDeleted,
+        EventType::GroupCreated,
+        EventType::GroupUpdated,
+        EventType::GroupDeleted,
+        EventType::GroupMembersAdded,
+        EventType::GroupMembersRemoved,
     ];
 
     /// The resource part of the routing key.
     pub fn resource(self) -> &'static str {
-        "user"
+        match self {
+            EventType::UserCreated
+            | EventType::UserUpdated
+            | EventType::UserDeactivated
+            | EventType::UserReactivated
+            | EventType::UserDeleted => "user",
+            _ => "group",
+        }
     }
 
     /// The action: the last part of the routing key and of the type.
     pub fn action(self) -> &'static str {
         match self {
-            EventType::UserCreated => "created",
-            EventType::UserUpdated => "updated",
+            EventType::UserCreated | EventType::GroupCreated => "created",
+            EventType::UserUpdated | EventType::GroupUpdated => "updated",
             EventType::UserDeactivated => "deactivated",
             EventType::UserReactivated => "reactivated",
-            EventType::UserDeleted => "deleted",
+            EventType::UserDeleted | EventType::GroupDeleted => "deleted",
+            EventType::GroupMembersAdded => "members_added",
+            EventType::GroupMembersRemoved => "members_removed",
         }
     }
 
@@ -56,6 +78,32 @@ impl EventType {
     pub fn dataschema(self) -> String {
         format!("urn:scimbus:events:v{CONTRACT_MAJOR}:{}", self.name())
     }
+}
+
+/// The membership events of one change: `ids` split in chunks of at most
+/// [`MEMBERS_PER_EVENT`], each saying which chunk it is (`i` of `n`, from 1).
+pub fn membership_events(
+    event_type: EventType,
+    group_id: &str,
+    version: i64,
+    ids: &[String],
+) -> Vec<PendingEvent> {
+    let chunks: Vec<&[String]> = ids.chunks(MEMBERS_PER_EVENT).collect();
+    let count = chunks.len();
+    chunks
+        .into_iter()
+        .enumerate()
+        .map(|(i, chunk)| PendingEvent {
+            event_type,
+            subject: format!("Groups/{group_id}"),
+            data: serde_json::json!({
+                "group": group_id,
+                "version": version,
+                "members": chunk,
+                "chunk": {"index": i + 1, "count": count},
+            }),
+        })
+        .collect()
 }
 
 /// An event before it has its sequence.
@@ -131,5 +179,27 @@ mod tests {
             "urn:scimbus:events:v1:scimbus.user.deleted"
         );
         assert_eq!(format_sequence(42), "0000000000000000042");
+        assert_eq!(
+            EventType::GroupMembersAdded.routing_key("acme"),
+            "acme.group.members_added"
+        );
+    }
+
+    #[test]
+    fn membership_changes_are_split_in_chunks_of_500() {
+        let ids: Vec<String> = (0..1201).map(|i| i.to_string()).collect();
+        let events = membership_events(EventType::GroupMembersRemoved, "g", 7, &ids);
+        assert_eq!(events.len(), 3);
+        assert_eq!(events[2].data["members"].as_array().unwrap().len(), 201);
+        assert_eq!(
+            events[1].data["chunk"],
+            serde_json::json!({"index": 2, "count": 3})
+        );
+        assert!(
+            events
+                .iter()
+                .all(|e| e.data["version"] == 7 && e.subject == "Groups/g")
+        );
+        assert!(membership_events(EventType::GroupMembersAdded, "g", 1, &[]).is_empty());
     }
 }

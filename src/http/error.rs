@@ -34,6 +34,9 @@ pub enum ApiError {
     /// 409 `uniqueness`.
     #[error("{0}")]
     Conflict(String),
+    /// 412: `If-Match` names another version.
+    #[error("{0}")]
+    PreconditionFailed(String),
     /// 413: the body is over the limit.
     #[error("body over {0} bytes")]
     PayloadTooLarge(usize),
@@ -67,6 +70,7 @@ impl ApiError {
             ApiError::Conflict(detail) => {
                 ScimError::new(status, Some(ScimType::Uniqueness), detail.clone())
             }
+            ApiError::PreconditionFailed(detail) => ScimError::new(status, None, detail.clone()),
             ApiError::PayloadTooLarge(limit) => ScimError::new(
                 status,
                 None,
@@ -99,6 +103,7 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -143,6 +148,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Invalid(e) => ApiError::Scim(e),
             ServiceError::NotFound(d) => ApiError::NotFound(d),
             ServiceError::Conflict(d) => ApiError::Conflict(d),
+            ServiceError::PreconditionFailed(d) => ApiError::PreconditionFailed(d),
             ServiceError::Internal(cause) => ApiError::Internal(cause),
         }
     }

@@ -5,7 +5,9 @@ pub mod admin;
 pub mod auth;
 pub mod body;
 pub mod error;
+pub mod groups;
 pub mod health;
+pub mod precondition;
 pub mod response;
 pub mod users;
 
@@ -25,6 +27,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, admin_enabled: bool) {
         web::scope("/scim/v2/{tenant}")
             .wrap(from_fn(auth::require_scim_token))
             .configure(users::configure)
+            .configure(groups::configure)
             .default_service(web::to(unknown_route)),
     );
     if admin_enabled {
@@ -40,6 +43,19 @@ pub fn configure(cfg: &mut web::ServiceConfig, admin_enabled: bool) {
 
 async fn unknown_route() -> Result<actix_web::HttpResponse, ApiError> {
     Err(ApiError::NotFound("no such endpoint".to_owned()))
+}
+
+/// An integer query parameter (`startIndex`, `count`), 400 `invalidValue` otherwise.
+pub fn integer(name: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
+    value
+        .map(|v| {
+            v.trim().parse::<i64>().map_err(|_| {
+                ApiError::Scim(crate::scim::error::ScimError::invalid_value(format!(
+                    "`{name}` must be an integer"
+                )))
+            })
+        })
+        .transpose()
 }
 
 /// The answer to a method a resource does not support.

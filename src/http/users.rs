@@ -2,12 +2,11 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
-use serde::Deserialize;
 
 use super::body::JsonBody;
 use super::error::ApiError;
-use super::{method_not_allowed, response};
-use crate::scim::error::ScimError;
+use super::precondition::{Preconditions, ReadParams};
+use super::{integer, method_not_allowed, response};
 use crate::scim::resource::Page;
 use crate::service::{Context, users};
 use crate::tenancy::auth::AuthenticatedTenant;
@@ -23,36 +22,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/Users/{id}")
             .route(web::get().to(get))
             .route(web::put().to(replace))
+            .route(web::patch().to(patch))
             .route(web::delete().to(delete))
             .default_service(web::to(method_not_allowed)),
     );
 }
 
-/// List parameters; any other query parameter is ignored (Entra appends its own).
-#[derive(Debug, Deserialize)]
-pub struct ListParams {
-    filter: Option<String>,
-    #[serde(rename = "startIndex")]
-    start_index: Option<String>,
-    count: Option<String>,
-}
-
-fn integer(name: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
-    value
-        .map(|v| {
-            v.trim().parse::<i64>().map_err(|_| {
-                ApiError::Scim(ScimError::invalid_value(format!(
-                    "`{name}` must be an integer"
-                )))
-            })
-        })
-        .transpose()
-}
-
 async fn list(
     ctx: web::Data<Context>,
     auth: AuthenticatedTenant,
-    params: web::Query<ListParams>,
+    params: web::Query<ReadParams>,
 ) -> Result<HttpResponse, ApiError> {
     let page = Page::new(
         integer("startIndex", params.start_index.as_deref())?,
@@ -80,8 +59,12 @@ async fn get(
     ctx: web::Data<Context>,
     auth: AuthenticatedTenant,
     id: web::Path<(String, String)>,
+    conditions: Preconditions,
 ) -> Result<HttpResponse, ApiError> {
     let user = users::get(&ctx, &auth.tenant, &id.1).await?;
+    if let Some(not_modified) = conditions.not_modified(user.version, &user.etag()) {
+        return Ok(not_modified);
+    }
     Ok(response::resource(
         StatusCode::OK,
         &user.body,
@@ -94,10 +77,42 @@ async fn replace(
     ctx: web::Data<Context>,
     auth: AuthenticatedTenant,
     id: web::Path<(String, String)>,
+    conditions: Preconditions,
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    let replaced = users::replace(&ctx, &auth.tenant, &id.1, body.0).await?;
-    let user = replaced.user;
+    let written = users::replace(
+        &ctx,
+        &auth.tenant,
+        &id.1,
+        body.0,
+        conditions.if_match.as_deref(),
+    )
+    .await?;
+    let user = written.user;
+    Ok(response::resource(
+        StatusCode::OK,
+        &user.body,
+        &user.etag(),
+        user.location(),
+    ))
+}
+
+async fn patch(
+    ctx: web::Data<Context>,
+    auth: AuthenticatedTenant,
+    id: web::Path<(String, String)>,
+    conditions: Preconditions,
+    body: JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    let written = users::patch(
+        &ctx,
+        &auth.tenant,
+        &id.1,
+        body.0,
+        conditions.if_match.as_deref(),
+    )
+    .await?;
+    let user = written.user;
     Ok(response::resource(
         StatusCode::OK,
         &user.body,
@@ -110,7 +125,8 @@ async fn delete(
     ctx: web::Data<Context>,
     auth: AuthenticatedTenant,
     id: web::Path<(String, String)>,
+    conditions: Preconditions,
 ) -> Result<HttpResponse, ApiError> {
-    users::delete(&ctx, &auth.tenant, &id.1).await?;
+    users::delete(&ctx, &auth.tenant, &id.1, conditions.if_match.as_deref()).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -16,6 +16,9 @@ pub enum ServiceError {
     /// 409 `uniqueness`: a unique value is taken.
     #[error("{0}")]
     Conflict(String),
+    /// 412: `If-Match` names another version.
+    #[error("{0}")]
+    PreconditionFailed(String),
     /// 500: a failure of ours; the cause goes to the log, not to the client.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),

@@ -2,15 +2,21 @@
 
 use serde_json::{Map, Value, json};
 
+use scim_v2::models::errors::ScimType;
+use sea_orm::ConnectionTrait;
+
+use super::changes::diff;
 use super::emit::emit;
 use super::{Context, ServiceError};
 use crate::domain::{ExternalId, NewUser, StoredUser, Tenant, UserHot, UserName};
 use crate::events::{EventType, PendingEvent};
+use crate::scim::error::ScimError;
 use crate::scim::filter::{HotAttribute, parse_eq_filter};
+use crate::scim::patch;
 use crate::scim::resource::{ListResponse, Page, etag};
 use crate::scim::schema::USER_URN;
 use crate::scim::validate::validate_resource;
-use crate::store::{StoreError, users};
+use crate::store::{StoreError, members, users};
 
 /// Attributes of a user that a filter can reach for now, with their column.
 const FILTERABLE: &[(&str, HotAttribute)] = &[
@@ -117,39 +123,6 @@ fn view(ctx: &Context, tenant: &Tenant, user: &StoredUser) -> UserView {
     }
 }
 
-/// Names of the attributes that differ between two documents (extension attributes as
-/// `urn:…:name`), and their previous values (null where absent).
-fn diff(old: &Map<String, Value>, new: &Map<String, Value>) -> (Vec<String>, Map<String, Value>) {
-    let mut changed = Vec::new();
-    let mut previous = Map::new();
-    let mut keys: Vec<&String> = old.keys().chain(new.keys()).collect();
-    keys.sort();
-    keys.dedup();
-    for key in keys {
-        let (a, b) = (old.get(key), new.get(key));
-        if a == b {
-            continue;
-        }
-        if key.starts_with("urn:")
-            && let (Some(Value::Object(a)), Some(Value::Object(b))) = (a, b)
-        {
-            let (sub_changed, sub_previous) = diff(a, b);
-            for name in sub_changed {
-                let qualified = format!("{key}:{name}");
-                previous.insert(
-                    qualified.clone(),
-                    sub_previous.get(&name).cloned().unwrap_or(Value::Null),
-                );
-                changed.push(qualified);
-            }
-            continue;
-        }
-        changed.push(key.clone());
-        previous.insert(key.clone(), a.cloned().unwrap_or(Value::Null));
-    }
-    (changed, previous)
-}
-
 fn event(
     event_type: EventType,
     view: &UserView,
@@ -172,7 +145,7 @@ fn event(
 pub async fn create(ctx: &Context, tenant: &Tenant, body: Value) -> Result<UserView, ServiceError> {
     let new = parse_user(ctx, body)?;
     let id = uuid::Uuid::new_v4().to_string();
-    let txn = ctx.store.begin_write().await.map_err(ServiceError::from)?;
+    let txn = ctx.store.begin_write().await?;
     let now = ctx.now();
     let stored = users::insert(&txn, &tenant.id, &id, new, &now)
         .await
@@ -189,30 +162,103 @@ pub async fn create(ctx: &Context, tenant: &Tenant, body: Value) -> Result<UserV
 
 #[tracing::instrument(skip_all, fields(tenant = %tenant.slug, id), err)]
 pub async fn get(ctx: &Context, tenant: &Tenant, id: &str) -> Result<UserView, ServiceError> {
-    let user = users::find(ctx.store.conn(), &tenant.id, id)
+    let conn = ctx.store.conn();
+    let user = users::find(conn, &tenant.id, id)
         .await?
         .ok_or_else(|| not_found(id))?;
-    Ok(view(ctx, tenant, &user))
+    with_groups(ctx, conn, tenant, view(ctx, tenant, &user)).await
 }
 
-/// PUT: replaces the whole document (RFC 7644 §3.5.1). A body equal to what is stored
-/// changes nothing: no version bump, no event (DESIGN 9).
+/// Adds the computed, readOnly `groups` (direct and through nested groups) to a response.
+/// It is outside the ETag, which covers the stored document (DESIGN 9).
+async fn with_groups(
+    ctx: &Context,
+    conn: &impl ConnectionTrait,
+    tenant: &Tenant,
+    mut user: UserView,
+) -> Result<UserView, ServiceError> {
+    let memberships = members::memberships(conn, &tenant.id, &user.id).await?;
+    if !memberships.is_empty() {
+        let base = ctx.scim_base(&tenant.slug);
+        let groups: Vec<Value> = memberships
+            .into_iter()
+            .map(|m| {
+                json!({
+                    "value": m.group_id,
+                    "$ref": format!("{base}/Groups/{}", m.group_id),
+                    "display": m.display,
+                    "type": if m.direct { "direct" } else { "indirect" },
+                })
+            })
+            .collect();
+        user.body["groups"] = Value::Array(groups);
+    }
+    Ok(user)
+}
+
+/// PUT: replaces the whole document (RFC 7644 §3.5.1).
 #[tracing::instrument(skip_all, fields(tenant = %tenant.slug, id), err)]
 pub async fn replace(
     ctx: &Context,
     tenant: &Tenant,
     id: &str,
     body: Value,
+    if_match: Option<&str>,
 ) -> Result<Replaced, ServiceError> {
     let new = parse_user(ctx, body)?;
-    let txn = ctx.store.begin_write().await.map_err(ServiceError::from)?;
+    write(ctx, tenant, id, if_match, |_| Ok(new)).await
+}
+
+/// PATCH (RFC 7644 §3.5.2), atomic.
+#[tracing::instrument(skip_all, fields(tenant = %tenant.slug, id), err)]
+pub async fn patch(
+    ctx: &Context,
+    tenant: &Tenant,
+    id: &str,
+    body: Value,
+    if_match: Option<&str>,
+) -> Result<Replaced, ServiceError> {
+    let operations = patch::parse_patch(body)?;
+    write(ctx, tenant, id, if_match, |old| {
+        let outcome = patch::apply(
+            ctx.registry,
+            ctx.registry.user(),
+            &old.document,
+            id,
+            &operations,
+        )?;
+        if !outcome.members.is_empty() {
+            return Err(ServiceError::Invalid(ScimError::new(
+                400,
+                Some(ScimType::InvalidPath),
+                "users have no `members`",
+            )));
+        }
+        parse_user(ctx, Value::Object(outcome.document))
+    })
+    .await
+}
+
+/// A write of a user's whole new state: locks the row, checks `If-Match`, and changes
+/// nothing when the new document equals the stored one (DESIGN 9).
+async fn write(
+    ctx: &Context,
+    tenant: &Tenant,
+    id: &str,
+    if_match: Option<&str>,
+    change: impl FnOnce(&StoredUser) -> Result<NewUser, ServiceError>,
+) -> Result<Replaced, ServiceError> {
+    let txn = ctx.store.begin_write().await?;
     let old = users::find_for_update(&txn, &tenant.id, id)
         .await?
         .ok_or_else(|| not_found(id))?;
+    super::groups::check_if_match(if_match, old.version)?;
+    let new = change(&old)?;
     if old.document == new.document {
+        let user = with_groups(ctx, &txn, tenant, view(ctx, tenant, &old)).await?;
         txn.rollback().await?;
         return Ok(Replaced {
-            user: view(ctx, tenant, &old),
+            user,
             changed: false,
         });
     }
@@ -237,26 +283,36 @@ pub async fn replace(
         vec![event(event_type, &updated, changed, previous)],
     )
     .await?;
+    let user = with_groups(ctx, &txn, tenant, updated).await?;
     txn.commit().await?;
     ctx.signal_events();
     Ok(Replaced {
-        user: updated,
+        user,
         changed: true,
     })
 }
 
+/// DELETE: the user first leaves each of its groups (`members_removed` per group, each
+/// group's version bumped), then `user.deleted` (DESIGN 11).
 #[tracing::instrument(skip_all, fields(tenant = %tenant.slug, id), err)]
-pub async fn delete(ctx: &Context, tenant: &Tenant, id: &str) -> Result<(), ServiceError> {
-    let txn = ctx.store.begin_write().await.map_err(ServiceError::from)?;
+pub async fn delete(
+    ctx: &Context,
+    tenant: &Tenant,
+    id: &str,
+    if_match: Option<&str>,
+) -> Result<(), ServiceError> {
+    let txn = ctx.store.begin_write().await?;
     let old = users::find_for_update(&txn, &tenant.id, id)
         .await?
         .ok_or_else(|| not_found(id))?;
-    users::delete(&txn, &tenant.id, id).await?;
+    super::groups::check_if_match(if_match, old.version)?;
     let now = ctx.now();
+    let mut events = super::groups::leave_all_groups(&txn, tenant, id, &now).await?;
+    users::delete(&txn, &tenant.id, id).await?;
     let mut last = view(ctx, tenant, &old);
     // The deletion is a change of its own: it takes the next version.
     last.version += 1;
-    let events = vec![event(EventType::UserDeleted, &last, Vec::new(), Map::new())];
+    events.push(event(EventType::UserDeleted, &last, Vec::new(), Map::new()));
     emit(&txn, tenant, &now, events).await?;
     txn.commit().await?;
     ctx.signal_events();
@@ -282,23 +338,14 @@ pub async fn list(
         page.count,
     )
     .await?;
-    let resources = rows.iter().map(|u| represent(ctx, tenant, u)).collect();
-    Ok(ListResponse::new(total, page.start_index, resources))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::diff;
-    use serde_json::json;
-
-    #[test]
-    fn diff_names_changed_attributes_and_their_previous_values() {
-        let old = json!({"userName": "a", "title": "x", "urn:e:User": {"d": 1, "k": 2}});
-        let new = json!({"userName": "a", "nickName": "n", "urn:e:User": {"d": 2, "k": 2}});
-        let (changed, previous) = diff(old.as_object().unwrap(), new.as_object().unwrap());
-        assert_eq!(changed, vec!["nickName", "title", "urn:e:User:d"]);
-        assert_eq!(previous["title"], "x");
-        assert_eq!(previous["nickName"], serde_json::Value::Null);
-        assert_eq!(previous["urn:e:User:d"], 1);
+    let conn = ctx.store.conn();
+    let mut resources = Vec::with_capacity(rows.len());
+    for user in &rows {
+        resources.push(
+            with_groups(ctx, conn, tenant, view(ctx, tenant, user))
+                .await?
+                .body,
+        );
     }
+    Ok(ListResponse::new(total, page.start_index, resources))
 }

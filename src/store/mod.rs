@@ -3,6 +3,8 @@
 
 pub mod entities;
 mod error;
+pub mod groups;
+pub mod members;
 pub mod outbox;
 pub mod tenants;
 pub mod tokens;

@@ -1,6 +1,8 @@
 //! SeaORM entities, one per table. They never leave the store: services get domain values.
 
 pub mod admin_token;
+pub mod group;
+pub mod group_member;
 pub mod outbox;
 pub mod tenant;
 pub mod token;

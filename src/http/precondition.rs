@@ -1,0 +1,117 @@
+//! `If-Match` and `If-None-Match` (RFC 7644 §3.14, compared weakly) and the `attributes`
+//! / `excludedAttributes` query parameters as far as they decide what is read.
+
+use std::future::{Ready, ready};
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, HttpResponse};
+use serde::Deserialize;
+
+use super::error::ApiError;
+use crate::service::etag_matches;
+use crate::service::groups::Members;
+
+#[derive(Debug, Default)]
+pub struct Preconditions {
+    pub if_match: Option<String>,
+    pub if_none_match: Option<String>,
+}
+
+impl Preconditions {
+    /// A `304 Not Modified` when `If-None-Match` names the current version.
+    pub fn not_modified(&self, version: i64, etag: &str) -> Option<HttpResponse> {
+        self.if_none_match
+            .as_deref()
+            .filter(|h| etag_matches(h, version))
+            .map(|_| {
+                HttpResponse::NotModified()
+                    .insert_header((header::ETAG, etag))
+                    .finish()
+            })
+    }
+}
+
+impl FromRequest for Preconditions {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let get = |name| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        ready(Ok(Preconditions {
+            if_match: get(header::IF_MATCH),
+            if_none_match: get(header::IF_NONE_MATCH),
+        }))
+    }
+}
+
+/// List and read parameters; any other query parameter is ignored (Entra appends its own).
+#[derive(Debug, Default, Deserialize)]
+pub struct ReadParams {
+    pub filter: Option<String>,
+    #[serde(rename = "startIndex")]
+    pub start_index: Option<String>,
+    pub count: Option<String>,
+    pub attributes: Option<String>,
+    #[serde(rename = "excludedAttributes")]
+    pub excluded_attributes: Option<String>,
+}
+
+fn names(list: Option<&str>, attribute: &str) -> bool {
+    list.is_some_and(|l| {
+        l.split(',').map(str::trim).any(|name| {
+            let short = name.rsplit(':').next().unwrap_or(name);
+            short.eq_ignore_ascii_case(attribute)
+        })
+    })
+}
+
+impl ReadParams {
+    /// Whether group members are wanted in the response.
+    pub fn members(&self) -> Members {
+        let excluded = names(self.excluded_attributes.as_deref(), "members");
+        let not_asked = self.attributes.is_some() && !names(self.attributes.as_deref(), "members");
+        if excluded || not_asked {
+            Members::Exclude
+        } else {
+            Members::Include
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_are_left_out_when_excluded_or_not_asked_for() {
+        let params = |attributes: Option<&str>, excluded: Option<&str>| ReadParams {
+            attributes: attributes.map(str::to_owned),
+            excluded_attributes: excluded.map(str::to_owned),
+            ..Default::default()
+        };
+        assert_eq!(params(None, None).members(), Members::Include);
+        assert_eq!(params(None, Some("members")).members(), Members::Exclude);
+        assert_eq!(
+            params(
+                None,
+                Some("urn:ietf:params:scim:schemas:core:2.0:Group:members")
+            )
+            .members(),
+            Members::Exclude
+        );
+        assert_eq!(
+            params(Some("displayName"), None).members(),
+            Members::Exclude
+        );
+        assert_eq!(
+            params(Some("displayName, Members"), None).members(),
+            Members::Include
+        );
+    }
+}

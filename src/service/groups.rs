@@ -1,0 +1,539 @@
+//! Group use cases. Members live in `group_members`; every membership change is a set
+//! operation in SQL over the ids the request names, bumps the group's version and emits
+//! `members_added`/`members_removed` in chunks (DESIGN 7, 11).
+
+use sea_orm::{ConnectionTrait, DatabaseTransaction};
+use serde_json::{Map, Value, json};
+
+use super::changes::diff;
+use super::emit::emit;
+use super::{Context, ServiceError};
+use crate::domain::{ExternalId, GroupHot, MemberType, NewGroup, StoredGroup, Tenant};
+use crate::events::catalog::membership_events;
+use crate::events::{EventType, PendingEvent};
+use crate::scim::filter::{HotAttribute, parse_eq_filter};
+use crate::scim::patch::{self, MemberRef, MembersPatch};
+use crate::scim::resource::{ListResponse, Page, etag};
+use crate::scim::schema::GROUP_URN;
+use crate::scim::validate::validate_resource;
+use crate::store::{StoreError, groups, members};
+
+/// Attributes of a group a filter can reach for now, with their column.
+const FILTERABLE: &[(&str, HotAttribute)] = &[
+    ("id", HotAttribute::Id),
+    ("displayName", HotAttribute::DisplayName),
+    ("externalId", HotAttribute::ExternalId),
+];
+
+/// A group as the API returns it, with its version for the `ETag` header.
+#[derive(Debug, Clone)]
+pub struct GroupView {
+    pub id: String,
+    pub version: i64,
+    pub body: Value,
+}
+
+impl GroupView {
+    pub fn etag(&self) -> String {
+        etag(self.version)
+    }
+
+    /// `meta.location`, also the `Location` header.
+    pub fn location(&self) -> Option<&str> {
+        self.body["meta"]["location"].as_str()
+    }
+}
+
+/// Whether a response carries the member list (`excludedAttributes=members` or an
+/// `attributes` list without it leaves it out, and then it is never read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Members {
+    Include,
+    Exclude,
+}
+
+fn not_found(id: &str) -> ServiceError {
+    ServiceError::NotFound(format!("Group {id} not found"))
+}
+
+fn taken(err: StoreError) -> ServiceError {
+    match err {
+        StoreError::Unique("groups_tenant_id_display_name_ci_key") => {
+            ServiceError::uniqueness("displayName is already taken in this tenant")
+        }
+        other => other.into(),
+    }
+}
+
+fn hot(document: &Map<String, Value>) -> Result<GroupHot, ServiceError> {
+    let display_name = document
+        .get("displayName")
+        .and_then(Value::as_str)
+        .filter(|d| !d.trim().is_empty())
+        .ok_or_else(|| ServiceError::invalid_value("`displayName` must be a non-empty string"))?
+        .to_owned();
+    let external_id = document
+        .get("externalId")
+        .and_then(Value::as_str)
+        .map(ExternalId::parse)
+        .transpose()
+        .map_err(ServiceError::invalid_value)?;
+    Ok(GroupHot {
+        display_name,
+        external_id,
+    })
+}
+
+/// Splits a validated Group body into its document and its member references.
+fn parse_group(ctx: &Context, body: Value) -> Result<(NewGroup, Vec<MemberRef>), ServiceError> {
+    let mut document = validate_resource(ctx.registry, ctx.registry.group(), body)?;
+    let mut refs = Vec::new();
+    if let Some(Value::Array(items)) = document.remove("members") {
+        for item in items {
+            let value = item
+                .get("value")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ServiceError::invalid_value("each member needs a string `value`"))?;
+            let member_type = match item.get("type").and_then(Value::as_str) {
+                None => None,
+                Some(t) if t.eq_ignore_ascii_case("user") => Some("User".to_owned()),
+                Some(t) if t.eq_ignore_ascii_case("group") => Some("Group".to_owned()),
+                Some(t) => {
+                    return Err(ServiceError::invalid_value(format!(
+                        "member type `{t}` is neither User nor Group"
+                    )));
+                }
+            };
+            if !refs.iter().any(|r: &MemberRef| r.value == value) {
+                refs.push(MemberRef {
+                    value: value.to_owned(),
+                    member_type,
+                });
+            }
+        }
+    }
+    Ok((
+        NewGroup {
+            hot: hot(&document)?,
+            document,
+        },
+        refs,
+    ))
+}
+
+/// The SCIM representation; `members` are read from the table when asked for.
+async fn represent(
+    ctx: &Context,
+    conn: &impl ConnectionTrait,
+    tenant: &Tenant,
+    group: &StoredGroup,
+    members_wanted: Members,
+) -> Result<GroupView, ServiceError> {
+    let base = ctx.scim_base(&tenant.slug);
+    let mut body = snapshot(&base, group);
+    if members_wanted == Members::Include {
+        let list = members::list(conn, &tenant.id, &group.id).await?;
+        if !list.is_empty() {
+            let members: Vec<Value> = list
+                .into_iter()
+                .map(|m| {
+                    let mut member = json!({
+                        "value": m.id,
+                        "$ref": format!("{base}/{}/{}", m.member_type.endpoint(), m.id),
+                        "type": m.member_type.as_str(),
+                    });
+                    if let Some(display) = m.display {
+                        member["display"] = Value::String(display);
+                    }
+                    member
+                })
+                .collect();
+            body["members"] = Value::Array(members);
+        }
+    }
+    Ok(GroupView {
+        id: group.id.clone(),
+        version: group.version,
+        body,
+    })
+}
+
+/// The representation without members: what events carry.
+fn snapshot(base: &str, group: &StoredGroup) -> Value {
+    let mut body = group.document.clone();
+    body.insert("id".to_owned(), Value::String(group.id.clone()));
+    body.insert(
+        "meta".to_owned(),
+        json!({
+            "resourceType": "Group",
+            "created": group.created_at,
+            "lastModified": group.updated_at,
+            "location": format!("{base}/Groups/{}", group.id),
+            "version": etag(group.version),
+        }),
+    );
+    Value::Object(body)
+}
+
+fn resource_event(
+    event_type: EventType,
+    body: Value,
+    id: &str,
+    version: i64,
+    changed: Vec<String>,
+    previous: Map<String, Value>,
+) -> PendingEvent {
+    PendingEvent {
+        event_type,
+        subject: format!("Groups/{id}"),
+        data: json!({
+            "resource": body,
+            "version": version,
+            "changed": changed,
+            "previous": previous,
+        }),
+    }
+}
+
+/// Checks that every referenced member exists in the tenant (and is of the stated type),
+/// and that no group would end up inside itself.
+async fn resolve_members(
+    conn: &DatabaseTransaction,
+    tenant: &Tenant,
+    group_id: &str,
+    refs: &[MemberRef],
+) -> Result<Vec<(String, MemberType)>, ServiceError> {
+    let ids: Vec<String> = refs.iter().map(|r| r.value.clone()).collect();
+    let found = members::resolve(conn, &tenant.id, &ids).await?;
+    let mut resolved = Vec::with_capacity(found.len());
+    for (id, kind) in found {
+        let Some(kind) = kind else {
+            return Err(ServiceError::invalid_value(format!(
+                "member {id} is neither a user nor a group of this tenant"
+            )));
+        };
+        let stated = refs
+            .iter()
+            .find(|r| r.value == id)
+            .and_then(|r| r.member_type.as_deref());
+        if stated.is_some_and(|s| s != kind.as_str()) {
+            return Err(ServiceError::invalid_value(format!(
+                "member {id} is a {}, not a {}",
+                kind.as_str(),
+                stated.unwrap_or_default()
+            )));
+        }
+        resolved.push((id, kind));
+    }
+    let nested: Vec<String> = resolved
+        .iter()
+        .filter(|(_, k)| *k == MemberType::Group)
+        .map(|(id, _)| id.clone())
+        .collect();
+    if members::would_cycle(conn, &tenant.id, group_id, &nested).await? {
+        return Err(ServiceError::invalid_value(
+            "a group cannot contain itself, directly or through nested groups",
+        ));
+    }
+    Ok(resolved)
+}
+
+/// Applies a membership change; returns the ids added and removed.
+async fn change_members(
+    txn: &DatabaseTransaction,
+    tenant: &Tenant,
+    group_id: &str,
+    change: &MembersPatch,
+    now: &str,
+) -> Result<(Vec<String>, Vec<String>), ServiceError> {
+    if change.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let resolved = resolve_members(txn, tenant, group_id, &change.add).await?;
+    let removed = if change.clear {
+        let keep: Vec<String> = resolved.iter().map(|(id, _)| id.clone()).collect();
+        members::remove_except(txn, &tenant.id, group_id, &keep).await?
+    } else {
+        members::remove(txn, &tenant.id, group_id, &change.remove).await?
+    };
+    let added = members::add(txn, &tenant.id, group_id, &resolved, now).await?;
+    Ok((added, removed))
+}
+
+fn member_events(
+    group_id: &str,
+    version: i64,
+    added: &[String],
+    removed: &[String],
+) -> Vec<PendingEvent> {
+    let mut events = membership_events(EventType::GroupMembersRemoved, group_id, version, removed);
+    events.extend(membership_events(
+        EventType::GroupMembersAdded,
+        group_id,
+        version,
+        added,
+    ));
+    events
+}
+
+#[tracing::instrument(skip_all, fields(tenant = %tenant.slug), err)]
+pub async fn create(
+    ctx: &Context,
+    tenant: &Tenant,
+    body: Value,
+) -> Result<GroupView, ServiceError> {
+    let (new, refs) = parse_group(ctx, body)?;
+    let id = uuid::Uuid::new_v4().to_string();
+    let txn = ctx.store.begin_write().await?;
+    let now = ctx.now();
+    let stored = groups::insert(&txn, &tenant.id, &id, new, &now)
+        .await
+        .map_err(taken)?;
+    let change = MembersPatch {
+        clear: false,
+        remove: Vec::new(),
+        add: refs,
+    };
+    let (added, _) = change_members(&txn, tenant, &id, &change, &now).await?;
+    let mut changed: Vec<String> = stored.document.keys().cloned().collect();
+    changed.sort();
+    let base = ctx.scim_base(&tenant.slug);
+    let mut events = vec![resource_event(
+        EventType::GroupCreated,
+        snapshot(&base, &stored),
+        &id,
+        1,
+        changed,
+        Map::new(),
+    )];
+    events.extend(member_events(&id, 1, &added, &[]));
+    emit(&txn, tenant, &now, events).await?;
+    let view = represent(ctx, &txn, tenant, &stored, Members::Include).await?;
+    txn.commit().await?;
+    ctx.signal_events();
+    Ok(view)
+}
+
+#[tracing::instrument(skip_all, fields(tenant = %tenant.slug, id), err)]
+pub async fn get(
+    ctx: &Context,
+    tenant: &Tenant,
+    id: &str,
+    members_wanted: Members,
+) -> Result<GroupView, ServiceError> {
+    let conn = ctx.store.conn();
+    let group = groups::find(conn, &tenant.id, id)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    represent(ctx, conn, tenant, &group, members_wanted).await
+}
+
+/// Compares the precondition of `If-Match` with the current version (RFC 7644 §3.14).
+pub fn check_if_match(if_match: Option<&str>, version: i64) -> Result<(), ServiceError> {
+    match if_match {
+        Some(header) if !super::etag_matches(header, version) => {
+            Err(ServiceError::PreconditionFailed(format!(
+                "the resource is at version {}",
+                etag(version)
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// What a write did.
+#[derive(Debug)]
+pub struct Written {
+    pub group: GroupView,
+    pub changed: bool,
+}
+
+async fn write(
+    ctx: &Context,
+    tenant: &Tenant,
+    id: &str,
+    if_match: Option<&str>,
+    members_wanted: Members,
+    change: impl FnOnce(&StoredGroup) -> Result<(NewGroup, MembersPatch), ServiceError>,
+) -> Result<Written, ServiceError> {
+    let txn = ctx.store.begin_write().await?;
+    let old = groups::find_for_update(&txn, &tenant.id, id)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    check_if_match(if_match, old.version)?;
+    let (new, member_change) = change(&old)?;
+    let now = ctx.now();
+    let (added, removed) = change_members(&txn, tenant, id, &member_change, &now).await?;
+    let document_changed = new.document != old.document;
+    if !document_changed && added.is_empty() && removed.is_empty() {
+        let group = represent(ctx, &txn, tenant, &old, members_wanted).await?;
+        txn.rollback().await?;
+        return Ok(Written {
+            group,
+            changed: false,
+        });
+    }
+    let version = old.version + 1;
+    let (changed, previous) = diff(&old.document, &new.document);
+    let stored = groups::update(&txn, &tenant.id, id, new, version, &now)
+        .await
+        .map_err(taken)?;
+    let base = ctx.scim_base(&tenant.slug);
+    let mut events = Vec::new();
+    if document_changed {
+        events.push(resource_event(
+            EventType::GroupUpdated,
+            snapshot(&base, &stored),
+            id,
+            version,
+            changed,
+            previous,
+        ));
+    }
+    events.extend(member_events(id, version, &added, &removed));
+    emit(&txn, tenant, &now, events).await?;
+    let group = represent(ctx, &txn, tenant, &stored, members_wanted).await?;
+    txn.commit().await?;
+    ctx.signal_events();
+    Ok(Written {
+        group,
+        changed: true,
+    })
+}
+
+/// PUT: replaces the document and the member list (Okta AIW sends the full list); the
+/// membership difference is computed in SQL.
+#[tracing::instrument(skip_all, fields(tenant = %tenant.slug, id), err)]
+pub async fn replace(
+    ctx: &Context,
+    tenant: &Tenant,
+    id: &str,
+    body: Value,
+    if_match: Option<&str>,
+) -> Result<Written, ServiceError> {
+    let (new, refs) = parse_group(ctx, body)?;
+    let change = MembersPatch {
+        clear: true,
+        remove: Vec::new(),
+        add: refs,
+    };
+    write(ctx, tenant, id, if_match, Members::Include, |_| {
+        Ok((new, change))
+    })
+    .await
+}
+
+/// PATCH (RFC 7644 §3.5.2), atomic.
+#[tracing::instrument(skip_all, fields(tenant = %tenant.slug, id), err)]
+pub async fn patch(
+    ctx: &Context,
+    tenant: &Tenant,
+    id: &str,
+    body: Value,
+    if_match: Option<&str>,
+    members_wanted: Members,
+) -> Result<Written, ServiceError> {
+    let operations = patch::parse_patch(body)?;
+    write(ctx, tenant, id, if_match, members_wanted, |old| {
+        let outcome = patch::apply(
+            ctx.registry,
+            ctx.registry.group(),
+            &old.document,
+            id,
+            &operations,
+        )?;
+        Ok((
+            NewGroup {
+                hot: hot(&outcome.document)?,
+                document: outcome.document,
+            },
+            outcome.members,
+        ))
+    })
+    .await
+}
+
+/// Removes `member_id` from every group holding it directly, each group's version bumped
+/// and a `members_removed` event emitted: the first step of deleting a user or a group.
+pub(crate) async fn leave_all_groups(
+    txn: &DatabaseTransaction,
+    tenant: &Tenant,
+    member_id: &str,
+    now: &str,
+) -> Result<Vec<PendingEvent>, ServiceError> {
+    let mut events = Vec::new();
+    for group_id in members::groups_of(txn, &tenant.id, member_id).await? {
+        let Some(group) = groups::find_for_update(txn, &tenant.id, &group_id).await? else {
+            continue;
+        };
+        let removed = members::remove(txn, &tenant.id, &group_id, &[member_id.to_owned()]).await?;
+        if removed.is_empty() {
+            continue;
+        }
+        let version = group.version + 1;
+        groups::touch(txn, &tenant.id, &group_id, version, now).await?;
+        events.extend(membership_events(
+            EventType::GroupMembersRemoved,
+            &group_id,
+            version,
+            &removed,
+        ));
+    }
+    Ok(events)
+}
+
+#[tracing::instrument(skip_all, fields(tenant = %tenant.slug, id), err)]
+pub async fn delete(
+    ctx: &Context,
+    tenant: &Tenant,
+    id: &str,
+    if_match: Option<&str>,
+) -> Result<(), ServiceError> {
+    let txn = ctx.store.begin_write().await?;
+    let old = groups::find_for_update(&txn, &tenant.id, id)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    check_if_match(if_match, old.version)?;
+    let now = ctx.now();
+    let mut events = leave_all_groups(&txn, tenant, id, &now).await?;
+    groups::delete(&txn, &tenant.id, id).await?;
+    let base = ctx.scim_base(&tenant.slug);
+    events.push(resource_event(
+        EventType::GroupDeleted,
+        snapshot(&base, &old),
+        id,
+        old.version + 1,
+        Vec::new(),
+        Map::new(),
+    ));
+    emit(&txn, tenant, &now, events).await?;
+    txn.commit().await?;
+    ctx.signal_events();
+    Ok(())
+}
+
+/// GET /Groups with `filter`, `startIndex` and `count`.
+#[tracing::instrument(skip_all, fields(tenant = %tenant.slug), err)]
+pub async fn list(
+    ctx: &Context,
+    tenant: &Tenant,
+    filter: Option<&str>,
+    page: Page,
+    members_wanted: Members,
+) -> Result<ListResponse, ServiceError> {
+    let filter = filter
+        .map(|raw| parse_eq_filter(raw, GROUP_URN, FILTERABLE))
+        .transpose()?;
+    let conn = ctx.store.conn();
+    let (total, rows) =
+        groups::list(conn, &tenant.id, filter.as_ref(), page.offset(), page.count).await?;
+    let mut resources = Vec::with_capacity(rows.len());
+    for group in &rows {
+        resources.push(
+            represent(ctx, conn, tenant, group, members_wanted)
+                .await?
+                .body,
+        );
+    }
+    Ok(ListResponse::new(total, page.start_index, resources))
+}

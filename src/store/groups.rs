@@ -1,0 +1,180 @@
+//! Groups: the SCIM document (without members) with hot columns beside it.
+
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set,
+};
+use serde_json::Value;
+
+use super::StoreError;
+use super::entities::group;
+use crate::domain::{NewGroup, StoredGroup};
+use crate::scim::filter::{EqFilter, HotAttribute};
+use crate::scim::fold::fold;
+
+fn to_domain(m: group::Model) -> Result<StoredGroup, StoreError> {
+    let Value::Object(document) = m.resource else {
+        return Err(StoreError::Corrupt(format!(
+            "group {} is not an object",
+            m.id
+        )));
+    };
+    Ok(StoredGroup {
+        id: m.id,
+        display_name: m.display_name,
+        document,
+        version: m.version,
+        created_at: m.created_at,
+        updated_at: m.updated_at,
+    })
+}
+
+fn active_model(tenant_id: &str, id: &str, new: NewGroup) -> group::ActiveModel {
+    group::ActiveModel {
+        tenant_id: Set(tenant_id.to_owned()),
+        id: Set(id.to_owned()),
+        display_name_ci: Set(fold(&new.hot.display_name)),
+        display_name: Set(new.hot.display_name),
+        external_id: Set(new.hot.external_id.map(|e| e.as_str().to_owned())),
+        resource: Set(Value::Object(new.document)),
+        ..Default::default()
+    }
+}
+
+pub async fn insert(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    id: &str,
+    new: NewGroup,
+    now: &str,
+) -> Result<StoredGroup, StoreError> {
+    let mut model = active_model(tenant_id, id, new);
+    model.version = Set(1);
+    model.created_at = Set(now.to_owned());
+    model.updated_at = Set(now.to_owned());
+    to_domain(model.insert(conn).await?)
+}
+
+pub async fn find(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    id: &str,
+) -> Result<Option<StoredGroup>, StoreError> {
+    group::Entity::find_by_id((tenant_id.to_owned(), id.to_owned()))
+        .one(conn)
+        .await?
+        .map(to_domain)
+        .transpose()
+}
+
+/// Reads a group and locks its row until the transaction ends: membership changes of one
+/// group are serialised (PostgreSQL `FOR UPDATE`; SQLite serialises writes already).
+pub async fn find_for_update(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    id: &str,
+) -> Result<Option<StoredGroup>, StoreError> {
+    group::Entity::find_by_id((tenant_id.to_owned(), id.to_owned()))
+        .lock_exclusive()
+        .one(conn)
+        .await?
+        .map(to_domain)
+        .transpose()
+}
+
+/// Writes a group's document and hot columns with `version`.
+pub async fn update(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    id: &str,
+    new: NewGroup,
+    version: i64,
+    now: &str,
+) -> Result<StoredGroup, StoreError> {
+    let mut model = active_model(tenant_id, id, new);
+    model.version = Set(version);
+    model.updated_at = Set(now.to_owned());
+    let model = model.update(conn).await.map_err(|e| match e {
+        sea_orm::DbErr::RecordNotUpdated => StoreError::NotFound,
+        other => other.into(),
+    })?;
+    to_domain(model)
+}
+
+/// Bumps only the version and `updated_at` (a membership change).
+pub async fn touch(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    id: &str,
+    version: i64,
+    now: &str,
+) -> Result<(), StoreError> {
+    group::ActiveModel {
+        tenant_id: Set(tenant_id.to_owned()),
+        id: Set(id.to_owned()),
+        version: Set(version),
+        updated_at: Set(now.to_owned()),
+        ..Default::default()
+    }
+    .update(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn delete(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    id: &str,
+) -> Result<(), StoreError> {
+    let result = group::Entity::delete_by_id((tenant_id.to_owned(), id.to_owned()))
+        .exec(conn)
+        .await?;
+    if result.rows_affected == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+fn condition(tenant_id: &str, filter: Option<&EqFilter>) -> Condition {
+    let mut cond = Condition::all().add(group::Column::TenantId.eq(tenant_id));
+    if let Some(f) = filter {
+        cond = cond.add(match f.attribute {
+            HotAttribute::Id => group::Column::Id.eq(f.value.as_str()),
+            HotAttribute::ExternalId => group::Column::ExternalId.eq(f.value.as_str()),
+            HotAttribute::DisplayName | HotAttribute::UserName => {
+                group::Column::DisplayNameCi.eq(fold(&f.value))
+            }
+        });
+    }
+    cond
+}
+
+/// One page of a tenant's groups in the default order (`created_at`, `id`), and the total.
+pub async fn list(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    filter: Option<&EqFilter>,
+    offset: u64,
+    limit: u64,
+) -> Result<(u64, Vec<StoredGroup>), StoreError> {
+    let total = group::Entity::find()
+        .filter(condition(tenant_id, filter))
+        .count(conn)
+        .await?;
+    if limit == 0 {
+        return Ok((total, Vec::new()));
+    }
+    let rows = group::Entity::find()
+        .filter(condition(tenant_id, filter))
+        .order_by_asc(group::Column::CreatedAt)
+        .order_by_asc(group::Column::Id)
+        .offset(offset)
+        .limit(limit)
+        .all(conn)
+        .await?;
+    let groups = rows
+        .into_iter()
+        .map(to_domain)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((total, groups))
+}
