@@ -5,6 +5,7 @@ pub mod error;
 pub mod filter;
 pub mod fold;
 pub mod patch;
+pub mod query;
 pub mod resource;
 pub mod schema;
 pub mod time;
