@@ -42,6 +42,13 @@ pub async fn open_context(
     if let Some(secret) = &settings.admin_token {
         tenants::bootstrap_admin(&context, secret).await?;
     }
+    let filled = crate::service::backfill_search_documents(&context).await?;
+    if filled > 0 {
+        tracing::info!(
+            filled,
+            "search documents computed for rows written before they existed"
+        );
+    }
     Ok(context)
 }
 

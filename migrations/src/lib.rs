@@ -12,6 +12,7 @@ mod m20261129_000005_create_groups;
 mod m20261129_000006_create_group_members;
 mod m20261129_000007_create_outbox;
 mod m20261129_000008_add_outbox_failed_at;
+mod m20261129_000009_add_search_documents;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000006_create_group_members::Migration),
             Box::new(m20261129_000007_create_outbox::Migration),
             Box::new(m20261129_000008_add_outbox_failed_at::Migration),
+            Box::new(m20261129_000009_add_search_documents::Migration),
         ]
     }
 }

@@ -43,6 +43,8 @@ pub struct NewUser {
     pub hot: UserHot,
     /// The document as stored: without id, meta, groups and password.
     pub document: Map<String, Value>,
+    /// The document with case-insensitive strings folded, for filters and sorting.
+    pub search: Value,
 }
 
 /// A user as stored.
@@ -69,6 +71,8 @@ pub struct NewGroup {
     pub hot: GroupHot,
     /// The document as stored: without id, meta and members.
     pub document: Map<String, Value>,
+    /// The document with case-insensitive strings folded, for filters and sorting.
+    pub search: Value,
 }
 
 /// A group as stored (without its members).

@@ -39,14 +39,7 @@ async fn list(
         integer("startIndex", params.start_index.as_deref())?,
         integer("count", params.count.as_deref())?,
     );
-    let list = groups::list(
-        &ctx,
-        &auth.tenant,
-        params.filter.as_deref(),
-        page,
-        params.members(),
-    )
-    .await?;
+    let list = groups::list(&ctx, &auth.tenant, &params.query(), page, params.members()).await?;
     Ok(response::scim(StatusCode::OK, &list))
 }
 

@@ -60,6 +60,10 @@ pub struct ReadParams {
     pub attributes: Option<String>,
     #[serde(rename = "excludedAttributes")]
     pub excluded_attributes: Option<String>,
+    #[serde(rename = "sortBy")]
+    pub sort_by: Option<String>,
+    #[serde(rename = "sortOrder")]
+    pub sort_order: Option<String>,
 }
 
 fn names(list: Option<&str>, attribute: &str) -> bool {
@@ -72,6 +76,15 @@ fn names(list: Option<&str>, attribute: &str) -> bool {
 }
 
 impl ReadParams {
+    /// The list query of these parameters.
+    pub fn query(&self) -> crate::service::ListQuery {
+        crate::service::ListQuery {
+            filter: self.filter.clone(),
+            sort_by: self.sort_by.clone(),
+            sort_order: self.sort_order.clone(),
+        }
+    }
+
     /// Whether group members are wanted in the response.
     pub fn members(&self) -> Members {
         let excluded = names(self.excluded_attributes.as_deref(), "members");

@@ -37,7 +37,7 @@ async fn list(
         integer("startIndex", params.start_index.as_deref())?,
         integer("count", params.count.as_deref())?,
     );
-    let list = users::list(&ctx, &auth.tenant, params.filter.as_deref(), page).await?;
+    let list = users::list(&ctx, &auth.tenant, &params.query(), page).await?;
     Ok(response::scim(StatusCode::OK, &list))
 }
 

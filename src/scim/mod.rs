@@ -2,7 +2,6 @@
 //! filters, wire types and the RFC 7644 §3.12 error vocabulary. Imports nothing of scimbus.
 
 pub mod error;
-pub mod filter;
 pub mod fold;
 pub mod patch;
 pub mod query;

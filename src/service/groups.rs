@@ -5,25 +5,18 @@
 use sea_orm::{ConnectionTrait, DatabaseTransaction};
 use serde_json::{Map, Value, json};
 
+use super::ListQuery;
 use super::changes::diff;
 use super::emit::emit;
 use super::{Context, ServiceError};
 use crate::domain::{ExternalId, GroupHot, MemberType, NewGroup, StoredGroup, Tenant};
 use crate::events::catalog::membership_events;
 use crate::events::{EventType, PendingEvent};
-use crate::scim::filter::{HotAttribute, parse_eq_filter};
 use crate::scim::patch::{self, MemberRef, MembersPatch};
+use crate::scim::query::search_document;
 use crate::scim::resource::{ListResponse, Page, etag};
-use crate::scim::schema::GROUP_URN;
 use crate::scim::validate::validate_resource;
-use crate::store::{StoreError, groups, members};
-
-/// Attributes of a group a filter can reach for now, with their column.
-const FILTERABLE: &[(&str, HotAttribute)] = &[
-    ("id", HotAttribute::Id),
-    ("displayName", HotAttribute::DisplayName),
-    ("externalId", HotAttribute::ExternalId),
-];
+use crate::store::{StoreError, groups, members, query};
 
 /// A group as the API returns it, with its version for the `ETag` header.
 #[derive(Debug, Clone)]
@@ -84,6 +77,14 @@ fn hot(document: &Map<String, Value>) -> Result<GroupHot, ServiceError> {
     })
 }
 
+fn new_group(ctx: &Context, document: Map<String, Value>) -> Result<NewGroup, ServiceError> {
+    Ok(NewGroup {
+        hot: hot(&document)?,
+        search: search_document(ctx.registry, ctx.registry.group(), &document),
+        document,
+    })
+}
+
 /// Splits a validated Group body into its document and its member references.
 fn parse_group(ctx: &Context, body: Value) -> Result<(NewGroup, Vec<MemberRef>), ServiceError> {
     let mut document = validate_resource(ctx.registry, ctx.registry.group(), body)?;
@@ -112,13 +113,7 @@ fn parse_group(ctx: &Context, body: Value) -> Result<(NewGroup, Vec<MemberRef>),
             }
         }
     }
-    Ok((
-        NewGroup {
-            hot: hot(&document)?,
-            document,
-        },
-        refs,
-    ))
+    Ok((new_group(ctx, document)?, refs))
 }
 
 /// The SCIM representation; `members` are read from the table when asked for.
@@ -442,13 +437,7 @@ pub async fn patch(
             id,
             &operations,
         )?;
-        Ok((
-            NewGroup {
-                hot: hot(&outcome.document)?,
-                document: outcome.document,
-            },
-            outcome.members,
-        ))
+        Ok((new_group(ctx, outcome.document)?, outcome.members))
     })
     .await
 }
@@ -512,21 +501,27 @@ pub async fn delete(
     Ok(())
 }
 
-/// GET /Groups with `filter`, `startIndex` and `count`.
+/// GET /Groups (and POST /Groups/.search): `filter`, `sortBy`/`sortOrder`, paging.
 #[tracing::instrument(skip_all, fields(tenant = %tenant.slug), err)]
 pub async fn list(
     ctx: &Context,
     tenant: &Tenant,
-    filter: Option<&str>,
+    query: &ListQuery,
     page: Page,
     members_wanted: Members,
 ) -> Result<ListResponse, ServiceError> {
-    let filter = filter
-        .map(|raw| parse_eq_filter(raw, GROUP_URN, FILTERABLE))
-        .transpose()?;
+    let rt = ctx.registry.group();
+    let (filter, sort) = query.typed(ctx, rt)?;
     let conn = ctx.store.conn();
-    let (total, rows) =
-        groups::list(conn, &tenant.id, filter.as_ref(), page.offset(), page.count).await?;
+    let (total, rows) = query::search_groups(
+        conn,
+        &tenant.id,
+        filter.as_ref(),
+        sort.as_ref(),
+        page.offset(),
+        page.count,
+    )
+    .await?;
     let mut resources = Vec::with_capacity(rows.len());
     for group in &rows {
         resources.push(

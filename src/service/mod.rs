@@ -31,6 +31,83 @@ pub fn etag_matches(header: &str, version: i64) -> bool {
         .any(|tag| tag == "*" || tag.trim_start_matches("W/").trim_matches('"') == wanted)
 }
 
+/// Computes the search documents of rows written before they existed (run at start-up,
+/// after migrations; a no-op once every row has one).
+pub async fn backfill_search_documents(ctx: &Context) -> Result<u64, ServiceError> {
+    use crate::scim::query::search_document;
+    use crate::store::{groups, users};
+    let mut filled = 0;
+    loop {
+        let rows = users::missing_search(ctx.store.conn(), 500).await?;
+        if rows.is_empty() {
+            break;
+        }
+        for (tenant_id, id, document) in rows {
+            let doc = document.as_object().cloned().unwrap_or_default();
+            let search = search_document(ctx.registry, ctx.registry.user(), &doc);
+            users::set_search(ctx.store.conn(), &tenant_id, &id, search).await?;
+            filled += 1;
+        }
+    }
+    loop {
+        let rows = groups::missing_search(ctx.store.conn(), 500).await?;
+        if rows.is_empty() {
+            break;
+        }
+        for (tenant_id, id, document) in rows {
+            let doc = document.as_object().cloned().unwrap_or_default();
+            let search = search_document(ctx.registry, ctx.registry.group(), &doc);
+            groups::set_search(ctx.store.conn(), &tenant_id, &id, search).await?;
+            filled += 1;
+        }
+    }
+    Ok(filled)
+}
+
+/// The query of a list or search request, as sent.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub filter: Option<String>,
+    pub sort_by: Option<String>,
+    pub sort_order: Option<String>,
+}
+
+impl ListQuery {
+    /// The typed filter and sort key for `resource_type`.
+    fn typed(
+        &self,
+        ctx: &Context,
+        resource_type: &crate::scim::schema::ResourceType,
+    ) -> Result<
+        (
+            Option<crate::scim::query::Filter>,
+            Option<crate::scim::query::Sort>,
+        ),
+        ServiceError,
+    > {
+        let filter = self
+            .filter
+            .as_deref()
+            .filter(|f| !f.trim().is_empty())
+            .map(|raw| crate::scim::query::parse_filter(ctx.registry, resource_type, raw))
+            .transpose()?;
+        let sort = self
+            .sort_by
+            .as_deref()
+            .filter(|s| !s.trim().is_empty())
+            .map(|by| {
+                crate::scim::query::parse_sort(
+                    ctx.registry,
+                    resource_type,
+                    by,
+                    self.sort_order.as_deref(),
+                )
+            })
+            .transpose()?;
+        Ok((filter, sort))
+    }
+}
+
 /// What every use case needs, built once in `Application::build`.
 #[derive(Debug, Clone)]
 pub struct Context {

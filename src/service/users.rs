@@ -5,26 +5,18 @@ use serde_json::{Map, Value, json};
 use scim_v2::models::errors::ScimType;
 use sea_orm::ConnectionTrait;
 
+use super::ListQuery;
 use super::changes::diff;
 use super::emit::emit;
 use super::{Context, ServiceError};
 use crate::domain::{ExternalId, NewUser, StoredUser, Tenant, UserHot, UserName};
 use crate::events::{EventType, PendingEvent};
 use crate::scim::error::ScimError;
-use crate::scim::filter::{HotAttribute, parse_eq_filter};
 use crate::scim::patch;
+use crate::scim::query::search_document;
 use crate::scim::resource::{ListResponse, Page, etag};
-use crate::scim::schema::USER_URN;
 use crate::scim::validate::validate_resource;
-use crate::store::{StoreError, members, users};
-
-/// Attributes of a user that a filter can reach for now, with their column.
-const FILTERABLE: &[(&str, HotAttribute)] = &[
-    ("id", HotAttribute::Id),
-    ("userName", HotAttribute::UserName),
-    ("externalId", HotAttribute::ExternalId),
-    ("displayName", HotAttribute::DisplayName),
-];
+use crate::store::{StoreError, members, query, users};
 
 /// A user as the API returns it, with its version for the `ETag` header.
 #[derive(Debug, Clone)]
@@ -87,6 +79,7 @@ fn parse_user(ctx: &Context, body: Value) -> Result<NewUser, ServiceError> {
         .get("displayName")
         .and_then(Value::as_str)
         .map(str::to_owned);
+    let search = search_document(ctx.registry, ctx.registry.user(), &document);
     Ok(NewUser {
         hot: UserHot {
             user_name,
@@ -95,6 +88,7 @@ fn parse_user(ctx: &Context, body: Value) -> Result<NewUser, ServiceError> {
             display_name,
         },
         document,
+        search,
     })
 }
 
@@ -319,26 +313,26 @@ pub async fn delete(
     Ok(())
 }
 
-/// GET /Users with `filter`, `startIndex` and `count`.
+/// GET /Users (and POST /Users/.search): `filter`, `sortBy`/`sortOrder`, paging.
 #[tracing::instrument(skip_all, fields(tenant = %tenant.slug), err)]
 pub async fn list(
     ctx: &Context,
     tenant: &Tenant,
-    filter: Option<&str>,
+    query: &ListQuery,
     page: Page,
 ) -> Result<ListResponse, ServiceError> {
-    let filter = filter
-        .map(|raw| parse_eq_filter(raw, USER_URN, FILTERABLE))
-        .transpose()?;
-    let (total, rows) = users::list(
-        ctx.store.conn(),
+    let rt = ctx.registry.user();
+    let (filter, sort) = query.typed(ctx, rt)?;
+    let conn = ctx.store.conn();
+    let (total, rows) = query::search_users(
+        conn,
         &tenant.id,
         filter.as_ref(),
+        sort.as_ref(),
         page.offset(),
         page.count,
     )
     .await?;
-    let conn = ctx.store.conn();
     let mut resources = Vec::with_capacity(rows.len());
     for user in &rows {
         resources.push(

@@ -1,18 +1,14 @@
 //! Groups: the SCIM document (without members) with hot columns beside it.
 
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set,
-};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, QuerySelect, Set};
 use serde_json::Value;
 
 use super::StoreError;
 use super::entities::group;
 use crate::domain::{NewGroup, StoredGroup};
-use crate::scim::filter::{EqFilter, HotAttribute};
 use crate::scim::fold::fold;
 
-fn to_domain(m: group::Model) -> Result<StoredGroup, StoreError> {
+pub(super) fn to_domain(m: group::Model) -> Result<StoredGroup, StoreError> {
     let Value::Object(document) = m.resource else {
         return Err(StoreError::Corrupt(format!(
             "group {} is not an object",
@@ -37,6 +33,7 @@ fn active_model(tenant_id: &str, id: &str, new: NewGroup) -> group::ActiveModel 
         display_name: Set(new.hot.display_name),
         external_id: Set(new.hot.external_id.map(|e| e.as_str().to_owned())),
         resource: Set(Value::Object(new.document)),
+        search: Set(Some(new.search)),
         ..Default::default()
     }
 }
@@ -135,46 +132,36 @@ pub async fn delete(
     Ok(())
 }
 
-fn condition(tenant_id: &str, filter: Option<&EqFilter>) -> Condition {
-    let mut cond = Condition::all().add(group::Column::TenantId.eq(tenant_id));
-    if let Some(f) = filter {
-        cond = cond.add(match f.attribute {
-            HotAttribute::Id => group::Column::Id.eq(f.value.as_str()),
-            HotAttribute::ExternalId => group::Column::ExternalId.eq(f.value.as_str()),
-            HotAttribute::DisplayName | HotAttribute::UserName => {
-                group::Column::DisplayNameCi.eq(fold(&f.value))
-            }
-        });
-    }
-    cond
-}
-
-/// One page of a tenant's groups in the default order (`created_at`, `id`), and the total.
-pub async fn list(
+/// Up to `limit` rows written before search documents existed: (tenant, id, document).
+pub async fn missing_search(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
-    filter: Option<&EqFilter>,
-    offset: u64,
     limit: u64,
-) -> Result<(u64, Vec<StoredGroup>), StoreError> {
-    let total = group::Entity::find()
-        .filter(condition(tenant_id, filter))
-        .count(conn)
-        .await?;
-    if limit == 0 {
-        return Ok((total, Vec::new()));
-    }
-    let rows = group::Entity::find()
-        .filter(condition(tenant_id, filter))
-        .order_by_asc(group::Column::CreatedAt)
-        .order_by_asc(group::Column::Id)
-        .offset(offset)
+) -> Result<Vec<(String, String, Value)>, StoreError> {
+    use sea_orm::{ColumnTrait, QueryFilter};
+    Ok(group::Entity::find()
+        .filter(group::Column::Search.is_null())
         .limit(limit)
         .all(conn)
-        .await?;
-    let groups = rows
+        .await?
         .into_iter()
-        .map(to_domain)
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok((total, groups))
+        .map(|m| (m.tenant_id, m.id, m.resource))
+        .collect())
+}
+
+/// Stores the search document of one row.
+pub async fn set_search(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    id: &str,
+    search: Value,
+) -> Result<(), StoreError> {
+    group::ActiveModel {
+        tenant_id: Set(tenant_id.to_owned()),
+        id: Set(id.to_owned()),
+        search: Set(Some(search)),
+        ..Default::default()
+    }
+    .update(conn)
+    .await?;
+    Ok(())
 }

@@ -6,6 +6,7 @@ mod error;
 pub mod groups;
 pub mod members;
 pub mod outbox;
+pub mod query;
 pub mod tenants;
 pub mod tokens;
 pub mod users;

@@ -1,18 +1,14 @@
 //! Users: the SCIM document with hot columns beside it. Every function takes the tenant.
 
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set,
-};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, QuerySelect, Set};
 use serde_json::Value;
 
 use super::StoreError;
 use super::entities::user;
 use crate::domain::{NewUser, StoredUser};
-use crate::scim::filter::{EqFilter, HotAttribute};
 use crate::scim::fold::fold;
 
-fn to_domain(m: user::Model) -> Result<StoredUser, StoreError> {
+pub(super) fn to_domain(m: user::Model) -> Result<StoredUser, StoreError> {
     let Value::Object(document) = m.resource else {
         return Err(StoreError::Corrupt(format!(
             "user {} is not an object",
@@ -66,6 +62,7 @@ pub async fn insert(
         display_name: Set(display_name),
         display_name_ci: Set(display_name_ci),
         resource: Set(Value::Object(new.document)),
+        search: Set(Some(new.search)),
         version: Set(1),
         created_at: Set(now.to_owned()),
         updated_at: Set(now.to_owned()),
@@ -122,6 +119,7 @@ pub async fn update(
         display_name: Set(display_name),
         display_name_ci: Set(display_name_ci),
         resource: Set(Value::Object(new.document)),
+        search: Set(Some(new.search)),
         version: Set(version),
         updated_at: Set(now.to_owned()),
         ..Default::default()
@@ -149,46 +147,36 @@ pub async fn delete(
     Ok(())
 }
 
-fn condition(tenant_id: &str, filter: Option<&EqFilter>) -> Condition {
-    let mut cond = Condition::all().add(user::Column::TenantId.eq(tenant_id));
-    if let Some(f) = filter {
-        cond = cond.add(match f.attribute {
-            HotAttribute::Id => user::Column::Id.eq(f.value.as_str()),
-            HotAttribute::UserName => user::Column::UserNameCi.eq(fold(&f.value)),
-            HotAttribute::ExternalId => user::Column::ExternalId.eq(f.value.as_str()),
-            HotAttribute::DisplayName => user::Column::DisplayNameCi.eq(fold(&f.value)),
-        });
-    }
-    cond
-}
-
-/// One page of a tenant's users in the stable default order (`created_at`, `id`), and the
-/// total that match.
-pub async fn list(
+/// Up to `limit` rows written before search documents existed: (tenant, id, document).
+pub async fn missing_search(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
-    filter: Option<&EqFilter>,
-    offset: u64,
     limit: u64,
-) -> Result<(u64, Vec<StoredUser>), StoreError> {
-    let total = user::Entity::find()
-        .filter(condition(tenant_id, filter))
-        .count(conn)
-        .await?;
-    if limit == 0 {
-        return Ok((total, Vec::new()));
-    }
-    let rows = user::Entity::find()
-        .filter(condition(tenant_id, filter))
-        .order_by_asc(user::Column::CreatedAt)
-        .order_by_asc(user::Column::Id)
-        .offset(offset)
+) -> Result<Vec<(String, String, Value)>, StoreError> {
+    use sea_orm::{ColumnTrait, QueryFilter};
+    Ok(user::Entity::find()
+        .filter(user::Column::Search.is_null())
         .limit(limit)
         .all(conn)
-        .await?;
-    let users = rows
+        .await?
         .into_iter()
-        .map(to_domain)
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok((total, users))
+        .map(|m| (m.tenant_id, m.id, m.resource))
+        .collect())
+}
+
+/// Stores the search document of one row.
+pub async fn set_search(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    id: &str,
+    search: Value,
+) -> Result<(), StoreError> {
+    user::ActiveModel {
+        tenant_id: Set(tenant_id.to_owned()),
+        id: Set(id.to_owned()),
+        search: Set(Some(search)),
+        ..Default::default()
+    }
+    .update(conn)
+    .await?;
+    Ok(())
 }

@@ -575,6 +575,7 @@ async fn a_group_put_with_ten_thousand_members_fits_and_emits_chunks(backend: Ba
                 active: true,
                 display_name: None,
             },
+            search: json!({"userName": format!("bulk{i}")}),
             document: doc.as_object().unwrap().clone(),
         };
         scimbus::store::users::insert(&txn, &tenant.id, &id, new, "2026-01-01T00:00:00.000Z")

@@ -446,8 +446,6 @@ async fn entra_finds_a_user_by_user_name_and_by_external_id() {
 }
 
 #[tokio::test]
-#[ignore = "server bug: GET /Users?filter=emails[type eq \"work\"].value eq \"…\" answers 400 invalidFilter \
-            (the filter does not parse: Unrecognized token `.`); Entra sends it when the work email is the matching attribute"]
 async fn entra_finds_a_user_by_a_work_email_filter() {
     let run = Replay::run("entra-look-up-user-by-work-email.json").await;
     let user = run.user("userId").await;

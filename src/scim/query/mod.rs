@@ -6,6 +6,8 @@ mod ast;
 pub mod eval;
 mod normalize;
 mod resolve;
+mod search;
 
 pub use ast::{Attr, CmpOp, Filter, Literal, Op, Relation, Sort, SortOrder};
 pub use resolve::{parse_filter, parse_sort};
+pub use search::search_document;

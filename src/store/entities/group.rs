@@ -12,6 +12,8 @@ pub struct Model {
     pub external_id: Option<String>,
     #[sea_orm(column_type = "JsonBinary")]
     pub resource: Json,
+    #[sea_orm(column_type = "JsonBinary", nullable)]
+    pub search: Option<Json>,
     pub version: i64,
     pub created_at: String,
     pub updated_at: String,

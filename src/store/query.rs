@@ -1,0 +1,574 @@
+//! The typed SCIM filter compiled to SQL (DESIGN 8), for PostgreSQL and SQLite. Column
+//! names come from a fixed mapping and JSON paths are bound values, so no text of the
+//! request reaches the statement; every literal is a bound value. Hot attributes use their
+//! columns; the others read the `search` document (case-insensitive strings folded in
+//! Rust), multi-valued attributes through `EXISTS` over their elements, `members` and
+//! `groups` through the membership table. Every test is two-valued (a missing attribute
+//! makes it false, never NULL), so `not` means what the reference evaluator says.
+
+use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Statement, Value};
+
+use super::StoreError;
+use super::entities::{group, user};
+use crate::domain::{StoredGroup, StoredUser};
+use crate::scim::fold::fold;
+use crate::scim::query::{Attr, CmpOp, Filter, Literal, Op, Relation, Sort, SortOrder};
+use crate::scim::schema::AttrType;
+
+/// Which resource table a query reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    Users,
+    Groups,
+}
+
+impl Table {
+    fn name(self) -> &'static str {
+        match self {
+            Table::Users => "users",
+            Table::Groups => "groups",
+        }
+    }
+
+    fn resource_type(self) -> &'static str {
+        match self {
+            Table::Users => "User",
+            Table::Groups => "Group",
+        }
+    }
+
+    /// The column holding a singular attribute, and whether it holds the folded value.
+    fn column(self, path: &[String]) -> Option<&'static str> {
+        let p: Vec<&str> = path.iter().map(String::as_str).collect();
+        match (self, p.as_slice()) {
+            (_, ["id"]) => Some("id"),
+            (_, ["externalId"]) => Some("external_id"),
+            (_, ["meta", "created"]) => Some("created_at"),
+            (_, ["meta", "lastModified"]) => Some("updated_at"),
+            (Table::Users, ["userName"]) => Some("user_name_ci"),
+            (_, ["displayName"]) => Some("display_name_ci"),
+            _ => None,
+        }
+    }
+}
+
+/// Where attribute paths are resolved.
+#[derive(Clone, Copy)]
+enum Scope {
+    Root(Table),
+    /// An element of a JSON array, bound to alias `e`.
+    Element,
+    /// A row of the membership relation.
+    Related(Relation),
+}
+
+/// SQL text with its bound values, placeholders in the backend's style.
+struct Sql {
+    backend: DbBackend,
+    text: String,
+    values: Vec<Value>,
+}
+
+impl Sql {
+    fn new(backend: DbBackend) -> Self {
+        Self {
+            backend,
+            text: String::new(),
+            values: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, s: &str) -> &mut Self {
+        self.text.push_str(s);
+        self
+    }
+
+    fn bind(&mut self, v: impl Into<Value>) -> &mut Self {
+        self.values.push(v.into());
+        match self.backend {
+            DbBackend::Postgres => {
+                let n = self.values.len();
+                self.text.push_str(&format!("${n}"));
+            }
+            _ => self.text.push('?'),
+        }
+        self
+    }
+
+    fn statement(self) -> Statement {
+        Statement::from_sql_and_values(self.backend, self.text, self.values)
+    }
+
+    fn pg(&self) -> bool {
+        self.backend == DbBackend::Postgres
+    }
+
+    /// A JSON path as SQLite wants it: `$."name"."givenName"` (keys quoted: URNs have dots).
+    fn sqlite_path(path: &[String]) -> String {
+        let mut out = String::from("$");
+        for key in path {
+            out.push_str(".\"");
+            out.push_str(&key.replace('"', "\\\""));
+            out.push('"');
+        }
+        out
+    }
+
+    /// The text (or JSON scalar) at `path` inside `base` (a JSON column or element).
+    fn json_text(&mut self, base: &str, path: &[String]) {
+        if self.pg() {
+            self.push("jsonb_extract_path_text(").push(base);
+            for key in path {
+                self.push(", ").bind(key.clone());
+            }
+            self.push(")");
+        } else {
+            self.push("json_extract(").push(base).push(", ");
+            self.bind(Self::sqlite_path(path));
+            self.push(")");
+        }
+    }
+
+    /// The JSON value (object, array or scalar) at `path`, NULL when absent.
+    fn json_value(&mut self, base: &str, path: &[String]) {
+        if self.pg() {
+            self.push("jsonb_extract_path(").push(base);
+            for key in path {
+                self.push(", ").bind(key.clone());
+            }
+            self.push(")");
+        } else {
+            self.push("json_extract(").push(base).push(", ");
+            self.bind(Self::sqlite_path(path));
+            self.push(")");
+        }
+    }
+}
+
+struct Compiler {
+    sql: Sql,
+}
+
+impl Compiler {
+    fn filter(&mut self, f: &Filter, scope: Scope) {
+        match f {
+            Filter::True => {
+                self.sql.push("(1 = 1)");
+            }
+            Filter::And(items) | Filter::Or(items) => {
+                let joiner = if matches!(f, Filter::And(_)) {
+                    " AND "
+                } else {
+                    " OR "
+                };
+                self.sql.push("(");
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        self.sql.push(joiner);
+                    }
+                    self.filter(item, scope);
+                }
+                self.sql.push(")");
+            }
+            Filter::Not(inner) => {
+                self.sql.push("(NOT ");
+                self.filter(inner, scope);
+                self.sql.push(")");
+            }
+            Filter::Test(attr, op) => self.test(attr, op, scope),
+            Filter::Any { path, filter } => {
+                let Scope::Root(table) = scope else {
+                    self.sql.push("(1 = 0)");
+                    return;
+                };
+                let column = format!("\"{}\".\"search\"", table.name());
+                if self.sql.pg() {
+                    self.sql
+                        .push("EXISTS (SELECT 1 FROM jsonb_array_elements(COALESCE(");
+                    self.sql.json_value(&column, path);
+                    self.sql.push(", '[]'::jsonb)) AS e(v) WHERE ");
+                } else {
+                    self.sql
+                        .push("EXISTS (SELECT 1 FROM json_each(")
+                        .push(&column)
+                        .push(", ");
+                    self.sql.bind(Sql::sqlite_path(path));
+                    self.sql.push(") AS e WHERE ");
+                }
+                self.filter(filter, Scope::Element);
+                self.sql.push(")");
+            }
+            Filter::Related { relation, filter } => {
+                match relation {
+                    Relation::Members => self.sql.push(
+                        "EXISTS (SELECT 1 FROM group_members m \
+                         LEFT JOIN users mu ON m.member_type = 'User' AND mu.tenant_id = m.tenant_id AND mu.id = m.member_id \
+                         LEFT JOIN groups mg ON m.member_type = 'Group' AND mg.tenant_id = m.tenant_id AND mg.id = m.member_id \
+                         WHERE m.tenant_id = \"groups\".\"tenant_id\" AND m.group_id = \"groups\".\"id\" AND ",
+                    ),
+                    Relation::Groups => self.sql.push(
+                        "EXISTS (WITH RECURSIVE up(group_id, depth) AS ( \
+                           SELECT gm.group_id, CAST(0 AS BIGINT) FROM group_members gm \
+                           WHERE gm.tenant_id = \"users\".\"tenant_id\" AND gm.member_id = \"users\".\"id\" \
+                           UNION SELECT gm.group_id, up.depth + 1 FROM group_members gm \
+                           JOIN up ON gm.member_id = up.group_id \
+                           WHERE gm.tenant_id = \"users\".\"tenant_id\" AND up.depth < 64) \
+                         SELECT 1 FROM up JOIN groups rg ON rg.tenant_id = \"users\".\"tenant_id\" AND rg.id = up.group_id WHERE ",
+                    ),
+                };
+                self.filter(filter, Scope::Related(*relation));
+                self.sql.push(")");
+            }
+        }
+    }
+
+    /// Writes the SQL expression of `attr` in `scope`; `false` when it has no SQL form.
+    fn value(&mut self, attr: &Attr, scope: Scope) -> bool {
+        match scope {
+            Scope::Root(table) => {
+                if let Some(column) = table.column(&attr.path) {
+                    self.sql.push(&format!("\"{}\".\"{column}\"", table.name()));
+                    return true;
+                }
+                let base = format!("\"{}\".\"search\"", table.name());
+                if attr.ty == AttrType::Complex {
+                    self.sql.json_value(&base, &attr.path);
+                } else {
+                    self.sql.json_text(&base, &attr.path);
+                }
+                true
+            }
+            Scope::Element => {
+                let base = if self.sql.pg() { "e.v" } else { "e.value" };
+                self.sql.json_text(base, &attr.path);
+                true
+            }
+            Scope::Related(relation) => {
+                let name = attr.path.first().map(String::as_str).unwrap_or_default();
+                let expr = match (relation, name) {
+                    (Relation::Members, "value") => "m.member_id",
+                    (Relation::Members, "type") => "m.member_type",
+                    (Relation::Members, "display") => {
+                        "COALESCE(mu.display_name_ci, mu.user_name_ci, mg.display_name_ci)"
+                    }
+                    (Relation::Groups, "value") => "rg.id",
+                    (Relation::Groups, "display") => "rg.display_name_ci",
+                    (Relation::Groups, "type") => {
+                        "(CASE WHEN up.depth = 0 THEN 'direct' ELSE 'indirect' END)"
+                    }
+                    _ => return false,
+                };
+                self.sql.push(expr);
+                true
+            }
+        }
+    }
+
+    fn test(&mut self, attr: &Attr, op: &Op, scope: Scope) {
+        if let Scope::Root(table) = scope
+            && attr.path == ["meta", "resourceType"]
+        {
+            let holds = match op {
+                Op::Present => true,
+                Op::Cmp(op, Literal::Str(s)) => compare_str(*op, table.resource_type(), s),
+                Op::Cmp(..) => false,
+            };
+            self.sql.push(if holds { "(1 = 1)" } else { "(1 = 0)" });
+            return;
+        }
+        match op {
+            Op::Present => {
+                self.sql.push("COALESCE((");
+                if !self.value(attr, scope) {
+                    self.sql.push("NULL");
+                }
+                self.sql.push(" IS NOT NULL");
+                if matches!(
+                    attr.ty,
+                    AttrType::String | AttrType::Reference | AttrType::Binary | AttrType::DateTime
+                ) {
+                    self.sql.push(" AND ");
+                    self.value(attr, scope);
+                    self.sql.push(" <> ''");
+                }
+                self.sql.push("), FALSE)");
+            }
+            Op::Cmp(op, literal) => {
+                let literal = match literal {
+                    Literal::Str(s) if !attr.case_exact && attr.ty == AttrType::String => {
+                        Literal::Str(fold(s))
+                    }
+                    other => other.clone(),
+                };
+                if let Literal::Str(s) = &literal
+                    && s.is_empty()
+                    && matches!(op, CmpOp::Co | CmpOp::Sw | CmpOp::Ew)
+                {
+                    // Every string contains, starts and ends with "".
+                    self.sql.push("COALESCE((");
+                    if !self.value(attr, scope) {
+                        self.sql.push("NULL");
+                    }
+                    self.sql.push(" IS NOT NULL), FALSE)");
+                    return;
+                }
+                self.sql.push("COALESCE((");
+                self.comparison(attr, *op, &literal, scope);
+                self.sql.push("), FALSE)");
+            }
+        }
+    }
+
+    fn literal(&mut self, literal: &Literal) {
+        match literal {
+            Literal::Str(s) => {
+                self.sql.bind(s.clone());
+            }
+            Literal::Bool(b) => {
+                if self.sql.pg() {
+                    self.sql.bind(if *b { "true" } else { "false" });
+                } else {
+                    self.sql.bind(i64::from(*b));
+                }
+            }
+            Literal::Num(n) => {
+                if let Some(i) = n.as_i64() {
+                    self.sql.bind(i);
+                } else {
+                    self.sql.bind(n.as_f64().unwrap_or_default());
+                }
+            }
+        }
+    }
+
+    fn comparison(&mut self, attr: &Attr, op: CmpOp, literal: &Literal, scope: Scope) {
+        let pg = self.sql.pg();
+        let numeric = matches!(literal, Literal::Num(_));
+        let lhs = |c: &mut Compiler| {
+            if numeric && pg {
+                c.sql.push("CAST(");
+                c.value(attr, scope);
+                c.sql.push(" AS NUMERIC)");
+            } else if !c.value(attr, scope) {
+                c.sql.push("NULL");
+            }
+        };
+        match op {
+            CmpOp::Eq => {
+                lhs(self);
+                self.sql.push(" = ");
+                self.literal(literal);
+            }
+            // A missing attribute has no value to differ: `ne` is false for it, like every
+            // comparison (see scim::query::eval); COALESCE below makes NULL false.
+            CmpOp::Ne => {
+                lhs(self);
+                self.sql.push(" <> ");
+                self.literal(literal);
+            }
+            CmpOp::Co => {
+                self.sql.push(if pg { "strpos(" } else { "instr(" });
+                lhs(self);
+                self.sql.push(", ");
+                self.literal(literal);
+                self.sql.push(") > 0");
+            }
+            CmpOp::Sw => {
+                if pg {
+                    self.sql.push("starts_with(");
+                    lhs(self);
+                    self.sql.push(", ");
+                    self.literal(literal);
+                    self.sql.push(")");
+                } else {
+                    self.sql.push("substr(");
+                    lhs(self);
+                    self.sql.push(", 1, length(");
+                    self.literal(literal);
+                    self.sql.push(")) = ");
+                    self.literal(literal);
+                }
+            }
+            CmpOp::Ew => {
+                if pg {
+                    self.sql.push("right(");
+                    lhs(self);
+                    self.sql.push(", char_length(");
+                    self.literal(literal);
+                    self.sql.push(")) = ");
+                    self.literal(literal);
+                } else {
+                    self.sql.push("substr(");
+                    lhs(self);
+                    self.sql.push(", -length(");
+                    self.literal(literal);
+                    self.sql.push(")) = ");
+                    self.literal(literal);
+                }
+            }
+            CmpOp::Gt | CmpOp::Ge | CmpOp::Lt | CmpOp::Le => {
+                lhs(self);
+                if pg && !numeric {
+                    // Byte order, as in the reference evaluator and on SQLite.
+                    self.sql.push(" COLLATE \"C\"");
+                }
+                self.sql.push(match op {
+                    CmpOp::Gt => " > ",
+                    CmpOp::Ge => " >= ",
+                    CmpOp::Lt => " < ",
+                    _ => " <= ",
+                });
+                self.literal(literal);
+            }
+        }
+    }
+}
+
+fn compare_str(op: CmpOp, value: &str, literal: &str) -> bool {
+    match op {
+        CmpOp::Eq => value == literal,
+        CmpOp::Ne => value != literal,
+        CmpOp::Co => value.contains(literal),
+        CmpOp::Sw => value.starts_with(literal),
+        CmpOp::Ew => value.ends_with(literal),
+        CmpOp::Gt => value > literal,
+        CmpOp::Ge => value >= literal,
+        CmpOp::Lt => value < literal,
+        CmpOp::Le => value <= literal,
+    }
+}
+
+/// `FROM <table> WHERE tenant AND filter`, shared by the count and the page.
+fn from_where(sql: &mut Sql, table: Table, tenant_id: &str, filter: Option<&Filter>) {
+    sql.push(&format!(
+        " FROM \"{0}\" WHERE \"{0}\".\"tenant_id\" = ",
+        table.name()
+    ));
+    sql.bind(tenant_id.to_owned());
+    if let Some(filter) = filter {
+        sql.push(" AND ");
+        let mut compiler = Compiler {
+            sql: std::mem::replace(sql, Sql::new(sql.backend)),
+        };
+        compiler.filter(filter, Scope::Root(table));
+        *sql = compiler.sql;
+    }
+}
+
+fn order_by(sql: &mut Sql, table: Table, sort: Option<&Sort>) {
+    let t = table.name();
+    match sort {
+        None => {
+            sql.push(&format!(" ORDER BY \"{t}\".\"created_at\", \"{t}\".\"id\""));
+        }
+        Some(sort) => {
+            let direction = match sort.order {
+                SortOrder::Ascending => "ASC",
+                SortOrder::Descending => "DESC",
+            };
+            let collate = if sql.pg() { " COLLATE \"C\"" } else { "" };
+            let mut compiler = Compiler {
+                sql: std::mem::replace(sql, Sql::new(sql.backend)),
+            };
+            // Resources without the attribute come last, whatever the order.
+            compiler.sql.push(" ORDER BY (CASE WHEN ");
+            compiler.value(&sort.attr, Scope::Root(table));
+            compiler.sql.push(" IS NULL THEN 1 ELSE 0 END), ");
+            compiler.value(&sort.attr, Scope::Root(table));
+            compiler
+                .sql
+                .push(&format!("{collate} {direction}, \"{t}\".\"id\" ASC"));
+            *sql = compiler.sql;
+        }
+    }
+}
+
+/// The number of matching rows and one page of them, in order.
+async fn search<M, E>(
+    conn: &impl ConnectionTrait,
+    table: Table,
+    tenant_id: &str,
+    filter: Option<&Filter>,
+    sort: Option<&Sort>,
+    offset: u64,
+    limit: u64,
+) -> Result<(u64, Vec<M>), StoreError>
+where
+    E: EntityTrait<Model = M>,
+    M: sea_orm::FromQueryResult + Send + Sync,
+{
+    let backend = conn.get_database_backend();
+    let mut count = Sql::new(backend);
+    count.push("SELECT COUNT(*) AS n");
+    from_where(&mut count, table, tenant_id, filter);
+    let total: i64 = conn
+        .query_one_raw(count.statement())
+        .await?
+        .ok_or(StoreError::NotFound)?
+        .try_get("", "n")?;
+    if limit == 0 {
+        return Ok((total.max(0) as u64, Vec::new()));
+    }
+    let mut page = Sql::new(backend);
+    page.push(&format!("SELECT \"{}\".*", table.name()));
+    from_where(&mut page, table, tenant_id, filter);
+    order_by(&mut page, table, sort);
+    page.push(" LIMIT ");
+    page.bind(i64::try_from(limit).unwrap_or(i64::MAX));
+    page.push(" OFFSET ");
+    page.bind(i64::try_from(offset).unwrap_or(i64::MAX));
+    let rows = E::find().from_raw_sql(page.statement()).all(conn).await?;
+    Ok((total.max(0) as u64, rows))
+}
+
+/// A page of a tenant's users matching `filter`, in `sort` order (default: creation).
+pub async fn search_users(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    filter: Option<&Filter>,
+    sort: Option<&Sort>,
+    offset: u64,
+    limit: u64,
+) -> Result<(u64, Vec<StoredUser>), StoreError> {
+    let (total, rows) = search::<user::Model, user::Entity>(
+        conn,
+        Table::Users,
+        tenant_id,
+        filter,
+        sort,
+        offset,
+        limit,
+    )
+    .await?;
+    let users = rows
+        .into_iter()
+        .map(super::users::to_domain)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((total, users))
+}
+
+/// A page of a tenant's groups matching `filter`, in `sort` order (default: creation).
+pub async fn search_groups(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    filter: Option<&Filter>,
+    sort: Option<&Sort>,
+    offset: u64,
+    limit: u64,
+) -> Result<(u64, Vec<StoredGroup>), StoreError> {
+    let (total, rows) = search::<group::Model, group::Entity>(
+        conn,
+        Table::Groups,
+        tenant_id,
+        filter,
+        sort,
+        offset,
+        limit,
+    )
+    .await?;
+    let groups = rows
+        .into_iter()
+        .map(super::groups::to_domain)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((total, groups))
+}
