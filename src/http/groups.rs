@@ -8,13 +8,25 @@ use super::body::JsonBody;
 use super::error::ApiError;
 use super::precondition::{Preconditions, ReadParams};
 use super::{integer, method_not_allowed, response};
-use crate::scim::resource::Page;
+use crate::scim::resource::{ListResponse, Page};
 use crate::service::Context;
 use crate::service::groups::{self, Members};
 use crate::tenancy::auth::AuthenticatedTenant;
 
+/// Applies `attributes`/`excludedAttributes` to a group representation.
+fn project(ctx: &Context, params: &ReadParams, body: &mut serde_json::Value) {
+    params
+        .projection()
+        .apply(ctx.registry, ctx.registry.group(), body);
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
+        web::resource("/Groups/.search")
+            .route(web::post().to(super::search::groups))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
         web::resource("/Groups")
             .route(web::get().to(list))
             .route(web::post().to(create))
@@ -35,20 +47,35 @@ async fn list(
     auth: AuthenticatedTenant,
     params: web::Query<ReadParams>,
 ) -> Result<HttpResponse, ApiError> {
+    let list = list_response(&ctx, &auth, &params).await?;
+    Ok(response::scim(StatusCode::OK, &list))
+}
+
+/// The list for GET and `.search`, projected.
+pub async fn list_response(
+    ctx: &Context,
+    auth: &AuthenticatedTenant,
+    params: &ReadParams,
+) -> Result<ListResponse, ApiError> {
     let page = Page::new(
         integer("startIndex", params.start_index.as_deref())?,
         integer("count", params.count.as_deref())?,
     );
-    let list = groups::list(&ctx, &auth.tenant, &params.query(), page, params.members()).await?;
-    Ok(response::scim(StatusCode::OK, &list))
+    let mut list = groups::list(ctx, &auth.tenant, &params.query(), page, params.members()).await?;
+    for resource in &mut list.resources {
+        project(ctx, params, resource);
+    }
+    Ok(list)
 }
 
 async fn create(
     ctx: web::Data<Context>,
     auth: AuthenticatedTenant,
+    params: web::Query<ReadParams>,
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    let group = groups::create(&ctx, &auth.tenant, body.0).await?;
+    let mut group = groups::create(&ctx, &auth.tenant, body.0).await?;
+    project(&ctx, &params, &mut group.body);
     Ok(response::resource(
         StatusCode::CREATED,
         &group.body,
@@ -64,10 +91,11 @@ async fn get(
     params: web::Query<ReadParams>,
     conditions: Preconditions,
 ) -> Result<HttpResponse, ApiError> {
-    let group = groups::get(&ctx, &auth.tenant, &id.1, params.members()).await?;
+    let mut group = groups::get(&ctx, &auth.tenant, &id.1, params.members()).await?;
     if let Some(not_modified) = conditions.not_modified(group.version, &group.etag()) {
         return Ok(not_modified);
     }
+    project(&ctx, &params, &mut group.body);
     Ok(response::resource(
         StatusCode::OK,
         &group.body,
@@ -80,6 +108,7 @@ async fn replace(
     ctx: web::Data<Context>,
     auth: AuthenticatedTenant,
     id: web::Path<(String, String)>,
+    params: web::Query<ReadParams>,
     conditions: Preconditions,
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
@@ -91,7 +120,8 @@ async fn replace(
         conditions.if_match.as_deref(),
     )
     .await?;
-    let group = written.group;
+    let mut group = written.group;
+    project(&ctx, &params, &mut group.body);
     Ok(response::resource(
         StatusCode::OK,
         &group.body,
@@ -123,8 +153,9 @@ async fn patch(
         members,
     )
     .await?;
-    let group = written.group;
+    let mut group = written.group;
     if with_body {
+        project(&ctx, &params, &mut group.body);
         return Ok(response::resource(
             StatusCode::OK,
             &group.body,

@@ -9,6 +9,7 @@ pub mod groups;
 pub mod health;
 pub mod precondition;
 pub mod response;
+pub mod search;
 pub mod users;
 
 use actix_web::middleware::from_fn;
@@ -26,6 +27,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, admin_enabled: bool) {
     cfg.service(
         web::scope("/scim/v2/{tenant}")
             .wrap(from_fn(auth::require_scim_token))
+            .service(
+                web::resource("/.search")
+                    .route(web::post().to(search::root))
+                    .default_service(web::to(method_not_allowed)),
+            )
             .configure(users::configure)
             .configure(groups::configure)
             .default_service(web::to(unknown_route)),

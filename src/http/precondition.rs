@@ -9,6 +9,7 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::error::ApiError;
+use crate::scim::projection::Projection;
 use crate::service::etag_matches;
 use crate::service::groups::Members;
 
@@ -51,7 +52,7 @@ impl FromRequest for Preconditions {
 }
 
 /// List and read parameters; any other query parameter is ignored (Entra appends its own).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct ReadParams {
     pub filter: Option<String>,
     #[serde(rename = "startIndex")]
@@ -66,15 +67,6 @@ pub struct ReadParams {
     pub sort_order: Option<String>,
 }
 
-fn names(list: Option<&str>, attribute: &str) -> bool {
-    list.is_some_and(|l| {
-        l.split(',').map(str::trim).any(|name| {
-            let short = name.rsplit(':').next().unwrap_or(name);
-            short.eq_ignore_ascii_case(attribute)
-        })
-    })
-}
-
 impl ReadParams {
     /// The list query of these parameters.
     pub fn query(&self) -> crate::service::ListQuery {
@@ -85,14 +77,20 @@ impl ReadParams {
         }
     }
 
-    /// Whether group members are wanted in the response.
+    /// `attributes` / `excludedAttributes`.
+    pub fn projection(&self) -> Projection {
+        Projection::new(
+            self.attributes.as_deref(),
+            self.excluded_attributes.as_deref(),
+        )
+    }
+
+    /// Whether group members are wanted in the response (never read otherwise).
     pub fn members(&self) -> Members {
-        let excluded = names(self.excluded_attributes.as_deref(), "members");
-        let not_asked = self.attributes.is_some() && !names(self.attributes.as_deref(), "members");
-        if excluded || not_asked {
-            Members::Exclude
-        } else {
+        if self.projection().wants("members") {
             Members::Include
+        } else {
+            Members::Exclude
         }
     }
 }

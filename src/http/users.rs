@@ -7,12 +7,24 @@ use super::body::JsonBody;
 use super::error::ApiError;
 use super::precondition::{Preconditions, ReadParams};
 use super::{integer, method_not_allowed, response};
-use crate::scim::resource::Page;
+use crate::scim::resource::{ListResponse, Page};
 use crate::service::{Context, users};
 use crate::tenancy::auth::AuthenticatedTenant;
 
+/// Applies `attributes`/`excludedAttributes` to a user representation.
+fn project(ctx: &Context, params: &ReadParams, body: &mut serde_json::Value) {
+    params
+        .projection()
+        .apply(ctx.registry, ctx.registry.user(), body);
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
+        web::resource("/Users/.search")
+            .route(web::post().to(super::search::users))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
         web::resource("/Users")
             .route(web::get().to(list))
             .route(web::post().to(create))
@@ -33,20 +45,35 @@ async fn list(
     auth: AuthenticatedTenant,
     params: web::Query<ReadParams>,
 ) -> Result<HttpResponse, ApiError> {
+    let list = list_response(&ctx, &auth, &params).await?;
+    Ok(response::scim(StatusCode::OK, &list))
+}
+
+/// The list for GET and `.search`, projected.
+pub async fn list_response(
+    ctx: &Context,
+    auth: &AuthenticatedTenant,
+    params: &ReadParams,
+) -> Result<ListResponse, ApiError> {
     let page = Page::new(
         integer("startIndex", params.start_index.as_deref())?,
         integer("count", params.count.as_deref())?,
     );
-    let list = users::list(&ctx, &auth.tenant, &params.query(), page).await?;
-    Ok(response::scim(StatusCode::OK, &list))
+    let mut list = users::list(ctx, &auth.tenant, &params.query(), page).await?;
+    for resource in &mut list.resources {
+        project(ctx, params, resource);
+    }
+    Ok(list)
 }
 
 async fn create(
     ctx: web::Data<Context>,
     auth: AuthenticatedTenant,
+    params: web::Query<ReadParams>,
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    let user = users::create(&ctx, &auth.tenant, body.0).await?;
+    let mut user = users::create(&ctx, &auth.tenant, body.0).await?;
+    project(&ctx, &params, &mut user.body);
     Ok(response::resource(
         StatusCode::CREATED,
         &user.body,
@@ -59,12 +86,14 @@ async fn get(
     ctx: web::Data<Context>,
     auth: AuthenticatedTenant,
     id: web::Path<(String, String)>,
+    params: web::Query<ReadParams>,
     conditions: Preconditions,
 ) -> Result<HttpResponse, ApiError> {
-    let user = users::get(&ctx, &auth.tenant, &id.1).await?;
+    let mut user = users::get(&ctx, &auth.tenant, &id.1).await?;
     if let Some(not_modified) = conditions.not_modified(user.version, &user.etag()) {
         return Ok(not_modified);
     }
+    project(&ctx, &params, &mut user.body);
     Ok(response::resource(
         StatusCode::OK,
         &user.body,
@@ -77,6 +106,7 @@ async fn replace(
     ctx: web::Data<Context>,
     auth: AuthenticatedTenant,
     id: web::Path<(String, String)>,
+    params: web::Query<ReadParams>,
     conditions: Preconditions,
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
@@ -88,7 +118,8 @@ async fn replace(
         conditions.if_match.as_deref(),
     )
     .await?;
-    let user = written.user;
+    let mut user = written.user;
+    project(&ctx, &params, &mut user.body);
     Ok(response::resource(
         StatusCode::OK,
         &user.body,
@@ -101,6 +132,7 @@ async fn patch(
     ctx: web::Data<Context>,
     auth: AuthenticatedTenant,
     id: web::Path<(String, String)>,
+    params: web::Query<ReadParams>,
     conditions: Preconditions,
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
@@ -112,7 +144,8 @@ async fn patch(
         conditions.if_match.as_deref(),
     )
     .await?;
-    let user = written.user;
+    let mut user = written.user;
+    project(&ctx, &params, &mut user.body);
     Ok(response::resource(
         StatusCode::OK,
         &user.body,

@@ -4,6 +4,7 @@
 pub mod error;
 pub mod fold;
 pub mod patch;
+pub mod projection;
 pub mod query;
 pub mod resource;
 pub mod schema;

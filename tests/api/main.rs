@@ -16,4 +16,5 @@ mod health;
 mod outbox;
 mod patch;
 mod relay;
+mod search;
 mod users;

@@ -1,0 +1,152 @@
+//! `POST …/.search` (RFC 7644 §3.4.3) on `/Users`, `/Groups` and the tenant root: the
+//! query travels in a SearchRequest body instead of the URL, with the same meaning.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use serde_json::Value;
+
+use super::body::JsonBody;
+use super::error::ApiError;
+use super::integer;
+use super::precondition::ReadParams;
+use super::response;
+use crate::scim::error::ScimError;
+use crate::scim::resource::{ListResponse, Page};
+use crate::service::{Context, groups, users};
+use crate::tenancy::auth::AuthenticatedTenant;
+
+pub const SEARCH_REQUEST_URN: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
+
+fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Array(items) => Some(
+            items
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        _ => None,
+    }
+}
+
+/// The SearchRequest body as the same parameters a GET takes (names case-insensitive).
+pub fn params(body: Value) -> Result<ReadParams, ApiError> {
+    let Value::Object(fields) = body else {
+        return Err(ScimError::invalid_syntax("a SearchRequest must be a JSON object").into());
+    };
+    let get = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    };
+    if let Some(schemas) = get("schemas") {
+        let named = schemas
+            .as_array()
+            .is_some_and(|s| s.iter().any(|u| u.as_str() == Some(SEARCH_REQUEST_URN)));
+        if !named {
+            return Err(ScimError::invalid_syntax(format!(
+                "`schemas` must contain {SEARCH_REQUEST_URN}"
+            ))
+            .into());
+        }
+    }
+    let field = |name: &str| get(name).and_then(text);
+    Ok(ReadParams {
+        filter: field("filter"),
+        start_index: field("startIndex"),
+        count: field("count"),
+        attributes: field("attributes"),
+        excluded_attributes: field("excludedAttributes"),
+        sort_by: field("sortBy"),
+        sort_order: field("sortOrder"),
+    })
+}
+
+fn page(params: &ReadParams) -> Result<Page, ApiError> {
+    Ok(Page::new(
+        integer("startIndex", params.start_index.as_deref())?,
+        integer("count", params.count.as_deref())?,
+    ))
+}
+
+/// `POST /Users/.search`.
+pub async fn users(
+    ctx: web::Data<Context>,
+    auth: AuthenticatedTenant,
+    body: JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    let params = params(body.0)?;
+    let list = super::users::list_response(&ctx, &auth, &params).await?;
+    Ok(response::scim(StatusCode::OK, &list))
+}
+
+/// `POST /Groups/.search`.
+pub async fn groups(
+    ctx: web::Data<Context>,
+    auth: AuthenticatedTenant,
+    body: JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    let params = params(body.0)?;
+    let list = super::groups::list_response(&ctx, &auth, &params).await?;
+    Ok(response::scim(StatusCode::OK, &list))
+}
+
+/// `POST /.search`: users, then groups, as one list. A filter that does not fit one of the
+/// resource types (an attribute it does not have) searches only the other; one that fits
+/// neither is refused.
+pub async fn root(
+    ctx: web::Data<Context>,
+    auth: AuthenticatedTenant,
+    body: JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    let params = params(body.0)?;
+    let requested = page(&params)?;
+    let query = params.query();
+    let count_only = Page::new(Some(1), Some(0));
+    let user_total = users::list(&ctx, &auth.tenant, &query, count_only).await;
+    let group_total = groups::list(
+        &ctx,
+        &auth.tenant,
+        &query,
+        count_only,
+        groups::Members::Exclude,
+    )
+    .await;
+    let (user_total, group_total) = match (user_total, group_total) {
+        (Err(e), Err(_)) => return Err(e.into()),
+        (u, g) => (
+            u.map(|l| l.total_results).ok(),
+            g.map(|l| l.total_results).ok(),
+        ),
+    };
+    let offset = requested.offset();
+    let mut remaining = requested.count;
+    let mut resources = Vec::new();
+    let users_total = user_total.unwrap_or(0);
+    if user_total.is_some() && offset < users_total && remaining > 0 {
+        let take = remaining.min(users_total - offset);
+        let mut p = params.clone();
+        p.start_index = Some((offset + 1).to_string());
+        p.count = Some(take.to_string());
+        let list = super::users::list_response(&ctx, &auth, &p).await?;
+        remaining -= list.resources.len() as u64;
+        resources.extend(list.resources);
+    }
+    if group_total.is_some() && remaining > 0 {
+        let start = offset.saturating_sub(users_total);
+        let mut p = params.clone();
+        p.start_index = Some((start + 1).to_string());
+        p.count = Some(remaining.to_string());
+        let list = super::groups::list_response(&ctx, &auth, &p).await?;
+        resources.extend(list.resources);
+    }
+    let total = users_total + group_total.unwrap_or(0);
+    Ok(response::scim(
+        StatusCode::OK,
+        &ListResponse::new(total, requested.start_index, resources),
+    ))
+}
