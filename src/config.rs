@@ -31,6 +31,11 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// `SCIMBUS_LOG`: tracing filter, e.g. `info` or `scimbus=debug`.
     pub log: String,
+    /// `SCIMBUS_CURSOR_KEY`: the key sealing pagination cursors; replicas must share it.
+    /// Unset: a random key per process.
+    pub cursor_key: Option<SecretString>,
+    /// `SCIMBUS_CURSOR_TIMEOUT_SECS`: how long a cursor stays valid.
+    pub cursor_timeout_secs: u32,
     /// The relay's broker and topology; `None` without `SCIMBUS_AMQP_URL`.
     pub relay: Option<RelaySettings>,
 }
@@ -162,6 +167,20 @@ impl Settings {
                 },
             }
         };
+        let cursor_key = get("SCIMBUS_CURSOR_KEY")
+            .map(|k| {
+                if k.len() < 32 {
+                    Err(err(
+                        "SCIMBUS_CURSOR_KEY",
+                        "must be at least 32 characters".to_owned(),
+                    ))
+                } else {
+                    Ok(SecretString::from(k))
+                }
+            })
+            .transpose()?;
+        let cursor_timeout_secs = u32::try_from(number("SCIMBUS_CURSOR_TIMEOUT_SECS", 3600, 1)?)
+            .map_err(|_| err("SCIMBUS_CURSOR_TIMEOUT_SECS", "too large".to_owned()))?;
         let relay = match get("SCIMBUS_AMQP_URL") {
             None => None,
             Some(url) => {
@@ -212,6 +231,8 @@ impl Settings {
             migrate,
             max_body_bytes,
             log,
+            cursor_key,
+            cursor_timeout_secs,
             relay,
         })
     }

@@ -38,6 +38,13 @@ pub async fn open_context(
         public_url,
         events_written: Arc::new(tokio::sync::Notify::new()),
         relay_metrics: Arc::new(RelayMetrics::default()),
+        cursors: crate::service::cursor::Cursors::new(
+            settings
+                .cursor_key
+                .as_ref()
+                .map(|k| secrecy::ExposeSecret::expose_secret(k).as_bytes()),
+            settings.cursor_timeout_secs,
+        ),
     };
     if let Some(secret) = &settings.admin_token {
         tenants::bootstrap_admin(&context, secret).await?;

@@ -65,6 +65,8 @@ pub struct ReadParams {
     pub sort_by: Option<String>,
     #[serde(rename = "sortOrder")]
     pub sort_order: Option<String>,
+    /// RFC 9865: present (even empty) asks for cursor paging.
+    pub cursor: Option<String>,
 }
 
 impl ReadParams {

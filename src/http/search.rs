@@ -12,6 +12,7 @@ use super::precondition::ReadParams;
 use super::response;
 use crate::scim::error::ScimError;
 use crate::scim::resource::{ListResponse, Page};
+use crate::service::cursor::CursorScope;
 use crate::service::{Context, groups, users};
 use crate::tenancy::auth::AuthenticatedTenant;
 
@@ -63,6 +64,7 @@ pub fn params(body: Value) -> Result<ReadParams, ApiError> {
         excluded_attributes: field("excludedAttributes"),
         sort_by: field("sortBy"),
         sort_order: field("sortOrder"),
+        cursor: field("cursor"),
     })
 }
 
@@ -73,6 +75,89 @@ fn page(params: &ReadParams) -> Result<Page, ApiError> {
     ))
 }
 
+/// Which resources a list reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Users,
+    Groups,
+}
+
+/// A list of users or groups for GET and `.search`: filtered, sorted, paged by index or
+/// by cursor (RFC 9865), projected.
+pub async fn list(
+    ctx: &Context,
+    auth: &AuthenticatedTenant,
+    params: &ReadParams,
+    kind: Kind,
+) -> Result<ListResponse, ApiError> {
+    let count = integer("count", params.count.as_deref())?;
+    let query = params.query();
+    let (resource, members) = match kind {
+        Kind::Users => ("User", groups::Members::Exclude),
+        Kind::Groups => ("Group", params.members()),
+    };
+    let cursor = params.cursor.as_deref().map(str::trim);
+    let (page, scope) = match cursor {
+        None => (page(params)?, None),
+        Some(cursor) => {
+            if count.is_some_and(|c| c < 0) {
+                return Err(ScimError::new(
+                    400,
+                    Some(scim_v2::models::errors::ScimType::Other(
+                        "invalidCount".into(),
+                    )),
+                    "`count` must not be negative",
+                )
+                .into());
+            }
+            let size = Page::new(None, count).count;
+            let scope = CursorScope {
+                tenant_id: &auth.tenant.id,
+                resource,
+                filter: query.filter.as_deref(),
+                sort_by: query.sort_by.as_deref(),
+                sort_order: query.sort_order.as_deref(),
+                count: size,
+            };
+            let offset = if cursor.is_empty() {
+                0
+            } else {
+                ctx.cursors.open(cursor, &scope, ctx.clock.now())?
+            };
+            (
+                Page {
+                    start_index: offset + 1,
+                    count: size,
+                },
+                Some(scope),
+            )
+        }
+    };
+    let mut list = match kind {
+        Kind::Users => users::list(ctx, &auth.tenant, &query, page).await?,
+        Kind::Groups => groups::list(ctx, &auth.tenant, &query, page, members).await?,
+    };
+    for resource in &mut list.resources {
+        match kind {
+            Kind::Users => super::users::project(ctx, params, resource),
+            Kind::Groups => super::groups::project(ctx, params, resource),
+        }
+    }
+    if let Some(scope) = scope {
+        let offset = page.offset();
+        let now = ctx.clock.now();
+        list.start_index = None;
+        if offset + (list.resources.len() as u64) < list.total_results && page.count > 0 {
+            list.next_cursor = Some(ctx.cursors.seal(&scope, offset + page.count, now)?);
+        }
+        if offset > 0 {
+            let previous = offset.saturating_sub(page.count.max(1));
+            list.previous_cursor = Some(ctx.cursors.seal(&scope, previous, now)?);
+        }
+    }
+    Ok(list)
+}
+
 /// `POST /Users/.search`.
 pub async fn users(
     ctx: web::Data<Context>,
@@ -80,7 +165,7 @@ pub async fn users(
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     let params = params(body.0)?;
-    let list = super::users::list_response(&ctx, &auth, &params).await?;
+    let list = list(&ctx, &auth, &params, Kind::Users).await?;
     Ok(response::scim(StatusCode::OK, &list))
 }
 
@@ -91,7 +176,7 @@ pub async fn groups(
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     let params = params(body.0)?;
-    let list = super::groups::list_response(&ctx, &auth, &params).await?;
+    let list = list(&ctx, &auth, &params, Kind::Groups).await?;
     Ok(response::scim(StatusCode::OK, &list))
 }
 
@@ -132,7 +217,7 @@ pub async fn root(
         let mut p = params.clone();
         p.start_index = Some((offset + 1).to_string());
         p.count = Some(take.to_string());
-        let list = super::users::list_response(&ctx, &auth, &p).await?;
+        let list = list(&ctx, &auth, &p, Kind::Users).await?;
         remaining -= list.resources.len() as u64;
         resources.extend(list.resources);
     }
@@ -141,7 +226,7 @@ pub async fn root(
         let mut p = params.clone();
         p.start_index = Some((start + 1).to_string());
         p.count = Some(remaining.to_string());
-        let list = super::groups::list_response(&ctx, &auth, &p).await?;
+        let list = list(&ctx, &auth, &p, Kind::Groups).await?;
         resources.extend(list.resources);
     }
     let total = users_total + group_total.unwrap_or(0);

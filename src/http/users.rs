@@ -6,13 +6,12 @@ use actix_web::{HttpResponse, web};
 use super::body::JsonBody;
 use super::error::ApiError;
 use super::precondition::{Preconditions, ReadParams};
-use super::{integer, method_not_allowed, response};
-use crate::scim::resource::{ListResponse, Page};
+use super::{method_not_allowed, response};
 use crate::service::{Context, users};
 use crate::tenancy::auth::AuthenticatedTenant;
 
 /// Applies `attributes`/`excludedAttributes` to a user representation.
-fn project(ctx: &Context, params: &ReadParams, body: &mut serde_json::Value) {
+pub(super) fn project(ctx: &Context, params: &ReadParams, body: &mut serde_json::Value) {
     params
         .projection()
         .apply(ctx.registry, ctx.registry.user(), body);
@@ -45,25 +44,8 @@ async fn list(
     auth: AuthenticatedTenant,
     params: web::Query<ReadParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let list = list_response(&ctx, &auth, &params).await?;
+    let list = super::search::list(&ctx, &auth, &params, super::search::Kind::Users).await?;
     Ok(response::scim(StatusCode::OK, &list))
-}
-
-/// The list for GET and `.search`, projected.
-pub async fn list_response(
-    ctx: &Context,
-    auth: &AuthenticatedTenant,
-    params: &ReadParams,
-) -> Result<ListResponse, ApiError> {
-    let page = Page::new(
-        integer("startIndex", params.start_index.as_deref())?,
-        integer("count", params.count.as_deref())?,
-    );
-    let mut list = users::list(ctx, &auth.tenant, &params.query(), page).await?;
-    for resource in &mut list.resources {
-        project(ctx, params, resource);
-    }
-    Ok(list)
 }
 
 async fn create(

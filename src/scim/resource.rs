@@ -18,8 +18,13 @@ pub struct ListResponse {
     pub total_results: u64,
     #[serde(rename = "itemsPerPage")]
     pub items_per_page: u64,
-    #[serde(rename = "startIndex")]
-    pub start_index: u64,
+    /// Absent when paging by cursor (RFC 9865).
+    #[serde(rename = "startIndex", skip_serializing_if = "Option::is_none")]
+    pub start_index: Option<u64>,
+    #[serde(rename = "nextCursor", skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+    #[serde(rename = "previousCursor", skip_serializing_if = "Option::is_none")]
+    pub previous_cursor: Option<String>,
     #[serde(rename = "Resources")]
     pub resources: Vec<Value>,
 }
@@ -30,7 +35,9 @@ impl ListResponse {
             schemas: [LIST_RESPONSE_URN],
             total_results,
             items_per_page: resources.len() as u64,
-            start_index,
+            start_index: Some(start_index),
+            next_cursor: None,
+            previous_cursor: None,
             resources,
         }
     }

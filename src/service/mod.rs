@@ -2,6 +2,7 @@
 //! the tenant's event counter; handlers and the CLI call these and nothing below them.
 
 mod changes;
+pub mod cursor;
 mod emit;
 mod error;
 pub mod groups;
@@ -120,6 +121,8 @@ pub struct Context {
     pub events_written: Arc<Notify>,
     /// Counters of this process's relay.
     pub relay_metrics: Arc<RelayMetrics>,
+    /// Seals and opens pagination cursors (RFC 9865).
+    pub cursors: cursor::Cursors,
 }
 
 impl Context {

@@ -12,6 +12,8 @@ both_backends!(
     search_requests_filter_sort_and_page_like_a_get,
     a_root_search_lists_users_then_groups,
     bad_search_requests_answer_400,
+    cursor_paging_walks_every_result_once_per_rfc_9865,
+    a_cursor_of_another_query_a_forged_one_or_an_expired_one_answers_400,
 );
 
 const SEARCH_URN: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
@@ -169,4 +171,80 @@ async fn bad_search_requests_answer_400(backend: Backend) {
     assert_scim_error(neither, 400, Some("invalidFilter")).await;
     let get = app.get("/Users/.search").await;
     assert_scim_error(get, 405, None).await;
+}
+
+async fn cursor_paging_walks_every_result_once_per_rfc_9865(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let mut u = babs();
+        u["userName"] = json!(format!("u{i}"));
+        ids.push(app.create_user(&u).await["id"].as_str().unwrap().to_owned());
+    }
+    let mut seen = Vec::new();
+    let mut page = app.fetch("/Users?cursor&count=2").await;
+    assert!(page.get("startIndex").is_none());
+    assert!(page.get("previousCursor").is_none());
+    loop {
+        assert_eq!(page["totalResults"], 5);
+        seen.extend(
+            page["Resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|u| u["id"].as_str().unwrap().to_owned()),
+        );
+        let Some(next) = page.get("nextCursor").and_then(Value::as_str) else {
+            break;
+        };
+        let next = next.to_owned();
+        page = app
+            .client
+            .get(app.url("/Users"))
+            .bearer_auth(&app.token)
+            .query(&[("cursor", next.as_str()), ("count", "2")])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(page["previousCursor"].is_string());
+    }
+    assert_eq!(seen, ids);
+}
+
+async fn a_cursor_of_another_query_a_forged_one_or_an_expired_one_answers_400(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for i in 0..3 {
+        let mut u = babs();
+        u["userName"] = json!(format!("u{i}"));
+        app.create_user(&u).await;
+    }
+    let first = app.fetch("/Users?cursor=&count=1").await;
+    let next = first["nextCursor"].as_str().unwrap().to_owned();
+    let get = |query: Vec<(&'static str, String)>| {
+        let request = app
+            .client
+            .get(app.url("/Users"))
+            .bearer_auth(&app.token)
+            .query(&query);
+        async move { request.send().await.unwrap() }
+    };
+    let other_filter = get(vec![
+        ("cursor", next.clone()),
+        ("count", "1".into()),
+        ("filter", "userName pr".into()),
+    ])
+    .await;
+    assert_scim_error(other_filter, 400, Some("invalidCursor")).await;
+    let other_count = get(vec![("cursor", next.clone()), ("count", "2".into())]).await;
+    assert_scim_error(other_count, 400, Some("invalidCursor")).await;
+    let forged = get(vec![("cursor", format!("x{next}")), ("count", "1".into())]).await;
+    assert_scim_error(forged, 400, Some("invalidCursor")).await;
+    let negative = get(vec![("cursor", String::new()), ("count", "-1".into())]).await;
+    assert_scim_error(negative, 400, Some("invalidCount")).await;
+    app.clock.advance(chrono::TimeDelta::hours(2));
+    let expired = get(vec![("cursor", next), ("count", "1".into())]).await;
+    assert_scim_error(expired, 400, Some("expiredCursor")).await;
 }
