@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod auth;
 pub mod body;
+pub mod discovery;
 pub mod error;
 pub mod groups;
 pub mod health;
@@ -32,6 +33,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, admin_enabled: bool) {
                     .route(web::post().to(search::root))
                     .default_service(web::to(method_not_allowed)),
             )
+            .configure(discovery::configure)
             .configure(users::configure)
             .configure(groups::configure)
             .default_service(web::to(unknown_route)),
