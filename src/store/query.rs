@@ -4,7 +4,9 @@
 //! columns; the others read the `search` document (case-insensitive strings folded in
 //! Rust), multi-valued attributes through `EXISTS` over their elements, `members` and
 //! `groups` through the membership table. Every test is two-valued (a missing attribute
-//! makes it false, never NULL), so `not` means what the reference evaluator says.
+//! counts as false), so `not` means what the reference evaluator says. Tests are left
+//! three-valued (and so index-friendly) and a NULL is turned into false only where it is
+//! negated: for AND/OR, "true in Kleene logic" equals "true when unknown is false".
 
 use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Statement, Value};
 
@@ -171,9 +173,10 @@ impl Compiler {
                 self.sql.push(")");
             }
             Filter::Not(inner) => {
-                self.sql.push("(NOT ");
+                // A NULL (a missing attribute) counts as false before it is negated.
+                self.sql.push("(NOT COALESCE(");
                 self.filter(inner, scope);
-                self.sql.push(")");
+                self.sql.push(", FALSE))");
             }
             Filter::Test(attr, op) => self.test(attr, op, scope),
             Filter::Any { path, filter } => {
@@ -305,16 +308,16 @@ impl Compiler {
                     && matches!(op, CmpOp::Co | CmpOp::Sw | CmpOp::Ew)
                 {
                     // Every string contains, starts and ends with "".
-                    self.sql.push("COALESCE((");
+                    self.sql.push("(");
                     if !self.value(attr, scope) {
                         self.sql.push("NULL");
                     }
-                    self.sql.push(" IS NOT NULL), FALSE)");
+                    self.sql.push(" IS NOT NULL)");
                     return;
                 }
-                self.sql.push("COALESCE((");
+                self.sql.push("(");
                 self.comparison(attr, *op, &literal, scope);
-                self.sql.push("), FALSE)");
+                self.sql.push(")");
             }
         }
     }
@@ -359,8 +362,8 @@ impl Compiler {
                 self.sql.push(" = ");
                 self.literal(literal);
             }
-            // A missing attribute has no value to differ: `ne` is false for it, like every
-            // comparison (see scim::query::eval); COALESCE below makes NULL false.
+            // A missing attribute has no value to differ: `ne` is NULL for it, which counts as
+            // false like every comparison on it (see scim::query::eval).
             CmpOp::Ne => {
                 lhs(self);
                 self.sql.push(" <> ");
@@ -483,6 +486,19 @@ fn order_by(sql: &mut Sql, table: Table, sort: Option<&Sort>) {
     }
 }
 
+/// The statement counting the matches of a filter (for query plans in tests and docs).
+pub fn count_statement(
+    backend: DbBackend,
+    table: Table,
+    tenant_id: &str,
+    filter: Option<&Filter>,
+) -> Statement {
+    let mut count = Sql::new(backend);
+    count.push("SELECT COUNT(*) AS n");
+    from_where(&mut count, table, tenant_id, filter);
+    count.statement()
+}
+
 /// The number of matching rows and one page of them, in order.
 async fn search<M, E>(
     conn: &impl ConnectionTrait,
@@ -498,11 +514,8 @@ where
     M: sea_orm::FromQueryResult + Send + Sync,
 {
     let backend = conn.get_database_backend();
-    let mut count = Sql::new(backend);
-    count.push("SELECT COUNT(*) AS n");
-    from_where(&mut count, table, tenant_id, filter);
     let total: i64 = conn
-        .query_one_raw(count.statement())
+        .query_one_raw(count_statement(backend, table, tenant_id, filter))
         .await?
         .ok_or(StoreError::NotFound)?
         .try_get("", "n")?;

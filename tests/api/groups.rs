@@ -293,7 +293,7 @@ async fn a_group_patch_adds_and_removes_members_and_answers_204_with_the_etag(ba
     // With `attributes`, the PATCH answers 200 with the body.
     let response = app
         .client
-        .patch(app.url(&format!("{path}?attributes=members")))
+        .patch(app.url(&format!("{path}?attributes=displayName,members")))
         .bearer_auth(&app.token)
         .json(&patch_op(
             json!([{"op": "replace", "path": "displayName", "value": "G2"}]),

@@ -16,6 +16,7 @@ mod groups;
 mod health;
 mod outbox;
 mod patch;
+mod plans;
 mod relay;
 mod search;
 mod users;

@@ -41,7 +41,8 @@ fn spaced_not(s: &str) -> String {
     let mut last = 0;
     let mut i = 0;
     while i + 4 <= bytes.len() {
-        let word = &s[i..i + 3];
+        // `get` is None inside a multi-byte character: no `not` starts there.
+        let word = s.get(i..i + 3).unwrap_or_default();
         if word.eq_ignore_ascii_case("not")
             && bytes[i + 3] == b'('
             && !inside(&lits, i)
@@ -147,6 +148,11 @@ mod tests {
         assert_eq!(normalize(r#"not(title pr)"#), r#"not (title pr)"#);
         assert_eq!(normalize(r#"title eq "not(x)""#), r#"title eq "not(x)""#);
         assert_eq!(normalize(r#"knot(x)"#), r#"knot(x)"#);
+        assert_eq!(
+            normalize("title eq \"ÉÉé\" and not(x pr)"),
+            "title eq \"ÉÉé\" and not (x pr)"
+        );
+        assert_eq!(normalize("ÉÉÉÉ"), "ÉÉÉÉ");
     }
 
     #[test]
