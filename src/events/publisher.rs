@@ -116,12 +116,12 @@ impl Publisher {
         self.connection.status().connected() && self.channel.status().connected()
     }
 
-    /// Publishes `events` (with their serialised bodies) as persistent messages, pipelined,
-    /// then waits for each confirm in order. The result has one entry per event.
-    pub async fn publish(&self, events: &[(Pending, Vec<u8>)]) -> Vec<Delivery> {
+    /// Publishes `events` as persistent messages, pipelined, then waits for each confirm in
+    /// order. The result has one entry per event.
+    pub async fn publish(&self, events: &[Pending]) -> Vec<Delivery> {
         let mut confirms = Vec::with_capacity(events.len());
         let mut send_error = None;
-        for (event, body) in events {
+        for event in events {
             if send_error.is_some() {
                 break;
             }
@@ -139,7 +139,7 @@ impl Publisher {
                         mandatory: true,
                         ..Default::default()
                     },
-                    body,
+                    event.body.as_bytes(),
                     properties,
                 )
                 .await;

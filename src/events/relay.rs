@@ -103,14 +103,12 @@ impl Relay {
         let now = time::format(self.clock.now());
         let mut sendable = Vec::with_capacity(batch.len());
         for event in batch {
-            let body = serde_json::to_vec(&event.payload)
-                .map_err(|e| StoreError::Corrupt(format!("event {}: {e}", event.id)))?;
-            if body.len() > self.settings.max_message_bytes {
+            if event.body.len() > self.settings.max_message_bytes {
                 // It can never be published: park it, loudly, and let the rest through.
                 // Consumers see a version gap and resync the resource (pull API, SCIM).
                 let error = format!(
                     "message of {} bytes exceeds SCIMBUS_RELAY_MAX_MESSAGE_BYTES ({})",
-                    body.len(),
+                    event.body.len(),
                     self.settings.max_message_bytes
                 );
                 tracing::error!(event = %event.id, tenant = %event.tenant_id, sequence = event.sequence, %error, "event parked as unpublishable");
@@ -118,7 +116,7 @@ impl Relay {
                 RelayMetrics::add(&self.metrics.unpublishable, 1);
                 continue;
             }
-            sendable.push((event, body));
+            sendable.push(event);
         }
         if sendable.is_empty() {
             return Ok(RelayOutcome::Published {
@@ -134,7 +132,7 @@ impl Relay {
         let publisher = match self.publisher().await {
             Ok(p) => p,
             Err(e) => {
-                let keys: Vec<EventKey> = sendable.iter().map(|(e, _)| e.key()).collect();
+                let keys: Vec<EventKey> = sendable.iter().map(Pending::key).collect();
                 outbox::record_attempt(self.store.conn(), &keys, &e.to_string()).await?;
                 return Err(e);
             }
@@ -179,15 +177,9 @@ impl Relay {
     /// mark would; returns the ids sent. For tests of redelivery.
     pub async fn publish_without_marking(&mut self) -> Result<Vec<String>, RelayError> {
         let batch = outbox::fetch_unpublished(self.store.conn(), self.settings.batch_size).await?;
-        let mut sendable = Vec::with_capacity(batch.len());
-        for event in batch {
-            let body = serde_json::to_vec(&event.payload)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            sendable.push((event, body));
-        }
         let publisher = self.publisher().await?;
-        publisher.publish(&sendable).await;
-        Ok(sendable.into_iter().map(|(e, _)| e.id).collect())
+        publisher.publish(&batch).await;
+        Ok(batch.into_iter().map(|e| e.id).collect())
     }
 
     /// Stops leading and closes the broker connection.
@@ -273,13 +265,13 @@ struct Settled {
     error: Option<String>,
 }
 
-fn confirmed_prefixes(sent: &[(Pending, Vec<u8>)], deliveries: &[Delivery]) -> Settled {
+fn confirmed_prefixes(sent: &[Pending], deliveries: &[Delivery]) -> Settled {
     let mut ranges: HashMap<&str, (i64, i64)> = HashMap::new();
     let mut order: Vec<&str> = Vec::new();
     let mut blocked: HashSet<&str> = HashSet::new();
     let mut unconfirmed = Vec::new();
     let mut error = None;
-    for ((event, _), delivery) in sent.iter().zip(deliveries) {
+    for (event, delivery) in sent.iter().zip(deliveries) {
         let tenant = event.tenant_id.as_str();
         match delivery {
             Delivery::Acked { .. } if !blocked.contains(tenant) => {
@@ -318,19 +310,15 @@ fn confirmed_prefixes(sent: &[(Pending, Vec<u8>)], deliveries: &[Delivery]) -> S
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
-    fn event(tenant: &str, sequence: i64) -> (Pending, Vec<u8>) {
-        (
-            Pending {
-                tenant_id: tenant.to_owned(),
-                sequence,
-                id: format!("{tenant}-{sequence}"),
-                routing_key: format!("{tenant}.user.created"),
-                payload: json!({}),
-            },
-            Vec::new(),
-        )
+    fn event(tenant: &str, sequence: i64) -> Pending {
+        Pending {
+            tenant_id: tenant.to_owned(),
+            sequence,
+            id: format!("{tenant}-{sequence}"),
+            routing_key: format!("{tenant}.user.created"),
+            body: "{}".to_owned(),
+        }
     }
 
     #[test]

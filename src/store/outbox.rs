@@ -3,7 +3,7 @@
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, ExprTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, Statement,
+    QueryFilter, QueryOrder, Set, Statement,
 };
 use serde_json::Value;
 
@@ -40,14 +40,15 @@ pub struct StoredEvent {
 /// Channel of the PostgreSQL notification sent by every transaction that writes events.
 pub const NOTIFY_CHANNEL: &str = "scimbus_outbox";
 
-/// An unpublished event, as the relay needs it.
+/// An unpublished event, as the relay needs it: the message body is the stored payload's
+/// text, published as it is (no parse and re-serialise on the relay's hot path).
 #[derive(Debug, Clone)]
 pub struct Pending {
     pub tenant_id: String,
     pub sequence: i64,
     pub id: String,
     pub routing_key: String,
-    pub payload: Value,
+    pub body: String,
 }
 
 /// Identifies one event row.
@@ -94,28 +95,40 @@ pub async fn notify(conn: &impl ConnectionTrait) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The oldest unpublished, unparked events: per tenant in `sequence` order.
+/// The oldest unpublished, unparked events: per tenant in `sequence` order. Only the
+/// columns the relay needs, the payload as text.
 pub async fn fetch_unpublished(
     conn: &impl ConnectionTrait,
     limit: u64,
 ) -> Result<Vec<Pending>, StoreError> {
-    Ok(outbox::Entity::find()
-        .filter(outbox::Column::PublishedAt.is_null())
-        .filter(outbox::Column::FailedAt.is_null())
-        .order_by_asc(outbox::Column::TenantId)
-        .order_by_asc(outbox::Column::Sequence)
-        .limit(limit)
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(|m| Pending {
-            tenant_id: m.tenant_id,
-            sequence: m.sequence,
-            id: m.id,
-            routing_key: m.routing_key,
-            payload: m.payload,
+    let backend = conn.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => {
+            "SELECT tenant_id, sequence, id, routing_key, payload::text AS body FROM outbox \
+             WHERE published_at IS NULL AND failed_at IS NULL \
+             ORDER BY tenant_id, sequence LIMIT $1"
+        }
+        _ => {
+            "SELECT tenant_id, sequence, id, routing_key, CAST(payload AS TEXT) AS body FROM outbox \
+             WHERE published_at IS NULL AND failed_at IS NULL \
+             ORDER BY tenant_id, sequence LIMIT ?"
+        }
+    };
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = conn
+        .query_all_raw(Statement::from_sql_and_values(backend, sql, [limit.into()]))
+        .await?;
+    rows.into_iter()
+        .map(|row| {
+            Ok(Pending {
+                tenant_id: row.try_get("", "tenant_id")?,
+                sequence: row.try_get("", "sequence")?,
+                id: row.try_get("", "id")?,
+                routing_key: row.try_get("", "routing_key")?,
+                body: row.try_get("", "body")?,
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// Marks confirmed events published in one statement: for each tenant, the range from its
