@@ -33,7 +33,48 @@ fn routes(user_id: &str) -> Vec<(Method, String, Option<Value>)> {
             format!("/Users/{user_id}"),
             Some(user("intruder")),
         ),
+        (
+            Method::PATCH,
+            format!("/Users/{user_id}"),
+            Some(crate::groups::patch_op(
+                serde_json::json!([{"op": "add", "path": "nickName", "value": "x"}]),
+            )),
+        ),
         (Method::DELETE, format!("/Users/{user_id}"), None),
+        (
+            Method::POST,
+            "/Users/.search".to_owned(),
+            Some(serde_json::json!({})),
+        ),
+        (Method::GET, "/Groups".to_owned(), None),
+        (
+            Method::POST,
+            "/Groups".to_owned(),
+            Some(crate::groups::group("intruders", &[])),
+        ),
+        (Method::GET, format!("/Groups/{user_id}"), None),
+        (
+            Method::PUT,
+            format!("/Groups/{user_id}"),
+            Some(crate::groups::group("intruders", &[])),
+        ),
+        (
+            Method::PATCH,
+            format!("/Groups/{user_id}"),
+            Some(crate::groups::patch_op(
+                serde_json::json!([{"op": "remove", "path": "members"}]),
+            )),
+        ),
+        (Method::DELETE, format!("/Groups/{user_id}"), None),
+        (
+            Method::POST,
+            "/.search".to_owned(),
+            Some(serde_json::json!({})),
+        ),
+        (Method::GET, "/ServiceProviderConfig".to_owned(), None),
+        (Method::GET, "/ResourceTypes".to_owned(), None),
+        (Method::GET, "/Schemas".to_owned(), None),
+        (Method::GET, "/Me".to_owned(), None),
         (Method::GET, "/Nope".to_owned(), None),
     ]
 }
