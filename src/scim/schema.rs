@@ -373,7 +373,9 @@ fn build_core() -> Registry {
                         .case_exact()
                         .mutability(Immutable),
                     Attribute::reference("$ref", &["User", "Group"]).mutability(Immutable),
-                    Attribute::string("display"),
+                    // The member's own name, derived by the server (RFC 7643 §2.4 makes
+                    // `display` of a reference non-writable); a client's value is ignored.
+                    Attribute::string("display").mutability(ReadOnly),
                     Attribute::string("type")
                         .canonical(&["User", "Group"])
                         .mutability(Immutable),

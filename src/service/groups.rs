@@ -271,7 +271,7 @@ fn member_events(
     events
 }
 
-#[tracing::instrument(skip_all, fields(tenant = %tenant.slug), err)]
+#[tracing::instrument(skip_all, fields(tenant = %tenant.slug), err(level = "info"))]
 pub async fn create(
     ctx: &Context,
     tenant: &Tenant,
@@ -309,7 +309,7 @@ pub async fn create(
     Ok(view)
 }
 
-#[tracing::instrument(skip_all, fields(tenant = %tenant.slug, id), err)]
+#[tracing::instrument(skip_all, fields(tenant = %tenant.slug, id), err(level = "info"))]
 pub async fn get(
     ctx: &Context,
     tenant: &Tenant,
@@ -398,7 +398,7 @@ async fn write(
 
 /// PUT: replaces the document and the member list (Okta AIW sends the full list); the
 /// membership difference is computed in SQL.
-#[tracing::instrument(skip_all, fields(tenant = %tenant.slug, id), err)]
+#[tracing::instrument(skip_all, fields(tenant = %tenant.slug, id), err(level = "info"))]
 pub async fn replace(
     ctx: &Context,
     tenant: &Tenant,
@@ -419,7 +419,7 @@ pub async fn replace(
 }
 
 /// PATCH (RFC 7644 §3.5.2), atomic.
-#[tracing::instrument(skip_all, fields(tenant = %tenant.slug, id), err)]
+#[tracing::instrument(skip_all, fields(tenant = %tenant.slug, id), err(level = "info"))]
 pub async fn patch(
     ctx: &Context,
     tenant: &Tenant,
@@ -471,7 +471,7 @@ pub(crate) async fn leave_all_groups(
     Ok(events)
 }
 
-#[tracing::instrument(skip_all, fields(tenant = %tenant.slug, id), err)]
+#[tracing::instrument(skip_all, fields(tenant = %tenant.slug, id), err(level = "info"))]
 pub async fn delete(
     ctx: &Context,
     tenant: &Tenant,
@@ -502,7 +502,7 @@ pub async fn delete(
 }
 
 /// GET /Groups (and POST /Groups/.search): `filter`, `sortBy`/`sortOrder`, paging.
-#[tracing::instrument(skip_all, fields(tenant = %tenant.slug), err)]
+#[tracing::instrument(skip_all, fields(tenant = %tenant.slug), err(level = "info"))]
 pub async fn list(
     ctx: &Context,
     tenant: &Tenant,

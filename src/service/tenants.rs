@@ -26,7 +26,7 @@ async fn live_tenant(ctx: &Context, slug_value: &str) -> Result<Tenant, ServiceE
         .ok_or_else(|| ServiceError::NotFound(format!("tenant {slug} not found")))
 }
 
-#[tracing::instrument(skip(ctx), err)]
+#[tracing::instrument(skip(ctx), err(level = "info"))]
 pub async fn create_tenant(ctx: &Context, slug_value: &str) -> Result<Tenant, ServiceError> {
     let slug = slug(slug_value)?;
     let id = uuid::Uuid::now_v7().to_string();
@@ -50,7 +50,7 @@ pub async fn get_tenant(ctx: &Context, slug_value: &str) -> Result<Tenant, Servi
 }
 
 /// Disables a tenant at once: marks it deleted and revokes its tokens in one transaction.
-#[tracing::instrument(skip(ctx), err)]
+#[tracing::instrument(skip(ctx), err(level = "info"))]
 pub async fn delete_tenant(ctx: &Context, slug_value: &str) -> Result<(), ServiceError> {
     let tenant = live_tenant(ctx, slug_value).await?;
     let txn = ctx.store.begin_write().await?;
@@ -70,7 +70,7 @@ pub struct TokenRequest {
 }
 
 /// Issues a token; the secret is returned once and only its hash is stored.
-#[tracing::instrument(skip(ctx, request), err)]
+#[tracing::instrument(skip(ctx, request), err(level = "info"))]
 pub async fn issue_token(
     ctx: &Context,
     slug_value: &str,
@@ -110,7 +110,7 @@ pub async fn list_tokens(ctx: &Context, slug_value: &str) -> Result<Vec<TokenInf
     Ok(tokens::list(ctx.store.conn(), &tenant.id).await?)
 }
 
-#[tracing::instrument(skip(ctx), err)]
+#[tracing::instrument(skip(ctx), err(level = "info"))]
 pub async fn revoke_token(ctx: &Context, slug_value: &str, id: &str) -> Result<(), ServiceError> {
     let tenant = live_tenant(ctx, slug_value).await?;
     if tokens::revoke(ctx.store.conn(), &tenant.id, id, &ctx.now()).await? {

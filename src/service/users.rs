@@ -135,7 +135,7 @@ fn event(
     }
 }
 
-#[tracing::instrument(skip_all, fields(tenant = %tenant.slug), err)]
+#[tracing::instrument(skip_all, fields(tenant = %tenant.slug), err(level = "info"))]
 pub async fn create(ctx: &Context, tenant: &Tenant, body: Value) -> Result<UserView, ServiceError> {
     let new = parse_user(ctx, body)?;
     let id = uuid::Uuid::new_v4().to_string();
@@ -154,7 +154,7 @@ pub async fn create(ctx: &Context, tenant: &Tenant, body: Value) -> Result<UserV
     Ok(created)
 }
 
-#[tracing::instrument(skip_all, fields(tenant = %tenant.slug, id), err)]
+#[tracing::instrument(skip_all, fields(tenant = %tenant.slug, id), err(level = "info"))]
 pub async fn get(ctx: &Context, tenant: &Tenant, id: &str) -> Result<UserView, ServiceError> {
     let conn = ctx.store.conn();
     let user = users::find(conn, &tenant.id, id)
@@ -191,7 +191,7 @@ async fn with_groups(
 }
 
 /// PUT: replaces the whole document (RFC 7644 §3.5.1).
-#[tracing::instrument(skip_all, fields(tenant = %tenant.slug, id), err)]
+#[tracing::instrument(skip_all, fields(tenant = %tenant.slug, id), err(level = "info"))]
 pub async fn replace(
     ctx: &Context,
     tenant: &Tenant,
@@ -204,7 +204,7 @@ pub async fn replace(
 }
 
 /// PATCH (RFC 7644 §3.5.2), atomic.
-#[tracing::instrument(skip_all, fields(tenant = %tenant.slug, id), err)]
+#[tracing::instrument(skip_all, fields(tenant = %tenant.slug, id), err(level = "info"))]
 pub async fn patch(
     ctx: &Context,
     tenant: &Tenant,
@@ -288,7 +288,7 @@ async fn write(
 
 /// DELETE: the user first leaves each of its groups (`members_removed` per group, each
 /// group's version bumped), then `user.deleted` (DESIGN 11).
-#[tracing::instrument(skip_all, fields(tenant = %tenant.slug, id), err)]
+#[tracing::instrument(skip_all, fields(tenant = %tenant.slug, id), err(level = "info"))]
 pub async fn delete(
     ctx: &Context,
     tenant: &Tenant,
@@ -314,7 +314,7 @@ pub async fn delete(
 }
 
 /// GET /Users (and POST /Users/.search): `filter`, `sortBy`/`sortOrder`, paging.
-#[tracing::instrument(skip_all, fields(tenant = %tenant.slug), err)]
+#[tracing::instrument(skip_all, fields(tenant = %tenant.slug), err(level = "info"))]
 pub async fn list(
     ctx: &Context,
     tenant: &Tenant,
