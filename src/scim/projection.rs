@@ -50,9 +50,10 @@ impl Projection {
             Projection::Only(names) => names
                 .iter()
                 .any(|n| top_level(n).eq_ignore_ascii_case(name)),
-            Projection::Without(names) => !names
-                .iter()
-                .any(|n| top_level(n).eq_ignore_ascii_case(name) && !n.contains('.')),
+            Projection::Without(names) => !names.iter().any(|n| {
+                let short = n.rsplit(':').next().unwrap_or(n);
+                top_level(n).eq_ignore_ascii_case(name) && !short.contains('.')
+            }),
         }
     }
 

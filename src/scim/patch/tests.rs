@@ -821,7 +821,7 @@ fn member_operations_fold_in_order() {
 fn member_values_must_be_ids_and_types_user_or_group() {
     for value in [
         json!([{"value": 5}]),
-        json!([{"display": "no id"}]),
+        json!([{"type": "User"}]),
         json!([{"value": "u1", "type": "Robot"}]),
         json!([{"value": ""}]),
     ] {
