@@ -199,7 +199,9 @@ impl Compiler {
                     self.sql.push(") AS e WHERE ");
                 }
                 self.filter(filter, Scope::Element);
-                self.sql.push(")");
+                // LIMIT 1: SQLite 3.51 miscounts OFFSET over an EXISTS that matches several
+                // json_each rows; it is free elsewhere.
+                self.sql.push(" LIMIT 1)");
             }
             Filter::Related { relation, filter } => {
                 match relation {
@@ -216,11 +218,12 @@ impl Compiler {
                            UNION SELECT gm.group_id, up.depth + 1 FROM group_members gm \
                            JOIN up ON gm.member_id = up.group_id \
                            WHERE gm.tenant_id = \"users\".\"tenant_id\" AND up.depth < 64) \
-                         SELECT 1 FROM up JOIN groups rg ON rg.tenant_id = \"users\".\"tenant_id\" AND rg.id = up.group_id WHERE ",
+                         SELECT 1 FROM (SELECT group_id, MIN(depth) AS depth FROM up GROUP BY group_id) up \
+                         JOIN groups rg ON rg.tenant_id = \"users\".\"tenant_id\" AND rg.id = up.group_id WHERE ",
                     ),
                 };
                 self.filter(filter, Scope::Related(*relation));
-                self.sql.push(")");
+                self.sql.push(" LIMIT 1)");
             }
         }
     }
@@ -250,7 +253,8 @@ impl Compiler {
                 let name = attr.path.first().map(String::as_str).unwrap_or_default();
                 let expr = match (relation, name) {
                     (Relation::Members, "value") => "m.member_id",
-                    (Relation::Members, "type") => "m.member_type",
+                    // `type` is case-insensitive: compared folded, like the literal.
+                    (Relation::Members, "type") => "LOWER(m.member_type)",
                     (Relation::Members, "display") => {
                         "COALESCE(mu.display_name_ci, mu.user_name_ci, mg.display_name_ci)"
                     }
@@ -473,10 +477,13 @@ fn order_by(sql: &mut Sql, table: Table, sort: Option<&Sort>) {
             let mut compiler = Compiler {
                 sql: std::mem::replace(sql, Sql::new(sql.backend)),
             };
-            // Resources without the attribute come last, whatever the order.
+            // Resources without the attribute come last ascending and first descending
+            // (RFC 7644 §3.4.2.3), the same on both backends.
             compiler.sql.push(" ORDER BY (CASE WHEN ");
             compiler.value(&sort.attr, Scope::Root(table));
-            compiler.sql.push(" IS NULL THEN 1 ELSE 0 END), ");
+            compiler
+                .sql
+                .push(&format!(" IS NULL THEN 1 ELSE 0 END) {direction}, "));
             compiler.value(&sort.attr, Scope::Root(table));
             compiler
                 .sql

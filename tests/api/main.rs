@@ -17,6 +17,8 @@ mod health;
 mod outbox;
 mod patch;
 mod plans;
+mod query;
+mod query_props;
 mod relay;
 mod search;
 mod users;
