@@ -25,4 +25,6 @@ async fn healthz_and_readyz_answer_200_once_up(backend: Backend) {
         .unwrap();
     assert_eq!(ready["database"], true);
     assert_eq!(ready["migrations"], true);
+    assert_eq!(ready["relay"]["backlog"], 0);
+    assert_eq!(ready["relay"]["published"], 0);
 }
