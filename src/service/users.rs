@@ -9,7 +9,7 @@ use super::ListQuery;
 use super::changes::diff;
 use super::emit::emit;
 use super::{Context, ServiceError};
-use crate::domain::{ExternalId, NewUser, StoredUser, Tenant, UserHot, UserName};
+use crate::domain::{ExternalId, Membership, NewUser, StoredUser, Tenant, UserHot, UserName};
 use crate::events::{EventType, PendingEvent};
 use crate::scim::error::ScimError;
 use crate::scim::patch;
@@ -172,22 +172,27 @@ async fn with_groups(
     mut user: UserView,
 ) -> Result<UserView, ServiceError> {
     let memberships = members::memberships(conn, &tenant.id, &user.id).await?;
-    if !memberships.is_empty() {
-        let base = ctx.scim_base(&tenant.slug);
-        let groups: Vec<Value> = memberships
-            .into_iter()
-            .map(|m| {
-                json!({
-                    "value": m.group_id,
-                    "$ref": format!("{base}/Groups/{}", m.group_id),
-                    "display": m.display,
-                    "type": if m.direct { "direct" } else { "indirect" },
-                })
-            })
-            .collect();
-        user.body["groups"] = Value::Array(groups);
-    }
+    set_groups(ctx, tenant, &mut user.body, memberships);
     Ok(user)
+}
+
+fn set_groups(ctx: &Context, tenant: &Tenant, body: &mut Value, memberships: Vec<Membership>) {
+    if memberships.is_empty() {
+        return;
+    }
+    let base = ctx.scim_base(&tenant.slug);
+    let groups: Vec<Value> = memberships
+        .into_iter()
+        .map(|m| {
+            json!({
+                "value": m.group_id,
+                "$ref": format!("{base}/Groups/{}", m.group_id),
+                "display": m.display,
+                "type": if m.direct { "direct" } else { "indirect" },
+            })
+        })
+        .collect();
+    body["groups"] = Value::Array(groups);
 }
 
 /// PUT: replaces the whole document (RFC 7644 §3.5.1).

@@ -255,6 +255,50 @@ pub async fn memberships(
         .collect()
 }
 
+/// The memberships of several resources at once (one recursive query for a page of
+/// users instead of one per user), keyed by member id.
+pub async fn memberships_of_many(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    member_ids: &[String],
+) -> Result<std::collections::HashMap<String, Vec<Membership>>, StoreError> {
+    let mut out: std::collections::HashMap<String, Vec<Membership>> =
+        std::collections::HashMap::new();
+    if member_ids.is_empty() {
+        return Ok(out);
+    }
+    let sql = format!(
+        "WITH RECURSIVE up(member_id, group_id, depth) AS ( \
+           SELECT gm.member_id, gm.group_id, CAST(0 AS BIGINT) FROM group_members gm \
+           WHERE gm.tenant_id = $1 AND gm.member_id IN (SELECT s.id FROM {} s) \
+           UNION \
+           SELECT up.member_id, m.group_id, up.depth + 1 FROM group_members m \
+           JOIN up ON m.tenant_id = $1 AND m.member_id = up.group_id WHERE up.depth < 64 \
+         ) \
+         SELECT up.member_id AS member_id, g.id AS id, g.display_name AS display, MIN(up.depth) AS depth \
+         FROM up JOIN groups g ON g.tenant_id = $1 AND g.id = up.group_id \
+         GROUP BY up.member_id, g.id, g.display_name ORDER BY g.display_name, g.id",
+        ids_table(conn, 2)
+    );
+    let rows = conn
+        .query_all_raw(statement(
+            conn,
+            &sql,
+            vec![tenant_id.into(), ids_json(member_ids)],
+        ))
+        .await?;
+    for row in rows {
+        let member: String = row.try_get("", "member_id")?;
+        let depth: i64 = row.try_get("", "depth")?;
+        out.entry(member).or_default().push(Membership {
+            group_id: row.try_get("", "id")?,
+            display: row.try_get("", "display")?,
+            direct: depth == 0,
+        });
+    }
+    Ok(out)
+}
+
 /// Whether making `candidates` (groups) members of `group_id` would close a cycle: true
 /// when `group_id` is one of them or nested anywhere inside one of them.
 pub async fn would_cycle(
