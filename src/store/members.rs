@@ -151,8 +151,11 @@ pub async fn remove_except(
     keep: &[String],
 ) -> Result<Vec<String>, StoreError> {
     let sql = format!(
+        // NOT EXISTS, not NOT IN: PostgreSQL plans it as a hash anti-join, while a NOT IN
+        // over a list larger than work_mem is re-scanned for every row (quadratic).
         "DELETE FROM group_members WHERE tenant_id = $1 AND group_id = $2 \
-         AND member_id NOT IN (SELECT k.id FROM {} k) RETURNING member_id",
+         AND NOT EXISTS (SELECT 1 FROM {} k WHERE k.id = group_members.member_id) \
+         RETURNING member_id",
         ids_table(conn, 3)
     );
     let rows = conn
