@@ -89,6 +89,8 @@ fn new_group(ctx: &Context, document: Map<String, Value>) -> Result<NewGroup, Se
 fn parse_group(ctx: &Context, body: Value) -> Result<(NewGroup, Vec<MemberRef>), ServiceError> {
     let mut document = validate_resource(ctx.registry, ctx.registry.group(), body)?;
     let mut refs = Vec::new();
+    // A set, not a scan of `refs`: a full-list PUT names 100 000 members.
+    let mut seen = std::collections::HashSet::new();
     if let Some(Value::Array(items)) = document.remove("members") {
         for item in items {
             let value = item
@@ -105,7 +107,7 @@ fn parse_group(ctx: &Context, body: Value) -> Result<(NewGroup, Vec<MemberRef>),
                     )));
                 }
             };
-            if !refs.iter().any(|r: &MemberRef| r.value == value) {
+            if seen.insert(value.to_owned()) {
                 refs.push(MemberRef {
                     value: value.to_owned(),
                     member_type,
@@ -199,6 +201,10 @@ async fn resolve_members(
     refs: &[MemberRef],
 ) -> Result<Vec<(String, MemberType)>, ServiceError> {
     let ids: Vec<String> = refs.iter().map(|r| r.value.clone()).collect();
+    let stated_types: std::collections::HashMap<&str, &str> = refs
+        .iter()
+        .filter_map(|r| r.member_type.as_deref().map(|t| (r.value.as_str(), t)))
+        .collect();
     let found = members::resolve(conn, &tenant.id, &ids).await?;
     let mut resolved = Vec::with_capacity(found.len());
     for (id, kind) in found {
@@ -207,10 +213,7 @@ async fn resolve_members(
                 "member {id} is neither a user nor a group of this tenant"
             )));
         };
-        let stated = refs
-            .iter()
-            .find(|r| r.value == id)
-            .and_then(|r| r.member_type.as_deref());
+        let stated = stated_types.get(id.as_str()).copied();
         if stated.is_some_and(|s| s != kind.as_str()) {
             return Err(ServiceError::invalid_value(format!(
                 "member {id} is a {}, not a {}",
