@@ -12,7 +12,8 @@
 //!    /Users/{id}` against `filter=userName eq`, sorted pages (`sortBy=userName`) and cursor
 //!    pages (RFC 9865) at the start and in the middle, and `filter=emails co "@x"` (1 % of
 //!    the users). Each is set beside the same SQL run in-process through the same pool and,
-//!    on PostgreSQL, by `pgbench`.
+//!    on PostgreSQL, by `pgbench`. Then the per-user `groups` lookup alone, and `GET` by id
+//!    and a page in the group tenant, where every user is in one or two groups.
 //!
 //! Options (or `SCIMBUS_BENCH_*` variables): `--backend postgres|sqlite`, `--users N`
 //! (100000 per tenant), `--small N` (100 members), `--replace N` (1000), `--patches N`
@@ -787,10 +788,15 @@ struct Shape {
     sql_ms: Vec<f64>,
     /// `pgbench` average latency of one transaction running `sql`.
     pgbench: Option<Result<f64, String>>,
-    /// Extra per-row work of the request: 100 × `members::memberships`, in-process.
+    /// What a list adds to its SQL: the listed users' groups, in-process, read as
+    /// `service::users::list` reads them (`members::memberships` once per listed user)...
+    per_user_ms: Vec<f64>,
+    /// ... and in one query for the page (`members::memberships_of_many`).
     memberships_ms: Vec<f64>,
     plan: Vec<String>,
     note: String,
+    /// The tenant the shape reads, when not the query tenant (beta).
+    tenant_id: Option<String>,
 }
 
 impl Shape {
@@ -801,9 +807,11 @@ impl Shape {
             sql,
             sql_ms: Vec::new(),
             pgbench: None,
+            per_user_ms: Vec::new(),
             memberships_ms: Vec::new(),
             plan: Vec::new(),
             note: String::new(),
+            tenant_id: None,
         }
     }
 }
@@ -863,8 +871,8 @@ fn by_id_statement(backend: DbBackend, tenant_id: &str, id: &str) -> Statement {
     Statement::from_sql_and_values(backend, sql, [tenant_id.into(), id.into()])
 }
 
-/// `store::members::memberships` (a copy of its SQL): a list runs it once per returned user
-/// to fill in `groups`.
+/// `store::members::memberships` (a copy of its SQL): `GET /Users/{id}` runs it to fill in
+/// the user's `groups` (a list runs `memberships_of_many` once for its page).
 fn memberships_statement(backend: DbBackend, tenant_id: &str, member_id: &str) -> Statement {
     let sql = "WITH RECURSIVE up(group_id, depth) AS ( \
                  SELECT group_id, CAST(0 AS BIGINT) FROM group_members WHERE tenant_id = $1 AND member_id = $2 \
@@ -875,11 +883,22 @@ fn memberships_statement(backend: DbBackend, tenant_id: &str, member_id: &str) -
                SELECT g.id AS id, g.display_name AS display, MIN(up.depth) AS depth \
                FROM up JOIN groups g ON g.tenant_id = $1 AND g.id = up.group_id \
                GROUP BY g.id, g.display_name ORDER BY g.display_name, g.id";
-    let sql = match backend {
-        DbBackend::Postgres => sql.to_owned(),
-        _ => sql.replace("$1", "?1").replace("$2", "?2"),
-    };
-    Statement::from_sql_and_values(backend, sql, [tenant_id.into(), member_id.into()])
+    match backend {
+        DbBackend::Postgres => {
+            Statement::from_sql_and_values(backend, sql, [tenant_id.into(), member_id.into()])
+        }
+        // Positional `?` (the service binds `?1`/`?2` by number; same values).
+        _ => Statement::from_sql_and_values(
+            backend,
+            sql.replace("$1", "?").replace("$2", "?"),
+            [
+                tenant_id.into(),
+                member_id.into(),
+                tenant_id.into(),
+                tenant_id.into(),
+            ],
+        ),
+    }
 }
 
 /// The `id`s of a list response, in order.
@@ -970,7 +989,7 @@ async fn bench_queries(
     api: &Api,
     tenant: &Tenant,
     people: &[Known],
-    grouped: Option<(&Tenant, &Known)>,
+    grouped: Option<(&Api, &Tenant, &[Known])>,
 ) -> anyhow::Result<QueryFigures> {
     let backend = ctx.store.conn().get_database_backend();
     let n = people.len();
@@ -1122,18 +1141,60 @@ async fn bench_queries(
     shapes.push(co);
     // The per-row groups lookup of every list, alone (no HTTP figure).
     let mut lookup = Shape::new(
-        "groups of one user (memberships, run once per listed user), a user in no group",
+        "groups of one user (memberships, as GET by id runs it), a user in no group",
         vec![memberships_statement(backend, &tenant.id, &sample.id)],
     );
     lookup.note = "100 runs".to_owned();
     shapes.push(lookup);
-    if let Some((tenant, member)) = grouped {
+    if let Some((alpha_api, alpha, alpha_people)) = grouped {
+        // Users who are in groups: every alpha user is in the big group, the first ones
+        // also in the small one. What a user's `groups` costs when there are some.
         let mut lookup = Shape::new(
             "groups of one user (memberships), a user in the two bench groups",
-            vec![memberships_statement(backend, &tenant.id, &member.id)],
+            vec![memberships_statement(
+                backend,
+                &alpha.id,
+                &alpha_people[0].id,
+            )],
         );
         lookup.note = "100 runs; tenant alpha".to_owned();
+        lookup.tenant_id = Some(alpha.id.clone());
+        let mut grouped_by_id = Shape::new(
+            "GET /Users/{id} of a user in 1-2 groups (tenant alpha)",
+            vec![by_id_statement(backend, &alpha.id, &alpha_people[0].id)],
+        );
+        grouped_by_id.note = "tenant alpha; one fixed user for the SQL".to_owned();
+        grouped_by_id.tenant_id = Some(alpha.id.clone());
+        let reads = (opts.reads / 10).max(3);
+        for rep in 0..3 + reads {
+            let who = &alpha_people[rng.random_range(0..alpha_people.len())];
+            let reply = alpha_api.get(&format!("/Users/{}", who.id), &[]).await?;
+            ensure!(
+                reply.body.contains("\"groups\""),
+                "alpha user without groups"
+            );
+            if rep >= 3 {
+                grouped_by_id.http.push(ms(reply.elapsed));
+            }
+        }
+        let mut grouped_page = Shape::new(
+            "cursor=&count=100 (first page) of users in 1-2 groups (tenant alpha)",
+            list_statements(backend, &alpha.id, None, default_order(), 0)?,
+        );
+        grouped_page.tenant_id = Some(alpha.id.clone());
+        grouped_page.note = "tenant alpha".to_owned();
+        let page_reps = (opts.pages / 4).max(2);
+        for rep in 0..1 + page_reps {
+            let reply = alpha_api
+                .get("/Users", &[("cursor", ""), ("count", count.as_str())])
+                .await?;
+            if rep >= 1 {
+                grouped_page.http.push(ms(reply.elapsed));
+            }
+        }
         shapes.push(lookup);
+        shapes.push(grouped_by_id);
+        shapes.push(grouped_page);
     }
 
     // The same SQL in-process (same pool, same driver), then by pgbench.
@@ -1152,11 +1213,15 @@ async fn bench_queries(
         // What a list adds per returned row: the user's groups (one query per row).
         if shape.sql.len() == 2 {
             let listed = run_sql(ctx, &shape.sql).await?;
+            let tenant_id = shape.tenant_id.as_deref().unwrap_or(&tenant.id);
             for _ in 0..reps.min(20) {
                 let t = Instant::now();
                 for id in &listed {
-                    members::memberships(ctx.store.conn(), &tenant.id, id).await?;
+                    members::memberships(ctx.store.conn(), tenant_id, id).await?;
                 }
+                shape.per_user_ms.push(ms(t.elapsed()));
+                let t = Instant::now();
+                members::memberships_of_many(ctx.store.conn(), tenant_id, &listed).await?;
                 shape.memberships_ms.push(ms(t.elapsed()));
             }
         }
@@ -1268,9 +1333,13 @@ fn report_queries(opts: &Options, q: &QueryFigures) {
                 format!("; {}", s.note)
             }
         );
-        if !s.memberships_ms.is_empty() {
+        if !s.per_user_ms.is_empty() {
             println!(
-                "  + groups of each listed user (memberships × rows, pool): {}",
+                "  + groups, one memberships query per listed user (as list does), pool: {}",
+                summary(&s.per_user_ms)
+            );
+            println!(
+                "  + groups, one memberships_of_many query for the page, pool:        {}",
                 summary(&s.memberships_ms)
             );
         }
@@ -1368,8 +1437,11 @@ async fn bench_in(opts: &Options, db: &BenchDb) -> anyhow::Result<()> {
         let queries = if opts.queries {
             settle(&ctx).await?;
             let t = Instant::now();
-            // A user of alpha in both bench groups (when they were made), for the lookup.
-            let grouped = opts.groups.then(|| (&alpha, &alpha_people[0]));
+            // Alpha's users that every PUT keeps: each is in the big group, the first ones
+            // also in the small one (when the groups part ran).
+            let grouped =
+                opts.groups
+                    .then_some((&alpha_api, &alpha, &alpha_people[..n - opts.replace]));
             let q = bench_queries(
                 opts,
                 db.url(),
