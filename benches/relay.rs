@@ -17,6 +17,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use scimbus::service::audit::Actor;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -742,7 +743,7 @@ async fn throughput_in(
 ) -> anyhow::Result<Throughput> {
     let n = opts.events;
     let ctx = context(db.url()).await?;
-    let tenant = tenants::create_tenant(&ctx, TENANT).await?;
+    let tenant = tenants::create_tenant(&ctx, &Actor::system(), TENANT).await?;
     let t = Instant::now();
     fill(&ctx, &tenant, n).await?;
     settle(&ctx.store).await?;
@@ -942,9 +943,10 @@ async fn latency_in(
     let address = format!("http://127.0.0.1:{}", app.port());
     let ctx = app.context().clone();
     let server = tokio::spawn(app.run_until_stopped());
-    tenants::create_tenant(&ctx, TENANT).await?;
+    tenants::create_tenant(&ctx, &Actor::system(), TENANT).await?;
     let (_, secret) = tenants::issue_token(
         &ctx,
+        &Actor::system(),
         TENANT,
         TokenRequest {
             name: "bench".to_owned(),

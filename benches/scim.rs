@@ -24,6 +24,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use scimbus::service::audit::Actor;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -499,6 +500,7 @@ impl Api {
 async fn token(ctx: &Context, tenant: &str) -> anyhow::Result<String> {
     let (_, secret) = tenants::issue_token(
         ctx,
+        &Actor::system(),
         tenant,
         TokenRequest {
             name: "bench".to_owned(),
@@ -1396,8 +1398,8 @@ async fn bench_in(opts: &Options, db: &BenchDb) -> anyhow::Result<()> {
     let ctx = app.context().clone();
     let server = tokio::spawn(app.run_until_stopped());
     let result = async {
-        let alpha = tenants::create_tenant(&ctx, ALPHA).await?;
-        let beta = tenants::create_tenant(&ctx, BETA).await?;
+        let alpha = tenants::create_tenant(&ctx, &Actor::system(), ALPHA).await?;
+        let beta = tenants::create_tenant(&ctx, &Actor::system(), BETA).await?;
         let http = reqwest::Client::builder().timeout(OKTA_TIMEOUT).build()?;
         let api = |slug: &str, token: String| Api {
             http: http.clone(),

@@ -1,5 +1,6 @@
 //! The command line: `serve`, `migrate`, `tenant …` and `token …`.
 
+use crate::service::audit::{self, Actor};
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
@@ -12,7 +13,7 @@ use crate::clock::SystemClock;
 use crate::config::Settings;
 use crate::domain::Scope;
 use crate::events::Relay;
-use crate::service::{Context, tenants};
+use crate::service::{Context, events, tenants};
 use crate::startup::{Application, open_context};
 use crate::store::{Backend, Store};
 
@@ -50,6 +51,34 @@ pub enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Act on retained events.
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
+    /// Read the audit log of admin actions.
+    Audit {
+        /// Only this tenant's entries.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Entries after this entry id.
+        #[arg(long)]
+        after: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Erasure: redact the payloads of every retained event about a subject.
+    Purge {
+        #[arg(long)]
+        tenant: String,
+        /// `Users/{id}` or `Groups/{id}`.
+        #[arg(long)]
+        subject: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -58,7 +87,8 @@ pub enum TenantCommand {
     Create { slug: String },
     /// List tenants.
     List,
-    /// Disable a tenant at once and revoke its tokens.
+    /// Disable a tenant and revoke its tokens at once; its data is purged in the background
+    /// by `serve`, then `scimbus.tenant.deleted` is emitted.
     Delete { slug: String },
 }
 
@@ -102,6 +132,35 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         }
         Command::Tenant { command } => tenant(&offline_context(&settings).await?, command).await,
         Command::Token { command } => token(&offline_context(&settings).await?, command).await,
+        Command::Events {
+            command: EventsCommand::Purge { tenant, subject },
+        } => {
+            let ctx = offline_context(&settings).await?;
+            let n = events::purge_subject(&ctx, &Actor::os_user(), &tenant, &subject).await?;
+            println!("{n} events of {subject} in tenant {tenant} redacted");
+            Ok(())
+        }
+        Command::Audit {
+            tenant,
+            after,
+            limit,
+        } => {
+            let ctx = offline_context(&settings).await?;
+            let entries = audit::list(&ctx, tenant.as_deref(), after.as_deref(), limit).await?;
+            for e in entries {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                    e.id,
+                    e.at,
+                    e.actor,
+                    e.action,
+                    e.tenant.as_deref().unwrap_or("-"),
+                    e.target.as_deref().unwrap_or("-"),
+                    e.detail
+                );
+            }
+            Ok(())
+        }
     }
 }
 
@@ -126,7 +185,7 @@ async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
     let ctx = app.context().clone();
     let base = ctx.public_url.as_str().trim_end_matches('/').to_owned();
     if demo {
-        let (tenant, secret) = tenants::demo(&ctx).await?;
+        let (tenant, secret) = tenants::demo(&ctx, &Actor::os_user()).await?;
         let scim = ctx.scim_base(&tenant.slug);
         println!("scimbus is serving on {base}");
         println!("SCIM base URL: {scim}");
@@ -168,7 +227,7 @@ async fn relay(settings: Settings) -> anyhow::Result<()> {
 async fn tenant(ctx: &Context, command: TenantCommand) -> anyhow::Result<()> {
     match command {
         TenantCommand::Create { slug } => {
-            let t = tenants::create_tenant(ctx, &slug).await?;
+            let t = tenants::create_tenant(ctx, &Actor::os_user(), &slug).await?;
             println!("tenant {} created: {}", t.slug, ctx.scim_base(&t.slug));
         }
         TenantCommand::List => {
@@ -181,8 +240,10 @@ async fn tenant(ctx: &Context, command: TenantCommand) -> anyhow::Result<()> {
             }
         }
         TenantCommand::Delete { slug } => {
-            tenants::delete_tenant(ctx, &slug).await?;
-            println!("tenant {slug} deleted; its tokens are revoked");
+            tenants::delete_tenant(ctx, &Actor::os_user(), &slug).await?;
+            println!(
+                "tenant {slug} deleted; its tokens are revoked; `scimbus serve` purges its data"
+            );
         }
     }
     Ok(())
@@ -207,7 +268,8 @@ async fn token(ctx: &Context, command: TokenCommand) -> anyhow::Result<()> {
                 scopes,
                 expires_at,
             };
-            let (info, secret) = tenants::issue_token(ctx, &tenant, request).await?;
+            let (info, secret) =
+                tenants::issue_token(ctx, &Actor::os_user(), &tenant, request).await?;
             println!("token {} issued; its secret is shown once:", info.id);
             println!("{}", secret.expose_secret());
         }
@@ -222,7 +284,7 @@ async fn token(ctx: &Context, command: TokenCommand) -> anyhow::Result<()> {
             }
         }
         TokenCommand::Revoke { tenant, id } => {
-            tenants::revoke_token(ctx, &tenant, &id).await?;
+            tenants::revoke_token(ctx, &Actor::os_user(), &tenant, &id).await?;
             println!("token {id} revoked");
         }
     }

@@ -38,6 +38,14 @@ pub struct Settings {
     pub cursor_timeout_secs: u32,
     /// The relay's broker and topology; `None` without `SCIMBUS_AMQP_URL`.
     pub relay: Option<RelaySettings>,
+    /// `SCIMBUS_EVENT_RETENTION_HOURS`: how long events stay in the outbox (and the pull
+    /// API) before retention prunes them; default 168 (7 days).
+    pub event_retention: Duration,
+    /// `SCIMBUS_MAINTENANCE_INTERVAL_SECS`: how often retention and tenant purges run.
+    pub maintenance_interval: Duration,
+    /// `SCIMBUS_MAINTENANCE` (`on`/`off`): run retention and tenant purges in this process
+    /// (on by default; any number of replicas may run them).
+    pub maintenance: bool,
 }
 
 /// Where and how the relay publishes (DESIGN 12).
@@ -132,16 +140,13 @@ impl Settings {
             }
         });
         let admin_token = admin_token.transpose()?;
-        let migrate = match get("SCIMBUS_MIGRATE").as_deref() {
-            None | Some("on" | "true" | "1") => true,
-            Some("off" | "false" | "0") => false,
-            Some(other) => {
-                return Err(err(
-                    "SCIMBUS_MIGRATE",
-                    format!("`{other}` is not on or off"),
-                ));
-            }
+        let switch = |name: &'static str| match get(name).as_deref() {
+            None | Some("on" | "true" | "1") => Ok(true),
+            Some("off" | "false" | "0") => Ok(false),
+            Some(other) => Err(err(name, format!("`{other}` is not on or off"))),
         };
+        let migrate = switch("SCIMBUS_MIGRATE")?;
+        let maintenance = switch("SCIMBUS_MAINTENANCE")?;
         let max_body_bytes = match get("SCIMBUS_MAX_BODY_BYTES") {
             None => 8 * 1024 * 1024,
             Some(v) => {
@@ -223,6 +228,13 @@ impl Settings {
                 })
             }
         };
+        let event_retention = Duration::from_secs(
+            number("SCIMBUS_EVENT_RETENTION_HOURS", 168, 1)?
+                .checked_mul(3600)
+                .ok_or_else(|| err("SCIMBUS_EVENT_RETENTION_HOURS", "too large".to_owned()))?,
+        );
+        let maintenance_interval =
+            Duration::from_secs(number("SCIMBUS_MAINTENANCE_INTERVAL_SECS", 60, 1)?);
         Ok(Self {
             database_url,
             listen,
@@ -234,6 +246,9 @@ impl Settings {
             cursor_key,
             cursor_timeout_secs,
             relay,
+            event_retention,
+            maintenance_interval,
+            maintenance,
         })
     }
 }
@@ -258,6 +273,7 @@ mod tests {
         assert_eq!(s.listen.to_string(), DEFAULT_LISTEN);
         assert!(s.migrate);
         assert!(s.max_body_bytes >= MIN_BODY_BYTES);
+        assert_eq!(s.event_retention, Duration::from_secs(7 * 24 * 3600));
     }
 
     #[test]
@@ -270,6 +286,9 @@ mod tests {
             ("SCIMBUS_MIGRATE", "maybe"),
             ("SCIMBUS_MAX_BODY_BYTES", "1024"),
             ("SCIMBUS_AMQP_URL", "http://broker"),
+            ("SCIMBUS_EVENT_RETENTION_HOURS", "0"),
+            ("SCIMBUS_MAINTENANCE_INTERVAL_SECS", "soon"),
+            ("SCIMBUS_MAINTENANCE", "sometimes"),
         ] {
             let e = settings(&[(name, value)]).unwrap_err();
             assert_eq!(e.name, name);

@@ -45,6 +45,9 @@ pub async fn open_context(
                 .map(|k| secrecy::ExposeSecret::expose_secret(k).as_bytes()),
             settings.cursor_timeout_secs,
         ),
+        event_retention: settings.event_retention,
+        relay_enabled: settings.relay.is_some(),
+        maintenance_wake: Arc::new(tokio::sync::Notify::new()),
     };
     if let Some(secret) = &settings.admin_token {
         tenants::bootstrap_admin(&context, secret).await?;
@@ -92,6 +95,13 @@ impl Application {
                 context.relay_metrics.clone(),
             );
             tokio::spawn(relay.run(context.events_written.clone()));
+        }
+
+        if settings.maintenance {
+            tokio::spawn(crate::service::maintenance::run(
+                context.clone(),
+                settings.maintenance_interval,
+            ));
         }
 
         let data = web::Data::new(context.clone());

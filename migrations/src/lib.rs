@@ -13,6 +13,8 @@ mod m20261129_000006_create_group_members;
 mod m20261129_000007_create_outbox;
 mod m20261129_000008_add_outbox_failed_at;
 mod m20261129_000009_add_search_documents;
+mod m20261129_000010_add_tenant_lifecycle;
+mod m20261129_000011_create_audit_log;
 
 pub struct Migrator;
 
@@ -29,6 +31,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000007_create_outbox::Migration),
             Box::new(m20261129_000008_add_outbox_failed_at::Migration),
             Box::new(m20261129_000009_add_search_documents::Migration),
+            Box::new(m20261129_000010_add_tenant_lifecycle::Migration),
+            Box::new(m20261129_000011_create_audit_log::Migration),
         ]
     }
 }

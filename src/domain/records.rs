@@ -14,6 +14,12 @@ pub struct Tenant {
     pub created_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deleted_at: Option<String>,
+    /// When a deleted tenant's data was purged and `tenant.deleted` emitted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub purged_at: Option<String>,
+    /// Events up to this sequence were removed by retention.
+    #[serde(skip)]
+    pub events_pruned_through: i64,
 }
 
 /// A token as listed (never its secret).

@@ -20,13 +20,18 @@ pub enum EventType {
     GroupDeleted,
     GroupMembersAdded,
     GroupMembersRemoved,
+    /// Served by the snapshot endpoint of the pull API for resync; never in the outbox.
+    UserSnapshot,
+    GroupSnapshot,
+    /// A deleted tenant's data is purged.
+    TenantDeleted,
 }
 
 /// Most member ids one membership event carries; larger changes are split in chunks.
 pub const MEMBERS_PER_EVENT: usize = 500;
 
 impl EventType {
-    pub const ALL: [EventType; 10] = [
+    pub const ALL: [EventType; 13] = [
         EventType::UserCreated,
         EventType::UserUpdated,
         EventType::UserDeactivated,
@@ -37,6 +42,9 @@ impl EventType {
         EventType::GroupDeleted,
         EventType::GroupMembersAdded,
         EventType::GroupMembersRemoved,
+        EventType::UserSnapshot,
+        EventType::GroupSnapshot,
+        EventType::TenantDeleted,
     ];
 
     /// The resource part of the routing key.
@@ -46,7 +54,9 @@ impl EventType {
             | EventType::UserUpdated
             | EventType::UserDeactivated
             | EventType::UserReactivated
-            | EventType::UserDeleted => "user",
+            | EventType::UserDeleted
+            | EventType::UserSnapshot => "user",
+            EventType::TenantDeleted => "tenant",
             _ => "group",
         }
     }
@@ -58,7 +68,10 @@ impl EventType {
             EventType::UserUpdated | EventType::GroupUpdated => "updated",
             EventType::UserDeactivated => "deactivated",
             EventType::UserReactivated => "reactivated",
-            EventType::UserDeleted | EventType::GroupDeleted => "deleted",
+            EventType::UserDeleted | EventType::GroupDeleted | EventType::TenantDeleted => {
+                "deleted"
+            }
+            EventType::UserSnapshot | EventType::GroupSnapshot => "snapshot",
             EventType::GroupMembersAdded => "members_added",
             EventType::GroupMembersRemoved => "members_removed",
         }
@@ -67,6 +80,11 @@ impl EventType {
     /// The CloudEvents `type`, e.g. `scimbus.user.created`.
     pub fn name(self) -> String {
         format!("scimbus.{}.{}", self.resource(), self.action())
+    }
+
+    /// The type named `name` (`scimbus.user.created`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.name() == name)
     }
 
     /// The AMQP routing key `<tenant>.<resource>.<action>`.

@@ -14,7 +14,8 @@ use super::{method_not_allowed, response};
 use crate::domain::Scope;
 use crate::scim::error::ScimError;
 use crate::scim::time;
-use crate::service::{Context, tenants};
+use crate::service::audit::{self, Actor};
+use crate::service::{Context, events, tenants};
 use crate::tenancy::auth::AdminActor;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -40,7 +41,72 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/tenants/{slug}/tokens/{id}")
             .route(web::delete().to(revoke_token))
             .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/tenants/{slug}/events/purge")
+            .route(web::post().to(purge_events))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/audit")
+            .route(web::get().to(list_audit))
+            .default_service(web::to(method_not_allowed)),
     );
+}
+
+#[derive(Debug, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+struct PurgeEvents {
+    /// `Users/{id}` or `Groups/{id}`.
+    #[validate(length(min = 3, max = 300))]
+    subject: String,
+}
+
+/// Erasure: redacts the payloads of a subject's retained events (GDPR requests).
+async fn purge_events(
+    ctx: web::Data<Context>,
+    actor: AdminActor,
+    slug: web::Path<String>,
+    body: JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    let input: PurgeEvents = parse(body)?;
+    let redacted =
+        events::purge_subject(&ctx, &Actor::admin(&actor.name), &slug, &input.subject).await?;
+    tracing::info!(actor = %actor.name, tenant = %slug, redacted, "events purged");
+    Ok(response::scim(
+        StatusCode::OK,
+        &json!({ "subject": input.subject, "redacted": redacted }),
+    ))
+}
+
+#[derive(Debug, Deserialize, Validate)]
+struct AuditQuery {
+    #[validate(length(min = 1, max = 63))]
+    tenant: Option<String>,
+    #[validate(length(min = 1, max = 36))]
+    after: Option<String>,
+    #[validate(range(min = 1, max = 1000))]
+    limit: Option<u64>,
+}
+
+/// The audit log, oldest first; `after` (the last entry id seen) pages it.
+async fn list_audit(
+    ctx: web::Data<Context>,
+    _: AdminActor,
+    query: web::Query<AuditQuery>,
+) -> Result<HttpResponse, ApiError> {
+    query
+        .validate()
+        .map_err(|e| ApiError::Scim(ScimError::invalid_value(e.to_string())))?;
+    let limit = query.limit.unwrap_or(100);
+    let entries = audit::list(&ctx, query.tenant.as_deref(), query.after.as_deref(), limit).await?;
+    let next = (entries.len() as u64 == limit)
+        .then(|| entries.last().map(|e| e.id.clone()))
+        .flatten();
+    Ok(response::scim(
+        StatusCode::OK,
+        &json!({ "entries": entries, "next": next }),
+    ))
 }
 
 #[derive(Debug, Deserialize, Validate)]
@@ -76,7 +142,7 @@ async fn create_tenant(
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     let input: CreateTenant = parse(body)?;
-    let tenant = tenants::create_tenant(&ctx, &input.slug).await?;
+    let tenant = tenants::create_tenant(&ctx, &Actor::admin(&actor.name), &input.slug).await?;
     tracing::info!(actor = %actor.name, tenant = %tenant.slug, "tenant created");
     Ok(response::scim(StatusCode::CREATED, &tenant))
 }
@@ -103,7 +169,7 @@ async fn delete_tenant(
     actor: AdminActor,
     slug: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    tenants::delete_tenant(&ctx, &slug).await?;
+    tenants::delete_tenant(&ctx, &Actor::admin(&actor.name), &slug).await?;
     tracing::info!(actor = %actor.name, tenant = %slug, "tenant deleted");
     Ok(HttpResponse::NoContent().finish())
 }
@@ -135,7 +201,8 @@ async fn issue_token(
         scopes,
         expires_at,
     };
-    let (info, secret) = tenants::issue_token(&ctx, &slug, request).await?;
+    let (info, secret) =
+        tenants::issue_token(&ctx, &Actor::admin(&actor.name), &slug, request).await?;
     tracing::info!(actor = %actor.name, tenant = %slug, token = %info.id, "token issued");
     let mut body =
         serde_json::to_value(&info).map_err(|e| ApiError::Internal(anyhow::Error::new(e)))?;
@@ -158,7 +225,7 @@ async fn revoke_token(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (slug, id) = path.into_inner();
-    tenants::revoke_token(&ctx, &slug, &id).await?;
+    tenants::revoke_token(&ctx, &Actor::admin(&actor.name), &slug, &id).await?;
     tracing::info!(actor = %actor.name, tenant = %slug, token = %id, "token revoked");
     Ok(HttpResponse::NoContent().finish())
 }

@@ -32,25 +32,38 @@ pub async fn require_scim_token(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let ctx = context(&req)?;
+    authenticate(&req, Scope::Scim).await?;
+    next.call(req).await
+}
+
+/// Authenticates `/events/v1/{tenant}/…` with an `events:read`-scoped token of that tenant.
+pub async fn require_events_token(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    authenticate(&req, Scope::EventsRead).await?;
+    next.call(req).await
+}
+
+async fn authenticate(req: &ServiceRequest, scope: Scope) -> Result<(), ApiError> {
+    let ctx = context(req)?;
     let slug = req
         .match_info()
         .get("tenant")
         .unwrap_or_default()
         .to_owned();
-    let token = token(&req);
+    let token = token(req);
     let authenticated = authenticate_tenant(
         &ctx.store,
         ctx.clock.as_ref(),
         &slug,
         token.as_deref(),
-        Scope::Scim,
+        scope,
     )
-    .await
-    .map_err(ApiError::from)?;
+    .await?;
     tracing::Span::current().record("tenant", slug.as_str());
     req.extensions_mut().insert(authenticated);
-    next.call(req).await
+    Ok(())
 }
 
 /// Authenticates `/admin/v1/…` with a named admin token.

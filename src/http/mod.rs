@@ -6,6 +6,7 @@ pub mod auth;
 pub mod body;
 pub mod discovery;
 pub mod error;
+pub mod events;
 pub mod groups;
 pub mod health;
 pub mod precondition;
@@ -36,6 +37,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, admin_enabled: bool) {
             .configure(discovery::configure)
             .configure(users::configure)
             .configure(groups::configure)
+            .default_service(web::to(unknown_route)),
+    );
+    cfg.service(
+        web::scope("/events/v1/{tenant}")
+            .wrap(from_fn(auth::require_events_token))
+            .configure(events::configure)
             .default_service(web::to(unknown_route)),
     );
     if admin_enabled {

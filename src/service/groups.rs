@@ -156,7 +156,7 @@ async fn represent(
 }
 
 /// The representation without members: what events carry.
-fn snapshot(base: &str, group: &StoredGroup) -> Value {
+pub(crate) fn snapshot(base: &str, group: &StoredGroup) -> Value {
     let mut body = group.document.clone();
     body.insert("id".to_owned(), Value::String(group.id.clone()));
     body.insert(

@@ -1,11 +1,14 @@
 //! Use cases. Each write is one transaction holding the resource rows, the outbox rows and
 //! the tenant's event counter; handlers and the CLI call these and nothing below them.
 
+pub mod audit;
 mod changes;
 pub mod cursor;
 mod emit;
 mod error;
+pub mod events;
 pub mod groups;
+pub mod maintenance;
 pub mod tenants;
 pub mod users;
 
@@ -123,6 +126,13 @@ pub struct Context {
     pub relay_metrics: Arc<RelayMetrics>,
     /// Seals and opens pagination cursors (RFC 9865).
     pub cursors: cursor::Cursors,
+    /// How long events are kept before retention prunes them (DESIGN 13).
+    pub event_retention: std::time::Duration,
+    /// Whether a relay publishes this store's events: retention then waits for an event to
+    /// be published (or parked) before pruning it, whatever its age.
+    pub relay_enabled: bool,
+    /// Wakes the maintenance loop (a tenant was deleted: start purging now).
+    pub maintenance_wake: Arc<Notify>,
 }
 
 impl Context {
@@ -138,6 +148,11 @@ impl Context {
     /// Tells the in-process relay that committed events wait.
     pub fn signal_events(&self) {
         self.events_written.notify_one();
+    }
+
+    /// Tells the maintenance loop that work waits.
+    pub fn signal_maintenance(&self) {
+        self.maintenance_wake.notify_one();
     }
 
     pub fn now(&self) -> String {

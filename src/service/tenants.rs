@@ -3,6 +3,9 @@
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 
+use serde_json::json;
+
+use super::audit::{self, Actor};
 use super::{Context, ServiceError};
 use crate::domain::{Scope, Tenant, TenantSlug, TokenInfo, TokenName};
 use crate::scim::time;
@@ -26,19 +29,37 @@ async fn live_tenant(ctx: &Context, slug_value: &str) -> Result<Tenant, ServiceE
         .ok_or_else(|| ServiceError::NotFound(format!("tenant {slug} not found")))
 }
 
-#[tracing::instrument(skip(ctx), err(level = "info"))]
-pub async fn create_tenant(ctx: &Context, slug_value: &str) -> Result<Tenant, ServiceError> {
+#[tracing::instrument(skip(ctx, actor), err(level = "info"))]
+pub async fn create_tenant(
+    ctx: &Context,
+    actor: &Actor,
+    slug_value: &str,
+) -> Result<Tenant, ServiceError> {
     let slug = slug(slug_value)?;
     let id = uuid::Uuid::now_v7().to_string();
-    tenants::insert(ctx.store.conn(), &id, &slug, &ctx.now())
+    let txn = ctx.store.begin_write().await?;
+    let tenant = tenants::insert(&txn, &id, &slug, &ctx.now())
         .await
         .map_err(|e| match e {
             // A deleted tenant keeps its slug while its events are retained (DESIGN 15).
-            StoreError::Unique("tenants_slug_key") => {
-                ServiceError::uniqueness(format!("tenant slug {slug} is taken"))
-            }
+            StoreError::Unique("tenants_slug_key") => ServiceError::uniqueness(format!(
+                "tenant slug {slug} is taken (a deleted tenant's slug is kept while its \
+                 events are retained)"
+            )),
             other => other.into(),
-        })
+        })?;
+    audit::record(
+        &txn,
+        ctx,
+        actor,
+        "tenant.create",
+        Some(slug.as_str()),
+        None,
+        json!({}),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(tenant)
 }
 
 pub async fn list_tenants(ctx: &Context) -> Result<Vec<Tenant>, ServiceError> {
@@ -49,15 +70,32 @@ pub async fn get_tenant(ctx: &Context, slug_value: &str) -> Result<Tenant, Servi
     live_tenant(ctx, slug_value).await
 }
 
-/// Disables a tenant at once: marks it deleted and revokes its tokens in one transaction.
-#[tracing::instrument(skip(ctx), err(level = "info"))]
-pub async fn delete_tenant(ctx: &Context, slug_value: &str) -> Result<(), ServiceError> {
+/// Disables a tenant at once: marks it deleted and revokes its tokens in one transaction
+/// (the next request with any of them gets 401). The maintenance loop then purges its data
+/// in batches and writes `scimbus.tenant.deleted` (`service::maintenance`).
+#[tracing::instrument(skip(ctx, actor), err(level = "info"))]
+pub async fn delete_tenant(
+    ctx: &Context,
+    actor: &Actor,
+    slug_value: &str,
+) -> Result<(), ServiceError> {
     let tenant = live_tenant(ctx, slug_value).await?;
     let txn = ctx.store.begin_write().await?;
     let now = ctx.now();
     tenants::mark_deleted(&txn, &tenant.id, &now).await?;
-    tokens::revoke_all(&txn, &tenant.id, None, &now).await?;
+    let revoked = tokens::revoke_all(&txn, &tenant.id, None, &now).await?;
+    audit::record(
+        &txn,
+        ctx,
+        actor,
+        "tenant.delete",
+        Some(tenant.slug.as_str()),
+        None,
+        json!({"tokensRevoked": revoked}),
+    )
+    .await?;
     txn.commit().await?;
+    ctx.signal_maintenance();
     Ok(())
 }
 
@@ -70,9 +108,10 @@ pub struct TokenRequest {
 }
 
 /// Issues a token; the secret is returned once and only its hash is stored.
-#[tracing::instrument(skip(ctx, request), err(level = "info"))]
+#[tracing::instrument(skip(ctx, actor, request), err(level = "info"))]
 pub async fn issue_token(
     ctx: &Context,
+    actor: &Actor,
     slug_value: &str,
     request: TokenRequest,
 ) -> Result<(TokenInfo, SecretString), ServiceError> {
@@ -89,8 +128,9 @@ pub async fn issue_token(
     }
     let secret = token::generate(token::TENANT_PREFIX);
     let id = uuid::Uuid::now_v7().to_string();
+    let txn = ctx.store.begin_write().await?;
     let info = tokens::insert(
-        ctx.store.conn(),
+        &txn,
         NewToken {
             tenant_id: &tenant.id,
             id: &id,
@@ -102,6 +142,21 @@ pub async fn issue_token(
         },
     )
     .await?;
+    audit::record(
+        &txn,
+        ctx,
+        actor,
+        "token.issue",
+        Some(tenant.slug.as_str()),
+        Some(&info.id),
+        json!({
+            "name": info.name,
+            "scopes": Scope::join(&info.scopes),
+            "expiresAt": info.expires_at,
+        }),
+    )
+    .await?;
+    txn.commit().await?;
     Ok((info, secret))
 }
 
@@ -110,10 +165,27 @@ pub async fn list_tokens(ctx: &Context, slug_value: &str) -> Result<Vec<TokenInf
     Ok(tokens::list(ctx.store.conn(), &tenant.id).await?)
 }
 
-#[tracing::instrument(skip(ctx), err(level = "info"))]
-pub async fn revoke_token(ctx: &Context, slug_value: &str, id: &str) -> Result<(), ServiceError> {
+#[tracing::instrument(skip(ctx, actor), err(level = "info"))]
+pub async fn revoke_token(
+    ctx: &Context,
+    actor: &Actor,
+    slug_value: &str,
+    id: &str,
+) -> Result<(), ServiceError> {
     let tenant = live_tenant(ctx, slug_value).await?;
-    if tokens::revoke(ctx.store.conn(), &tenant.id, id, &ctx.now()).await? {
+    let txn = ctx.store.begin_write().await?;
+    if tokens::revoke(&txn, &tenant.id, id, &ctx.now()).await? {
+        audit::record(
+            &txn,
+            ctx,
+            actor,
+            "token.revoke",
+            Some(tenant.slug.as_str()),
+            Some(id),
+            json!({}),
+        )
+        .await?;
+        txn.commit().await?;
         Ok(())
     } else {
         Err(ServiceError::NotFound(format!(
@@ -144,15 +216,16 @@ pub async fn admin_enabled(ctx: &Context) -> Result<bool, ServiceError> {
 
 /// `serve --demo`: the demo tenant (created if absent) and a fresh token named `demo`; the
 /// previous demo tokens are revoked, so only the last printed one works.
-pub async fn demo(ctx: &Context) -> Result<(Tenant, SecretString), ServiceError> {
+pub async fn demo(ctx: &Context, actor: &Actor) -> Result<(Tenant, SecretString), ServiceError> {
     let slug = slug(DEMO)?;
     let tenant = match tenants::find_live(ctx.store.conn(), &slug).await? {
         Some(t) => t,
-        None => create_tenant(ctx, DEMO).await?,
+        None => create_tenant(ctx, actor, DEMO).await?,
     };
     tokens::revoke_all(ctx.store.conn(), &tenant.id, Some(DEMO), &ctx.now()).await?;
     let (_, secret) = issue_token(
         ctx,
+        actor,
         DEMO,
         TokenRequest {
             name: DEMO.to_owned(),

@@ -165,3 +165,25 @@ pub async fn set_search(
     .await?;
     Ok(())
 }
+
+/// A page of the tenant's groups in id order after `after` (snapshots for resync).
+pub async fn page_by_id(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    after: Option<&str>,
+    limit: u64,
+) -> Result<Vec<StoredGroup>, StoreError> {
+    use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};
+    let mut query = group::Entity::find().filter(group::Column::TenantId.eq(tenant_id));
+    if let Some(after) = after {
+        query = query.filter(group::Column::Id.gt(after));
+    }
+    query
+        .order_by_asc(group::Column::Id)
+        .limit(limit)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(to_domain)
+        .collect()
+}

@@ -2,34 +2,11 @@
 //! names (passed as one JSON array parameter), so adding one member to a group of 100 000
 //! touches one row and no function loads a member list it does not return.
 
-use sea_orm::{ConnectionTrait, DbBackend, Statement, Value as SqlValue};
+use sea_orm::{ConnectionTrait, DbBackend, Value as SqlValue};
 use serde_json::json;
 
-use super::StoreError;
+use super::{StoreError, statement};
 use crate::domain::{Member, MemberType, Membership};
-
-/// Builds a statement written with `$1…$n` placeholders for the connection's backend
-/// (SQLite takes `?1…?n`, which bind by number like PostgreSQL's; a `$` not followed by a
-/// digit, as in a JSON path, is left alone).
-fn statement(conn: &impl ConnectionTrait, sql: &str, values: Vec<SqlValue>) -> Statement {
-    let backend = conn.get_database_backend();
-    let sql = match backend {
-        DbBackend::Sqlite => {
-            let mut out = String::with_capacity(sql.len());
-            let mut chars = sql.chars().peekable();
-            while let Some(c) = chars.next() {
-                if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
-                    out.push('?');
-                } else {
-                    out.push(c);
-                }
-            }
-            out
-        }
-        _ => sql.to_owned(),
-    };
-    Statement::from_sql_and_values(backend, sql, values)
-}
 
 /// A JSON array of text as a set of rows with one column `id`.
 fn ids_table(conn: &impl ConnectionTrait, param: usize) -> String {

@@ -1,11 +1,13 @@
 //! Persistence through SeaORM on PostgreSQL or SQLite (DESIGN 2, 7). Repositories take a
 //! connection (pool or transaction) and a tenant; services own the transactions.
 
+pub mod audit;
 pub mod entities;
 mod error;
 pub mod groups;
 pub mod members;
 pub mod outbox;
+pub mod purge;
 pub mod query;
 pub mod tenants;
 pub mod tokens;
@@ -24,6 +26,33 @@ use sea_orm::{
 };
 
 pub use error::StoreError;
+
+/// Builds a statement written with `$1…$n` placeholders for the connection's backend
+/// (SQLite takes `?1…?n`, which bind by number like PostgreSQL's; a `$` not followed by a
+/// digit, as in a JSON path, is left alone).
+pub(crate) fn statement(
+    conn: &impl ConnectionTrait,
+    sql: &str,
+    values: Vec<sea_orm::Value>,
+) -> sea_orm::Statement {
+    let backend = conn.get_database_backend();
+    let sql = match backend {
+        DbBackend::Sqlite => {
+            let mut out = String::with_capacity(sql.len());
+            let mut chars = sql.chars().peekable();
+            while let Some(c) = chars.next() {
+                if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
+                    out.push('?');
+                } else {
+                    out.push(c);
+                }
+            }
+            out
+        }
+        _ => sql.to_owned(),
+    };
+    sea_orm::Statement::from_sql_and_values(backend, sql, values)
+}
 
 /// Key of the PostgreSQL advisory lock held while migrating ("scimbus" in ASCII, truncated).
 const MIGRATION_LOCK_KEY: i64 = 0x0073_6369_6d62_7573;

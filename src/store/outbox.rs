@@ -3,7 +3,7 @@
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, ExprTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, Set, Statement,
+    QueryFilter, QueryOrder, QuerySelect, Set, Statement,
 };
 use serde_json::Value;
 
@@ -267,4 +267,117 @@ pub async fn list_after(
         .into_iter()
         .map(stored)
         .collect())
+}
+
+/// A page of a tenant's committed events after `after`, in sequence order, whatever their
+/// publish state; `types` (full CloudEvents types) narrows it when not empty.
+pub async fn page(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    after: i64,
+    types: &[String],
+    limit: u64,
+) -> Result<Vec<(i64, Value)>, StoreError> {
+    let mut query = outbox::Entity::find()
+        .select_only()
+        .column(outbox::Column::Sequence)
+        .column(outbox::Column::Payload)
+        .filter(outbox::Column::TenantId.eq(tenant_id))
+        .filter(outbox::Column::Sequence.gt(after));
+    if !types.is_empty() {
+        query = query.filter(outbox::Column::EventType.is_in(types.iter().cloned()));
+    }
+    Ok(query
+        .order_by_asc(outbox::Column::Sequence)
+        .limit(limit)
+        .into_tuple::<(i64, Value)>()
+        .all(conn)
+        .await?)
+}
+
+/// What retention needs to know of an event.
+#[derive(Debug, Clone)]
+pub struct Age {
+    pub sequence: i64,
+    pub created_at: String,
+    /// Published, or parked as unpublishable: nothing more will happen to it.
+    pub settled: bool,
+}
+
+/// The oldest `limit` events of a tenant after `after`, in sequence order.
+pub async fn oldest(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    after: i64,
+    limit: u64,
+) -> Result<Vec<Age>, StoreError> {
+    let rows: Vec<(i64, String, Option<String>, Option<String>)> = outbox::Entity::find()
+        .select_only()
+        .column(outbox::Column::Sequence)
+        .column(outbox::Column::CreatedAt)
+        .column(outbox::Column::PublishedAt)
+        .column(outbox::Column::FailedAt)
+        .filter(outbox::Column::TenantId.eq(tenant_id))
+        .filter(outbox::Column::Sequence.gt(after))
+        .order_by_asc(outbox::Column::Sequence)
+        .limit(limit)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(sequence, created_at, published, failed)| Age {
+            sequence,
+            created_at,
+            settled: published.is_some() || failed.is_some(),
+        })
+        .collect())
+}
+
+/// Deletes the tenant's events with `sequence <= through`.
+pub async fn delete_through(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    through: i64,
+) -> Result<u64, StoreError> {
+    let result = outbox::Entity::delete_many()
+        .filter(outbox::Column::TenantId.eq(tenant_id))
+        .filter(outbox::Column::Sequence.lte(through))
+        .exec(conn)
+        .await?;
+    Ok(result.rows_affected)
+}
+
+/// The tenant's events about `subject` (`Users/{id}`, `Groups/{id}`), oldest first.
+pub async fn of_subject(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    subject: &str,
+) -> Result<Vec<(i64, Value)>, StoreError> {
+    Ok(outbox::Entity::find()
+        .select_only()
+        .column(outbox::Column::Sequence)
+        .column(outbox::Column::Payload)
+        .filter(outbox::Column::TenantId.eq(tenant_id))
+        .filter(outbox::Column::Subject.eq(subject))
+        .order_by_asc(outbox::Column::Sequence)
+        .into_tuple::<(i64, Value)>()
+        .all(conn)
+        .await?)
+}
+
+/// Replaces one event's stored payload (erasure).
+pub async fn replace_payload(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    sequence: i64,
+    payload: Value,
+) -> Result<(), StoreError> {
+    outbox::Entity::update_many()
+        .col_expr(outbox::Column::Payload, Expr::value(payload))
+        .filter(outbox::Column::TenantId.eq(tenant_id))
+        .filter(outbox::Column::Sequence.eq(sequence))
+        .exec(conn)
+        .await?;
+    Ok(())
 }

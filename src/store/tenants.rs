@@ -16,6 +16,8 @@ fn to_domain(m: tenant::Model) -> Result<Tenant, StoreError> {
         id: m.id,
         created_at: m.created_at,
         deleted_at: m.deleted_at,
+        purged_at: m.purged_at,
+        events_pruned_through: m.events_pruned_through,
     })
 }
 
@@ -31,6 +33,8 @@ pub async fn insert(
         event_seq: Set(0),
         created_at: Set(now.to_owned()),
         deleted_at: Set(None),
+        events_pruned_through: Set(0),
+        purged_at: Set(None),
     }
     .insert(conn)
     .await?;
@@ -100,4 +104,59 @@ pub async fn advance_sequence(
         .to_owned();
     let row = conn.query_one(&stmt).await?.ok_or(StoreError::NotFound)?;
     Ok(row.try_get::<i64>("", "event_seq")?)
+}
+
+/// A deleted tenant whose data is not purged yet, the oldest deletion first.
+pub async fn next_to_purge(conn: &impl ConnectionTrait) -> Result<Option<Tenant>, StoreError> {
+    tenant::Entity::find()
+        .filter(tenant::Column::DeletedAt.is_not_null())
+        .filter(tenant::Column::PurgedAt.is_null())
+        .order_by_asc(tenant::Column::DeletedAt)
+        .one(conn)
+        .await?
+        .map(to_domain)
+        .transpose()
+}
+
+/// Records that the tenant's purge is complete; `false` when another process did first
+/// (the row lock taken here makes the two wait for each other).
+pub async fn mark_purged(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    now: &str,
+) -> Result<bool, StoreError> {
+    let result = tenant::Entity::update_many()
+        .col_expr(tenant::Column::PurgedAt, Expr::value(now))
+        .filter(tenant::Column::Id.eq(tenant_id))
+        .filter(tenant::Column::PurgedAt.is_null())
+        .exec(conn)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// Raises the tenant's retention mark to `sequence` (never lowers it).
+pub async fn set_pruned_through(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    sequence: i64,
+) -> Result<(), StoreError> {
+    tenant::Entity::update_many()
+        .col_expr(tenant::Column::EventsPrunedThrough, Expr::value(sequence))
+        .filter(tenant::Column::Id.eq(tenant_id))
+        .filter(tenant::Column::EventsPrunedThrough.lt(sequence))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// The tenant's latest committed event sequence.
+pub async fn event_sequence(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+) -> Result<i64, StoreError> {
+    tenant::Entity::find_by_id(tenant_id.to_owned())
+        .one(conn)
+        .await?
+        .map(|m| m.event_seq)
+        .ok_or(StoreError::NotFound)
 }

@@ -18,6 +18,7 @@ pub struct TokenRecord {
     pub scopes: Vec<Scope>,
     pub expires_at: Option<String>,
     pub revoked_at: Option<String>,
+    pub last_used_at: Option<String>,
 }
 
 fn info(m: token::Model) -> TokenInfo {
@@ -76,7 +77,24 @@ pub async fn find_by_hash(
             name: m.name,
             expires_at: m.expires_at,
             revoked_at: m.revoked_at,
+            last_used_at: m.last_used_at,
         }))
+}
+
+/// Records that a token was used at `now`.
+pub async fn touch(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    id: &str,
+    now: &str,
+) -> Result<(), StoreError> {
+    token::Entity::update_many()
+        .col_expr(token::Column::LastUsedAt, Expr::value(now))
+        .filter(token::Column::TenantId.eq(tenant_id))
+        .filter(token::Column::Id.eq(id))
+        .exec(conn)
+        .await?;
+    Ok(())
 }
 
 pub async fn list(

@@ -180,3 +180,25 @@ pub async fn set_search(
     .await?;
     Ok(())
 }
+
+/// A page of the tenant's users in id order after `after` (snapshots for resync).
+pub async fn page_by_id(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    after: Option<&str>,
+    limit: u64,
+) -> Result<Vec<StoredUser>, StoreError> {
+    use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};
+    let mut query = user::Entity::find().filter(user::Column::TenantId.eq(tenant_id));
+    if let Some(after) = after {
+        query = query.filter(user::Column::Id.gt(after));
+    }
+    query
+        .order_by_asc(user::Column::Id)
+        .limit(limit)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(to_domain)
+        .collect()
+}

@@ -48,6 +48,14 @@ fn live(expires_at: Option<&str>, revoked_at: Option<&str>, now: &str) -> bool {
     revoked_at.is_none() && expires_at.is_none_or(|e| e > now)
 }
 
+/// How often a token's `last_used_at` is written at most.
+pub const LAST_USED_SAMPLE: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+
+fn stale(last_used_at: Option<&str>, clock: &dyn Clock) -> bool {
+    let threshold = time::format(clock.now() - LAST_USED_SAMPLE);
+    last_used_at.is_none_or(|at| at < threshold.as_str())
+}
+
 /// Authenticates `token` for the tenant of `slug` with `scope`.
 pub async fn authenticate_tenant(
     store: &Store,
@@ -74,6 +82,11 @@ pub async fn authenticate_tenant(
     }
     if !record.scopes.contains(&scope) {
         return Err(AuthError::InsufficientScope(scope));
+    }
+    // Sampled: the lookup above read `last_used_at` anyway, so a request writes only when
+    // the recorded use is older than the sampling interval (not a write per request).
+    if stale(record.last_used_at.as_deref(), clock) {
+        tokens::touch(store.conn(), &tenant.id, &record.id, &now).await?;
     }
     Ok(AuthenticatedTenant {
         tenant,

@@ -6,6 +6,7 @@ use chrono::TimeDelta;
 use reqwest::Method;
 use scimbus::clock::Clock;
 use scimbus::domain::Scope;
+use scimbus::service::audit::Actor;
 use scimbus::service::tenants::{self, TokenRequest};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
@@ -113,11 +114,12 @@ async fn every_credential_failure_answers_the_same_401_on_every_route_of_every_t
         .unwrap()
         .id
         .clone();
-    tenants::revoke_token(&app.ctx, "acme", &revoked_id)
+    tenants::revoke_token(&app.ctx, &Actor::system(), "acme", &revoked_id)
         .await
         .unwrap();
     let (_, expiring) = tenants::issue_token(
         &app.ctx,
+        &Actor::system(),
         "acme",
         TokenRequest {
             name: "short".into(),
@@ -184,7 +186,9 @@ async fn a_revoked_token_fails_on_the_very_next_request(backend: Backend) {
     let id = tenants::list_tokens(&app.ctx, "acme").await.unwrap()[0]
         .id
         .clone();
-    tenants::revoke_token(&app.ctx, "acme", &id).await.unwrap();
+    tenants::revoke_token(&app.ctx, &Actor::system(), "acme", &id)
+        .await
+        .unwrap();
     assert_scim_error(app.get("/Users").await, 401, None).await;
 }
 
@@ -192,6 +196,7 @@ async fn an_expired_token_fails_once_the_clock_passes_its_expiry(backend: Backen
     let app = spawn_app(backend).await;
     let (_, secret) = tenants::issue_token(
         &app.ctx,
+        &Actor::system(),
         "acme",
         TokenRequest {
             name: "short".into(),
@@ -340,8 +345,14 @@ async fn a_tenant_sees_nothing_of_another_tenant(backend: Backend) {
 async fn deleting_a_tenant_revokes_its_tokens_at_once(backend: Backend) {
     let app = spawn_app(backend).await;
     assert_eq!(app.get("/Users").await.status(), 200);
-    tenants::delete_tenant(&app.ctx, "acme").await.unwrap();
+    tenants::delete_tenant(&app.ctx, &Actor::system(), "acme")
+        .await
+        .unwrap();
     assert_scim_error(app.get("/Users").await, 401, None).await;
     // Its slug is not reusable while its events are retained.
-    assert!(tenants::create_tenant(&app.ctx, "acme").await.is_err());
+    assert!(
+        tenants::create_tenant(&app.ctx, &Actor::system(), "acme")
+            .await
+            .is_err()
+    );
 }

@@ -2,6 +2,7 @@
 //! addresses, and revokes the previous demo token; `tenant`/`token` commands; one process
 //! per SQLite file.
 
+use scimbus::service::audit::Actor;
 use std::process::Stdio;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -166,7 +167,7 @@ async fn tenant_and_token_commands_issue_a_token_that_authenticates() {
         .unwrap()[0]
         .id
         .clone();
-    scimbus::service::tenants::revoke_token(&ctx, "acme", &id)
+    scimbus::service::tenants::revoke_token(&ctx, &Actor::system(), "acme", &id)
         .await
         .unwrap();
     assert_eq!(
@@ -178,5 +179,82 @@ async fn tenant_and_token_commands_issue_a_token_that_authenticates() {
             .unwrap()
             .status(),
         401
+    );
+}
+
+#[tokio::test]
+async fn cli_erasure_tenant_delete_and_audit_act_on_a_database_a_server_uses() {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = crate::helpers::fresh_postgres().await;
+    let run = |args: &[&str]| {
+        let mut command = scimbus(&dir);
+        command
+            .env("SCIMBUS_DATABASE_URL", &database_url)
+            .env("USER", "ops-alice")
+            .args(args);
+        async move {
+            let output = command.output().await.unwrap();
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            String::from_utf8(output.stdout).unwrap()
+        }
+    };
+    let app = scimbus::startup::Application::build(settings(&[
+        ("SCIMBUS_DATABASE_URL", database_url.clone()),
+        ("SCIMBUS_LISTEN", "127.0.0.1:0".to_owned()),
+        ("SCIMBUS_MAINTENANCE", "off".to_owned()),
+    ]))
+    .await
+    .unwrap();
+    let ctx = app.context().clone();
+    tokio::spawn(app.run_until_stopped());
+    run(&["tenant", "create", "acme"]).await;
+    let tenant = scimbus::service::tenants::get_tenant(&ctx, "acme")
+        .await
+        .unwrap();
+    let user = scimbus::service::users::create(&ctx, &tenant, crate::helpers::user("bjensen"))
+        .await
+        .unwrap();
+
+    let subject = format!("Users/{}", user.id);
+    let purged = run(&["events", "purge", "--tenant", "acme", "--subject", &subject]).await;
+    assert!(purged.contains("1 events"), "{purged}");
+    let rows = scimbus::store::outbox::list_after(ctx.store.conn(), &tenant.id, 0)
+        .await
+        .unwrap();
+    assert_eq!(
+        rows[0].payload["data"],
+        serde_json::json!({"redacted": true})
+    );
+
+    run(&["tenant", "delete", "acme"]).await;
+    while scimbus::service::maintenance::purge_once(&ctx)
+        .await
+        .unwrap()
+        != scimbus::service::maintenance::PurgeStep::Idle
+    {}
+    let rows = scimbus::store::outbox::list_after(ctx.store.conn(), &tenant.id, 0)
+        .await
+        .unwrap();
+    assert_eq!(rows.last().unwrap().event_type, "scimbus.tenant.deleted");
+
+    let audit = run(&["audit", "--tenant", "acme"]).await;
+    let actions: Vec<(&str, &str)> = audit
+        .lines()
+        .map(|l| {
+            let fields: Vec<&str> = l.split('\t').collect();
+            (fields[2], fields[3])
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        vec![
+            ("os:ops-alice", "tenant.create"),
+            ("os:ops-alice", "events.purge"),
+            ("os:ops-alice", "tenant.delete"),
+        ]
     );
 }

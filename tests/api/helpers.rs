@@ -1,6 +1,7 @@
 //! `spawn_app`: a scimbus on 127.0.0.1:0 over a fresh database, a tenant `acme` with a
 //! `scim` token, a second tenant `other`, an admin token and a manual clock.
 
+use scimbus::service::audit::Actor;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -149,6 +150,8 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, String)]) -> TestA
         ("SCIMBUS_DATABASE_URL", database_for(backend, &dir).await),
         ("SCIMBUS_LISTEN", "127.0.0.1:0".to_owned()),
         ("SCIMBUS_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
+        // Tests step retention and purges themselves (`service::maintenance`).
+        ("SCIMBUS_MAINTENANCE", "off".to_owned()),
     ];
     vars.extend(extra.iter().cloned());
     let clock = Arc::new(ManualClock::new(
@@ -161,8 +164,12 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, String)]) -> TestA
     let ctx = app.context().clone();
     tokio::spawn(app.run_until_stopped());
 
-    tenants::create_tenant(&ctx, "acme").await.unwrap();
-    tenants::create_tenant(&ctx, "other").await.unwrap();
+    tenants::create_tenant(&ctx, &Actor::system(), "acme")
+        .await
+        .unwrap();
+    tenants::create_tenant(&ctx, &Actor::system(), "other")
+        .await
+        .unwrap();
     let token = issue(&ctx, "acme", vec![Scope::Scim]).await;
     TestApp {
         base: format!("{address}/scim/v2/acme"),
@@ -180,6 +187,7 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, String)]) -> TestA
 pub async fn issue(ctx: &Context, tenant: &str, scopes: Vec<Scope>) -> String {
     let (_, secret) = tenants::issue_token(
         ctx,
+        &Actor::system(),
         tenant,
         TokenRequest {
             name: "test".to_owned(),
@@ -276,6 +284,33 @@ impl TestApp {
 
     pub async fn events(&self) -> Vec<outbox::StoredEvent> {
         self.events_of(&self.tenant).await
+    }
+
+    /// A request to `/admin/v1{path}` with the bootstrap admin token.
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Response {
+        let mut request = self
+            .client
+            .request(method, format!("{}/admin/v1{path}", self.address))
+            .bearer_auth(ADMIN_TOKEN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// `GET /events/v1/{tenant}{path}` with `token`.
+    pub async fn events_api(&self, tenant: &str, path: &str, token: &str) -> Response {
+        self.client
+            .get(format!("{}/events/v1/{tenant}{path}", self.address))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn user_count(&self) -> u64 {

@@ -22,6 +22,7 @@ both_backends!(
     concurrent_writers_get_gap_free_sequences_published_in_order,
     an_event_too_large_to_publish_is_parked_loudly_and_blocks_nothing,
     serve_with_an_amqp_url_relays_without_being_driven,
+    a_served_tenant_deletion_is_purged_in_the_background_and_announced_on_the_broker,
 );
 
 async fn write_lifecycle(app: &TestApp) -> String {
@@ -411,5 +412,55 @@ async fn two_relays_on_postgres_one_publishes_and_the_other_takes_over() {
     );
     assert_eq!(queue.take(2).await.len(), 2);
     second.shutdown().await;
+    cleanup(&settings).await;
+}
+
+async fn a_served_tenant_deletion_is_purged_in_the_background_and_announced_on_the_broker(
+    backend: Backend,
+) {
+    let settings = relay_settings(&amqp_url());
+    let mut queue = TestQueue::bind(&settings, &["acme.tenant.*"], &[]).await;
+    let app = spawn_app_with(
+        backend,
+        &[
+            ("SCIMBUS_AMQP_URL", amqp_url()),
+            ("SCIMBUS_AMQP_EXCHANGE", settings.exchange.clone()),
+            (
+                "SCIMBUS_AMQP_UNROUTED_EXCHANGE",
+                settings.unrouted_exchange.clone(),
+            ),
+            (
+                "SCIMBUS_AMQP_UNROUTED_QUEUE",
+                settings.unrouted_queue.clone(),
+            ),
+            (
+                "SCIMBUS_AMQP_UNROUTED_MAX_LENGTH",
+                settings.unrouted_max_length.to_string(),
+            ),
+            ("SCIMBUS_MAINTENANCE", "on".to_owned()),
+        ],
+    )
+    .await;
+    for i in 0..3 {
+        app.create_user(&user(&format!("user{i}"))).await;
+    }
+    let response = app
+        .admin(reqwest::Method::DELETE, "/tenants/acme", None)
+        .await;
+    assert_eq!(response.status(), 204);
+    // The deletion wakes the maintenance loop: no interval to wait for.
+    let received = queue.take(1).await;
+    let event = body(&received[0]);
+    assert_eq!(event["type"], "scimbus.tenant.deleted");
+    assert_eq!(event["data"]["tenant"], "acme");
+    assert_eq!(received[0].routing_key.as_str(), "acme.tenant.deleted");
+    let tenant = scimbus::store::tenants::find(
+        app.ctx.store.conn(),
+        &scimbus::domain::TenantSlug::parse("acme").unwrap(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(tenant.purged_at.is_some());
     cleanup(&settings).await;
 }

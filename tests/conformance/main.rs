@@ -11,6 +11,7 @@ mod dialects;
 
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, ETAG, HeaderMap, LOCATION};
+use scimbus::service::audit::Actor;
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value, json};
 
@@ -55,9 +56,12 @@ async fn target() -> Target {
     .unwrap();
     let app = Application::build(settings).await.unwrap();
     let slug = "conformance";
-    create_tenant(app.context(), slug).await.unwrap();
+    create_tenant(app.context(), &Actor::system(), slug)
+        .await
+        .unwrap();
     let (_, secret) = issue_token(
         app.context(),
+        &Actor::system(),
         slug,
         TokenRequest {
             name: "conformance".to_owned(),

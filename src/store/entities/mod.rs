@@ -1,6 +1,7 @@
 //! SeaORM entities, one per table. They never leave the store: services get domain values.
 
 pub mod admin_token;
+pub mod audit;
 pub mod group;
 pub mod group_member;
 pub mod outbox;

@@ -9,6 +9,8 @@ pub struct Model {
     pub event_seq: i64,
     pub created_at: String,
     pub deleted_at: Option<String>,
+    pub events_pruned_through: i64,
+    pub purged_at: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,0 +1,72 @@
+//! Who did an admin action, and the audit log that records it in the action's own
+//! transaction (so an action and its record commit or fail together).
+
+use sea_orm::ConnectionTrait;
+use serde_json::Value;
+
+use super::{Context, ServiceError};
+use crate::store::StoreError;
+use crate::store::audit::{self, AuditEntry};
+
+/// The actor of an admin action: a named admin token or the OS user running the CLI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor(String);
+
+impl Actor {
+    /// An admin token, by its name (`admin:<name>`).
+    pub fn admin(name: &str) -> Self {
+        Self(format!("admin:{name}"))
+    }
+
+    /// The OS user running the CLI (`os:<user>`), from `$USER` or `$LOGNAME`.
+    pub fn os_user() -> Self {
+        let user = std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_else(|_| "unknown".to_owned());
+        Self(format!("os:{user}"))
+    }
+
+    /// The process itself (background maintenance).
+    pub fn system() -> Self {
+        Self("system".to_owned())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Appends one entry to the audit log.
+pub async fn record(
+    conn: &impl ConnectionTrait,
+    ctx: &Context,
+    actor: &Actor,
+    action: &str,
+    tenant: Option<&str>,
+    target: Option<&str>,
+    detail: Value,
+) -> Result<(), StoreError> {
+    audit::insert(
+        conn,
+        AuditEntry {
+            id: uuid::Uuid::now_v7().to_string(),
+            at: ctx.now(),
+            actor: actor.0.clone(),
+            action: action.to_owned(),
+            tenant: tenant.map(str::to_owned),
+            target: target.map(str::to_owned),
+            detail,
+        },
+    )
+    .await
+}
+
+/// Entries after the entry `after`, oldest first, optionally of one tenant.
+pub async fn list(
+    ctx: &Context,
+    tenant: Option<&str>,
+    after: Option<&str>,
+    limit: u64,
+) -> Result<Vec<AuditEntry>, ServiceError> {
+    Ok(audit::list(ctx.store.conn(), tenant, after, limit).await?)
+}

@@ -1,0 +1,271 @@
+//! The events side of the API (DESIGN 13): the pull API over the outbox, snapshots for
+//! resync, and erasure of a subject's payloads.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::audit::{self, Actor};
+use super::{Context, ServiceError};
+use crate::domain::{Tenant, TenantSlug};
+use crate::events::{Envelope, EventType, PendingEvent};
+use crate::scim::error::ScimError;
+use crate::store::{groups, members, outbox, tenants, users};
+
+/// Most events or snapshots one page returns.
+pub const MAX_PAGE: u64 = 1000;
+/// Events or snapshots per page when the client does not say.
+pub const DEFAULT_PAGE: u64 = 100;
+
+/// A page of the pull API.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventPage {
+    /// Envelopes exactly as published, in `sequence` order.
+    pub events: Vec<Value>,
+    /// The `after` of the next request: the last sequence returned, or `after` itself.
+    pub next: i64,
+    pub has_more: bool,
+}
+
+/// Committed events of the tenant after `after`, whatever their publish state.
+#[tracing::instrument(skip_all, fields(tenant = %tenant.slug, after), err(level = "info"))]
+pub async fn pull(
+    ctx: &Context,
+    tenant: &Tenant,
+    after: i64,
+    limit: u64,
+    types: &[String],
+) -> Result<EventPage, ServiceError> {
+    if after < 0 {
+        return Err(ServiceError::invalid_value("`after` must not be negative"));
+    }
+    for t in types {
+        if EventType::from_name(t).is_none() {
+            return Err(ServiceError::invalid_value(format!(
+                "`{t}` is not an event type"
+            )));
+        }
+    }
+    let limit = limit.clamp(1, MAX_PAGE);
+    let conn = ctx.store.conn();
+    // Read the mark first: events pruned after this read are caught on the next page.
+    let pruned = tenants::find_live(conn, &tenant.slug)
+        .await?
+        .map_or(tenant.events_pruned_through, |t| t.events_pruned_through);
+    if after < pruned {
+        return Err(ScimError::new(
+            410,
+            None,
+            format!(
+                "events up to sequence {pruned} are past retention; resync from the snapshot \
+                 endpoint and continue after its sequence"
+            ),
+        )
+        .into());
+    }
+    let mut rows = outbox::page(conn, &tenant.id, after, types, limit + 1).await?;
+    let has_more = rows.len() as u64 > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let next = rows.last().map_or(after, |(sequence, _)| *sequence);
+    Ok(EventPage {
+        events: rows.into_iter().map(|(_, payload)| payload).collect(),
+        next,
+        has_more,
+    })
+}
+
+/// Which resources a snapshot reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotKind {
+    Users,
+    Groups,
+}
+
+impl SnapshotKind {
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "Users" => Some(Self::Users),
+            "Groups" => Some(Self::Groups),
+            _ => None,
+        }
+    }
+}
+
+/// A page of snapshots.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotPage {
+    /// `scimbus.user.snapshot` / `scimbus.group.snapshot` envelopes, in id order.
+    pub events: Vec<Value>,
+    /// The `after` of the next page (the last id returned), `null` at the end.
+    pub next: Option<String>,
+    pub has_more: bool,
+    /// The tenant's latest committed sequence when the read began: after applying every
+    /// page, continue the pull API (or the queue) after it.
+    pub sequence: i64,
+}
+
+fn snapshot_envelope(
+    tenant: &Tenant,
+    sequence: i64,
+    now: &str,
+    event: PendingEvent,
+) -> Result<Value, ServiceError> {
+    let envelope = Envelope::new(tenant.slug.as_str(), sequence, now, event);
+    serde_json::to_value(envelope).map_err(|e| ServiceError::Internal(e.into()))
+}
+
+async fn group_snapshot(
+    ctx: &Context,
+    tenant: &Tenant,
+    group: &crate::domain::StoredGroup,
+) -> Result<PendingEvent, ServiceError> {
+    let list = members::list(ctx.store.conn(), &tenant.id, &group.id).await?;
+    let members: Vec<Value> = list
+        .into_iter()
+        .map(|m| json!({"value": m.id, "type": m.member_type.as_str()}))
+        .collect();
+    Ok(PendingEvent {
+        event_type: EventType::GroupSnapshot,
+        subject: format!("Groups/{}", group.id),
+        data: json!({
+            "resource": super::groups::snapshot(&ctx.scim_base(&tenant.slug), group),
+            "version": group.version,
+            "members": members,
+        }),
+    })
+}
+
+fn user_snapshot(ctx: &Context, tenant: &Tenant, user: &crate::domain::StoredUser) -> PendingEvent {
+    PendingEvent {
+        event_type: EventType::UserSnapshot,
+        subject: format!("Users/{}", user.id),
+        data: json!({
+            "resource": super::users::represent(ctx, tenant, user),
+            "version": user.version,
+        }),
+    }
+}
+
+/// Current users or groups of the tenant in id order after `after`, as snapshot events.
+#[tracing::instrument(skip_all, fields(tenant = %tenant.slug), err(level = "info"))]
+pub async fn snapshot_page(
+    ctx: &Context,
+    tenant: &Tenant,
+    kind: SnapshotKind,
+    after: Option<&str>,
+    limit: u64,
+) -> Result<SnapshotPage, ServiceError> {
+    let limit = limit.clamp(1, MAX_PAGE);
+    let conn = ctx.store.conn();
+    let sequence = tenants::event_sequence(conn, &tenant.id).await?;
+    let now = ctx.now();
+    let mut events = Vec::new();
+    let mut ids = Vec::new();
+    match kind {
+        SnapshotKind::Users => {
+            for user in users::page_by_id(conn, &tenant.id, after, limit + 1).await? {
+                ids.push(user.id.clone());
+                events.push(user_snapshot(ctx, tenant, &user));
+            }
+        }
+        SnapshotKind::Groups => {
+            for group in groups::page_by_id(conn, &tenant.id, after, limit + 1).await? {
+                ids.push(group.id.clone());
+                if ids.len() as u64 <= limit {
+                    events.push(group_snapshot(ctx, tenant, &group).await?);
+                }
+            }
+        }
+    }
+    let has_more = ids.len() as u64 > limit;
+    let keep = usize::try_from(limit).unwrap_or(usize::MAX);
+    events.truncate(keep);
+    ids.truncate(keep);
+    Ok(SnapshotPage {
+        events: events
+            .into_iter()
+            .map(|e| snapshot_envelope(tenant, sequence, &now, e))
+            .collect::<Result<_, _>>()?,
+        next: if has_more { ids.pop() } else { None },
+        has_more,
+        sequence,
+    })
+}
+
+/// One resource's snapshot (a consumer repairing a gap); 404 when it no longer exists.
+pub async fn snapshot_one(
+    ctx: &Context,
+    tenant: &Tenant,
+    kind: SnapshotKind,
+    id: &str,
+) -> Result<Value, ServiceError> {
+    let conn = ctx.store.conn();
+    let sequence = tenants::event_sequence(conn, &tenant.id).await?;
+    let now = ctx.now();
+    let event = match kind {
+        SnapshotKind::Users => users::find(conn, &tenant.id, id)
+            .await?
+            .map(|u| user_snapshot(ctx, tenant, &u)),
+        SnapshotKind::Groups => match groups::find(conn, &tenant.id, id).await? {
+            Some(g) => Some(group_snapshot(ctx, tenant, &g).await?),
+            None => None,
+        },
+    };
+    let event = event.ok_or_else(|| ServiceError::NotFound(format!("no such resource {id}")))?;
+    snapshot_envelope(tenant, sequence, &now, event)
+}
+
+/// What erasure leaves of an event's `data`.
+pub fn redacted_data() -> Value {
+    json!({"redacted": true})
+}
+
+/// Erasure: replaces the `data` of every retained event about `subject` (`Users/{id}` or
+/// `Groups/{id}`) of the tenant with `{"redacted": true}`, keeping the envelope (id,
+/// sequence, type) so consumers' cursors and deduplication still hold. Works on a deleted
+/// tenant too, while its events are retained. Returns how many events were redacted.
+#[tracing::instrument(skip(ctx, actor), err(level = "info"))]
+pub async fn purge_subject(
+    ctx: &Context,
+    actor: &Actor,
+    slug: &str,
+    subject: &str,
+) -> Result<u64, ServiceError> {
+    let slug = TenantSlug::parse(slug).map_err(ServiceError::invalid_value)?;
+    let valid = subject
+        .split_once('/')
+        .is_some_and(|(kind, id)| matches!(kind, "Users" | "Groups") && !id.is_empty());
+    if !valid {
+        return Err(ServiceError::invalid_value(
+            "subject must be Users/{id} or Groups/{id}",
+        ));
+    }
+    let tenant = tenants::find(ctx.store.conn(), &slug)
+        .await?
+        .ok_or_else(|| ServiceError::NotFound(format!("tenant {slug} not found")))?;
+    let txn = ctx.store.begin_write().await?;
+    let mut redacted = 0;
+    for (sequence, mut payload) in outbox::of_subject(&txn, &tenant.id, subject).await? {
+        if payload.get("data") == Some(&redacted_data()) {
+            continue;
+        }
+        if let Some(object) = payload.as_object_mut() {
+            object.insert("data".to_owned(), redacted_data());
+        }
+        outbox::replace_payload(&txn, &tenant.id, sequence, payload).await?;
+        redacted += 1;
+    }
+    audit::record(
+        &txn,
+        ctx,
+        actor,
+        "events.purge",
+        Some(slug.as_str()),
+        Some(subject),
+        json!({"redacted": redacted}),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(redacted)
+}

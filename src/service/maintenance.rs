@@ -1,0 +1,141 @@
+//! Background upkeep (DESIGN 13, 15): retention prunes events past their age, and deleted
+//! tenants are purged in batches, then announced with `scimbus.tenant.deleted`, then
+//! removed once that event is past retention too (their slug is free again). Each step has
+//! a one-step function tests call; `run` loops them.
+
+use std::time::Duration;
+
+use chrono::TimeDelta;
+use serde_json::json;
+
+use super::emit::emit;
+use super::{Context, ServiceError};
+use crate::events::{EventType, PendingEvent};
+use crate::scim::time;
+use crate::store::{outbox, purge, tenants};
+
+/// Rows one purge or prune step touches (one short transaction each).
+pub const BATCH: u64 = 1000;
+
+/// What one purge step did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PurgeStep {
+    /// Deleted this many rows of the tenant's data.
+    Deleted { tenant: String, rows: u64 },
+    /// The tenant is empty: `tenant.deleted` is written.
+    Completed { tenant: String },
+    /// No deleted tenant waits.
+    Idle,
+}
+
+/// One step of purging the oldest deleted tenant.
+#[tracing::instrument(skip_all, err(level = "warn"))]
+pub async fn purge_once(ctx: &Context) -> Result<PurgeStep, ServiceError> {
+    let Some(tenant) = tenants::next_to_purge(ctx.store.conn()).await? else {
+        return Ok(PurgeStep::Idle);
+    };
+    for table in purge::RESOURCE_TABLES {
+        let txn = ctx.store.begin_write().await?;
+        let rows = purge::delete_batch(&txn, table, &tenant.id, BATCH).await?;
+        txn.commit().await?;
+        if rows > 0 {
+            return Ok(PurgeStep::Deleted {
+                tenant: tenant.slug.to_string(),
+                rows,
+            });
+        }
+    }
+    let txn = ctx.store.begin_write().await?;
+    let now = ctx.now();
+    // Exactly once across replicas: only the process that sets `purged_at` emits.
+    if tenants::mark_purged(&txn, &tenant.id, &now).await? {
+        let event = PendingEvent {
+            event_type: EventType::TenantDeleted,
+            subject: format!("Tenants/{}", tenant.slug),
+            data: json!({"tenant": tenant.slug.as_str()}),
+        };
+        emit(&txn, &tenant, &now, vec![event]).await?;
+    }
+    txn.commit().await?;
+    ctx.signal_events();
+    tracing::info!(tenant = %tenant.slug, "tenant purged; tenant.deleted written");
+    Ok(PurgeStep::Completed {
+        tenant: tenant.slug.to_string(),
+    })
+}
+
+/// One pass of retention over every tenant: deletes each tenant's oldest events that are
+/// older than the retention period and settled (published or parked — or any, when no
+/// relay publishes), never past the first one that is not, so what remains of a tenant is
+/// always a contiguous tail and `events_pruned_through` exact. A purged tenant whose
+/// events are all gone is removed. Returns how many events went.
+#[tracing::instrument(skip_all, err(level = "warn"))]
+pub async fn prune_once(ctx: &Context) -> Result<u64, ServiceError> {
+    let retention = TimeDelta::from_std(ctx.event_retention).unwrap_or(TimeDelta::MAX);
+    let cutoff = ctx
+        .clock
+        .now()
+        .checked_sub_signed(retention)
+        .map(time::format)
+        .unwrap_or_default();
+    let mut pruned = 0;
+    for tenant in tenants::list(ctx.store.conn()).await? {
+        let mut after = tenant.events_pruned_through.max(0);
+        loop {
+            let ages = outbox::oldest(ctx.store.conn(), &tenant.id, after, BATCH).await?;
+            let through = ages
+                .iter()
+                .take_while(|a| a.created_at < cutoff && (a.settled || !ctx.relay_enabled))
+                .last()
+                .map(|a| a.sequence);
+            let Some(through) = through else {
+                break;
+            };
+            let txn = ctx.store.begin_write().await?;
+            pruned += outbox::delete_through(&txn, &tenant.id, through).await?;
+            tenants::set_pruned_through(&txn, &tenant.id, through).await?;
+            txn.commit().await?;
+            after = through;
+            let whole_batch =
+                ages.last().map(|a| a.sequence) == Some(through) && ages.len() as u64 == BATCH;
+            if !whole_batch {
+                break;
+            }
+        }
+        if tenant.purged_at.is_some()
+            && outbox::oldest(ctx.store.conn(), &tenant.id, 0, 1)
+                .await?
+                .is_empty()
+        {
+            let txn = ctx.store.begin_write().await?;
+            purge::remove_tenant(&txn, &tenant.id).await?;
+            txn.commit().await?;
+            tracing::info!(tenant = %tenant.slug, "deleted tenant removed; its slug is free");
+        }
+    }
+    Ok(pruned)
+}
+
+/// Runs retention and purges every `interval`, and purges at once when woken (a tenant
+/// was deleted). Errors are logged and retried on the next round.
+pub async fn run(ctx: Context, interval: Duration) {
+    loop {
+        loop {
+            match purge_once(&ctx).await {
+                Ok(PurgeStep::Idle) => break,
+                Ok(_) => tokio::task::yield_now().await,
+                Err(error) => {
+                    tracing::warn!(%error, "tenant purge failed; retried next round");
+                    break;
+                }
+            }
+        }
+        if let Err(error) = prune_once(&ctx).await {
+            tracing::warn!(%error, "event retention failed; retried next round");
+        }
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = ctx.maintenance_wake.notified() => {}
+        }
+    }
+}
