@@ -43,6 +43,8 @@ pub struct Settings {
     pub event_retention: Duration,
     /// `SCIMBUS_MAINTENANCE_INTERVAL_SECS`: how often retention and tenant purges run.
     pub maintenance_interval: Duration,
+    /// `SCIMBUS_METRICS_TOKEN`: when set, `/metrics` needs `Authorization: Bearer <it>`.
+    pub metrics_token: Option<SecretString>,
     /// `SCIMBUS_MAINTENANCE` (`on`/`off`): run retention and tenant purges in this process
     /// (on by default; any number of replicas may run them).
     pub maintenance: bool,
@@ -147,6 +149,18 @@ impl Settings {
         };
         let migrate = switch("SCIMBUS_MIGRATE")?;
         let maintenance = switch("SCIMBUS_MAINTENANCE")?;
+        let metrics_token = get("SCIMBUS_METRICS_TOKEN")
+            .map(|v| {
+                if v.len() < 16 {
+                    Err(err(
+                        "SCIMBUS_METRICS_TOKEN",
+                        "must be at least 16 characters".to_owned(),
+                    ))
+                } else {
+                    Ok(SecretString::from(v))
+                }
+            })
+            .transpose()?;
         let max_body_bytes = match get("SCIMBUS_MAX_BODY_BYTES") {
             None => 8 * 1024 * 1024,
             Some(v) => {
@@ -249,6 +263,7 @@ impl Settings {
             event_retention,
             maintenance_interval,
             maintenance,
+            metrics_token,
         })
     }
 }

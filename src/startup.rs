@@ -48,6 +48,7 @@ pub async fn open_context(
         event_retention: settings.event_retention,
         relay_enabled: settings.relay.is_some(),
         maintenance_wake: Arc::new(tokio::sync::Notify::new()),
+        metrics: Arc::new(crate::metrics::Metrics::new()),
     };
     if let Some(secret) = &settings.admin_token {
         tenants::bootstrap_admin(&context, secret).await?;
@@ -106,11 +107,16 @@ impl Application {
 
         let data = web::Data::new(context.clone());
         let limit = web::Data::new(BodyLimit(settings.max_body_bytes));
+        let metrics_token = web::Data::new(crate::http::metrics::MetricsToken(
+            settings.metrics_token.clone(),
+        ));
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(actix_web::middleware::from_fn(crate::http::metrics::record))
                 .wrap(TracingLogger::default())
                 .app_data(data.clone())
                 .app_data(limit.clone())
+                .app_data(metrics_token.clone())
                 .app_data(web::QueryConfig::default().error_handler(|err, _| {
                     ApiError::Scim(ScimError::invalid_value(err.to_string())).into()
                 }))

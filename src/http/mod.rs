@@ -9,6 +9,7 @@ pub mod error;
 pub mod events;
 pub mod groups;
 pub mod health;
+pub mod metrics;
 pub mod precondition;
 pub mod response;
 pub mod search;
@@ -26,6 +27,7 @@ pub const SCIM_JSON: &str = "application/scim+json";
 /// is then not mounted at all.
 pub fn configure(cfg: &mut web::ServiceConfig, admin_enabled: bool) {
     cfg.configure(health::configure);
+    cfg.route("/metrics", web::get().to(metrics::metrics));
     cfg.service(
         web::scope("/scim/v2/{tenant}")
             .wrap(from_fn(auth::require_scim_token))

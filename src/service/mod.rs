@@ -133,6 +133,8 @@ pub struct Context {
     pub relay_enabled: bool,
     /// Wakes the maintenance loop (a tenant was deleted: start purging now).
     pub maintenance_wake: Arc<Notify>,
+    /// The process's Prometheus metrics.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Context {

@@ -216,3 +216,21 @@ pub async fn count_live_admin(conn: &impl ConnectionTrait) -> Result<u64, StoreE
         .count(conn)
         .await?)
 }
+
+/// Per tenant slug, how many live tokens expire after `now` and before `until`.
+pub async fn expiring_between(
+    conn: &impl ConnectionTrait,
+    now: &str,
+    until: &str,
+) -> Result<Vec<(String, i64)>, StoreError> {
+    let sql = "SELECT t.slug AS slug, CAST(COUNT(*) AS BIGINT) AS n FROM tokens k \
+               JOIN tenants t ON t.id = k.tenant_id \
+               WHERE k.revoked_at IS NULL AND k.expires_at > $1 AND k.expires_at <= $2 \
+               AND t.deleted_at IS NULL GROUP BY t.slug";
+    let rows = conn
+        .query_all_raw(super::statement(conn, sql, vec![now.into(), until.into()]))
+        .await?;
+    rows.into_iter()
+        .map(|row| Ok((row.try_get("", "slug")?, row.try_get("", "n")?)))
+        .collect()
+}

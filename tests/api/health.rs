@@ -1,7 +1,130 @@
-use crate::both_backends;
-use crate::helpers::{Backend, spawn_app};
+use chrono::{TimeDelta, Utc};
 
-both_backends!(healthz_and_readyz_answer_200_once_up);
+use crate::both_backends;
+use crate::helpers::{Backend, TestApp, spawn_app, spawn_app_with, user};
+use scimbus::domain::Scope;
+use scimbus::service::audit::Actor;
+use scimbus::service::tenants::{self, TokenRequest};
+
+both_backends!(
+    healthz_and_readyz_answer_200_once_up,
+    metrics_count_requests_by_route_template_and_tenant_and_read_the_outbox,
+    metrics_can_require_a_token,
+);
+
+async fn scrape(app: &TestApp, token: Option<&str>) -> reqwest::Response {
+    let mut request = app.client.get(format!("{}/metrics", app.address));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.unwrap()
+}
+
+/// The value of the sample whose line starts with `prefix` (name and labels).
+fn sample(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+async fn metrics_count_requests_by_route_template_and_tenant_and_read_the_outbox(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let created = app.create_user(&user("bjensen")).await;
+    let id = created["id"].as_str().unwrap();
+    for _ in 0..2 {
+        assert_eq!(app.get(&format!("/Users/{id}")).await.status(), 200);
+    }
+    assert_eq!(app.get("/Users/nope").await.status(), 404);
+    let (_, _) = tenants::issue_token(
+        &app.ctx,
+        &Actor::system(),
+        "acme",
+        TokenRequest {
+            name: "soon".to_owned(),
+            scopes: vec![Scope::Scim],
+            expires_at: Some(Utc::now() + TimeDelta::days(3)),
+        },
+    )
+    .await
+    .unwrap();
+    // The manual clock starts in 2026-01-01; tokens expiring within 7 days of it count.
+    let (_, _) = tenants::issue_token(
+        &app.ctx,
+        &Actor::system(),
+        "other",
+        TokenRequest {
+            name: "soon".to_owned(),
+            scopes: vec![Scope::Scim],
+            expires_at: Some(app.ctx.clock.now() + TimeDelta::days(2)),
+        },
+    )
+    .await
+    .unwrap();
+
+    let response = scrape(&app, None).await;
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = response.text().await.unwrap();
+    let route = "route=\"/scim/v2/{tenant}/Users/{id}\"";
+    assert_eq!(
+        sample(
+            &text,
+            &format!("scimbus_http_requests_total{{{route},method=\"GET\",status=\"200\"}}")
+        ),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            &format!("scimbus_http_requests_total{{{route},method=\"GET\",status=\"404\"}}")
+        ),
+        Some(1.0)
+    );
+    assert!(!text.contains(id), "ids never become labels");
+    assert_eq!(
+        sample(
+            &text,
+            "scimbus_tenant_requests_total{tenant=\"acme\",class=\"2xx\"}"
+        ),
+        Some(3.0)
+    );
+    assert!(text.contains("scimbus_http_request_duration_seconds_bucket"));
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.starts_with("scimbus_http_request_duration") && l.contains("tenant=")),
+        "no tenant label on histograms"
+    );
+    assert_eq!(sample(&text, "scimbus_outbox_backlog "), Some(1.0));
+    assert_eq!(
+        sample(&text, "scimbus_tokens_expiring_soon{tenant=\"other\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, "scimbus_tokens_expiring_soon{tenant=\"acme\"}"),
+        None,
+        "acme's token expires years after the test clock's week"
+    );
+}
+
+async fn metrics_can_require_a_token(backend: Backend) {
+    let secret = "metrics-scraper-secret-1234";
+    let app = spawn_app_with(backend, &[("SCIMBUS_METRICS_TOKEN", secret.to_owned())]).await;
+    assert_eq!(scrape(&app, None).await.status(), 401);
+    assert_eq!(
+        scrape(&app, Some("wrong-token-value-xyz")).await.status(),
+        401
+    );
+    assert_eq!(scrape(&app, Some(&app.token)).await.status(), 401);
+    assert_eq!(scrape(&app, Some(secret)).await.status(), 200);
+}
 
 async fn healthz_and_readyz_answer_200_once_up(backend: Backend) {
     let app = spawn_app(backend).await;

@@ -1,0 +1,131 @@
+//! `/metrics` in the Prometheus text format (optionally behind `SCIMBUS_METRICS_TOKEN`),
+//! and the middleware that counts and times every request by its route template.
+
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header;
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use chrono::TimeDelta;
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+
+use super::error::ApiError;
+use crate::events::RelayMetrics;
+use crate::metrics::{LatencyLabels, RouteLabels, TenantLabels, TenantOnly};
+use crate::scim::time;
+use crate::service::Context;
+use crate::store::{outbox, tokens};
+use crate::tenancy::auth::{AuthenticatedTenant, bearer};
+
+/// The token `/metrics` requires, if any.
+#[derive(Clone)]
+pub struct MetricsToken(pub Option<SecretString>);
+
+/// How far ahead `scimbus_tokens_expiring_soon` looks.
+pub const EXPIRY_WARNING: TimeDelta = TimeDelta::days(7);
+
+/// Counts and times every request. The route is the matched template, so ids never
+/// become labels; the tenant label comes only from an authenticated request.
+pub async fn record(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let ctx = req.app_data::<web::Data<Context>>().cloned();
+    let started = Instant::now();
+    let method = req.method().as_str().to_owned();
+    let response = next.call(req).await?;
+    if let Some(ctx) = ctx {
+        let request = response.request();
+        let route = request
+            .match_pattern()
+            .unwrap_or_else(|| "unmatched".to_owned());
+        let status = response.status().as_u16();
+        let m = &ctx.metrics;
+        m.requests
+            .get_or_create(&RouteLabels {
+                route: route.clone(),
+                method: method.clone(),
+                status,
+            })
+            .inc();
+        m.latency
+            .get_or_create(&LatencyLabels { route, method })
+            .observe(started.elapsed().as_secs_f64());
+        if let Some(auth) = request.extensions().get::<AuthenticatedTenant>() {
+            m.tenant_requests
+                .get_or_create(&TenantLabels {
+                    tenant: auth.tenant.slug.to_string(),
+                    class: format!("{}xx", status / 100),
+                })
+                .inc();
+        }
+    }
+    Ok(response)
+}
+
+fn authorised(req: &HttpRequest, token: &MetricsToken) -> bool {
+    let Some(expected) = &token.0 else {
+        return true;
+    };
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    // Compare digests: equal length, so the comparison time says nothing of the token.
+    bearer(given).is_some_and(|given| {
+        Sha256::digest(given.as_bytes()) == Sha256::digest(expected.expose_secret().as_bytes())
+    })
+}
+
+/// `GET /metrics`.
+pub async fn metrics(
+    req: HttpRequest,
+    ctx: web::Data<Context>,
+    token: web::Data<MetricsToken>,
+) -> Result<HttpResponse, ApiError> {
+    if !authorised(&req, &token) {
+        return Err(ApiError::Unauthenticated);
+    }
+    let m = &ctx.metrics;
+    let conn = ctx.store.conn();
+    let now = ctx.clock.now();
+    let (backlog, oldest) = outbox::backlog(conn)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    m.outbox_backlog
+        .set(i64::try_from(backlog).unwrap_or(i64::MAX));
+    let age = oldest
+        .as_deref()
+        .and_then(time::parse)
+        .map_or(0.0, |t| (now - t).as_seconds_f64().max(0.0));
+    m.outbox_oldest_age.set(age);
+    let r = &ctx.relay_metrics;
+    let as_gauge =
+        |c: &std::sync::atomic::AtomicU64| i64::try_from(RelayMetrics::get(c)).unwrap_or(i64::MAX);
+    m.relay_published.set(as_gauge(&r.published));
+    m.relay_publish_failures.set(as_gauge(&r.publish_failures));
+    m.relay_returned.set(as_gauge(&r.returned));
+    m.relay_unpublishable.set(as_gauge(&r.unpublishable));
+    let expiring = tokens::expiring_between(
+        conn,
+        &time::format(now),
+        &time::format(now + EXPIRY_WARNING),
+    )
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))?;
+    m.tokens_expiring_soon.clear();
+    for (tenant, n) in expiring {
+        m.tokens_expiring_soon
+            .get_or_create(&TenantOnly { tenant })
+            .set(n);
+    }
+    let body = m
+        .encode()
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("metrics do not encode: {e}")))?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(body))
+}
