@@ -193,6 +193,11 @@ impl Relay {
     /// The loop: publish while there is work; otherwise wait for a wake-up (in-process
     /// signal or PostgreSQL NOTIFY) or the poll interval; back off while the broker fails.
     pub async fn run(mut self, wake: Arc<Notify>) {
+        // Declare the topology at start, before any event: consumers bind their queues to
+        // the exchange (passively) as soon as scimbus runs, not after its first write.
+        if let Err(error) = self.publisher().await {
+            tracing::warn!(%error, "broker not reachable at start; the relay will retry");
+        }
         let mut listener = self.listen().await;
         let mut backoff = Duration::from_millis(100);
         loop {

@@ -1,0 +1,677 @@
+"""The consumer: one durable quorum queue per app on scimbus's topic exchange, per-resource
+ordering, version tracking with resync on gaps, dedupe by event id, retries in place then
+dead-lettering, and catch-up through the pull API at start."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+import aio_pika
+from aio_pika.abc import (
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractQueueIterator,
+    AbstractRobustChannel,
+    AbstractRobustConnection,
+)
+from aiormq.exceptions import ChannelInvalidStateError
+from pydantic import ValidationError
+
+from .lanes import KeyedLanes
+from .models import (
+    DELETIONS,
+    EVENT_MODELS,
+    SNAPSHOTS,
+    Envelope,
+    GroupMembersAdded,
+    GroupMembersRemoved,
+    TenantDeleted,
+    parse_event,
+    routing_key,
+)
+from .pull import Gone, PullClient
+from .store import MemoryStore, ResourceState, Store
+
+log = logging.getLogger("scimbus_consumer")
+
+Origin = Literal["broker", "pull", "snapshot", "resync"]
+VERSIONED_RESOURCES = ("Users", "Groups")
+
+
+class Outcome(enum.Enum):
+    """What `Consumer.handle` did with an event."""
+
+    APPLIED = "applied"
+    """The handlers ran and the event's version (if any) is now the resource's."""
+    DUPLICATE = "duplicate"
+    """The event id was processed before; nothing ran."""
+    STALE = "stale"
+    """Not newer than what is applied (or the resource/tenant is deleted); nothing ran."""
+    RESYNCED = "resynced"
+    """The event showed a gap; the resource's snapshot was applied instead, covering it."""
+
+
+class HandlerFailed(Exception):
+    """Processing an event failed `max_attempts` times; the resource is marked for resync."""
+
+    def __init__(self, event: Envelope, cause: BaseException) -> None:
+        super().__init__(f"{event.type} {event.id} ({event.tenant}/{event.subject}) failed: {cause!r}")
+        self.event = event
+        self.cause = cause
+
+
+class VersionGap(Exception):
+    """A delta's version is still not the next one after a resync."""
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a handler gets beside the event."""
+
+    session: Any
+    """The store's transaction: an `AsyncSession` for `SqlStore` (write through it, do not
+    commit), an in-memory buffer for `MemoryStore`."""
+    tenant: str
+    subject: str
+    origin: Origin
+    """Where the event came from: the queue, the pull API, a bootstrap snapshot page, or a
+    resync of one resource."""
+    force: bool
+    """True while a forced bootstrap applies snapshots whatever their version (after the
+    app's database was restored)."""
+    attempt: int
+
+
+@dataclass(frozen=True)
+class ResourceGone:
+    """A resync found that the resource no longer exists (the pull API answered 404)."""
+
+    tenant: str
+    subject: str
+
+    @property
+    def resource_type(self) -> str:
+        return self.subject.split("/", 1)[0]
+
+    @property
+    def resource_id(self) -> str:
+        return self.subject.split("/", 1)[1]
+
+
+Handler = Callable[[Any, Context], Awaitable[Any]]
+
+
+class _Decision(enum.Enum):
+    APPLY = 1
+    STALE = 2
+    GAP = 3
+
+
+def topic_matches(pattern: str, key: str) -> bool:
+    """AMQP topic matching: `*` is one word, `#` zero or more."""
+    words, parts = pattern.split("."), key.split(".")
+
+    def match(i: int, j: int) -> bool:
+        if i == len(words):
+            return j == len(parts)
+        if words[i] == "#":
+            return any(match(i + 1, k) for k in range(j, len(parts) + 1))
+        if j == len(parts):
+            return False
+        return words[i] in ("*", parts[j]) and match(i + 1, j + 1)
+
+    return match(0, 0)
+
+
+def _versioned(event: Envelope) -> bool:
+    return event.version is not None and event.resource_type in VERSIONED_RESOURCES
+
+
+def decide(event: Envelope, state: ResourceState, *, force: bool = False) -> _Decision:
+    """The version rule for one event against what is applied of its resource.
+
+    Snapshots apply when newer, or at the same version when that version was reached by
+    deltas (a group's version can span several events, so the snapshot completes it), or
+    always when `force`. Deltas apply when they bring the next version; a group event at the
+    current version is another part of the same change (attributes plus members, or a
+    further chunk) unless a snapshot already covered that version; older is stale; further
+    ahead (or chunk > 1 of a version not started) is a gap.
+    """
+    version = event.version
+    assert version is not None
+    if event.type in SNAPSHOTS:
+        if force or version > state.version or (version == state.version and not state.from_snapshot):
+            return _Decision.APPLY
+        return _Decision.STALE
+    if state.deleted or version < state.version:
+        return _Decision.STALE
+    if version == state.version:
+        same_step = event.resource_type == "Groups" and event.type != "scimbus.group.created"
+        return _Decision.APPLY if same_step and not state.from_snapshot else _Decision.STALE
+    if version == state.version + 1:
+        if isinstance(event, (GroupMembersAdded, GroupMembersRemoved)) and event.data.chunk.index > 1:
+            return _Decision.GAP
+        return _Decision.APPLY
+    return _Decision.GAP
+
+
+class Consumer:
+    """Consumes scimbus events for one app.
+
+    Declares `queue` (durable, `x-queue-type: quorum`, dead-lettering to `<queue>.dlx`, a
+    fanout exchange bound to the quorum queue `<queue>.dlq`) and binds it to `exchange` with
+    `routing_keys` (default: `<t>.user.*`, `<t>.group.*`, `<t>.tenant.deleted` for each
+    tenant the pull client has a token for, or of `tenants`).
+    """
+
+    def __init__(
+        self,
+        *,
+        amqp_url: str,
+        queue: str,
+        routing_keys: Iterable[str] | None = None,
+        tenants: Iterable[str] | None = None,
+        exchange: str = "scimbus.events",
+        declare_exchange: bool = False,
+        store: Store | None = None,
+        pull: PullClient | None = None,
+        max_attempts: int = 5,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 30.0,
+        prefetch_count: int = 64,
+        queue_arguments: dict[str, Any] | None = None,
+        auto_delete_dead_letter_exchange: bool = False,
+        reconnect_interval: float = 5.0,
+        catch_up: bool = True,
+        page_limit: int = 100,
+        drain_timeout: float = 30.0,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self.amqp_url = amqp_url
+        self.queue_name = queue
+        self.exchange_name = exchange
+        self.declare_exchange = declare_exchange
+        self.store: Store = store if store is not None else MemoryStore()
+        self.pull = pull
+        tenant_list = list(tenants) if tenants is not None else (pull.tenants if pull else [])
+        if routing_keys is None:
+            if not tenant_list:
+                raise ValueError("give routing_keys, tenants, or a pull client with tokens")
+            routing_keys = [k for t in tenant_list for k in (f"{t}.user.*", f"{t}.group.*", f"{t}.tenant.deleted")]
+        self.routing_keys = list(routing_keys)
+        self.tenants = tenant_list
+        self.max_attempts = max_attempts
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.prefetch_count = prefetch_count
+        self.queue_arguments = dict(queue_arguments or {})
+        self.auto_delete_dead_letter_exchange = auto_delete_dead_letter_exchange
+        self.reconnect_interval = reconnect_interval
+        self.catch_up_at_start = catch_up
+        self.page_limit = page_limit
+        self.drain_timeout = drain_timeout
+
+        self._handlers: dict[str, list[Handler]] = {}
+        self._catch_all: list[Handler] = []
+        self._gone: list[Handler] = []
+        self._observers: list[Callable[[Envelope, Outcome], Awaitable[Any]]] = []
+        self._lanes = KeyedLanes()
+        self._connection: AbstractRobustConnection | None = None
+        self._channel: AbstractRobustChannel | None = None
+        self._queue: AbstractQueue | None = None
+        self._iterator: AbstractQueueIterator | None = None
+        self._run_task: asyncio.Task[None] | None = None
+        self.consuming = asyncio.Event()
+        """Set once catch-up is over and messages are being consumed from the queue."""
+        self.catch_up_error: BaseException | None = None
+
+    # --- registration --------------------------------------------------------------------
+
+    def on(self, event_type: str) -> Callable[[Handler], Handler]:
+        """Register `async def handler(event, ctx)` for one CloudEvents `type`."""
+
+        def register(handler: Handler) -> Handler:
+            self._handlers.setdefault(event_type, []).append(handler)
+            return handler
+
+        return register
+
+    def on_any(self, handler: Handler) -> Handler:
+        """Register a catch-all handler: it gets every event whose type has no handler of its own."""
+        self._catch_all.append(handler)
+        return handler
+
+    def on_gone(self, handler: Handler) -> Handler:
+        """Register `async def handler(gone: ResourceGone, ctx)`: a resync found the resource deleted."""
+        self._gone.append(handler)
+        return handler
+
+    def on_outcome(self, observer: Callable[[Envelope, Outcome], Awaitable[Any]]) -> Callable[[Envelope, Outcome], Awaitable[Any]]:
+        """Register `async def observer(event, outcome)`, called after each event is settled
+        (applied, duplicate, stale or resynced), outside its transaction: for metrics and tests."""
+        self._observers.append(observer)
+        return observer
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def dead_letter_exchange(self) -> str:
+        return f"{self.queue_name}.dlx"
+
+    @property
+    def dead_letter_queue(self) -> str:
+        return f"{self.queue_name}.dlq"
+
+    @property
+    def connected(self) -> bool:
+        return self._connection is not None and not self._connection.is_closed
+
+    async def start(self) -> None:
+        """Connect, declare the topology, then (in the background) catch up through the pull
+        API and consume the queue. `consuming` is set when the queue is being consumed."""
+        self._connection = await aio_pika.connect_robust(self.amqp_url, reconnect_interval=self.reconnect_interval)
+        channel = await self._connection.channel()
+        assert isinstance(channel, AbstractRobustChannel)
+        self._channel = channel
+        await channel.set_qos(prefetch_count=self.prefetch_count)
+        if self.declare_exchange:
+            exchange = await channel.declare_exchange(self.exchange_name, aio_pika.ExchangeType.TOPIC, durable=True)
+        else:
+            exchange = await channel.get_exchange(self.exchange_name, ensure=True)
+        dlx = await channel.declare_exchange(
+            self.dead_letter_exchange,
+            aio_pika.ExchangeType.FANOUT,
+            durable=True,
+            auto_delete=self.auto_delete_dead_letter_exchange,
+        )
+        dlq = await channel.declare_queue(
+            self.dead_letter_queue, durable=True, arguments={**self.queue_arguments, "x-queue-type": "quorum"}
+        )
+        await dlq.bind(dlx, routing_key="")
+        self._queue = await channel.declare_queue(
+            self.queue_name,
+            durable=True,
+            arguments={
+                **self.queue_arguments,
+                "x-queue-type": "quorum",
+                "x-dead-letter-exchange": self.dead_letter_exchange,
+            },
+        )
+        for key in self.routing_keys:
+            await self._queue.bind(exchange, routing_key=key)
+        self._run_task = asyncio.create_task(self._run(), name=f"scimbus-consumer-{self.queue_name}")
+
+    async def stop(self) -> None:
+        """Stop consuming, let in-flight events finish (up to `drain_timeout`), disconnect."""
+        if self._run_task is not None:
+            self._run_task.cancel()
+            await asyncio.gather(self._run_task, return_exceptions=True)
+            self._run_task = None
+        if self._iterator is not None:
+            try:
+                await self._iterator.close()
+            except Exception:  # noqa: BLE001 - the connection may already be gone
+                log.debug("closing the queue iterator failed", exc_info=True)
+            self._iterator = None
+        await self._lanes.drain(self.drain_timeout)
+        self.consuming.clear()
+        if self._connection is not None:
+            await self._connection.close()
+            self._connection = None
+        if self.pull is not None:
+            await self.pull.aclose()
+
+    async def __aenter__(self) -> Consumer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @asynccontextmanager
+    async def lifespan(self, app: Any = None) -> AsyncIterator[None]:
+        """`FastAPI(lifespan=consumer.lifespan)`, or `async with consumer.lifespan(app):`
+        inside your own lifespan."""
+        await self.start()
+        try:
+            yield
+        finally:
+            await self.stop()
+
+    async def _run(self) -> None:
+        if self.catch_up_at_start and self.pull is not None:
+            try:
+                await self.catch_up()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the queue is consumed all the same
+                self.catch_up_error = exc
+                log.exception("catch-up through the pull API failed; consuming the queue without it")
+        try:
+            await self.resync_pending()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001
+            log.exception("resync of marked resources failed")
+        assert self._queue is not None
+        self._iterator = self._queue.iterator()
+        async with self._iterator as messages:
+            self.consuming.set()
+            async for message in messages:
+                await self._dispatch(message)
+
+    # --- the queue ---------------------------------------------------------------------------
+
+    async def _dispatch(self, message: AbstractIncomingMessage) -> None:
+        try:
+            event = parse_event(message.body)
+        except (ValidationError, ValueError) as exc:
+            log.error("dead-lettering an unreadable message %s: %s", message.message_id, exc)
+            await self._settle(message.reject(requeue=False))
+            return
+        self._lanes.submit((event.tenant, event.subject), lambda: self._deliver(event, message))
+
+    async def _deliver(self, event: Envelope, message: AbstractIncomingMessage) -> None:
+        try:
+            message.channel  # noqa: B018 - raises when the delivery's channel is gone
+        except ChannelInvalidStateError:
+            # Delivered on a connection that has since dropped: the broker redelivers it on
+            # the new one, in order, so this copy is left alone.
+            return
+        try:
+            await self.handle(event, origin="broker")
+        except HandlerFailed as exc:
+            log.error("dead-lettering %s: %s", event.id, exc)
+            await self._settle(message.reject(requeue=False))
+        except Exception:  # noqa: BLE001 - never lose the lane on an unexpected error
+            log.exception("unexpected error on %s; it will be redelivered", event.id)
+            await self._settle(message.nack(requeue=True))
+        else:
+            await self._settle(message.ack())
+
+    @staticmethod
+    async def _settle(settlement: Awaitable[Any]) -> None:
+        try:
+            await settlement
+        except Exception:  # noqa: BLE001 - a dropped channel: the broker redelivers
+            log.info("could not settle a delivery (channel closed); the broker redelivers it", exc_info=True)
+
+    # --- one event -----------------------------------------------------------------------
+
+    def _wants(self, event: Envelope) -> bool:
+        key = routing_key(event)
+        return any(topic_matches(pattern, key) for pattern in self.routing_keys)
+
+    async def handle(
+        self, event: Envelope | bytes | str | dict[str, Any], *, origin: Origin = "broker", force: bool = False
+    ) -> Outcome:
+        """Process one event with retries in place (bounded exponential backoff). After
+        `max_attempts` failures the resource is marked for resync and `HandlerFailed` is
+        raised. Callers must not run two events of one resource at once (the queue and
+        catch-up go through per-resource lanes)."""
+        if not isinstance(event, Envelope):
+            event = parse_event(event)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                outcome = await self._handle_once(event, origin, force, attempt)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if attempt >= self.max_attempts:
+                    if _versioned(event):
+                        try:
+                            await self.mark_resync(event.tenant, event.subject)
+                        except Exception:  # noqa: BLE001
+                            log.exception("could not mark %s/%s for resync", event.tenant, event.subject)
+                    raise HandlerFailed(event, exc) from exc
+                delay = min(self.backoff_initial * 2 ** (attempt - 1), self.backoff_max)
+                log.warning("%s %s failed (attempt %d), retrying in %.3fs: %r", event.type, event.id, attempt, delay, exc)
+                await asyncio.sleep(delay)
+                continue
+            for observer in self._observers:
+                try:
+                    await observer(event, outcome)
+                except Exception:  # noqa: BLE001 - an observer never fails the event
+                    log.exception("outcome observer failed")
+            return outcome
+
+    async def _handle_once(self, event: Envelope, origin: Origin, force: bool, attempt: int) -> Outcome:
+        tenant, subject = event.tenant, event.subject
+        is_snapshot = event.type in SNAPSHOTS
+        if _versioned(event) and not is_snapshot:
+            async with self.store.transaction() as tx:
+                state = await self.store.get_state(tenant, subject, tx)
+            if state is not None and state.needs_resync and self._can_resync(tenant):
+                await self.resync(tenant, subject)
+
+        resynced = redacted = False
+        while True:
+            async with self.store.transaction() as tx:
+                if not is_snapshot and await self.store.is_processed(event.id, tx):
+                    return Outcome.DUPLICATE
+                if not isinstance(event, TenantDeleted):
+                    tomb = await self.store.get_state(tenant, f"Tenants/{tenant}", tx)
+                    if tomb is not None and tomb.deleted:
+                        await self._record(event, tx)
+                        return Outcome.STALE
+                ctx = Context(session=tx, tenant=tenant, subject=subject, origin=origin, force=force, attempt=attempt)
+                if event.redacted and not isinstance(event, TenantDeleted):
+                    redacted = True
+                    break
+                if not _versioned(event):
+                    await self._run_handlers(event, ctx)
+                    if isinstance(event, TenantDeleted):
+                        await self.store.drop_tenant(tenant, tx)
+                        await self.store.put_state(tenant, f"Tenants/{tenant}", ResourceState(deleted=True), tx)
+                    await self._record(event, tx)
+                    return Outcome.APPLIED
+                state = await self.store.get_state(tenant, subject, tx) or ResourceState()
+                decision = decide(event, state, force=force)
+                if decision is _Decision.STALE:
+                    if is_snapshot and state.needs_resync:
+                        await self.store.put_state(tenant, subject, replace(state, needs_resync=False), tx)
+                    await self._record(event, tx)
+                    return Outcome.RESYNCED if resynced else Outcome.STALE
+                if decision is _Decision.APPLY or (decision is _Decision.GAP and not self._can_resync(tenant)):
+                    if decision is _Decision.GAP:
+                        log.warning(
+                            "version gap on %s/%s (have %d, got %s) and no pull token for the tenant: applying it",
+                            tenant, subject, state.version, event.version,
+                        )
+                    await self._run_handlers(event, ctx)
+                    version = event.version
+                    assert version is not None
+                    new_state = ResourceState(
+                        version=version, from_snapshot=is_snapshot, deleted=event.type in DELETIONS
+                    )
+                    await self.store.put_state(tenant, subject, new_state, tx)
+                    await self._record(event, tx)
+                    return Outcome.APPLIED
+            if redacted:
+                break
+            # A gap: the snapshot replaces the missing deltas, then this one is judged again.
+            if resynced:
+                raise VersionGap(f"{tenant}/{subject}: version {event.version} still ahead after a resync")
+            log.info("version gap on %s/%s at %s: resyncing", tenant, subject, event.version)
+            await self.resync(tenant, subject)
+            resynced = True
+        # Erasure removed the payload (only the envelope is left): the resource's snapshot
+        # says what remains of it, so no handler sees the event.
+        outcome = Outcome.STALE
+        if event.resource_type in VERSIONED_RESOURCES and self._can_resync(tenant):
+            await self.resync(tenant, subject)
+            outcome = Outcome.RESYNCED
+        async with self.store.transaction() as tx:
+            await self._record(event, tx)
+        return outcome
+
+    async def _record(self, event: Envelope, tx: Any) -> None:
+        if event.type not in SNAPSHOTS:
+            await self.store.record(event.id, tx)
+
+    async def _run_handlers(self, event: Envelope, ctx: Context) -> None:
+        handlers = self._handlers.get(event.type) or self._catch_all
+        for handler in handlers:
+            await handler(event, ctx)
+
+    def _can_resync(self, tenant: str) -> bool:
+        return self.pull is not None and self.pull.has_tenant(tenant)
+
+    # --- resync ------------------------------------------------------------------------------
+
+    async def mark_resync(self, tenant: str, subject: str) -> None:
+        async with self.store.transaction() as tx:
+            state = await self.store.get_state(tenant, subject, tx) or ResourceState()
+            await self.store.put_state(tenant, subject, replace(state, needs_resync=True), tx)
+
+    async def resync(self, tenant: str, subject: str) -> Outcome:
+        """Fetch one resource's snapshot and apply it (when newer, see `decide`); a 404 runs
+        the `on_gone` handlers once and marks the resource deleted."""
+        assert self.pull is not None
+        resource_type, resource_id = subject.split("/", 1)
+        raw = await self.pull.snapshot_one(tenant, resource_type, resource_id)
+        if raw is None:
+            async with self.store.transaction() as tx:
+                state = await self.store.get_state(tenant, subject, tx) or ResourceState()
+                if not state.deleted:
+                    ctx = Context(session=tx, tenant=tenant, subject=subject, origin="resync", force=False, attempt=1)
+                    for handler in self._gone:
+                        await handler(ResourceGone(tenant, subject), ctx)
+                await self.store.put_state(
+                    tenant, subject, replace(state, deleted=True, needs_resync=False, from_snapshot=False), tx
+                )
+            return Outcome.APPLIED
+        return await self._handle_once(parse_event(raw), "resync", False, 1)
+
+    async def resync_pending(self) -> None:
+        """Resync every resource marked for resync (after a dead-lettered event)."""
+        async with self.store.transaction() as tx:
+            marked = await self.store.needing_resync(tx)
+        futures = [
+            self._lanes.submit((t, s), lambda t=t, s=s: self._retrying(lambda: self.resync(t, s)))
+            for t, s in marked
+            if self._can_resync(t)
+        ]
+        for result in await asyncio.gather(*futures, return_exceptions=True):
+            if isinstance(result, Exception):
+                log.error("resync failed: %r", result)
+
+    async def _retrying(self, work: Callable[[], Awaitable[Any]]) -> Any:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await work()
+            except (asyncio.CancelledError, Gone):
+                raise
+            except Exception:
+                if attempt >= self.max_attempts:
+                    raise
+                await asyncio.sleep(min(self.backoff_initial * 2 ** (attempt - 1), self.backoff_max))
+
+    # --- pull API ----------------------------------------------------------------------------
+
+    async def catch_up(self) -> None:
+        """For each tenant with a token: bootstrap from snapshots when no cursor is stored,
+        then apply the pull API's events after the cursor, page by page."""
+        assert self.pull is not None
+        for tenant in self.pull.tenants:
+            if self.tenants and tenant not in self.tenants:
+                continue
+            await self.catch_up_tenant(tenant)
+
+    async def catch_up_tenant(self, tenant: str) -> int:
+        assert self.pull is not None
+        async with self.store.transaction() as tx:
+            cursor = await self.store.get_cursor(tenant, tx)
+        if cursor is None:
+            cursor = await self.bootstrap(tenant)
+        while True:
+            try:
+                page = await self._retrying(lambda: self.pull.events(tenant, after=cursor, limit=self.page_limit))  # type: ignore[union-attr]
+            except Gone:
+                log.warning("events of %s after %d were pruned: full resync", tenant, cursor)
+                cursor = await self.bootstrap(tenant)
+                continue
+            await self._process_batch(page.events, origin="pull")
+            cursor = page.next
+            async with self.store.transaction() as tx:
+                await self.store.set_cursor(tenant, cursor, tx)
+            if not page.has_more:
+                return cursor
+
+    def _wanted_resource_types(self, tenant: str) -> list[str]:
+        wanted = []
+        for resource_type, word in (("Users", "user"), ("Groups", "group")):
+            types = [t for t in EVENT_MODELS if t.startswith(f"scimbus.{word}.")]
+            keys = [f"{tenant}.{word}.{t.rsplit('.', 1)[1]}" for t in types]
+            if any(topic_matches(p, k) for p in self.routing_keys for k in keys):
+                wanted.append(resource_type)
+        return wanted
+
+    async def bootstrap(self, tenant: str, *, force: bool = False) -> int:
+        """Apply every snapshot page of Users then Groups (`force`: whatever the stored
+        versions, after the app's database was restored), check resources the snapshot no
+        longer lists, store and return the cursor: the smallest `sequence` of the first pages."""
+        assert self.pull is not None
+        first_sequences: list[int] = []
+        seen: set[str] = set()
+        wanted = self._wanted_resource_types(tenant)
+        for resource_type in wanted:
+            after: str | None = None
+            first = True
+            while True:
+                page = await self._retrying(
+                    lambda: self.pull.snapshot_page(tenant, resource_type, after, limit=self.page_limit)  # type: ignore[union-attr]
+                )
+                if first:
+                    first_sequences.append(page.sequence)
+                    first = False
+                seen.update(e.get("subject", "") for e in page.events)
+                await self._process_batch(page.events, origin="snapshot", force=force)
+                if not page.has_more or page.next is None:
+                    break
+                after = page.next
+        async with self.store.transaction() as tx:
+            known = await self.store.subjects(tenant, tx)
+        missing = [s for s in known if s not in seen and s.split("/", 1)[0] in wanted]
+        futures = [
+            self._lanes.submit((tenant, s), lambda s=s: self._retrying(lambda: self.resync(tenant, s)))
+            for s in missing
+        ]
+        await asyncio.gather(*futures)
+        sequence = min(first_sequences) if first_sequences else 0
+        async with self.store.transaction() as tx:
+            await self.store.set_cursor(tenant, sequence, tx)
+        return sequence
+
+    async def _process_batch(self, raws: list[dict[str, Any]], *, origin: Origin, force: bool = False) -> None:
+        futures = []
+        for raw in raws:
+            try:
+                event = parse_event(raw)
+            except ValidationError as exc:
+                log.error("skipping an unreadable %s event %s: %s", origin, raw.get("id"), exc)
+                tenant, subject = raw.get("tenant"), str(raw.get("subject", ""))
+                if isinstance(tenant, str) and subject.split("/", 1)[0] in VERSIONED_RESOURCES:
+                    await self.mark_resync(tenant, subject)
+                continue
+            if not self._wants(event):
+                continue
+            futures.append(
+                self._lanes.submit((event.tenant, event.subject), lambda e=event: self.handle(e, origin=origin, force=force))
+            )
+        for result in await asyncio.gather(*futures, return_exceptions=True):
+            if isinstance(result, HandlerFailed):
+                log.error("%s; the resource is marked for resync", result)
+            elif isinstance(result, BaseException):
+                raise result

@@ -1,0 +1,161 @@
+"""A `Store` in the app's own database (SQLAlchemy 2.x, asyncio).
+
+The consumer opens the transaction (`transaction()`), hands its `AsyncSession` to the
+handler as `Context.session`, and adds its own rows (`record`, `put_state`, `set_cursor`)
+to the same session: the app's side effects, the dedupe row and the version commit together
+or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime, timezone
+
+from typing import Any
+
+from sqlalchemy import BigInteger, Boolean, DateTime, Integer, MetaData, String, delete, event, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from .store import ResourceState
+
+
+class _Base(DeclarativeBase):
+    metadata = MetaData()
+
+
+class ProcessedEvent(_Base):
+    __tablename__ = "scimbus_processed_events"
+
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class ResourceVersion(_Base):
+    __tablename__ = "scimbus_resource_versions"
+
+    tenant: Mapped[str] = mapped_column(String(63), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(512), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    from_snapshot: Mapped[bool] = mapped_column(Boolean, default=False)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    needs_resync: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+
+
+class PullCursor(_Base):
+    __tablename__ = "scimbus_pull_cursors"
+
+    tenant: Mapped[str] = mapped_column(String(63), primary_key=True)
+    sequence: Mapped[int] = mapped_column(BigInteger)
+
+
+metadata = _Base.metadata
+"""The store's three tables; create them with `SqlStore.create_tables` or your migrations."""
+
+
+def sqlite_engine(path: str, **kwargs: Any) -> AsyncEngine:
+    """An aiosqlite engine fit for concurrent handlers: WAL, a busy timeout, and write
+    transactions begun as IMMEDIATE (a deferred one that upgrades its lock fails with
+    SQLITE_BUSY instead of waiting)."""
+    engine = create_async_engine(f"sqlite+aiosqlite:///{path}", connect_args={"timeout": 30}, **kwargs)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # SQLAlchemy, not the driver, begins transactions
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+class SqlStore:
+    """`Store` on SQLAlchemy 2.x. `Context.session` is the transaction's `AsyncSession`."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self.sessionmaker = sessionmaker
+
+    @staticmethod
+    async def create_tables(engine: AsyncEngine) -> None:
+        async with engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        async with self.sessionmaker() as session, session.begin():
+            yield session
+
+    async def is_processed(self, event_id: str, tx: AsyncSession) -> bool:
+        return await tx.get(ProcessedEvent, event_id) is not None
+
+    async def record(self, event_id: str, session: AsyncSession) -> None:
+        """Add the dedupe row to `session`; it commits with the app's own writes."""
+        session.add(ProcessedEvent(event_id=event_id, recorded_at=datetime.now(timezone.utc)))
+
+    async def get_state(self, tenant: str, subject: str, tx: AsyncSession) -> ResourceState | None:
+        row = await tx.get(ResourceVersion, (tenant, subject))
+        if row is None:
+            return None
+        return ResourceState(
+            version=row.version,
+            from_snapshot=row.from_snapshot,
+            deleted=row.deleted,
+            needs_resync=row.needs_resync,
+        )
+
+    async def put_state(self, tenant: str, subject: str, state: ResourceState, tx: AsyncSession) -> None:
+        row = await tx.get(ResourceVersion, (tenant, subject))
+        if row is None:
+            row = ResourceVersion(tenant=tenant, subject=subject)
+            tx.add(row)
+        row.version = state.version
+        row.from_snapshot = state.from_snapshot
+        row.deleted = state.deleted
+        row.needs_resync = state.needs_resync
+
+    async def subjects(self, tenant: str, tx: AsyncSession) -> list[str]:
+        result = await tx.scalars(
+            select(ResourceVersion.subject)
+            .where(ResourceVersion.tenant == tenant, ResourceVersion.deleted.is_(False))
+            .order_by(ResourceVersion.subject)
+        )
+        return list(result)
+
+    async def needing_resync(self, tx: AsyncSession) -> list[tuple[str, str]]:
+        result = await tx.execute(
+            select(ResourceVersion.tenant, ResourceVersion.subject)
+            .where(ResourceVersion.needs_resync.is_(True))
+            .order_by(ResourceVersion.tenant, ResourceVersion.subject)
+        )
+        return [(t, s) for t, s in result]
+
+    async def get_cursor(self, tenant: str, tx: AsyncSession) -> int | None:
+        row = await tx.get(PullCursor, tenant)
+        return None if row is None else row.sequence
+
+    async def set_cursor(self, tenant: str, sequence: int, tx: AsyncSession) -> None:
+        row = await tx.get(PullCursor, tenant)
+        if row is None:
+            tx.add(PullCursor(tenant=tenant, sequence=sequence))
+        else:
+            row.sequence = sequence
+
+    async def drop_tenant(self, tenant: str, tx: AsyncSession) -> None:
+        await tx.execute(delete(ResourceVersion).where(ResourceVersion.tenant == tenant))
+        await tx.execute(delete(PullCursor).where(PullCursor.tenant == tenant))
+        # The bulk deletes bypass the identity map; drop what it still holds of the tenant.
+        for obj in list(tx.identity_map.values()):
+            if isinstance(obj, (ResourceVersion, PullCursor)) and obj.tenant == tenant:
+                tx.expunge(obj)
+
+    async def prune_processed(self, before: datetime) -> int:
+        """Delete dedupe rows recorded before `before` (older than any redelivery)."""
+        async with self.transaction() as tx:
+            result = await tx.execute(delete(ProcessedEvent).where(ProcessedEvent.recorded_at < before))
+            return int(result.rowcount or 0)

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from fake_scimbus import FakeScimbus
+from scimbus_consumer import Consumer, PullClient
+from scimbus_consumer.testing import EventFactory
+
+TOKEN = "sbt_acme_events"
+
+
+@pytest.fixture
+def factory() -> EventFactory:
+    return EventFactory(tenant="acme")
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeScimbus]:
+    server = FakeScimbus()
+    server.add_token(TOKEN, "acme")
+    await server.start()
+    yield server
+    await server.stop()
+
+
+class Recorder:
+    """Collects what handlers saw; `wait_for` waits (bounded) until a condition holds,
+    woken by each new record rather than by polling."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+        self._changed = asyncio.Condition()
+
+    async def add(self, kind: str, item: Any) -> None:
+        async with self._changed:
+            self.calls.append((kind, item))
+            self._changed.notify_all()
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 15.0) -> None:
+        async def wait() -> None:
+            async with self._changed:
+                await self._changed.wait_for(predicate)
+
+        await asyncio.wait_for(wait(), timeout)
+
+    def of(self, kind: str) -> list[Any]:
+        return [item for k, item in self.calls if k == kind]
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+def make_consumer(fake: FakeScimbus) -> Callable[..., Consumer]:
+    made: list[Consumer] = []
+
+    def make(*, with_pull: bool = True, **kwargs: Any) -> Consumer:
+        options: dict[str, Any] = dict(
+            amqp_url="amqp://guest:guest@127.0.0.1:5672/",
+            queue="unused",
+            tenants=["acme"],
+            max_attempts=3,
+            backoff_initial=0,
+            page_limit=2,
+        )
+        options.update(kwargs)
+        if with_pull and "pull" not in options:
+            options["pull"] = PullClient(fake.base_url, {"acme": TOKEN})
+        consumer = Consumer(**options)
+        made.append(consumer)
+        return consumer
+
+    return make

@@ -1,0 +1,257 @@
+"""Against the real RabbitMQ at 127.0.0.1:5672 (guest/guest), on an exchange and queues of
+the test's own (unique names, `x-expires`)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import uuid
+from typing import Any
+
+import aio_pika
+import pytest
+
+from conftest import TOKEN
+from scimbus_consumer import Consumer, PullClient, ResourceState
+from scimbus_consumer.models import parse_event, routing_key
+from tcp_proxy import TcpProxy
+
+AMQP_HOST = os.environ.get("SCIMBUS_TEST_AMQP_HOST", "127.0.0.1")
+AMQP_PORT = int(os.environ.get("SCIMBUS_TEST_AMQP_PORT", "5672"))
+AMQP_URL = f"amqp://guest:guest@{AMQP_HOST}:{AMQP_PORT}/"
+WAIT = 20.0
+
+
+class Broker:
+    def __init__(self) -> None:
+        self.name = f"scimbus-test-{uuid.uuid4().hex[:12]}"
+        self.connection: aio_pika.abc.AbstractConnection | None = None
+        self.channel: aio_pika.abc.AbstractChannel | None = None
+        self.exchange: aio_pika.abc.AbstractExchange | None = None
+
+    async def start(self) -> None:
+        self.connection = await aio_pika.connect(AMQP_URL)
+        self.channel = await self.connection.channel()
+        self.exchange = await self.channel.declare_exchange(
+            self.name, aio_pika.ExchangeType.TOPIC, durable=False, auto_delete=True
+        )
+
+    def consumer(self, url: str = AMQP_URL, **kwargs: Any) -> Consumer:
+        options: dict[str, Any] = dict(
+            amqp_url=url,
+            queue=f"{self.name}.app",
+            exchange=self.name,
+            routing_keys=["acme.user.*", "acme.group.*", "acme.tenant.deleted"],
+            queue_arguments={"x-expires": 60_000},
+            auto_delete_dead_letter_exchange=True,
+            reconnect_interval=0.1,
+            max_attempts=3,
+            backoff_initial=0,
+            catch_up=False,
+        )
+        options.update(kwargs)
+        return Consumer(**options)
+
+    async def publish(self, event: dict[str, Any] | bytes, key: str | None = None) -> None:
+        assert self.exchange is not None
+        body = event if isinstance(event, bytes) else json.dumps(event).encode()
+        if key is None:
+            key = routing_key(parse_event(body))
+        message_id = None if isinstance(event, bytes) else event["id"]
+        await self.exchange.publish(
+            aio_pika.Message(body, message_id=message_id, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+            routing_key=key,
+        )
+
+    async def ready_count(self, queue: str) -> int:
+        assert self.channel is not None
+        declared = await self.channel.declare_queue(queue, passive=True)
+        return int(declared.declaration_result.message_count)
+
+    async def stop(self) -> None:
+        assert self.channel is not None and self.connection is not None
+        for queue in (f"{self.name}.app", f"{self.name}.app.dlq"):
+            try:
+                channel = await self.connection.channel()
+                await channel.queue_delete(queue)
+            except Exception:  # noqa: BLE001 - not declared by this test; x-expires cleans up anyway
+                pass
+        await self.connection.close()
+
+
+@pytest.fixture
+async def broker():
+    b = Broker()
+    await b.start()
+    yield b
+    await b.stop()
+
+
+async def test_an_event_is_acked_only_after_its_handler_succeeded(broker, factory, recorder):
+    gate = asyncio.Event()
+    first = broker.consumer(drain_timeout=0)
+
+    @first.on("scimbus.user.created")
+    async def stuck(event, ctx):
+        await recorder.add("stuck", event.id)
+        await gate.wait()
+
+    await first.start()
+    event = factory.user_created("u1")
+    await broker.publish(event)
+    await recorder.wait_for(lambda: recorder.of("stuck"))
+    await first.stop()  # the handler never finished: the delivery goes back to the queue
+
+    second = broker.consumer()
+
+    @second.on("scimbus.user.created")
+    async def works(event, ctx):
+        await recorder.add("done", event.id)
+
+    await second.start()
+    await recorder.wait_for(lambda: recorder.of("done"))
+    await second.stop()
+    assert recorder.of("done") == [event["id"]]
+    assert await broker.ready_count(second.queue_name) == 0
+
+
+async def test_each_resource_is_processed_in_order_and_different_resources_concurrently(broker, factory, recorder):
+    consumer = broker.consumer()
+    started = {"Users/u1": asyncio.Event(), "Users/u2": asyncio.Event()}
+    in_flight: dict[str, int] = {}
+    overlap: list[int] = []
+
+    async def handler(event, ctx):
+        in_flight[event.subject] = in_flight.get(event.subject, 0) + 1
+        overlap.append(in_flight[event.subject])
+        if event.version == 1:
+            # Each resource's first handler waits for the other's to start: this only
+            # finishes if the two resources run concurrently.
+            started[event.subject].set()
+            other = "Users/u2" if event.subject == "Users/u1" else "Users/u1"
+            await asyncio.wait_for(started[other].wait(), WAIT)
+        await asyncio.sleep(0)
+        in_flight[event.subject] -= 1
+        await recorder.add(event.subject, event.version)
+
+    consumer.on("scimbus.user.created")(handler)
+    consumer.on("scimbus.user.updated")(handler)
+    await consumer.start()
+    for user in ("u1", "u2"):
+        await broker.publish(factory.user_created(user))
+    for version in range(2, 11):
+        for user in ("u1", "u2"):
+            await broker.publish(factory.user_updated(user, version))
+    await recorder.wait_for(lambda: len(recorder.calls) == 20)
+    await consumer.stop()
+    assert recorder.of("Users/u1") == list(range(1, 11))
+    assert recorder.of("Users/u2") == list(range(1, 11))
+    assert max(overlap) == 1
+
+
+async def test_a_handler_that_keeps_failing_is_retried_then_dead_lettered(broker, factory, recorder):
+    consumer = broker.consumer(max_attempts=3)
+
+    @consumer.on("scimbus.user.created")
+    async def broken(event, ctx):
+        await recorder.add("attempt", ctx.attempt)
+        raise RuntimeError("bug")
+
+    await consumer.start()
+    event = factory.user_created("u1")
+    await broker.publish(event)
+    await broker.publish(b"{not json", key="acme.user.created")
+
+    assert broker.connection is not None
+    channel = await broker.connection.channel()
+    dlq = await channel.declare_queue(consumer.dead_letter_queue, passive=True)
+    dead = []
+    async with dlq.iterator() as messages:
+        async for message in messages:
+            dead.append(message)
+            await message.ack()
+            if len(dead) == 2:
+                break
+    await consumer.stop()
+    assert {m.body for m in dead} == {json.dumps(event).encode(), b"{not json"}
+    assert recorder.of("attempt") == [1, 2, 3]
+    async with consumer.store.transaction() as tx:
+        assert await consumer.store.get_state("acme", "Users/u1", tx) == ResourceState(version=0, needs_resync=True)
+
+
+async def test_the_consumer_reconnects_after_the_connection_drops(broker, factory, recorder):
+    proxy = TcpProxy(AMQP_HOST, AMQP_PORT)
+    port = await proxy.start()
+    consumer = broker.consumer(url=f"amqp://guest:guest@127.0.0.1:{port}/")
+
+    @consumer.on_any
+    async def anything(event, ctx):
+        await recorder.add(event.type, event.version)
+
+    await consumer.start()
+    await asyncio.wait_for(consumer.consuming.wait(), WAIT)
+    await broker.publish(factory.user_created("u1"))
+    await recorder.wait_for(lambda: len(recorder.calls) == 1)
+
+    proxy.cut()
+    await broker.publish(factory.user_updated("u1", 2))
+    await recorder.wait_for(lambda: len(recorder.calls) == 2)
+    await consumer.stop()
+    await proxy.stop()
+    assert recorder.calls == [("scimbus.user.created", 1), ("scimbus.user.updated", 2)]
+    assert proxy.connections >= 2
+
+
+async def test_a_message_delivered_twice_runs_its_handler_once(broker, factory, recorder):
+    consumer = broker.consumer()
+
+    @consumer.on_any
+    async def anything(event, ctx):
+        await recorder.add(event.type, event.id)
+
+    await consumer.start()
+    created = factory.user_created("u1")
+    await broker.publish(created)
+    await broker.publish(created)
+    await broker.publish(factory.user_updated("u1", 2))
+    await recorder.wait_for(lambda: recorder.of("scimbus.user.updated"))
+    await consumer.stop()
+    assert recorder.of("scimbus.user.created") == [created["id"]]
+
+
+async def test_catch_up_runs_before_the_queue_and_overlaps_are_deduplicated(broker, factory, fake, recorder):
+    data = fake.tenant("acme")
+    data.snapshot_sequence = 0
+    created, updated = factory.user_created("u1"), factory.user_updated("u1", 2)
+    data.events.extend([created, updated])
+    consumer = broker.consumer(catch_up=True, pull=PullClient(fake.base_url, {"acme": TOKEN}))
+
+    @consumer.on_any
+    async def anything(event, ctx):
+        await recorder.add(event.type, (event.version, ctx.origin))
+
+    await consumer.start()
+    await broker.publish(updated)
+    await broker.publish(factory.user_updated("u1", 3))
+    await recorder.wait_for(lambda: len(recorder.calls) == 3)
+    await consumer.stop()
+    assert [item for _, item in recorder.calls] == [(1, "pull"), (2, "pull"), (3, "broker")]
+
+
+async def test_the_fastapi_lifespan_starts_and_stops_the_consumer(broker, factory, recorder):
+    from fastapi import FastAPI
+
+    consumer = broker.consumer()
+
+    @consumer.on_any
+    async def anything(event, ctx):
+        await recorder.add(event.type, event.id)
+
+    app = FastAPI(lifespan=consumer.lifespan)
+    async with app.router.lifespan_context(app):
+        await asyncio.wait_for(consumer.consuming.wait(), WAIT)
+        await broker.publish(factory.user_created("u1"))
+        await recorder.wait_for(lambda: len(recorder.calls) == 1)
+        assert consumer.connected
+    assert not consumer.connected

@@ -1,0 +1,141 @@
+"""The FastAPI app: `GET /users`, `GET /healthz`, `POST /sessions`, and the consumer in
+the lifespan. Run with `uvicorn scimbus_example.app:app` (settings from the environment)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from scimbus_consumer import Consumer, PullClient
+from scimbus_consumer.sql_store import SqlStore, sqlite_engine
+
+from .db import Base, Group, Membership, Session, User
+from .handlers import register
+from .settings import Settings
+
+
+class Provisioning:
+    """The database and the consumer of one app instance."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine: AsyncEngine = sqlite_engine(settings.db_path)
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        pull = PullClient(settings.scimbus_url, settings.tokens) if settings.scimbus_url and settings.tokens else None
+        self.consumer = Consumer(
+            amqp_url=settings.amqp_url,
+            queue=settings.queue,
+            exchange=settings.exchange,
+            tenants=settings.tenants,
+            store=SqlStore(self.sessionmaker),
+            pull=pull,
+            max_attempts=settings.max_attempts,
+            queue_arguments=settings.queue_arguments,
+            reconnect_interval=settings.reconnect_interval,
+            auto_delete_dead_letter_exchange=settings.auto_delete_dead_letter_exchange,
+        )
+        register(self.consumer)
+
+    async def create_tables(self) -> None:
+        async with self.engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+        await SqlStore.create_tables(self.engine)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+class UserOut(BaseModel):
+    tenant: str
+    id: str
+    userName: str
+    displayName: str | None
+    email: str | None
+    active: bool
+    groups: list[str]
+
+
+class SessionIn(BaseModel):
+    tenant: str
+    user_id: str
+
+
+def create_app(provisioning: Provisioning | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        prov = provisioning or Provisioning(Settings.from_env())
+        app.state.provisioning = prov
+        await prov.create_tables()
+        try:
+            async with prov.consumer.lifespan(app):
+                yield
+        finally:
+            await prov.close()
+
+    app = FastAPI(title="scimbus example app", lifespan=lifespan)
+    if provisioning is not None:
+        app.state.provisioning = provisioning
+
+    def db(request: Request) -> async_sessionmaker[AsyncSession]:
+        prov: Provisioning = request.app.state.provisioning
+        return prov.sessionmaker
+
+    @app.get("/users", response_model=list[UserOut])
+    async def list_users(request: Request, tenant: str | None = None) -> list[dict[str, Any]]:
+        async with db(request)() as session:
+            query = select(User).order_by(User.tenant, User.user_name)
+            if tenant is not None:
+                query = query.where(User.tenant == tenant)
+            users = list(await session.scalars(query))
+            rows = await session.execute(
+                select(Membership.tenant, Membership.member_id, Group.display_name)
+                .join(Group, (Group.tenant == Membership.tenant) & (Group.id == Membership.group_id))
+                .order_by(Group.display_name)
+            )
+            groups: dict[tuple[str, str], list[str]] = {}
+            for t, member, name in rows:
+                groups.setdefault((t, member), []).append(name)
+        return [
+            {
+                "tenant": u.tenant,
+                "id": u.id,
+                "userName": u.user_name,
+                "displayName": u.display_name,
+                "email": u.email,
+                "active": u.active,
+                "groups": groups.get((u.tenant, u.id), []),
+            }
+            for u in users
+        ]
+
+    @app.post("/sessions", status_code=201)
+    async def open_session(request: Request, body: SessionIn) -> dict[str, str]:
+        """Log a user in (a stand-in for the app's real login): only active users get a session."""
+        async with db(request)() as session, session.begin():
+            user = await session.get(User, (body.tenant, body.user_id))
+            if user is None or not user.active:
+                raise HTTPException(status_code=403, detail="unknown or inactive user")
+            token = secrets.token_hex(16)
+            session.add(Session(tenant=body.tenant, user_id=body.user_id, token=token))
+        return {"token": token}
+
+    @app.get("/healthz")
+    async def healthz(request: Request) -> dict[str, Any]:
+        consumer = request.app.state.provisioning.consumer
+        return {"status": "ok", "broker": consumer.connected, "consuming": consumer.consuming.is_set()}
+
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    # `uvicorn scimbus_example.app:app` builds the app on first use, from the environment.
+    if name == "app":
+        return create_app()
+    raise AttributeError(name)

@@ -1,0 +1,140 @@
+"""Event handlers: each writes through `ctx.session`, the transaction that also records the
+event id and the resource version (SqlStore), so a crash never applies half an event."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from scimbus_consumer import Consumer, Context, ResourceGone, ScimGroup, ScimUser
+from scimbus_consumer.models import (
+    GroupCreated,
+    GroupDeleted,
+    GroupMembersAdded,
+    GroupMembersRemoved,
+    GroupSnapshot,
+    GroupUpdated,
+    TenantDeleted,
+    UserCreated,
+    UserDeactivated,
+    UserDeleted,
+    UserReactivated,
+    UserSnapshot,
+    UserUpdated,
+)
+
+from .db import Group, Membership, Session, User, WelcomeEmail
+
+
+def _primary_email(user: ScimUser) -> str | None:
+    emails = (user.model_extra or {}).get("emails") or []
+    primary = [e for e in emails if isinstance(e, dict) and e.get("primary")] or emails
+    value = primary[0].get("value") if primary and isinstance(primary[0], dict) else None
+    return value if isinstance(value, str) else None
+
+
+async def upsert_user(session: AsyncSession, tenant: str, user: ScimUser) -> None:
+    await session.merge(
+        User(
+            tenant=tenant,
+            id=user.id,
+            user_name=user.user_name,
+            display_name=user.display_name,
+            email=_primary_email(user),
+            active=user.is_active,
+        )
+    )
+    if not user.is_active:
+        await revoke_sessions(session, tenant, user.id)
+
+
+async def revoke_sessions(session: AsyncSession, tenant: str, user_id: str) -> None:
+    await session.execute(delete(Session).where(Session.tenant == tenant, Session.user_id == user_id))
+
+
+async def delete_user(session: AsyncSession, tenant: str, user_id: str) -> None:
+    await revoke_sessions(session, tenant, user_id)
+    await session.execute(delete(Membership).where(Membership.tenant == tenant, Membership.member_id == user_id))
+    await session.execute(delete(User).where(User.tenant == tenant, User.id == user_id))
+
+
+async def upsert_group(session: AsyncSession, tenant: str, group: ScimGroup) -> None:
+    await session.merge(Group(tenant=tenant, id=group.id, display_name=group.display_name))
+
+
+async def delete_group(session: AsyncSession, tenant: str, group_id: str) -> None:
+    await session.execute(
+        delete(Membership).where(
+            Membership.tenant == tenant, (Membership.group_id == group_id) | (Membership.member_id == group_id)
+        )
+    )
+    await session.execute(delete(Group).where(Group.tenant == tenant, Group.id == group_id))
+
+
+def register(consumer: Consumer) -> None:
+    @consumer.on("scimbus.user.created")
+    @consumer.on("scimbus.user.updated")
+    @consumer.on("scimbus.user.reactivated")
+    async def user_changed(event: UserCreated | UserUpdated | UserReactivated, ctx: Context) -> None:
+        await upsert_user(ctx.session, ctx.tenant, event.data.resource)
+        if isinstance(event, UserCreated):
+            ctx.session.add(WelcomeEmail(tenant=ctx.tenant, user_id=event.data.resource.id, event_id=event.id))
+
+    @consumer.on("scimbus.user.deactivated")
+    async def user_deactivated(event: UserDeactivated, ctx: Context) -> None:
+        await upsert_user(ctx.session, ctx.tenant, event.data.resource)
+        await revoke_sessions(ctx.session, ctx.tenant, event.data.resource.id)
+
+    @consumer.on("scimbus.user.snapshot")
+    async def user_snapshot(event: UserSnapshot, ctx: Context) -> None:
+        await upsert_user(ctx.session, ctx.tenant, event.data.resource)
+
+    @consumer.on("scimbus.user.deleted")
+    async def user_deleted(event: UserDeleted, ctx: Context) -> None:
+        await delete_user(ctx.session, ctx.tenant, event.resource_id)
+
+    @consumer.on("scimbus.group.created")
+    @consumer.on("scimbus.group.updated")
+    async def group_changed(event: GroupCreated | GroupUpdated, ctx: Context) -> None:
+        await upsert_group(ctx.session, ctx.tenant, event.data.resource)
+
+    @consumer.on("scimbus.group.snapshot")
+    async def group_snapshot(event: GroupSnapshot, ctx: Context) -> None:
+        group = event.data.resource
+        await upsert_group(ctx.session, ctx.tenant, group)
+        await ctx.session.execute(
+            delete(Membership).where(Membership.tenant == ctx.tenant, Membership.group_id == group.id)
+        )
+        for member in {m.value for m in event.data.members}:
+            ctx.session.add(Membership(tenant=ctx.tenant, group_id=group.id, member_id=member))
+
+    @consumer.on("scimbus.group.deleted")
+    async def group_deleted(event: GroupDeleted, ctx: Context) -> None:
+        await delete_group(ctx.session, ctx.tenant, event.resource_id)
+
+    @consumer.on("scimbus.group.members_added")
+    async def members_added(event: GroupMembersAdded, ctx: Context) -> None:
+        for member in event.data.members:
+            await ctx.session.merge(Membership(tenant=ctx.tenant, group_id=event.data.group, member_id=member))
+
+    @consumer.on("scimbus.group.members_removed")
+    async def members_removed(event: GroupMembersRemoved, ctx: Context) -> None:
+        await ctx.session.execute(
+            delete(Membership).where(
+                Membership.tenant == ctx.tenant,
+                Membership.group_id == event.data.group,
+                Membership.member_id.in_(event.data.members),
+            )
+        )
+
+    @consumer.on("scimbus.tenant.deleted")
+    async def tenant_deleted(event: TenantDeleted, ctx: Context) -> None:
+        for table in (Session, Membership, Group, User, WelcomeEmail):
+            await ctx.session.execute(delete(table).where(table.tenant == event.tenant))
+
+    @consumer.on_gone
+    async def gone(item: ResourceGone, ctx: Context) -> None:
+        if item.resource_type == "Users":
+            await delete_user(ctx.session, item.tenant, item.resource_id)
+        elif item.resource_type == "Groups":
+            await delete_group(ctx.session, item.tenant, item.resource_id)

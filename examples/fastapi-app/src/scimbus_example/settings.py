@@ -1,0 +1,60 @@
+"""Settings from environment variables (`SCIMBUS_EXAMPLE_*`)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Settings:
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    scimbus_url: str | None = None
+    tokens: dict[str, str] = field(default_factory=dict)
+    tenants: list[str] = field(default_factory=list)
+    queue: str = "example-app.scimbus"
+    exchange: str = "scimbus.events"
+    db_path: str = "example-app.db"
+    max_attempts: int = 5
+    # For tests: extra queue arguments (x-expires) and quick reconnects.
+    queue_arguments: dict[str, Any] = field(default_factory=dict)
+    reconnect_interval: float = 5.0
+    auto_delete_dead_letter_exchange: bool = False
+
+    def __repr__(self) -> str:  # tokens are secrets
+        return f"Settings(amqp_url=<hidden>, scimbus_url={self.scimbus_url!r}, tenants={self.tenants!r}, queue={self.queue!r})"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """`SCIMBUS_EXAMPLE_AMQP_URL`, `_SCIMBUS_URL` (base URL of scimbus, for the pull API),
+        `_TENANTS` (comma-separated slugs), `_EVENTS_TOKENS` (`acme=token,globex=token`, one
+        `events:read` token per tenant) or `_EVENTS_TOKEN` (with exactly one tenant), `_QUEUE`,
+        `_EXCHANGE`, `_DB_PATH`, `_MAX_ATTEMPTS`."""
+        env = os.environ if env is None else env
+        get = lambda name, default=None: env.get(f"SCIMBUS_EXAMPLE_{name}", default)  # noqa: E731
+        tenants = [t.strip() for t in (get("TENANTS") or "").split(",") if t.strip()]
+        tokens: dict[str, str] = {}
+        for pair in (get("EVENTS_TOKENS") or "").split(","):
+            if "=" in pair:
+                tenant, token = pair.split("=", 1)
+                tokens[tenant.strip()] = token.strip()
+        single = get("EVENTS_TOKEN")
+        if single:
+            if len(tenants) != 1:
+                raise ValueError("SCIMBUS_EXAMPLE_EVENTS_TOKEN needs exactly one tenant in SCIMBUS_EXAMPLE_TENANTS")
+            tokens[tenants[0]] = single
+        tenants = tenants or sorted(tokens)
+        if not tenants:
+            raise ValueError("set SCIMBUS_EXAMPLE_TENANTS (and SCIMBUS_EXAMPLE_EVENTS_TOKENS for the pull API)")
+        return cls(
+            amqp_url=get("AMQP_URL", cls.amqp_url),
+            scimbus_url=get("SCIMBUS_URL"),
+            tokens=tokens,
+            tenants=tenants,
+            queue=get("QUEUE", cls.queue),
+            exchange=get("EXCHANGE", cls.exchange),
+            db_path=get("DB_PATH", cls.db_path),
+            max_attempts=int(get("MAX_ATTEMPTS", str(cls.max_attempts))),
+        )
