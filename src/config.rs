@@ -45,6 +45,11 @@ pub struct Settings {
     pub maintenance_interval: Duration,
     /// `SCIMBUS_METRICS_TOKEN`: when set, `/metrics` needs `Authorization: Bearer <it>`.
     pub metrics_token: Option<SecretString>,
+    /// `SCIMBUS_RETENTION_UNPUBLISHED` (`keep`/`prune`): whether retention may prune events
+    /// no relay has published. Unset: `prune` on SQLite without `SCIMBUS_AMQP_URL` (one
+    /// process, so nothing else will publish them), `keep` otherwise (on PostgreSQL another
+    /// process may be the relay).
+    pub retention_unpublished: Option<bool>,
     /// `SCIMBUS_MAINTENANCE` (`on`/`off`): run retention and tenant purges in this process
     /// (on by default; any number of replicas may run them).
     pub maintenance: bool,
@@ -149,6 +154,17 @@ impl Settings {
         };
         let migrate = switch("SCIMBUS_MIGRATE")?;
         let maintenance = switch("SCIMBUS_MAINTENANCE")?;
+        let retention_unpublished = match get("SCIMBUS_RETENTION_UNPUBLISHED").as_deref() {
+            None => None,
+            Some("prune") => Some(true),
+            Some("keep") => Some(false),
+            Some(other) => {
+                return Err(err(
+                    "SCIMBUS_RETENTION_UNPUBLISHED",
+                    format!("`{other}` is not keep or prune"),
+                ));
+            }
+        };
         let metrics_token = get("SCIMBUS_METRICS_TOKEN")
             .map(|v| {
                 if v.len() < 16 {
@@ -264,6 +280,7 @@ impl Settings {
             maintenance_interval,
             maintenance,
             metrics_token,
+            retention_unpublished,
         })
     }
 }
@@ -304,6 +321,7 @@ mod tests {
             ("SCIMBUS_EVENT_RETENTION_HOURS", "0"),
             ("SCIMBUS_MAINTENANCE_INTERVAL_SECS", "soon"),
             ("SCIMBUS_MAINTENANCE", "sometimes"),
+            ("SCIMBUS_RETENTION_UNPUBLISHED", "maybe"),
         ] {
             let e = settings(&[(name, value)]).unwrap_err();
             assert_eq!(e.name, name);

@@ -31,6 +31,9 @@ pub async fn open_context(
     if settings.migrate {
         store.migrate().await.context("migrations failed")?;
     }
+    let keep_unpublished = !settings
+        .retention_unpublished
+        .unwrap_or(store.backend() == crate::store::Backend::Sqlite && settings.relay.is_none());
     let context = Context {
         store,
         clock,
@@ -46,7 +49,7 @@ pub async fn open_context(
             settings.cursor_timeout_secs,
         ),
         event_retention: settings.event_retention,
-        relay_enabled: settings.relay.is_some(),
+        keep_unpublished,
         maintenance_wake: Arc::new(tokio::sync::Notify::new()),
         metrics: Arc::new(crate::metrics::Metrics::new()),
     };

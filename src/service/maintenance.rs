@@ -66,7 +66,7 @@ pub async fn purge_once(ctx: &Context) -> Result<PurgeStep, ServiceError> {
 
 /// One pass of retention over every tenant: deletes each tenant's oldest events that are
 /// older than the retention period and settled (published or parked — or any, when no
-/// relay publishes), never past the first one that is not, so what remains of a tenant is
+/// relay will publish them: `Context::keep_unpublished`), never past the first one that is not, so what remains of a tenant is
 /// always a contiguous tail and `events_pruned_through` exact. A purged tenant whose
 /// events are all gone is removed. Returns how many events went.
 #[tracing::instrument(skip_all, err(level = "warn"))]
@@ -85,7 +85,7 @@ pub async fn prune_once(ctx: &Context) -> Result<u64, ServiceError> {
             let ages = outbox::oldest(ctx.store.conn(), &tenant.id, after, BATCH).await?;
             let through = ages
                 .iter()
-                .take_while(|a| a.created_at < cutoff && (a.settled || !ctx.relay_enabled))
+                .take_while(|a| a.created_at < cutoff && (a.settled || !ctx.keep_unpublished))
                 .last()
                 .map(|a| a.sequence);
             let Some(through) = through else {

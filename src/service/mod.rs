@@ -128,9 +128,9 @@ pub struct Context {
     pub cursors: cursor::Cursors,
     /// How long events are kept before retention prunes them (DESIGN 13).
     pub event_retention: std::time::Duration,
-    /// Whether a relay publishes this store's events: retention then waits for an event to
-    /// be published (or parked) before pruning it, whatever its age.
-    pub relay_enabled: bool,
+    /// Whether retention keeps unpublished events whatever their age (a relay will publish
+    /// them), or prunes them by age alone (no relay ever will).
+    pub keep_unpublished: bool,
     /// Wakes the maintenance loop (a tenant was deleted: start purging now).
     pub maintenance_wake: Arc<Notify>,
     /// The process's Prometheus metrics.

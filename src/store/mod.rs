@@ -174,9 +174,24 @@ impl Store {
         Ok(())
     }
 
-    /// Whether every known migration is applied (for `/readyz`).
+    /// Whether every migration this binary knows is applied (for `/readyz`). Migrations
+    /// the database has and this binary does not (a newer replica applied them during a
+    /// rolling upgrade) do not make it unready: migrations are append-only and additive.
     pub async fn migrations_applied(&self) -> Result<bool, StoreError> {
-        Ok(Migrator::get_pending_migrations(&self.db).await?.is_empty())
+        let rows = self
+            .db
+            .query_all_raw(sea_orm::Statement::from_string(
+                self.db.get_database_backend(),
+                "SELECT version FROM seaql_migrations",
+            ))
+            .await?;
+        let applied = rows
+            .iter()
+            .map(|row| row.try_get::<String>("", "version"))
+            .collect::<Result<std::collections::HashSet<_>, _>>()?;
+        Ok(Migrator::migrations()
+            .iter()
+            .all(|m| applied.contains(m.name())))
     }
 
     /// A round trip to the database.

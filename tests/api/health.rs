@@ -10,7 +10,39 @@ both_backends!(
     healthz_and_readyz_answer_200_once_up,
     metrics_count_requests_by_route_template_and_tenant_and_read_the_outbox,
     metrics_can_require_a_token,
+    readyz_tolerates_newer_migrations_and_reports_missing_ones,
 );
+
+async fn readyz_status(app: &TestApp) -> u16 {
+    app.client
+        .get(format!("{}/readyz", app.address))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+async fn readyz_tolerates_newer_migrations_and_reports_missing_ones(backend: Backend) {
+    use sea_orm::ConnectionTrait;
+    let app = spawn_app(backend).await;
+    let conn = app.ctx.store.conn();
+    // A newer replica applied a migration this binary does not know: still ready (rolling
+    // upgrades keep the old replicas in the pool).
+    conn.execute_unprepared(
+        "INSERT INTO seaql_migrations (version, applied_at) VALUES ('m20991231_000001_future', 0)",
+    )
+    .await
+    .unwrap();
+    assert_eq!(readyz_status(&app).await, 200);
+    // A migration this binary needs is missing: not ready.
+    conn.execute_unprepared(
+        "DELETE FROM seaql_migrations WHERE version = 'm20261129_000011_create_audit_log'",
+    )
+    .await
+    .unwrap();
+    assert_eq!(readyz_status(&app).await, 503);
+}
 
 async fn scrape(app: &TestApp, token: Option<&str>) -> reqwest::Response {
     let mut request = app.client.get(format!("{}/metrics", app.address));

@@ -152,6 +152,8 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, String)]) -> TestA
         ("SCIMBUS_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
         // Tests step retention and purges themselves (`service::maintenance`).
         ("SCIMBUS_MAINTENANCE", "off".to_owned()),
+        // No relay runs in these tests: retention prunes by age alone on both backends.
+        ("SCIMBUS_RETENTION_UNPUBLISHED", "prune".to_owned()),
     ];
     vars.extend(extra.iter().cloned());
     let clock = Arc::new(ManualClock::new(

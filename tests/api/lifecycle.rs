@@ -17,6 +17,7 @@ both_backends!(
     a_deleted_tenant_slug_is_free_again_only_after_its_events_are_pruned,
     retention_prunes_old_events_and_the_pull_api_answers_410_before_the_mark,
     with_a_relay_retention_keeps_unpublished_events_whatever_their_age,
+    unpublished_events_are_kept_by_default_on_postgres_and_pruned_on_a_lone_sqlite,
     erasure_redacts_a_subjects_payloads_and_keeps_the_envelopes,
     several_live_tokens_rotate_with_overlap_and_last_use_is_sampled,
     every_admin_action_is_in_the_audit_log_with_its_actor,
@@ -239,7 +240,7 @@ async fn with_a_relay_retention_keeps_unpublished_events_whatever_their_age(back
     create_users(&app, 3).await;
     app.clock.advance(TimeDelta::days(30));
     let mut ctx = app.ctx.clone();
-    ctx.relay_enabled = true;
+    ctx.keep_unpublished = true;
     assert_eq!(maintenance::prune_once(&ctx).await.unwrap(), 0);
     let tenant = tenant_row(&app, "acme").await.unwrap();
     // The first two are published; the third is not: only the first two may go.
@@ -459,4 +460,20 @@ async fn every_admin_action_is_in_the_audit_log_with_its_actor(backend: Backend)
     );
     let response = app.admin(Method::GET, "/audit?limit=0", None).await;
     assert_scim_error(response, 400, Some("invalidValue")).await;
+}
+
+async fn unpublished_events_are_kept_by_default_on_postgres_and_pruned_on_a_lone_sqlite(
+    backend: Backend,
+) {
+    // Unset (empty counts as unset): the default for this backend without a broker.
+    let app = spawn_app_with(backend, &[("SCIMBUS_RETENTION_UNPUBLISHED", String::new())]).await;
+    create_users(&app, 2).await;
+    app.clock.advance(TimeDelta::days(8));
+    let pruned = maintenance::prune_once(&app.ctx).await.unwrap();
+    match backend {
+        // Another process (`scimbus relay`) may be publishing them.
+        Backend::Postgres => assert_eq!(pruned, 0),
+        // One process, no broker: nothing will ever publish them.
+        Backend::Sqlite => assert_eq!(pruned, 2),
+    }
 }
