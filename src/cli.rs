@@ -56,6 +56,8 @@ pub enum Command {
         #[command(subcommand)]
         command: EventsCommand,
     },
+    /// Print the OpenAPI document of every route (the committed `openapi/openapi.json`).
+    Openapi,
     /// Read the audit log of admin actions.
     Audit {
         /// Only this tenant's entries.
@@ -138,6 +140,10 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
             let ctx = offline_context(&settings).await?;
             let n = events::purge_subject(&ctx, &Actor::os_user(), &tenant, &subject).await?;
             println!("{n} events of {subject} in tenant {tenant} redacted");
+            Ok(())
+        }
+        Command::Openapi => {
+            print!("{}", crate::http::openapi::document_json()?);
             Ok(())
         }
         Command::Audit {

@@ -9,6 +9,7 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
 use tracing_actix_web::TracingLogger;
 use url::Url;
+use utoipa_actix_web::AppExt;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
@@ -113,6 +114,7 @@ impl Application {
         let metrics_token = web::Data::new(crate::http::metrics::MetricsToken(
             settings.metrics_token.clone(),
         ));
+        let openapi = crate::http::openapi::document();
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(actix_web::middleware::from_fn(crate::http::metrics::record))
@@ -126,7 +128,15 @@ impl Application {
                 .app_data(web::PathConfig::default().error_handler(|err, _| {
                     ApiError::Scim(ScimError::invalid_value(err.to_string())).into()
                 }))
+                .into_utoipa_app()
                 .configure(|cfg| crate::http::configure(cfg, admin_enabled))
+                .into_app()
+                // The document of every route (admin included), and Swagger UI served from
+                // the binary (vendored: it works offline).
+                .service(
+                    utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}")
+                        .url("/openapi.json", openapi.clone()),
+                )
         })
         .listen(listener)?
         .run();

@@ -3,14 +3,17 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
+use actix_web::{delete, get, post};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::json;
+use utoipa_actix_web::service_config::ServiceConfig;
 use validator::Validate;
 
 use super::body::JsonBody;
 use super::error::ApiError;
-use super::{method_not_allowed, response};
+use super::openapi::{SCIM, ScimErrorBody};
+use super::response;
 use crate::domain::Scope;
 use crate::scim::error::ScimError;
 use crate::scim::time;
@@ -18,39 +21,26 @@ use crate::service::audit::{self, Actor};
 use crate::service::{Context, events, tenants};
 use crate::tenancy::auth::AdminActor;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/tenants")
-            .route(web::get().to(list_tenants))
-            .route(web::post().to(create_tenant))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/tenants/{slug}")
-            .route(web::get().to(get_tenant))
-            .route(web::delete().to(delete_tenant))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/tenants/{slug}/tokens")
-            .route(web::get().to(list_tokens))
-            .route(web::post().to(issue_token))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/tenants/{slug}/tokens/{id}")
-            .route(web::delete().to(revoke_token))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/tenants/{slug}/events/purge")
-            .route(web::post().to(purge_events))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/audit")
-            .route(web::get().to(list_audit))
-            .default_service(web::to(method_not_allowed)),
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(list_tenants)
+        .service(create_tenant)
+        .service(get_tenant)
+        .service(delete_tenant)
+        .service(list_tokens)
+        .service(issue_token)
+        .service(revoke_token)
+        .service(purge_events)
+        .service(list_audit);
+    super::other_methods(
+        cfg,
+        &[
+            "/tenants",
+            "/tenants/{slug}",
+            "/tenants/{slug}/tokens",
+            "/tenants/{slug}/tokens/{id}",
+            "/tenants/{slug}/events/purge",
+            "/audit",
+        ],
     );
 }
 
@@ -62,7 +52,18 @@ struct PurgeEvents {
     subject: String,
 }
 
-/// Erasure: redacts the payloads of a subject's retained events (GDPR requests).
+/// Erasure: redacts the data of every retained event about a subject (GDPR requests).
+#[utoipa::path(
+    operation_id = "purgeEvents",
+    tag = "Admin",
+    params(("slug" = String, Path, description = "Tenant slug.")),
+    request_body(content = super::openapi::PurgeRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "What was redacted", content_type = SCIM, body = super::openapi::PurgeResult),
+        (status = "default", description = "A SCIM error (400, 401, 404)", content_type = SCIM, body = ScimErrorBody),
+    )
+)]
+#[post("/tenants/{slug}/events/purge")]
 async fn purge_events(
     ctx: web::Data<Context>,
     actor: AdminActor,
@@ -79,7 +80,8 @@ async fn purge_events(
     ))
 }
 
-#[derive(Debug, Deserialize, Validate)]
+#[derive(Debug, Deserialize, Validate, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct AuditQuery {
     #[validate(length(min = 1, max = 63))]
     tenant: Option<String>,
@@ -89,7 +91,17 @@ struct AuditQuery {
     limit: Option<u64>,
 }
 
-/// The audit log, oldest first; `after` (the last entry id seen) pages it.
+/// The audit log of admin actions, oldest first; `after` (the last id seen) pages it.
+#[utoipa::path(
+    operation_id = "listAudit",
+    tag = "Admin",
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "A page of entries", content_type = SCIM, body = super::openapi::AuditPage),
+        (status = "default", description = "A SCIM error (400, 401)", content_type = SCIM, body = ScimErrorBody),
+    )
+)]
+#[get("/audit")]
 async fn list_audit(
     ctx: web::Data<Context>,
     _: AdminActor,
@@ -136,6 +148,17 @@ fn parse<T: serde::de::DeserializeOwned + Validate>(body: JsonBody) -> Result<T,
     Ok(value)
 }
 
+/// Creates a tenant; its SCIM base URL is /scim/v2/{slug}.
+#[utoipa::path(
+    operation_id = "createTenant",
+    tag = "Admin",
+    request_body(content = super::openapi::CreateTenant, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The tenant", content_type = SCIM, body = super::openapi::Tenant),
+        (status = "default", description = "A SCIM error (400, 401, 409 slug taken)", content_type = SCIM, body = ScimErrorBody),
+    )
+)]
+#[post("/tenants")]
 async fn create_tenant(
     ctx: web::Data<Context>,
     actor: AdminActor,
@@ -147,6 +170,16 @@ async fn create_tenant(
     Ok(response::scim(StatusCode::CREATED, &tenant))
 }
 
+/// Lists every tenant, deleted ones included.
+#[utoipa::path(
+    operation_id = "listTenants",
+    tag = "Admin",
+    responses(
+        (status = 200, description = "The tenants", content_type = SCIM, body = super::openapi::TenantList),
+        (status = "default", description = "A SCIM error (401)", content_type = SCIM, body = ScimErrorBody),
+    )
+)]
+#[get("/tenants")]
 async fn list_tenants(ctx: web::Data<Context>, _: AdminActor) -> Result<HttpResponse, ApiError> {
     let tenants = tenants::list_tenants(&ctx).await?;
     Ok(response::scim(
@@ -155,6 +188,17 @@ async fn list_tenants(ctx: web::Data<Context>, _: AdminActor) -> Result<HttpResp
     ))
 }
 
+/// Reads a live tenant.
+#[utoipa::path(
+    operation_id = "getTenant",
+    tag = "Admin",
+    params(("slug" = String, Path, description = "Tenant slug.")),
+    responses(
+        (status = 200, description = "The tenant", content_type = SCIM, body = super::openapi::Tenant),
+        (status = "default", description = "A SCIM error (400, 401, 404)", content_type = SCIM, body = ScimErrorBody),
+    )
+)]
+#[get("/tenants/{slug}")]
 async fn get_tenant(
     ctx: web::Data<Context>,
     _: AdminActor,
@@ -164,6 +208,17 @@ async fn get_tenant(
     Ok(response::scim(StatusCode::OK, &tenant))
 }
 
+/// Deletes a tenant: its tokens fail at once; its data is purged in the background, then `scimbus.tenant.deleted` is emitted.
+#[utoipa::path(
+    operation_id = "deleteTenant",
+    tag = "Admin",
+    params(("slug" = String, Path, description = "Tenant slug.")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = "default", description = "A SCIM error (400, 401, 404)", content_type = SCIM, body = ScimErrorBody),
+    )
+)]
+#[delete("/tenants/{slug}")]
 async fn delete_tenant(
     ctx: web::Data<Context>,
     actor: AdminActor,
@@ -174,6 +229,18 @@ async fn delete_tenant(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Issues a token; its secret is in this response only.
+#[utoipa::path(
+    operation_id = "issueToken",
+    tag = "Admin",
+    params(("slug" = String, Path, description = "Tenant slug.")),
+    request_body(content = super::openapi::IssueToken, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The token with its secret", content_type = SCIM, body = super::openapi::IssuedToken),
+        (status = "default", description = "A SCIM error (400, 401, 404)", content_type = SCIM, body = ScimErrorBody),
+    )
+)]
+#[post("/tenants/{slug}/tokens")]
 async fn issue_token(
     ctx: web::Data<Context>,
     actor: AdminActor,
@@ -210,6 +277,17 @@ async fn issue_token(
     Ok(response::scim(StatusCode::CREATED, &body))
 }
 
+/// Lists a tenant's tokens, never their secrets.
+#[utoipa::path(
+    operation_id = "listTokens",
+    tag = "Admin",
+    params(("slug" = String, Path, description = "Tenant slug.")),
+    responses(
+        (status = 200, description = "The tokens", content_type = SCIM, body = super::openapi::TokenList),
+        (status = "default", description = "A SCIM error (400, 401, 404)", content_type = SCIM, body = ScimErrorBody),
+    )
+)]
+#[get("/tenants/{slug}/tokens")]
 async fn list_tokens(
     ctx: web::Data<Context>,
     _: AdminActor,
@@ -219,6 +297,17 @@ async fn list_tokens(
     Ok(response::scim(StatusCode::OK, &json!({ "tokens": tokens })))
 }
 
+/// Revokes a token: the next request with it gets 401.
+#[utoipa::path(
+    operation_id = "revokeToken",
+    tag = "Admin",
+    params(("slug" = String, Path, description = "Tenant slug."), ("id" = String, Path, description = "Token id.")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = "default", description = "A SCIM error (400, 401, 404)", content_type = SCIM, body = ScimErrorBody),
+    )
+)]
+#[delete("/tenants/{slug}/tokens/{id}")]
 async fn revoke_token(
     ctx: web::Data<Context>,
     actor: AdminActor,

@@ -1,50 +1,55 @@
 //! `/ServiceProviderConfig`, `/ResourceTypes`, `/Schemas` (RFC 7644 §4) per tenant, from the
 //! registry; `/Me` answers 501 (tokens are not bound to a user).
 
+use actix_web::get;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::error::ApiError;
-use super::{method_not_allowed, response};
+use super::openapi::{DiscoveryDocument, ListResponse as ListDoc, SCIM, ScimErrorBody, TenantPath};
+use super::response;
 use crate::scim::discovery::{self, Limits};
 use crate::scim::error::ScimError;
 use crate::scim::resource::ListResponse;
 use crate::service::Context;
 use crate::tenancy::auth::AuthenticatedTenant;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/ServiceProviderConfig")
-            .route(web::get().to(service_provider_config))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/ResourceTypes")
-            .route(web::get().to(resource_types))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/ResourceTypes/{name}")
-            .route(web::get().to(resource_type))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/Schemas")
-            .route(web::get().to(schemas))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/Schemas/{urn}")
-            .route(web::get().to(schema))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(web::resource("/Me").default_service(web::to(me)));
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(service_provider_config)
+        .service(resource_types)
+        .service(resource_type)
+        .service(list_schemas)
+        .service(get_schema)
+        .service(me)
+        .route("/Me", web::route().to(me_unsupported));
+    super::other_methods(
+        cfg,
+        &[
+            "/ServiceProviderConfig",
+            "/ResourceTypes",
+            "/ResourceTypes/{name}",
+            "/Schemas",
+            "/Schemas/{urn}",
+        ],
+    );
 }
 
 fn base(ctx: &Context, auth: &AuthenticatedTenant) -> String {
     ctx.scim_base(&auth.tenant.slug)
 }
 
+/// The service provider's configuration (RFC 7644 §4).
+#[utoipa::path(
+    operation_id = "getServiceProviderConfig",
+    tag = "SCIM discovery",
+    params(TenantPath),
+    responses(
+        (status = 200, description = "The service provider's configuration (RFC 7644 §4).", content_type = SCIM, body = DiscoveryDocument),
+        (status = "default", description = "A SCIM error (404)", content_type = SCIM, body = ScimErrorBody),
+    )
+)]
+#[get("/ServiceProviderConfig")]
 async fn service_provider_config(
     ctx: web::Data<Context>,
     auth: AuthenticatedTenant,
@@ -58,11 +63,33 @@ async fn service_provider_config(
     )
 }
 
+/// The resource types (RFC 7644 §4).
+#[utoipa::path(
+    operation_id = "listResourceTypes",
+    tag = "SCIM discovery",
+    params(TenantPath),
+    responses(
+        (status = 200, description = "The resource types (RFC 7644 §4).", content_type = SCIM, body = ListDoc),
+        (status = "default", description = "A SCIM error (404)", content_type = SCIM, body = ScimErrorBody),
+    )
+)]
+#[get("/ResourceTypes")]
 async fn resource_types(ctx: web::Data<Context>, auth: AuthenticatedTenant) -> HttpResponse {
     let all = discovery::resource_types(&base(&ctx, &auth), ctx.registry);
     response::scim(StatusCode::OK, &ListResponse::new(all.len() as u64, 1, all))
 }
 
+/// One resource type.
+#[utoipa::path(
+    operation_id = "getResourceType",
+    tag = "SCIM discovery",
+    params(TenantPath, ("name" = String, Path, description = "`User` or `Group`.")),
+    responses(
+        (status = 200, description = "One resource type.", content_type = SCIM, body = DiscoveryDocument),
+        (status = "default", description = "A SCIM error (404)", content_type = SCIM, body = ScimErrorBody),
+    )
+)]
+#[get("/ResourceTypes/{name}")]
 async fn resource_type(
     ctx: web::Data<Context>,
     auth: AuthenticatedTenant,
@@ -80,12 +107,34 @@ async fn resource_type(
     ))
 }
 
-async fn schemas(ctx: web::Data<Context>, auth: AuthenticatedTenant) -> HttpResponse {
+/// The schemas (RFC 7644 §4).
+#[utoipa::path(
+    operation_id = "listSchemas",
+    tag = "SCIM discovery",
+    params(TenantPath),
+    responses(
+        (status = 200, description = "The schemas (RFC 7644 §4).", content_type = SCIM, body = ListDoc),
+        (status = "default", description = "A SCIM error (404)", content_type = SCIM, body = ScimErrorBody),
+    )
+)]
+#[get("/Schemas")]
+async fn list_schemas(ctx: web::Data<Context>, auth: AuthenticatedTenant) -> HttpResponse {
     let all = discovery::schemas(&base(&ctx, &auth), ctx.registry);
     response::scim(StatusCode::OK, &ListResponse::new(all.len() as u64, 1, all))
 }
 
-async fn schema(
+/// One schema.
+#[utoipa::path(
+    operation_id = "getSchema",
+    tag = "SCIM discovery",
+    params(TenantPath, ("urn" = String, Path, description = "A schema URN, e.g. `urn:ietf:params:scim:schemas:core:2.0:User`.")),
+    responses(
+        (status = 200, description = "One schema.", content_type = SCIM, body = DiscoveryDocument),
+        (status = "default", description = "A SCIM error (404)", content_type = SCIM, body = ScimErrorBody),
+    )
+)]
+#[get("/Schemas/{urn}")]
+async fn get_schema(
     ctx: web::Data<Context>,
     auth: AuthenticatedTenant,
     path: web::Path<(String, String)>,
@@ -100,7 +149,20 @@ async fn schema(
     ))
 }
 
+/// `/Me` (RFC 7644 §3.11) is not supported: tokens belong to a tenant, not a user.
+#[utoipa::path(
+    operation_id = "me",
+    tag = "SCIM discovery",
+    params(TenantPath),
+    responses((status = 501, description = "Not implemented", content_type = SCIM, body = ScimErrorBody))
+)]
+#[get("/Me")]
 async fn me() -> Result<HttpResponse, ApiError> {
+    me_unsupported().await
+}
+
+/// Every method on `/Me` answers 501 alike.
+async fn me_unsupported() -> Result<HttpResponse, ApiError> {
     Err(ApiError::Scim(ScimError::new(
         501,
         None,

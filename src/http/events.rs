@@ -1,33 +1,47 @@
 //! `/events/v1/{tenant}`: the pull API (committed events in `sequence` order) and
 //! snapshots for resync, for consumers holding an `events:read` token (DESIGN 13).
 
+use actix_web::get;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::error::ApiError;
-use super::{integer, method_not_allowed};
+use super::integer;
+use super::openapi::{SCIM, ScimErrorBody, TenantPath};
 use crate::scim::error::ScimError;
 use crate::service::Context;
 use crate::service::events::{self, DEFAULT_PAGE, SnapshotKind};
 use crate::tenancy::auth::AuthenticatedTenant;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("")
-            .route(web::get().to(pull))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/snapshot/{kind}")
-            .route(web::get().to(snapshot_page))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/snapshot/{kind}/{id}")
-            .route(web::get().to(snapshot_one))
-            .default_service(web::to(method_not_allowed)),
-    );
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(pull)
+        .service(snapshot_page)
+        .service(snapshot_one);
+    super::other_methods(cfg, &["", "/snapshot/{kind}", "/snapshot/{kind}/{id}"]);
+}
+
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct PullParams {
+    /// Return events with a larger sequence (default 0).
+    after: Option<i64>,
+    /// 1 to 1000 (default 100).
+    limit: Option<i64>,
+    /// Comma-separated CloudEvents types to return.
+    types: Option<String>,
+}
+
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct SnapshotParams {
+    /// Return resources with a larger id (the previous page's `next`).
+    after: Option<String>,
+    /// 1 to 1000 (default 100).
+    limit: Option<i64>,
 }
 
 fn json(status: StatusCode, body: &impl serde::Serialize) -> HttpResponse {
@@ -57,7 +71,18 @@ fn limit(value: Option<&str>) -> Result<u64, ApiError> {
     }
 }
 
-/// `GET /events/v1/{tenant}?after=&limit=&types=`.
+/// Committed events after `after`, in `sequence` order, whatever their publish state.
+#[utoipa::path(
+    operation_id = "pullEvents",
+    tag = "Events",
+    params(TenantPath, PullParams),
+    responses(
+        (status = 200, description = "A page of events", body = super::openapi::EventPage),
+        (status = 410, description = "`after` is before the retention mark: resync from snapshots", content_type = SCIM, body = ScimErrorBody),
+        (status = "default", description = "A SCIM error (400, 401, 403 insufficient_scope)", content_type = SCIM, body = ScimErrorBody),
+    )
+)]
+#[get("")]
 async fn pull(
     ctx: web::Data<Context>,
     auth: AuthenticatedTenant,
@@ -89,7 +114,17 @@ struct SnapshotQuery {
     limit: Option<String>,
 }
 
-/// `GET /events/v1/{tenant}/snapshot/{Users|Groups}?after=&limit=`.
+/// Current users or groups as snapshot events, in id order, for bootstrap and resync.
+#[utoipa::path(
+    operation_id = "listSnapshots",
+    tag = "Events",
+    params(TenantPath, ("kind" = String, Path, description = "`Users` or `Groups`."), SnapshotParams),
+    responses(
+        (status = 200, description = "A page of snapshots", body = super::openapi::SnapshotPage),
+        (status = "default", description = "A SCIM error (400, 401, 403, 404 unknown kind)", content_type = SCIM, body = ScimErrorBody),
+    )
+)]
+#[get("/snapshot/{kind}")]
 async fn snapshot_page(
     ctx: web::Data<Context>,
     auth: AuthenticatedTenant,
@@ -109,7 +144,17 @@ async fn snapshot_page(
     Ok(json(StatusCode::OK, &page))
 }
 
-/// `GET /events/v1/{tenant}/snapshot/{Users|Groups}/{id}`.
+/// One resource's snapshot, to repair a gap; 404 once it is gone.
+#[utoipa::path(
+    operation_id = "getSnapshot",
+    tag = "Events",
+    params(TenantPath, ("kind" = String, Path, description = "`Users` or `Groups`."), ("id" = String, Path, description = "The resource id.")),
+    responses(
+        (status = 200, description = "The snapshot event", body = super::openapi::Event),
+        (status = "default", description = "A SCIM error (401, 403, 404)", content_type = SCIM, body = ScimErrorBody),
+    )
+)]
+#[get("/snapshot/{kind}/{id}")]
 async fn snapshot_one(
     ctx: web::Data<Context>,
     auth: AuthenticatedTenant,

@@ -3,11 +3,14 @@
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, web};
+use actix_web::{delete, get, patch, post, put};
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::body::JsonBody;
 use super::error::ApiError;
+use super::openapi::{ProjectionQuery, ReadQuery, SCIM, TenantPath};
 use super::precondition::{Preconditions, ReadParams};
-use super::{method_not_allowed, response};
+use super::response;
 use crate::service::Context;
 use crate::service::groups::{self, Members};
 use crate::tenancy::auth::AuthenticatedTenant;
@@ -19,28 +22,30 @@ pub(super) fn project(ctx: &Context, params: &ReadParams, body: &mut serde_json:
         .apply(ctx.registry, ctx.registry.group(), body);
 }
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/Groups/.search")
-            .route(web::post().to(super::search::groups))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/Groups")
-            .route(web::get().to(list))
-            .route(web::post().to(create))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/Groups/{id}")
-            .route(web::get().to(get))
-            .route(web::put().to(replace))
-            .route(web::patch().to(patch))
-            .route(web::delete().to(delete))
-            .default_service(web::to(method_not_allowed)),
-    );
+pub fn configure(cfg: &mut ServiceConfig) {
+    // `/Groups/.search` before `/Groups/{id}`, which would take it as an id.
+    cfg.service(super::search::search_groups);
+    super::other_methods(cfg, &["/Groups/.search"]);
+    cfg.service(list)
+        .service(create)
+        .service(get)
+        .service(replace)
+        .service(patch)
+        .service(delete);
+    super::other_methods(cfg, &["/Groups", "/Groups/{id}"]);
 }
 
+/// Lists groups (RFC 7644 §3.4.2); `excludedAttributes=members` never reads members.
+#[utoipa::path(
+    operation_id = "listGroups",
+    tag = "SCIM Groups",
+    params(TenantPath, ReadQuery),
+    responses(
+        (status = 200, description = "The page", content_type = SCIM, body = super::openapi::ListResponse),
+        (status = "default", description = "A SCIM error (400 invalidFilter, invalidValue…)", content_type = SCIM, body = super::openapi::ScimErrorBody),
+    )
+)]
+#[get("/Groups")]
 async fn list(
     ctx: web::Data<Context>,
     auth: AuthenticatedTenant,
@@ -50,6 +55,18 @@ async fn list(
     Ok(response::scim(StatusCode::OK, &list))
 }
 
+/// Creates a group, with members that must exist in the tenant (RFC 7644 §3.3).
+#[utoipa::path(
+    operation_id = "createGroup",
+    tag = "SCIM Groups",
+    params(TenantPath, ProjectionQuery),
+    request_body(content = super::openapi::Group, content_type = SCIM),
+    responses(
+        (status = 201, description = "Created; `Location` and `ETag` set", content_type = SCIM, body = super::openapi::Group),
+        (status = "default", description = "A SCIM error (400 invalidValue, 409 uniqueness, 413, 415)", content_type = SCIM, body = super::openapi::ScimErrorBody),
+    )
+)]
+#[post("/Groups")]
 async fn create(
     ctx: web::Data<Context>,
     auth: AuthenticatedTenant,
@@ -66,6 +83,18 @@ async fn create(
     ))
 }
 
+/// Reads a group (RFC 7644 §3.4.1); `If-None-Match` answers 304.
+#[utoipa::path(
+    operation_id = "getGroup",
+    tag = "SCIM Groups",
+    params(TenantPath, ("id" = String, Path, description = "Server-issued resource id."), ProjectionQuery),
+    responses(
+        (status = 200, description = "The group; `ETag` set", content_type = SCIM, body = super::openapi::Group),
+        (status = 304, description = "`If-None-Match` names the current version"),
+        (status = "default", description = "A SCIM error (404)", content_type = SCIM, body = super::openapi::ScimErrorBody),
+    )
+)]
+#[get("/Groups/{id}")]
 async fn get(
     ctx: web::Data<Context>,
     auth: AuthenticatedTenant,
@@ -86,6 +115,18 @@ async fn get(
     ))
 }
 
+/// Replaces a group and its member list (RFC 7644 §3.5.1); only the difference is written.
+#[utoipa::path(
+    operation_id = "replaceGroup",
+    tag = "SCIM Groups",
+    params(TenantPath, ("id" = String, Path, description = "Server-issued resource id."), ProjectionQuery),
+    request_body(content = super::openapi::Group, content_type = SCIM),
+    responses(
+        (status = 200, description = "The group after the replace", content_type = SCIM, body = super::openapi::Group),
+        (status = "default", description = "A SCIM error (400, 404, 409, 412)", content_type = SCIM, body = super::openapi::ScimErrorBody),
+    )
+)]
+#[put("/Groups/{id}")]
 async fn replace(
     ctx: web::Data<Context>,
     auth: AuthenticatedTenant,
@@ -112,6 +153,20 @@ async fn replace(
     ))
 }
 
+/// Modifies a group (RFC 7644 §3.5.2): 204 with the `ETag`, or 200 with the body when
+/// `attributes` asks for one.
+#[utoipa::path(
+    operation_id = "patchGroup",
+    tag = "SCIM Groups",
+    params(TenantPath, ("id" = String, Path, description = "Server-issued resource id."), ProjectionQuery),
+    request_body(content = super::openapi::PatchOp, content_type = SCIM),
+    responses(
+        (status = 200, description = "The group, when `attributes` is given", content_type = SCIM, body = super::openapi::Group),
+        (status = 204, description = "Applied; `ETag` set"),
+        (status = "default", description = "A SCIM error (400, 404, 409, 412)", content_type = SCIM, body = super::openapi::ScimErrorBody),
+    )
+)]
+#[patch("/Groups/{id}")]
 async fn patch(
     ctx: web::Data<Context>,
     auth: AuthenticatedTenant,
@@ -150,6 +205,17 @@ async fn patch(
         .finish())
 }
 
+/// Deletes a group (RFC 7644 §3.6).
+#[utoipa::path(
+    operation_id = "deleteGroup",
+    tag = "SCIM Groups",
+    params(TenantPath, ("id" = String, Path, description = "Server-issued resource id.")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = "default", description = "A SCIM error (404, 412)", content_type = SCIM, body = super::openapi::ScimErrorBody),
+    )
+)]
+#[delete("/Groups/{id}")]
 async fn delete(
     ctx: web::Data<Context>,
     auth: AuthenticatedTenant,

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::get;
 use actix_web::http::header;
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
@@ -80,7 +81,17 @@ fn authorised(req: &HttpRequest, token: &MetricsToken) -> bool {
     })
 }
 
-/// `GET /metrics`.
+/// Prometheus metrics in the text exposition format.
+#[utoipa::path(
+    operation_id = "metrics",
+    tag = "Operations",
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Prometheus text format", content_type = "text/plain", body = String),
+        (status = 401, description = "`SCIMBUS_METRICS_TOKEN` is set and the request lacks it", content_type = "application/scim+json", body = super::openapi::ScimErrorBody),
+    )
+)]
+#[get("/metrics")]
 pub async fn metrics(
     req: HttpRequest,
     ctx: web::Data<Context>,

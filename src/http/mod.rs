@@ -10,6 +10,7 @@ pub mod events;
 pub mod groups;
 pub mod health;
 pub mod metrics;
+pub mod openapi;
 pub mod precondition;
 pub mod response;
 pub mod search;
@@ -17,45 +18,50 @@ pub mod users;
 
 use actix_web::middleware::from_fn;
 use actix_web::web;
+use utoipa_actix_web::scope;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use error::ApiError;
 
 /// SCIM media type (RFC 7644 §3.1).
 pub const SCIM_JSON: &str = "application/scim+json";
 
-/// Mounts every route. `admin_enabled` is false when no admin token exists: the admin API
-/// is then not mounted at all.
-pub fn configure(cfg: &mut web::ServiceConfig, admin_enabled: bool) {
+/// Mounts every route, collecting each handler's OpenAPI operation as it goes (so the
+/// document and the server cannot disagree). `admin_enabled` is false when no admin token
+/// exists: the admin API is then not mounted at all.
+pub fn configure(cfg: &mut ServiceConfig, admin_enabled: bool) {
     cfg.configure(health::configure);
-    cfg.route("/metrics", web::get().to(metrics::metrics));
     cfg.service(
-        web::scope("/scim/v2/{tenant}")
+        scope("/scim/v2/{tenant}")
             .wrap(from_fn(auth::require_scim_token))
-            .service(
-                web::resource("/.search")
-                    .route(web::post().to(search::root))
-                    .default_service(web::to(method_not_allowed)),
-            )
+            .configure(search::configure)
             .configure(discovery::configure)
             .configure(users::configure)
             .configure(groups::configure)
             .default_service(web::to(unknown_route)),
     );
     cfg.service(
-        web::scope("/events/v1/{tenant}")
+        scope("/events/v1/{tenant}")
             .wrap(from_fn(auth::require_events_token))
             .configure(events::configure)
             .default_service(web::to(unknown_route)),
     );
     if admin_enabled {
         cfg.service(
-            web::scope("/admin/v1")
+            scope("/admin/v1")
                 .wrap(from_fn(auth::require_admin_token))
                 .configure(admin::configure)
                 .default_service(web::to(unknown_route)),
         );
     }
     cfg.default_service(web::to(unknown_route));
+}
+
+/// Answers 405 on `path` for every method its handlers do not take (registered after them).
+pub fn other_methods(cfg: &mut ServiceConfig, paths: &[&str]) {
+    for path in paths {
+        cfg.route(path, web::route().to(method_not_allowed));
+    }
 }
 
 async fn unknown_route() -> Result<actix_web::HttpResponse, ApiError> {

@@ -2,6 +2,7 @@
 //! query travels in a SearchRequest body instead of the URL, with the same meaning.
 
 use actix_web::http::StatusCode;
+use actix_web::post;
 use actix_web::{HttpResponse, web};
 use serde_json::Value;
 
@@ -15,6 +16,12 @@ use crate::scim::resource::{ListResponse, Page};
 use crate::service::cursor::CursorScope;
 use crate::service::{Context, groups, users};
 use crate::tenancy::auth::AuthenticatedTenant;
+
+/// Mounts `POST /.search` (the per-type searches are mounted with their resources).
+pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(search_root);
+    super::other_methods(cfg, &["/.search"]);
+}
 
 pub const SEARCH_REQUEST_URN: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
 
@@ -158,8 +165,19 @@ pub async fn list(
     Ok(list)
 }
 
-/// `POST /Users/.search`.
-pub async fn users(
+/// Searches users with a SearchRequest body (RFC 7644 §3.4.3).
+#[utoipa::path(
+    operation_id = "searchUsers",
+    tag = "SCIM Users",
+    params(super::openapi::TenantPath),
+    request_body(content = super::openapi::SearchRequest, content_type = super::openapi::SCIM),
+    responses(
+        (status = 200, description = "The page", content_type = super::openapi::SCIM, body = super::openapi::ListResponse),
+        (status = "default", description = "A SCIM error (400 invalidFilter, invalidSyntax, invalidValue…)", content_type = super::openapi::SCIM, body = super::openapi::ScimErrorBody),
+    )
+)]
+#[post("/Users/.search")]
+pub async fn search_users(
     ctx: web::Data<Context>,
     auth: AuthenticatedTenant,
     body: JsonBody,
@@ -169,8 +187,19 @@ pub async fn users(
     Ok(response::scim(StatusCode::OK, &list))
 }
 
-/// `POST /Groups/.search`.
-pub async fn groups(
+/// Searches groups with a SearchRequest body (RFC 7644 §3.4.3).
+#[utoipa::path(
+    operation_id = "searchGroups",
+    tag = "SCIM Groups",
+    params(super::openapi::TenantPath),
+    request_body(content = super::openapi::SearchRequest, content_type = super::openapi::SCIM),
+    responses(
+        (status = 200, description = "The page", content_type = super::openapi::SCIM, body = super::openapi::ListResponse),
+        (status = "default", description = "A SCIM error (400 invalidFilter, invalidSyntax, invalidValue…)", content_type = super::openapi::SCIM, body = super::openapi::ScimErrorBody),
+    )
+)]
+#[post("/Groups/.search")]
+pub async fn search_groups(
     ctx: web::Data<Context>,
     auth: AuthenticatedTenant,
     body: JsonBody,
@@ -183,7 +212,18 @@ pub async fn groups(
 /// `POST /.search`: users, then groups, as one list. A filter that does not fit one of the
 /// resource types (an attribute it does not have) searches only the other; one that fits
 /// neither is refused.
-pub async fn root(
+#[utoipa::path(
+    operation_id = "searchAll",
+    tag = "SCIM discovery",
+    params(super::openapi::TenantPath),
+    request_body(content = super::openapi::SearchRequest, content_type = super::openapi::SCIM),
+    responses(
+        (status = 200, description = "The page", content_type = super::openapi::SCIM, body = super::openapi::ListResponse),
+        (status = "default", description = "A SCIM error (400 invalidFilter, invalidSyntax, invalidValue…)", content_type = super::openapi::SCIM, body = super::openapi::ScimErrorBody),
+    )
+)]
+#[post("/.search")]
+pub async fn search_root(
     ctx: web::Data<Context>,
     auth: AuthenticatedTenant,
     body: JsonBody,

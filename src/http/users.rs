@@ -2,11 +2,14 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
+use actix_web::{delete, get, patch, post, put};
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::body::JsonBody;
 use super::error::ApiError;
+use super::openapi::{ProjectionQuery, ReadQuery, SCIM, TenantPath};
 use super::precondition::{Preconditions, ReadParams};
-use super::{method_not_allowed, response};
+use super::response;
 use crate::service::{Context, users};
 use crate::tenancy::auth::AuthenticatedTenant;
 
@@ -17,28 +20,30 @@ pub(super) fn project(ctx: &Context, params: &ReadParams, body: &mut serde_json:
         .apply(ctx.registry, ctx.registry.user(), body);
 }
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/Users/.search")
-            .route(web::post().to(super::search::users))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/Users")
-            .route(web::get().to(list))
-            .route(web::post().to(create))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/Users/{id}")
-            .route(web::get().to(get))
-            .route(web::put().to(replace))
-            .route(web::patch().to(patch))
-            .route(web::delete().to(delete))
-            .default_service(web::to(method_not_allowed)),
-    );
+pub fn configure(cfg: &mut ServiceConfig) {
+    // `/Users/.search` before `/Users/{id}`, which would take it as an id.
+    cfg.service(super::search::search_users);
+    super::other_methods(cfg, &["/Users/.search"]);
+    cfg.service(list)
+        .service(create)
+        .service(get)
+        .service(replace)
+        .service(patch)
+        .service(delete);
+    super::other_methods(cfg, &["/Users", "/Users/{id}"]);
 }
 
+/// Lists users: filter, sort, index or cursor paging, projection (RFC 7644 §3.4.2).
+#[utoipa::path(
+    operation_id = "listUsers",
+    tag = "SCIM Users",
+    params(TenantPath, ReadQuery),
+    responses(
+        (status = 200, description = "The page", content_type = SCIM, body = super::openapi::ListResponse),
+        (status = "default", description = "A SCIM error (400 invalidFilter, invalidValue, invalidCursor…)", content_type = SCIM, body = super::openapi::ScimErrorBody),
+    )
+)]
+#[get("/Users")]
 async fn list(
     ctx: web::Data<Context>,
     auth: AuthenticatedTenant,
@@ -48,6 +53,18 @@ async fn list(
     Ok(response::scim(StatusCode::OK, &list))
 }
 
+/// Creates a user (RFC 7644 §3.3); readOnly attributes in the body are ignored.
+#[utoipa::path(
+    operation_id = "createUser",
+    tag = "SCIM Users",
+    params(TenantPath, ProjectionQuery),
+    request_body(content = super::openapi::User, content_type = SCIM),
+    responses(
+        (status = 201, description = "Created; `Location` and `ETag` set", content_type = SCIM, body = super::openapi::User),
+        (status = "default", description = "A SCIM error (400 invalidValue/invalidSyntax, 409 uniqueness, 413, 415)", content_type = SCIM, body = super::openapi::ScimErrorBody),
+    )
+)]
+#[post("/Users")]
 async fn create(
     ctx: web::Data<Context>,
     auth: AuthenticatedTenant,
@@ -64,6 +81,18 @@ async fn create(
     ))
 }
 
+/// Reads a user (RFC 7644 §3.4.1); `If-None-Match` answers 304.
+#[utoipa::path(
+    operation_id = "getUser",
+    tag = "SCIM Users",
+    params(TenantPath, ("id" = String, Path, description = "Server-issued resource id."), ProjectionQuery),
+    responses(
+        (status = 200, description = "The user; `ETag` set", content_type = SCIM, body = super::openapi::User),
+        (status = 304, description = "`If-None-Match` names the current version"),
+        (status = "default", description = "A SCIM error (404)", content_type = SCIM, body = super::openapi::ScimErrorBody),
+    )
+)]
+#[get("/Users/{id}")]
 async fn get(
     ctx: web::Data<Context>,
     auth: AuthenticatedTenant,
@@ -84,6 +113,18 @@ async fn get(
     ))
 }
 
+/// Replaces a user (RFC 7644 §3.5.1); a PUT that changes nothing bumps nothing.
+#[utoipa::path(
+    operation_id = "replaceUser",
+    tag = "SCIM Users",
+    params(TenantPath, ("id" = String, Path, description = "Server-issued resource id."), ProjectionQuery),
+    request_body(content = super::openapi::User, content_type = SCIM),
+    responses(
+        (status = 200, description = "The user after the replace", content_type = SCIM, body = super::openapi::User),
+        (status = "default", description = "A SCIM error (400, 404, 409 uniqueness, 412)", content_type = SCIM, body = super::openapi::ScimErrorBody),
+    )
+)]
+#[put("/Users/{id}")]
 async fn replace(
     ctx: web::Data<Context>,
     auth: AuthenticatedTenant,
@@ -110,6 +151,18 @@ async fn replace(
     ))
 }
 
+/// Modifies a user (RFC 7644 §3.5.2), atomically.
+#[utoipa::path(
+    operation_id = "patchUser",
+    tag = "SCIM Users",
+    params(TenantPath, ("id" = String, Path, description = "Server-issued resource id."), ProjectionQuery),
+    request_body(content = super::openapi::PatchOp, content_type = SCIM),
+    responses(
+        (status = 200, description = "The user after the patch", content_type = SCIM, body = super::openapi::User),
+        (status = "default", description = "A SCIM error (400 invalidPath/noTarget/mutability/invalidValue, 404, 409, 412)", content_type = SCIM, body = super::openapi::ScimErrorBody),
+    )
+)]
+#[patch("/Users/{id}")]
 async fn patch(
     ctx: web::Data<Context>,
     auth: AuthenticatedTenant,
@@ -136,6 +189,17 @@ async fn patch(
     ))
 }
 
+/// Deletes a user (RFC 7644 §3.6); it leaves its groups first.
+#[utoipa::path(
+    operation_id = "deleteUser",
+    tag = "SCIM Users",
+    params(TenantPath, ("id" = String, Path, description = "Server-issued resource id.")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = "default", description = "A SCIM error (404, 412)", content_type = SCIM, body = super::openapi::ScimErrorBody),
+    )
+)]
+#[delete("/Users/{id}")]
 async fn delete(
     ctx: web::Data<Context>,
     auth: AuthenticatedTenant,

@@ -15,6 +15,7 @@ mod errors;
 mod groups;
 mod health;
 mod lifecycle;
+mod openapi;
 mod outbox;
 mod patch;
 mod plans;
