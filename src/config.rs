@@ -31,6 +31,8 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// `SCIMBUS_LOG`: tracing filter, e.g. `info` or `scimbus=debug`.
     pub log: String,
+    /// `SCIMBUS_LOG_FORMAT` (`text`/`json`): human-readable lines or JSON lines.
+    pub log_format: crate::telemetry::LogFormat,
     /// `SCIMBUS_CURSOR_KEY`: the key sealing pagination cursors; replicas must share it.
     /// Unset: a random key per process.
     pub cursor_key: Option<SecretString>,
@@ -193,6 +195,16 @@ impl Settings {
             }
         };
         let log = get("SCIMBUS_LOG").unwrap_or_else(|| "info".to_owned());
+        let log_format = match get("SCIMBUS_LOG_FORMAT").as_deref() {
+            None | Some("text") => crate::telemetry::LogFormat::Text,
+            Some("json") => crate::telemetry::LogFormat::Json,
+            Some(other) => {
+                return Err(err(
+                    "SCIMBUS_LOG_FORMAT",
+                    format!("`{other}` is not text or json"),
+                ));
+            }
+        };
         let number = |name: &'static str, default: u64, min: u64| -> Result<u64, ConfigError> {
             match get(name) {
                 None => Ok(default),
@@ -273,6 +285,7 @@ impl Settings {
             migrate,
             max_body_bytes,
             log,
+            log_format,
             cursor_key,
             cursor_timeout_secs,
             relay,
@@ -322,6 +335,7 @@ mod tests {
             ("SCIMBUS_MAINTENANCE_INTERVAL_SECS", "soon"),
             ("SCIMBUS_MAINTENANCE", "sometimes"),
             ("SCIMBUS_RETENTION_UNPUBLISHED", "maybe"),
+            ("SCIMBUS_LOG_FORMAT", "xml"),
         ] {
             let e = settings(&[(name, value)]).unwrap_err();
             assert_eq!(e.name, name);

@@ -12,7 +12,7 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    scimbus::telemetry::init(&settings.log);
+    scimbus::telemetry::init(&settings.log, settings.log_format);
     match scimbus::cli::run(cli, settings).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -150,6 +150,10 @@ pub struct Envelope {
     /// Extension attribute: the per-tenant, gap-free, commit-ordered sequence, zero-padded
     /// so that text order is numeric order.
     pub sequence: String,
+    /// Extension attribute: the id of the request that made the change (its
+    /// `X-Request-Id`), absent for changes no request made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correlationid: Option<String>,
     pub data: Value,
 }
 
@@ -173,6 +177,7 @@ impl Envelope {
             dataschema: event.event_type.dataschema(),
             tenant: tenant.to_owned(),
             sequence: format_sequence(sequence),
+            correlationid: crate::telemetry::current_request_id(),
             data: event.data,
         }
     }

@@ -82,7 +82,10 @@ impl ApiError {
                 "send application/scim+json or application/json",
             ),
             ApiError::Internal(cause) => {
-                let reference = uuid::Uuid::new_v4();
+                // The request id: the log line, the `X-Request-Id` header and this body
+                // share it.
+                let reference = crate::telemetry::current_request_id()
+                    .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
                 tracing::error!(%reference, error = ?cause, "request failed");
                 ScimError::new(
                     status,

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod auth;
 pub mod body;
+pub mod context;
 pub mod discovery;
 pub mod error;
 pub mod events;

@@ -258,3 +258,66 @@ async fn cli_erasure_tenant_delete_and_audit_act_on_a_database_a_server_uses() {
         ]
     );
 }
+
+#[tokio::test]
+async fn json_logs_carry_the_request_id_and_never_the_token_or_query_values_at_info() {
+    use tokio::io::AsyncReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = scimbus(&dir)
+        .env("SCIMBUS_LOG", "info")
+        .env("SCIMBUS_LOG_FORMAT", "json")
+        .args(["serve", "--demo"])
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let mut found = None;
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if let Some(curl) = line.trim().strip_prefix("curl -H 'Authorization: Bearer ") {
+            let (token, rest) = curl.split_once("' ").unwrap();
+            found = Some((rest.trim().to_owned(), token.to_owned()));
+            break;
+        }
+    }
+    let (url, token) = found.expect("serve --demo printed a curl line");
+    let response = reqwest::Client::new()
+        .get(&url)
+        .query(&[("filter", "userName eq \"secret.person@example.com\"")])
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .await
+        .unwrap();
+    let mut handled = false;
+    for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
+        let entry: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        if entry["fields"]["message"] == "request handled"
+            && entry["span"]["request_id"] == request_id.as_str()
+        {
+            handled = true;
+            assert_eq!(entry["span"]["route"], "/scim/v2/{tenant}/Users");
+            assert_eq!(entry["fields"]["status"], 200);
+        }
+    }
+    assert!(handled, "no line of the request {request_id}:\n{stderr}");
+    assert!(
+        !stderr.contains("secret.person"),
+        "a filter value was logged at info"
+    );
+    assert!(!stderr.contains(&token), "a token was logged");
+}

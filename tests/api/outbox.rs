@@ -153,3 +153,24 @@ async fn an_update_event_names_what_changed_and_its_previous_values(backend: Bac
     assert_eq!(data["resource"], replaced);
     assert_eq!(data["version"], 2);
 }
+
+both_backends!(an_event_carries_the_request_id_of_the_write_that_made_it);
+
+async fn an_event_carries_the_request_id_of_the_write_that_made_it(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let response = app.post("/Users", &user("bjensen")).await;
+    assert_eq!(response.status(), 201);
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(!request_id.is_empty());
+    let events = app.events().await;
+    assert_eq!(events[0].payload["correlationid"], request_id.as_str());
+    // Another request, another id.
+    let other = app.get("/Users").await;
+    assert_ne!(
+        other.headers()["x-request-id"].to_str().unwrap(),
+        request_id
+    );
+}

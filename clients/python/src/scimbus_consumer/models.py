@@ -155,6 +155,8 @@ class Envelope(BaseModel):
     dataschema: str
     tenant: str
     sequence: str
+    correlationid: str | None = None
+    """The id of the request that made the change (scimbus's `X-Request-Id`)."""
 
     @property
     def sequence_number(self) -> int:

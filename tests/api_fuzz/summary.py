@@ -1,0 +1,95 @@
+"""Summarises schemathesis's NDJSON reports: the statuses each operation answered.
+
+    python summary.py REPORT_DIR [--details OPERATION_LABEL]
+
+Prints, per documented operation (METHOD /path), how many requests the fuzzer sent and the
+statuses they got. Exits 1 when an operation that ran never answered a success (2xx, or
+the 501 documented for /Me): then the credentials, the tenant or the seed data did not work
+and the run tested only the rejection paths, which would pass vacuously. The operations that
+exclusions.toml lets go without a success are listed in `may_never_succeed` there.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import json
+import sys
+import tomllib
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
+
+
+def interactions(report_dir: Path):
+    for path in sorted(report_dir.rglob("*.ndjson")):
+        with path.open(encoding="utf-8") as fd:
+            for line in fd:
+                event = json.loads(line)
+                finished = event.get("ScenarioFinished")
+                if not finished:
+                    continue
+                recorder = finished["recorder"]
+                label = recorder["label"]
+                for case_id, interaction in recorder.get("interactions", {}).items():
+                    case = recorder["cases"].get(case_id, {}).get("value", {})
+                    yield finished["phase"], label, case, interaction
+
+
+def body_text(message: dict) -> str:
+    content = message.get("content") or message.get("body") or {}
+    if "$base64" in content:
+        return base64.b64decode(content["$base64"]).decode(errors="replace")
+    return content.get("string", "")
+
+
+def main() -> None:
+    report_dir = Path(sys.argv[1])
+    details = sys.argv[3] if len(sys.argv) > 3 and sys.argv[2] == "--details" else None
+    stats: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    for phase, label, case, interaction in interactions(report_dir):
+        response = interaction.get("response")
+        status = response["status_code"] if response else "error"
+        # The label is the documented operation; the coverage phase also sends undocumented
+        # methods to its path, which count under that method.
+        method = interaction["request"]["method"]
+        if method not in METHODS or not label.startswith(method + " "):
+            label = f"{method} {label.split(' ', 1)[1]} (undocumented)"
+        stats[label][status] += 1
+        if details and label == details:
+            request = interaction["request"]
+            print(f"[{phase}] {request['method']} {request['uri']} -> {status}")
+            print(f"   > {body_text(request)[:300]}")
+            print(f"   < {body_text(response or {})[:300]}")
+    if details:
+        return
+    allowed = set(
+        tomllib.loads((HERE / "exclusions.toml").read_text(encoding="utf-8")).get(
+            "may_never_succeed", {}
+        ).get("operations", [])
+    )
+    missing = []
+    print(f"{'operation':58} {'requests':>8}  statuses")
+    for label in sorted(stats):
+        counter = stats[label]
+        total = sum(counter.values())
+        shown = ", ".join(f"{s}: {n}" for s, n in sorted(counter.items(), key=lambda kv: str(kv[0])))
+        print(f"{label:58} {total:8}  {shown}")
+        if label.endswith("(undocumented)"):
+            continue
+        ok = any(isinstance(s, int) and (200 <= s < 300 or s == 304) for s in counter)
+        if label.endswith("/Me"):
+            ok = 501 in counter
+        if not ok and label not in allowed:
+            missing.append(label)
+    if missing:
+        print("api-fuzz: these operations never answered a success, so the run only reached their "
+              "rejections (credentials, tenant or seed data not working?):", file=sys.stderr)
+        for label in missing:
+            print(f"  {label}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
