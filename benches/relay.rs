@@ -237,6 +237,8 @@ async fn context(url: &str) -> anyhow::Result<Context> {
     let vars: HashMap<&str, String> = [
         ("SCIMBUS_DATABASE_URL", url.to_owned()),
         ("SCIMBUS_LISTEN", "127.0.0.1:0".to_owned()),
+        // Measure the service, not its per-token rate limit.
+        ("SCIMBUS_RATE_LIMIT", "off".to_owned()),
     ]
     .into_iter()
     .collect();
@@ -924,6 +926,8 @@ async fn latency_in(
     let vars: HashMap<&str, String> = [
         ("SCIMBUS_DATABASE_URL", db.url().to_owned()),
         ("SCIMBUS_LISTEN", "127.0.0.1:0".to_owned()),
+        // Measure the service, not its per-token rate limit.
+        ("SCIMBUS_RATE_LIMIT", "off".to_owned()),
         ("SCIMBUS_AMQP_URL", opts.amqp_url.clone()),
         ("SCIMBUS_AMQP_EXCHANGE", relay.exchange.clone()),
         (

@@ -1389,6 +1389,8 @@ async fn bench_in(opts: &Options, db: &BenchDb) -> anyhow::Result<()> {
     let vars: HashMap<&str, String> = [
         ("SCIMBUS_DATABASE_URL", db.url().to_owned()),
         ("SCIMBUS_LISTEN", "127.0.0.1:0".to_owned()),
+        // Measure the service, not its per-token rate limit.
+        ("SCIMBUS_RATE_LIMIT", "off".to_owned()),
     ]
     .into_iter()
     .collect();

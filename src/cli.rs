@@ -204,8 +204,38 @@ async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
     } else {
         println!("scimbus is serving on {base} (health: {base}/healthz)");
     }
+    let handle = app.server_handle();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("stopping: no new connections; finishing the requests in flight");
+        handle.stop(true).await;
+    });
     app.run_until_stopped().await?;
+    tracing::info!("stopped");
     Ok(())
+}
+
+/// SIGTERM (what orchestrators send) or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 async fn relay(settings: Settings) -> anyhow::Result<()> {
@@ -223,10 +253,12 @@ async fn relay(settings: Settings) -> anyhow::Result<()> {
         ctx.relay_metrics.clone(),
     );
     println!("relay running; waiting for leadership and events");
-    tokio::select! {
-        () = relay.run(ctx.events_written.clone()) => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let running = tokio::spawn(relay.run_until(ctx.events_written.clone(), stopped));
+    shutdown_signal().await;
+    // The batch in hand is finished and marked; leadership goes to a standby at once.
+    let _ = stop.send(true);
+    let _ = running.await;
     Ok(())
 }
 

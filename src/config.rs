@@ -43,6 +43,17 @@ pub struct Settings {
     /// `SCIMBUS_EVENT_RETENTION_HOURS`: how long events stay in the outbox (and the pull
     /// API) before retention prunes them; default 168 (7 days).
     pub event_retention: Duration,
+    /// `SCIMBUS_RATE_LIMIT`: each tenant token's request budget (`<n>/s`, `<n>/min` or
+    /// `off`; default 100/s, bursts of 200), per process.
+    pub rate_limit: Option<RateLimit>,
+    /// `SCIMBUS_RATE_LIMIT_TENANTS`: per-tenant budgets, `acme=50/s,globex=off`.
+    pub rate_limit_tenants: std::collections::HashMap<String, Option<RateLimit>>,
+    /// `SCIMBUS_REQUEST_TIMEOUT_SECS`: a request still running after this answers 503
+    /// (below Okta's 60 s client timeout, so the IdP sees a SCIM error, not a dropped call).
+    pub request_timeout: Duration,
+    /// `SCIMBUS_SHUTDOWN_TIMEOUT_SECS`: on SIGTERM/SIGINT, how long requests in flight may
+    /// take to finish.
+    pub shutdown_timeout: Duration,
     /// `SCIMBUS_MAINTENANCE_INTERVAL_SECS`: how often retention and tenant purges run.
     pub maintenance_interval: Duration,
     /// `SCIMBUS_METRICS_TOKEN`: when set, `/metrics` needs `Authorization: Bearer <it>`.
@@ -88,6 +99,54 @@ impl std::fmt::Debug for RelaySettings {
             .field("unrouted_queue", &self.unrouted_queue)
             .field("batch_size", &self.batch_size)
             .finish_non_exhaustive()
+    }
+}
+
+/// A request budget: `requests` per `per`, with bursts of up to `burst`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub requests: u32,
+    pub per: Duration,
+    pub burst: u32,
+}
+
+impl RateLimit {
+    /// `off`, `<n>/s` or `<n>/min` (bursts of twice the rate).
+    pub fn parse(value: &str) -> Result<Option<Self>, String> {
+        let value = value.trim();
+        if value.eq_ignore_ascii_case("off") {
+            return Ok(None);
+        }
+        let (n, unit) = value
+            .split_once('/')
+            .ok_or_else(|| format!("`{value}` is not off, <n>/s or <n>/min"))?;
+        let requests: u32 = n
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("`{n}` is not a positive whole number"))?;
+        let per = match unit.trim() {
+            "s" | "sec" => Duration::from_secs(1),
+            "min" | "m" => Duration::from_secs(60),
+            other => return Err(format!("unit `{other}` is not s or min")),
+        };
+        Ok(Some(Self {
+            requests,
+            per,
+            burst: requests.saturating_mul(2),
+        }))
+    }
+}
+
+impl std::fmt::Display for RateLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let unit = if self.per >= Duration::from_secs(60) {
+            "min"
+        } else {
+            "s"
+        };
+        write!(f, "{}/{unit} (burst {})", self.requests, self.burst)
     }
 }
 
@@ -275,6 +334,29 @@ impl Settings {
                 .checked_mul(3600)
                 .ok_or_else(|| err("SCIMBUS_EVENT_RETENTION_HOURS", "too large".to_owned()))?,
         );
+        let rate_limit = match get("SCIMBUS_RATE_LIMIT") {
+            None => RateLimit::parse("100/s"),
+            Some(v) => RateLimit::parse(&v),
+        }
+        .map_err(|e| err("SCIMBUS_RATE_LIMIT", e))?;
+        let mut rate_limit_tenants = std::collections::HashMap::new();
+        for pair in get("SCIMBUS_RATE_LIMIT_TENANTS")
+            .unwrap_or_default()
+            .split(',')
+            .filter(|p| !p.trim().is_empty())
+        {
+            let (tenant, limit) = pair.split_once('=').ok_or_else(|| {
+                err(
+                    "SCIMBUS_RATE_LIMIT_TENANTS",
+                    format!("`{pair}` is not <tenant>=<limit>"),
+                )
+            })?;
+            let limit =
+                RateLimit::parse(limit).map_err(|e| err("SCIMBUS_RATE_LIMIT_TENANTS", e))?;
+            rate_limit_tenants.insert(tenant.trim().to_owned(), limit);
+        }
+        let request_timeout = Duration::from_secs(number("SCIMBUS_REQUEST_TIMEOUT_SECS", 50, 1)?);
+        let shutdown_timeout = Duration::from_secs(number("SCIMBUS_SHUTDOWN_TIMEOUT_SECS", 30, 1)?);
         let maintenance_interval =
             Duration::from_secs(number("SCIMBUS_MAINTENANCE_INTERVAL_SECS", 60, 1)?);
         Ok(Self {
@@ -290,6 +372,10 @@ impl Settings {
             cursor_timeout_secs,
             relay,
             event_retention,
+            rate_limit,
+            rate_limit_tenants,
+            request_timeout,
+            shutdown_timeout,
             maintenance_interval,
             maintenance,
             metrics_token,
@@ -336,6 +422,9 @@ mod tests {
             ("SCIMBUS_MAINTENANCE", "sometimes"),
             ("SCIMBUS_RETENTION_UNPUBLISHED", "maybe"),
             ("SCIMBUS_LOG_FORMAT", "xml"),
+            ("SCIMBUS_RATE_LIMIT", "fast"),
+            ("SCIMBUS_RATE_LIMIT", "0/s"),
+            ("SCIMBUS_RATE_LIMIT_TENANTS", "acme"),
         ] {
             let e = settings(&[(name, value)]).unwrap_err();
             assert_eq!(e.name, name);

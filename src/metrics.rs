@@ -43,6 +43,8 @@ pub struct Metrics {
     pub requests: Family<RouteLabels, Counter>,
     pub latency: Family<LatencyLabels, Histogram>,
     pub tenant_requests: Family<TenantLabels, Counter>,
+    pub request_timeouts: Counter,
+    pub rate_limited: Family<TenantOnly, Counter>,
     pub outbox_backlog: Gauge,
     pub outbox_oldest_age: Gauge<f64, AtomicU64>,
     pub relay_published: Gauge,
@@ -90,6 +92,18 @@ impl Metrics {
             "tenant_requests",
             "Authenticated requests per tenant and status class",
             tenant_requests.clone(),
+        );
+        let request_timeouts = Counter::default();
+        registry.register(
+            "http_request_timeouts",
+            "Requests answered 503 after SCIMBUS_REQUEST_TIMEOUT_SECS",
+            request_timeouts.clone(),
+        );
+        let rate_limited = Family::<TenantOnly, Counter>::default();
+        registry.register(
+            "rate_limited_requests",
+            "Requests answered 429 by the per-token rate limit, per tenant",
+            rate_limited.clone(),
         );
         let outbox_backlog = Gauge::default();
         registry.register(
@@ -139,6 +153,8 @@ impl Metrics {
             requests,
             latency,
             tenant_requests,
+            request_timeouts,
+            rate_limited,
             outbox_backlog,
             outbox_oldest_age,
             relay_published,

@@ -1,12 +1,17 @@
 //! `Application::build` opens the store, migrates, bootstraps the admin token and binds the
-//! listener (port 0 in tests); `run_until_stopped` serves until SIGINT/SIGTERM, then drains.
+//! listener (port 0 in tests); `run_until_stopped` serves until the server is stopped (the
+//! CLI stops it on SIGTERM/SIGINT), then lets the relay finish its batch.
 
 use std::net::TcpListener;
 use std::sync::Arc;
 
-use actix_web::dev::Server;
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tracing_actix_web::TracingLogger;
 use url::Url;
 use utoipa_actix_web::AppExt;
@@ -71,7 +76,14 @@ pub struct Application {
     port: u16,
     server: Server,
     context: Context,
+    /// Turns true once the HTTP server has stopped: the relay and maintenance finish the
+    /// step in hand and return.
+    stop: watch::Sender<bool>,
+    background: Vec<JoinHandle<()>>,
 }
+
+/// How long the relay may take to finish its batch once the server has stopped.
+const BACKGROUND_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
@@ -92,6 +104,8 @@ impl Application {
         };
         let context = open_context(&settings, clock, public_url).await?;
         let admin_enabled = tenants::admin_enabled(&context).await?;
+        let (stop, stopped) = watch::channel(false);
+        let mut background = Vec::new();
         if let Some(relay_settings) = &settings.relay {
             let relay = Relay::new(
                 context.store.clone(),
@@ -99,18 +113,28 @@ impl Application {
                 relay_settings.clone(),
                 context.relay_metrics.clone(),
             );
-            tokio::spawn(relay.run(context.events_written.clone()));
+            background.push(tokio::spawn(
+                relay.run_until(context.events_written.clone(), stopped.clone()),
+            ));
         }
 
         if settings.maintenance {
-            tokio::spawn(crate::service::maintenance::run(
+            background.push(tokio::spawn(crate::service::maintenance::run(
                 context.clone(),
                 settings.maintenance_interval,
-            ));
+                stopped,
+            )));
         }
 
         let data = web::Data::new(context.clone());
         let limit = web::Data::new(BodyLimit(settings.max_body_bytes));
+        let rate_limits = web::Data::new(crate::http::ratelimit::RateLimits::new(
+            settings.rate_limit,
+            &settings.rate_limit_tenants,
+        ));
+        let timeout = web::Data::new(crate::http::context::RequestTimeout(
+            settings.request_timeout,
+        ));
         let metrics_token = web::Data::new(crate::http::metrics::MetricsToken(
             settings.metrics_token.clone(),
         ));
@@ -124,6 +148,8 @@ impl Application {
                 .wrap(TracingLogger::<crate::telemetry::RequestSpan>::new())
                 .app_data(data.clone())
                 .app_data(limit.clone())
+                .app_data(timeout.clone())
+                .app_data(rate_limits.clone())
                 .app_data(metrics_token.clone())
                 .app_data(web::QueryConfig::default().error_handler(|err, _| {
                     ApiError::Scim(ScimError::invalid_value(err.to_string())).into()
@@ -142,11 +168,16 @@ impl Application {
                 )
         })
         .listen(listener)?
+        // Signals are the caller's (`serve` stops gracefully on SIGTERM and SIGINT alike).
+        .disable_signals()
+        .shutdown_timeout(settings.shutdown_timeout.as_secs())
         .run();
         Ok(Self {
             port: local.port(),
             server,
             context,
+            stop,
+            background,
         })
     }
 
@@ -159,7 +190,25 @@ impl Application {
         &self.context
     }
 
+    /// A handle that stops the server: `stop(true)` stops accepting connections and lets
+    /// the requests in flight finish (within `SCIMBUS_SHUTDOWN_TIMEOUT_SECS`).
+    pub fn server_handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until the server is stopped, then lets the relay finish its batch and the
+    /// maintenance loop its step, within a bounded time.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        let _ = self.stop.send(true);
+        for task in self.background {
+            if tokio::time::timeout(BACKGROUND_STOP_TIMEOUT, task)
+                .await
+                .is_err()
+            {
+                tracing::warn!("a background task did not stop in time");
+            }
+        }
+        served
     }
 }

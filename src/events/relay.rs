@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 use super::leader::Leader;
 use super::metrics::RelayMetrics;
@@ -190,9 +190,18 @@ impl Relay {
         }
     }
 
+    /// The loop, until the process stops: see [`Relay::run_until`].
+    pub async fn run(self, wake: Arc<Notify>) {
+        let (keep, stop) = watch::channel(false);
+        self.run_until(wake, stop).await;
+        drop(keep);
+    }
+
     /// The loop: publish while there is work; otherwise wait for a wake-up (in-process
     /// signal or PostgreSQL NOTIFY) or the poll interval; back off while the broker fails.
-    pub async fn run(mut self, wake: Arc<Notify>) {
+    /// When `stop` turns true it finishes the batch in hand, gives up leadership, closes
+    /// the broker connection and returns.
+    pub async fn run_until(mut self, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {
         // Declare the topology at start, before any event: consumers bind their queues to
         // the exchange (passively) as soon as scimbus runs, not after its first write.
         if let Err(error) = self.publisher().await {
@@ -200,7 +209,7 @@ impl Relay {
         }
         let mut listener = self.listen().await;
         let mut backoff = Duration::from_millis(100);
-        loop {
+        while !*stop.borrow() {
             let pause = match self.relay_once().await {
                 Ok(RelayOutcome::Published {
                     published,
@@ -220,24 +229,20 @@ impl Relay {
                     Some(pause)
                 }
             };
-            match pause {
-                Some(pause) => tokio::time::sleep(pause).await,
-                None => {
-                    let poll = tokio::time::sleep(self.settings.poll_interval);
+            let wait = pause.unwrap_or(self.settings.poll_interval);
+            let woken_early = pause.is_none();
+            tokio::select! {
+                _ = stop.changed() => {}
+                () = tokio::time::sleep(wait) => {}
+                _ = wake.notified(), if woken_early => {}
+                notification = async {
                     match listener.as_mut() {
-                        Some(l) => tokio::select! {
-                            _ = wake.notified() => {}
-                            _ = poll => {}
-                            notification = l.recv() => {
-                                if notification.is_err() {
-                                    listener = None;
-                                }
-                            }
-                        },
-                        None => tokio::select! {
-                            _ = wake.notified() => {}
-                            _ = poll => {}
-                        },
+                        Some(l) => l.recv().await.map(|_| ()),
+                        None => std::future::pending().await,
+                    }
+                }, if woken_early => {
+                    if notification.is_err() {
+                        listener = None;
                     }
                 }
             }
@@ -245,6 +250,8 @@ impl Relay {
                 listener = self.listen().await;
             }
         }
+        self.shutdown().await;
+        tracing::info!("relay stopped");
     }
 
     async fn listen(&self) -> Option<sea_orm::sqlx::postgres::PgListener> {

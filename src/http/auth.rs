@@ -10,6 +10,7 @@ use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 
 use super::error::ApiError;
+use super::ratelimit::RateLimits;
 use crate::domain::Scope;
 use crate::service::Context;
 use crate::tenancy::auth::{
@@ -62,6 +63,19 @@ async fn authenticate(req: &ServiceRequest, scope: Scope) -> Result<(), ApiError
     )
     .await?;
     tracing::Span::current().record("tenant", slug.as_str());
+    if let Some(limits) = req.app_data::<web::Data<RateLimits>>()
+        && let Err(wait) = limits.check(&slug, &authenticated.token_id)
+    {
+        ctx.metrics
+            .rate_limited
+            .get_or_create(&crate::metrics::TenantOnly {
+                tenant: slug.clone(),
+            })
+            .inc();
+        return Err(ApiError::TooManyRequests {
+            retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+        });
+    }
     req.extensions_mut().insert(authenticated);
     Ok(())
 }

@@ -2,17 +2,26 @@
 //! `X-Request-Id` and is the task's id for what the request writes (events'
 //! `correlationid`, the reference of a 5xx).
 
-use actix_web::HttpMessage;
+use actix_web::{HttpMessage, web};
+use std::time::Duration;
+
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use tracing_actix_web::RequestId;
 
+use super::error::ApiError;
 use crate::telemetry::with_request_id;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
+/// `SCIMBUS_REQUEST_TIMEOUT_SECS`.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestTimeout(pub Duration);
+
+/// Sets the request id, and answers 503 (with `Retry-After`) for a request still running
+/// after the timeout.
 pub async fn request_context(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -22,11 +31,68 @@ pub async fn request_context(
         .get::<RequestId>()
         .map(ToString::to_string)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let mut response = with_request_id(id.clone(), next.call(req)).await?;
+    let timeout = req
+        .app_data::<web::Data<RequestTimeout>>()
+        .map_or(Duration::from_secs(50), |t| t.0);
+    let metrics = req
+        .app_data::<web::Data<crate::service::Context>>()
+        .map(|ctx| ctx.metrics.clone());
+    // On timeout the handler's future is dropped (its transaction rolls back) and the
+    // error travels out as a 503; the request itself is gone by then, so that answer
+    // carries no `X-Request-Id` (the log line has it).
+    let Ok(response) =
+        tokio::time::timeout(timeout, with_request_id(id.clone(), next.call(req))).await
+    else {
+        tracing::warn!(timeout_secs = timeout.as_secs(), "request timed out");
+        if let Some(metrics) = metrics {
+            metrics.request_timeouts.inc();
+        }
+        return Err(ApiError::Timeout(timeout.as_secs()).into());
+    };
+    let mut response = response?;
     if let Ok(value) = HeaderValue::from_str(&id) {
         response
             .headers_mut()
             .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
     }
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::middleware::from_fn;
+    use actix_web::{App, HttpResponse, test, web};
+
+    use super::*;
+
+    #[actix_web::test]
+    async fn a_request_running_past_the_timeout_answers_503_with_retry_after() {
+        let app = test::init_service(
+            App::new()
+                .app_data(web::Data::new(RequestTimeout(Duration::from_millis(100))))
+                .wrap(from_fn(request_context))
+                .route(
+                    "/never",
+                    web::get().to(std::future::pending::<HttpResponse>),
+                )
+                .route("/quick", web::get().to(HttpResponse::Ok)),
+        )
+        .await;
+        let error =
+            test::try_call_service(&app, test::TestRequest::get().uri("/never").to_request())
+                .await
+                .err()
+                .expect("the request times out");
+        let response = error.error_response();
+        assert_eq!(response.status().as_u16(), 503);
+        assert_eq!(response.headers().get("retry-after").unwrap(), "1");
+        let body = actix_web::body::to_bytes(response.into_body())
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["status"], "503");
+        let response =
+            test::call_service(&app, test::TestRequest::get().uri("/quick").to_request()).await;
+        assert_eq!(response.status().as_u16(), 200);
+    }
 }

@@ -43,6 +43,12 @@ pub enum ApiError {
     /// 415: neither `application/scim+json` nor `application/json`.
     #[error("unsupported media type")]
     UnsupportedMediaType,
+    /// 503 with `Retry-After`: the request ran past `SCIMBUS_REQUEST_TIMEOUT_SECS`.
+    #[error("request timed out after {0} s")]
+    Timeout(u64),
+    /// 429 with `Retry-After`: the token's rate limit is reached.
+    #[error("too many requests")]
+    TooManyRequests { retry_after_secs: u64 },
     /// 500: logged with a reference, never shown.
     #[error("internal error")]
     Internal(anyhow::Error),
@@ -81,6 +87,16 @@ impl ApiError {
                 None,
                 "send application/scim+json or application/json",
             ),
+            ApiError::Timeout(secs) => ScimError::new(
+                status,
+                None,
+                format!("the request took longer than {secs} s; retry it"),
+            ),
+            ApiError::TooManyRequests { retry_after_secs } => ScimError::new(
+                status,
+                None,
+                format!("rate limit reached for this token; retry in {retry_after_secs} s"),
+            ),
             ApiError::Internal(cause) => {
                 // The request id: the log line, the `X-Request-Id` header and this body
                 // share it.
@@ -109,6 +125,8 @@ impl ResponseError for ApiError {
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -132,6 +150,12 @@ impl ResponseError for ApiError {
                 if let Ok(v) = HeaderValue::from_str(&value) {
                     response.insert_header((header::WWW_AUTHENTICATE, v));
                 }
+            }
+            ApiError::Timeout(_) => {
+                response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+            }
+            ApiError::TooManyRequests { retry_after_secs } => {
+                response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
             }
             _ => {}
         }

@@ -13,6 +13,7 @@ pub mod health;
 pub mod metrics;
 pub mod openapi;
 pub mod precondition;
+pub mod ratelimit;
 pub mod response;
 pub mod search;
 pub mod users;

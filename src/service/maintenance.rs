@@ -117,10 +117,14 @@ pub async fn prune_once(ctx: &Context) -> Result<u64, ServiceError> {
 }
 
 /// Runs retention and purges every `interval`, and purges at once when woken (a tenant
-/// was deleted). Errors are logged and retried on the next round.
-pub async fn run(ctx: Context, interval: Duration) {
-    loop {
+/// was deleted), until `stop` turns true (a step in hand is finished). Errors are logged
+/// and retried on the next round.
+pub async fn run(ctx: Context, interval: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+    while !*stop.borrow() {
         loop {
+            if *stop.borrow() {
+                break;
+            }
             match purge_once(&ctx).await {
                 Ok(PurgeStep::Idle) => break,
                 Ok(_) => tokio::task::yield_now().await,
@@ -136,6 +140,7 @@ pub async fn run(ctx: Context, interval: Duration) {
         tokio::select! {
             () = tokio::time::sleep(interval) => {}
             () = ctx.maintenance_wake.notified() => {}
+            _ = stop.changed() => {}
         }
     }
 }

@@ -15,6 +15,7 @@ use crate::both_backends;
 use crate::helpers::{ADMIN_TOKEN, Backend, TestApp, assert_scim_error, issue, spawn_app, user};
 
 both_backends!(
+    a_token_over_its_rate_limit_gets_429_with_retry_after_and_others_go_on,
     every_credential_failure_answers_the_same_401_on_every_route_of_every_tenant,
     a_revoked_token_fails_on_the_very_next_request,
     an_expired_token_fails_once_the_clock_passes_its_expiry,
@@ -354,5 +355,66 @@ async fn deleting_a_tenant_revokes_its_tokens_at_once(backend: Backend) {
         tenants::create_tenant(&app.ctx, &Actor::system(), "acme")
             .await
             .is_err()
+    );
+}
+
+async fn a_token_over_its_rate_limit_gets_429_with_retry_after_and_others_go_on(backend: Backend) {
+    let app = crate::helpers::spawn_app_with(
+        backend,
+        &[
+            // One request a minute, bursts of two: the third at once is over.
+            ("SCIMBUS_RATE_LIMIT", "1/min".to_owned()),
+            ("SCIMBUS_RATE_LIMIT_TENANTS", "other=off".to_owned()),
+        ],
+    )
+    .await;
+    assert_eq!(app.get("/Users").await.status(), 200);
+    assert_eq!(app.get("/Users").await.status(), 200);
+    let limited = app.get("/Users").await;
+    let retry_after: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    crate::helpers::assert_scim_error(limited, 429, None).await;
+    // A write over the limit changes nothing.
+    let refused = app.post("/Users", &crate::helpers::user("bjensen")).await;
+    assert_eq!(refused.status(), 429);
+    assert!(app.events().await.is_empty());
+    // Another token of the same tenant has its own budget.
+    let second = crate::helpers::issue(&app.ctx, "acme", vec![scimbus::domain::Scope::Scim]).await;
+    let response = app
+        .client
+        .get(app.url("/Users"))
+        .bearer_auth(&second)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // A tenant with the limit off is never limited.
+    let other = crate::helpers::issue(&app.ctx, "other", vec![scimbus::domain::Scope::Scim]).await;
+    for _ in 0..5 {
+        let response = app
+            .client
+            .get(format!("{}/scim/v2/other/Users", app.address))
+            .bearer_auth(&other)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("scimbus_rate_limited_requests_total{tenant=\"acme\"} 2"),
+        "{metrics}"
     );
 }

@@ -321,3 +321,75 @@ async fn json_logs_carry_the_request_id_and_never_the_token_or_query_values_at_i
     );
     assert!(!stderr.contains(&token), "a token was logged");
 }
+
+/// Sends `signal` to the child and waits (bounded) for it to exit.
+async fn stop_with(child: &mut Child, signal: &str) -> std::process::ExitStatus {
+    let pid = child.id().unwrap().to_string();
+    let sent = std::process::Command::new("kill")
+        .args([format!("-{signal}"), pid])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    tokio::time::timeout(std::time::Duration::from_secs(30), child.wait())
+        .await
+        .expect("scimbus exits within 30 s")
+        .unwrap()
+}
+
+#[tokio::test]
+async fn sigterm_and_sigint_stop_serve_gracefully_with_exit_code_0() {
+    for signal in ["TERM", "INT"] {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut child, url, token) = start_demo(&dir).await;
+        let client = reqwest::Client::new();
+        let response = client.get(&url).bearer_auth(&token).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let status = stop_with(&mut child, signal).await;
+        assert!(status.success(), "SIG{signal}: {status:?}");
+        // It no longer accepts connections.
+        assert!(client.get(&url).send().await.is_err());
+    }
+}
+
+#[tokio::test]
+async fn serve_with_a_relay_stops_gracefully_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = crate::broker::relay_settings(&crate::broker::amqp_url());
+    let mut child = scimbus(&dir)
+        .env("SCIMBUS_AMQP_URL", crate::broker::amqp_url())
+        .env("SCIMBUS_AMQP_EXCHANGE", &relay.exchange)
+        .env("SCIMBUS_AMQP_UNROUTED_EXCHANGE", &relay.unrouted_exchange)
+        .env("SCIMBUS_AMQP_UNROUTED_QUEUE", &relay.unrouted_queue)
+        .env(
+            "SCIMBUS_AMQP_UNROUTED_MAX_LENGTH",
+            relay.unrouted_max_length.to_string(),
+        )
+        .args(["serve", "--demo"])
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let mut curl = None;
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if let Some(rest) = line.trim().strip_prefix("curl -H 'Authorization: Bearer ") {
+            curl = Some(rest.to_owned());
+            break;
+        }
+    }
+    let curl = curl.expect("a curl line");
+    let (token, url) = curl.split_once("' ").unwrap();
+    let response = reqwest::Client::new()
+        .post(url.trim())
+        .bearer_auth(token)
+        .json(&serde_json::json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": "bjensen"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let status = stop_with(&mut child, "TERM").await;
+    assert!(status.success(), "{status:?}");
+    crate::broker::cleanup(&relay).await;
+}

@@ -154,6 +154,9 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, String)]) -> TestA
         ("SCIMBUS_MAINTENANCE", "off".to_owned()),
         // No relay runs in these tests: retention prunes by age alone on both backends.
         ("SCIMBUS_RETENTION_UNPUBLISHED", "prune".to_owned()),
+        // Property tests and concurrency tests are bursts no IdP sends; the limit has its
+        // own test.
+        ("SCIMBUS_RATE_LIMIT", "off".to_owned()),
     ];
     vars.extend(extra.iter().cloned());
     let clock = Arc::new(ManualClock::new(

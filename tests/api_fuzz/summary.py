@@ -48,14 +48,21 @@ def main() -> None:
     report_dir = Path(sys.argv[1])
     details = sys.argv[3] if len(sys.argv) > 3 and sys.argv[2] == "--details" else None
     stats: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    documented = set()
+    for phase, label, case, interaction in interactions(report_dir):
+        if label.split(" ", 1)[0] in METHODS:
+            documented.add(label)
     for phase, label, case, interaction in interactions(report_dir):
         response = interaction.get("response")
         status = response["status_code"] if response else "error"
-        # The label is the documented operation; the coverage phase also sends undocumented
-        # methods to its path, which count under that method.
+        # The case names its operation's path template (the stateful phase's scenario label
+        # does not); the coverage phase also sends undocumented methods to each path, which
+        # are counted apart.
         method = interaction["request"]["method"]
-        if method not in METHODS or not label.startswith(method + " "):
-            label = f"{method} {label.split(' ', 1)[1]} (undocumented)"
+        template = case.get("path") or label.split(" ", 1)[1]
+        label = f"{method} {template}"
+        if method not in METHODS or label not in documented:
+            label += " (undocumented)"
         stats[label][status] += 1
         if details and label == details:
             request = interaction["request"]

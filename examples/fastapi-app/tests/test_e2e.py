@@ -63,6 +63,7 @@ class Scimbus:
             "PATH": os.environ.get("PATH", ""),
             "SCIMBUS_DATABASE_URL": f"{base}/{self.db}",
             "SCIMBUS_LISTEN": "127.0.0.1:0",
+            "SCIMBUS_RATE_LIMIT": "off",
             "SCIMBUS_ADMIN_TOKEN": ADMIN_TOKEN,
             "SCIMBUS_AMQP_URL": AMQP_URL + "%2f",
             "SCIMBUS_AMQP_EXCHANGE": self.exchange,
