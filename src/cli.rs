@@ -56,6 +56,9 @@ pub enum Command {
         #[command(subcommand)]
         command: EventsCommand,
     },
+    /// Print the effective configuration (environment, then `SCIMBUS_CONFIG`'s file,
+    /// then defaults), secrets masked.
+    Config,
     /// Print the OpenAPI document of every route (the committed `openapi/openapi.json`).
     Openapi,
     /// Read the audit log of admin actions.
@@ -140,6 +143,12 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
             let ctx = offline_context(&settings).await?;
             let n = events::purge_subject(&ctx, &Actor::os_user(), &tenant, &subject).await?;
             println!("{n} events of {subject} in tenant {tenant} redacted");
+            Ok(())
+        }
+        Command::Config => {
+            for (name, value) in settings.effective() {
+                println!("{name}={value}");
+            }
             Ok(())
         }
         Command::Openapi => {

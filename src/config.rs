@@ -48,6 +48,10 @@ pub struct Settings {
     pub rate_limit: Option<RateLimit>,
     /// `SCIMBUS_RATE_LIMIT_TENANTS`: per-tenant budgets, `acme=50/s,globex=off`.
     pub rate_limit_tenants: std::collections::HashMap<String, Option<RateLimit>>,
+    /// `SCIMBUS_TRUSTED_PROXIES`: addresses or CIDR ranges of the reverse proxies whose
+    /// `Forwarded` / `X-Forwarded-*` headers are believed; from anyone else they are
+    /// dropped before anything reads them.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// `SCIMBUS_REQUEST_TIMEOUT_SECS`: a request still running after this answers 503
     /// (below Okta's 60 s client timeout, so the IdP sees a SCIM error, not a dropped call).
     pub request_timeout: Duration,
@@ -150,6 +154,154 @@ impl std::fmt::Display for RateLimit {
     }
 }
 
+impl Settings {
+    /// Every setting with its effective value, secrets masked (`scimbus config`).
+    pub fn effective(&self) -> Vec<(&'static str, String)> {
+        fn secret(value: Option<&SecretString>) -> String {
+            value.map_or_else(|| "(unset)".to_owned(), |_| "(set, hidden)".to_owned())
+        }
+        fn opt(value: Option<String>) -> String {
+            value.unwrap_or_else(|| "(unset)".to_owned())
+        }
+        fn on(value: bool) -> String {
+            if value { "on" } else { "off" }.to_owned()
+        }
+        let database_url = match url::Url::parse(&self.database_url) {
+            Ok(mut url) if url.password().is_some() => {
+                let _ = url.set_password(Some("****"));
+                url.to_string()
+            }
+            _ => self.database_url.clone(),
+        };
+        let relay = self.relay.as_ref();
+        let mut out = vec![
+            ("SCIMBUS_DATABASE_URL", database_url),
+            ("SCIMBUS_LISTEN", self.listen.to_string()),
+            (
+                "SCIMBUS_PUBLIC_URL",
+                opt(self.public_url.as_ref().map(ToString::to_string)),
+            ),
+            ("SCIMBUS_ADMIN_TOKEN", secret(self.admin_token.as_ref())),
+            ("SCIMBUS_MIGRATE", on(self.migrate)),
+            ("SCIMBUS_MAX_BODY_BYTES", self.max_body_bytes.to_string()),
+            ("SCIMBUS_LOG", self.log.clone()),
+            (
+                "SCIMBUS_LOG_FORMAT",
+                match self.log_format {
+                    crate::telemetry::LogFormat::Text => "text",
+                    crate::telemetry::LogFormat::Json => "json",
+                }
+                .to_owned(),
+            ),
+            ("SCIMBUS_CURSOR_KEY", secret(self.cursor_key.as_ref())),
+            (
+                "SCIMBUS_CURSOR_TIMEOUT_SECS",
+                self.cursor_timeout_secs.to_string(),
+            ),
+            ("SCIMBUS_AMQP_URL", secret(relay.map(|r| &r.amqp_url))),
+        ];
+        if let Some(r) = relay {
+            out.extend([
+                ("SCIMBUS_AMQP_EXCHANGE", r.exchange.clone()),
+                (
+                    "SCIMBUS_AMQP_UNROUTED_EXCHANGE",
+                    r.unrouted_exchange.clone(),
+                ),
+                ("SCIMBUS_AMQP_UNROUTED_QUEUE", r.unrouted_queue.clone()),
+                (
+                    "SCIMBUS_AMQP_UNROUTED_MAX_LENGTH",
+                    r.unrouted_max_length.to_string(),
+                ),
+                ("SCIMBUS_RELAY_BATCH_SIZE", r.batch_size.to_string()),
+                (
+                    "SCIMBUS_RELAY_POLL_MS",
+                    r.poll_interval.as_millis().to_string(),
+                ),
+                (
+                    "SCIMBUS_RELAY_MAX_MESSAGE_BYTES",
+                    r.max_message_bytes.to_string(),
+                ),
+            ]);
+        }
+        let mut tenants: Vec<String> = self
+            .rate_limit_tenants
+            .iter()
+            .map(|(t, l)| format!("{t}={}", l.map_or("off".to_owned(), |l| l.to_string())))
+            .collect();
+        tenants.sort();
+        out.extend([
+            (
+                "SCIMBUS_EVENT_RETENTION_HOURS",
+                (self.event_retention.as_secs() / 3600).to_string(),
+            ),
+            (
+                "SCIMBUS_RETENTION_UNPUBLISHED",
+                match self.retention_unpublished {
+                    None => "(default for the backend)".to_owned(),
+                    Some(true) => "prune".to_owned(),
+                    Some(false) => "keep".to_owned(),
+                },
+            ),
+            ("SCIMBUS_MAINTENANCE", on(self.maintenance)),
+            (
+                "SCIMBUS_MAINTENANCE_INTERVAL_SECS",
+                self.maintenance_interval.as_secs().to_string(),
+            ),
+            ("SCIMBUS_METRICS_TOKEN", secret(self.metrics_token.as_ref())),
+            (
+                "SCIMBUS_RATE_LIMIT",
+                self.rate_limit.map_or("off".to_owned(), |l| l.to_string()),
+            ),
+            ("SCIMBUS_RATE_LIMIT_TENANTS", tenants.join(",")),
+            (
+                "SCIMBUS_TRUSTED_PROXIES",
+                self.trusted_proxies
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            (
+                "SCIMBUS_REQUEST_TIMEOUT_SECS",
+                self.request_timeout.as_secs().to_string(),
+            ),
+            (
+                "SCIMBUS_SHUTDOWN_TIMEOUT_SECS",
+                self.shutdown_timeout.as_secs().to_string(),
+            ),
+        ]);
+        out
+    }
+}
+
+/// Reads a TOML settings file into `SCIMBUS_<KEY>` → value.
+fn read_file(path: &str) -> Result<std::collections::HashMap<String, String>, ConfigError> {
+    let err = |reason: String| ConfigError {
+        name: "SCIMBUS_CONFIG",
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| err(format!("{path}: {e}")))?;
+    let table: toml::Table = text.parse().map_err(|e| err(format!("{path}: {e}")))?;
+    table
+        .into_iter()
+        .map(|(key, value)| {
+            let value = match value {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Boolean(b) => if b { "on" } else { "off" }.to_owned(),
+                toml::Value::Float(f) => f.to_string(),
+                other => {
+                    return Err(err(format!(
+                        "{path}: `{key}` must be a string, number or boolean, not {}",
+                        other.type_str()
+                    )));
+                }
+            };
+            Ok((format!("SCIMBUS_{}", key.to_uppercase()), value))
+        })
+        .collect()
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("invalid setting {name}: {reason}")]
 pub struct ConfigError {
@@ -160,7 +312,35 @@ pub struct ConfigError {
 impl Settings {
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        Self::from_env_and_file(|name| std::env::var(name).ok())
+    }
+
+    /// Settings from `env`, and from the TOML file `SCIMBUS_CONFIG` names for what `env`
+    /// leaves unset. The file's keys are the variables' names without `SCIMBUS_`, in lower
+    /// case (`database_url = "postgres://…"`); a key that names no setting is an error.
+    pub fn from_env_and_file(env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let file = match env("SCIMBUS_CONFIG").filter(|p| !p.trim().is_empty()) {
+            None => std::collections::HashMap::new(),
+            Some(path) => read_file(&path)?,
+        };
+        let asked = std::cell::RefCell::new(std::collections::HashSet::new());
+        let settings = Self::from_lookup(|name| {
+            asked.borrow_mut().insert(name.to_owned());
+            env(name).or_else(|| file.get(name).cloned())
+        })?;
+        let asked = asked.into_inner();
+        let mut unknown: Vec<&String> = file.keys().filter(|k| !asked.contains(*k)).collect();
+        unknown.sort();
+        if let Some(key) = unknown.first() {
+            return Err(ConfigError {
+                name: "SCIMBUS_CONFIG",
+                reason: format!(
+                    "`{}` is not a setting",
+                    key.trim_start_matches("SCIMBUS_").to_lowercase()
+                ),
+            });
+        }
+        Ok(settings)
     }
 
     /// Reads settings through `lookup` (tests pass a map).
@@ -355,6 +535,22 @@ impl Settings {
                 RateLimit::parse(limit).map_err(|e| err("SCIMBUS_RATE_LIMIT_TENANTS", e))?;
             rate_limit_tenants.insert(tenant.trim().to_owned(), limit);
         }
+        let trusted_proxies = get("SCIMBUS_TRUSTED_PROXIES")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                p.parse::<ipnet::IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        err(
+                            "SCIMBUS_TRUSTED_PROXIES",
+                            format!("`{p}` is not an IP address or CIDR range"),
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let request_timeout = Duration::from_secs(number("SCIMBUS_REQUEST_TIMEOUT_SECS", 50, 1)?);
         let shutdown_timeout = Duration::from_secs(number("SCIMBUS_SHUTDOWN_TIMEOUT_SECS", 30, 1)?);
         let maintenance_interval =
@@ -374,6 +570,7 @@ impl Settings {
             event_retention,
             rate_limit,
             rate_limit_tenants,
+            trusted_proxies,
             request_timeout,
             shutdown_timeout,
             maintenance_interval,
@@ -425,6 +622,7 @@ mod tests {
             ("SCIMBUS_RATE_LIMIT", "fast"),
             ("SCIMBUS_RATE_LIMIT", "0/s"),
             ("SCIMBUS_RATE_LIMIT_TENANTS", "acme"),
+            ("SCIMBUS_TRUSTED_PROXIES", "10.0.0.0/33"),
         ] {
             let e = settings(&[(name, value)]).unwrap_err();
             assert_eq!(e.name, name);
@@ -453,6 +651,81 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(e.name, "SCIMBUS_RELAY_BATCH_SIZE");
+    }
+
+    #[test]
+    fn a_settings_file_fills_what_the_environment_leaves_unset_and_names_unknown_keys() {
+        let dir = tempfile_dir();
+        let path = dir.join("scimbus.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9999\"\nmaintenance = false\nevent_retention_hours = 24\n\
+             database_url = \"sqlite://from-file.db?mode=rwc\"\n",
+        )
+        .unwrap();
+        let env: HashMap<String, String> = [
+            ("SCIMBUS_CONFIG", path.display().to_string()),
+            (
+                "SCIMBUS_DATABASE_URL",
+                "sqlite://from-env.db?mode=rwc".to_owned(),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let s = Settings::from_env_and_file(|k| env.get(k).cloned()).unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:9999");
+        assert!(!s.maintenance);
+        assert_eq!(s.event_retention, Duration::from_secs(24 * 3600));
+        assert_eq!(
+            s.database_url, "sqlite://from-env.db?mode=rwc",
+            "the environment wins"
+        );
+
+        std::fs::write(&path, "lisen = \"127.0.0.1:1\"\n").unwrap();
+        let e = Settings::from_env_and_file(|k| env.get(k).cloned()).unwrap_err();
+        assert_eq!(e.name, "SCIMBUS_CONFIG");
+        assert!(e.reason.contains("lisen"), "{e}");
+        std::fs::write(&path, "listen = \"nowhere\"\n").unwrap();
+        let e = Settings::from_env_and_file(|k| env.get(k).cloned()).unwrap_err();
+        assert_eq!(e.name, "SCIMBUS_LISTEN");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    fn tempfile_dir() -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("scimbus-config-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn the_effective_configuration_masks_every_secret() {
+        let s = settings(&[
+            ("SCIMBUS_ADMIN_TOKEN", "super-secret-admin-token"),
+            (
+                "SCIMBUS_DATABASE_URL",
+                "postgres://scimbus:db-password-1@db:5432/scimbus",
+            ),
+            ("SCIMBUS_AMQP_URL", "amqp://app:amqp-password-2@mq:5672/%2f"),
+            ("SCIMBUS_CURSOR_KEY", "cursor-key-0123456789-0123456789-xx"),
+            ("SCIMBUS_METRICS_TOKEN", "metrics-token-0123456789"),
+        ])
+        .unwrap();
+        let printed = format!("{:?}", s.effective());
+        for secret in [
+            "super-secret",
+            "db-password-1",
+            "amqp-password-2",
+            "cursor-key",
+            "metrics-token",
+        ] {
+            assert!(!printed.contains(secret), "{secret} in {printed}");
+        }
+        assert!(printed.contains("postgres://scimbus:****@db:5432/scimbus"));
+        let names: Vec<&str> = s.effective().iter().map(|(n, _)| *n).collect();
+        assert!(
+            names.contains(&"SCIMBUS_RATE_LIMIT") && names.contains(&"SCIMBUS_RELAY_BATCH_SIZE")
+        );
     }
 
     #[test]

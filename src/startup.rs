@@ -128,6 +128,9 @@ impl Application {
 
         let data = web::Data::new(context.clone());
         let limit = web::Data::new(BodyLimit(settings.max_body_bytes));
+        let proxies = web::Data::new(crate::http::context::TrustedProxies(
+            settings.trusted_proxies.clone(),
+        ));
         let rate_limits = web::Data::new(crate::http::ratelimit::RateLimits::new(
             settings.rate_limit,
             &settings.rate_limit_tenants,
@@ -146,10 +149,14 @@ impl Application {
                     crate::http::context::request_context,
                 ))
                 .wrap(TracingLogger::<crate::telemetry::RequestSpan>::new())
+                .wrap(actix_web::middleware::from_fn(
+                    crate::http::context::forwarding_headers,
+                ))
                 .app_data(data.clone())
                 .app_data(limit.clone())
                 .app_data(timeout.clone())
                 .app_data(rate_limits.clone())
+                .app_data(proxies.clone())
                 .app_data(metrics_token.clone())
                 .app_data(web::QueryConfig::default().error_handler(|err, _| {
                     ApiError::Scim(ScimError::invalid_value(err.to_string())).into()

@@ -52,9 +52,15 @@ impl RootSpanBuilder for RequestSpan {
         } else {
             String::new()
         };
+        let client = request
+            .connection_info()
+            .realip_remote_addr()
+            .unwrap_or_default()
+            .to_owned();
         tracing::info_span!(
             "request",
             request_id = %request_id,
+            client = %client,
             method = %request.method(),
             path = %request.path(),
             query = %query,

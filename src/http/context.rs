@@ -95,4 +95,67 @@ mod tests {
             test::call_service(&app, test::TestRequest::get().uri("/quick").to_request()).await;
         assert_eq!(response.status().as_u16(), 200);
     }
+
+    #[actix_web::test]
+    async fn forwarding_headers_count_only_from_trusted_proxies() {
+        let app = test::init_service(
+            App::new()
+                .app_data(web::Data::new(TrustedProxies(vec![
+                    "10.0.0.0/8".parse().unwrap(),
+                ])))
+                .wrap(from_fn(forwarding_headers))
+                .route(
+                    "/ip",
+                    web::get().to(|req: actix_web::HttpRequest| async move {
+                        req.connection_info()
+                            .realip_remote_addr()
+                            .unwrap_or_default()
+                            .to_owned()
+                    }),
+                ),
+        )
+        .await;
+        let ask = |peer: &str| {
+            test::TestRequest::get()
+                .uri("/ip")
+                .peer_addr(peer.parse().unwrap())
+                .insert_header(("X-Forwarded-For", "203.0.113.7"))
+                .to_request()
+        };
+        let from_proxy = test::call_and_read_body(&app, ask("10.1.2.3:4000")).await;
+        assert_eq!(from_proxy, "203.0.113.7");
+        let from_anyone = test::call_and_read_body(&app, ask("198.51.100.9:4000")).await;
+        assert_eq!(from_anyone, "198.51.100.9");
+    }
+}
+
+/// The reverse proxies whose forwarding headers are believed (`SCIMBUS_TRUSTED_PROXIES`).
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(pub Vec<ipnet::IpNet>);
+
+/// Headers a client could forge to pass for another address, scheme or host.
+const FORWARDING_HEADERS: [&str; 5] = [
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-real-ip",
+];
+
+/// Drops `Forwarded` / `X-Forwarded-*` / `X-Real-IP` unless the peer is a trusted proxy,
+/// before anything (logs, the client address) reads them.
+pub async fn forwarding_headers(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let trusted = match (req.app_data::<web::Data<TrustedProxies>>(), req.peer_addr()) {
+        (Some(proxies), Some(peer)) => proxies.0.iter().any(|net| net.contains(&peer.ip())),
+        _ => false,
+    };
+    if !trusted {
+        for name in FORWARDING_HEADERS {
+            req.headers_mut().remove(name);
+        }
+    }
+    next.call(req).await
 }

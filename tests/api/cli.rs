@@ -393,3 +393,48 @@ async fn serve_with_a_relay_stops_gracefully_on_sigterm() {
     assert!(status.success(), "{status:?}");
     crate::broker::cleanup(&relay).await;
 }
+
+#[tokio::test]
+async fn config_prints_the_effective_settings_from_environment_and_file_with_secrets_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("scimbus.toml");
+    std::fs::write(
+        &file,
+        "rate_limit = \"25/s\"\nadmin_token = \"file-admin-token-0123456789\"\n",
+    )
+    .unwrap();
+    let output = scimbus(&dir)
+        .env("SCIMBUS_CONFIG", &file)
+        .env("SCIMBUS_LISTEN", "127.0.0.1:9123")
+        .arg("config")
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success());
+    let printed = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        printed.contains("SCIMBUS_LISTEN=127.0.0.1:9123"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("SCIMBUS_RATE_LIMIT=25/s (burst 50)"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("SCIMBUS_ADMIN_TOKEN=(set, hidden)"),
+        "{printed}"
+    );
+    assert!(!printed.contains("file-admin-token"));
+
+    // A bad setting stops the process with a message naming it.
+    std::fs::write(&file, "rate_limit = \"lots\"\n").unwrap();
+    let output = scimbus(&dir)
+        .env("SCIMBUS_CONFIG", &file)
+        .arg("config")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("SCIMBUS_RATE_LIMIT"), "{stderr}");
+}

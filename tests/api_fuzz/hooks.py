@@ -34,36 +34,52 @@ def _count(exclusion_id: str) -> None:
 
 # --- predicates ----------------------------------------------------------------------------
 
-def _non_ascii(text: Any) -> bool:
-    return isinstance(text, str) and not text.isascii()
+# The byte offsets the server slices attribute names at: "urn:" and the URNs of the schemas
+# it compares a name's prefix with.
+SLICE_OFFSETS = {4} | {
+    len(urn)
+    for urn in (
+        "urn:ietf:params:scim:schemas:core:2.0:User",
+        "urn:ietf:params:scim:schemas:core:2.0:Group",
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User",
+    )
+}
 
 
-def _keys_non_ascii(value: Any) -> bool:
+def _slices_mid_char(name: Any) -> bool:
+    """Whether slicing `name` at one of SLICE_OFFSETS bytes would cut a UTF-8 character."""
+    if not isinstance(name, str) or name.isascii():
+        return False
+    data = name.encode("utf-8", "surrogatepass")
+    # A byte 0b10xxxxxx continues a character: an offset landing on one is mid-character.
+    return any(n < len(data) and (data[n] & 0xC0) == 0x80 for n in SLICE_OFFSETS)
+
+
+def _any_key_slices_mid_char(value: Any) -> bool:
     if isinstance(value, dict):
-        return any(_non_ascii(k) or _keys_non_ascii(v) for k, v in value.items())
+        return any(_slices_mid_char(k) or _any_key_slices_mid_char(v) for k, v in value.items())
     if isinstance(value, list):
-        return any(_keys_non_ascii(v) for v in value)
+        return any(_any_key_slices_mid_char(v) for v in value)
     return False
 
 
-def non_ascii_attribute_names(case) -> bool:
-    """A non-ASCII character in an attribute name: `attributes`/`excludedAttributes` (query
-    or SearchRequest body), or any key of a JSON body."""
+def attribute_name_sliced_mid_char(case) -> bool:
+    """An attribute name that the server's byte-offset slicing would cut inside a UTF-8
+    character: an item of `attributes`/`excludedAttributes` (query, comma-separated, or
+    SearchRequest body), or any key of a JSON body."""
     query = case.query or {}
     for name in ("attributes", "excludedAttributes"):
         value = query.get(name)
-        values = value if isinstance(value, list) else [value]
-        if any(_non_ascii(v) for v in values):
-            return True
-    body = case.body if isinstance(case.body, (dict, list)) else None
-    if body is None:
-        return False
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str) and any(_slices_mid_char(p.strip()) for p in item.split(",")):
+                return True
+    body = case.body
     if isinstance(body, dict):
         for name in ("attributes", "excludedAttributes"):
             value = body.get(name)
-            if isinstance(value, list) and any(_non_ascii(v) for v in value):
+            if isinstance(value, list) and any(_slices_mid_char(v) for v in value):
                 return True
-    return _keys_non_ascii(body)
+    return _any_key_slices_mid_char(body)
 
 
 def _numbers(value: Any):
@@ -127,7 +143,7 @@ def me_501_for_any_method(failure, case, response) -> bool:
 
 
 INPUTS = {
-    "non_ascii_attribute_names": non_ascii_attribute_names,
+    "attribute_name_sliced_mid_char": attribute_name_sliced_mid_char,
     "near_f64_max_number": near_f64_max_number,
     "nul_in_body": nul_in_body,
 }

@@ -121,6 +121,9 @@ def main() -> None:
     write_dict(dict_dir, "group_ids", groups)
     write_dict(dict_dir, "resource_ids", users + groups)
     write_dict(dict_dir, "victim_token_ids", [victim["id"]])
+    write_dict(dict_dir, "group_patch_paths",
+               ["members", "displayName", "externalId", "x-custom"]
+               + [f'members[value eq "{u}"]' for u in users[:4]])
     write_dict(dict_dir, "purge_subjects",
                [f"Users/{u}" for u in users[-2:]] + [f"Groups/{g}" for g in groups[-1:]])
     print(secret)
