@@ -10,6 +10,7 @@ mod helpers;
 mod admin;
 mod auth;
 mod cli;
+mod contracts;
 mod discovery;
 mod errors;
 mod groups;
