@@ -53,9 +53,12 @@ fn base(ctx: &Context, auth: &AuthenticatedTenant) -> String {
 async fn service_provider_config(
     ctx: web::Data<Context>,
     auth: AuthenticatedTenant,
+    limit: Option<web::Data<super::body::BodyLimit>>,
 ) -> HttpResponse {
     let limits = Limits {
         cursor_timeout_secs: ctx.cursors.timeout_secs,
+        bulk_max_operations: crate::service::bulk::MAX_OPERATIONS,
+        max_payload_bytes: limit.map_or(crate::config::MIN_BODY_BYTES, |l| l.0),
     };
     response::scim(
         StatusCode::OK,

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod auth;
 pub mod body;
+pub mod bulk;
 pub mod context;
 pub mod discovery;
 pub mod error;
@@ -40,6 +41,7 @@ pub fn configure(cfg: &mut ServiceConfig, admin_enabled: bool) {
             .configure(discovery::configure)
             .configure(users::configure)
             .configure(groups::configure)
+            .configure(bulk::configure)
             .default_service(web::to(unknown_route)),
     );
     cfg.service(

@@ -228,6 +228,57 @@ pub struct SearchRequest {
     cursor: Option<String>,
 }
 
+/// One operation of a BulkRequest (RFC 7644 §3.7).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code, non_snake_case)]
+pub struct BulkOperation {
+    /// `POST`, `PUT`, `PATCH` or `DELETE`.
+    method: String,
+    /// Required for POST; other operations refer to the created resource as `bulkId:<it>`.
+    bulkId: Option<String>,
+    /// `If-Match` for this operation.
+    version: Option<String>,
+    /// `/Users`, `/Groups`, `/Users/{id}`, `/Groups/{id}` (the id may be `bulkId:<id>`).
+    path: String,
+    /// The resource (POST, PUT) or PatchOp (PATCH).
+    #[schema(value_type = Option<Object>)]
+    data: Option<Value>,
+}
+
+/// A BulkRequest (RFC 7644 §3.7).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code, non_snake_case)]
+pub struct BulkRequest {
+    /// `["urn:ietf:params:scim:api:messages:2.0:BulkRequest"]`.
+    schemas: Vec<String>,
+    /// Stop after this many errors.
+    failOnErrors: Option<i64>,
+    Operations: Vec<BulkOperation>,
+}
+
+/// The result of one operation.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code, non_snake_case)]
+pub struct BulkResult {
+    method: String,
+    bulkId: Option<String>,
+    version: Option<String>,
+    location: Option<String>,
+    /// The HTTP status, as a string.
+    status: String,
+    /// The SCIM error of a failed operation.
+    response: Option<ScimErrorBody>,
+}
+
+/// A BulkResponse (RFC 7644 §3.7).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code, non_snake_case)]
+pub struct BulkResponse {
+    /// `["urn:ietf:params:scim:api:messages:2.0:BulkResponse"]`.
+    schemas: Vec<String>,
+    Operations: Vec<BulkResult>,
+}
+
 /// A discovery document (ServiceProviderConfig, ResourceType or Schema; RFC 7643 §5–7).
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)]

@@ -17,6 +17,10 @@ pub const SCHEMA_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:Schema";
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub cursor_timeout_secs: u32,
+    /// Most operations one `/Bulk` request may carry.
+    pub bulk_max_operations: usize,
+    /// The request body limit, which a `/Bulk` request is subject to.
+    pub max_payload_bytes: usize,
 }
 
 /// `/ServiceProviderConfig` (RFC 7643 §5, RFC 9865 §4 `pagination`).
@@ -25,7 +29,11 @@ pub fn service_provider_config(base: &str, limits: Limits) -> Value {
         "schemas": [SERVICE_PROVIDER_CONFIG_URN],
         "documentationUri": "https://github.com/scimbus/scimbus#readme",
         "patch": {"supported": true},
-        "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
+        "bulk": {
+            "supported": true,
+            "maxOperations": limits.bulk_max_operations,
+            "maxPayloadSize": limits.max_payload_bytes,
+        },
         "filter": {"supported": true, "maxResults": Page::MAX_COUNT},
         "changePassword": {"supported": false},
         "sort": {"supported": true},

@@ -2,6 +2,7 @@
 //! the tenant's event counter; handlers and the CLI call these and nothing below them.
 
 pub mod audit;
+pub mod bulk;
 mod changes;
 pub mod cursor;
 mod emit;

@@ -13,7 +13,9 @@ async fn service_provider_config_tells_the_truth() {
         "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"
     );
     assert_eq!(config["patch"]["supported"], true);
-    assert_eq!(config["bulk"]["supported"], false);
+    assert_eq!(config["bulk"]["supported"], true);
+    assert_eq!(config["bulk"]["maxOperations"], 1000);
+    assert_eq!(config["bulk"]["maxPayloadSize"], 8 * 1024 * 1024);
     assert_eq!(
         config["filter"],
         serde_json::json!({"supported": true, "maxResults": 1000})

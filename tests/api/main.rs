@@ -9,6 +9,7 @@ mod helpers;
 
 mod admin;
 mod auth;
+mod bulk;
 mod cli;
 mod contracts;
 mod discovery;

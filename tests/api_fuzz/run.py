@@ -95,6 +95,9 @@ def main() -> None:
     for entry in exclusions:
         ops = ", ".join(entry["operations"])
         say(f"EXCLUDED {entry['id']} ({entry['kind']}; {ops}): {' '.join(entry['reason'].split())}")
+    data = tomllib.loads((HERE / "exclusions.toml").read_text(encoding="utf-8"))
+    for entry in data.get("may_never_succeed", []):
+        say(f"MAY NEVER SUCCEED {entry['operation']}: {' '.join(entry['reason'].split())}")
     for entry in restrictions:
         say(f"RESTRICTED {entry['operation']}: {' '.join(entry['what'].split())}")
 
