@@ -51,6 +51,11 @@ pub enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Register and list a tenant's schema extensions (custom attributes).
+    Schema {
+        #[command(subcommand)]
+        command: SchemaCommand,
+    },
     /// Act on retained events.
     Events {
         #[command(subcommand)]
@@ -71,6 +76,23 @@ pub enum Command {
         after: Option<String>,
         #[arg(long, default_value_t = 100)]
         limit: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SchemaCommand {
+    /// Register an extension from a JSON file (RFC 7643 §7 schema format, plus
+    /// `resourceType`); prints the existing values that do not fit.
+    Register {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        file: std::path::PathBuf,
+    },
+    /// List the tenant's extensions.
+    List {
+        #[arg(long)]
+        tenant: String,
     },
 }
 
@@ -137,6 +159,39 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         }
         Command::Tenant { command } => tenant(&offline_context(&settings).await?, command).await,
         Command::Token { command } => token(&offline_context(&settings).await?, command).await,
+        Command::Schema { command } => {
+            let ctx = offline_context(&settings).await?;
+            match command {
+                SchemaCommand::Register { tenant, file } => {
+                    let text = std::fs::read_to_string(&file)
+                        .with_context(|| format!("cannot read {}", file.display()))?;
+                    let definition: serde_json::Value = serde_json::from_str(&text)
+                        .with_context(|| format!("{} is not JSON", file.display()))?;
+                    let report = crate::service::schemas::register(
+                        &ctx,
+                        &Actor::os_user(),
+                        &tenant,
+                        definition,
+                    )
+                    .await?;
+                    println!(
+                        "schema {} registered for {tenant}: {} resources re-indexed, {} with values that do not fit",
+                        report.schema["id"].as_str().unwrap_or_default(),
+                        report.checked,
+                        report.non_conforming_count
+                    );
+                    for bad in report.non_conforming {
+                        println!("  {}\t{}", bad.id, bad.detail);
+                    }
+                }
+                SchemaCommand::List { tenant } => {
+                    for schema in crate::service::schemas::list(&ctx, &tenant).await? {
+                        println!("{}", serde_json::to_string_pretty(&schema)?);
+                    }
+                }
+            }
+            Ok(())
+        }
         Command::Events {
             command: EventsCommand::Purge { tenant, subject },
         } => {

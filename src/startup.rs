@@ -22,7 +22,6 @@ use crate::events::{Relay, RelayMetrics};
 use crate::http::body::BodyLimit;
 use crate::http::error::ApiError;
 use crate::scim::error::ScimError;
-use crate::scim::schema::Registry;
 use crate::service::{Context, tenants};
 use crate::store::Store;
 
@@ -43,7 +42,7 @@ pub async fn open_context(
     let context = Context {
         store,
         clock,
-        registry: Registry::core(),
+        registries: crate::service::schemas::Registries::default(),
         public_url,
         events_written: Arc::new(tokio::sync::Notify::new()),
         relay_metrics: Arc::new(RelayMetrics::default()),

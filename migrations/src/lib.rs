@@ -15,6 +15,8 @@ mod m20261129_000008_add_outbox_failed_at;
 mod m20261129_000009_add_search_documents;
 mod m20261129_000010_add_tenant_lifecycle;
 mod m20261129_000011_create_audit_log;
+mod m20261129_000012_create_tenant_schemas;
+mod m20261129_000013_add_tenant_schema_version;
 
 pub struct Migrator;
 
@@ -33,6 +35,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000009_add_search_documents::Migration),
             Box::new(m20261129_000010_add_tenant_lifecycle::Migration),
             Box::new(m20261129_000011_create_audit_log::Migration),
+            Box::new(m20261129_000012_create_tenant_schemas::Migration),
+            Box::new(m20261129_000013_add_tenant_schema_version::Migration),
         ]
     }
 }

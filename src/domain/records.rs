@@ -20,6 +20,13 @@ pub struct Tenant {
     /// Events up to this sequence were removed by retention.
     #[serde(skip)]
     pub events_pruned_through: i64,
+    /// How many schema extensions the tenant registered (the registry cache's key).
+    #[serde(skip)]
+    pub schema_version: i64,
+    /// The tenant's schemas: the core, plus its registered extensions once the request's
+    /// authentication has loaded them.
+    #[serde(skip)]
+    pub registry: std::sync::Arc<crate::scim::schema::Registry>,
 }
 
 /// A token as listed (never its secret).

@@ -18,7 +18,7 @@ use crate::domain::Scope;
 use crate::scim::error::ScimError;
 use crate::scim::time;
 use crate::service::audit::{self, Actor};
-use crate::service::{Context, events, tenants};
+use crate::service::{Context, events, schemas, tenants};
 use crate::tenancy::auth::AdminActor;
 
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -30,6 +30,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(issue_token)
         .service(revoke_token)
         .service(purge_events)
+        .service(register_schema)
+        .service(list_schemas)
         .service(list_audit);
     super::other_methods(
         cfg,
@@ -39,9 +41,54 @@ pub fn configure(cfg: &mut ServiceConfig) {
             "/tenants/{slug}/tokens",
             "/tenants/{slug}/tokens/{id}",
             "/tenants/{slug}/events/purge",
+            "/tenants/{slug}/schemas",
             "/audit",
         ],
     );
+}
+
+/// Registers a schema extension (custom attributes) for the tenant: values already stored
+/// under its URN become typed, filterable and sortable; those that do not fit are reported.
+#[utoipa::path(
+    operation_id = "registerSchema",
+    tag = "Admin",
+    params(("slug" = String, Path, description = "Tenant slug.")),
+    request_body(content = super::openapi::SchemaDefinition, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Registered; the report of existing values", content_type = SCIM, body = super::openapi::SchemaRegistration),
+        (status = "default", description = "A SCIM error (400 invalidValue, 401, 404, 409 already registered)", content_type = SCIM, body = ScimErrorBody),
+    )
+)]
+#[post("/tenants/{slug}/schemas")]
+async fn register_schema(
+    ctx: web::Data<Context>,
+    actor: AdminActor,
+    slug: web::Path<String>,
+    body: JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    let registration = schemas::register(&ctx, &Actor::admin(&actor.name), &slug, body.0).await?;
+    tracing::info!(actor = %actor.name, tenant = %slug, "schema extension registered");
+    Ok(response::scim(StatusCode::CREATED, &registration))
+}
+
+/// The schema extensions the tenant registered.
+#[utoipa::path(
+    operation_id = "listSchemaExtensions",
+    tag = "Admin",
+    params(("slug" = String, Path, description = "Tenant slug.")),
+    responses(
+        (status = 200, description = "The extensions, as /Schemas serves them", content_type = SCIM, body = super::openapi::SchemaList),
+        (status = "default", description = "A SCIM error (401, 404)", content_type = SCIM, body = ScimErrorBody),
+    )
+)]
+#[get("/tenants/{slug}/schemas")]
+async fn list_schemas(
+    ctx: web::Data<Context>,
+    _: AdminActor,
+    slug: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let list = schemas::list(&ctx, &slug).await?;
+    Ok(response::scim(StatusCode::OK, &json!({ "schemas": list })))
 }
 
 #[derive(Debug, Deserialize, Validate)]

@@ -54,7 +54,7 @@ async fn authenticate(req: &ServiceRequest, scope: Scope) -> Result<(), ApiError
         .unwrap_or_default()
         .to_owned();
     let token = token(req);
-    let authenticated = authenticate_tenant(
+    let mut authenticated = authenticate_tenant(
         &ctx.store,
         ctx.clock.as_ref(),
         &slug,
@@ -76,6 +76,9 @@ async fn authenticate(req: &ServiceRequest, scope: Scope) -> Result<(), ApiError
             retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
         });
     }
+    // The tenant's own registry (its registered extensions), cached by schema version.
+    authenticated.tenant =
+        crate::service::schemas::with_registry(&ctx, authenticated.tenant).await?;
     req.extensions_mut().insert(authenticated);
     Ok(())
 }

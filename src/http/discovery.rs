@@ -78,7 +78,7 @@ async fn service_provider_config(
 )]
 #[get("/ResourceTypes")]
 async fn resource_types(ctx: web::Data<Context>, auth: AuthenticatedTenant) -> HttpResponse {
-    let all = discovery::resource_types(&base(&ctx, &auth), ctx.registry);
+    let all = discovery::resource_types(&base(&ctx, &auth), &auth.tenant.registry);
     response::scim(StatusCode::OK, &ListResponse::new(all.len() as u64, 1, all))
 }
 
@@ -98,7 +98,8 @@ async fn resource_type(
     auth: AuthenticatedTenant,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let rt = ctx
+    let rt = auth
+        .tenant
         .registry
         .resource_types
         .iter()
@@ -122,7 +123,7 @@ async fn resource_type(
 )]
 #[get("/Schemas")]
 async fn list_schemas(ctx: web::Data<Context>, auth: AuthenticatedTenant) -> HttpResponse {
-    let all = discovery::schemas(&base(&ctx, &auth), ctx.registry);
+    let all = discovery::schemas(&base(&ctx, &auth), &auth.tenant.registry);
     response::scim(StatusCode::OK, &ListResponse::new(all.len() as u64, 1, all))
 }
 
@@ -142,7 +143,8 @@ async fn get_schema(
     auth: AuthenticatedTenant,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let s = ctx
+    let s = auth
+        .tenant
         .registry
         .schema(&path.1)
         .ok_or_else(|| ApiError::NotFound(format!("no schema {}", path.1)))?;

@@ -11,15 +11,15 @@ use super::error::ApiError;
 use super::openapi::{ProjectionQuery, ReadQuery, SCIM, TenantPath};
 use super::precondition::{Preconditions, ReadParams};
 use super::response;
+use crate::domain::Tenant;
 use crate::service::Context;
 use crate::service::groups::{self, Members};
 use crate::tenancy::auth::AuthenticatedTenant;
 
 /// Applies `attributes`/`excludedAttributes` to a group representation.
-pub(super) fn project(ctx: &Context, params: &ReadParams, body: &mut serde_json::Value) {
-    params
-        .projection()
-        .apply(ctx.registry, ctx.registry.group(), body);
+pub(super) fn project(tenant: &Tenant, params: &ReadParams, body: &mut serde_json::Value) {
+    let registry = &tenant.registry;
+    params.projection().apply(registry, registry.group(), body);
 }
 
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -74,7 +74,7 @@ async fn create(
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     let mut group = groups::create(&ctx, &auth.tenant, body.0).await?;
-    project(&ctx, &params, &mut group.body);
+    project(&auth.tenant, &params, &mut group.body);
     Ok(response::resource(
         StatusCode::CREATED,
         &group.body,
@@ -106,7 +106,7 @@ async fn get(
     if let Some(not_modified) = conditions.not_modified(group.version, &group.etag()) {
         return Ok(not_modified);
     }
-    project(&ctx, &params, &mut group.body);
+    project(&auth.tenant, &params, &mut group.body);
     Ok(response::resource(
         StatusCode::OK,
         &group.body,
@@ -144,7 +144,7 @@ async fn replace(
     )
     .await?;
     let mut group = written.group;
-    project(&ctx, &params, &mut group.body);
+    project(&auth.tenant, &params, &mut group.body);
     Ok(response::resource(
         StatusCode::OK,
         &group.body,
@@ -192,7 +192,7 @@ async fn patch(
     .await?;
     let mut group = written.group;
     if with_body {
-        project(&ctx, &params, &mut group.body);
+        project(&auth.tenant, &params, &mut group.body);
         return Ok(response::resource(
             StatusCode::OK,
             &group.body,

@@ -376,6 +376,51 @@ pub struct PurgeResult {
     redacted: u64,
 }
 
+/// A schema extension to register: RFC 7643 §7's schema format, plus the resource type
+/// it extends.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code, non_snake_case)]
+pub struct SchemaDefinition {
+    /// The extension's URN, e.g. `urn:okta:acme:1.0:user:custom`.
+    id: String,
+    name: Option<String>,
+    description: Option<String>,
+    /// `User` (default) or `Group`.
+    resourceType: Option<String>,
+    /// RFC 7643 §7 attribute definitions (`name`, `type`, `multiValued`, `caseExact`,
+    /// `mutability`, `returned`, `canonicalValues`, `subAttributes`…); none required.
+    #[schema(value_type = Vec<Object>)]
+    attributes: Value,
+}
+
+/// A resource whose stored value does not fit the registered extension.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct NonConforming {
+    id: String,
+    detail: String,
+}
+
+/// What a registration did.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code, non_snake_case)]
+pub struct SchemaRegistration {
+    /// The schema as `/Schemas` now serves it.
+    schema: DiscoveryDocument,
+    /// Resources of the extended type re-indexed.
+    checked: u64,
+    nonConformingCount: u64,
+    /// The first 100 of them.
+    nonConforming: Vec<NonConforming>,
+}
+
+/// A tenant's registered extensions.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct SchemaList {
+    schemas: Vec<DiscoveryDocument>,
+}
+
 /// One audit log entry.
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)]

@@ -146,8 +146,8 @@ pub async fn list(
     };
     for resource in &mut list.resources {
         match kind {
-            Kind::Users => super::users::project(ctx, params, resource),
-            Kind::Groups => super::groups::project(ctx, params, resource),
+            Kind::Users => super::users::project(&auth.tenant, params, resource),
+            Kind::Groups => super::groups::project(&auth.tenant, params, resource),
         }
     }
     if let Some(scope) = scope {

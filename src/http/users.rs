@@ -10,14 +10,14 @@ use super::error::ApiError;
 use super::openapi::{ProjectionQuery, ReadQuery, SCIM, TenantPath};
 use super::precondition::{Preconditions, ReadParams};
 use super::response;
+use crate::domain::Tenant;
 use crate::service::{Context, users};
 use crate::tenancy::auth::AuthenticatedTenant;
 
 /// Applies `attributes`/`excludedAttributes` to a user representation.
-pub(super) fn project(ctx: &Context, params: &ReadParams, body: &mut serde_json::Value) {
-    params
-        .projection()
-        .apply(ctx.registry, ctx.registry.user(), body);
+pub(super) fn project(tenant: &Tenant, params: &ReadParams, body: &mut serde_json::Value) {
+    let registry = &tenant.registry;
+    params.projection().apply(registry, registry.user(), body);
 }
 
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -72,7 +72,7 @@ async fn create(
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     let mut user = users::create(&ctx, &auth.tenant, body.0).await?;
-    project(&ctx, &params, &mut user.body);
+    project(&auth.tenant, &params, &mut user.body);
     Ok(response::resource(
         StatusCode::CREATED,
         &user.body,
@@ -104,7 +104,7 @@ async fn get(
     if let Some(not_modified) = conditions.not_modified(user.version, &user.etag()) {
         return Ok(not_modified);
     }
-    project(&ctx, &params, &mut user.body);
+    project(&auth.tenant, &params, &mut user.body);
     Ok(response::resource(
         StatusCode::OK,
         &user.body,
@@ -142,7 +142,7 @@ async fn replace(
     )
     .await?;
     let mut user = written.user;
-    project(&ctx, &params, &mut user.body);
+    project(&auth.tenant, &params, &mut user.body);
     Ok(response::resource(
         StatusCode::OK,
         &user.body,
@@ -180,7 +180,7 @@ async fn patch(
     )
     .await?;
     let mut user = written.user;
-    project(&ctx, &params, &mut user.body);
+    project(&auth.tenant, &params, &mut user.body);
     Ok(response::resource(
         StatusCode::OK,
         &user.body,

@@ -3,6 +3,7 @@
 
 pub mod discovery;
 pub mod error;
+pub mod extension;
 pub mod fold;
 pub mod patch;
 pub mod projection;

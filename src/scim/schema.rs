@@ -179,8 +179,9 @@ pub struct ResourceType {
     pub extensions: Vec<SchemaExtension>,
 }
 
-/// Every schema and resource type the server knows.
-#[derive(Debug)]
+/// Every schema and resource type the server knows: the core, plus a tenant's registered
+/// extensions (`scim::extension`).
+#[derive(Debug, Clone)]
 pub struct Registry {
     /// RFC 7643 §3.1 common attributes (`id`, `externalId`, `meta`).
     pub common: Vec<Attribute>,
@@ -189,11 +190,36 @@ pub struct Registry {
 }
 
 static CORE: LazyLock<Registry> = LazyLock::new(build_core);
+static CORE_SHARED: LazyLock<std::sync::Arc<Registry>> =
+    LazyLock::new(|| std::sync::Arc::new(build_core()));
 
 impl Registry {
     /// The built-in registry: User, Group and EnterpriseUser.
     pub fn core() -> &'static Registry {
         &CORE
+    }
+
+    /// The built-in registry, shared (what a tenant without extensions uses).
+    pub fn core_shared() -> std::sync::Arc<Registry> {
+        CORE_SHARED.clone()
+    }
+
+    /// This registry with `schema` added as an extension of the resource type named
+    /// `resource_type` (never required: resources written before it stay valid).
+    pub fn extended(&self, schema: Schema, resource_type: &str) -> Registry {
+        let mut registry = self.clone();
+        if let Some(rt) = registry
+            .resource_types
+            .iter_mut()
+            .find(|rt| rt.name == resource_type)
+        {
+            rt.extensions.push(SchemaExtension {
+                schema: schema.id.clone(),
+                required: false,
+            });
+        }
+        registry.schemas.push(schema);
+        registry
     }
 
     /// The schema with URN `id`, compared case-insensitively (URNs are, RFC 8141).

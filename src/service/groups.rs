@@ -15,6 +15,7 @@ use crate::events::{EventType, PendingEvent};
 use crate::scim::patch::{self, MemberRef, MembersPatch};
 use crate::scim::query::search_document;
 use crate::scim::resource::{ListResponse, Page, etag};
+use crate::scim::schema::Registry;
 use crate::scim::validate::validate_resource;
 use crate::store::{StoreError, groups, members, query};
 
@@ -77,17 +78,20 @@ fn hot(document: &Map<String, Value>) -> Result<GroupHot, ServiceError> {
     })
 }
 
-fn new_group(ctx: &Context, document: Map<String, Value>) -> Result<NewGroup, ServiceError> {
+fn new_group(registry: &Registry, document: Map<String, Value>) -> Result<NewGroup, ServiceError> {
     Ok(NewGroup {
         hot: hot(&document)?,
-        search: search_document(ctx.registry, ctx.registry.group(), &document),
+        search: search_document(registry, registry.group(), &document),
         document,
     })
 }
 
 /// Splits a validated Group body into its document and its member references.
-fn parse_group(ctx: &Context, body: Value) -> Result<(NewGroup, Vec<MemberRef>), ServiceError> {
-    let mut document = validate_resource(ctx.registry, ctx.registry.group(), body)?;
+fn parse_group(
+    registry: &Registry,
+    body: Value,
+) -> Result<(NewGroup, Vec<MemberRef>), ServiceError> {
+    let mut document = validate_resource(registry, registry.group(), body)?;
     let mut refs = Vec::new();
     // A set, not a scan of `refs`: a full-list PUT names 100 000 members.
     let mut seen = std::collections::HashSet::new();
@@ -115,7 +119,7 @@ fn parse_group(ctx: &Context, body: Value) -> Result<(NewGroup, Vec<MemberRef>),
             }
         }
     }
-    Ok((new_group(ctx, document)?, refs))
+    Ok((new_group(registry, document)?, refs))
 }
 
 /// The SCIM representation; `members` are read from the table when asked for.
@@ -280,7 +284,7 @@ pub async fn create(
     tenant: &Tenant,
     body: Value,
 ) -> Result<GroupView, ServiceError> {
-    let (new, refs) = parse_group(ctx, body)?;
+    let (new, refs) = parse_group(&tenant.registry, body)?;
     let id = uuid::Uuid::new_v4().to_string();
     let txn = ctx.store.begin_write().await?;
     let now = ctx.now();
@@ -409,7 +413,7 @@ pub async fn replace(
     body: Value,
     if_match: Option<&str>,
 ) -> Result<Written, ServiceError> {
-    let (new, refs) = parse_group(ctx, body)?;
+    let (new, refs) = parse_group(&tenant.registry, body)?;
     let change = MembersPatch {
         clear: true,
         remove: Vec::new(),
@@ -434,13 +438,16 @@ pub async fn patch(
     let operations = patch::parse_patch(body)?;
     write(ctx, tenant, id, if_match, members_wanted, |old| {
         let outcome = patch::apply(
-            ctx.registry,
-            ctx.registry.group(),
+            &tenant.registry,
+            tenant.registry.group(),
             &old.document,
             id,
             &operations,
         )?;
-        Ok((new_group(ctx, outcome.document)?, outcome.members))
+        Ok((
+            new_group(&tenant.registry, outcome.document)?,
+            outcome.members,
+        ))
     })
     .await
 }
@@ -513,8 +520,8 @@ pub async fn list(
     page: Page,
     members_wanted: Members,
 ) -> Result<ListResponse, ServiceError> {
-    let rt = ctx.registry.group();
-    let (filter, sort) = query.typed(ctx, rt)?;
+    let rt = tenant.registry.group();
+    let (filter, sort) = query.typed(&tenant.registry, rt)?;
     let conn = ctx.store.conn();
     let (total, rows) = query::search_groups(
         conn,

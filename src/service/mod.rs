@@ -10,6 +10,7 @@ mod error;
 pub mod events;
 pub mod groups;
 pub mod maintenance;
+pub mod schemas;
 pub mod tenants;
 pub mod users;
 
@@ -49,7 +50,7 @@ pub async fn backfill_search_documents(ctx: &Context) -> Result<u64, ServiceErro
         }
         for (tenant_id, id, document) in rows {
             let doc = document.as_object().cloned().unwrap_or_default();
-            let search = search_document(ctx.registry, ctx.registry.user(), &doc);
+            let search = search_document(Registry::core(), Registry::core().user(), &doc);
             users::set_search(ctx.store.conn(), &tenant_id, &id, search).await?;
             filled += 1;
         }
@@ -61,7 +62,7 @@ pub async fn backfill_search_documents(ctx: &Context) -> Result<u64, ServiceErro
         }
         for (tenant_id, id, document) in rows {
             let doc = document.as_object().cloned().unwrap_or_default();
-            let search = search_document(ctx.registry, ctx.registry.group(), &doc);
+            let search = search_document(Registry::core(), Registry::core().group(), &doc);
             groups::set_search(ctx.store.conn(), &tenant_id, &id, search).await?;
             filled += 1;
         }
@@ -81,7 +82,7 @@ impl ListQuery {
     /// The typed filter and sort key for `resource_type`.
     fn typed(
         &self,
-        ctx: &Context,
+        registry: &Registry,
         resource_type: &crate::scim::schema::ResourceType,
     ) -> Result<
         (
@@ -94,7 +95,7 @@ impl ListQuery {
             .filter
             .as_deref()
             .filter(|f| !f.trim().is_empty())
-            .map(|raw| crate::scim::query::parse_filter(ctx.registry, resource_type, raw))
+            .map(|raw| crate::scim::query::parse_filter(registry, resource_type, raw))
             .transpose()?;
         let sort = self
             .sort_by
@@ -102,7 +103,7 @@ impl ListQuery {
             .filter(|s| !s.trim().is_empty())
             .map(|by| {
                 crate::scim::query::parse_sort(
-                    ctx.registry,
+                    registry,
                     resource_type,
                     by,
                     self.sort_order.as_deref(),
@@ -118,7 +119,8 @@ impl ListQuery {
 pub struct Context {
     pub store: Store,
     pub clock: Arc<dyn Clock>,
-    pub registry: &'static Registry,
+    /// Each tenant's registry (core plus its extensions), cached by schema version.
+    pub registries: schemas::Registries,
     /// Base of every URL the service writes (`Location`, `meta.location`).
     pub public_url: Url,
     /// Wakes the in-process relay after a transaction that wrote events commits.

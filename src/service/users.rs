@@ -15,6 +15,7 @@ use crate::scim::error::ScimError;
 use crate::scim::patch;
 use crate::scim::query::search_document;
 use crate::scim::resource::{ListResponse, Page, etag};
+use crate::scim::schema::Registry;
 use crate::scim::validate::validate_resource;
 use crate::store::{StoreError, members, query, users};
 
@@ -58,8 +59,8 @@ fn taken(err: StoreError) -> ServiceError {
 }
 
 /// Validates a full User body (POST or PUT) and derives its hot columns.
-fn parse_user(ctx: &Context, body: Value) -> Result<NewUser, ServiceError> {
-    let document = validate_resource(ctx.registry, ctx.registry.user(), body)?;
+fn parse_user(registry: &Registry, body: Value) -> Result<NewUser, ServiceError> {
+    let document = validate_resource(registry, registry.user(), body)?;
     let user_name = document
         .get("userName")
         .and_then(Value::as_str)
@@ -79,7 +80,7 @@ fn parse_user(ctx: &Context, body: Value) -> Result<NewUser, ServiceError> {
         .get("displayName")
         .and_then(Value::as_str)
         .map(str::to_owned);
-    let search = search_document(ctx.registry, ctx.registry.user(), &document);
+    let search = search_document(registry, registry.user(), &document);
     Ok(NewUser {
         hot: UserHot {
             user_name,
@@ -137,7 +138,7 @@ fn event(
 
 #[tracing::instrument(skip_all, fields(tenant = %tenant.slug), err(level = "info"))]
 pub async fn create(ctx: &Context, tenant: &Tenant, body: Value) -> Result<UserView, ServiceError> {
-    let new = parse_user(ctx, body)?;
+    let new = parse_user(&tenant.registry, body)?;
     let id = uuid::Uuid::new_v4().to_string();
     let txn = ctx.store.begin_write().await?;
     let now = ctx.now();
@@ -204,7 +205,7 @@ pub async fn replace(
     body: Value,
     if_match: Option<&str>,
 ) -> Result<Replaced, ServiceError> {
-    let new = parse_user(ctx, body)?;
+    let new = parse_user(&tenant.registry, body)?;
     write(ctx, tenant, id, if_match, |_| Ok(new)).await
 }
 
@@ -220,8 +221,8 @@ pub async fn patch(
     let operations = patch::parse_patch(body)?;
     write(ctx, tenant, id, if_match, |old| {
         let outcome = patch::apply(
-            ctx.registry,
-            ctx.registry.user(),
+            &tenant.registry,
+            tenant.registry.user(),
             &old.document,
             id,
             &operations,
@@ -233,7 +234,7 @@ pub async fn patch(
                 "users have no `members`",
             )));
         }
-        parse_user(ctx, Value::Object(outcome.document))
+        parse_user(&tenant.registry, Value::Object(outcome.document))
     })
     .await
 }
@@ -326,8 +327,8 @@ pub async fn list(
     query: &ListQuery,
     page: Page,
 ) -> Result<ListResponse, ServiceError> {
-    let rt = ctx.registry.user();
-    let (filter, sort) = query.typed(ctx, rt)?;
+    let rt = tenant.registry.user();
+    let (filter, sort) = query.typed(&tenant.registry, rt)?;
     let conn = ctx.store.conn();
     let (total, rows) = query::search_users(
         conn,

@@ -9,6 +9,7 @@ pub mod members;
 pub mod outbox;
 pub mod purge;
 pub mod query;
+pub mod schemas;
 pub mod tenants;
 pub mod tokens;
 pub mod users;

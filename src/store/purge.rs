@@ -39,6 +39,7 @@ pub async fn remove_tenant(conn: &impl ConnectionTrait, tenant_id: &str) -> Resu
     for sql in [
         "DELETE FROM outbox WHERE tenant_id = $1",
         "DELETE FROM tokens WHERE tenant_id = $1",
+        "DELETE FROM tenant_schemas WHERE tenant_id = $1",
         "DELETE FROM tenants WHERE id = $1",
     ] {
         conn.execute_raw(statement(conn, sql, vec![tenant_id.into()]))

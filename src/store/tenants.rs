@@ -18,6 +18,8 @@ fn to_domain(m: tenant::Model) -> Result<Tenant, StoreError> {
         deleted_at: m.deleted_at,
         purged_at: m.purged_at,
         events_pruned_through: m.events_pruned_through,
+        schema_version: m.schema_version,
+        registry: crate::scim::schema::Registry::core_shared(),
     })
 }
 
@@ -35,6 +37,7 @@ pub async fn insert(
         deleted_at: Set(None),
         events_pruned_through: Set(0),
         purged_at: Set(None),
+        schema_version: Set(0),
     }
     .insert(conn)
     .await?;
@@ -159,4 +162,20 @@ pub async fn event_sequence(
         .await?
         .map(|m| m.event_seq)
         .ok_or(StoreError::NotFound)
+}
+
+/// Counts one more extension registration of the tenant (locking its row until commit).
+pub async fn bump_schema_version(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+) -> Result<(), StoreError> {
+    tenant::Entity::update_many()
+        .col_expr(
+            tenant::Column::SchemaVersion,
+            Expr::col(tenant::Column::SchemaVersion).add(1),
+        )
+        .filter(tenant::Column::Id.eq(tenant_id))
+        .exec(conn)
+        .await?;
+    Ok(())
 }

@@ -14,6 +14,7 @@ mod cli;
 mod contracts;
 mod discovery;
 mod errors;
+mod extensions;
 mod groups;
 mod health;
 mod lifecycle;

@@ -47,12 +47,16 @@ SLICE_OFFSETS = {4} | {
 
 
 def _slices_mid_char(name: Any) -> bool:
-    """Whether slicing `name` at one of SLICE_OFFSETS bytes would cut a UTF-8 character."""
+    """Whether slicing `name`, as sent or trimmed of white space (the server trims some
+    names), at one of SLICE_OFFSETS bytes would cut a UTF-8 character."""
     if not isinstance(name, str) or name.isascii():
         return False
-    data = name.encode("utf-8", "surrogatepass")
-    # A byte 0b10xxxxxx continues a character: an offset landing on one is mid-character.
-    return any(n < len(data) and (data[n] & 0xC0) == 0x80 for n in SLICE_OFFSETS)
+    for candidate in {name, name.strip()}:
+        data = candidate.encode("utf-8", "surrogatepass")
+        # A byte 0b10xxxxxx continues a character: an offset landing on one is mid-character.
+        if any(n < len(data) and (data[n] & 0xC0) == 0x80 for n in SLICE_OFFSETS):
+            return True
+    return False
 
 
 def _any_key_slices_mid_char(value: Any) -> bool:
@@ -71,7 +75,7 @@ def attribute_name_sliced_mid_char(case) -> bool:
     for name in ("attributes", "excludedAttributes"):
         value = query.get(name)
         for item in value if isinstance(value, list) else [value]:
-            if isinstance(item, str) and any(_slices_mid_char(p.strip()) for p in item.split(",")):
+            if isinstance(item, str) and any(_slices_mid_char(p) for p in item.split(",")):
                 return True
     body = case.body
     if isinstance(body, dict):

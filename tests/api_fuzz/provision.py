@@ -121,6 +121,9 @@ def main() -> None:
     write_dict(dict_dir, "group_ids", groups)
     write_dict(dict_dir, "resource_ids", users + groups)
     write_dict(dict_dir, "victim_token_ids", [victim["id"]])
+    write_dict(dict_dir, "bulk_paths",
+               ["/Users", "/Groups", f"/Users/{users[-3]}", f"/Groups/{groups[0]}",
+                "/Users/bulkId:b1"])
     write_dict(dict_dir, "group_patch_paths",
                ["members", "displayName", "externalId", "x-custom"]
                + [f'members[value eq "{u}"]' for u in users[:4]])

@@ -72,7 +72,18 @@ fn fold_single(def: &Attribute, value: &Value) -> Value {
                 .collect(),
         ),
         (AttrType::String, Value::String(s)) if !def.case_exact => Value::String(fold(s)),
-        _ => value.clone(),
+        (
+            AttrType::String | AttrType::Reference | AttrType::Binary | AttrType::DateTime,
+            Value::String(_),
+        )
+        | (AttrType::Boolean, Value::Bool(_))
+        | (AttrType::Decimal, Value::Number(_))
+        | (_, Value::Null) => value.clone(),
+        (AttrType::Integer, Value::Number(n)) if n.is_i64() || n.is_u64() => value.clone(),
+        // A value that does not fit its type (stored before its extension was registered)
+        // is kept in the document but left out of the search document: no filter or sort
+        // can trip over it.
+        _ => Value::Null,
     }
 }
 

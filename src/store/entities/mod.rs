@@ -6,5 +6,6 @@ pub mod group;
 pub mod group_member;
 pub mod outbox;
 pub mod tenant;
+pub mod tenant_schema;
 pub mod token;
 pub mod user;

@@ -11,6 +11,7 @@ pub struct Model {
     pub deleted_at: Option<String>,
     pub events_pruned_through: i64,
     pub purged_at: Option<String>,
+    pub schema_version: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
