@@ -145,6 +145,9 @@ impl Application {
             App::new()
                 .wrap(actix_web::middleware::from_fn(crate::http::metrics::record))
                 .wrap(actix_web::middleware::from_fn(
+                    crate::http::context::security_headers,
+                ))
+                .wrap(actix_web::middleware::from_fn(
                     crate::http::context::request_context,
                 ))
                 .wrap(TracingLogger::<crate::telemetry::RequestSpan>::new())

@@ -130,11 +130,17 @@ async fn purge_events(
 #[derive(Debug, Deserialize, Validate, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 struct AuditQuery {
+    /// Only this tenant's entries.
     #[validate(length(min = 1, max = 63))]
+    #[param(min_length = 1, max_length = 63)]
     tenant: Option<String>,
+    /// The last entry id of the previous page.
     #[validate(length(min = 1, max = 36))]
+    #[param(min_length = 1, max_length = 36)]
     after: Option<String>,
+    /// 1 to 1000 (default 100).
     #[validate(range(min = 1, max = 1000))]
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u64>,
 }
 
@@ -154,9 +160,11 @@ async fn list_audit(
     _: AdminActor,
     query: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    query
-        .validate()
-        .map_err(|e| ApiError::Scim(ScimError::invalid_value(e.to_string())))?;
+    query.validate().map_err(|_| {
+        ApiError::Scim(ScimError::invalid_value(
+            "`limit` must be 1 to 1000, `after` an entry id, `tenant` a slug",
+        ))
+    })?;
     let limit = query.limit.unwrap_or(100);
     let entries = audit::list(&ctx, query.tenant.as_deref(), query.after.as_deref(), limit).await?;
     let next = (entries.len() as u64 == limit)

@@ -3,7 +3,7 @@
 
 use std::future::{Ready, ready};
 
-use actix_web::body::MessageBody;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::Next;
@@ -29,21 +29,31 @@ fn token(req: &ServiceRequest) -> Option<String> {
 }
 
 /// Authenticates `/scim/v2/{tenant}/…` with a `scim`-scoped token of that tenant.
-pub async fn require_scim_token(
+pub async fn require_scim_token<B: MessageBody>(
     req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    authenticate(&req, Scope::Scim).await?;
-    next.call(req).await
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    match authenticate(&req, Scope::Scim).await {
+        Ok(()) => Ok(next.call(req).await?.map_into_left_body()),
+        Err(e) => Ok(refuse(req, e)),
+    }
+}
+
+/// The refusal as a response here, not an error travelling outwards: the outer
+/// middlewares (metrics, security headers, request id) then see it like any answer.
+fn refuse<B>(req: ServiceRequest, error: ApiError) -> ServiceResponse<EitherBody<B>> {
+    req.error_response(error).map_into_right_body()
 }
 
 /// Authenticates `/events/v1/{tenant}/…` with an `events:read`-scoped token of that tenant.
-pub async fn require_events_token(
+pub async fn require_events_token<B: MessageBody>(
     req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    authenticate(&req, Scope::EventsRead).await?;
-    next.call(req).await
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    match authenticate(&req, Scope::EventsRead).await {
+        Ok(()) => Ok(next.call(req).await?.map_into_left_body()),
+        Err(e) => Ok(refuse(req, e)),
+    }
 }
 
 async fn authenticate(req: &ServiceRequest, scope: Scope) -> Result<(), ApiError> {
@@ -84,17 +94,22 @@ async fn authenticate(req: &ServiceRequest, scope: Scope) -> Result<(), ApiError
 }
 
 /// Authenticates `/admin/v1/…` with a named admin token.
-pub async fn require_admin_token(
+pub async fn require_admin_token<B: MessageBody>(
     req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let ctx = context(&req)?;
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    let ctx = match context(&req) {
+        Ok(ctx) => ctx,
+        Err(e) => return Ok(refuse(req, e)),
+    };
     let token = token(&req);
-    let actor = authenticate_admin(&ctx.store, ctx.clock.as_ref(), token.as_deref())
-        .await
-        .map_err(ApiError::from)?;
-    req.extensions_mut().insert(actor);
-    next.call(req).await
+    match authenticate_admin(&ctx.store, ctx.clock.as_ref(), token.as_deref()).await {
+        Ok(actor) => {
+            req.extensions_mut().insert(actor);
+            Ok(next.call(req).await?.map_into_left_body())
+        }
+        Err(e) => Ok(refuse(req, e.into())),
+    }
 }
 
 impl FromRequest for AuthenticatedTenant {

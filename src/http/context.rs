@@ -159,3 +159,48 @@ pub async fn forwarding_headers(
     }
     next.call(req).await
 }
+
+/// Security headers on every answer: no MIME sniffing, no framing, no referrer, nothing
+/// cached (answers carry personal data and, once, token secrets), and a CSP that allows
+/// nothing — except under `/docs/`, where Swagger UI (served from the binary) runs its own
+/// scripts and styles.
+pub async fn security_headers<B: MessageBody>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<actix_web::body::EitherBody<B>>, actix_web::Error> {
+    use actix_web::http::header;
+    let docs = req.path().starts_with("/docs");
+    // A NUL in the path or query (`%00`) can reach no resource and no database accepts it.
+    let mut response = if req.uri().to_string().to_ascii_lowercase().contains("%00") {
+        req.error_response(ApiError::Scim(
+            crate::scim::error::ScimError::invalid_value(
+                "NUL characters (%00) are not accepted in the URL",
+            ),
+        ))
+        .map_into_right_body()
+    } else {
+        next.call(req).await?.map_into_left_body()
+    };
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(if docs {
+            "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'"
+        } else {
+            "default-src 'none'; frame-ancestors 'none'"
+        }),
+    );
+    Ok(response)
+}

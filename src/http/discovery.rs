@@ -21,8 +21,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(resource_type)
         .service(list_schemas)
         .service(get_schema)
-        .service(me)
-        .route("/Me", web::route().to(me_unsupported));
+        .service(me);
     super::other_methods(
         cfg,
         &[
@@ -31,6 +30,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
             "/ResourceTypes/{name}",
             "/Schemas",
             "/Schemas/{urn}",
+            "/Me",
         ],
     );
 }
@@ -86,7 +86,7 @@ async fn resource_types(ctx: web::Data<Context>, auth: AuthenticatedTenant) -> H
 #[utoipa::path(
     operation_id = "getResourceType",
     tag = "SCIM discovery",
-    params(TenantPath, ("name" = String, Path, description = "`User` or `Group`.")),
+    params(TenantPath, ("name" = String, Path, description = "`User` or `Group`.", example = "User")),
     responses(
         (status = 200, description = "One resource type.", content_type = SCIM, body = DiscoveryDocument),
         (status = "default", description = "A SCIM error (404)", content_type = SCIM, body = ScimErrorBody),
@@ -159,15 +159,13 @@ async fn get_schema(
     operation_id = "me",
     tag = "SCIM discovery",
     params(TenantPath),
-    responses((status = 501, description = "Not implemented", content_type = SCIM, body = ScimErrorBody))
+    responses(
+        (status = 501, description = "Not implemented", content_type = SCIM, body = ScimErrorBody),
+        (status = "default", description = "A SCIM error (401, 403)", content_type = SCIM, body = ScimErrorBody),
+    )
 )]
 #[get("/Me")]
 async fn me() -> Result<HttpResponse, ApiError> {
-    me_unsupported().await
-}
-
-/// Every method on `/Me` answers 501 alike.
-async fn me_unsupported() -> Result<HttpResponse, ApiError> {
     Err(ApiError::Scim(ScimError::new(
         501,
         None,

@@ -22,13 +22,23 @@ pub fn configure(cfg: &mut ServiceConfig) {
     super::other_methods(cfg, &["", "/snapshot/{kind}", "/snapshot/{kind}/{id}"]);
 }
 
+/// The resources a snapshot reads.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+enum SnapshotKindDoc {
+    Users,
+    Groups,
+}
+
 #[derive(Debug, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
 struct PullParams {
     /// Return events with a larger sequence (default 0).
+    #[param(minimum = 0)]
     after: Option<i64>,
     /// 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
     /// Comma-separated CloudEvents types to return.
     types: Option<String>,
@@ -41,6 +51,7 @@ struct SnapshotParams {
     /// Return resources with a larger id (the previous page's `next`).
     after: Option<String>,
     /// 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
 }
 
@@ -118,7 +129,7 @@ struct SnapshotQuery {
 #[utoipa::path(
     operation_id = "listSnapshots",
     tag = "Events",
-    params(TenantPath, ("kind" = String, Path, description = "`Users` or `Groups`."), SnapshotParams),
+    params(TenantPath, ("kind" = inline(SnapshotKindDoc), Path, description = "`Users` or `Groups`."), SnapshotParams),
     responses(
         (status = 200, description = "A page of snapshots", body = super::openapi::SnapshotPage),
         (status = "default", description = "A SCIM error (400, 401, 403, 404 unknown kind)", content_type = SCIM, body = ScimErrorBody),
@@ -148,7 +159,7 @@ async fn snapshot_page(
 #[utoipa::path(
     operation_id = "getSnapshot",
     tag = "Events",
-    params(TenantPath, ("kind" = String, Path, description = "`Users` or `Groups`."), ("id" = String, Path, description = "The resource id.")),
+    params(TenantPath, ("kind" = inline(SnapshotKindDoc), Path, description = "`Users` or `Groups`."), ("id" = String, Path, description = "The resource id.")),
     responses(
         (status = 200, description = "The snapshot event", body = super::openapi::Event),
         (status = "default", description = "A SCIM error (401, 403, 404)", content_type = SCIM, body = ScimErrorBody),

@@ -62,7 +62,7 @@ async fn list(
     params(TenantPath, ProjectionQuery),
     request_body(content = super::openapi::Group, content_type = SCIM),
     responses(
-        (status = 201, description = "Created; `Location` and `ETag` set", content_type = SCIM, body = super::openapi::Group),
+        (status = 201, description = "Created; `Location` and `ETag` set", content_type = SCIM, body = super::openapi::Group, headers(("ETag" = String, description = "W/\"<version>\""), ("Location" = String, description = "The resource URL"))),
         (status = "default", description = "A SCIM error (400 invalidValue, 409 uniqueness, 413, 415)", content_type = SCIM, body = super::openapi::ScimErrorBody),
     )
 )]
@@ -89,7 +89,7 @@ async fn create(
     tag = "SCIM Groups",
     params(TenantPath, ("id" = String, Path, description = "Server-issued resource id."), ProjectionQuery),
     responses(
-        (status = 200, description = "The group; `ETag` set", content_type = SCIM, body = super::openapi::Group),
+        (status = 200, description = "The group; `ETag` set", content_type = SCIM, body = super::openapi::Group, headers(("ETag" = String, description = "W/\"<version>\""))),
         (status = 304, description = "`If-None-Match` names the current version"),
         (status = "default", description = "A SCIM error (404)", content_type = SCIM, body = super::openapi::ScimErrorBody),
     )
@@ -122,7 +122,7 @@ async fn get(
     params(TenantPath, ("id" = String, Path, description = "Server-issued resource id."), ProjectionQuery),
     request_body(content = super::openapi::Group, content_type = SCIM),
     responses(
-        (status = 200, description = "The group after the replace", content_type = SCIM, body = super::openapi::Group),
+        (status = 200, description = "The group after the replace", content_type = SCIM, body = super::openapi::Group, headers(("ETag" = String, description = "W/\"<version>\""))),
         (status = "default", description = "A SCIM error (400, 404, 409, 412)", content_type = SCIM, body = super::openapi::ScimErrorBody),
     )
 )]
@@ -161,7 +161,7 @@ async fn replace(
     params(TenantPath, ("id" = String, Path, description = "Server-issued resource id."), ProjectionQuery),
     request_body(content = super::openapi::PatchOp, content_type = SCIM),
     responses(
-        (status = 200, description = "The group, when `attributes` is given", content_type = SCIM, body = super::openapi::Group),
+        (status = 200, description = "The group, when `attributes` is given", content_type = SCIM, body = super::openapi::Group, headers(("ETag" = String, description = "W/\"<version>\""))),
         (status = 204, description = "Applied; `ETag` set"),
         (status = "default", description = "A SCIM error (400, 404, 409, 412)", content_type = SCIM, body = super::openapi::ScimErrorBody),
     )

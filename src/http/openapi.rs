@@ -64,6 +64,7 @@ impl Modify for BearerScheme {
 #[into_params(parameter_in = Path)]
 pub struct TenantPath {
     /// Tenant slug, `[a-z0-9-]{1,63}`.
+    #[param(pattern = "^[a-z0-9-]{1,63}$")]
     pub tenant: String,
 }
 
@@ -76,19 +77,28 @@ pub struct ReadQuery {
     /// RFC 7644 §3.4.2.2 filter, e.g. `userName eq "bjensen"`.
     filter: Option<String>,
     /// 1-based index of the first result (index paging).
-    startIndex: Option<String>,
-    /// Results per page, at most 1000; 0 gives only `totalResults`.
-    count: Option<String>,
+    startIndex: Option<i64>,
+    /// Results per page, at most 1000 (larger is clamped); 0 gives only `totalResults`.
+    #[param(minimum = 0)]
+    count: Option<i64>,
     /// Comma-separated attributes to return.
     attributes: Option<String>,
     /// Comma-separated attributes not to return.
     excludedAttributes: Option<String>,
     /// Attribute to sort by.
     sortBy: Option<String>,
-    /// `ascending` or `descending`.
-    sortOrder: Option<String>,
+    #[param(inline)]
+    sortOrder: Option<SortOrder>,
     /// RFC 9865 cursor; empty asks for the first cursor page.
     cursor: Option<String>,
+}
+
+/// RFC 7644 §3.4.2.3 `sortOrder`.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code, non_camel_case_types)]
+pub enum SortOrder {
+    ascending,
+    descending,
 }
 
 /// `attributes` / `excludedAttributes` on single-resource operations.
@@ -137,7 +147,9 @@ pub struct User {
     /// Server-issued; ignored in requests.
     id: Option<String>,
     externalId: Option<String>,
-    userName: String,
+    /// Required in POST and PUT bodies; a response omits it only when `attributes` or
+    /// `excludedAttributes` leave it out.
+    userName: Option<String>,
     displayName: Option<String>,
     active: Option<bool>,
     #[schema(value_type = Option<Object>)]
@@ -171,7 +183,9 @@ pub struct Group {
     schemas: Vec<String>,
     id: Option<String>,
     externalId: Option<String>,
-    displayName: String,
+    /// Required in POST and PUT bodies; a response omits it only when `attributes` or
+    /// `excludedAttributes` leave it out.
+    displayName: Option<String>,
     members: Option<Vec<GroupMember>>,
     meta: Option<Meta>,
 }
@@ -199,7 +213,7 @@ pub struct PatchOperation {
     /// `add`, `remove` or `replace` (any case).
     op: String,
     path: Option<String>,
-    #[schema(value_type = Option<Object>)]
+    /// Any JSON value (an attribute's value, an object of them, a member list).
     value: Option<Value>,
 }
 
@@ -387,10 +401,33 @@ pub struct SchemaDefinition {
     description: Option<String>,
     /// `User` (default) or `Group`.
     resourceType: Option<String>,
-    /// RFC 7643 §7 attribute definitions (`name`, `type`, `multiValued`, `caseExact`,
-    /// `mutability`, `returned`, `canonicalValues`, `subAttributes`…); none required.
-    #[schema(value_type = Vec<Object>)]
-    attributes: Value,
+    /// 1 to 200 RFC 7643 §7 attribute definitions; none `required`.
+    #[schema(min_items = 1, max_items = 200)]
+    attributes: Vec<AttributeDefinition>,
+}
+
+/// An RFC 7643 §7 attribute definition.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code, non_snake_case)]
+pub struct AttributeDefinition {
+    /// A letter, then letters, digits, `-` or `_`.
+    #[schema(pattern = "^[A-Za-z][A-Za-z0-9_-]{0,127}$")]
+    name: String,
+    /// `string` (default), `boolean`, `decimal`, `integer`, `dateTime`, `binary`,
+    /// `reference` or `complex`.
+    r#type: Option<String>,
+    multiValued: Option<bool>,
+    caseExact: Option<bool>,
+    description: Option<String>,
+    /// `readWrite` (default), `readOnly`, `immutable` or `writeOnly`.
+    mutability: Option<String>,
+    /// `default` (default), `always`, `never` or `request`.
+    returned: Option<String>,
+    canonicalValues: Option<Vec<String>>,
+    referenceTypes: Option<Vec<String>>,
+    /// For `complex` attributes: their sub-attributes (not complex themselves).
+    #[schema(value_type = Option<Vec<Object>>)]
+    subAttributes: Option<Value>,
 }
 
 /// A resource whose stored value does not fit the registered extension.

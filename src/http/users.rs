@@ -60,7 +60,7 @@ async fn list(
     params(TenantPath, ProjectionQuery),
     request_body(content = super::openapi::User, content_type = SCIM),
     responses(
-        (status = 201, description = "Created; `Location` and `ETag` set", content_type = SCIM, body = super::openapi::User),
+        (status = 201, description = "Created; `Location` and `ETag` set", content_type = SCIM, body = super::openapi::User, headers(("ETag" = String, description = "W/\"<version>\""), ("Location" = String, description = "The resource URL"))),
         (status = "default", description = "A SCIM error (400 invalidValue/invalidSyntax, 409 uniqueness, 413, 415)", content_type = SCIM, body = super::openapi::ScimErrorBody),
     )
 )]
@@ -87,7 +87,7 @@ async fn create(
     tag = "SCIM Users",
     params(TenantPath, ("id" = String, Path, description = "Server-issued resource id."), ProjectionQuery),
     responses(
-        (status = 200, description = "The user; `ETag` set", content_type = SCIM, body = super::openapi::User),
+        (status = 200, description = "The user; `ETag` set", content_type = SCIM, body = super::openapi::User, headers(("ETag" = String, description = "W/\"<version>\""))),
         (status = 304, description = "`If-None-Match` names the current version"),
         (status = "default", description = "A SCIM error (404)", content_type = SCIM, body = super::openapi::ScimErrorBody),
     )
@@ -120,7 +120,7 @@ async fn get(
     params(TenantPath, ("id" = String, Path, description = "Server-issued resource id."), ProjectionQuery),
     request_body(content = super::openapi::User, content_type = SCIM),
     responses(
-        (status = 200, description = "The user after the replace", content_type = SCIM, body = super::openapi::User),
+        (status = 200, description = "The user after the replace", content_type = SCIM, body = super::openapi::User, headers(("ETag" = String, description = "W/\"<version>\""))),
         (status = "default", description = "A SCIM error (400, 404, 409 uniqueness, 412)", content_type = SCIM, body = super::openapi::ScimErrorBody),
     )
 )]
@@ -158,7 +158,7 @@ async fn replace(
     params(TenantPath, ("id" = String, Path, description = "Server-issued resource id."), ProjectionQuery),
     request_body(content = super::openapi::PatchOp, content_type = SCIM),
     responses(
-        (status = 200, description = "The user after the patch", content_type = SCIM, body = super::openapi::User),
+        (status = 200, description = "The user after the patch", content_type = SCIM, body = super::openapi::User, headers(("ETag" = String, description = "W/\"<version>\""))),
         (status = "default", description = "A SCIM error (400 invalidPath/noTarget/mutability/invalidValue, 404, 409, 412)", content_type = SCIM, body = super::openapi::ScimErrorBody),
     )
 )]

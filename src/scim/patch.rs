@@ -115,6 +115,10 @@ pub struct PatchOutcome {
 /// the PatchOp URN and `Operations` must be a non-empty array (400 `invalidSyntax`), `op` is
 /// matched case-insensitively, paths are parsed (400 `invalidPath`), and a `remove` without
 /// `path` is refused with 400 `noTarget` (RFC 7644 §3.5.2.2).
+/// Most operations one PatchOp may carry: bounded work per request (a member list goes in
+/// one operation's value, so IdPs never come near it).
+pub const MAX_OPERATIONS: usize = 1000;
+
 pub fn parse_patch(body: Value) -> Result<Vec<Operation>, ScimError> {
     let Value::Object(mut body) = body else {
         return Err(ScimError::invalid_syntax(
@@ -139,6 +143,12 @@ pub fn parse_patch(body: Value) -> Result<Vec<Operation>, ScimError> {
             ));
         }
     };
+    if operations.len() > MAX_OPERATIONS {
+        return Err(ScimError::invalid_value(format!(
+            "{} operations exceed the limit of {MAX_OPERATIONS} per PatchOp",
+            operations.len()
+        )));
+    }
     operations
         .into_iter()
         .enumerate()

@@ -5,6 +5,7 @@
 use serde_json::{Map, Value};
 
 use super::schema::{Attribute, Registry, ResourceType, Returned};
+use super::starts_with_ci;
 
 /// A requested attribute: its canonical top-level key and, optionally, a sub-attribute.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,9 +147,12 @@ fn returned(registry: &Registry, resource_type: &ResourceType, key: &str) -> Opt
 fn resolve(registry: &Registry, resource_type: &ResourceType, name: &str) -> Option<Named> {
     let core = registry.schema(&resource_type.schema)?;
     let mut rest = name;
-    if rest.len() > core.id.len() && rest[..core.id.len()].eq_ignore_ascii_case(&core.id) {
-        rest = rest[core.id.len()..].trim_start_matches(':');
-    } else if rest.len() > 4 && rest[..4].eq_ignore_ascii_case("urn:") {
+    if rest.len() > core.id.len() && starts_with_ci(rest, &core.id) {
+        rest = rest
+            .get(core.id.len()..)
+            .unwrap_or_default()
+            .trim_start_matches(':');
+    } else if rest.len() > 4 && starts_with_ci(rest, "urn:") {
         for ext in &resource_type.extensions {
             let urn = ext.schema.as_str();
             if rest.eq_ignore_ascii_case(urn) {
@@ -157,8 +161,13 @@ fn resolve(registry: &Registry, resource_type: &ResourceType, name: &str) -> Opt
                     sub: None,
                 });
             }
-            if rest.len() > urn.len() + 1 && rest[..urn.len()].eq_ignore_ascii_case(urn) {
-                let attr = rest[urn.len() + 1..].split('.').next().unwrap_or_default();
+            if rest.len() > urn.len() + 1 && starts_with_ci(rest, urn) {
+                let attr = rest
+                    .get(urn.len() + 1..)
+                    .unwrap_or_default()
+                    .split('.')
+                    .next()
+                    .unwrap_or_default();
                 let def = registry.schema(urn)?.attribute(attr)?;
                 return Some(Named {
                     key: urn.to_owned(),

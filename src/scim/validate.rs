@@ -55,7 +55,7 @@ pub fn validate_resource(
             if let Some(v) = check_value(attr, value, &attr.name)? {
                 insert_once(&mut out, attr.name.clone(), v)?;
             }
-        } else if key.len() > 4 && key[..4].eq_ignore_ascii_case("urn:") {
+        } else if key.len() > 4 && super::starts_with_ci(&key, "urn:") {
             let registered = resource_type
                 .extensions
                 .iter()
