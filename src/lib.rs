@@ -7,6 +7,8 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod events;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod metrics;
 pub mod scim;

@@ -12,6 +12,7 @@ use super::SCIM_JSON;
 use crate::domain::Scope;
 use crate::scim::error::ScimError;
 use crate::service::ServiceError;
+use crate::store::StoreError;
 use crate::tenancy::auth::AuthError;
 
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +44,9 @@ pub enum ApiError {
     /// 415: neither `application/scim+json` nor `application/json`.
     #[error("unsupported media type")]
     UnsupportedMediaType,
+    /// 503 with `Retry-After`: the database is out of reach for now.
+    #[error("{0}")]
+    Unavailable(String),
     /// 503 with `Retry-After`: the request ran past `SCIMBUS_REQUEST_TIMEOUT_SECS`.
     #[error("request timed out after {0} s")]
     Timeout(u64),
@@ -87,6 +91,7 @@ impl ApiError {
                 None,
                 "send application/scim+json or application/json",
             ),
+            ApiError::Unavailable(detail) => ScimError::new(status, None, detail.clone()),
             ApiError::Timeout(secs) => ScimError::new(
                 status,
                 None,
@@ -125,7 +130,7 @@ impl ResponseError for ApiError {
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Timeout(_) | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -151,7 +156,7 @@ impl ResponseError for ApiError {
                     response.insert_header((header::WWW_AUTHENTICATE, v));
                 }
             }
-            ApiError::Timeout(_) => {
+            ApiError::Timeout(_) | ApiError::Unavailable(_) => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
             }
             ApiError::TooManyRequests { retry_after_secs } => {
@@ -176,6 +181,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::NotFound(d) => ApiError::NotFound(d),
             ServiceError::Conflict(d) => ApiError::Conflict(d),
             ServiceError::PreconditionFailed(d) => ApiError::PreconditionFailed(d),
+            ServiceError::Unavailable(d) => ApiError::Unavailable(d),
             ServiceError::Internal(cause) => ApiError::Internal(cause),
         }
     }
@@ -186,6 +192,9 @@ impl From<AuthError> for ApiError {
         match e {
             AuthError::Unauthenticated => ApiError::Unauthenticated,
             AuthError::InsufficientScope(s) => ApiError::InsufficientScope(s),
+            AuthError::Store(StoreError::Unavailable(_)) => {
+                ApiError::Unavailable("the database is unavailable; retry shortly".to_owned())
+            }
             AuthError::Store(cause) => ApiError::Internal(cause.into()),
         }
     }

@@ -211,6 +211,7 @@ fn to_scim(error: ServiceError) -> ScimError {
         ServiceError::NotFound(d) => ScimError::new(404, None, d),
         ServiceError::Conflict(d) => ScimError::new(409, Some(ScimType::Uniqueness), d),
         ServiceError::PreconditionFailed(d) => ScimError::new(412, None, d),
+        ServiceError::Unavailable(d) => ScimError::new(503, None, d),
         ServiceError::Internal(cause) => {
             let reference = crate::telemetry::current_request_id().unwrap_or_default();
             tracing::error!(%reference, error = ?cause, "bulk operation failed");

@@ -19,6 +19,9 @@ pub enum ServiceError {
     /// 412: `If-Match` names another version.
     #[error("{0}")]
     PreconditionFailed(String),
+    /// 503: the database is out of reach for now; the client retries.
+    #[error("{0}")]
+    Unavailable(String),
     /// 500: a failure of ours; the cause goes to the log, not to the client.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -48,6 +51,10 @@ impl From<StoreError> for ServiceError {
         match err {
             StoreError::NotFound => Self::NotFound("resource not found".to_owned()),
             StoreError::Unique(name) => Self::Conflict(format!("a unique value is taken ({name})")),
+            StoreError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "database unavailable");
+                Self::Unavailable("the database is unavailable; retry shortly".to_owned())
+            }
             other => Self::Internal(anyhow::Error::new(other)),
         }
     }

@@ -41,12 +41,44 @@ pub enum StoreError {
     /// Stored data that does not parse (a bug or a hand edit).
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// The database cannot be reached or is restarting: retry later (503).
+    #[error("database unavailable: {0}")]
+    Unavailable(DbErr),
     #[error(transparent)]
     Db(DbErr),
 }
 
+/// Whether `err` says the database is out of reach (connection refused or lost, pool
+/// exhausted or closed, the server shutting down or starting) rather than the statement
+/// being wrong.
+fn unavailable(err: &DbErr) -> bool {
+    use sea_orm::RuntimeErr;
+    use sea_orm::sqlx::Error as Sqlx;
+    let runtime = match err {
+        DbErr::ConnectionAcquire(_) => return true,
+        DbErr::Conn(r) | DbErr::Exec(r) | DbErr::Query(r) => r,
+        _ => return false,
+    };
+    let RuntimeErr::SqlxError(e) = runtime else {
+        return false;
+    };
+    match e.as_ref() {
+        Sqlx::Io(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::WorkerCrashed => true,
+        Sqlx::Tls(_) => true,
+        // PostgreSQL: class 08 (connection exception), 57P01-57P03 (shutting down,
+        // starting up).
+        Sqlx::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        _ => false,
+    }
+}
+
 impl From<DbErr> for StoreError {
     fn from(err: DbErr) -> Self {
+        if unavailable(&err) {
+            return StoreError::Unavailable(err);
+        }
         if let Some(SqlErr::UniqueConstraintViolation(message)) = err.sql_err() {
             for (name, columns) in UNIQUE_CONSTRAINTS {
                 if message.contains(name) || message.contains(columns) {

@@ -2,8 +2,6 @@
 //! `x-expires`, and a TCP proxy the test can cut and restore (the shared broker is never
 //! stopped).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -18,8 +16,6 @@ use scimbus::config::RelaySettings;
 use scimbus::events::Relay;
 use scimbus::events::publisher::Publisher;
 use secrecy::SecretString;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 
 use crate::helpers::TestApp;
 
@@ -208,71 +204,4 @@ pub async fn cleanup(settings: &RelaySettings) {
     }
 }
 
-/// A TCP proxy in front of the broker that the test cuts and restores.
-pub struct Proxy {
-    pub port: u16,
-    cut: Arc<AtomicBool>,
-    kill: watch::Sender<u64>,
-}
-
-impl Proxy {
-    pub async fn start(target: &str) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let cut = Arc::new(AtomicBool::new(false));
-        let (kill, _) = watch::channel(0u64);
-        let target = target.to_owned();
-        let (cut2, kill2) = (cut.clone(), kill.clone());
-        tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                if cut2.load(Ordering::SeqCst) {
-                    drop(inbound);
-                    continue;
-                }
-                let target = target.clone();
-                let mut killed = kill2.subscribe();
-                tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(&target).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = killed.changed() => {}
-                    }
-                });
-            }
-        });
-        Self { port, cut, kill }
-    }
-
-    /// Closes every connection and refuses new ones.
-    pub fn cut(&self) {
-        self.cut.store(true, Ordering::SeqCst);
-        self.kill.send_modify(|n| *n += 1);
-    }
-
-    pub fn restore(&self) {
-        self.cut.store(false, Ordering::SeqCst);
-    }
-
-    /// The broker URL through this proxy.
-    pub fn url(&self) -> String {
-        let real = amqp_url();
-        let (scheme_auth, rest) = real.split_once('@').unwrap();
-        let path = rest.split_once('/').map(|(_, p)| p).unwrap_or("%2f");
-        format!("{scheme_auth}@127.0.0.1:{}/{path}", self.port)
-    }
-}
-
-/// `host:port` of the real broker.
-pub fn broker_address() -> String {
-    let real = amqp_url();
-    let rest = real
-        .split_once('@')
-        .map(|(_, r)| r)
-        .unwrap_or("127.0.0.1:5672");
-    rest.split('/')
-        .next()
-        .unwrap_or("127.0.0.1:5672")
-        .to_owned()
-}
+pub use super::proxy::{Proxy, broker_address};

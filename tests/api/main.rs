@@ -6,6 +6,8 @@
 
 mod broker;
 mod helpers;
+#[path = "../support/proxy.rs"]
+mod proxy;
 
 mod admin;
 mod auth;
