@@ -94,3 +94,18 @@ async def test_dropping_a_tenant_forgets_its_states_and_cursor_only(make_consume
         assert await store.get_cursor("globex", tx) == 7
         assert await store.get_state("globex", "Users/x", tx) == ResourceState(version=3)
     assert await consumer.handle(factory.user_created("u2")) is Outcome.STALE
+
+
+async def test_dedupe_records_older_than_the_retention_are_pruned(make_consumer, sessionmaker):
+    from datetime import datetime, timedelta, timezone
+
+    consumer = make_consumer(store=SqlStore(sessionmaker), dedupe_retention=timedelta(days=14))
+    now = datetime(2026, 11, 29, tzinfo=timezone.utc)
+    async with sessionmaker() as session, session.begin():
+        for i, age in enumerate([1, 13, 15, 30]):
+            session.add(ProcessedEvent(event_id=f"e{i}", recorded_at=now - timedelta(days=age)))
+    assert await consumer.prune_once(now) == 2
+    assert await count(sessionmaker, ProcessedEvent.event_id) == 2
+    assert await consumer.prune_once(now) == 0
+    keep = make_consumer(store=SqlStore(sessionmaker), dedupe_retention=None)
+    assert await keep.prune_once(now + timedelta(days=365)) == 0

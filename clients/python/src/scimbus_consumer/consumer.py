@@ -10,6 +10,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
 import aio_pika
@@ -191,6 +192,8 @@ class Consumer:
         catch_up: bool = True,
         page_limit: int = 100,
         drain_timeout: float = 30.0,
+        dedupe_retention: timedelta | None = timedelta(days=14),
+        prune_interval: float = 3600.0,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -217,6 +220,12 @@ class Consumer:
         self.catch_up_at_start = catch_up
         self.page_limit = page_limit
         self.drain_timeout = drain_timeout
+        # Dedupe records older than this are pruned (a store that supports it, like
+        # SqlStore): longer than scimbus keeps events (7 days by default), so nothing the
+        # pull API or a redelivery can bring back is forgotten. None keeps them forever.
+        self.dedupe_retention = dedupe_retention
+        self.prune_interval = prune_interval
+        self._prune_task: asyncio.Task[None] | None = None
 
         self._handlers: dict[str, list[Handler]] = {}
         self._catch_all: list[Handler] = []
@@ -307,9 +316,33 @@ class Consumer:
         for key in self.routing_keys:
             await self._queue.bind(exchange, routing_key=key)
         self._run_task = asyncio.create_task(self._run(), name=f"scimbus-consumer-{self.queue_name}")
+        if self.dedupe_retention is not None and hasattr(self.store, "prune_processed"):
+            self._prune_task = asyncio.create_task(self._prune_loop(), name=f"scimbus-prune-{self.queue_name}")
+
+    async def prune_once(self, now: datetime | None = None) -> int:
+        """Deletes dedupe records older than `dedupe_retention`; returns how many went."""
+        prune = getattr(self.store, "prune_processed", None)
+        if self.dedupe_retention is None or prune is None:
+            return 0
+        now = now or datetime.now(timezone.utc)
+        return int(await prune(now - self.dedupe_retention))
+
+    async def _prune_loop(self) -> None:
+        while True:
+            try:
+                pruned = await self.prune_once()
+                if pruned:
+                    log.info("pruned %d dedupe records older than %s", pruned, self.dedupe_retention)
+            except Exception:  # noqa: BLE001 - retried next round
+                log.warning("pruning dedupe records failed", exc_info=True)
+            await asyncio.sleep(self.prune_interval)
 
     async def stop(self) -> None:
         """Stop consuming, let in-flight events finish (up to `drain_timeout`), disconnect."""
+        if self._prune_task is not None:
+            self._prune_task.cancel()
+            await asyncio.gather(self._prune_task, return_exceptions=True)
+            self._prune_task = None
         if self._run_task is not None:
             self._run_task.cancel()
             await asyncio.gather(self._run_task, return_exceptions=True)
