@@ -91,7 +91,7 @@ impl Relay {
     }
 
     /// One step: lead or stand by, read a batch, publish, mark the confirmed prefixes.
-    #[tracing::instrument(skip_all, err(level = "info"))]
+    #[tracing::instrument(skip_all, err(level = "debug"))]
     pub async fn relay_once(&mut self) -> Result<RelayOutcome, RelayError> {
         if !self.leader.ensure().await? {
             return Ok(RelayOutcome::NotLeader);

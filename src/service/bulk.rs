@@ -305,7 +305,7 @@ async fn run(
 
 /// Runs a BulkRequest and returns the BulkResponse. Request-level problems (not a
 /// BulkRequest, too many operations) are errors; an operation's failure is its entry.
-#[tracing::instrument(skip_all, fields(tenant = %tenant.slug), err(level = "info"))]
+#[tracing::instrument(skip_all, fields(tenant = %tenant.slug), err(level = "debug"))]
 pub async fn execute(ctx: &Context, tenant: &Tenant, body: Value) -> Result<Value, ServiceError> {
     let Value::Object(request) = body else {
         return Err(ScimError::invalid_syntax("a BulkRequest must be a JSON object").into());

@@ -28,7 +28,7 @@ pub struct EventPage {
 }
 
 /// Committed events of the tenant after `after`, whatever their publish state.
-#[tracing::instrument(skip_all, fields(tenant = %tenant.slug, after), err(level = "info"))]
+#[tracing::instrument(skip_all, fields(tenant = %tenant.slug, after), err(level = "debug"))]
 pub async fn pull(
     ctx: &Context,
     tenant: &Tenant,
@@ -148,7 +148,7 @@ fn user_snapshot(ctx: &Context, tenant: &Tenant, user: &crate::domain::StoredUse
 }
 
 /// Current users or groups of the tenant in id order after `after`, as snapshot events.
-#[tracing::instrument(skip_all, fields(tenant = %tenant.slug), err(level = "info"))]
+#[tracing::instrument(skip_all, fields(tenant = %tenant.slug), err(level = "debug"))]
 pub async fn snapshot_page(
     ctx: &Context,
     tenant: &Tenant,
@@ -225,7 +225,7 @@ pub fn redacted_data() -> Value {
 /// `Groups/{id}`) of the tenant with `{"redacted": true}`, keeping the envelope (id,
 /// sequence, type) so consumers' cursors and deduplication still hold. Works on a deleted
 /// tenant too, while its events are retained. Returns how many events were redacted.
-#[tracing::instrument(skip(ctx, actor), err(level = "info"))]
+#[tracing::instrument(skip(ctx, actor), err(level = "debug"))]
 pub async fn purge_subject(
     ctx: &Context,
     actor: &Actor,

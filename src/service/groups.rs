@@ -278,7 +278,7 @@ fn member_events(
     events
 }
 
-#[tracing::instrument(skip_all, fields(tenant = %tenant.slug), err(level = "info"))]
+#[tracing::instrument(skip_all, fields(tenant = %tenant.slug), err(level = "debug"))]
 pub async fn create(
     ctx: &Context,
     tenant: &Tenant,
@@ -316,7 +316,7 @@ pub async fn create(
     Ok(view)
 }
 
-#[tracing::instrument(skip_all, fields(tenant = %tenant.slug, id), err(level = "info"))]
+#[tracing::instrument(skip_all, fields(tenant = %tenant.slug, id), err(level = "debug"))]
 pub async fn get(
     ctx: &Context,
     tenant: &Tenant,
@@ -405,7 +405,7 @@ async fn write(
 
 /// PUT: replaces the document and the member list (Okta AIW sends the full list); the
 /// membership difference is computed in SQL.
-#[tracing::instrument(skip_all, fields(tenant = %tenant.slug, id), err(level = "info"))]
+#[tracing::instrument(skip_all, fields(tenant = %tenant.slug, id), err(level = "debug"))]
 pub async fn replace(
     ctx: &Context,
     tenant: &Tenant,
@@ -426,7 +426,7 @@ pub async fn replace(
 }
 
 /// PATCH (RFC 7644 §3.5.2), atomic.
-#[tracing::instrument(skip_all, fields(tenant = %tenant.slug, id), err(level = "info"))]
+#[tracing::instrument(skip_all, fields(tenant = %tenant.slug, id), err(level = "debug"))]
 pub async fn patch(
     ctx: &Context,
     tenant: &Tenant,
@@ -481,7 +481,7 @@ pub(crate) async fn leave_all_groups(
     Ok(events)
 }
 
-#[tracing::instrument(skip_all, fields(tenant = %tenant.slug, id), err(level = "info"))]
+#[tracing::instrument(skip_all, fields(tenant = %tenant.slug, id), err(level = "debug"))]
 pub async fn delete(
     ctx: &Context,
     tenant: &Tenant,
@@ -512,7 +512,7 @@ pub async fn delete(
 }
 
 /// GET /Groups (and POST /Groups/.search): `filter`, `sortBy`/`sortOrder`, paging.
-#[tracing::instrument(skip_all, fields(tenant = %tenant.slug), err(level = "info"))]
+#[tracing::instrument(skip_all, fields(tenant = %tenant.slug), err(level = "debug"))]
 pub async fn list(
     ctx: &Context,
     tenant: &Tenant,

@@ -110,7 +110,7 @@ async fn live_tenant(ctx: &Context, slug: &str) -> Result<Tenant, ServiceError> 
 /// Registers an extension for a tenant: checks the definition, stores it, then re-indexes
 /// the tenant's resources of that type (values already stored under the URN become typed,
 /// filterable and sortable) and reports those that do not fit — never changing them.
-#[tracing::instrument(skip(ctx, actor, definition), err(level = "info"))]
+#[tracing::instrument(skip(ctx, actor, definition), err(level = "debug"))]
 pub async fn register(
     ctx: &Context,
     actor: &Actor,

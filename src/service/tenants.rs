@@ -29,7 +29,7 @@ async fn live_tenant(ctx: &Context, slug_value: &str) -> Result<Tenant, ServiceE
         .ok_or_else(|| ServiceError::NotFound(format!("tenant {slug} not found")))
 }
 
-#[tracing::instrument(skip(ctx, actor), err(level = "info"))]
+#[tracing::instrument(skip(ctx, actor), err(level = "debug"))]
 pub async fn create_tenant(
     ctx: &Context,
     actor: &Actor,
@@ -73,7 +73,7 @@ pub async fn get_tenant(ctx: &Context, slug_value: &str) -> Result<Tenant, Servi
 /// Disables a tenant at once: marks it deleted and revokes its tokens in one transaction
 /// (the next request with any of them gets 401). The maintenance loop then purges its data
 /// in batches and writes `scimbus.tenant.deleted` (`service::maintenance`).
-#[tracing::instrument(skip(ctx, actor), err(level = "info"))]
+#[tracing::instrument(skip(ctx, actor), err(level = "debug"))]
 pub async fn delete_tenant(
     ctx: &Context,
     actor: &Actor,
@@ -108,7 +108,7 @@ pub struct TokenRequest {
 }
 
 /// Issues a token; the secret is returned once and only its hash is stored.
-#[tracing::instrument(skip(ctx, actor, request), err(level = "info"))]
+#[tracing::instrument(skip(ctx, actor, request), err(level = "debug"))]
 pub async fn issue_token(
     ctx: &Context,
     actor: &Actor,
@@ -165,7 +165,7 @@ pub async fn list_tokens(ctx: &Context, slug_value: &str) -> Result<Vec<TokenInf
     Ok(tokens::list(ctx.store.conn(), &tenant.id).await?)
 }
 
-#[tracing::instrument(skip(ctx, actor), err(level = "info"))]
+#[tracing::instrument(skip(ctx, actor), err(level = "debug"))]
 pub async fn revoke_token(
     ctx: &Context,
     actor: &Actor,

@@ -136,7 +136,7 @@ fn event(
     }
 }
 
-#[tracing::instrument(skip_all, fields(tenant = %tenant.slug), err(level = "info"))]
+#[tracing::instrument(skip_all, fields(tenant = %tenant.slug), err(level = "debug"))]
 pub async fn create(ctx: &Context, tenant: &Tenant, body: Value) -> Result<UserView, ServiceError> {
     let new = parse_user(&tenant.registry, body)?;
     let id = uuid::Uuid::new_v4().to_string();
@@ -155,7 +155,7 @@ pub async fn create(ctx: &Context, tenant: &Tenant, body: Value) -> Result<UserV
     Ok(created)
 }
 
-#[tracing::instrument(skip_all, fields(tenant = %tenant.slug, id), err(level = "info"))]
+#[tracing::instrument(skip_all, fields(tenant = %tenant.slug, id), err(level = "debug"))]
 pub async fn get(ctx: &Context, tenant: &Tenant, id: &str) -> Result<UserView, ServiceError> {
     let conn = ctx.store.conn();
     let user = users::find(conn, &tenant.id, id)
@@ -197,7 +197,7 @@ fn set_groups(ctx: &Context, tenant: &Tenant, body: &mut Value, memberships: Vec
 }
 
 /// PUT: replaces the whole document (RFC 7644 §3.5.1).
-#[tracing::instrument(skip_all, fields(tenant = %tenant.slug, id), err(level = "info"))]
+#[tracing::instrument(skip_all, fields(tenant = %tenant.slug, id), err(level = "debug"))]
 pub async fn replace(
     ctx: &Context,
     tenant: &Tenant,
@@ -210,7 +210,7 @@ pub async fn replace(
 }
 
 /// PATCH (RFC 7644 §3.5.2), atomic.
-#[tracing::instrument(skip_all, fields(tenant = %tenant.slug, id), err(level = "info"))]
+#[tracing::instrument(skip_all, fields(tenant = %tenant.slug, id), err(level = "debug"))]
 pub async fn patch(
     ctx: &Context,
     tenant: &Tenant,
@@ -294,7 +294,7 @@ async fn write(
 
 /// DELETE: the user first leaves each of its groups (`members_removed` per group, each
 /// group's version bumped), then `user.deleted` (DESIGN 11).
-#[tracing::instrument(skip_all, fields(tenant = %tenant.slug, id), err(level = "info"))]
+#[tracing::instrument(skip_all, fields(tenant = %tenant.slug, id), err(level = "debug"))]
 pub async fn delete(
     ctx: &Context,
     tenant: &Tenant,
@@ -320,7 +320,7 @@ pub async fn delete(
 }
 
 /// GET /Users (and POST /Users/.search): `filter`, `sortBy`/`sortOrder`, paging.
-#[tracing::instrument(skip_all, fields(tenant = %tenant.slug), err(level = "info"))]
+#[tracing::instrument(skip_all, fields(tenant = %tenant.slug), err(level = "debug"))]
 pub async fn list(
     ctx: &Context,
     tenant: &Tenant,
