@@ -242,6 +242,14 @@ async fn bad_or_repeated_registrations_are_refused_and_other_tenants_see_nothing
         .admin(Method::POST, "/tenants/nope/schemas", Some(definition()))
         .await;
     assert_scim_error(missing, 404, None).await;
+    // The refusals registered nothing.
+    let listed: Value = app
+        .admin(Method::GET, "/tenants/acme/schemas", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["schemas"].as_array().unwrap().len(), 1);
 
     // The other tenant's discovery does not have it, and its filters do not know it.
     let token = issue(&app.ctx, "other", vec![Scope::Scim]).await;

@@ -5,11 +5,12 @@
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestApp, USER_URN, spawn_app, user};
+use crate::helpers::{Backend, TestApp, USER_URN, assert_scim_error, spawn_app, user};
 
 both_backends!(
     hostile_filters_and_patch_paths_cannot_change_a_query,
     work_per_request_is_bounded,
+    input_no_database_can_store_is_refused_and_changes_nothing,
     every_answer_carries_the_security_headers,
 );
 
@@ -157,4 +158,108 @@ async fn every_answer_carries_the_security_headers(backend: Backend) {
         );
         assert!(h.contains_key("x-request-id"));
     }
+}
+
+async fn input_no_database_can_store_is_refused_and_changes_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let victim = app.create_user(&user("victim")).await;
+    let id = victim["id"].as_str().unwrap();
+    // A column name as a PATCH path is just an attribute of the document (unknown
+    // attributes are kept as sent): it reaches no column.
+    let patch = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "user_name_ci", "value": "admin"}]
+    });
+    let response = app
+        .client
+        .patch(app.url(&format!("/Users/{id}")))
+        .bearer_auth(&app.token)
+        .json(&patch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let found: Value = list(&app, "userName eq \"admin\"")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(found["totalResults"], 0);
+    let events_before = app.events().await.len();
+
+    // NUL in a body, a filter or a path, and a number PostgreSQL could not give back:
+    // 400 invalidValue, nothing stored.
+    let nul_body = app
+        .post(
+            "/Users",
+            &json!({"schemas": [USER_URN], "userName": "a\u{0}b"}),
+        )
+        .await;
+    assert_scim_error(nul_body, 400, Some("invalidValue")).await;
+    let nul_key = app
+        .post(
+            "/Users",
+            &json!({"schemas": [USER_URN], "userName": "k", "x\u{0}": 1}),
+        )
+        .await;
+    assert_scim_error(nul_key, 400, Some("invalidValue")).await;
+    let nul_filter = list(&app, "userName eq \"a\u{0}\"").await;
+    assert_scim_error(nul_filter, 400, Some("invalidValue")).await;
+    let nul_path = app.get("/Users/abc%00def").await;
+    assert_scim_error(nul_path, 400, Some("invalidValue")).await;
+    let huge: Value = serde_json::from_str(
+        r#"{"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "n", "x": 1.7976931348623155e308}"#,
+    )
+    .unwrap();
+    assert_scim_error(app.post("/Users", &huge).await, 400, Some("invalidValue")).await;
+    let mut nul_patch = patch.clone();
+    nul_patch["Operations"][0] = json!({"op": "replace", "path": "displayName", "value": "a\u{0}"});
+    let response = app
+        .client
+        .patch(app.url(&format!("/Users/{id}")))
+        .bearer_auth(&app.token)
+        .json(&nul_patch)
+        .send()
+        .await
+        .unwrap();
+    assert_scim_error(response, 400, Some("invalidValue")).await;
+
+    // Names whose prefix check once split a character: an answer, not a dropped connection.
+    for attributes in [
+        "0\u{10000}",
+        "urn:ietf:params:scim:schemas:core:2.0:Use\u{e9}",
+    ] {
+        let response = app
+            .client
+            .get(app.url("/Users"))
+            .bearer_auth(&app.token)
+            .query(&[("attributes", attributes)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{attributes}");
+    }
+    let split_key = app
+        .post(
+            "/Users",
+            &json!({"schemas": [USER_URN], "userName": "split", "0\u{10000}": 1}),
+        )
+        .await;
+    assert_eq!(
+        split_key.status(),
+        201,
+        "an unknown attribute, kept as sent"
+    );
+
+    assert_eq!(
+        app.user_count().await,
+        2,
+        "only the accepted create was stored"
+    );
+    assert_eq!(app.events().await.len(), events_before + 1);
+    let after: Value = app.get(&format!("/Users/{id}")).await.json().await.unwrap();
+    assert_eq!(
+        after["meta"]["version"], "W/\"2\"",
+        "only the column-name PATCH applied"
+    );
 }

@@ -298,7 +298,8 @@ async fn erasure_redacts_a_subjects_payloads_and_keeps_the_envelopes(backend: Ba
         .await;
     let answer: Value = response.json().await.unwrap();
     assert_eq!(answer["redacted"], 0);
-    // A subject that is not a resource path is refused.
+    // A subject that is not a resource path is refused, and changes nothing.
+    let before_refusal = app.events().await;
     let response = app
         .admin(
             Method::POST,
@@ -307,6 +308,13 @@ async fn erasure_redacts_a_subjects_payloads_and_keeps_the_envelopes(backend: Ba
         )
         .await;
     assert_scim_error(response, 400, Some("invalidValue")).await;
+    let after_refusal = app.events().await;
+    assert!(
+        before_refusal
+            .iter()
+            .zip(&after_refusal)
+            .all(|(a, b)| a.payload == b.payload)
+    );
 }
 
 async fn several_live_tokens_rotate_with_overlap_and_last_use_is_sampled(backend: Backend) {
