@@ -171,7 +171,11 @@ pub async fn security_headers<B: MessageBody>(
     use actix_web::http::header;
     let docs = req.path().starts_with("/docs");
     // A NUL in the path or query (`%00`) can reach no resource and no database accepts it.
-    let mut response = if req.uri().to_string().to_ascii_lowercase().contains("%00") {
+    let nul = req
+        .uri()
+        .path_and_query()
+        .is_some_and(|pq| pq.as_str().as_bytes().windows(3).any(|w| w == b"%00"));
+    let mut response = if nul {
         req.error_response(ApiError::Scim(
             crate::scim::error::ScimError::invalid_value(
                 "NUL characters (%00) are not accepted in the URL",

@@ -177,12 +177,10 @@ impl From<ScimError> for ApiError {
 impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
         match e {
-            ServiceError::Invalid(e) => ApiError::Scim(e),
-            ServiceError::NotFound(d) => ApiError::NotFound(d),
-            ServiceError::Conflict(d) => ApiError::Conflict(d),
-            ServiceError::PreconditionFailed(d) => ApiError::PreconditionFailed(d),
+            // Kept apart: their answers carry headers (`Retry-After`) or log the cause.
             ServiceError::Unavailable(d) => ApiError::Unavailable(d),
             ServiceError::Internal(cause) => ApiError::Internal(cause),
+            other => ApiError::Scim(other.into_scim()),
         }
     }
 }

@@ -204,22 +204,6 @@ fn parse_operation(value: &Value) -> Result<Operation, ScimError> {
     })
 }
 
-/// A failure as the operation's status and SCIM error (a 5xx says nothing internal).
-fn to_scim(error: ServiceError) -> ScimError {
-    match error {
-        ServiceError::Invalid(e) => e,
-        ServiceError::NotFound(d) => ScimError::new(404, None, d),
-        ServiceError::Conflict(d) => ScimError::new(409, Some(ScimType::Uniqueness), d),
-        ServiceError::PreconditionFailed(d) => ScimError::new(412, None, d),
-        ServiceError::Unavailable(d) => ScimError::new(503, None, d),
-        ServiceError::Internal(cause) => {
-            let reference = crate::telemetry::current_request_id().unwrap_or_default();
-            tracing::error!(%reference, error = ?cause, "bulk operation failed");
-            ScimError::new(500, None, format!("internal error (reference {reference})"))
-        }
-    }
-}
-
 /// What a successful write tells the response about its resource.
 struct Written {
     id: String,
@@ -299,7 +283,7 @@ async fn run(
             id: id.map(str::to_owned),
             error: None,
         },
-        Err(e) => Outcome::failed(to_scim(e)),
+        Err(e) => Outcome::failed(e.into_scim()),
     }
 }
 

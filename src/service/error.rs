@@ -36,6 +36,24 @@ impl ServiceError {
         Self::Conflict(detail.into())
     }
 
+    /// The SCIM error this failure answers with (RFC 7644 §3.12). A 5xx says nothing
+    /// internal: its cause is logged with the request id, which the detail names.
+    pub fn into_scim(self) -> ScimError {
+        match self {
+            Self::Invalid(e) => e,
+            Self::NotFound(d) => ScimError::new(404, None, d),
+            Self::Conflict(d) => ScimError::new(409, Some(ScimType::Uniqueness), d),
+            Self::PreconditionFailed(d) => ScimError::new(412, None, d),
+            Self::Unavailable(d) => ScimError::new(503, None, d),
+            Self::Internal(cause) => {
+                let reference = crate::telemetry::current_request_id()
+                    .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+                tracing::error!(%reference, error = ?cause, "request failed");
+                ScimError::new(500, None, format!("internal error (reference {reference})"))
+            }
+        }
+    }
+
     /// The `scimType` of this error, if it has one.
     pub fn scim_type(&self) -> Option<ScimType> {
         match self {

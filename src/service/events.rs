@@ -48,10 +48,8 @@ pub async fn pull(
     }
     let limit = limit.clamp(1, MAX_PAGE);
     let conn = ctx.store.conn();
-    // Read the mark first: events pruned after this read are caught on the next page.
-    let pruned = tenants::find_live(conn, &tenant.slug)
-        .await?
-        .map_or(tenant.events_pruned_through, |t| t.events_pruned_through);
+    // The mark as authentication read it with the tenant row, at the start of this request.
+    let pruned = tenant.events_pruned_through;
     if after < pruned {
         return Err(ScimError::new(
             410,

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::audit::{self, Actor};
 use super::{Context, ServiceError};
-use crate::domain::{Tenant, TenantSlug};
+use crate::domain::Tenant;
 use crate::scim::discovery;
 use crate::scim::extension::{ExtensionDefinition, parse_definition};
 use crate::scim::query::search_document;
@@ -100,10 +100,7 @@ pub struct Registration {
 }
 
 async fn live_tenant(ctx: &Context, slug: &str) -> Result<Tenant, ServiceError> {
-    let slug = TenantSlug::parse(slug).map_err(ServiceError::invalid_value)?;
-    let tenant = tenants::find_live(ctx.store.conn(), &slug)
-        .await?
-        .ok_or_else(|| ServiceError::NotFound(format!("tenant {slug} not found")))?;
+    let tenant = super::tenants::live_tenant(ctx, slug).await?;
     with_registry(ctx, tenant).await
 }
 

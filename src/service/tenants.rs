@@ -22,7 +22,8 @@ fn slug(value: &str) -> Result<TenantSlug, ServiceError> {
     TenantSlug::parse(value).map_err(ServiceError::invalid_value)
 }
 
-async fn live_tenant(ctx: &Context, slug_value: &str) -> Result<Tenant, ServiceError> {
+/// The live tenant with this slug; 404 when there is none (or it is deleted).
+pub(crate) async fn live_tenant(ctx: &Context, slug_value: &str) -> Result<Tenant, ServiceError> {
     let slug = slug(slug_value)?;
     tenants::find_live(ctx.store.conn(), &slug)
         .await?
