@@ -1,0 +1,1408 @@
+//! `scimbus-bench`: scimbus side by side with the database and broker work it cannot avoid.
+//!
+//! One run, one machine: a private PostgreSQL cluster (`pg_stat_statements`, CSV statement
+//! log), the shared RabbitMQ, the release `scimbus` binary serving with its relay on, and
+//! for each scenario:
+//!
+//! 1. **capture** — the scenario's unit of work is sent to a second scimbus process whose
+//!    database role logs every statement; the statements between two markers become a
+//!    pgbench script (see `capture.rs`);
+//! 2. **scimbus** — the load generator (`load.rs`) runs the scenario against the serving
+//!    process over HTTP/1.1 keep-alive connections: warm-up, then measurement;
+//! 3. **baseline** — `pgbench -M prepared` runs the captured script with as many clients,
+//!    for the same warm-up and measurement;
+//!
+//! and prints throughput, p50/p90/p99, the ratio scimbus/baseline, the CPU split and
+//! scimbus's peak RSS. The relay scenarios compare `scimbus relay` with a plain lapin
+//! publisher and measure write-to-consumer latency. Data is seeded with SQL
+//! (`INSERT … SELECT … generate_series`), not through the API. See docs/benchmarks.md.
+
+mod broker;
+mod capture;
+mod cluster;
+mod load;
+mod pgbench;
+mod procs;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use rand::Rng;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::broker::Consumer;
+use crate::capture::{Bindings, Script};
+use crate::cluster::{Cluster, free_port};
+use crate::load::{Conn, Latency, LoadResult, Req, Target};
+use crate::procs::{CpuSplit, Groups};
+
+const TENANT: &str = "bench";
+const BASE: &str = "/scim/v2/bench";
+/// Seeded user number `g` has id and userName `USER_BASE + g` (decimal strings, so that
+/// pgbench's integer variables can stand for them).
+const USER_BASE: u64 = 1_000_000;
+/// Users outside every group that a group PUT brings in.
+const EXTRA: u64 = 1_000;
+/// Users outside every group that add-member scenarios add and remove (one per connection).
+const SPARES: u64 = 64;
+/// The tenant's event sequence starts here, so sequence values never equal another
+/// parameter of a captured statement.
+const SEQ_START: i64 = 1_000_000_000;
+
+const SCENARIOS: &[(&str, &str)] = &[
+    (
+        "create-user",
+        "POST /Users (Okta-style body, new userName each)",
+    ),
+    ("get-user", "GET /Users/{id} of a random seeded user"),
+    (
+        "filter-username",
+        "GET /Users?filter=userName eq \"…\" of a random seeded user",
+    ),
+    ("list-index", "GET /Users?startIndex=1&count=100"),
+    (
+        "list-cursor",
+        "GET /Users?cursor=&count=100 (first cursor page)",
+    ),
+    (
+        "patch-put",
+        "PATCH active=false then PUT the whole user (Okta AIW), random user",
+    ),
+    (
+        "add-member-100",
+        "PATCH add one member to a group of 100, then remove it",
+    ),
+    (
+        "add-member-10k",
+        "PATCH add one member to a group of 10 000, then remove it",
+    ),
+    (
+        "add-member-100k",
+        "PATCH add one member to a group of 100 000, then remove it",
+    ),
+    (
+        "group-put",
+        "PUT a group of 100 000 replacing 1 000 members (1 connection)",
+    ),
+    (
+        "mixed",
+        "40% get-user, 40% filter-username, 20% create-user",
+    ),
+    (
+        "relay-drain",
+        "scimbus relay draining 100 000 events vs a plain lapin publisher",
+    ),
+    (
+        "write-latency",
+        "POST /Users at a steady rate: 2xx → event at a consumer",
+    ),
+];
+
+#[derive(Parser, Debug)]
+#[command(about = "scimbus side by side with its own SQL (pgbench) and a plain publisher")]
+struct Args {
+    /// Scenarios to run, by name (default: all). `--list` shows them.
+    scenarios: Vec<String>,
+    /// List the scenarios and exit.
+    #[arg(long)]
+    list: bool,
+    /// Concurrent connections (HTTP) and clients (pgbench).
+    #[arg(long, default_value_t = 16)]
+    connections: usize,
+    /// Warm-up seconds per side and scenario.
+    #[arg(long, default_value_t = 5)]
+    warmup: u64,
+    /// Measured seconds per side and scenario.
+    #[arg(long, default_value_t = 15)]
+    measure: u64,
+    /// Seeded users (the largest group has this many members).
+    #[arg(long, default_value_t = 100_000)]
+    users: u64,
+    /// Events in the relay drain.
+    #[arg(long, default_value_t = 100_000)]
+    events: u64,
+    /// Alternating runs of each side in the relay drain.
+    #[arg(long, default_value_t = 3)]
+    drain_runs: usize,
+    /// Writes/s for write-latency (default: 40% of create-user's throughput, else 100).
+    #[arg(long)]
+    rate: Option<f64>,
+    #[arg(
+        long,
+        env = "SCIMBUS_BENCH_AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
+    amqp_url: String,
+    /// Keep the work directory (captured scripts, pgbench files) and print its path.
+    #[arg(long)]
+    keep: bool,
+    /// The scimbus binary (default: next to this one, i.e. target/release/scimbus).
+    #[arg(long, env = "SCIMBUS_BIN")]
+    scimbus: Option<PathBuf>,
+}
+
+/// A scimbus process.
+struct Server {
+    child: tokio::process::Child,
+    addr: SocketAddr,
+    pid: u32,
+}
+
+impl Server {
+    async fn start(bin: &Path, command: &str, env: &[(String, String)]) -> anyhow::Result<Self> {
+        let port = free_port()?;
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+        let mut c = tokio::process::Command::new(bin);
+        c.arg(command)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("SCIMBUS_LISTEN", addr.to_string())
+            .env("SCIMBUS_RATE_LIMIT", "off")
+            .env("SCIMBUS_MAINTENANCE", "off")
+            .env("SCIMBUS_LOG", "warn")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let child = c
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let pid = child.id().context("scimbus exited at once")?;
+        let server = Self { child, addr, pid };
+        if command == "serve" {
+            server.wait_ready().await?;
+        }
+        Ok(server)
+    }
+
+    async fn wait_ready(&self) -> anyhow::Result<()> {
+        let probe = Req::get("ready", "/readyz".into());
+        let target = Target {
+            addr: self.addr,
+            token: String::new(),
+        };
+        for _ in 0..300 {
+            if let Ok(mut conn) = Conn::open(self.addr).await
+                && let Ok((200, _)) = conn.send(&target, &probe).await
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("scimbus on {} never became ready", self.addr)
+    }
+
+    /// SIGTERM, then wait for the graceful exit.
+    async fn stop(mut self) -> anyhow::Result<()> {
+        let _ = tokio::process::Command::new("kill")
+            .args(["-TERM", &self.pid.to_string()])
+            .status()
+            .await;
+        match tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await {
+            Ok(status) => {
+                status?;
+            }
+            Err(_) => self.child.kill().await?,
+        }
+        Ok(())
+    }
+}
+
+type Make = Box<dyn Fn(usize, u64) -> Vec<Req> + Send + Sync>;
+
+struct Plan {
+    warm: Vec<Vec<Req>>,
+    unit: Vec<Req>,
+    bindings: Bindings,
+    connections: usize,
+    make: Make,
+}
+
+/// What one scenario produced.
+#[derive(Default)]
+struct Row {
+    name: String,
+    connections: usize,
+    scimbus: Option<LoadResult>,
+    baseline: Option<pgbench::Run>,
+    /// Requests per pgbench transaction.
+    requests_per_unit: usize,
+    statements_per_unit: usize,
+    /// Statements per request scimbus issued during its measurement (pg_stat_statements),
+    /// split into the request's own and the relay's.
+    sql_per_request: Option<(f64, f64)>,
+    rss_peak_kb: Option<u64>,
+    notes: Vec<String>,
+}
+
+struct Bench {
+    args: Args,
+    cluster: Cluster,
+    bin: PathBuf,
+    dir: PathBuf,
+    tenant_id: String,
+    token: String,
+    exchange: String,
+    capture: Option<Server>,
+    serve: Option<Server>,
+    consumer: Option<Consumer>,
+    scripts: BTreeMap<String, (PathBuf, Script)>,
+    rows: Vec<Row>,
+    marker: u64,
+    idle_rss_kb: Option<u64>,
+}
+
+fn user_body(user_name: &str, external_id: &str, active: bool) -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": user_name,
+        "externalId": external_id,
+        "name": {"givenName": "Ada", "familyName": "Lovelace", "formatted": "Ada Lovelace"},
+        "displayName": "Ada Lovelace",
+        "title": "Engineer",
+        "locale": "en-US",
+        "emails": [{"value": format!("{user_name}@example.com"), "type": "work", "primary": true}],
+        "active": active
+    })
+}
+
+fn patch_body(ops: Value) -> Value {
+    json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops})
+}
+
+fn seeded_id(g: u64) -> String {
+    (USER_BASE + g).to_string()
+}
+
+fn new_name() -> String {
+    format!("u{}", uuid::Uuid::new_v4().simple())
+}
+
+fn create_req() -> Req {
+    let name = new_name();
+    Req::with_body(
+        "POST /Users",
+        "POST",
+        format!("{BASE}/Users"),
+        &user_body(&name, &format!("x{}", uuid::Uuid::new_v4().simple()), true),
+        201,
+    )
+}
+
+fn random_user(users: u64) -> String {
+    seeded_id(rand::rng().random_range(1..=users))
+}
+
+fn get_req(id: &str) -> Req {
+    Req::get("GET /Users/{id}", format!("{BASE}/Users/{id}"))
+}
+
+fn filter_req(id: &str) -> Req {
+    Req::get(
+        "GET /Users?filter",
+        format!("{BASE}/Users?filter=userName%20eq%20%22{id}%22"),
+    )
+}
+
+fn patch_put_unit(id: &str) -> Vec<Req> {
+    vec![
+        Req::with_body(
+            "PATCH active=false",
+            "PATCH",
+            format!("{BASE}/Users/{id}"),
+            &patch_body(json!([{"op": "replace", "value": {"active": false}}])),
+            200,
+        ),
+        Req::with_body(
+            "PUT /Users/{id}",
+            "PUT",
+            format!("{BASE}/Users/{id}"),
+            &user_body(id, &format!("ext-{id}"), true),
+            200,
+        ),
+    ]
+}
+
+fn group_id(size: u64) -> String {
+    (3_000_000 + size).to_string()
+}
+
+fn spare(worker: u64, users: u64) -> String {
+    seeded_id(users + EXTRA + 1 + worker)
+}
+
+fn add_remove_unit(gid: &str, member: &str) -> Vec<Req> {
+    vec![
+        Req::with_body(
+            "PATCH add member",
+            "PATCH",
+            format!("{BASE}/Groups/{gid}"),
+            &patch_body(json!([{"op": "add", "path": "members", "value": [{"value": member}]}])),
+            204,
+        ),
+        Req::with_body(
+            "PATCH remove member",
+            "PATCH",
+            format!("{BASE}/Groups/{gid}"),
+            &patch_body(
+                json!([{"op": "remove", "path": format!("members[value eq \"{member}\"]")}]),
+            ),
+            204,
+        ),
+    ]
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        return 0.0;
+    }
+    v[v.len() / 2]
+}
+
+impl Bench {
+    fn target(&self, server: &Server) -> Target {
+        Target {
+            addr: server.addr,
+            token: self.token.clone(),
+        }
+    }
+
+    fn scimbus_env(&self, role: &str, relay: bool) -> Vec<(String, String)> {
+        let mut env = vec![("SCIMBUS_DATABASE_URL".to_owned(), self.cluster.url(role))];
+        if relay {
+            env.extend([
+                ("SCIMBUS_AMQP_URL".to_owned(), self.args.amqp_url.clone()),
+                ("SCIMBUS_AMQP_EXCHANGE".to_owned(), self.exchange.clone()),
+                (
+                    "SCIMBUS_AMQP_UNROUTED_EXCHANGE".to_owned(),
+                    format!("{}.unrouted", self.exchange),
+                ),
+                (
+                    "SCIMBUS_AMQP_UNROUTED_QUEUE".to_owned(),
+                    format!("{}.unrouted", self.exchange),
+                ),
+            ]);
+        }
+        env
+    }
+
+    fn groups(&self) -> Groups {
+        let mut pids = Vec::new();
+        if let Some(s) = &self.serve {
+            pids.push(("scimbus".to_owned(), s.pid));
+        }
+        Groups {
+            pids,
+            postmaster: self.cluster.postmaster_pid(),
+        }
+    }
+
+    async fn cli(&self, args: &[&str]) -> anyhow::Result<String> {
+        let out = tokio::process::Command::new(&self.bin)
+            .args(args)
+            .env("SCIMBUS_DATABASE_URL", self.cluster.url("postgres"))
+            .env("SCIMBUS_LOG", "warn")
+            .output()
+            .await?;
+        if !out.status.success() {
+            bail!("scimbus {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// `INSERT INTO table SELECT …` copying the template row once per value of `series`,
+    /// with `replacements` (template text → SQL expression) applied to every text and JSON
+    /// column: rows exactly as the service writes them, in bulk.
+    fn replicate(
+        &self,
+        table: &str,
+        template: &str,
+        series: &str,
+        replacements: &[(&str, String)],
+        overrides: &[(&str, &str)],
+    ) -> anyhow::Result<()> {
+        let columns = self.cluster.query(&format!(
+            "SELECT column_name || ':' || data_type FROM information_schema.columns \
+             WHERE table_name = '{table}' ORDER BY ordinal_position"
+        ))?;
+        let mut names = Vec::new();
+        let mut exprs = Vec::new();
+        for line in columns.lines() {
+            let (name, ty) = line.split_once(':').context("column line")?;
+            names.push(format!("\"{name}\""));
+            if let Some((_, e)) = overrides.iter().find(|(c, _)| *c == name) {
+                exprs.push((*e).to_owned());
+                continue;
+            }
+            let textual = matches!(ty, "text" | "character varying" | "json" | "jsonb");
+            if !textual {
+                exprs.push(format!("t.\"{name}\""));
+                continue;
+            }
+            let mut e = format!("t.\"{name}\"::text");
+            for (from, to) in replacements {
+                e = format!("replace({e}, '{from}', {to})");
+            }
+            if ty == "json" || ty == "jsonb" {
+                e = format!("({e})::{ty}");
+            }
+            exprs.push(e);
+        }
+        self.cluster.query(&format!(
+            "INSERT INTO {table} ({}) SELECT {} FROM {table} t, {series} WHERE {template}",
+            names.join(", "),
+            exprs.join(", ")
+        ))?;
+        Ok(())
+    }
+
+    async fn setup(&mut self) -> anyhow::Result<()> {
+        let t0 = Instant::now();
+        self.cli(&["migrate"]).await?;
+        self.cli(&["tenant", "create", TENANT]).await?;
+        let issued = self
+            .cli(&["token", "issue", "--tenant", TENANT, "--name", "bench"])
+            .await?;
+        self.token = issued
+            .lines()
+            .nth(1)
+            .context("no token in `scimbus token issue` output")?
+            .trim()
+            .to_owned();
+        self.tenant_id = self
+            .cluster
+            .query(&format!("SELECT id FROM tenants WHERE slug = '{TENANT}'"))?;
+        self.cluster.query(&format!(
+            "UPDATE tenants SET event_seq = {SEQ_START} WHERE slug = '{TENANT}'"
+        ))?;
+
+        let capture =
+            Server::start(&self.bin, "serve", &self.scimbus_env("capture", false)).await?;
+        let target = self.target(&capture);
+        let mut conn = Conn::open(capture.addr).await?;
+        let mut create = async |path: &str, body: Value| -> anyhow::Result<String> {
+            let req = Req::with_body("seed", "POST", format!("{BASE}/{path}"), &body, 201);
+            let created: Value = serde_json::from_slice(&conn.expect(&target, &req).await?)?;
+            Ok(created["id"].as_str().context("no id")?.to_owned())
+        };
+        let tpl_user = create("Users", user_body("zzuserzz", "zzextzz", true)).await?;
+        let tpl_group = create(
+            "Groups",
+            json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": "zzgroupzz",
+                "members": [{"value": tpl_user}]
+            }),
+        )
+        .await?;
+        self.capture = Some(capture);
+
+        let users = self.args.users;
+        let total = users + EXTRA + SPARES;
+        let g = format!("(g + {USER_BASE})::text");
+        self.replicate(
+            "users",
+            &format!("t.id = '{tpl_user}'"),
+            &format!("generate_series(1, {total}) AS g"),
+            &[
+                (tpl_user.as_str(), g.clone()),
+                ("zzuserzz", g.clone()),
+                ("zzextzz", format!("'ext-' || {g}")),
+            ],
+            &[],
+        )?;
+        let mut sizes = vec![100.min(users), 10_000.min(users), users];
+        sizes.dedup();
+        for size in sizes {
+            let gid = group_id(size);
+            self.replicate(
+                "groups",
+                &format!("t.id = '{tpl_group}'"),
+                "(SELECT 1) AS g",
+                &[
+                    (tpl_group.as_str(), format!("'{gid}'")),
+                    ("zzgroupzz", format!("'Group {gid}'")),
+                ],
+                &[],
+            )?;
+            self.replicate(
+                "group_members",
+                &format!("t.group_id = '{tpl_group}' AND t.member_id = '{tpl_user}'"),
+                &format!("generate_series(1, {size}) AS g"),
+                &[
+                    (tpl_group.as_str(), format!("'{gid}'")),
+                    (tpl_user.as_str(), g.clone()),
+                ],
+                &[],
+            )?;
+        }
+        self.cluster.query("VACUUM ANALYZE")?;
+        println!(
+            "seeded {total} users, groups of 100 / 10 000 / {users} members in {:.1} s",
+            t0.elapsed().as_secs_f64()
+        );
+        Ok(())
+    }
+
+    async fn start_serve(&mut self) -> anyhow::Result<()> {
+        let serve = Server::start(&self.bin, "serve", &self.scimbus_env("postgres", true)).await?;
+        // A first request, then the idle resident set.
+        let target = self.target(&serve);
+        let mut conn = Conn::open(serve.addr).await?;
+        conn.expect(&target, &get_req(&seeded_id(1))).await?;
+        if self.idle_rss_kb.is_none() {
+            self.idle_rss_kb = procs::status_kb(serve.pid, "VmRSS");
+        }
+        println!("scimbus serving on {} (pid {})", serve.addr, serve.pid);
+        self.serve = Some(serve);
+        if self.consumer.is_none() {
+            self.consumer = Some(Consumer::start(&self.args.amqp_url, &self.exchange).await?);
+        }
+        Ok(())
+    }
+
+    async fn stop_serve(&mut self) -> anyhow::Result<()> {
+        if let Some(s) = self.serve.take() {
+            s.stop().await?;
+        }
+        Ok(())
+    }
+
+    async fn marker(&mut self, what: &str) -> anyhow::Result<String> {
+        let m = format!("bench-mark-{}-{what}", self.marker);
+        self.cluster
+            .psql_as("capture", "scimbus", &format!("SELECT '{m}'"))?;
+        Ok(m)
+    }
+
+    /// Captures the SQL of `unit` (after `warm` units) and writes the pgbench script.
+    async fn capture(
+        &mut self,
+        name: &str,
+        warm: Vec<Vec<Req>>,
+        unit: Vec<Req>,
+        mut bindings: Bindings,
+    ) -> anyhow::Result<()> {
+        let capture = self.capture.as_ref().context("no capture server")?;
+        let target = self.target(capture);
+        let mut conn = Conn::open(capture.addr).await?;
+        for u in warm {
+            for r in u {
+                conn.expect(&target, &r).await?;
+            }
+        }
+        bindings.seq_before = self
+            .cluster
+            .query(&format!(
+                "SELECT event_seq FROM tenants WHERE slug = '{TENANT}'"
+            ))?
+            .parse()?;
+        bindings.constant_uuids.push(self.tenant_id.clone());
+        bindings.constant_uuids.extend(
+            self.cluster
+                .query("SELECT id FROM tokens")?
+                .lines()
+                .map(str::to_owned),
+        );
+        self.marker += 1;
+        let begin = self.marker("begin").await?;
+        for r in &unit {
+            conn.expect(&target, r).await?;
+        }
+        let end = self.marker("end").await?;
+        // The logging collector writes asynchronously: wait for the end marker.
+        let log = self.cluster.csv_log();
+        let mut statements = None;
+        for _ in 0..100 {
+            if let Ok(s) = capture::read_between(&log, &begin, &end) {
+                statements = Some(s);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let statements = statements.context("captured statements never reached the log")?;
+        let prefix = name.replace('-', "_");
+        let script = capture::script(&prefix, &statements, &bindings, unit.len())?;
+        let path = self.dir.join(format!("{name}.sql"));
+        std::fs::write(&path, &script.text)?;
+        println!(
+            "  captured {} statements for {} request(s) → {}",
+            script.statements,
+            unit.len(),
+            path.display()
+        );
+        self.scripts.insert(name.to_owned(), (path, script));
+        Ok(())
+    }
+
+    async fn measure_scimbus<F>(
+        &self,
+        row: &mut Row,
+        connections: usize,
+        make: F,
+    ) -> anyhow::Result<()>
+    where
+        F: Fn(usize, u64) -> Vec<Req> + Send + Sync + 'static,
+    {
+        let serve = self.serve.as_ref().context("scimbus is not serving")?;
+        let target = self.target(serve);
+        self.cluster.query("SELECT pg_stat_statements_reset()")?;
+        procs::reset_peak(serve.pid);
+        let result = load::closed_loop(
+            &target,
+            connections,
+            Duration::from_secs(self.args.warmup),
+            Duration::from_secs(self.args.measure),
+            &self.groups(),
+            make,
+        )
+        .await?;
+        row.rss_peak_kb = procs::status_kb(serve.pid, "VmHWM");
+        // Statements scimbus issued in the whole run (warm-up included), per request.
+        let stats = self.cluster.query(
+            "SELECT coalesce(sum(calls) FILTER (WHERE query ILIKE '%outbox%' AND (query ILIKE 'SELECT%' OR query ILIKE 'UPDATE%') \
+             OR query ILIKE '%pg_try_advisory%' OR query ILIKE '%pg_advisory%' OR query ILIKE 'LISTEN%'), 0) || ' ' || \
+             coalesce(sum(calls), 0) FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid \
+             WHERE r.rolname = 'postgres' AND query NOT ILIKE '%pg_stat_statements%'",
+        )?;
+        let mut parts = stats
+            .split_whitespace()
+            .filter_map(|v| v.parse::<f64>().ok());
+        if let (Some(relay), Some(all)) = (parts.next(), parts.next()) {
+            let total_requests = result.completed.max(1) as f64;
+            row.sql_per_request = Some(((all - relay) / total_requests, relay / total_requests));
+        }
+        if result.errors > 0 {
+            row.notes.push(format!(
+                "{} failed requests, first: {}",
+                result.errors,
+                result.first_error.clone().unwrap_or_default()
+            ));
+        }
+        row.scimbus = Some(result);
+        Ok(())
+    }
+
+    async fn measure_baseline(
+        &self,
+        row: &mut Row,
+        scripts: &[(&str, u32)],
+        clients: usize,
+    ) -> anyhow::Result<()> {
+        let mut files = Vec::new();
+        let mut defines = Vec::new();
+        let mut requests = 0;
+        let mut statements = 0;
+        for (name, weight) in scripts {
+            let (path, script) = self
+                .scripts
+                .get(*name)
+                .with_context(|| format!("no captured script {name}"))?;
+            files.push((path.clone(), *weight));
+            defines.extend(script.defines.iter().cloned());
+            requests = requests.max(script.requests);
+            statements = statements.max(script.statements);
+        }
+        let job = pgbench::Job {
+            scripts: files,
+            defines,
+            clients,
+            dir: &self.dir,
+        };
+        let run = pgbench::run(
+            &self.cluster,
+            &job,
+            Duration::from_secs(self.args.warmup),
+            Duration::from_secs(self.args.measure),
+            &self.groups(),
+        )
+        .await?;
+        if run.failed > 0 {
+            row.notes
+                .push(format!("pgbench: {} failed transactions", run.failed));
+        }
+        row.requests_per_unit = requests;
+        row.statements_per_unit = statements;
+        row.baseline = Some(run);
+        Ok(())
+    }
+
+    /// What a scenario sends: warm-up units for the capture, the captured unit and how its
+    /// values map to pgbench variables, and the load generator's units.
+    fn plan(&self, name: &str) -> anyhow::Result<Plan> {
+        let users = self.args.users;
+        let c = self.args.connections;
+        let uid = |id: &str| Bindings {
+            vars: vec![(id.to_owned(), "uid".into())],
+            prelude: vec![format!(
+                "\\set uid random({}, {})",
+                USER_BASE + 1,
+                USER_BASE + users
+            )],
+            ..Default::default()
+        };
+        let plan = match name {
+            "create-user" => {
+                let unit = vec![create_req()];
+                let body: Value =
+                    serde_json::from_slice(unit[0].body.as_deref().unwrap_or_default())?;
+                let text = |k: &str| body[k].as_str().unwrap_or_default().to_owned();
+                Plan {
+                    warm: vec![vec![create_req()], vec![create_req()]],
+                    unit,
+                    bindings: Bindings {
+                        vars: vec![
+                            (text("userName"), "un".into()),
+                            (text("externalId"), "ext".into()),
+                        ],
+                        prelude: vec![
+                            "\\set un random(1000000000000, 9000000000000000000)".into(),
+                            "\\set ext random(1000000000000, 9000000000000000000)".into(),
+                        ],
+                        ..Default::default()
+                    },
+                    connections: c,
+                    make: Box::new(|_, _| vec![create_req()]),
+                }
+            }
+            "get-user" | "filter-username" => {
+                let req = if name == "get-user" {
+                    get_req
+                } else {
+                    filter_req
+                };
+                let id = random_user(users);
+                Plan {
+                    warm: vec![
+                        vec![req(&random_user(users))],
+                        vec![req(&random_user(users))],
+                    ],
+                    unit: vec![req(&id)],
+                    bindings: uid(&id),
+                    connections: c,
+                    make: Box::new(move |_, _| vec![req(&random_user(users))]),
+                }
+            }
+            "list-index" | "list-cursor" => {
+                let path = if name == "list-index" {
+                    format!("{BASE}/Users?startIndex=1&count=100")
+                } else {
+                    format!("{BASE}/Users?cursor=&count=100")
+                };
+                let req = Req::get("GET /Users page", path);
+                let r = req.clone();
+                Plan {
+                    warm: vec![vec![req.clone()], vec![req.clone()]],
+                    unit: vec![req],
+                    bindings: Bindings::default(),
+                    connections: c,
+                    make: Box::new(move |_, _| vec![r.clone()]),
+                }
+            }
+            "patch-put" => {
+                let id = random_user(users);
+                Plan {
+                    warm: vec![patch_put_unit(&random_user(users))],
+                    unit: patch_put_unit(&id),
+                    bindings: uid(&id),
+                    connections: c,
+                    make: Box::new(move |_, _| patch_put_unit(&random_user(users))),
+                }
+            }
+            "add-member-100" | "add-member-10k" | "add-member-100k" => {
+                let size = match name {
+                    "add-member-100" => 100.min(users),
+                    "add-member-10k" => 10_000.min(users),
+                    _ => users,
+                };
+                let gid = group_id(size);
+                // The capture uses a spare no load worker uses.
+                let member = spare(SPARES - 1, users);
+                Plan {
+                    warm: vec![add_remove_unit(&gid, &member)],
+                    unit: add_remove_unit(&gid, &member),
+                    bindings: Bindings {
+                        vars: vec![(member.clone(), "spare".into())],
+                        prelude: vec![format!(
+                            "\\set spare {} + :client_id",
+                            USER_BASE + users + EXTRA + 1
+                        )],
+                        ..Default::default()
+                    },
+                    connections: c,
+                    make: Box::new(move |w, _| add_remove_unit(&gid, &spare(w as u64, users))),
+                }
+            }
+            "group-put" => {
+                let gid = group_id(users);
+                let members = |ids: &mut dyn Iterator<Item = u64>| -> Value {
+                    Value::Array(ids.map(|g| json!({"value": seeded_id(g)})).collect())
+                };
+                let body = |m: Value| {
+                    json!({
+                        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                        "displayName": format!("Group {gid}"),
+                        "members": m
+                    })
+                };
+                // A: the last EXTRA members out, the EXTRA outsiders in; B: back.
+                let a = body(members(
+                    &mut (1..=users - EXTRA).chain(users + 1..=users + EXTRA),
+                ));
+                let b = body(members(&mut (1..=users)));
+                let put = |v: &Value| {
+                    Req::with_body(
+                        "PUT /Groups/{id}",
+                        "PUT",
+                        format!("{BASE}/Groups/{gid}"),
+                        v,
+                        200,
+                    )
+                };
+                let unit = vec![put(&a), put(&b)];
+                let shared = Arc::new(unit.clone());
+                Plan {
+                    warm: vec![],
+                    unit,
+                    bindings: Bindings::default(),
+                    connections: 1,
+                    make: Box::new(move |_, _| shared.as_ref().clone()),
+                }
+            }
+            "mixed" => Plan {
+                warm: vec![],
+                unit: vec![],
+                bindings: Bindings::default(),
+                connections: c,
+                make: Box::new(move |_, _| {
+                    let r: f64 = rand::rng().random();
+                    if r < 0.4 {
+                        vec![get_req(&random_user(users))]
+                    } else if r < 0.8 {
+                        vec![filter_req(&random_user(users))]
+                    } else {
+                        vec![create_req()]
+                    }
+                }),
+            },
+            other => bail!("unknown scenario {other}"),
+        };
+        Ok(plan)
+    }
+
+    async fn scenario(&mut self, name: &str) -> anyhow::Result<()> {
+        println!("\n## {name}");
+        let plan = self.plan(name)?;
+        let mut row = Row {
+            name: name.to_owned(),
+            connections: plan.connections,
+            requests_per_unit: 1,
+            ..Default::default()
+        };
+        // The mixed load replays the scripts of its parts, weighted as it mixes them.
+        let scripts: Vec<(&str, u32)> = if name == "mixed" {
+            vec![
+                ("get-user", 40),
+                ("filter-username", 40),
+                ("create-user", 20),
+            ]
+        } else {
+            vec![(name, 1)]
+        };
+        for (part, _) in &scripts {
+            if !self.scripts.contains_key(*part) {
+                let p = if *part == name {
+                    None
+                } else {
+                    Some(self.plan(part)?)
+                };
+                let p = p.as_ref().unwrap_or(&plan);
+                self.capture(part, p.warm.clone(), p.unit.clone(), p.bindings.clone())
+                    .await?;
+            }
+        }
+        let connections = plan.connections;
+        self.measure_scimbus(&mut row, connections, plan.make)
+            .await?;
+        self.measure_baseline(&mut row, &scripts, connections)
+            .await?;
+        if name == "group-put" {
+            let size = self.cluster.query(&format!(
+                "SELECT count(*) FROM group_members WHERE group_id = '{}'",
+                group_id(self.args.users)
+            ))?;
+            row.notes.push(format!("group size after the runs: {size}"));
+        }
+        print_row(&row);
+        self.rows.push(row);
+        Ok(())
+    }
+
+    /// The relay draining `events` unpublished events, against a plain publisher of the
+    /// same messages; alternating runs, medians.
+    async fn relay_drain(&mut self) -> anyhow::Result<String> {
+        println!("\n## relay-drain");
+        self.stop_serve().await?;
+        // Only the drain's events are to publish: earlier writes' events that the serving
+        // relay had not published yet are marked, and the consumer has gone quiet.
+        self.cluster
+            .query("UPDATE outbox SET published_at = created_at WHERE published_at IS NULL")?;
+        if let Some(consumer) = &self.consumer {
+            let mut last = u64::MAX;
+            while consumer.count() != last {
+                last = consumer.count();
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+        let n = self.args.events;
+        let template = self.cluster.query(
+            "SELECT sequence FROM outbox WHERE event_type = 'scimbus.user.created' ORDER BY sequence LIMIT 1",
+        )?;
+        let template: i64 = template.parse().context("no user.created event to copy")?;
+        let tpl_id = self.cluster.query(&format!(
+            "SELECT id FROM outbox WHERE sequence = {template}"
+        ))?;
+        let seq: i64 = self
+            .cluster
+            .query(&format!(
+                "SELECT event_seq FROM tenants WHERE slug = '{TENANT}'"
+            ))?
+            .parse()?;
+        let first = seq + 1;
+        self.replicate(
+            "outbox",
+            &format!("t.sequence = {template}"),
+            &format!("generate_series(1, {n}) AS g"),
+            &[(
+                tpl_id.as_str(),
+                "'00000000-0000-4000-8000-' || lpad(g::text, 12, '0')".into(),
+            )],
+            &[
+                ("sequence", &format!("{seq} + g")),
+                ("published_at", "NULL"),
+                ("attempts", "0"),
+            ],
+        )?;
+        self.cluster.query(&format!(
+            "UPDATE tenants SET event_seq = {} WHERE slug = '{TENANT}'",
+            seq + n as i64
+        ))?;
+        let file = self.dir.join("messages.csv");
+        self.cluster.copy_out(
+            &format!(
+                "SELECT id, routing_key, payload::text FROM outbox WHERE sequence >= {first} ORDER BY sequence"
+            ),
+            &file,
+        )?;
+        let mut messages = Vec::new();
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_path(&file)?;
+        for record in reader.records() {
+            let r = record?;
+            messages.push(broker::Message {
+                id: r.get(0).unwrap_or_default().to_owned(),
+                routing_key: r.get(1).unwrap_or_default().to_owned(),
+                body: r.get(2).unwrap_or_default().as_bytes().to_vec(),
+            });
+        }
+        let consumer = self.consumer.as_ref().context("no consumer")?;
+        let mut relay_rates = Vec::new();
+        let mut plain_rates = Vec::new();
+        let mut relay_cpu = Vec::new();
+        let mut plain_cpu = Vec::new();
+        let mut lines = String::new();
+        for run in 0..self.args.drain_runs {
+            for side in if run % 2 == 0 {
+                ["relay", "plain"]
+            } else {
+                ["plain", "relay"]
+            } {
+                self.cluster.query(&format!(
+                    "UPDATE outbox SET published_at = NULL WHERE sequence >= {first}"
+                ))?;
+                self.cluster.query("VACUUM ANALYZE outbox")?;
+                let target = consumer.count() + n;
+                let mut groups = self.groups();
+                let start = Instant::now();
+                let (elapsed, cpu) = if side == "relay" {
+                    let relay =
+                        Server::start(&self.bin, "relay", &self.scimbus_env("postgres", true))
+                            .await?;
+                    groups.pids.push(("scimbus relay".into(), relay.pid));
+                    let before = groups.snapshot();
+                    let done = consumer
+                        .wait_for(target, Duration::from_secs(60))
+                        .await
+                        .context("the relay stopped delivering")?;
+                    let after = groups.snapshot();
+                    relay.stop().await?;
+                    (
+                        done.duration_since(start),
+                        CpuSplit::between(&before, &after),
+                    )
+                } else {
+                    let before = groups.snapshot();
+                    broker::plain_publish(&self.args.amqp_url, &self.exchange, &messages, 500)
+                        .await?;
+                    consumer
+                        .wait_for(target, Duration::from_secs(60))
+                        .await
+                        .context("the consumer stopped receiving")?;
+                    let after = groups.snapshot();
+                    (start.elapsed(), CpuSplit::between(&before, &after))
+                };
+                let rate = n as f64 / elapsed.as_secs_f64();
+                writeln!(
+                    lines,
+                    "  run {} {side}: {:.2} s, {rate:.0} events/s; CPU: {}",
+                    run + 1,
+                    elapsed.as_secs_f64(),
+                    cpu.render()
+                )?;
+                println!("{}", lines.lines().last().unwrap_or_default());
+                if side == "relay" {
+                    relay_rates.push(rate);
+                    relay_cpu.push(cpu);
+                } else {
+                    plain_rates.push(rate);
+                    plain_cpu.push(cpu);
+                }
+            }
+        }
+        let r = median(&mut relay_rates);
+        let p = median(&mut plain_rates);
+        let summary = format!(
+            "| relay-drain ({n} events) | {r:.0} events/s | {p:.0} events/s | **{:.2}×** (target ≥ 0.7) | {} | {} |",
+            r / p,
+            relay_cpu.first().map(|c| c.render()).unwrap_or_default(),
+            plain_cpu.first().map(|c| c.render()).unwrap_or_default(),
+        );
+        println!("{summary}");
+        self.start_serve().await?;
+        Ok(format!("{lines}\n{summary}"))
+    }
+
+    /// Open loop at `rate` writes/s: time from each 201 (and from sending) to the
+    /// consumer's receipt of the event.
+    async fn write_latency(&mut self) -> anyhow::Result<String> {
+        println!("\n## write-latency");
+        let rate = self.args.rate.unwrap_or_else(|| {
+            self.rows
+                .iter()
+                .find(|r| r.name == "create-user")
+                .and_then(|r| r.scimbus.as_ref())
+                .map(|s| (s.throughput() * 0.4).max(10.0))
+                .unwrap_or(100.0)
+        });
+        let serve = self.serve.as_ref().context("scimbus is not serving")?;
+        let target = self.target(serve);
+        let consumer = self.consumer.as_ref().context("no consumer")?;
+        consumer
+            .track
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let pool: Arc<tokio::sync::Mutex<Vec<Conn>>> =
+            Arc::new(tokio::sync::Mutex::new(Vec::new()));
+        let total = (rate * self.args.measure as f64) as u64;
+        let warm = (rate * self.args.warmup as f64) as u64;
+        let mut interval = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        let mut tasks = Vec::new();
+        let groups = self.groups();
+        let mut before = None;
+        let started = Instant::now();
+        for i in 0..warm + total {
+            interval.tick().await;
+            if i == warm {
+                before = Some(groups.snapshot());
+            }
+            let pool = pool.clone();
+            let target = target.clone();
+            let measured = i >= warm;
+            tasks.push(tokio::spawn(async move {
+                let conn = pool.lock().await.pop();
+                let mut conn = match conn {
+                    Some(c) => c,
+                    None => Conn::open(target.addr).await?,
+                };
+                let req = create_req();
+                let sent = Instant::now();
+                let body = conn.expect(&target, &req).await?;
+                let ok = Instant::now();
+                pool.lock().await.push(conn);
+                let v: Value = serde_json::from_slice(&body)?;
+                let id = v["id"].as_str().unwrap_or_default().to_owned();
+                anyhow::Ok((measured, id, sent, ok))
+            }));
+        }
+        let mut done = Vec::new();
+        for t in tasks {
+            done.push(t.await??);
+        }
+        let after = groups.snapshot();
+        let achieved = (warm + total) as f64 / started.elapsed().as_secs_f64().max(1e-9);
+        let cpu = before
+            .map(|b| CpuSplit::between(&b, &after))
+            .unwrap_or_default();
+        // Wait for the events of every measured write.
+        let expected: Vec<_> = done.into_iter().filter(|d| d.0).collect();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut missing = expected.len();
+        while Instant::now() < deadline {
+            missing = {
+                let seen = consumer
+                    .seen
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("poisoned"))?;
+                expected
+                    .iter()
+                    .filter(|(_, id, _, _)| !seen.contains_key(&format!("Users/{id}")))
+                    .count()
+            };
+            if missing == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut from_ok = load::histogram();
+        let mut from_sent = load::histogram();
+        let mut early = 0;
+        {
+            let seen = consumer
+                .seen
+                .lock()
+                .map_err(|_| anyhow::anyhow!("poisoned"))?;
+            for (_, id, sent, ok) in &expected {
+                if let Some(at) = seen.get(&format!("Users/{id}")) {
+                    if at < ok {
+                        early += 1;
+                    }
+                    let _ =
+                        from_ok.record(at.saturating_duration_since(*ok).as_micros().max(1) as u64);
+                    let _ = from_sent
+                        .record(at.saturating_duration_since(*sent).as_micros().max(1) as u64);
+                }
+            }
+        }
+        consumer
+            .track
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        let a = Latency::of(&from_ok);
+        let b = Latency::of(&from_sent);
+        let out = format!(
+            "| write-latency | {rate:.0}/s asked, {:.0}/s sent | {} writes, {missing} events missing, {early} before their 201 | 2xx → event p50/p90/p99 {} ms (max {:.1}) | request → event {} ms (max {:.1}) | {} |",
+            achieved,
+            expected.len(),
+            a.render(),
+            a.max,
+            b.render(),
+            b.max,
+            cpu.render()
+        );
+        println!("{out}");
+        Ok(out)
+    }
+}
+
+fn print_row(row: &Row) {
+    println!("{}", render_row(row));
+    if let Some(s) = &row.scimbus {
+        for (tag, l) in &s.per_tag {
+            println!("    {tag}: p50/p90/p99 {} ms", l.render());
+        }
+        println!("    CPU scimbus side: {}", s.cpu.render());
+    }
+    if let Some(b) = &row.baseline {
+        println!("    CPU pgbench side: {}", b.cpu.render());
+    }
+    for n in &row.notes {
+        println!("    note: {n}");
+    }
+}
+
+fn render_row(row: &Row) -> String {
+    let (thr, lat) = row
+        .scimbus
+        .as_ref()
+        .map(|s| (s.throughput(), s.latency.render()))
+        .unwrap_or_default();
+    let per = row.requests_per_unit.max(1) as f64;
+    let (bthr, blat) = row
+        .baseline
+        .as_ref()
+        .map(|b| {
+            let l = &b.latency;
+            (
+                b.tps * per,
+                format!(
+                    "{:.2} / {:.2} / {:.2}",
+                    l.p50 / per,
+                    l.p90 / per,
+                    l.p99 / per
+                ),
+            )
+        })
+        .unwrap_or_default();
+    let ratio = if bthr > 0.0 { thr / bthr } else { 0.0 };
+    let sql = row
+        .sql_per_request
+        .map(|(req, relay)| format!("{req:.1} + relay {relay:.2}"))
+        .unwrap_or_default();
+    format!(
+        "| {} | {} | {thr:.0} req/s | {lat} | {bthr:.0} req/s | {blat} | **{ratio:.2}×** | {:.1} / {sql} | {} |",
+        row.name,
+        row.connections,
+        row.statements_per_unit as f64 / per,
+        row.rss_peak_kb
+            .map(|k| format!("{:.1} MB", k as f64 / 1024.0))
+            .unwrap_or_default(),
+    )
+}
+
+const HEADER: &str = "| scenario | conns | scimbus | p50 / p90 / p99 ms | replayed SQL (pgbench) | p50 / p90 / p99 ms | ratio | SQL per request: script / scimbus | scimbus peak RSS |\n|---|---|---|---|---|---|---|---|---|";
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    if args.list {
+        for (name, what) in SCENARIOS {
+            println!("{name:18} {what}");
+        }
+        return Ok(());
+    }
+    let selected: Vec<String> = if args.scenarios.is_empty() {
+        SCENARIOS.iter().map(|(n, _)| (*n).to_owned()).collect()
+    } else {
+        for s in &args.scenarios {
+            if !SCENARIOS.iter().any(|(n, _)| n == s) {
+                bail!("unknown scenario {s}; --list shows them");
+            }
+        }
+        args.scenarios.clone()
+    };
+    let bin = match &args.scimbus {
+        Some(b) => b.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("no directory")?
+            .join("scimbus"),
+    };
+    if !bin.exists() {
+        bail!(
+            "{} not found: build it (`cargo build --release`) or set SCIMBUS_BIN",
+            bin.display()
+        );
+    }
+    let dir = std::env::temp_dir().join(format!("scimbus-bench-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir)?;
+    println!("# scimbus-bench");
+    println!(
+        "scenarios: {}; {} connections; warm-up {} s, measurement {} s per side; {} users",
+        selected.join(", "),
+        args.connections,
+        args.warmup,
+        args.measure,
+        args.users
+    );
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("load average at start: {}", load.trim());
+    let cluster = tokio::task::spawn_blocking(Cluster::start).await??;
+    let exchange = format!("bench.{}", uuid::Uuid::new_v4().simple());
+    let mut bench = Bench {
+        args,
+        cluster,
+        bin,
+        dir: dir.clone(),
+        tenant_id: String::new(),
+        token: String::new(),
+        exchange,
+        capture: None,
+        serve: None,
+        consumer: None,
+        scripts: BTreeMap::new(),
+        rows: Vec::new(),
+        marker: 0,
+        idle_rss_kb: None,
+    };
+    let result = run_all(&mut bench, &selected).await;
+    if let Some(c) = &bench.consumer {
+        c.delete_exchange(&bench.exchange).await;
+        c.delete_exchange(&format!("{}.unrouted", bench.exchange))
+            .await;
+    }
+    let _ = bench.stop_serve().await;
+    if let Some(c) = bench.capture.take() {
+        let _ = c.stop().await;
+    }
+    if bench.args.keep {
+        println!("work directory kept: {}", dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    result
+}
+
+async fn run_all(bench: &mut Bench, selected: &[String]) -> anyhow::Result<()> {
+    bench.setup().await?;
+    bench.start_serve().await?;
+    let mut extra = Vec::new();
+    for name in selected {
+        match name.as_str() {
+            "relay-drain" => extra.push(bench.relay_drain().await?),
+            "write-latency" => extra.push(bench.write_latency().await?),
+            other => bench.scenario(other).await?,
+        }
+    }
+    let idle_after = bench
+        .serve
+        .as_ref()
+        .and_then(|s| procs::status_kb(s.pid, "VmRSS"));
+    let peak = bench
+        .serve
+        .as_ref()
+        .and_then(|s| procs::status_kb(s.pid, "VmHWM"));
+    println!("\n# Results\n");
+    println!("{HEADER}");
+    for row in &bench.rows {
+        println!("{}", render_row(row));
+    }
+    for e in &extra {
+        if e.contains("| relay-drain") {
+            println!(
+                "\n| drain | scimbus relay | plain lapin publisher | ratio | CPU, relay run | CPU, plain run |\n|---|---|---|---|---|---|"
+            );
+        } else {
+            println!(
+                "\n| latency | rate | writes | 2xx → consumer | request → consumer | CPU |\n|---|---|---|---|---|---|"
+            );
+        }
+        println!("{e}");
+    }
+    let mb = |k: Option<u64>| {
+        k.map(|k| format!("{:.1} MB", k as f64 / 1024.0))
+            .unwrap_or("-".into())
+    };
+    let max_peak = bench.rows.iter().filter_map(|r| r.rss_peak_kb).max();
+    println!(
+        "\nscimbus resident set: idle after start {} (target ≤ 30 MB); highest peak under load {} (target ≤ 100 MB); \
+         idle after the runs {}; process peak {}",
+        mb(bench.idle_rss_kb),
+        mb(max_peak),
+        mb(idle_after),
+        mb(peak)
+    );
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("load average at the end: {}", load.trim());
+    Ok(())
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    run(Args::parse()).await
+}
