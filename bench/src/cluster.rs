@@ -111,6 +111,8 @@ impl Cluster {
             "-c listen_addresses=127.0.0.1".into(),
             "-c max_connections=200".into(),
             "-c shared_buffers=512MB".into(),
+            // Vacuum runs between phases (Bench::quiesce), not in the middle of one.
+            "-c autovacuum=off".into(),
             "-c shared_preload_libraries=pg_stat_statements".into(),
             "-c pg_stat_statements.max=10000".into(),
             "-c logging_collector=on".into(),

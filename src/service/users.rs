@@ -339,13 +339,15 @@ pub async fn list(
         page.count,
     )
     .await?;
+    // The page's groups in one query, not one per user.
+    let ids: Vec<String> = rows.iter().map(|u| u.id.clone()).collect();
+    let mut memberships = members::memberships_of_many(conn, &tenant.id, &ids).await?;
     let mut resources = Vec::with_capacity(rows.len());
     for user in &rows {
-        resources.push(
-            with_groups(ctx, conn, tenant, view(ctx, tenant, user))
-                .await?
-                .body,
-        );
+        let mut body = view(ctx, tenant, user).body;
+        let groups = memberships.remove(&user.id).unwrap_or_default();
+        set_groups(ctx, tenant, &mut body, groups);
+        resources.push(body);
     }
     Ok(ListResponse::new(total, page.start_index, resources))
 }

@@ -98,6 +98,10 @@ impl Store {
         };
         let mut options = ConnectOptions::new(url.to_owned());
         options.sqlx_logging(false);
+        // A pooled connection is pinged before use only after sitting idle (when a server
+        // restart or a proxy may have closed it), not at every checkout: that ping was a
+        // second round trip for each statement (docs/decisions.md, "Pool checkout").
+        options.test_before_acquire_if_idle_for(Duration::from_secs(10));
         let process_lock = match backend {
             Backend::Postgres => {
                 options.max_connections(16).min_connections(1);

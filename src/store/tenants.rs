@@ -10,7 +10,7 @@ use super::StoreError;
 use super::entities::tenant;
 use crate::domain::{Tenant, TenantSlug};
 
-fn to_domain(m: tenant::Model) -> Result<Tenant, StoreError> {
+pub(super) fn to_domain(m: tenant::Model) -> Result<Tenant, StoreError> {
     Ok(Tenant {
         slug: TenantSlug::parse(&m.slug).map_err(StoreError::Corrupt)?,
         id: m.id,

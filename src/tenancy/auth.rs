@@ -6,7 +6,7 @@
 use crate::clock::Clock;
 use crate::domain::{Scope, Tenant, TenantSlug};
 use crate::scim::time;
-use crate::store::{Store, StoreError, tenants, tokens};
+use crate::store::{Store, StoreError, tokens};
 
 /// The tenant a request is authenticated for.
 #[derive(Debug, Clone)]
@@ -66,12 +66,11 @@ pub async fn authenticate_tenant(
 ) -> Result<AuthenticatedTenant, AuthError> {
     let token = token.ok_or(AuthError::Unauthenticated)?;
     let slug = TenantSlug::parse(slug).map_err(|_| AuthError::Unauthenticated)?;
-    let tenant = tenants::find_live(store.conn(), &slug)
-        .await?
-        .ok_or(AuthError::Unauthenticated)?;
-    let record = tokens::find_by_hash(store.conn(), &tenant.id, &super::token::hash(token))
-        .await?
-        .ok_or(AuthError::Unauthenticated)?;
+    let (tenant, record) =
+        tokens::find_with_tenant(store.conn(), slug.as_str(), &super::token::hash(token))
+            .await?
+            .filter(|(tenant, _)| tenant.deleted_at.is_none())
+            .ok_or(AuthError::Unauthenticated)?;
     let now = time::format(clock.now());
     if !live(
         record.expires_at.as_deref(),
