@@ -126,8 +126,9 @@ impl Cluster {
             "pg_ctl",
             &["-D", &data, "-o", &options, "-l", &log, "-w", "start"],
         )?;
-        cluster.psql("postgres", "CREATE DATABASE scimbus")?;
-        cluster.psql_db(
+        cluster.psql_as("postgres", "postgres", "CREATE DATABASE scimbus")?;
+        cluster.psql_as(
+            "postgres",
             "scimbus",
             "CREATE EXTENSION pg_stat_statements; \
              CREATE ROLE capture SUPERUSER LOGIN; \
@@ -154,20 +155,12 @@ impl Cluster {
         text.lines().next()?.trim().parse().ok()
     }
 
-    fn psql(&self, db: &str, sql: &str) -> anyhow::Result<String> {
-        self.psql_as("postgres", db, sql)
-    }
-
-    /// Runs SQL through `psql` on the bench database as `postgres`; returns unaligned,
-    /// tuples-only output.
-    pub fn psql_db(&self, db: &str, sql: &str) -> anyhow::Result<String> {
-        self.psql(db, sql)
-    }
-
+    /// Runs SQL on the bench database as `postgres` (see [`Cluster::psql_as`]).
     pub fn query(&self, sql: &str) -> anyhow::Result<String> {
         self.psql_as("postgres", "scimbus", sql)
     }
 
+    /// Runs SQL through `psql` as `role` on `db`; returns unaligned, tuples-only output.
     pub fn psql_as(&self, role: &str, db: &str, sql: &str) -> anyhow::Result<String> {
         let out = Command::new(bin("psql"))
             .args([
@@ -204,7 +197,7 @@ impl Cluster {
     /// `COPY (query) TO STDOUT (FORMAT csv)` into a file.
     pub fn copy_out(&self, query: &str, file: &Path) -> anyhow::Result<()> {
         let sql = format!("\\copy ({query}) TO '{}' WITH (FORMAT csv)", file.display());
-        self.psql_as("postgres", "scimbus", &sql)?;
+        self.query(&sql)?;
         Ok(())
     }
 }

@@ -100,7 +100,7 @@ impl Store {
         options.sqlx_logging(false);
         // A pooled connection is pinged before use only after sitting idle (when a server
         // restart or a proxy may have closed it), not at every checkout: that ping was a
-        // second round trip for each statement (docs/decisions.md, "Pool checkout").
+        // second round trip for each statement (docs/decisions.md, Storage).
         options.test_before_acquire_if_idle_for(Duration::from_secs(10));
         let process_lock = match backend {
             Backend::Postgres => {

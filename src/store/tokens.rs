@@ -8,7 +8,7 @@ use sea_orm::{
 
 use super::StoreError;
 use super::entities::{admin_token, tenant, token};
-use crate::domain::{Scope, Tenant, TokenInfo};
+use crate::domain::{Scope, Tenant, TenantSlug, TokenInfo};
 
 /// A token row needed to authenticate a request.
 #[derive(Debug, Clone)]
@@ -78,7 +78,7 @@ fn record(m: token::Model) -> TokenRecord {
 /// when it returns to the pool (docs/benchmarks.md).
 pub async fn find_with_tenant(
     conn: &impl ConnectionTrait,
-    slug: &str,
+    slug: &TenantSlug,
     hash: &str,
 ) -> Result<Option<(Tenant, TokenRecord)>, StoreError> {
     let to_tenant: RelationDef = token::Entity::belongs_to(tenant::Entity)
@@ -88,7 +88,7 @@ pub async fn find_with_tenant(
     match token::Entity::find()
         .select_also(tenant::Entity)
         .join(JoinType::InnerJoin, to_tenant)
-        .filter(tenant::Column::Slug.eq(slug))
+        .filter(tenant::Column::Slug.eq(slug.as_str()))
         .filter(token::Column::TokenHash.eq(hash))
         .one(conn)
         .await?

@@ -67,7 +67,7 @@ pub async fn authenticate_tenant(
     let token = token.ok_or(AuthError::Unauthenticated)?;
     let slug = TenantSlug::parse(slug).map_err(|_| AuthError::Unauthenticated)?;
     let (tenant, record) =
-        tokens::find_with_tenant(store.conn(), slug.as_str(), &super::token::hash(token))
+        tokens::find_with_tenant(store.conn(), &slug, &super::token::hash(token))
             .await?
             .filter(|(tenant, _)| tenant.deleted_at.is_none())
             .ok_or(AuthError::Unauthenticated)?;
