@@ -873,34 +873,10 @@ fn by_id_statement(backend: DbBackend, tenant_id: &str, id: &str) -> Statement {
     Statement::from_sql_and_values(backend, sql, [tenant_id.into(), id.into()])
 }
 
-/// `store::members::memberships` (a copy of its SQL): `GET /Users/{id}` runs it to fill in
-/// the user's `groups` (a list runs `memberships_of_many` once for its page).
+/// `store::members::memberships`: `GET /Users/{id}` runs it to fill in the user's
+/// `groups` (a list runs it once for its page).
 fn memberships_statement(backend: DbBackend, tenant_id: &str, member_id: &str) -> Statement {
-    let sql = "WITH RECURSIVE up(group_id, depth) AS ( \
-                 SELECT group_id, CAST(0 AS BIGINT) FROM group_members WHERE tenant_id = $1 AND member_id = $2 \
-                 UNION \
-                 SELECT m.group_id, up.depth + 1 FROM group_members m \
-                 JOIN up ON m.tenant_id = $1 AND m.member_id = up.group_id WHERE up.depth < 64 \
-               ) \
-               SELECT g.id AS id, g.display_name AS display, MIN(up.depth) AS depth \
-               FROM up JOIN groups g ON g.tenant_id = $1 AND g.id = up.group_id \
-               GROUP BY g.id, g.display_name ORDER BY g.display_name, g.id";
-    match backend {
-        DbBackend::Postgres => {
-            Statement::from_sql_and_values(backend, sql, [tenant_id.into(), member_id.into()])
-        }
-        // Positional `?` (the service binds `?1`/`?2` by number; same values).
-        _ => Statement::from_sql_and_values(
-            backend,
-            sql.replace("$1", "?").replace("$2", "?"),
-            [
-                tenant_id.into(),
-                member_id.into(),
-                tenant_id.into(),
-                tenant_id.into(),
-            ],
-        ),
-    }
+    members::memberships_statement(backend, tenant_id, &[member_id.to_owned()])
 }
 
 /// The `id`s of a list response, in order.

@@ -45,6 +45,7 @@ pub async fn open_context(
         registries: crate::service::schemas::Registries::default(),
         public_url,
         events_written: Arc::new(tokio::sync::Notify::new()),
+        events_announce: Arc::new(tokio::sync::Notify::new()),
         relay_metrics: Arc::new(RelayMetrics::default()),
         cursors: crate::service::cursor::Cursors::new(
             settings
@@ -115,6 +116,14 @@ impl Application {
             background.push(tokio::spawn(
                 relay.run_until(context.events_written.clone(), stopped.clone()),
             ));
+        }
+
+        if context.store.backend() == crate::store::Backend::Postgres {
+            background.push(tokio::spawn(crate::events::announce::run(
+                context.store.url().to_owned(),
+                context.events_announce.clone(),
+                stopped.clone(),
+            )));
         }
 
         if settings.maintenance {

@@ -17,6 +17,8 @@ mod m20261129_000010_add_tenant_lifecycle;
 mod m20261129_000011_create_audit_log;
 mod m20261129_000012_create_tenant_schemas;
 mod m20261129_000013_add_tenant_schema_version;
+mod m20261206_000001_cover_group_members_by_member;
+mod m20261206_000002_add_group_members_nested_idx;
 
 pub struct Migrator;
 
@@ -37,6 +39,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000011_create_audit_log::Migration),
             Box::new(m20261129_000012_create_tenant_schemas::Migration),
             Box::new(m20261129_000013_add_tenant_schema_version::Migration),
+            Box::new(m20261206_000001_cover_group_members_by_member::Migration),
+            Box::new(m20261206_000002_add_group_members_nested_idx::Migration),
         ]
     }
 }

@@ -1,6 +1,7 @@
 //! Lifecycle events: the catalogue and CloudEvents envelope (DESIGN 11), and the relay
 //! that publishes committed outbox rows to RabbitMQ in order, with confirms (DESIGN 12).
 
+pub mod announce;
 pub mod catalog;
 pub mod leader;
 pub mod metrics;

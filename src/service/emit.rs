@@ -42,6 +42,5 @@ pub async fn emit(
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
-    outbox::insert(conn, &tenant.id, rows).await?;
-    outbox::notify(conn).await
+    outbox::insert(conn, &tenant.id, rows).await
 }

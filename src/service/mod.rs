@@ -125,6 +125,9 @@ pub struct Context {
     pub public_url: Url,
     /// Wakes the in-process relay after a transaction that wrote events commits.
     pub events_written: Arc<Notify>,
+    /// Wakes the announcer, which tells relays in other processes (PostgreSQL NOTIFY,
+    /// sent outside every write transaction: `events::announce`).
+    pub events_announce: Arc<Notify>,
     /// Counters of this process's relay.
     pub relay_metrics: Arc<RelayMetrics>,
     /// Seals and opens pagination cursors (RFC 9865).
@@ -153,6 +156,7 @@ impl Context {
     /// Tells the in-process relay that committed events wait.
     pub fn signal_events(&self) {
         self.events_written.notify_one();
+        self.events_announce.notify_one();
     }
 
     /// Tells the maintenance loop that work waits.

@@ -5,12 +5,12 @@
 use sea_orm::{ConnectionTrait, DbBackend, Value as SqlValue};
 use serde_json::json;
 
-use super::{StoreError, statement};
+use super::{StoreError, backend_statement, statement};
 use crate::domain::{Member, MemberType, Membership};
 
 /// A JSON array of text as a set of rows with one column `id`.
-fn ids_table(conn: &impl ConnectionTrait, param: usize) -> String {
-    match conn.get_database_backend() {
+fn ids_table(backend: DbBackend, param: usize) -> String {
+    match backend {
         DbBackend::Sqlite => format!("(SELECT DISTINCT value AS id FROM json_each(${param}))"),
         _ => format!("(SELECT DISTINCT jsonb_array_elements_text(${param}::jsonb) AS id)"),
     }
@@ -18,6 +18,24 @@ fn ids_table(conn: &impl ConnectionTrait, param: usize) -> String {
 
 fn ids_json(ids: &[String]) -> SqlValue {
     SqlValue::from(json!(ids).to_string())
+}
+
+/// The statement of [`resolve`]: at most two primary-key probes per id, as scalar
+/// subqueries — a join, or an `EXISTS` (which PostgreSQL may hash), read the tenant's
+/// whole users table when the statistics were stale.
+pub fn resolve_statement(
+    backend: DbBackend,
+    tenant_id: &str,
+    ids: &[String],
+) -> sea_orm::Statement {
+    let sql = format!(
+        "SELECT v.id AS id, COALESCE( \
+         (SELECT 'User' FROM users u WHERE u.tenant_id = $2 AND u.id = v.id), \
+         (SELECT 'Group' FROM groups g WHERE g.tenant_id = $2 AND g.id = v.id) \
+         ) AS member_type FROM {} v",
+        ids_table(backend, 1)
+    );
+    backend_statement(backend, &sql, vec![ids_json(ids), tenant_id.into()])
 }
 
 /// For each id, whether it is a user or a group of the tenant (`None`: neither).
@@ -29,17 +47,8 @@ pub async fn resolve(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let sql = format!(
-        "SELECT v.id AS id, CASE WHEN u.id IS NOT NULL THEN 'User' \
-         WHEN g.id IS NOT NULL THEN 'Group' END AS member_type \
-         FROM {} v \
-         LEFT JOIN users u ON u.tenant_id = $2 AND u.id = v.id \
-         LEFT JOIN groups g ON g.tenant_id = $2 AND g.id = v.id",
-        ids_table(conn, 1)
-    );
-    let rows = conn
-        .query_all_raw(statement(conn, &sql, vec![ids_json(ids), tenant_id.into()]))
-        .await?;
+    let stmt = resolve_statement(conn.get_database_backend(), tenant_id, ids);
+    let rows = conn.query_all_raw(stmt).await?;
     rows.into_iter()
         .map(|row| {
             let id: String = row.try_get("", "id")?;
@@ -47,6 +56,43 @@ pub async fn resolve(
             Ok((id, kind.as_deref().and_then(MemberType::parse)))
         })
         .collect()
+}
+
+/// The statement of [`add`]: the rows come from one JSON parameter; existing members are
+/// left alone by the primary key (`ON CONFLICT DO NOTHING`).
+pub fn add_statement(
+    backend: DbBackend,
+    tenant_id: &str,
+    group_id: &str,
+    members: &[(String, MemberType)],
+    now: &str,
+) -> sea_orm::Statement {
+    let rows_json: Vec<_> = members
+        .iter()
+        .map(|(id, kind)| json!({"id": id, "type": kind.as_str()}))
+        .collect();
+    let source = match backend {
+        DbBackend::Sqlite => {
+            "SELECT json_extract(value, '$.id') AS id, \
+             json_extract(value, '$.type') AS type FROM json_each($4)"
+        }
+        _ => "SELECT j.id, j.type FROM jsonb_to_recordset($4::jsonb) AS j(id text, type text)",
+    };
+    let sql = format!(
+        "INSERT INTO group_members (tenant_id, group_id, member_id, member_type, created_at) \
+         SELECT $1, $2, s.id, s.type, $3 FROM ({source}) s WHERE true \
+         ON CONFLICT (tenant_id, group_id, member_id) DO NOTHING RETURNING member_id"
+    );
+    backend_statement(
+        backend,
+        &sql,
+        vec![
+            tenant_id.into(),
+            group_id.into(),
+            now.into(),
+            SqlValue::from(json!(rows_json).to_string()),
+        ],
+    )
 }
 
 /// Inserts the members not yet in the group; returns the ids actually added.
@@ -60,36 +106,42 @@ pub async fn add(
     if members.is_empty() {
         return Ok(Vec::new());
     }
-    let rows_json: Vec<_> = members
-        .iter()
-        .map(|(id, kind)| json!({"id": id, "type": kind.as_str()}))
-        .collect();
-    let source = match conn.get_database_backend() {
-        DbBackend::Sqlite => "SELECT json_extract(value, '$.id') AS id, \
-                              json_extract(value, '$.type') AS type FROM json_each($4)"
-            .to_owned(),
-        _ => "SELECT j.id, j.type FROM jsonb_to_recordset($4::jsonb) AS j(id text, type text)"
-            .to_owned(),
-    };
-    let sql = format!(
-        "INSERT INTO group_members (tenant_id, group_id, member_id, member_type, created_at) \
-         SELECT $1, $2, s.id, s.type, $3 FROM ({source}) s WHERE true \
-         ON CONFLICT (tenant_id, group_id, member_id) DO NOTHING RETURNING member_id"
-    );
-    let stmt = statement(
-        conn,
-        &sql,
-        vec![
-            tenant_id.into(),
-            group_id.into(),
-            now.into(),
-            SqlValue::from(json!(rows_json).to_string()),
-        ],
+    let stmt = add_statement(
+        conn.get_database_backend(),
+        tenant_id,
+        group_id,
+        members,
+        now,
     );
     let rows = conn.query_all_raw(stmt).await?;
     rows.into_iter()
         .map(|row| Ok(row.try_get::<String>("", "member_id")?))
         .collect()
+}
+
+/// The statement of [`remove`]. One member (what Okta and Entra send) is the whole
+/// primary key, one index lookup whatever the size of the group and whatever the
+/// statistics say. Several are looked up through `= ANY(…)`, which PostgreSQL can turn
+/// into a scan of the group's rows when its statistics are stale.
+pub fn remove_statement(
+    backend: DbBackend,
+    tenant_id: &str,
+    group_id: &str,
+    ids: &[String],
+) -> sea_orm::Statement {
+    let (condition, value) = match ids {
+        [one] => ("member_id = $3".to_owned(), SqlValue::from(one.as_str())),
+        _ => (id_in(backend, "member_id", 3), ids_json(ids)),
+    };
+    let sql = format!(
+        "DELETE FROM group_members WHERE tenant_id = $1 AND group_id = $2 AND {condition} \
+         RETURNING member_id"
+    );
+    backend_statement(
+        backend,
+        &sql,
+        vec![tenant_id.into(), group_id.into(), value],
+    )
 }
 
 /// Removes the named members; returns the ids actually removed.
@@ -102,18 +154,8 @@ pub async fn remove(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let sql = format!(
-        "DELETE FROM group_members WHERE tenant_id = $1 AND group_id = $2 \
-         AND member_id IN (SELECT r.id FROM {} r) RETURNING member_id",
-        ids_table(conn, 3)
-    );
-    let rows = conn
-        .query_all_raw(statement(
-            conn,
-            &sql,
-            vec![tenant_id.into(), group_id.into(), ids_json(ids)],
-        ))
-        .await?;
+    let stmt = remove_statement(conn.get_database_backend(), tenant_id, group_id, ids);
+    let rows = conn.query_all_raw(stmt).await?;
     rows.into_iter()
         .map(|row| Ok(row.try_get::<String>("", "member_id")?))
         .collect()
@@ -136,7 +178,7 @@ pub async fn remove_except(
            WHERE gm.tenant_id = $1 AND gm.group_id = $2 \
            EXCEPT SELECT k.id FROM {} k) \
          RETURNING member_id",
-        ids_table(conn, 3)
+        ids_table(conn.get_database_backend(), 3)
     );
     let rows = conn
         .query_all_raw(statement(
@@ -203,43 +245,93 @@ pub async fn groups_of(
         .collect()
 }
 
-/// The groups a resource belongs to, directly or through nested groups (nesting is
-/// acyclic; the depth bound is a guard).
+/// The groups a resource belongs to, directly or through nested groups.
 pub async fn memberships(
     conn: &impl ConnectionTrait,
     tenant_id: &str,
     member_id: &str,
 ) -> Result<Vec<Membership>, StoreError> {
-    let sql = "WITH RECURSIVE up(group_id, depth) AS ( \
-                 SELECT group_id, CAST(0 AS BIGINT) FROM group_members WHERE tenant_id = $1 AND member_id = $2 \
-                 UNION \
-                 SELECT m.group_id, up.depth + 1 FROM group_members m \
-                 JOIN up ON m.tenant_id = $1 AND m.member_id = up.group_id WHERE up.depth < 64 \
-               ) \
-               SELECT g.id AS id, g.display_name AS display, MIN(up.depth) AS depth \
-               FROM up JOIN groups g ON g.tenant_id = $1 AND g.id = up.group_id \
-               GROUP BY g.id, g.display_name ORDER BY g.display_name, g.id";
-    let rows = conn
-        .query_all_raw(statement(
-            conn,
-            sql,
-            vec![tenant_id.into(), member_id.into()],
-        ))
-        .await?;
-    rows.into_iter()
-        .map(|row| {
-            let depth: i64 = row.try_get("", "depth")?;
-            Ok(Membership {
-                group_id: row.try_get("", "id")?,
-                display: row.try_get("", "display")?,
-                direct: depth == 0,
-            })
-        })
-        .collect()
+    let mut all = memberships_of_many(conn, tenant_id, &[member_id.to_owned()]).await?;
+    Ok(all.remove(member_id).unwrap_or_default())
 }
 
-/// The memberships of several resources at once (one recursive query for a page of
-/// users instead of one per user), keyed by member id.
+/// `column` is one of the ids in the JSON array bound at `param`, written so that the
+/// planner looks each id up in an index: `= ANY(ARRAY(…))` is an index condition on
+/// PostgreSQL whatever the statistics say; SQLite probes the index per value of `IN`.
+fn id_in(backend: DbBackend, column: &str, param: usize) -> String {
+    match backend {
+        DbBackend::Sqlite => format!("{column} IN (SELECT value FROM json_each(${param}))"),
+        _ => format!("{column} = ANY(ARRAY(SELECT jsonb_array_elements_text(${param}::jsonb)))"),
+    }
+}
+
+/// One step of a walk through nested groups: from each row of `walk` (its column `from`),
+/// the membership rows whose `key` column equals it (group-typed only if `groups_only`),
+/// as `m`. Each
+/// step is an index lookup per row of the walk, never a join over the tenant's membership
+/// table: on PostgreSQL a LATERAL subquery the planner cannot flatten (`OFFSET 0`) — a
+/// plain join let it hash every membership row of the tenant when it misjudged the work
+/// table; on SQLite `CROSS JOIN` fixes the walk as the outer loop.
+fn nested_step(
+    backend: DbBackend,
+    walk: &str,
+    from: &str,
+    key: &str,
+    groups_only: bool,
+    take: &str,
+) -> String {
+    let only = |alias: &str| {
+        if groups_only {
+            format!(" AND {alias}.member_type = 'Group'")
+        } else {
+            String::new()
+        }
+    };
+    match backend {
+        DbBackend::Sqlite => format!(
+            "{walk} CROSS JOIN group_members m ON m.tenant_id = $1 AND m.{key} = {walk}.{from}{}",
+            only("m")
+        ),
+        _ => format!(
+            "{walk} CROSS JOIN LATERAL (SELECT m0.{take} FROM group_members m0 \
+             WHERE m0.tenant_id = $1 AND m0.{key} = {walk}.{from}{} OFFSET 0) m",
+            only("m0")
+        ),
+    }
+}
+
+/// The statement of [`memberships_of_many`]: `$1` tenant, `$2` the member ids (JSON).
+/// It reads the members' own membership rows, then one index lookup per group found,
+/// up the nesting (acyclic; the depth bound is a guard), then each group's name by key:
+/// rows bounded by the memberships, never by the tenant (tests/api/plans.rs).
+pub fn memberships_statement(
+    backend: DbBackend,
+    tenant_id: &str,
+    member_ids: &[String],
+) -> sea_orm::Statement {
+    let sql = format!(
+        "WITH RECURSIVE up(member_id, group_id, depth) AS ( \
+           SELECT gm.member_id, gm.group_id, CAST(0 AS BIGINT) FROM group_members gm \
+           WHERE gm.tenant_id = $1 AND {seed} \
+           UNION \
+           SELECT up.member_id, m.group_id, up.depth + 1 FROM {step} WHERE up.depth < 64 \
+         ) \
+         SELECT member_id, id, display, depth FROM ( \
+           SELECT up.member_id AS member_id, up.group_id AS id, \
+             (SELECT g.display_name FROM groups g WHERE g.tenant_id = $1 AND g.id = up.group_id) AS display, \
+             MIN(up.depth) AS depth \
+           FROM up GROUP BY up.member_id, up.group_id \
+         ) found WHERE display IS NOT NULL ORDER BY display, id",
+        seed = id_in(backend, "gm.member_id", 2),
+        // A row whose member is a group found so far is group-typed: no type test, so the
+        // step is the covering `(tenant_id, member_id, group_id)` index on both backends.
+        step = nested_step(backend, "up", "group_id", "member_id", false, "group_id"),
+    );
+    backend_statement(backend, &sql, vec![tenant_id.into(), ids_json(member_ids)])
+}
+
+/// The memberships of several resources at once (one query for a page of users instead
+/// of one per user), keyed by member id.
 pub async fn memberships_of_many(
     conn: &impl ConnectionTrait,
     tenant_id: &str,
@@ -250,27 +342,8 @@ pub async fn memberships_of_many(
     if member_ids.is_empty() {
         return Ok(out);
     }
-    let sql = format!(
-        "WITH RECURSIVE up(member_id, group_id, depth) AS ( \
-           SELECT gm.member_id, gm.group_id, CAST(0 AS BIGINT) FROM group_members gm \
-           WHERE gm.tenant_id = $1 AND gm.member_id IN (SELECT s.id FROM {} s) \
-           UNION \
-           SELECT up.member_id, m.group_id, up.depth + 1 FROM group_members m \
-           JOIN up ON m.tenant_id = $1 AND m.member_id = up.group_id WHERE up.depth < 64 \
-         ) \
-         SELECT up.member_id AS member_id, g.id AS id, g.display_name AS display, MIN(up.depth) AS depth \
-         FROM up JOIN groups g ON g.tenant_id = $1 AND g.id = up.group_id \
-         GROUP BY up.member_id, g.id, g.display_name ORDER BY g.display_name, g.id",
-        ids_table(conn, 2)
-    );
-    let rows = conn
-        .query_all_raw(statement(
-            conn,
-            &sql,
-            vec![tenant_id.into(), ids_json(member_ids)],
-        ))
-        .await?;
-    for row in rows {
+    let stmt = memberships_statement(conn.get_database_backend(), tenant_id, member_ids);
+    for row in conn.query_all_raw(stmt).await? {
         let member: String = row.try_get("", "member_id")?;
         let depth: i64 = row.try_get("", "depth")?;
         out.entry(member).or_default().push(Membership {
@@ -280,6 +353,34 @@ pub async fn memberships_of_many(
         });
     }
     Ok(out)
+}
+
+/// The statement of [`would_cycle`]: `$1` tenant, `$2` the candidates (JSON), `$3` the
+/// group. It walks down through group-typed members only (the partial index
+/// `group_members_nested_idx`), so a candidate with 100 000 user members costs nothing.
+pub fn would_cycle_statement(
+    backend: DbBackend,
+    tenant_id: &str,
+    group_id: &str,
+    candidates: &[String],
+) -> sea_orm::Statement {
+    let source = match backend {
+        DbBackend::Sqlite => "SELECT value AS id FROM json_each($2)",
+        _ => "SELECT jsonb_array_elements_text($2::jsonb) AS id",
+    };
+    let sql = format!(
+        "WITH RECURSIVE down(id, depth) AS ( \
+           SELECT c.id, CAST(0 AS BIGINT) FROM ({source}) c \
+           UNION \
+           SELECT m.member_id, down.depth + 1 FROM {step} WHERE down.depth < 64 \
+         ) SELECT COUNT(*) AS hits FROM down WHERE id = $3",
+        step = nested_step(backend, "down", "id", "group_id", true, "member_id"),
+    );
+    backend_statement(
+        backend,
+        &sql,
+        vec![tenant_id.into(), ids_json(candidates), group_id.into()],
+    )
 }
 
 /// Whether making `candidates` (groups) members of `group_id` would close a cycle: true
@@ -293,22 +394,9 @@ pub async fn would_cycle(
     if candidates.is_empty() {
         return Ok(false);
     }
-    let sql = format!(
-        "WITH RECURSIVE down(id, depth) AS ( \
-           SELECT c.id, CAST(0 AS BIGINT) FROM {} c \
-           UNION \
-           SELECT m.member_id, down.depth + 1 FROM group_members m \
-           JOIN down ON m.tenant_id = $2 AND m.group_id = down.id \
-           WHERE m.member_type = 'Group' AND down.depth < 64 \
-         ) SELECT COUNT(*) AS hits FROM down WHERE id = $3",
-        ids_table(conn, 1)
-    );
+    let stmt = would_cycle_statement(conn.get_database_backend(), tenant_id, group_id, candidates);
     let row = conn
-        .query_one_raw(statement(
-            conn,
-            &sql,
-            vec![ids_json(candidates), tenant_id.into(), group_id.into()],
-        ))
+        .query_one_raw(stmt)
         .await?
         .ok_or(StoreError::NotFound)?;
     Ok(row.try_get::<i64>("", "hits")? > 0)

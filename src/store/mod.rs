@@ -36,7 +36,16 @@ pub(crate) fn statement(
     sql: &str,
     values: Vec<sea_orm::Value>,
 ) -> sea_orm::Statement {
-    let backend = conn.get_database_backend();
+    backend_statement(conn.get_database_backend(), sql, values)
+}
+
+/// [`statement`] for a backend rather than a connection (plans are asserted on statements
+/// built without running them).
+pub(crate) fn backend_statement(
+    backend: DbBackend,
+    sql: &str,
+    values: Vec<sea_orm::Value>,
+) -> sea_orm::Statement {
     let sql = match backend {
         DbBackend::Sqlite => {
             let mut out = String::with_capacity(sql.len());
@@ -105,6 +114,11 @@ impl Store {
         let process_lock = match backend {
             Backend::Postgres => {
                 options.max_connections(16).min_connections(1);
+                // Every statement here is a short indexed lookup; JIT compilation (on by
+                // default since PostgreSQL 12) is chosen by cost estimates that recursive
+                // membership queries inflate, and cost 50-200 ms per statement where the
+                // work was a fraction of a millisecond (docs/decisions.md, Storage).
+                options.map_sqlx_postgres_opts(|o| o.options([("jit", "off")]));
                 None
             }
             Backend::Sqlite => {

@@ -37,7 +37,8 @@ pub struct StoredEvent {
     pub failed_at: Option<String>,
 }
 
-/// Channel of the PostgreSQL notification sent by every transaction that writes events.
+/// Channel of the PostgreSQL notification that wakes relays in other processes, sent
+/// after commits by `events::announce`, never inside a write transaction.
 pub const NOTIFY_CHANNEL: &str = "scimbus_outbox";
 
 /// An unpublished event, as the relay needs it: the message body is the stored payload's
@@ -80,19 +81,6 @@ fn stored(m: outbox::Model) -> StoredEvent {
         last_error: m.last_error,
         failed_at: m.failed_at,
     }
-}
-
-/// Wakes relays in other processes once the writing transaction commits (PostgreSQL only;
-/// on SQLite the relay runs in the writing process and is woken directly).
-pub async fn notify(conn: &impl ConnectionTrait) -> Result<(), StoreError> {
-    if conn.get_database_backend() == DbBackend::Postgres {
-        conn.execute_raw(Statement::from_string(
-            DbBackend::Postgres,
-            format!("SELECT pg_notify('{NOTIFY_CHANNEL}', '')"),
-        ))
-        .await?;
-    }
-    Ok(())
 }
 
 /// The oldest unpublished, unparked events: per tenant in `sequence` order. Only the

@@ -555,13 +555,7 @@ async fn concurrent_member_additions_to_one_group_lose_no_member(backend: Backen
 
 async fn a_group_put_with_ten_thousand_members_fits_and_emits_chunks(backend: Backend) {
     let app = spawn_app(backend).await;
-    let tenant = scimbus::store::tenants::find(
-        app.ctx.store.conn(),
-        &scimbus::domain::TenantSlug::parse("acme").unwrap(),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let tenant = app.tenant_row().await;
     // Users are inserted straight into the store: the test is about the group write.
     let txn = app.ctx.store.begin_write().await.unwrap();
     let mut ids = Vec::with_capacity(10_000);

@@ -210,6 +210,17 @@ pub fn user(user_name: &str) -> Value {
 }
 
 impl TestApp {
+    /// The stored row of the test's tenant (`acme`).
+    pub async fn tenant_row(&self) -> scimbus::domain::Tenant {
+        scimbus::store::tenants::find(
+            self.ctx.store.conn(),
+            &scimbus::domain::TenantSlug::parse(&self.tenant).unwrap(),
+        )
+        .await
+        .unwrap()
+        .unwrap()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -2,6 +2,7 @@
 //! tenant's gap-free sequence, in the envelope and `data` of DESIGN 11, valid against the
 //! committed JSON Schemas.
 
+use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 
 use crate::both_backends;
@@ -173,4 +174,44 @@ async fn an_event_carries_the_request_id_of_the_write_that_made_it(backend: Back
         other.headers()["x-request-id"].to_str().unwrap(),
         request_id
     );
+}
+
+/// PostgreSQL serialises the commits of every transaction that sent a `NOTIFY`: the write
+/// transaction never does; the announcer's own connection tells other processes' relays
+/// after the commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relays_elsewhere_are_woken_by_the_announcer_not_by_the_write_transaction() {
+    let app = spawn_app(Backend::Postgres).await;
+    let mut listener = sea_orm::sqlx::postgres::PgListener::connect(app.ctx.store.url())
+        .await
+        .unwrap();
+    listener
+        .listen(scimbus::store::outbox::NOTIFY_CHANNEL)
+        .await
+        .unwrap();
+    for i in 0..5 {
+        app.create_user(&user(&format!("writer{i}"))).await;
+        let note = tokio::time::timeout(std::time::Duration::from_secs(30), listener.recv())
+            .await
+            .expect("a notification after a committed write")
+            .unwrap();
+        let sender: Option<String> = app
+            .ctx
+            .store
+            .conn()
+            .query_one_raw(sea_orm::Statement::from_sql_and_values(
+                sea_orm::DbBackend::Postgres,
+                "SELECT application_name::text AS name FROM pg_stat_activity WHERE pid = $1",
+                [(note.process_id() as i32).into()],
+            ))
+            .await
+            .unwrap()
+            .map(|row| row.try_get("", "name").unwrap());
+        assert_eq!(
+            sender.as_deref(),
+            Some(scimbus::events::announce::APPLICATION_NAME),
+            "notification {i} came from backend {} (not the announcer)",
+            note.process_id()
+        );
+    }
 }

@@ -454,13 +454,7 @@ async fn a_served_tenant_deletion_is_purged_in_the_background_and_announced_on_t
     assert_eq!(event["type"], "scimbus.tenant.deleted");
     assert_eq!(event["data"]["tenant"], "acme");
     assert_eq!(received[0].routing_key.as_str(), "acme.tenant.deleted");
-    let tenant = scimbus::store::tenants::find(
-        app.ctx.store.conn(),
-        &scimbus::domain::TenantSlug::parse("acme").unwrap(),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let tenant = app.tenant_row().await;
     assert!(tenant.purged_at.is_some());
     cleanup(&settings).await;
 }
