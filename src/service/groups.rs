@@ -309,8 +309,9 @@ pub async fn create(
         Map::new(),
     )];
     events.extend(member_events(&id, 1, &added, &[]));
-    emit(&txn, tenant, &now, events).await?;
+    // Reads first: `emit` locks the tenant's event counter until the commit.
     let view = represent(ctx, &txn, tenant, &stored, Members::Include).await?;
+    emit(&txn, tenant, &now, events).await?;
     txn.commit().await?;
     ctx.signal_events();
     Ok(view)
@@ -393,8 +394,9 @@ async fn write(
         ));
     }
     events.extend(member_events(id, version, &added, &removed));
-    emit(&txn, tenant, &now, events).await?;
+    // Reads first: `emit` locks the tenant's event counter until the commit.
     let group = represent(ctx, &txn, tenant, &stored, members_wanted).await?;
+    emit(&txn, tenant, &now, events).await?;
     txn.commit().await?;
     ctx.signal_events();
     Ok(Written {

@@ -276,14 +276,10 @@ async fn write(
         (false, true) => EventType::UserReactivated,
         _ => EventType::UserUpdated,
     };
-    emit(
-        &txn,
-        tenant,
-        &now,
-        vec![event(event_type, &updated, changed, previous)],
-    )
-    .await?;
+    let pending = vec![event(event_type, &updated, changed, previous)];
+    // Reads first: `emit` locks the tenant's event counter until the commit.
     let user = with_groups(ctx, &txn, tenant, updated).await?;
+    emit(&txn, tenant, &now, pending).await?;
     txn.commit().await?;
     ctx.signal_events();
     Ok(Replaced {
