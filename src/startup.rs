@@ -116,6 +116,14 @@ impl Application {
             background.push(tokio::spawn(
                 relay.run_until(context.events_written.clone(), stopped.clone()),
             ));
+        } else if context.store.backend() == crate::store::Backend::Postgres {
+            // No relay here to number the events writes commit: the pull API's readers
+            // still see them at once (they also number on demand).
+            background.push(tokio::spawn(crate::events::sequencer::run(
+                context.store.clone(),
+                context.events_written.clone(),
+                stopped.clone(),
+            )));
         }
 
         if context.store.backend() == crate::store::Backend::Postgres {

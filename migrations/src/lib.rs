@@ -19,6 +19,7 @@ mod m20261129_000012_create_tenant_schemas;
 mod m20261129_000013_add_tenant_schema_version;
 mod m20261206_000001_cover_group_members_by_member;
 mod m20261206_000002_add_group_members_nested_idx;
+mod m20261206_000003_create_outbox_pending;
 
 pub struct Migrator;
 
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000013_add_tenant_schema_version::Migration),
             Box::new(m20261206_000001_cover_group_members_by_member::Migration),
             Box::new(m20261206_000002_add_group_members_nested_idx::Migration),
+            Box::new(m20261206_000003_create_outbox_pending::Migration),
         ]
     }
 }

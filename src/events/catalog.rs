@@ -147,7 +147,8 @@ pub struct Envelope {
     pub dataschema: String,
     /// Extension attribute: the tenant slug.
     pub tenant: String,
-    /// Extension attribute: the per-tenant, gap-free, commit-ordered sequence, zero-padded
+    /// Extension attribute: the per-tenant, gap-free sequence (each resource's events in
+    /// version order; a sequence once visible never gains an earlier one), zero-padded
     /// so that text order is numeric order.
     pub sequence: String,
     /// Extension attribute: the id of the request that made the change (its

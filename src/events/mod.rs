@@ -7,6 +7,7 @@ pub mod leader;
 pub mod metrics;
 pub mod publisher;
 pub mod relay;
+pub mod sequencer;
 
 pub use catalog::{Envelope, EventType, PendingEvent};
 pub use metrics::RelayMetrics;

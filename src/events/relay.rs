@@ -96,6 +96,7 @@ impl Relay {
         if !self.leader.ensure().await? {
             return Ok(RelayOutcome::NotLeader);
         }
+        super::sequencer::number_all(&self.store).await?;
         let batch = outbox::fetch_unpublished(self.store.conn(), self.settings.batch_size).await?;
         if batch.is_empty() {
             return Ok(RelayOutcome::Empty);
@@ -176,6 +177,7 @@ impl Relay {
     /// Publishes a batch without marking it, as a relay that stops between publish and
     /// mark would; returns the ids sent. For tests of redelivery.
     pub async fn publish_without_marking(&mut self) -> Result<Vec<String>, RelayError> {
+        super::sequencer::number_all(&self.store).await?;
         let batch = outbox::fetch_unpublished(self.store.conn(), self.settings.batch_size).await?;
         let publisher = self.publisher().await?;
         publisher.publish(&batch).await;

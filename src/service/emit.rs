@@ -1,13 +1,16 @@
-//! Writes a transaction's events to the outbox: the tenant's counter is advanced by the
-//! number of events (locking the tenant row until commit), then the rows are inserted with
-//! the sequences just taken. Both run last in the transaction, so the tenant lock is held
-//! only for the commit; sequences are gap-free and in commit order (DESIGN 10).
+//! Writes a transaction's events to the outbox, as the transaction's last statement.
+//!
+//! On PostgreSQL the rows go to `outbox_pending` unnumbered: nothing another write of the
+//! tenant needs is locked, so one tenant's writes commit in parallel; the sequencer
+//! (`events::sequencer`) numbers them after commit. On SQLite, where writes are one at a
+//! time anyway, the tenant's counter is advanced and the rows inserted numbered. Either
+//! way sequences are gap-free, each resource's events in version order (DESIGN 10).
 
-use sea_orm::ConnectionTrait;
+use sea_orm::{ConnectionTrait, DbBackend};
 
 use crate::domain::Tenant;
 use crate::events::{Envelope, PendingEvent};
-use crate::store::outbox::OutboxRow;
+use crate::store::outbox::{OutboxRow, UnnumberedRow};
 use crate::store::{StoreError, outbox, tenants};
 
 pub async fn emit(
@@ -18,6 +21,27 @@ pub async fn emit(
 ) -> Result<(), StoreError> {
     if events.is_empty() {
         return Ok(());
+    }
+    if conn.get_database_backend() == DbBackend::Postgres {
+        let rows = events
+            .into_iter()
+            .map(|event| {
+                let routing_key = event.event_type.routing_key(tenant.slug.as_str());
+                // Sequence 0 until numbered: the sequencer writes the real one.
+                let envelope = Envelope::new(tenant.slug.as_str(), 0, now, event);
+                let payload = serde_json::to_string(&envelope)
+                    .map_err(|e| StoreError::Corrupt(format!("event does not serialise: {e}")))?;
+                Ok(UnnumberedRow {
+                    id: envelope.id,
+                    event_type: envelope.event_type,
+                    routing_key,
+                    subject: envelope.subject,
+                    payload,
+                    created_at: now.to_owned(),
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        return outbox::insert_unnumbered(conn, &tenant.id, rows).await;
     }
     let n = events.len() as i64;
     let last = tenants::advance_sequence(conn, &tenant.id, n).await?;

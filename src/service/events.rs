@@ -61,6 +61,9 @@ pub async fn pull(
         )
         .into());
     }
+    // Every event committed before this request, numbered (PostgreSQL writers leave
+    // theirs to the sequencer): a consumer reads its own writes.
+    crate::events::sequencer::number_tenant(&ctx.store, &tenant.id).await?;
     let mut rows = outbox::page(conn, &tenant.id, after, types, limit + 1).await?;
     let has_more = rows.len() as u64 > limit;
     rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
@@ -156,6 +159,7 @@ pub async fn snapshot_page(
 ) -> Result<SnapshotPage, ServiceError> {
     let limit = limit.clamp(1, MAX_PAGE);
     let conn = ctx.store.conn();
+    crate::events::sequencer::number_tenant(&ctx.store, &tenant.id).await?;
     let sequence = tenants::event_sequence(conn, &tenant.id).await?;
     let now = ctx.now();
     let mut events = Vec::new();
@@ -199,6 +203,7 @@ pub async fn snapshot_one(
     id: &str,
 ) -> Result<Value, ServiceError> {
     let conn = ctx.store.conn();
+    crate::events::sequencer::number_tenant(&ctx.store, &tenant.id).await?;
     let sequence = tenants::event_sequence(conn, &tenant.id).await?;
     let now = ctx.now();
     let event = match kind {
@@ -242,6 +247,8 @@ pub async fn purge_subject(
     let tenant = tenants::find(ctx.store.conn(), &slug)
         .await?
         .ok_or_else(|| ServiceError::NotFound(format!("tenant {slug} not found")))?;
+    // Events still waiting for their number are numbered first, so none escapes.
+    crate::events::sequencer::number_tenant(&ctx.store, &tenant.id).await?;
     let txn = ctx.store.begin_write().await?;
     let mut redacted = 0;
     for (sequence, mut payload) in outbox::of_subject(&txn, &tenant.id, subject).await? {

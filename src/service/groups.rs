@@ -309,7 +309,7 @@ pub async fn create(
         Map::new(),
     )];
     events.extend(member_events(&id, 1, &added, &[]));
-    // Reads first: `emit` locks the tenant's event counter until the commit.
+    // Reads first: `emit` ends the transaction (on SQLite it locks the tenant's counter).
     let view = represent(ctx, &txn, tenant, &stored, Members::Include).await?;
     emit(&txn, tenant, &now, events).await?;
     txn.commit().await?;
@@ -394,7 +394,7 @@ async fn write(
         ));
     }
     events.extend(member_events(id, version, &added, &removed));
-    // Reads first: `emit` locks the tenant's event counter until the commit.
+    // Reads first: `emit` ends the transaction (on SQLite it locks the tenant's counter).
     let group = represent(ctx, &txn, tenant, &stored, members_wanted).await?;
     emit(&txn, tenant, &now, events).await?;
     txn.commit().await?;

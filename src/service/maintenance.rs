@@ -78,6 +78,9 @@ pub async fn prune_once(ctx: &Context) -> Result<u64, ServiceError> {
         .checked_sub_signed(retention)
         .map(time::format)
         .unwrap_or_default();
+    // Events committed but not numbered yet are numbered first: retention and the removal
+    // of purged tenants then see every committed event.
+    crate::events::sequencer::number_all(&ctx.store).await?;
     let mut pruned = 0;
     for tenant in tenants::list(ctx.store.conn()).await? {
         let mut after = tenant.events_pruned_through.max(0);
@@ -102,10 +105,13 @@ pub async fn prune_once(ctx: &Context) -> Result<u64, ServiceError> {
                 break;
             }
         }
+        // Gone means none numbered and none waiting for its number: `tenant.deleted`
+        // itself waits a moment after the purge (PostgreSQL).
         if tenant.purged_at.is_some()
             && outbox::oldest(ctx.store.conn(), &tenant.id, 0, 1)
                 .await?
                 .is_empty()
+            && !outbox::has_unnumbered(ctx.store.conn(), &tenant.id).await?
         {
             let txn = ctx.store.begin_write().await?;
             purge::remove_tenant(&txn, &tenant.id).await?;

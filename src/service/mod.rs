@@ -123,7 +123,8 @@ pub struct Context {
     pub registries: schemas::Registries,
     /// Base of every URL the service writes (`Location`, `meta.location`).
     pub public_url: Url,
-    /// Wakes the in-process relay after a transaction that wrote events commits.
+    /// Wakes the in-process relay (or, without one, the sequencer on PostgreSQL) after a
+    /// transaction that wrote events commits.
     pub events_written: Arc<Notify>,
     /// Wakes the announcer, which tells relays in other processes (PostgreSQL NOTIFY,
     /// sent outside every write transaction: `events::announce`).

@@ -277,7 +277,7 @@ async fn write(
         _ => EventType::UserUpdated,
     };
     let pending = vec![event(event_type, &updated, changed, previous)];
-    // Reads first: `emit` locks the tenant's event counter until the commit.
+    // Reads first: `emit` ends the transaction (on SQLite it locks the tenant's counter).
     let user = with_groups(ctx, &txn, tenant, updated).await?;
     emit(&txn, tenant, &now, pending).await?;
     txn.commit().await?;

@@ -198,7 +198,8 @@ pub async fn mark_failed(
     Ok(())
 }
 
-/// How many events wait for the relay, and when the oldest was written.
+/// How many events wait for the relay (numbered or not yet), and when the oldest was
+/// written.
 pub async fn backlog(conn: &impl ConnectionTrait) -> Result<(u64, Option<String>), StoreError> {
     let pending = || {
         outbox::Entity::find()
@@ -211,7 +212,20 @@ pub async fn backlog(conn: &impl ConnectionTrait) -> Result<(u64, Option<String>
         .one(conn)
         .await?
         .map(|m| m.created_at);
-    Ok((count, oldest))
+    let unnumbered = conn
+        .query_one_raw(Statement::from_string(
+            conn.get_database_backend(),
+            "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox_pending",
+        ))
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let more: i64 = unnumbered.try_get("", "n")?;
+    let oldest_unnumbered: Option<String> = unnumbered.try_get("", "oldest")?;
+    let oldest = match (oldest, oldest_unnumbered) {
+        (Some(a), Some(b)) => Some(Ord::min(a, b)),
+        (a, b) => a.or(b),
+    };
+    Ok((count + u64::try_from(more).unwrap_or(0), oldest))
 }
 
 pub async fn insert(
@@ -368,4 +382,147 @@ pub async fn replace_payload(
         .exec(conn)
         .await?;
     Ok(())
+}
+
+/// An event row not yet numbered (PostgreSQL writers).
+#[derive(Debug, Clone)]
+pub struct UnnumberedRow {
+    pub id: String,
+    pub event_type: String,
+    pub routing_key: String,
+    pub subject: String,
+    /// The envelope as JSON text; its `sequence` is set when the row is numbered.
+    pub payload: String,
+    pub created_at: String,
+}
+
+/// Inserts a write's events into `outbox_pending`, in the write's transaction: no lock on
+/// anything another write of the tenant needs.
+pub async fn insert_unnumbered(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    rows: Vec<UnnumberedRow>,
+) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut sql = String::from(
+        "INSERT INTO outbox_pending (tenant_id, id, event_type, routing_key, subject, payload, \
+         created_at) VALUES ",
+    );
+    let mut values: Vec<sea_orm::Value> = vec![tenant_id.into()];
+    for (i, row) in rows.into_iter().enumerate() {
+        let n = values.len();
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!(
+            "($1, ${}, ${}, ${}, ${}, ${}, ${})",
+            n + 1,
+            n + 2,
+            n + 3,
+            n + 4,
+            n + 5,
+            n + 6
+        ));
+        values.extend([
+            row.id.into(),
+            row.event_type.into(),
+            row.routing_key.into(),
+            row.subject.into(),
+            row.payload.into(),
+            row.created_at.into(),
+        ]);
+    }
+    conn.execute_raw(super::statement(conn, &sql, values))
+        .await?;
+    Ok(())
+}
+
+/// The tenants with events waiting to be numbered.
+pub async fn tenants_with_unnumbered(
+    conn: &impl ConnectionTrait,
+) -> Result<Vec<String>, StoreError> {
+    let rows = conn
+        .query_all_raw(Statement::from_string(
+            conn.get_database_backend(),
+            "SELECT DISTINCT tenant_id FROM outbox_pending",
+        ))
+        .await?;
+    rows.into_iter()
+        .map(|row| Ok(row.try_get::<String>("", "tenant_id")?))
+        .collect()
+}
+
+/// Whether the tenant has events waiting for their number.
+pub async fn has_unnumbered(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+) -> Result<bool, StoreError> {
+    let row = conn
+        .query_one_raw(super::statement(
+            conn,
+            "SELECT EXISTS (SELECT 1 FROM outbox_pending WHERE tenant_id = $1) AS waiting",
+            vec![tenant_id.into()],
+        ))
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    Ok(row.try_get::<bool>("", "waiting")?)
+}
+
+/// Numbers up to `limit` of a tenant's waiting events, oldest position first, and moves
+/// them to `outbox`; returns how many. Run in a transaction of its own: the tenant's row
+/// lock (taken first, so the move's statement sees every earlier numbering committed)
+/// makes numberings of one tenant one at a time, and the counter and the rows commit
+/// together (DESIGN 10: gap-free, and a visible sequence never gains an earlier entry).
+/// `sequence_width` is the zero-padded width of the envelope's `sequence` text.
+pub async fn number_unnumbered(
+    txn: &sea_orm::DatabaseTransaction,
+    tenant_id: &str,
+    limit: u64,
+    sequence_width: usize,
+) -> Result<u64, StoreError> {
+    let base: i64 = txn
+        .query_one_raw(super::statement(
+            txn,
+            "SELECT event_seq FROM tenants WHERE id = $1 FOR UPDATE",
+            vec![tenant_id.into()],
+        ))
+        .await?
+        .ok_or(StoreError::NotFound)?
+        .try_get("", "event_seq")?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let width = sequence_width;
+    let moved = txn
+        .query_all_raw(super::statement(
+            txn,
+            &format!(
+                "WITH moved AS ( \
+                   DELETE FROM outbox_pending WHERE tenant_id = $1 AND position IN ( \
+                     SELECT position FROM outbox_pending WHERE tenant_id = $1 \
+                     ORDER BY position LIMIT $3) \
+                   RETURNING position, id, event_type, routing_key, subject, payload, created_at \
+                 ), numbered AS ( \
+                   SELECT moved.*, $2 + row_number() OVER (ORDER BY position) AS seq FROM moved \
+                 ) \
+                 INSERT INTO outbox (tenant_id, sequence, id, event_type, routing_key, subject, \
+                   payload, created_at, attempts) \
+                 SELECT $1, seq, id, event_type, routing_key, subject, \
+                   jsonb_set(payload::jsonb, '{{sequence}}', to_jsonb(lpad(seq::text, {width}, '0'))), \
+                   created_at, 0 FROM numbered \
+                 RETURNING sequence"
+            ),
+            vec![tenant_id.into(), base.into(), limit.into()],
+        ))
+        .await?;
+    let n = moved.len() as i64;
+    if n > 0 {
+        txn.execute_raw(super::statement(
+            txn,
+            "UPDATE tenants SET event_seq = $2 WHERE id = $1",
+            vec![tenant_id.into(), (base + n).into()],
+        ))
+        .await?;
+    }
+    Ok(n as u64)
 }

@@ -236,6 +236,9 @@ async fn cli_erasure_tenant_delete_and_audit_act_on_a_database_a_server_uses() {
         .unwrap()
         != scimbus::service::maintenance::PurgeStep::Idle
     {}
+    scimbus::events::sequencer::number_tenant(&ctx.store, &tenant.id)
+        .await
+        .unwrap();
     let rows = scimbus::store::outbox::list_after(ctx.store.conn(), &tenant.id, 0)
         .await
         .unwrap();

@@ -293,6 +293,11 @@ impl TestApp {
             .await
             .unwrap()
             .unwrap();
+        // Numbered first, as every reader of the outbox does (PostgreSQL writers leave
+        // their events to the sequencer).
+        scimbus::events::sequencer::number_tenant(&self.ctx.store, &t.id)
+            .await
+            .unwrap();
         outbox::list_after(self.ctx.store.conn(), &t.id, 0)
             .await
             .unwrap()

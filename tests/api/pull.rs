@@ -12,6 +12,7 @@ use scimbus::domain::Scope;
 both_backends!(
     the_pull_api_pages_events_in_sequence_order_with_the_next_cursor,
     pulling_while_writers_commit_concurrently_never_skips_or_repeats_a_sequence,
+    concurrent_writes_to_the_same_users_keep_each_users_versions_in_sequence_order,
     the_pull_api_filters_by_type_and_rejects_unknown_types_and_bad_numbers,
     the_pull_api_needs_an_events_read_token_of_that_tenant,
     snapshots_page_every_user_and_group_with_members_and_validate,
@@ -288,4 +289,97 @@ async fn a_snapshot_of_one_resource_answers_404_once_it_is_gone(backend: Backend
         .events_api("acme", &format!("/snapshot/Users/{id}"), &token)
         .await;
     assert_scim_error(response, 404, None).await;
+}
+
+/// DESIGN 10 under contention: writers race on the same four users over HTTP while a
+/// reader pulls the whole feed again and again. Every pull extends the previous one (a
+/// sequence once visible never gains an earlier entry, nor changes), the final feed is
+/// gap-free, and each user's versions follow each other by one in sequence order.
+async fn concurrent_writes_to_the_same_users_keep_each_users_versions_in_sequence_order(
+    backend: Backend,
+) {
+    const USERS: usize = 4;
+    const WRITERS: usize = 8;
+    const EACH: usize = 12;
+    let app = std::sync::Arc::new(spawn_app(backend).await);
+    let token = events_token(&app).await;
+    let mut ids = Vec::new();
+    for u in 0..USERS {
+        ids.push(
+            app.create_user(&user(&format!("shared{u}"))).await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let mut writers = Vec::new();
+    for w in 0..WRITERS {
+        let app = app.clone();
+        let ids = ids.clone();
+        writers.push(tokio::spawn(async move {
+            for i in 0..EACH {
+                let target = &ids[(w + i) % USERS];
+                let response = app
+                    .client
+                    .patch(format!("{}/Users/{target}", app.base))
+                    .bearer_auth(&app.token)
+                    .json(&serde_json::json!({
+                        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                        "Operations": [{"op": "replace", "path": "displayName", "value": format!("w{w} i{i}")}]
+                    }))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), 200);
+            }
+        }));
+    }
+    let feed = |page: &Value| -> Vec<(i64, String)> {
+        page["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["sequence"].as_str().unwrap().parse().unwrap(),
+                    e["id"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let mut last: Vec<(i64, String)> = Vec::new();
+    loop {
+        let done = writers.iter().all(|w| w.is_finished());
+        let now = feed(&pull(&app, &token, "?after=0&limit=1000").await);
+        assert!(
+            now.len() >= last.len() && now[..last.len()] == last[..],
+            "a later pull is not an extension of the earlier one"
+        );
+        last = now;
+        if done {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    let last = feed(&pull(&app, &token, "?after=0&limit=1000").await);
+    let events = app.events().await;
+    assert_eq!(events.len(), USERS + WRITERS * EACH);
+    assert_eq!(last.len(), events.len());
+    let sequences: Vec<i64> = events.iter().map(|e| e.sequence).collect();
+    assert_eq!(sequences, (1..=events.len() as i64).collect::<Vec<_>>());
+    let mut versions: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+    for event in &events {
+        let version = event.payload["data"]["version"].as_i64().unwrap();
+        let previous = versions.insert(event.subject.as_str(), version);
+        assert_eq!(
+            version,
+            previous.unwrap_or(0) + 1,
+            "{} at sequence {}",
+            event.subject,
+            event.sequence
+        );
+    }
 }

@@ -1,0 +1,62 @@
+//! Numbers committed events (PostgreSQL): moves each tenant's `outbox_pending` rows to
+//! `outbox` with the next sequences of its counter, in insertion order, one short
+//! transaction per tenant and batch (DESIGN 10, docs/decisions.md "Events").
+//!
+//! Who numbers: the relay leader at the start of each step, readers that must see every
+//! committed event (pull API, snapshots, erasure) for their tenant before reading, and in
+//! a `serve` without a relay, [`run`]. Numberings of one tenant wait for each other on the
+//! tenant's row, so any number of them may run. On SQLite writers number their own events
+//! and there is nothing to do.
+
+use std::sync::Arc;
+
+use tokio::sync::{Notify, watch};
+
+use super::catalog::SEQUENCE_WIDTH;
+use crate::store::{Backend, Store, StoreError, outbox};
+
+/// Rows numbered per transaction.
+pub const BATCH: u64 = 1_000;
+
+/// Numbers every waiting event of the tenant; returns how many.
+pub async fn number_tenant(store: &Store, tenant_id: &str) -> Result<u64, StoreError> {
+    if store.backend() != Backend::Postgres {
+        return Ok(0);
+    }
+    let mut total = 0;
+    loop {
+        let txn = store.begin_write().await?;
+        let n = outbox::number_unnumbered(&txn, tenant_id, BATCH, SEQUENCE_WIDTH).await?;
+        txn.commit().await?;
+        total += n;
+        if n < BATCH {
+            return Ok(total);
+        }
+    }
+}
+
+/// Numbers every waiting event of every tenant; returns how many.
+pub async fn number_all(store: &Store) -> Result<u64, StoreError> {
+    if store.backend() != Backend::Postgres {
+        return Ok(0);
+    }
+    let mut total = 0;
+    for tenant_id in outbox::tenants_with_unnumbered(store.conn()).await? {
+        total += number_tenant(store, &tenant_id).await?;
+    }
+    Ok(total)
+}
+
+/// Until `stop` turns true: numbers after every wake-up (writes committed in this
+/// process). Runs in a `serve` without a relay; with one, the relay numbers.
+pub async fn run(store: Store, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {
+    while !*stop.borrow() {
+        tokio::select! {
+            _ = stop.changed() => break,
+            () = wake.notified() => {}
+        }
+        if let Err(error) = number_all(&store).await {
+            tracing::warn!(%error, "numbering events failed; the next write retries");
+        }
+    }
+}
