@@ -32,6 +32,8 @@ pub struct Req {
     pub path: String,
     pub body: Option<Bytes>,
     pub expect: u16,
+    /// The bearer token when it is not the target's (requests spread over tenants).
+    pub token: Option<Arc<str>>,
 }
 
 impl Req {
@@ -42,7 +44,14 @@ impl Req {
             path,
             body: None,
             expect: 200,
+            token: None,
         }
+    }
+
+    /// The same request under another tenant's token.
+    pub fn with_token(mut self, token: &Arc<str>) -> Self {
+        self.token = Some(token.clone());
+        self
     }
 
     pub fn with_body(
@@ -58,6 +67,7 @@ impl Req {
             path,
             body: Some(Bytes::from(body.to_string())),
             expect,
+            token: None,
         }
     }
 }
@@ -88,7 +98,10 @@ impl Conn {
             .method(req.method)
             .uri(&req.path)
             .header("host", target.addr.to_string())
-            .header("authorization", format!("Bearer {}", target.token))
+            .header(
+                "authorization",
+                format!("Bearer {}", req.token.as_deref().unwrap_or(&target.token)),
+            )
             .header("accept", "application/scim+json");
         if req.body.is_some() {
             builder = builder.header("content-type", "application/scim+json");

@@ -20,6 +20,7 @@
 mod broker;
 mod capture;
 mod cluster;
+mod floor;
 mod load;
 mod pgbench;
 mod procs;
@@ -53,25 +54,42 @@ const SPARES: u64 = 64;
 /// The tenant's event sequence starts here, so sequence values never equal another
 /// parameter of a captured statement.
 const SEQ_START: i64 = 1_000_000_000;
+/// Tenants of the multi-tenant scenarios: `bench`, `bench-2` … `bench-8`. The first two
+/// hold `--users` users each; the others start empty.
+const TENANTS: usize = 8;
+/// GET, filter and PATCH pick users among the first `PROBED`: members of the groups of
+/// 10 000 and 100 000 directly, and of two more through nesting (see `Bench::setup`).
+const PROBED: u64 = 10_000;
+/// The groups that nest the group of 10 000: it is a member of `NEST_B`, which is a member
+/// of `NEST_C`.
+const NEST_B: &str = "3100001";
+const NEST_C: &str = "3100002";
 
 const SCENARIOS: &[(&str, &str)] = &[
     (
         "create-user",
         "POST /Users (Okta-style body, new userName each)",
     ),
-    ("get-user", "GET /Users/{id} of a random seeded user"),
+    (
+        "create-user-8t",
+        "POST /Users spread evenly over 8 tenants (round robin per connection)",
+    ),
+    (
+        "get-user",
+        "GET /Users/{id} of a random probed user (in 4 groups, 2 of them nested)",
+    ),
     (
         "filter-username",
-        "GET /Users?filter=userName eq \"…\" of a random seeded user",
+        "GET /Users?filter=userName eq \"…\" of a random probed user",
     ),
-    ("list-index", "GET /Users?startIndex=1&count=100"),
+    ("list-index", "GET /Users?startIndex=<random>&count=100"),
     (
         "list-cursor",
         "GET /Users?cursor=&count=100 (first cursor page)",
     ),
     (
         "patch-put",
-        "PATCH active=false then PUT the whole user (Okta AIW), random user",
+        "PATCH active=false then PUT the whole user (Okta AIW), random probed user",
     ),
     (
         "add-member-100",
@@ -96,6 +114,10 @@ const SCENARIOS: &[(&str, &str)] = &[
     (
         "relay-drain",
         "scimbus relay draining 100 000 events vs a plain lapin publisher",
+    ),
+    (
+        "relay-drain-8t",
+        "the same drain with the events spread over 8 tenants",
     ),
     (
         "write-latency",
@@ -223,6 +245,8 @@ struct Plan {
     bindings: Bindings,
     connections: usize,
     make: Make,
+    /// The tenant (index into `Bench::tenants`) whose event counter the capture reads.
+    tenant: usize,
 }
 
 /// What one scenario produced.
@@ -232,6 +256,9 @@ struct Row {
     connections: usize,
     scimbus: Option<LoadResult>,
     baseline: Option<pgbench::Run>,
+    /// The hand-written floor (`floor.rs`), when the scenario has one.
+    floor: Option<pgbench::Run>,
+    floor_statements_per_unit: usize,
     /// Requests per pgbench transaction.
     requests_per_unit: usize,
     statements_per_unit: usize,
@@ -249,6 +276,15 @@ struct Bench {
     dir: PathBuf,
     tenant_id: String,
     token: String,
+    /// Every tenant of the multi-tenant scenarios, `bench` first.
+    tenants: Vec<TenantRef>,
+    /// The rows created through the API that the seeding copies.
+    tpl_user: String,
+    tpl_group: String,
+    templates: floor::Templates,
+    floors: BTreeMap<String, (PathBuf, Script)>,
+    /// Outbox drains so far (each uses its own event ids).
+    drains: u32,
     exchange: String,
     capture: Option<Server>,
     serve: Option<Server>,
@@ -257,6 +293,28 @@ struct Bench {
     rows: Vec<Row>,
     marker: u64,
     idle_rss_kb: Option<u64>,
+}
+
+/// A tenant: slug, id and a `scim` token.
+#[derive(Clone, Debug)]
+struct TenantRef {
+    slug: String,
+    id: String,
+    token: Arc<str>,
+}
+
+impl TenantRef {
+    fn base(&self) -> String {
+        format!("/scim/v2/{}", self.slug)
+    }
+}
+
+fn tenant_slug(k: usize) -> String {
+    if k == 0 {
+        TENANT.to_owned()
+    } else {
+        format!("{TENANT}-{}", k + 1)
+    }
 }
 
 fn user_body(user_name: &str, external_id: &str, active: bool) -> Value {
@@ -286,11 +344,15 @@ fn new_name() -> String {
 }
 
 fn create_req() -> Req {
+    create_req_in(BASE)
+}
+
+fn create_req_in(base: &str) -> Req {
     let name = new_name();
     Req::with_body(
         "POST /Users",
         "POST",
-        format!("{BASE}/Users"),
+        format!("{base}/Users"),
         &user_body(&name, &format!("x{}", uuid::Uuid::new_v4().simple()), true),
         201,
     )
@@ -467,22 +529,32 @@ impl Bench {
     async fn setup(&mut self) -> anyhow::Result<()> {
         let t0 = Instant::now();
         self.cli(&["migrate"]).await?;
-        self.cli(&["tenant", "create", TENANT]).await?;
-        let issued = self
-            .cli(&["token", "issue", "--tenant", TENANT, "--name", "bench"])
-            .await?;
-        self.token = issued
-            .lines()
-            .nth(1)
-            .context("no token in `scimbus token issue` output")?
-            .trim()
-            .to_owned();
-        self.tenant_id = self
-            .cluster
-            .query(&format!("SELECT id FROM tenants WHERE slug = '{TENANT}'"))?;
-        self.cluster.query(&format!(
-            "UPDATE tenants SET event_seq = {SEQ_START} WHERE slug = '{TENANT}'"
-        ))?;
+        for k in 0..TENANTS {
+            let slug = tenant_slug(k);
+            self.cli(&["tenant", "create", &slug]).await?;
+            let issued = self
+                .cli(&["token", "issue", "--tenant", &slug, "--name", "bench"])
+                .await?;
+            let token = issued
+                .lines()
+                .nth(1)
+                .context("no token in `scimbus token issue` output")?
+                .trim()
+                .to_owned();
+            let id = self
+                .cluster
+                .query(&format!("SELECT id FROM tenants WHERE slug = '{slug}'"))?;
+            self.cluster.query(&format!(
+                "UPDATE tenants SET event_seq = {SEQ_START} WHERE slug = '{slug}'"
+            ))?;
+            self.tenants.push(TenantRef {
+                slug,
+                id,
+                token: token.into(),
+            });
+        }
+        self.token = self.tenants[0].token.to_string();
+        self.tenant_id = self.tenants[0].id.clone();
 
         let capture =
             Server::start(&self.bin, "serve", &self.scimbus_env("capture", false)).await?;
@@ -504,35 +576,39 @@ impl Bench {
         )
         .await?;
         self.capture = Some(capture);
+        self.tpl_user = tpl_user.clone();
+        self.tpl_group = tpl_group.clone();
 
         let users = self.args.users;
         let total = users + EXTRA + SPARES;
         let g = format!("(g + {USER_BASE})::text");
+        let user_replacements = [
+            (tpl_user.as_str(), g.clone()),
+            ("zzuserzz", g.clone()),
+            ("zzextzz", format!("'ext-' || {g}")),
+        ];
         self.replicate(
             "users",
             &format!("t.id = '{tpl_user}'"),
             &format!("generate_series(1, {total}) AS g"),
-            &[
-                (tpl_user.as_str(), g.clone()),
-                ("zzuserzz", g.clone()),
-                ("zzextzz", format!("'ext-' || {g}")),
-            ],
+            &user_replacements,
             &[],
+        )?;
+        // The second tenant of the same size: its rows share the first one's tables and
+        // indexes, as on a real multi-tenant server.
+        let second = format!("'{}'", self.tenants[1].id);
+        self.replicate(
+            "users",
+            &format!("t.id = '{tpl_user}'"),
+            &format!("generate_series(1, {users}) AS g"),
+            &user_replacements,
+            &[("tenant_id", &second)],
         )?;
         let mut sizes = vec![100.min(users), 10_000.min(users), users];
         sizes.dedup();
         for size in sizes {
             let gid = group_id(size);
-            self.replicate(
-                "groups",
-                &format!("t.id = '{tpl_group}'"),
-                "(SELECT 1) AS g",
-                &[
-                    (tpl_group.as_str(), format!("'{gid}'")),
-                    ("zzgroupzz", format!("'Group {gid}'")),
-                ],
-                &[],
-            )?;
+            self.copy_group(&gid)?;
             self.replicate(
                 "group_members",
                 &format!("t.group_id = '{tpl_group}' AND t.member_id = '{tpl_user}'"),
@@ -544,11 +620,110 @@ impl Bench {
                 &[],
             )?;
         }
+        // Nesting three deep: the group of 10 000 is a member of B, B of C; so a probed
+        // user is in the groups of 10 000 and 100 000 directly and in B and C indirectly.
+        let a = group_id(10_000.min(users));
+        for (parent, child) in [(NEST_B, a.as_str()), (NEST_C, NEST_B)] {
+            self.copy_group(parent)?;
+            self.replicate(
+                "group_members",
+                &format!("t.group_id = '{tpl_group}' AND t.member_id = '{tpl_user}'"),
+                "(SELECT 1) AS g",
+                &[
+                    (tpl_group.as_str(), format!("'{parent}'")),
+                    (tpl_user.as_str(), format!("'{child}'")),
+                ],
+                &[("member_type", "'Group'")],
+            )?;
+        }
+        self.event_templates().await?;
+        self.cluster.query(&format!(
+            "CREATE SEQUENCE {} START {}",
+            floor::SEQ_NAME,
+            floor::SEQ_START
+        ))?;
         self.cluster.query("VACUUM ANALYZE")?;
         println!(
-            "seeded {total} users, groups of 100 / 10 000 / {users} members in {:.1} s",
+            "seeded {total} + {users} users in 2 tenants, groups of 100 / 10 000 / {users} members, \
+             nested 3 deep, {TENANTS} tenants in all, in {:.1} s",
             t0.elapsed().as_secs_f64()
         );
+        Ok(())
+    }
+
+    /// A copy of the template group with id `gid` and name `Group <gid>`, no members.
+    fn copy_group(&self, gid: &str) -> anyhow::Result<()> {
+        self.replicate(
+            "groups",
+            &format!("t.id = '{}'", self.tpl_group),
+            "(SELECT 1) AS g",
+            &[
+                (self.tpl_group.as_str(), format!("'{gid}'")),
+                ("zzgroupzz", format!("'Group {gid}'")),
+            ],
+            &[],
+        )
+    }
+
+    /// Makes the service write one event of each kind the floor writes (on the template
+    /// rows, through the capture process) and keeps them as the floor's models.
+    async fn event_templates(&mut self) -> anyhow::Result<()> {
+        let capture = self.capture.as_ref().context("no capture server")?;
+        let target = self.target(capture);
+        let mut conn = Conn::open(capture.addr).await?;
+        let (u, g) = (self.tpl_user.clone(), self.tpl_group.clone());
+        // PATCH active=false, PUT back as it was (the template's userName stays), then the
+        // template user out of the template group and in again.
+        let mut unit = patch_put_unit(&u);
+        unit[1] = Req::with_body(
+            "PUT /Users/{id}",
+            "PUT",
+            format!("{BASE}/Users/{u}"),
+            &user_body("zzuserzz", "zzextzz", true),
+            200,
+        );
+        for req in unit
+            .into_iter()
+            .chain(add_remove_unit(&g, &u).into_iter().rev())
+        {
+            conn.expect(&target, &req).await?;
+        }
+        let tid = &self.tenant_id;
+        let row = self.cluster.query(&format!(
+            "SELECT concat_ws(chr(31), resource::text, coalesce(search::text, ''), \
+             coalesce(display_name, ''), coalesce(display_name_ci, ''), updated_at) \
+             FROM users WHERE tenant_id = '{tid}' AND id = '{u}'"
+        ))?;
+        let f: Vec<&str> = row.split('\u{1f}').collect();
+        let [doc, search, dn, dnci, now] = f[..] else {
+            bail!("template user row: {row}");
+        };
+        let event = |event_type: &str, subject: &str| -> anyhow::Result<floor::EventTemplate> {
+            let row = self.cluster.query(&format!(
+                "SELECT concat_ws(chr(31), event_type, routing_key, payload::text, id, sequence) \
+                 FROM outbox WHERE tenant_id = '{tid}' AND event_type = 'scimbus.{event_type}' \
+                 AND subject = '{subject}' ORDER BY sequence DESC LIMIT 1"
+            ))?;
+            floor::EventTemplate::from_row(TENANT, &row)
+                .with_context(|| format!("no {event_type} event to model the floor on"))
+        };
+        self.templates = floor::Templates {
+            slug: TENANT.to_owned(),
+            user_doc: doc.to_owned(),
+            user_search: (!search.is_empty()).then(|| search.to_owned()),
+            user_token: "zzuserzz".into(),
+            ext_token: "zzextzz".into(),
+            user_id: u.clone(),
+            display_name: dn.to_owned(),
+            display_name_ci: dnci.to_owned(),
+            group_id: g.clone(),
+            created: event("user.created", &format!("Users/{u}"))?,
+            deactivated: event("user.deactivated", &format!("Users/{u}"))?,
+            reactivated: event("user.reactivated", &format!("Users/{u}"))?,
+            added: event("group.members_added", &format!("Groups/{g}"))?,
+            removed: event("group.members_removed", &format!("Groups/{g}"))?,
+            now: now.to_owned(),
+        };
         Ok(())
     }
 
@@ -607,6 +782,7 @@ impl Bench {
         warm: Vec<Vec<Req>>,
         unit: Vec<Req>,
         mut bindings: Bindings,
+        tenant: usize,
     ) -> anyhow::Result<()> {
         let capture = self.capture.as_ref().context("no capture server")?;
         let target = self.target(capture);
@@ -616,13 +792,16 @@ impl Bench {
                 conn.expect(&target, &r).await?;
             }
         }
+        let slug = &self.tenants.get(tenant).context("no such tenant")?.slug;
         bindings.seq_before = self
             .cluster
             .query(&format!(
-                "SELECT event_seq FROM tenants WHERE slug = '{TENANT}'"
+                "SELECT event_seq FROM tenants WHERE slug = '{slug}'"
             ))?
             .parse()?;
-        bindings.constant_uuids.push(self.tenant_id.clone());
+        bindings
+            .constant_uuids
+            .extend(self.tenants.iter().map(|t| t.id.clone()));
         bindings.constant_uuids.extend(
             self.cluster
                 .query("SELECT id FROM tokens")?
@@ -708,21 +887,22 @@ impl Bench {
         Ok(())
     }
 
-    async fn measure_baseline(
+    /// Runs `scripts` (names in `from`, with weights) with pgbench, as many clients as
+    /// scimbus had connections; returns the run, requests and statements per transaction.
+    async fn pgbench(
         &self,
-        row: &mut Row,
-        scripts: &[(&str, u32)],
+        from: &BTreeMap<String, (PathBuf, Script)>,
+        scripts: &[(String, u32)],
         clients: usize,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<(pgbench::Run, usize, usize)> {
         let mut files = Vec::new();
         let mut defines = Vec::new();
         let mut requests = 0;
         let mut statements = 0;
         for (name, weight) in scripts {
-            let (path, script) = self
-                .scripts
-                .get(*name)
-                .with_context(|| format!("no captured script {name}"))?;
+            let (path, script) = from
+                .get(name)
+                .with_context(|| format!("no script {name}"))?;
             files.push((path.clone(), *weight));
             defines.extend(script.defines.iter().cloned());
             requests = requests.max(script.requests);
@@ -742,6 +922,16 @@ impl Bench {
             &self.groups(),
         )
         .await?;
+        Ok((run, requests, statements))
+    }
+
+    async fn measure_baseline(
+        &self,
+        row: &mut Row,
+        scripts: &[(String, u32)],
+        clients: usize,
+    ) -> anyhow::Result<()> {
+        let (run, requests, statements) = self.pgbench(&self.scripts, scripts, clients).await?;
         if run.failed > 0 {
             row.notes
                 .push(format!("pgbench: {} failed transactions", run.failed));
@@ -752,42 +942,178 @@ impl Bench {
         Ok(())
     }
 
+    /// The floor's scripts of a scenario: (name, kind, tenant, weight); none for the group
+    /// PUT (its floor would be the replay's own bulk statements).
+    fn floor_parts(&self, name: &str) -> Vec<(String, floor::Kind, usize, u32)> {
+        let users = self.args.users;
+        let probed = (USER_BASE + 1, USER_BASE + PROBED.min(users));
+        let one = |kind: floor::Kind| vec![(name.to_owned(), kind, 0, 1)];
+        match name {
+            "create-user" => one(floor::Kind::Create),
+            "create-user-8t" => (0..self.tenants.len())
+                .map(|k| (format!("create-user-t{}", k + 1), floor::Kind::Create, k, 1))
+                .collect(),
+            "get-user" => one(floor::Kind::Get {
+                lo: probed.0,
+                hi: probed.1,
+            }),
+            "filter-username" => one(floor::Kind::Filter {
+                lo: probed.0,
+                hi: probed.1,
+            }),
+            "list-index" => one(floor::Kind::ListIndex {
+                max_offset: users.saturating_sub(100),
+            }),
+            "list-cursor" => one(floor::Kind::ListCursor),
+            "patch-put" => one(floor::Kind::PatchPut {
+                lo: probed.0,
+                hi: probed.1,
+            }),
+            "add-member-100" | "add-member-10k" | "add-member-100k" => {
+                let size = match name {
+                    "add-member-100" => 100.min(users),
+                    "add-member-10k" => 10_000.min(users),
+                    _ => users,
+                };
+                one(floor::Kind::AddRemove {
+                    gid: group_id(size),
+                    spare_base: USER_BASE + users + EXTRA + 1,
+                })
+            }
+            "mixed" => {
+                let mut parts = self.floor_parts("get-user");
+                parts.extend(self.floor_parts("filter-username"));
+                parts.extend(self.floor_parts("create-user"));
+                for (p, w) in parts.iter_mut().zip([40, 40, 20]) {
+                    p.3 = w;
+                }
+                parts
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Writes the floor scripts of `name` and runs them like the replay; then removes the
+    /// events they wrote.
+    async fn measure_floor(
+        &mut self,
+        row: &mut Row,
+        name: &str,
+        clients: usize,
+    ) -> anyhow::Result<()> {
+        let parts = self.floor_parts(name);
+        if parts.is_empty() {
+            return Ok(());
+        }
+        let mut scripts = Vec::new();
+        for (part, kind, tenant, weight) in parts {
+            let key = format!("floor-{part}");
+            if !self.floors.contains_key(&key) {
+                let t = &self.tenants[tenant];
+                let prefix = key.replace('-', "_");
+                let script = floor::script(
+                    &prefix,
+                    &kind,
+                    &floor::Tenant {
+                        id: t.id.clone(),
+                        slug: t.slug.clone(),
+                    },
+                    &self.templates,
+                );
+                let path = self.dir.join(format!("{key}.sql"));
+                std::fs::write(&path, &script.text)?;
+                self.floors.insert(key.clone(), (path, script));
+            }
+            scripts.push((key, weight));
+        }
+        let (run, _, statements) = self.pgbench(&self.floors, &scripts, clients).await?;
+        if run.failed > 0 {
+            row.notes
+                .push(format!("floor: {} failed transactions", run.failed));
+        }
+        self.cluster.query(&format!(
+            "DELETE FROM outbox WHERE sequence >= {}",
+            floor::SEQ_START
+        ))?;
+        row.floor_statements_per_unit = statements;
+        row.floor = Some(run);
+        Ok(())
+    }
+
     /// What a scenario sends: warm-up units for the capture, the captured unit and how its
     /// values map to pgbench variables, and the load generator's units.
     fn plan(&self, name: &str) -> anyhow::Result<Plan> {
         let users = self.args.users;
+        let probed = PROBED.min(users);
         let c = self.args.connections;
         let uid = |id: &str| Bindings {
             vars: vec![(id.to_owned(), "uid".into())],
             prelude: vec![format!(
                 "\\set uid random({}, {})",
                 USER_BASE + 1,
-                USER_BASE + users
+                USER_BASE + probed
             )],
             ..Default::default()
         };
+        let create_bindings = |unit: &[Req]| -> anyhow::Result<Bindings> {
+            let body: Value = serde_json::from_slice(unit[0].body.as_deref().unwrap_or_default())?;
+            let text = |k: &str| body[k].as_str().unwrap_or_default().to_owned();
+            Ok(Bindings {
+                vars: vec![
+                    (text("userName"), "un".into()),
+                    (text("externalId"), "ext".into()),
+                ],
+                prelude: vec![
+                    "\\set un random(1000000000000, 9000000000000000000)".into(),
+                    "\\set ext random(1000000000000, 9000000000000000000)".into(),
+                ],
+                ..Default::default()
+            })
+        };
+        // One tenant's part of create-user-8t: its own capture and script.
+        if let Some(k) = name.strip_prefix("create-user-t") {
+            let k: usize = k.parse::<usize>()?.checked_sub(1).context("tenant 0")?;
+            let t = self.tenants.get(k).context("no such tenant")?.clone();
+            let req = move || create_req_in(&t.base()).with_token(&t.token);
+            let unit = vec![req()];
+            return Ok(Plan {
+                warm: vec![vec![req()], vec![req()]],
+                bindings: create_bindings(&unit)?,
+                unit,
+                connections: c,
+                make: Box::new(move |_, _| vec![req()]),
+                tenant: k,
+            });
+        }
         let plan = match name {
             "create-user" => {
                 let unit = vec![create_req()];
-                let body: Value =
-                    serde_json::from_slice(unit[0].body.as_deref().unwrap_or_default())?;
-                let text = |k: &str| body[k].as_str().unwrap_or_default().to_owned();
                 Plan {
                     warm: vec![vec![create_req()], vec![create_req()]],
+                    bindings: create_bindings(&unit)?,
                     unit,
-                    bindings: Bindings {
-                        vars: vec![
-                            (text("userName"), "un".into()),
-                            (text("externalId"), "ext".into()),
-                        ],
-                        prelude: vec![
-                            "\\set un random(1000000000000, 9000000000000000000)".into(),
-                            "\\set ext random(1000000000000, 9000000000000000000)".into(),
-                        ],
-                        ..Default::default()
-                    },
                     connections: c,
                     make: Box::new(|_, _| vec![create_req()]),
+                    tenant: 0,
+                }
+            }
+            "create-user-8t" => {
+                // Each connection takes the tenants in turn, starting at its own.
+                let tenants: Vec<(String, Arc<str>)> = self
+                    .tenants
+                    .iter()
+                    .map(|t| (t.base(), t.token.clone()))
+                    .collect();
+                Plan {
+                    warm: vec![],
+                    unit: vec![],
+                    bindings: Bindings::default(),
+                    connections: c,
+                    make: Box::new(move |w, n| {
+                        let (base, token) = &tenants[(w + n as usize) % tenants.len()];
+                        vec![create_req_in(base).with_token(token)]
+                    }),
+                    tenant: 0,
                 }
             }
             "get-user" | "filter-username" => {
@@ -796,25 +1122,44 @@ impl Bench {
                 } else {
                     filter_req
                 };
-                let id = random_user(users);
+                let id = random_user(probed);
                 Plan {
                     warm: vec![
-                        vec![req(&random_user(users))],
-                        vec![req(&random_user(users))],
+                        vec![req(&random_user(probed))],
+                        vec![req(&random_user(probed))],
                     ],
                     unit: vec![req(&id)],
                     bindings: uid(&id),
                     connections: c,
-                    make: Box::new(move |_, _| vec![req(&random_user(users))]),
+                    make: Box::new(move |_, _| vec![req(&random_user(probed))]),
+                    tenant: 0,
                 }
             }
-            "list-index" | "list-cursor" => {
-                let path = if name == "list-index" {
-                    format!("{BASE}/Users?startIndex=1&count=100")
-                } else {
-                    format!("{BASE}/Users?cursor=&count=100")
+            "list-index" => {
+                // A random page (what startIndex costs is the OFFSET); the capture takes
+                // the last page, whose OFFSET the replay draws at random like the load.
+                let last = users.saturating_sub(100);
+                let page = |off: u64| {
+                    Req::get(
+                        "GET /Users page",
+                        format!("{BASE}/Users?startIndex={}&count=100", off + 1),
+                    )
                 };
-                let req = Req::get("GET /Users page", path);
+                Plan {
+                    warm: vec![vec![page(0)], vec![page(last / 2)]],
+                    unit: vec![page(last)],
+                    bindings: Bindings {
+                        vars: vec![(last.to_string(), "off".into())],
+                        prelude: vec![format!("\\set off random(0, {last})")],
+                        ..Default::default()
+                    },
+                    connections: c,
+                    make: Box::new(move |_, _| vec![page(rand::rng().random_range(0..=last))]),
+                    tenant: 0,
+                }
+            }
+            "list-cursor" => {
+                let req = Req::get("GET /Users page", format!("{BASE}/Users?cursor=&count=100"));
                 let r = req.clone();
                 Plan {
                     warm: vec![vec![req.clone()], vec![req.clone()]],
@@ -822,16 +1167,18 @@ impl Bench {
                     bindings: Bindings::default(),
                     connections: c,
                     make: Box::new(move |_, _| vec![r.clone()]),
+                    tenant: 0,
                 }
             }
             "patch-put" => {
-                let id = random_user(users);
+                let id = random_user(probed);
                 Plan {
-                    warm: vec![patch_put_unit(&random_user(users))],
+                    warm: vec![patch_put_unit(&random_user(probed))],
                     unit: patch_put_unit(&id),
                     bindings: uid(&id),
                     connections: c,
-                    make: Box::new(move |_, _| patch_put_unit(&random_user(users))),
+                    make: Box::new(move |_, _| patch_put_unit(&random_user(probed))),
+                    tenant: 0,
                 }
             }
             "add-member-100" | "add-member-10k" | "add-member-100k" => {
@@ -856,6 +1203,7 @@ impl Bench {
                     },
                     connections: c,
                     make: Box::new(move |w, _| add_remove_unit(&gid, &spare(w as u64, users))),
+                    tenant: 0,
                 }
             }
             "group-put" => {
@@ -892,6 +1240,7 @@ impl Bench {
                     bindings: Bindings::default(),
                     connections: 1,
                     make: Box::new(move |_, _| shared.as_ref().clone()),
+                    tenant: 0,
                 }
             }
             "mixed" => Plan {
@@ -902,13 +1251,14 @@ impl Bench {
                 make: Box::new(move |_, _| {
                     let r: f64 = rand::rng().random();
                     if r < 0.4 {
-                        vec![get_req(&random_user(users))]
+                        vec![get_req(&random_user(probed))]
                     } else if r < 0.8 {
-                        vec![filter_req(&random_user(users))]
+                        vec![filter_req(&random_user(probed))]
                     } else {
                         vec![create_req()]
                     }
                 }),
+                tenant: 0,
             },
             other => bail!("unknown scenario {other}"),
         };
@@ -924,26 +1274,35 @@ impl Bench {
             requests_per_unit: 1,
             ..Default::default()
         };
-        // The mixed load replays the scripts of its parts, weighted as it mixes them.
-        let scripts: Vec<(&str, u32)> = if name == "mixed" {
-            vec![
-                ("get-user", 40),
-                ("filter-username", 40),
-                ("create-user", 20),
-            ]
-        } else {
-            vec![(name, 1)]
+        // The mixed load replays the scripts of its parts, weighted as it mixes them; the
+        // load over 8 tenants, each tenant's own capture, equally weighted.
+        let scripts: Vec<(String, u32)> = match name {
+            "mixed" => vec![
+                ("get-user".into(), 40),
+                ("filter-username".into(), 40),
+                ("create-user".into(), 20),
+            ],
+            "create-user-8t" => (1..=self.tenants.len())
+                .map(|k| (format!("create-user-t{k}"), 1))
+                .collect(),
+            _ => vec![(name.to_owned(), 1)],
         };
         for (part, _) in &scripts {
-            if !self.scripts.contains_key(*part) {
-                let p = if *part == name {
+            if !self.scripts.contains_key(part) {
+                let p = if part == name {
                     None
                 } else {
                     Some(self.plan(part)?)
                 };
                 let p = p.as_ref().unwrap_or(&plan);
-                self.capture(part, p.warm.clone(), p.unit.clone(), p.bindings.clone())
-                    .await?;
+                self.capture(
+                    part,
+                    p.warm.clone(),
+                    p.unit.clone(),
+                    p.bindings.clone(),
+                    p.tenant,
+                )
+                .await?;
             }
         }
         let connections = plan.connections;
@@ -958,6 +1317,8 @@ impl Bench {
         self.measure_baseline(&mut row, &scripts, connections)
             .await?;
         self.settle_outbox()?;
+        self.quiesce()?;
+        self.measure_floor(&mut row, name, connections).await?;
         self.start_serve().await?;
         if name == "group-put" {
             let size = self.cluster.query(&format!(
@@ -971,10 +1332,16 @@ impl Bench {
         Ok(())
     }
 
-    /// The relay draining `events` unpublished events, against a plain publisher of the
-    /// same messages; alternating runs, medians.
-    async fn relay_drain(&mut self) -> anyhow::Result<String> {
-        println!("\n## relay-drain");
+    /// The relay draining `events` unpublished events (spread evenly over the first
+    /// `spread` tenants), against a plain publisher of the same messages in the same order;
+    /// alternating runs, medians.
+    async fn relay_drain(&mut self, spread: usize) -> anyhow::Result<String> {
+        let name = if spread > 1 {
+            format!("relay-drain-{spread}t")
+        } else {
+            "relay-drain".to_owned()
+        };
+        println!("\n## {name}");
         self.stop_serve().await?;
         // Only the drain's events are to publish: earlier writes' events that the serving
         // relay had not published yet are marked, and the consumer has gone quiet.
@@ -987,42 +1354,67 @@ impl Bench {
             }
         }
         let n = self.args.events;
-        let template = self.cluster.query(
-            "SELECT sequence FROM outbox WHERE event_type = 'scimbus.user.created' ORDER BY sequence LIMIT 1",
-        )?;
+        let tid = self.tenant_id.clone();
+        let template = self.cluster.query(&format!(
+            "SELECT sequence FROM outbox WHERE tenant_id = '{tid}' AND event_type = 'scimbus.user.created' \
+             ORDER BY sequence LIMIT 1"
+        ))?;
         let template: i64 = template.parse().context("no user.created event to copy")?;
         let tpl_id = self.cluster.query(&format!(
-            "SELECT id FROM outbox WHERE sequence = {template}"
+            "SELECT id FROM outbox WHERE tenant_id = '{tid}' AND sequence = {template}"
         ))?;
-        let seq: i64 = self
-            .cluster
-            .query(&format!(
-                "SELECT event_seq FROM tenants WHERE slug = '{TENANT}'"
-            ))?
-            .parse()?;
-        let first = seq + 1;
-        self.replicate(
-            "outbox",
-            &format!("t.sequence = {template}"),
-            &format!("generate_series(1, {n}) AS g"),
-            &[(
+        // Event ids of this drain: its own prefix, then the event's number, so that the
+        // copies are told apart from every other row and ordered by id across tenants.
+        self.drains += 1;
+        let prefix = format!("00000000-0000-4000-{:04x}-", 0x8000 + self.drains);
+        let spread = spread.clamp(1, self.tenants.len());
+        for (k, t) in self.tenants.iter().take(spread).enumerate() {
+            let count = n / spread as u64 + u64::from((k as u64) < n % spread as u64);
+            let seq: i64 = self
+                .cluster
+                .query(&format!(
+                    "SELECT event_seq FROM tenants WHERE id = '{}'",
+                    t.id
+                ))?
+                .parse()?;
+            let mut replacements = vec![(
                 tpl_id.as_str(),
-                "'00000000-0000-4000-8000-' || lpad(g::text, 12, '0')".into(),
-            )],
-            &[
-                ("sequence", &format!("{seq} + g")),
-                ("published_at", "NULL"),
-                ("attempts", "0"),
-            ],
-        )?;
-        self.cluster.query(&format!(
-            "UPDATE tenants SET event_seq = {} WHERE slug = '{TENANT}'",
-            seq + n as i64
-        ))?;
+                format!("'{prefix}' || lpad(((g - 1) * {spread} + {k} + 1)::text, 12, '0')"),
+            )];
+            let (routing, source, tenant) = (
+                format!("{TENANT}.user."),
+                format!("/scim/v2/{TENANT}\""),
+                format!("\"tenant\": \"{TENANT}\""),
+            );
+            if k > 0 {
+                replacements.extend([
+                    (routing.as_str(), format!("'{}.user.'", t.slug)),
+                    (source.as_str(), format!("'/scim/v2/{}\"'", t.slug)),
+                    (tenant.as_str(), format!("'\"tenant\": \"{}\"'", t.slug)),
+                ]);
+            }
+            self.replicate(
+                "outbox",
+                &format!("t.tenant_id = '{tid}' AND t.sequence = {template}"),
+                &format!("generate_series(1, {count}) AS g"),
+                &replacements,
+                &[
+                    ("tenant_id", &format!("'{}'", t.id)),
+                    ("sequence", &format!("{seq} + g")),
+                    ("published_at", "NULL"),
+                    ("attempts", "0"),
+                ],
+            )?;
+            self.cluster.query(&format!(
+                "UPDATE tenants SET event_seq = {} WHERE id = '{}'",
+                seq + count as i64,
+                t.id
+            ))?;
+        }
         let file = self.dir.join("messages.csv");
         self.cluster.copy_out(
             &format!(
-                "SELECT id, routing_key, payload::text FROM outbox WHERE sequence >= {first} ORDER BY sequence"
+                "SELECT id, routing_key, payload::text FROM outbox WHERE id LIKE '{prefix}%' ORDER BY id"
             ),
             &file,
         )?;
@@ -1051,7 +1443,7 @@ impl Bench {
                 ["plain", "relay"]
             } {
                 self.cluster.query(&format!(
-                    "UPDATE outbox SET published_at = NULL WHERE sequence >= {first}"
+                    "UPDATE outbox SET published_at = NULL WHERE id LIKE '{prefix}%'"
                 ))?;
                 self.cluster.query("VACUUM ANALYZE outbox")?;
                 let target = consumer.count() + n;
@@ -1105,7 +1497,7 @@ impl Bench {
         let r = median(&mut relay_rates);
         let p = median(&mut plain_rates);
         let summary = format!(
-            "| relay-drain ({n} events) | {r:.0} events/s | {p:.0} events/s | **{:.2}×** (target ≥ 0.7) | {} | {} |",
+            "| {name} ({n} events) | {r:.0} events/s | {p:.0} events/s | **{:.2}×** (target ≥ 0.7) | {} | {} |",
             r / p,
             relay_cpu.first().map(|c| c.render()).unwrap_or_default(),
             plain_cpu.first().map(|c| c.render()).unwrap_or_default(),
@@ -1249,7 +1641,10 @@ fn print_row(row: &Row) {
         println!("    CPU scimbus side: {}", s.cpu.render());
     }
     if let Some(b) = &row.baseline {
-        println!("    CPU pgbench side: {}", b.cpu.render());
+        println!("    CPU pgbench side (replay): {}", b.cpu.render());
+    }
+    if let Some(f) = &row.floor {
+        println!("    CPU pgbench side (floor): {}", f.cpu.render());
     }
     for n in &row.notes {
         println!("    note: {n}");
@@ -1263,10 +1658,10 @@ fn render_row(row: &Row) -> String {
         .map(|s| (s.throughput(), s.latency.render()))
         .unwrap_or_default();
     let per = row.requests_per_unit.max(1) as f64;
-    let (bthr, blat) = row
-        .baseline
-        .as_ref()
-        .map(|b| {
+    // A pgbench run as requests/s and per-request latency (a transaction stands for
+    // `per` requests).
+    let side = |run: Option<&pgbench::Run>| {
+        run.map(|b| {
             let l = &b.latency;
             (
                 b.tps * per,
@@ -1278,12 +1673,7 @@ fn render_row(row: &Row) -> String {
                 ),
             )
         })
-        .unwrap_or_default();
-    let ratio = if bthr > 0.0 { thr / bthr } else { 0.0 };
-    let sql = row
-        .sql_per_request
-        .map(|(req, relay)| format!("{req:.1} + relay {relay:.2}"))
-        .unwrap_or_default();
+    };
     let rate = |r: f64| {
         if r < 10.0 {
             format!("{r:.2} req/s")
@@ -1291,11 +1681,34 @@ fn render_row(row: &Row) -> String {
             format!("{r:.0} req/s")
         }
     };
-    let (thr_s, bthr_s) = (rate(thr), rate(bthr));
+    let ratio = |other: f64| {
+        if other > 0.0 {
+            format!("**{:.2}×**", thr / other)
+        } else {
+            "–".into()
+        }
+    };
+    let (bthr, blat) = side(row.baseline.as_ref()).unwrap_or_default();
+    let (fthr_s, flat, fratio, fstat) = match side(row.floor.as_ref()) {
+        Some((f, l)) => (
+            rate(f),
+            l,
+            ratio(f),
+            format!("{:.1}", row.floor_statements_per_unit as f64 / per),
+        ),
+        None => ("–".into(), "–".into(), "–".into(), "–".into()),
+    };
+    let sql = row
+        .sql_per_request
+        .map(|(req, relay)| format!("{req:.1} + relay {relay:.2}"))
+        .unwrap_or_default();
     format!(
-        "| {} | {} | {thr_s} | {lat} | {bthr_s} | {blat} | **{ratio:.2}×** | {:.1} / {sql} | {} |",
+        "| {} | {} | {} | {lat} | {} | {blat} | {} | {fthr_s} | {flat} | {fratio} | {:.1} / {fstat} / {sql} | {} |",
         row.name,
         row.connections,
+        rate(thr),
+        rate(bthr),
+        ratio(bthr),
         row.statements_per_unit as f64 / per,
         row.rss_peak_kb
             .map(|k| format!("{:.1} MB", k as f64 / 1024.0))
@@ -1303,7 +1716,7 @@ fn render_row(row: &Row) -> String {
     )
 }
 
-const HEADER: &str = "| scenario | conns | scimbus | p50 / p90 / p99 ms | replayed SQL (pgbench) | p50 / p90 / p99 ms | ratio | SQL per request: script / scimbus | scimbus peak RSS |\n|---|---|---|---|---|---|---|---|---|";
+const HEADER: &str = "| scenario | conns | scimbus | p50 / p90 / p99 ms | replayed SQL (pgbench) | p50 / p90 / p99 ms | scimbus / replay | floor (pgbench) | p50 / p90 / p99 ms | scimbus / floor | SQL per request: replay / floor / scimbus | scimbus peak RSS |\n|---|---|---|---|---|---|---|---|---|---|---|---|";
 
 async fn run(args: Args) -> anyhow::Result<()> {
     if args.list {
@@ -1357,6 +1770,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         dir: dir.clone(),
         tenant_id: String::new(),
         token: String::new(),
+        tenants: Vec::new(),
+        tpl_user: String::new(),
+        tpl_group: String::new(),
+        templates: floor::Templates::default(),
+        floors: BTreeMap::new(),
+        drains: 0,
         exchange,
         capture: None,
         serve: None,
@@ -1390,7 +1809,8 @@ async fn run_all(bench: &mut Bench, selected: &[String]) -> anyhow::Result<()> {
     let mut extra = Vec::new();
     for name in selected {
         match name.as_str() {
-            "relay-drain" => extra.push(bench.relay_drain().await?),
+            "relay-drain" => extra.push(bench.relay_drain(1).await?),
+            "relay-drain-8t" => extra.push(bench.relay_drain(TENANTS).await?),
             "write-latency" => extra.push(bench.write_latency().await?),
             other => bench.scenario(other).await?,
         }

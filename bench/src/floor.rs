@@ -1,0 +1,431 @@
+//! The floor: per scenario, a hand-written pgbench script with the fewest statements that do
+//! the scenario's database work on scimbus's own tables and indexes — no token lookup, no
+//! tenant counter, no recursive group walk — writing rows shaped like the ones scimbus
+//! writes (documents and event payloads copied from rows the service wrote at set-up).
+//!
+//! An event's `sequence` comes from a PostgreSQL sequence created in the bench cluster
+//! (`bench_floor_seq`, far above every tenant's own numbers), never from
+//! `tenants.event_seq`, so the floor stays the same whatever mechanism scimbus uses to
+//! number its events. The rows the floor writes to `outbox` are deleted after its run.
+
+use anyhow::Context;
+use std::fmt::Write as _;
+
+use crate::capture::Script;
+
+/// Sequence values the floor's outbox rows take: above anything a tenant reaches in a run.
+pub const SEQ_START: i64 = 5_000_000_000_000;
+pub const SEQ_NAME: &str = "bench_floor_seq";
+
+/// An event the service wrote, used as the model of the floor's outbox rows.
+#[derive(Clone, Debug, Default)]
+pub struct EventTemplate {
+    pub event_type: String,
+    /// The routing key without the tenant slug (`.user.created`).
+    pub routing_suffix: String,
+    pub payload: String,
+    /// The event's own id, in `payload`.
+    pub event_id: String,
+    /// The zero-padded sequence as it appears in `payload`.
+    pub sequence_text: String,
+}
+
+impl EventTemplate {
+    /// From an outbox row: (event_type, routing_key, payload, id, sequence) of tenant `slug`.
+    pub fn from_row(slug: &str, row: &str) -> anyhow::Result<Self> {
+        let mut f = row.splitn(5, '\u{1f}');
+        let event_type = f.next().context("event_type")?.to_owned();
+        let routing_key = f.next().context("routing_key")?;
+        let payload = f.next().context("payload")?.to_owned();
+        let event_id = f.next().context("id")?.to_owned();
+        let sequence: i64 = f.next().context("sequence")?.trim().parse()?;
+        let routing_suffix = routing_key
+            .strip_prefix(slug)
+            .context("routing key without the tenant")?
+            .to_owned();
+        // The envelope's sequence is zero-padded; find its width in the payload itself.
+        let digits = sequence.to_string();
+        let sequence_text = payload
+            .match_indices(&digits)
+            .filter_map(|(at, _)| {
+                let start = payload[..at].rfind(|c: char| c != '0').map_or(0, |i| i + 1);
+                let text = &payload[start..at + digits.len()];
+                payload[..start].ends_with('"').then(|| text.to_owned())
+            })
+            .max_by_key(String::len)
+            .unwrap_or(digits);
+        Ok(Self {
+            event_type,
+            routing_suffix,
+            payload,
+            event_id,
+            sequence_text,
+        })
+    }
+}
+
+/// What the floor scripts are written from.
+#[derive(Clone, Debug, Default)]
+pub struct Templates {
+    /// The slug the templates were written under (`bench`).
+    pub slug: String,
+    /// A user's `resource` and `search` documents, with `user_token` for its userName
+    /// and `ext_token` for its externalId; `user_id` is its id.
+    pub user_doc: String,
+    pub user_search: Option<String>,
+    pub user_token: String,
+    pub ext_token: String,
+    pub user_id: String,
+    pub display_name: String,
+    pub display_name_ci: String,
+    pub group_id: String,
+    pub created: EventTemplate,
+    pub deactivated: EventTemplate,
+    pub reactivated: EventTemplate,
+    pub added: EventTemplate,
+    pub removed: EventTemplate,
+    /// A timestamp in the service's format, used for created_at/updated_at.
+    pub now: String,
+}
+
+/// The scenarios that have a floor.
+#[derive(Clone, Debug)]
+pub enum Kind {
+    /// GET /Users/{id} of a user in `lo..=hi`.
+    Get {
+        lo: u64,
+        hi: u64,
+    },
+    /// userName eq of a user in `lo..=hi` (ids equal userNames in the seeded data).
+    Filter {
+        lo: u64,
+        hi: u64,
+    },
+    /// COUNT and a page of 100 at a random OFFSET in `0..=max_offset`.
+    ListIndex {
+        max_offset: u64,
+    },
+    /// The first page, no count.
+    ListCursor,
+    Create,
+    /// PATCH active=false then PUT (active again), user in `lo..=hi`.
+    PatchPut {
+        lo: u64,
+        hi: u64,
+    },
+    /// Add member `spare_base + client_id` to group `gid`, then remove it.
+    AddRemove {
+        gid: String,
+        spare_base: u64,
+    },
+}
+
+/// A tenant the floor writes to.
+#[derive(Clone, Debug)]
+pub struct Tenant {
+    pub id: String,
+    pub slug: String,
+}
+
+struct Builder<'a> {
+    prefix: &'a str,
+    text: String,
+    defines: Vec<(String, String)>,
+    statements: usize,
+}
+
+impl Builder<'_> {
+    /// A `-D` constant, named per script so that several scripts can run in one pgbench.
+    fn define(&mut self, name: &str, value: &str) -> String {
+        let full = format!("{}_{name}", self.prefix);
+        if !self.defines.iter().any(|(n, _)| *n == full) {
+            self.defines.push((full.clone(), value.to_owned()));
+        }
+        format!(":{full}")
+    }
+
+    fn line(&mut self, s: &str) {
+        self.text.push_str(s);
+        self.text.push('\n');
+    }
+
+    fn sql(&mut self, s: &str) {
+        self.statements += 1;
+        self.line(&format!("{s};"));
+    }
+
+    /// `INSERT INTO outbox` of one event modelled on `ev`: payload with the template's
+    /// subject id, event id and sequence replaced.
+    fn outbox(
+        &mut self,
+        name: &str,
+        ev: &EventTemplate,
+        tenant: &Tenant,
+        t: &Templates,
+        subject: (&str, &str),
+        replace: &[(&str, &str)],
+    ) {
+        let payload = ev
+            .payload
+            .replace(
+                &format!("/scim/v2/{}\"", t.slug),
+                &format!("/scim/v2/{}\"", tenant.slug),
+            )
+            .replace(
+                &format!("\"tenant\": \"{}\"", t.slug),
+                &format!("\"tenant\": \"{}\"", tenant.slug),
+            );
+        let pl = self.define(&format!("{name}_pl"), &payload);
+        let et = self.define(&format!("{name}_type"), &ev.event_type);
+        let rk = self.define(
+            &format!("{name}_rk"),
+            &format!("{}{}", tenant.slug, ev.routing_suffix),
+        );
+        let tid = self.define("t", &tenant.id);
+        let now = self.define("now", &t.now);
+        let eid_tpl = self.define(&format!("{name}_eid"), &ev.event_id);
+        let seq_tpl = self.define(&format!("{name}_seq"), &ev.sequence_text);
+        let mut e = format!(
+            "replace(replace({pl}, {eid_tpl}, :eid::text), {seq_tpl}, lpad(n.s::text, {}, '0'))",
+            ev.sequence_text.len()
+        );
+        for (i, (from, to)) in replace.iter().enumerate() {
+            let f = self.define(&format!("{name}_r{i}"), from);
+            e = format!("replace({e}, {f}, {to}::text)");
+        }
+        self.sql(&format!(
+            "INSERT INTO outbox (tenant_id, sequence, id, event_type, routing_key, subject, payload, created_at) \
+             SELECT {tid}, n.s, :eid, {et}, {rk}, '{}/' || {}, ({e})::jsonb, {now} FROM (SELECT nextval('{SEQ_NAME}') AS s) n",
+            subject.0, subject.1
+        ));
+    }
+
+    fn memberships(&mut self, tid: &str, member: &str) {
+        // The direct memberships with what a user's `groups` shows (id and display).
+        self.sql(&format!(
+            "SELECT m.group_id, g.display_name FROM group_members m JOIN groups g \
+             ON g.tenant_id = m.tenant_id AND g.id = m.group_id \
+             WHERE m.tenant_id = {tid} AND m.member_id = {member}"
+        ));
+    }
+}
+
+const USER_COLUMNS: &str = "tenant_id, id, user_name, external_id, active, display_name, resource, version, created_at, updated_at";
+
+/// The floor script of `kind` for `tenant`, variables and constants named after `prefix`.
+pub fn script(prefix: &str, kind: &Kind, tenant: &Tenant, t: &Templates) -> Script {
+    let mut b = Builder {
+        prefix,
+        text: String::new(),
+        defines: Vec::new(),
+        statements: 0,
+    };
+    let tid = b.define("t", &tenant.id);
+    let mut requests = 1;
+    match kind {
+        Kind::Get { lo, hi } | Kind::Filter { lo, hi } => {
+            b.line(&format!("\\set uid random({lo}, {hi})"));
+            let by = if matches!(kind, Kind::Get { .. }) {
+                "id"
+            } else {
+                "user_name_ci"
+            };
+            b.sql(&format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE tenant_id = {tid} AND {by} = :uid::text"
+            ));
+            b.memberships(&tid, ":uid::text");
+        }
+        Kind::ListIndex { max_offset } => {
+            b.line(&format!("\\set off random(0, {max_offset})"));
+            b.sql(&format!(
+                "SELECT count(*) FROM users WHERE tenant_id = {tid}"
+            ));
+            b.sql(&format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE tenant_id = {tid} \
+                 ORDER BY created_at, id LIMIT 100 OFFSET :off"
+            ));
+        }
+        Kind::ListCursor => {
+            b.sql(&format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE tenant_id = {tid} \
+                 ORDER BY created_at, id LIMIT 101"
+            ));
+        }
+        Kind::Create => {
+            b.line("\\set uid random(1000000000000, 9000000000000000000)");
+            b.line("\\set ext random(1000000000000, 9000000000000000000)");
+            b.line("\\set eid random(1000000000000, 9000000000000000000)");
+            let doc = user_doc(&mut b, t, "uid", "ext");
+            let search = user_search(&mut b, t, "uid", "ext");
+            let dn = b.define("dn", &t.display_name);
+            let dnci = b.define("dnci", &t.display_name_ci);
+            let now = b.define("now", &t.now);
+            b.line("BEGIN;");
+            b.sql(&format!(
+                "INSERT INTO users (tenant_id, id, user_name, user_name_ci, external_id, active, display_name, \
+                 display_name_ci, resource, search, version, created_at, updated_at) \
+                 VALUES ({tid}, :uid, :uid, :uid, :ext, true, {dn}, {dnci}, {doc}, {search}, 1, {now}, {now})"
+            ));
+            b.outbox(
+                "created",
+                &t.created,
+                tenant,
+                t,
+                ("Users", ":uid::text"),
+                &[
+                    (&t.user_id, ":uid"),
+                    (&t.user_token, ":uid"),
+                    (&t.ext_token, ":ext"),
+                ],
+            );
+            b.line("COMMIT;");
+        }
+        Kind::PatchPut { lo, hi } => {
+            requests = 2;
+            b.line(&format!("\\set uid random({lo}, {hi})"));
+            b.line("\\set ext random(1000000000000, 9000000000000000000)");
+            let doc = user_doc(&mut b, t, "uid", "ext");
+            let search = user_search(&mut b, t, "uid", "ext");
+            let now = b.define("now", &t.now);
+            for (active, name, ev) in [
+                (false, "deactivated", &t.deactivated),
+                (true, "reactivated", &t.reactivated),
+            ] {
+                b.line("\\set eid random(1000000000000, 9000000000000000000)");
+                b.line("BEGIN;");
+                b.sql(&format!(
+                    "SELECT {USER_COLUMNS} FROM users WHERE tenant_id = {tid} AND id = :uid::text FOR UPDATE"
+                ));
+                b.sql(&format!(
+                    "UPDATE users SET active = {active}, external_id = :ext, resource = {doc}, search = {search}, \
+                     version = version + 1, updated_at = {now} WHERE tenant_id = {tid} AND id = :uid::text"
+                ));
+                b.outbox(
+                    name,
+                    ev,
+                    tenant,
+                    t,
+                    ("Users", ":uid::text"),
+                    &[(&t.user_id, ":uid"), (&t.user_token, ":uid")],
+                );
+                b.line("COMMIT;");
+            }
+        }
+        Kind::AddRemove { gid, spare_base } => {
+            requests = 2;
+            b.line(&format!("\\set spare {spare_base} + :client_id"));
+            let g = b.define("gid", gid);
+            let now = b.define("now", &t.now);
+            b.line("\\set eid random(1000000000000, 9000000000000000000)");
+            b.line("BEGIN;");
+            b.sql(&format!(
+                "INSERT INTO group_members (tenant_id, group_id, member_id, member_type, created_at) \
+                 VALUES ({tid}, {g}, :spare, 'User', {now})"
+            ));
+            b.sql(&format!(
+                "UPDATE groups SET version = version + 1, updated_at = {now} WHERE tenant_id = {tid} AND id = {g}"
+            ));
+            let subject = g.clone();
+            b.outbox(
+                "added",
+                &t.added,
+                tenant,
+                t,
+                ("Groups", &subject),
+                &[(&t.group_id, &subject), (&t.user_id, ":spare")],
+            );
+            b.line("COMMIT;");
+            b.line("\\set eid random(1000000000000, 9000000000000000000)");
+            b.line("BEGIN;");
+            b.sql(&format!(
+                "DELETE FROM group_members WHERE tenant_id = {tid} AND group_id = {g} AND member_id = :spare::text"
+            ));
+            b.sql(&format!(
+                "UPDATE groups SET version = version + 1, updated_at = {now} WHERE tenant_id = {tid} AND id = {g}"
+            ));
+            b.outbox(
+                "removed",
+                &t.removed,
+                tenant,
+                t,
+                ("Groups", &subject),
+                &[(&t.group_id, &subject), (&t.user_id, ":spare")],
+            );
+            b.line("COMMIT;");
+        }
+    }
+    let mut text = String::new();
+    let _ = writeln!(text, "-- floor: {kind:?}");
+    text.push_str(&b.text);
+    Script {
+        text,
+        defines: b.defines,
+        statements: b.statements,
+        requests,
+    }
+}
+
+/// The user's `resource` with its userName and externalId replaced (one document per user,
+/// as the service stores it).
+fn user_doc(b: &mut Builder<'_>, t: &Templates, uid: &str, ext: &str) -> String {
+    let doc = b.define("udoc", &t.user_doc);
+    let u = b.define("utok", &t.user_token);
+    let x = b.define("xtok", &t.ext_token);
+    format!("replace(replace({doc}, {u}, :{uid}::text), {x}, :{ext}::text)::jsonb")
+}
+
+fn user_search(b: &mut Builder<'_>, t: &Templates, uid: &str, ext: &str) -> String {
+    match &t.user_search {
+        None => "NULL".into(),
+        Some(s) => {
+            let doc = b.define("usearch", s);
+            let u = b.define("utok", &t.user_token);
+            let x = b.define("xtok", &t.ext_token);
+            format!("replace(replace({doc}, {u}, :{uid}::text), {x}, :{ext}::text)::jsonb")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_padded_sequence_is_found_in_the_payload() -> anyhow::Result<()> {
+        let row = "scimbus.user.created\u{1f}bench.user.created\u{1f}{\"id\": \"e1\", \"sequence\": \"0000000001000000001\", \"data\": {\"version\": 1}}\u{1f}e1\u{1f}1000000001";
+        let ev = EventTemplate::from_row("bench", row)?;
+        assert_eq!(ev.sequence_text, "0000000001000000001");
+        assert_eq!(ev.routing_suffix, ".user.created");
+        Ok(())
+    }
+
+    #[test]
+    fn scripts_count_their_statements_and_name_constants_per_prefix() {
+        let t = Templates {
+            slug: "bench".into(),
+            user_doc: "{\"userName\": \"zzuserzz\"}".into(),
+            user_token: "zzuserzz".into(),
+            ext_token: "zzextzz".into(),
+            now: "2026-01-01T00:00:00.000Z".into(),
+            ..Default::default()
+        };
+        let tenant = Tenant {
+            id: "tid".into(),
+            slug: "bench-2".into(),
+        };
+        let s = script("f2", &Kind::Create, &tenant, &t);
+        assert_eq!(s.statements, 2);
+        assert!(s.defines.iter().all(|(n, _)| n.starts_with("f2_")));
+        assert!(s.text.contains("nextval('bench_floor_seq')"));
+        let s = script(
+            "f",
+            &Kind::AddRemove {
+                gid: "g".into(),
+                spare_base: 7,
+            },
+            &tenant,
+            &t,
+        );
+        assert_eq!((s.statements, s.requests), (6, 2));
+    }
+}
