@@ -24,6 +24,7 @@ mod floor;
 mod load;
 mod pgbench;
 mod procs;
+mod scaling;
 
 use anyhow::{Context, bail};
 use clap::Parser;
@@ -112,6 +113,10 @@ const SCENARIOS: &[(&str, &str)] = &[
         "40% get-user, 40% filter-username, 20% create-user",
     ),
     (
+        "scaling",
+        "p50 of GET, filter, list, add/remove member at 1 000 vs --scaling-rows memberships (PostgreSQL and SQLite)",
+    ),
+    (
         "relay-drain",
         "scimbus relay draining 100 000 events vs a plain lapin publisher",
     ),
@@ -151,6 +156,12 @@ struct Args {
     /// Alternating runs of each side in the relay drain.
     #[arg(long, default_value_t = 3)]
     drain_runs: usize,
+    /// Membership rows of the scaling probe's grown tenant.
+    #[arg(long, default_value_t = 1_000_000)]
+    scaling_rows: u64,
+    /// Requests of each kind per round of the scaling probe (sequential, one connection).
+    #[arg(long, default_value_t = 300)]
+    probe_requests: u64,
     /// Writes/s for write-latency (default: 40% of create-user's throughput, else 100).
     #[arg(long)]
     rate: Option<f64>,
@@ -468,9 +479,14 @@ impl Bench {
     }
 
     async fn cli(&self, args: &[&str]) -> anyhow::Result<String> {
+        self.cli_at(&self.cluster.url("postgres"), args).await
+    }
+
+    /// `scimbus <args>` on the database at `url`.
+    async fn cli_at(&self, url: &str, args: &[&str]) -> anyhow::Result<String> {
         let out = tokio::process::Command::new(&self.bin)
             .args(args)
-            .env("SCIMBUS_DATABASE_URL", self.cluster.url("postgres"))
+            .env("SCIMBUS_DATABASE_URL", url)
             .env("SCIMBUS_LOG", "warn")
             .output()
             .await?;
@@ -478,6 +494,22 @@ impl Bench {
             bail!("scimbus {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// A `scim` token of tenant `slug` (on the database at `url`, by default the cluster).
+    async fn issue_token(&self, url: Option<&str>, slug: &str) -> anyhow::Result<Arc<str>> {
+        let args = ["token", "issue", "--tenant", slug, "--name", "bench"];
+        let issued = match url {
+            Some(u) => self.cli_at(u, &args).await?,
+            None => self.cli(&args).await?,
+        };
+        // The token is on the second line of the output.
+        Ok(issued
+            .lines()
+            .nth(1)
+            .context("no token in `scimbus token issue` output")?
+            .trim()
+            .into())
     }
 
     /// `INSERT INTO table SELECT …` copying the template row once per value of `series`,
@@ -532,26 +564,14 @@ impl Bench {
         for k in 0..TENANTS {
             let slug = tenant_slug(k);
             self.cli(&["tenant", "create", &slug]).await?;
-            let issued = self
-                .cli(&["token", "issue", "--tenant", &slug, "--name", "bench"])
-                .await?;
-            let token = issued
-                .lines()
-                .nth(1)
-                .context("no token in `scimbus token issue` output")?
-                .trim()
-                .to_owned();
+            let token = self.issue_token(None, &slug).await?;
             let id = self
                 .cluster
                 .query(&format!("SELECT id FROM tenants WHERE slug = '{slug}'"))?;
             self.cluster.query(&format!(
                 "UPDATE tenants SET event_seq = {SEQ_START} WHERE slug = '{slug}'"
             ))?;
-            self.tenants.push(TenantRef {
-                slug,
-                id,
-                token: token.into(),
-            });
+            self.tenants.push(TenantRef { slug, id, token });
         }
         self.token = self.tenants[0].token.to_string();
         self.tenant_id = self.tenants[0].id.clone();
@@ -1809,9 +1829,10 @@ async fn run_all(bench: &mut Bench, selected: &[String]) -> anyhow::Result<()> {
     let mut extra = Vec::new();
     for name in selected {
         match name.as_str() {
-            "relay-drain" => extra.push(bench.relay_drain(1).await?),
-            "relay-drain-8t" => extra.push(bench.relay_drain(TENANTS).await?),
-            "write-latency" => extra.push(bench.write_latency().await?),
+            "relay-drain" => extra.push(("drain", bench.relay_drain(1).await?)),
+            "relay-drain-8t" => extra.push(("drain", bench.relay_drain(TENANTS).await?)),
+            "write-latency" => extra.push(("latency", bench.write_latency().await?)),
+            "scaling" => extra.push(("scaling", bench.scaling().await?)),
             other => bench.scenario(other).await?,
         }
     }
@@ -1824,19 +1845,22 @@ async fn run_all(bench: &mut Bench, selected: &[String]) -> anyhow::Result<()> {
         .as_ref()
         .and_then(|s| procs::status_kb(s.pid, "VmHWM"));
     println!("\n# Results\n");
-    println!("{HEADER}");
-    for row in &bench.rows {
-        println!("{}", render_row(row));
+    if !bench.rows.is_empty() {
+        println!("{HEADER}");
+        for row in &bench.rows {
+            println!("{}", render_row(row));
+        }
     }
-    for e in &extra {
-        if e.contains("| relay-drain") {
-            println!(
+    for (kind, e) in &extra {
+        match *kind {
+            "drain" => println!(
                 "\n| drain | scimbus relay | plain lapin publisher | ratio | CPU, relay run | CPU, plain run |\n|---|---|---|---|---|---|"
-            );
-        } else {
-            println!(
+            ),
+            "latency" => println!(
                 "\n| latency | rate | writes | 2xx → consumer | request → consumer | CPU |\n|---|---|---|---|---|---|"
-            );
+            ),
+            // The other reports carry their own headers.
+            _ => println!(),
         }
         println!("{e}");
     }
