@@ -142,7 +142,12 @@ impl Cluster {
     }
 
     pub fn url(&self, role: &str) -> String {
-        format!("postgres://{role}@127.0.0.1:{}/scimbus", self.port)
+        self.url_of(role, "scimbus")
+    }
+
+    /// The URL of database `db` (the many-tenants variant has a database of its own).
+    pub fn url_of(&self, role: &str, db: &str) -> String {
+        format!("postgres://{role}@127.0.0.1:{}/{db}", self.port)
     }
 
     /// The CSV statement log.

@@ -25,6 +25,7 @@ mod load;
 mod pgbench;
 mod procs;
 mod scaling;
+mod tenants;
 
 use anyhow::{Context, bail};
 use clap::Parser;
@@ -117,6 +118,10 @@ const SCENARIOS: &[(&str, &str)] = &[
         "p50 of GET, filter, list, add/remove member at 1 000 vs --scaling-rows memberships (PostgreSQL and SQLite)",
     ),
     (
+        "many-tenants",
+        "relay cost per event, idle cost and /metrics size: 2 tenants vs 2 + --idle-tenants",
+    ),
+    (
         "relay-drain",
         "scimbus relay draining 100 000 events vs a plain lapin publisher",
     ),
@@ -162,6 +167,9 @@ struct Args {
     /// Requests of each kind per round of the scaling probe (sequential, one connection).
     #[arg(long, default_value_t = 300)]
     probe_requests: u64,
+    /// Idle tenants added beside the 2 active ones in many-tenants.
+    #[arg(long, default_value_t = 9_998)]
+    idle_tenants: u64,
     /// Writes/s for write-latency (default: 40% of create-user's throughput, else 100).
     #[arg(long)]
     rate: Option<f64>,
@@ -523,7 +531,21 @@ impl Bench {
         replacements: &[(&str, String)],
         overrides: &[(&str, &str)],
     ) -> anyhow::Result<()> {
-        let columns = self.cluster.query(&format!(
+        self.replicate_in("scimbus", table, template, series, replacements, overrides)
+    }
+
+    /// [`Bench::replicate`] in database `db` of the bench cluster.
+    fn replicate_in(
+        &self,
+        db: &str,
+        table: &str,
+        template: &str,
+        series: &str,
+        replacements: &[(&str, String)],
+        overrides: &[(&str, &str)],
+    ) -> anyhow::Result<()> {
+        let query = |sql: &str| self.cluster.psql_as("postgres", db, sql);
+        let columns = query(&format!(
             "SELECT column_name || ':' || data_type FROM information_schema.columns \
              WHERE table_name = '{table}' ORDER BY ordinal_position"
         ))?;
@@ -550,7 +572,7 @@ impl Bench {
             }
             exprs.push(e);
         }
-        self.cluster.query(&format!(
+        query(&format!(
             "INSERT INTO {table} ({}) SELECT {} FROM {table} t, {series} WHERE {template}",
             names.join(", "),
             exprs.join(", ")
@@ -1833,6 +1855,7 @@ async fn run_all(bench: &mut Bench, selected: &[String]) -> anyhow::Result<()> {
             "relay-drain-8t" => extra.push(("drain", bench.relay_drain(TENANTS).await?)),
             "write-latency" => extra.push(("latency", bench.write_latency().await?)),
             "scaling" => extra.push(("scaling", bench.scaling().await?)),
+            "many-tenants" => extra.push(("tenants", bench.many_tenants().await?)),
             other => bench.scenario(other).await?,
         }
     }

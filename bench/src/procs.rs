@@ -72,6 +72,12 @@ fn machine() -> (u64, u64) {
     (total.saturating_sub(idle), total)
 }
 
+impl Snapshot {
+    pub fn at(&self) -> Instant {
+        self.at
+    }
+}
+
 impl Groups {
     pub fn snapshot(&self) -> Snapshot {
         let mut ticks = BTreeMap::new();
