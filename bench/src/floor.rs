@@ -306,7 +306,11 @@ pub fn script(prefix: &str, kind: &Kind, tenant: &Tenant, t: &Templates) -> Scri
                     tenant,
                     t,
                     ("Users", ":uid::text"),
-                    &[(&t.user_id, ":uid"), (&t.user_token, ":uid")],
+                    &[
+                        (&t.user_id, ":uid"),
+                        (&t.user_token, ":uid"),
+                        (&t.ext_token, ":ext"),
+                    ],
                 );
                 b.line("COMMIT;");
             }
@@ -384,6 +388,36 @@ fn user_search(b: &mut Builder<'_>, t: &Templates, uid: &str, ext: &str) -> Stri
             format!("replace(replace({doc}, {u}, :{uid}::text), {x}, :{ext}::text)::jsonb")
         }
     }
+}
+
+/// Checks that an outbox row the floor wrote (sequence, id, payload; `\u{1f}`-separated)
+/// reads like the service's: the payload carries the row's own id and padded sequence and
+/// none of the template's ids. Returns what is wrong.
+pub fn check_event(t: &Templates, row: &str) -> Option<String> {
+    let mut f = row.splitn(3, '\u{1f}');
+    let (Some(seq), Some(id), Some(payload)) = (f.next(), f.next(), f.next()) else {
+        return Some(format!("no floor event written ({row:?})"));
+    };
+    if serde_json::from_str::<serde_json::Value>(payload).is_err() {
+        return Some("payload is not JSON".into());
+    }
+    let width = t.created.sequence_text.len();
+    let padded = format!("{seq:0>width$}");
+    let mut wrong = Vec::new();
+    if !payload.contains(&format!("\"{id}\"")) {
+        wrong.push("payload without the event's id");
+    }
+    if !payload.contains(&format!("\"{padded}\"")) {
+        wrong.push("payload without the event's sequence");
+    }
+    let templates = [&t.user_id, &t.group_id, &t.created.event_id];
+    if templates
+        .iter()
+        .any(|v| !v.is_empty() && payload.contains(v.as_str()))
+    {
+        wrong.push("payload still names a template row");
+    }
+    (!wrong.is_empty()).then(|| wrong.join(", "))
 }
 
 #[cfg(test)]

@@ -1047,6 +1047,12 @@ impl Bench {
         if parts.is_empty() {
             return Ok(());
         }
+        let writes = parts.iter().any(|p| {
+            matches!(
+                p.1,
+                floor::Kind::Create | floor::Kind::PatchPut { .. } | floor::Kind::AddRemove { .. }
+            )
+        });
         let mut scripts = Vec::new();
         for (part, kind, tenant, weight) in parts {
             let key = format!("floor-{part}");
@@ -1072,6 +1078,19 @@ impl Bench {
         if run.failed > 0 {
             row.notes
                 .push(format!("floor: {} failed transactions", run.failed));
+        }
+        // The last event the floor wrote: kept in the work directory (`--keep`) and checked
+        // against the service's shape before the floor's events are removed.
+        let event = self.cluster.query(&format!(
+            "SELECT concat_ws(chr(31), sequence, id, payload::text) FROM outbox \
+             WHERE sequence >= {} ORDER BY sequence DESC LIMIT 1",
+            floor::SEQ_START
+        ))?;
+        std::fs::write(self.dir.join(format!("floor-{name}-event.txt")), &event)?;
+        if let Some(problem) = floor::check_event(&self.templates, &event)
+            && writes
+        {
+            row.notes.push(format!("floor event: {problem}"));
         }
         self.cluster.query(&format!(
             "DELETE FROM outbox WHERE sequence >= {}",
