@@ -440,6 +440,16 @@ fn add_remove_unit(gid: &str, member: &str) -> Vec<Req> {
     ]
 }
 
+/// SQL for the last sequence a tenant (`id_sql`, an SQL expression) has used: its event
+/// counter or its highest outbox row, whichever is higher, so that copied events follow
+/// whatever numbering scimbus uses.
+fn last_sequence(id_sql: &str) -> String {
+    format!(
+        "SELECT greatest(t.event_seq, coalesce((SELECT max(o.sequence) FROM outbox o \
+         WHERE o.tenant_id = t.id), 0)) FROM tenants t WHERE t.id = {id_sql}"
+    )
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     if v.is_empty() {
@@ -1433,10 +1443,7 @@ impl Bench {
             let count = n / spread as u64 + u64::from((k as u64) < n % spread as u64);
             let seq: i64 = self
                 .cluster
-                .query(&format!(
-                    "SELECT event_seq FROM tenants WHERE id = '{}'",
-                    t.id
-                ))?
+                .query(&last_sequence(&format!("'{}'", t.id)))?
                 .parse()?;
             let mut replacements = vec![(
                 tpl_id.as_str(),

@@ -22,6 +22,9 @@ const SLUG: &str = "probe";
 const SMALL: u64 = 1_000;
 /// The probed users: in the group of 100 and in N1 directly, in N2 and N3 through nesting.
 const PROBED: u64 = 50;
+/// A round stops early after this long (a request that scans the tenant can take
+/// seconds at 1 000 000 rows); the report says how many requests each p50 is of.
+const ROUND_BUDGET: std::time::Duration = std::time::Duration::from_secs(120);
 /// Members added and removed by the probe: in no group.
 const SPARE_FIRST: u64 = 951;
 const G100: &str = "4000100";
@@ -75,6 +78,10 @@ struct Site {
 struct Round {
     label: String,
     memberships: u64,
+    /// Requests of each kind the p50 are of.
+    requests: u64,
+    /// Entries of a probed user's `groups` (direct and indirect: 4 expected).
+    groups: usize,
     p50: BTreeMap<&'static str, f64>,
 }
 
@@ -411,7 +418,7 @@ impl Bench {
         if let Some(s) = own {
             s.stop().await?;
         }
-        let p50 = result?;
+        let (p50, requests, groups) = result?;
         let mut line = format!("  {} {label} ({memberships} rows):", site.store.name());
         for (k, v) in &p50 {
             let _ = write!(line, " {k} {v:.2} ms;");
@@ -420,6 +427,8 @@ impl Bench {
         Ok(Round {
             label: label.to_owned(),
             memberships,
+            requests,
+            groups,
             p50,
         })
     }
@@ -429,7 +438,7 @@ impl Bench {
         site: &Site,
         addr: std::net::SocketAddr,
         large: bool,
-    ) -> anyhow::Result<BTreeMap<&'static str, f64>> {
+    ) -> anyhow::Result<(BTreeMap<&'static str, f64>, u64, usize)> {
         let target = Target {
             addr,
             token: site.token.to_string(),
@@ -437,6 +446,12 @@ impl Bench {
         let base = format!("/scim/v2/{SLUG}");
         let n = self.args.probe_requests.max(1);
         let mut conn = Conn::open(addr).await?;
+        // The memberships the probe relies on, as scimbus reports them.
+        let body = conn
+            .expect(&target, &Req::get(GET, format!("{base}/Users/{}", uid(1))))
+            .await?;
+        let user: serde_json::Value = serde_json::from_slice(&body)?;
+        let in_groups = user["groups"].as_array().map_or(0, Vec::len);
         let mut hist: BTreeMap<&'static str, hdrhistogram::Histogram<u64>> = BTreeMap::new();
         let mut timed = async |tag: &'static str, req: Req| -> anyhow::Result<()> {
             let start = Instant::now();
@@ -466,7 +481,15 @@ impl Bench {
         if large {
             groups.push(("4100001", ADD_LARGE, REMOVE_LARGE));
         }
+        let started = Instant::now();
         for i in 0..n {
+            if started.elapsed() > ROUND_BUDGET {
+                println!(
+                    "  round stopped after {i} of {n} requests of each kind ({} s budget)",
+                    ROUND_BUDGET.as_secs()
+                );
+                break;
+            }
             let id = uid(1 + i % PROBED);
             timed(GET, Req::get(GET, format!("{base}/Users/{id}"))).await?;
             timed(
@@ -488,10 +511,12 @@ impl Bench {
                 timed(remove, member_patch(gid, &spare, false)).await?;
             }
         }
-        Ok(hist
+        let requests = hist.values().map(|h| h.len()).min().unwrap_or(0);
+        let p50 = hist
             .iter()
             .map(|(k, h)| (*k, h.value_at_quantile(0.5) as f64 / 1000.0))
-            .collect())
+            .collect();
+        Ok((p50, requests, in_groups))
     }
 
     /// Removes the probe tenant's rows from the bench cluster, so that later scenarios
@@ -531,10 +556,10 @@ fn render(all: &[(&'static str, Vec<Round>)], rows: u64) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| scaling probe: p50 ms, 1 connection | memberships | {} |",
+        "| scaling probe: p50 ms, 1 connection | memberships | a probed user's groups | requests of each | {} |",
         COLUMNS.join(" | ")
     );
-    let _ = writeln!(out, "|---|---|{}", "---|".repeat(COLUMNS.len()));
+    let _ = writeln!(out, "|---|---|---|---|{}", "---|".repeat(COLUMNS.len()));
     for (backend, rounds) in all {
         for r in rounds {
             let cells: Vec<String> = COLUMNS
@@ -543,9 +568,11 @@ fn render(all: &[(&'static str, Vec<Round>)], rows: u64) -> String {
                 .collect();
             let _ = writeln!(
                 out,
-                "| {backend}, {} | {} | {} |",
+                "| {backend}, {} | {} | {} | {} | {} |",
                 r.label,
                 r.memberships,
+                r.groups,
+                r.requests,
                 cells.join(" | ")
             );
         }

@@ -229,13 +229,11 @@ impl Bench {
         self.drains += 1;
         let prefix = format!("00000000-0000-4000-{:04x}-", 0xa000 + self.drains);
         for (k, slug) in ACTIVE.iter().enumerate() {
-            let (id, last): (String, i64) = {
-                let row = self.tenants_query(&format!(
-                    "SELECT id || ' ' || event_seq FROM tenants WHERE slug = '{slug}'"
-                ))?;
-                let (a, b) = row.split_once(' ').context("tenant row")?;
-                (a.to_owned(), b.parse()?)
-            };
+            let id =
+                self.tenants_query(&format!("SELECT id FROM tenants WHERE slug = '{slug}'"))?;
+            let last: i64 = self
+                .tenants_query(&crate::last_sequence(&format!("'{id}'")))?
+                .parse()?;
             let count = n / 2 + u64::from(k == 0) * (n % 2);
             self.replicate_in(
                 DB,
