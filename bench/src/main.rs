@@ -9,12 +9,16 @@
 //!    pgbench script (see `capture.rs`);
 //! 2. **scimbus** — the load generator (`load.rs`) runs the scenario against the serving
 //!    process over HTTP/1.1 keep-alive connections: warm-up, then measurement;
-//! 3. **baseline** — `pgbench -M prepared` runs the captured script with as many clients,
-//!    for the same warm-up and measurement;
+//! 3. **baseline** (the replay) — `pgbench -M prepared` runs the captured script with as
+//!    many clients, for the same warm-up and measurement;
+//! 4. **floor** — pgbench runs the hand-written script of the fewest statements that do the
+//!    same work (`floor.rs`), the same way;
 //!
-//! and prints throughput, p50/p90/p99, the ratio scimbus/baseline, the CPU split and
-//! scimbus's peak RSS. The relay scenarios compare `scimbus relay` with a plain lapin
-//! publisher and measure write-to-consumer latency. Data is seeded with SQL
+//! and prints throughput, p50/p90/p99, the ratios scimbus/replay and scimbus/floor, the CPU
+//! split and scimbus's peak RSS. The relay scenarios compare `scimbus relay` with a plain
+//! lapin publisher (events of one tenant or of 8) and measure write-to-consumer latency;
+//! `scaling.rs` probes request cost as a tenant grows (PostgreSQL and SQLite) and
+//! `tenants.rs` the cost of idle tenants. Data is seeded with SQL
 //! (`INSERT … SELECT … generate_series`), not through the API. See docs/benchmarks.md.
 
 mod broker;
@@ -717,68 +721,6 @@ impl Bench {
         )
     }
 
-    /// Makes the service write one event of each kind the floor writes (on the template
-    /// rows, through the capture process) and keeps them as the floor's models.
-    async fn event_templates(&mut self) -> anyhow::Result<()> {
-        let capture = self.capture.as_ref().context("no capture server")?;
-        let target = self.target(capture);
-        let mut conn = Conn::open(capture.addr).await?;
-        let (u, g) = (self.tpl_user.clone(), self.tpl_group.clone());
-        // PATCH active=false, PUT back as it was (the template's userName stays), then the
-        // template user out of the template group and in again.
-        let mut unit = patch_put_unit(&u);
-        unit[1] = Req::with_body(
-            "PUT /Users/{id}",
-            "PUT",
-            format!("{BASE}/Users/{u}"),
-            &user_body("zzuserzz", "zzextzz", true),
-            200,
-        );
-        for req in unit
-            .into_iter()
-            .chain(add_remove_unit(&g, &u).into_iter().rev())
-        {
-            conn.expect(&target, &req).await?;
-        }
-        let tid = &self.tenant_id;
-        let row = self.cluster.query(&format!(
-            "SELECT concat_ws(chr(31), resource::text, coalesce(search::text, ''), \
-             coalesce(display_name, ''), coalesce(display_name_ci, ''), updated_at) \
-             FROM users WHERE tenant_id = '{tid}' AND id = '{u}'"
-        ))?;
-        let f: Vec<&str> = row.split('\u{1f}').collect();
-        let [doc, search, dn, dnci, now] = f[..] else {
-            bail!("template user row: {row}");
-        };
-        let event = |event_type: &str, subject: &str| -> anyhow::Result<floor::EventTemplate> {
-            let row = self.cluster.query(&format!(
-                "SELECT concat_ws(chr(31), event_type, routing_key, payload::text, id, sequence) \
-                 FROM outbox WHERE tenant_id = '{tid}' AND event_type = 'scimbus.{event_type}' \
-                 AND subject = '{subject}' ORDER BY sequence DESC LIMIT 1"
-            ))?;
-            floor::EventTemplate::from_row(TENANT, &row)
-                .with_context(|| format!("no {event_type} event to model the floor on"))
-        };
-        self.templates = floor::Templates {
-            slug: TENANT.to_owned(),
-            user_doc: doc.to_owned(),
-            user_search: (!search.is_empty()).then(|| search.to_owned()),
-            user_token: "zzuserzz".into(),
-            ext_token: "zzextzz".into(),
-            user_id: u.clone(),
-            display_name: dn.to_owned(),
-            display_name_ci: dnci.to_owned(),
-            group_id: g.clone(),
-            created: event("user.created", &format!("Users/{u}"))?,
-            deactivated: event("user.deactivated", &format!("Users/{u}"))?,
-            reactivated: event("user.reactivated", &format!("Users/{u}"))?,
-            added: event("group.members_added", &format!("Groups/{g}"))?,
-            removed: event("group.members_removed", &format!("Groups/{g}"))?,
-            now: now.to_owned(),
-        };
-        Ok(())
-    }
-
     async fn start_serve(&mut self) -> anyhow::Result<()> {
         let serve = Server::start(&self.bin, "serve", &self.scimbus_env("postgres", true)).await?;
         // A first request, then the idle resident set.
@@ -991,123 +933,6 @@ impl Bench {
         row.requests_per_unit = requests;
         row.statements_per_unit = statements;
         row.baseline = Some(run);
-        Ok(())
-    }
-
-    /// The floor's scripts of a scenario: (name, kind, tenant, weight); none for the group
-    /// PUT (its floor would be the replay's own bulk statements).
-    fn floor_parts(&self, name: &str) -> Vec<(String, floor::Kind, usize, u32)> {
-        let users = self.args.users;
-        let probed = (USER_BASE + 1, USER_BASE + PROBED.min(users));
-        let one = |kind: floor::Kind| vec![(name.to_owned(), kind, 0, 1)];
-        match name {
-            "create-user" => one(floor::Kind::Create),
-            "create-user-8t" => (0..self.tenants.len())
-                .map(|k| (format!("create-user-t{}", k + 1), floor::Kind::Create, k, 1))
-                .collect(),
-            "get-user" => one(floor::Kind::Get {
-                lo: probed.0,
-                hi: probed.1,
-            }),
-            "filter-username" => one(floor::Kind::Filter {
-                lo: probed.0,
-                hi: probed.1,
-            }),
-            "list-index" => one(floor::Kind::ListIndex {
-                max_offset: users.saturating_sub(100),
-            }),
-            "list-cursor" => one(floor::Kind::ListCursor),
-            "patch-put" => one(floor::Kind::PatchPut {
-                lo: probed.0,
-                hi: probed.1,
-            }),
-            "add-member-100" | "add-member-10k" | "add-member-100k" => {
-                let size = match name {
-                    "add-member-100" => 100.min(users),
-                    "add-member-10k" => 10_000.min(users),
-                    _ => users,
-                };
-                one(floor::Kind::AddRemove {
-                    gid: group_id(size),
-                    spare_base: USER_BASE + users + EXTRA + 1,
-                })
-            }
-            "mixed" => {
-                let mut parts = self.floor_parts("get-user");
-                parts.extend(self.floor_parts("filter-username"));
-                parts.extend(self.floor_parts("create-user"));
-                for (p, w) in parts.iter_mut().zip([40, 40, 20]) {
-                    p.3 = w;
-                }
-                parts
-            }
-            _ => Vec::new(),
-        }
-    }
-
-    /// Writes the floor scripts of `name` and runs them like the replay; then removes the
-    /// events they wrote.
-    async fn measure_floor(
-        &mut self,
-        row: &mut Row,
-        name: &str,
-        clients: usize,
-    ) -> anyhow::Result<()> {
-        let parts = self.floor_parts(name);
-        if parts.is_empty() {
-            return Ok(());
-        }
-        let writes = parts.iter().any(|p| {
-            matches!(
-                p.1,
-                floor::Kind::Create | floor::Kind::PatchPut { .. } | floor::Kind::AddRemove { .. }
-            )
-        });
-        let mut scripts = Vec::new();
-        for (part, kind, tenant, weight) in parts {
-            let key = format!("floor-{part}");
-            if !self.floors.contains_key(&key) {
-                let t = &self.tenants[tenant];
-                let prefix = key.replace('-', "_");
-                let script = floor::script(
-                    &prefix,
-                    &kind,
-                    &floor::Tenant {
-                        id: t.id.clone(),
-                        slug: t.slug.clone(),
-                    },
-                    &self.templates,
-                );
-                let path = self.dir.join(format!("{key}.sql"));
-                std::fs::write(&path, &script.text)?;
-                self.floors.insert(key.clone(), (path, script));
-            }
-            scripts.push((key, weight));
-        }
-        let (run, _, statements) = self.pgbench(&self.floors, &scripts, clients).await?;
-        if run.failed > 0 {
-            row.notes
-                .push(format!("floor: {} failed transactions", run.failed));
-        }
-        // The last event the floor wrote: kept in the work directory (`--keep`) and checked
-        // against the service's shape before the floor's events are removed.
-        let event = self.cluster.query(&format!(
-            "SELECT concat_ws(chr(31), sequence, id, payload::text) FROM outbox \
-             WHERE sequence >= {} ORDER BY sequence DESC LIMIT 1",
-            floor::SEQ_START
-        ))?;
-        std::fs::write(self.dir.join(format!("floor-{name}-event.txt")), &event)?;
-        if let Some(problem) = floor::check_event(&self.templates, &event)
-            && writes
-        {
-            row.notes.push(format!("floor event: {problem}"));
-        }
-        self.cluster.query(&format!(
-            "DELETE FROM outbox WHERE sequence >= {}",
-            floor::SEQ_START
-        ))?;
-        row.floor_statements_per_unit = statements;
-        row.floor = Some(run);
         Ok(())
     }
 
