@@ -82,7 +82,7 @@ const SCENARIOS: &[(&str, &str)] = &[
     ),
     (
         "get-user",
-        "GET /Users/{id} of a random probed user (in 4 groups, 2 of them nested)",
+        "GET /Users/{id} of a random probed user (in ≥ 4 groups, 2 through nesting)",
     ),
     (
         "filter-username",
@@ -726,9 +726,21 @@ impl Bench {
         // A first request, then the idle resident set.
         let target = self.target(&serve);
         let mut conn = Conn::open(serve.addr).await?;
-        conn.expect(&target, &get_req(&seeded_id(1))).await?;
+        let body = conn.expect(&target, &get_req(&seeded_id(1))).await?;
         if self.idle_rss_kb.is_none() {
             self.idle_rss_kb = procs::status_kb(serve.pid, "VmRSS");
+            // The seeding's memberships as scimbus reports them: user 1 is in the groups of
+            // 100, 10 000 and 100 000 directly and in B and C through nesting.
+            let user: Value = serde_json::from_slice(&body)?;
+            let u = self.args.users;
+            let mut direct = vec![100.min(u), 10_000.min(u), u];
+            direct.dedup();
+            println!(
+                "probed user {} is in {} groups ({} expected)",
+                seeded_id(1),
+                user["groups"].as_array().map_or(0, Vec::len),
+                direct.len() + 2
+            );
         }
         println!("scimbus serving on {} (pid {})", serve.addr, serve.pid);
         self.serve = Some(serve);
@@ -1626,7 +1638,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 bail!("unknown scenario {s}; --list shows them");
             }
         }
-        args.scenarios.clone()
+        // Each once, in the order given: scaling and many-tenants create what they measure.
+        let mut seen = std::collections::BTreeSet::new();
+        args.scenarios
+            .iter()
+            .filter(|s| seen.insert(s.as_str()))
+            .cloned()
+            .collect()
     };
     let bin = match &args.scimbus {
         Some(b) => b.clone(),
