@@ -25,8 +25,39 @@ pub struct Statement {
     pub params: Vec<Option<String>>,
 }
 
-/// The statements logged between two markers.
+/// Whether a statement belongs to scimbus's background work rather than to the request:
+/// numbering events after commit (`events::sequencer`, PostgreSQL) and announcing them to
+/// other processes (`events::announce`). They run on their own sessions while the request
+/// is answered; their transactions are left out of the request's script.
+fn is_background(sql: &str) -> bool {
+    (sql.contains("outbox_pending") && !sql.starts_with("INSERT INTO outbox_pending"))
+        || sql.contains("pg_notify(")
+        || sql.starts_with("SELECT event_seq FROM tenants WHERE id = $1 FOR UPDATE")
+        || sql.starts_with("UPDATE tenants SET event_seq = $2 WHERE id = $1")
+}
+
+/// The statements logged between two markers, without those of background transactions
+/// (statements sharing a virtual transaction id with a background statement).
 pub fn read_between(csv_log: &Path, begin: &str, end: &str) -> anyhow::Result<Vec<Statement>> {
+    let logged = read_logged_between(csv_log, begin, end)?;
+    let background: std::collections::HashSet<&str> = logged
+        .iter()
+        .filter(|(_, s)| is_background(&s.sql))
+        .map(|(vxid, _)| vxid.as_str())
+        .collect();
+    Ok(logged
+        .iter()
+        .filter(|(vxid, s)| !background.contains(vxid.as_str()) && !is_background(&s.sql))
+        .map(|(_, s)| s.clone())
+        .collect())
+}
+
+/// Every statement logged between the markers, with its virtual transaction id.
+fn read_logged_between(
+    csv_log: &Path,
+    begin: &str,
+    end: &str,
+) -> anyhow::Result<Vec<(String, Statement)>> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -39,6 +70,7 @@ pub fn read_between(csv_log: &Path, begin: &str, end: &str) -> anyhow::Result<Ve
         let user = record.get(1).unwrap_or_default();
         let message = record.get(13).unwrap_or_default();
         let detail = record.get(14).unwrap_or_default();
+        let vxid = record.get(9).unwrap_or_default().to_owned();
         if user != "capture" {
             continue;
         }
@@ -70,10 +102,13 @@ pub fn read_between(csv_log: &Path, begin: &str, end: &str) -> anyhow::Result<Ve
             Some(d) => parse_params(d)?,
             None => Vec::new(),
         };
-        out.push(Statement {
-            sql: sql.to_owned(),
-            params,
-        });
+        out.push((
+            vxid,
+            Statement {
+                sql: sql.to_owned(),
+                params,
+            },
+        ));
     }
     bail!("markers {begin} … {end} not found in the statement log")
 }
