@@ -6,7 +6,7 @@ use actix_web::{HttpResponse, web};
 use actix_web::{delete, get, patch, post, put};
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::body::JsonBody;
+use super::body::{GroupJson, JsonBody};
 use super::error::ApiError;
 use super::openapi::{ProjectionQuery, ReadQuery, SCIM, TenantPath};
 use super::precondition::{Preconditions, ReadParams};
@@ -71,15 +71,17 @@ async fn create(
     ctx: web::Data<Context>,
     auth: AuthenticatedTenant,
     params: web::Query<ReadParams>,
-    body: JsonBody,
+    body: GroupJson,
 ) -> Result<HttpResponse, ApiError> {
-    let mut group = groups::create(&ctx, &auth.tenant, body.0).await?;
-    project(&auth.tenant, &params, &mut group.body);
+    let group = groups::create(&ctx, &auth.tenant, body.body, body.members).await?;
+    let etag = group.etag();
+    let location = group.location().map(str::to_owned);
+    let body = group.respond(&auth.tenant.registry, &params.projection());
     Ok(response::resource(
         StatusCode::CREATED,
-        &group.body,
-        &group.etag(),
-        group.location(),
+        &body,
+        &etag,
+        location.as_deref(),
     ))
 }
 
@@ -102,16 +104,18 @@ async fn get(
     params: web::Query<ReadParams>,
     conditions: Preconditions,
 ) -> Result<HttpResponse, ApiError> {
-    let mut group = groups::get(&ctx, &auth.tenant, &id.1, params.members()).await?;
+    let group = groups::get(&ctx, &auth.tenant, &id.1, params.members()).await?;
     if let Some(not_modified) = conditions.not_modified(group.version, &group.etag()) {
         return Ok(not_modified);
     }
-    project(&auth.tenant, &params, &mut group.body);
+    let etag = group.etag();
+    let location = group.location().map(str::to_owned);
+    let body = group.respond(&auth.tenant.registry, &params.projection());
     Ok(response::resource(
         StatusCode::OK,
-        &group.body,
-        &group.etag(),
-        group.location(),
+        &body,
+        &etag,
+        location.as_deref(),
     ))
 }
 
@@ -133,23 +137,26 @@ async fn replace(
     id: web::Path<(String, String)>,
     params: web::Query<ReadParams>,
     conditions: Preconditions,
-    body: JsonBody,
+    body: GroupJson,
 ) -> Result<HttpResponse, ApiError> {
     let written = groups::replace(
         &ctx,
         &auth.tenant,
         &id.1,
-        body.0,
+        body.body,
+        body.members,
         conditions.if_match.as_deref(),
     )
     .await?;
-    let mut group = written.group;
-    project(&auth.tenant, &params, &mut group.body);
+    let group = written.group;
+    let etag = group.etag();
+    let location = group.location().map(str::to_owned);
+    let body = group.respond(&auth.tenant.registry, &params.projection());
     Ok(response::resource(
         StatusCode::OK,
-        &group.body,
-        &group.etag(),
-        group.location(),
+        &body,
+        &etag,
+        location.as_deref(),
     ))
 }
 
@@ -190,14 +197,16 @@ async fn patch(
         members,
     )
     .await?;
-    let mut group = written.group;
+    let group = written.group;
     if with_body {
-        project(&auth.tenant, &params, &mut group.body);
+        let etag = group.etag();
+        let location = group.location().map(str::to_owned);
+        let body = group.respond(&auth.tenant.registry, &params.projection());
         return Ok(response::resource(
             StatusCode::OK,
-            &group.body,
-            &group.etag(),
-            group.location(),
+            &body,
+            &etag,
+            location.as_deref(),
         ));
     }
     Ok(HttpResponse::NoContent()

@@ -189,6 +189,12 @@ pub fn check_value(attr: &Attribute, value: Value, path: &str) -> Result<Option<
     check_single(attr, value, path)
 }
 
+/// Checks one element of a multi-valued attribute, as [`check_value`] checks each element
+/// of its array (a group's members are checked one at a time as they are read).
+pub fn check_item(attr: &Attribute, value: Value, path: &str) -> Result<Option<Value>, ScimError> {
+    check_single(attr, value, path)
+}
+
 fn check_single(attr: &Attribute, value: Value, path: &str) -> Result<Option<Value>, ScimError> {
     let wrong = |expected: &str| {
         Err(ScimError::invalid_value(format!(
@@ -244,6 +250,47 @@ fn check_single(attr: &Attribute, value: Value, path: &str) -> Result<Option<Val
             Ok(Some(Value::String(s)))
         }
         (AttrType::String | AttrType::Binary | AttrType::Reference, _) => wrong("a string"),
+    }
+}
+
+/// Deepest nesting a body may have (a SCIM resource needs four or five levels).
+const MAX_DEPTH: usize = 64;
+/// Largest magnitude a number may have: beyond it PostgreSQL's `jsonb` keeps digits that
+/// `f64` cannot read back.
+const MAX_MAGNITUDE: f64 = 1e300;
+
+/// Refuses what valid JSON allows and the databases cannot store or give back: NUL in a
+/// string or a key (PostgreSQL text), numbers near the end of the `f64` range, and
+/// nesting deeper than any SCIM body needs.
+pub fn storable(value: &Value, depth: usize) -> Result<(), ScimError> {
+    if depth > MAX_DEPTH {
+        return Err(ScimError::invalid_value(format!(
+            "the body nests deeper than {MAX_DEPTH} levels"
+        )));
+    }
+    let nul = |s: &str| {
+        if s.contains('\0') {
+            Err(ScimError::invalid_value(
+                "NUL characters (\\u0000) are not accepted in strings or names",
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    match value {
+        Value::String(s) => nul(s),
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if f.abs() <= MAX_MAGNITUDE => Ok(()),
+            _ => Err(ScimError::invalid_value(format!(
+                "the number {n} is out of range"
+            ))),
+        },
+        Value::Array(items) => items.iter().try_for_each(|v| storable(v, depth + 1)),
+        Value::Object(fields) => fields.iter().try_for_each(|(k, v)| {
+            nul(k)?;
+            storable(v, depth + 1)
+        }),
+        Value::Bool(_) | Value::Null => Ok(()),
     }
 }
 

@@ -243,15 +243,17 @@ async fn run(
         (Kind::Users, Method::Post, _) => users::create(ctx, tenant, data)
             .await
             .map(|u| (201, Some(u.into()))),
-        (Kind::Groups, Method::Post, _) => groups::create(ctx, tenant, data)
+        (Kind::Groups, Method::Post, _) => groups::create(ctx, tenant, data, None)
             .await
             .map(|g| (201, Some(g.into()))),
         (Kind::Users, Method::Put, Some(id)) => users::replace(ctx, tenant, id, data, if_match)
             .await
             .map(|w| (200, Some(w.user.into()))),
-        (Kind::Groups, Method::Put, Some(id)) => groups::replace(ctx, tenant, id, data, if_match)
-            .await
-            .map(|w| (200, Some(w.group.into()))),
+        (Kind::Groups, Method::Put, Some(id)) => {
+            groups::replace(ctx, tenant, id, data, None, if_match)
+                .await
+                .map(|w| (200, Some(w.group.into())))
+        }
         (Kind::Users, Method::Patch, Some(id)) => users::patch(ctx, tenant, id, data, if_match)
             .await
             .map(|w| (200, Some(w.user.into()))),

@@ -3,28 +3,36 @@
 //! `members_added`/`members_removed` in chunks (DESIGN 7, 11).
 
 use sea_orm::{ConnectionTrait, DatabaseTransaction};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use super::ListQuery;
 use super::changes::diff;
 use super::emit::emit;
 use super::{Context, ServiceError};
-use crate::domain::{ExternalId, GroupHot, MemberType, NewGroup, StoredGroup, Tenant};
+use crate::domain::{ExternalId, GroupHot, Member, MemberType, NewGroup, StoredGroup, Tenant};
 use crate::events::catalog::membership_events;
 use crate::events::{EventType, PendingEvent};
 use crate::scim::patch::{self, MemberRef, MembersPatch};
+use crate::scim::projection::Projection;
 use crate::scim::query::search_document;
 use crate::scim::resource::{ListResponse, Page, etag};
 use crate::scim::schema::Registry;
-use crate::scim::validate::validate_resource;
+use crate::scim::validate::{check_item, validate_resource};
 use crate::store::{StoreError, groups, members, query};
 
-/// A group as the API returns it, with its version for the `ETag` header.
+/// A group as the API returns it, with its version for the `ETag` header. The members
+/// stay rows until the response is written: a group of 100 000 as `Value` objects was
+/// most of a group PUT's memory.
 #[derive(Debug, Clone)]
 pub struct GroupView {
     pub id: String,
     pub version: i64,
+    /// The representation without `members`.
     pub body: Value,
+    members: Vec<Member>,
+    /// `…/scim/v2/{tenant}`, for the members' `$ref`.
+    base: String,
 }
 
 impl GroupView {
@@ -35,6 +43,111 @@ impl GroupView {
     /// `meta.location`, also the `Location` header.
     pub fn location(&self) -> Option<&str> {
         self.body["meta"]["location"].as_str()
+    }
+
+    /// The whole representation as one `Value` (lists, projections that pick members'
+    /// sub-attributes).
+    pub fn into_value(self) -> Value {
+        let mut body = self.body;
+        if !self.members.is_empty() {
+            let members = serde_json::to_value(MembersOut {
+                members: &self.members,
+                base: &self.base,
+            })
+            .unwrap_or(Value::Null);
+            body["members"] = members;
+        }
+        body
+    }
+
+    /// The response for `projection`: the default one streams the members from their rows;
+    /// any other is applied to the whole representation.
+    pub fn respond(self, registry: &Registry, projection: &Projection) -> GroupBody {
+        if *projection == Projection::Default {
+            let mut body = self.body;
+            projection.apply(registry, registry.group(), &mut body);
+            return GroupBody {
+                body,
+                members: self.members,
+                base: self.base,
+            };
+        }
+        let mut body = self.into_value();
+        projection.apply(registry, registry.group(), &mut body);
+        GroupBody {
+            body,
+            members: Vec::new(),
+            base: String::new(),
+        }
+    }
+}
+
+/// A group response body: the document's attributes in order, with `members` written from
+/// the rows in its place.
+#[derive(Debug)]
+pub struct GroupBody {
+    body: Value,
+    members: Vec<Member>,
+    base: String,
+}
+
+impl serde::Serialize for GroupBody {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let Value::Object(fields) = &self.body else {
+            return self.body.serialize(serializer);
+        };
+        let mut map = serializer.serialize_map(None)?;
+        let members = MembersOut {
+            members: &self.members,
+            base: &self.base,
+        };
+        let mut pending = !self.members.is_empty();
+        for (key, value) in fields {
+            if pending && key.as_str() > "members" {
+                map.serialize_entry("members", &members)?;
+                pending = false;
+            }
+            map.serialize_entry(key, value)?;
+        }
+        if pending {
+            map.serialize_entry("members", &members)?;
+        }
+        map.end()
+    }
+}
+
+/// Members as SCIM writes them: `$ref`, `display` (when known), `type`, `value`.
+struct MembersOut<'a> {
+    members: &'a [Member],
+    base: &'a str,
+}
+
+impl serde::Serialize for MembersOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        struct One<'a>(&'a Member, &'a str);
+        impl serde::Serialize for One<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let One(m, base) = self;
+                let mut map = serializer.serialize_map(None)?;
+                map.serialize_entry(
+                    "$ref",
+                    &format_args!("{base}/{}/{}", m.member_type.endpoint(), m.id),
+                )?;
+                if let Some(display) = &m.display {
+                    map.serialize_entry("display", display)?;
+                }
+                map.serialize_entry("type", m.member_type.as_str())?;
+                map.serialize_entry("value", &m.id)?;
+                map.end()
+            }
+        }
+        let mut seq = serializer.serialize_seq(Some(self.members.len()))?;
+        for m in self.members {
+            seq.serialize_element(&One(m, self.base))?;
+        }
+        seq.end()
     }
 }
 
@@ -86,10 +199,60 @@ fn new_group(registry: &Registry, document: Map<String, Value>) -> Result<NewGro
     })
 }
 
-/// Splits a validated Group body into its document and its member references.
+/// A Group body's `members` as raw JSON elements (see `http::body::GroupJson`): each is
+/// parsed, checked and reduced to a [`MemberRef`] on its own, so a 100 000-member list is
+/// never a tree of maps.
+#[derive(Debug, Default)]
+pub struct RawMembers(Vec<Box<RawValue>>);
+
+impl RawMembers {
+    /// From the raw value of `members`: an array's elements, or the value itself (a single
+    /// member object, or null).
+    pub fn parse(raw: &RawValue) -> Result<Self, serde_json::Error> {
+        if raw.get().trim_start().starts_with('[') {
+            Ok(Self(serde_json::from_str(raw.get())?))
+        } else {
+            Ok(Self(vec![raw.to_owned()]))
+        }
+    }
+}
+
+/// Reads one member element (validated like any element of `members`) into `refs`,
+/// skipping ids already named.
+fn member_ref(
+    item: &Value,
+    seen: &mut std::collections::HashSet<String>,
+    refs: &mut Vec<MemberRef>,
+) -> Result<(), ServiceError> {
+    let value = item
+        .get("value")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ServiceError::invalid_value("each member needs a string `value`"))?;
+    let member_type = match item.get("type").and_then(Value::as_str) {
+        None => None,
+        Some(t) if t.eq_ignore_ascii_case("user") => Some("User".to_owned()),
+        Some(t) if t.eq_ignore_ascii_case("group") => Some("Group".to_owned()),
+        Some(t) => {
+            return Err(ServiceError::invalid_value(format!(
+                "member type `{t}` is neither User nor Group"
+            )));
+        }
+    };
+    if seen.insert(value.to_owned()) {
+        refs.push(MemberRef {
+            value: value.to_owned(),
+            member_type,
+        });
+    }
+    Ok(())
+}
+
+/// Splits a validated Group body into its document and its member references; `raw`
+/// holds the members when the body came without them.
 fn parse_group(
     registry: &Registry,
     body: Value,
+    raw: Option<RawMembers>,
 ) -> Result<(NewGroup, Vec<MemberRef>), ServiceError> {
     let mut document = validate_resource(registry, registry.group(), body)?;
     let mut refs = Vec::new();
@@ -97,25 +260,21 @@ fn parse_group(
     let mut seen = std::collections::HashSet::new();
     if let Some(Value::Array(items)) = document.remove("members") {
         for item in items {
-            let value = item
-                .get("value")
-                .and_then(Value::as_str)
-                .ok_or_else(|| ServiceError::invalid_value("each member needs a string `value`"))?;
-            let member_type = match item.get("type").and_then(Value::as_str) {
-                None => None,
-                Some(t) if t.eq_ignore_ascii_case("user") => Some("User".to_owned()),
-                Some(t) if t.eq_ignore_ascii_case("group") => Some("Group".to_owned()),
-                Some(t) => {
-                    return Err(ServiceError::invalid_value(format!(
-                        "member type `{t}` is neither User nor Group"
-                    )));
-                }
-            };
-            if seen.insert(value.to_owned()) {
-                refs.push(MemberRef {
-                    value: value.to_owned(),
-                    member_type,
-                });
+            member_ref(&item, &mut seen, &mut refs)?;
+        }
+    }
+    if let Some(RawMembers(items)) = raw {
+        let attr = registry
+            .schema(&registry.group().schema)
+            .and_then(|core| core.attribute("members"))
+            .ok_or_else(|| ServiceError::invalid_value("the Group schema has no `members`"))?;
+        for raw_item in items {
+            let item: Value = serde_json::from_str(raw_item.get())
+                .map_err(|e| ServiceError::invalid_value(format!("malformed member: {e}")))?;
+            // An element sits two levels down in the body (body, `members`, element).
+            crate::scim::validate::storable(&item, 2)?;
+            if let Some(item) = check_item(attr, item, "members")? {
+                member_ref(&item, &mut seen, &mut refs)?;
             }
         }
     }
@@ -131,31 +290,17 @@ async fn represent(
     members_wanted: Members,
 ) -> Result<GroupView, ServiceError> {
     let base = ctx.scim_base(&tenant.slug);
-    let mut body = snapshot(&base, group);
-    if members_wanted == Members::Include {
-        let list = members::list(conn, &tenant.id, &group.id).await?;
-        if !list.is_empty() {
-            let members: Vec<Value> = list
-                .into_iter()
-                .map(|m| {
-                    let mut member = json!({
-                        "value": m.id,
-                        "$ref": format!("{base}/{}/{}", m.member_type.endpoint(), m.id),
-                        "type": m.member_type.as_str(),
-                    });
-                    if let Some(display) = m.display {
-                        member["display"] = Value::String(display);
-                    }
-                    member
-                })
-                .collect();
-            body["members"] = Value::Array(members);
-        }
-    }
+    let body = snapshot(&base, group);
+    let members = match members_wanted {
+        Members::Include => members::list(conn, &tenant.id, &group.id).await?,
+        Members::Exclude => Vec::new(),
+    };
     Ok(GroupView {
         id: group.id.clone(),
         version: group.version,
         body,
+        members,
+        base,
     })
 }
 
@@ -283,8 +428,9 @@ pub async fn create(
     ctx: &Context,
     tenant: &Tenant,
     body: Value,
+    members: Option<RawMembers>,
 ) -> Result<GroupView, ServiceError> {
-    let (new, refs) = parse_group(&tenant.registry, body)?;
+    let (new, refs) = parse_group(&tenant.registry, body, members)?;
     let id = uuid::Uuid::new_v4().to_string();
     let txn = ctx.store.begin_write().await?;
     let now = ctx.now();
@@ -413,9 +559,10 @@ pub async fn replace(
     tenant: &Tenant,
     id: &str,
     body: Value,
+    members: Option<RawMembers>,
     if_match: Option<&str>,
 ) -> Result<Written, ServiceError> {
-    let (new, refs) = parse_group(&tenant.registry, body)?;
+    let (new, refs) = parse_group(&tenant.registry, body, members)?;
     let change = MembersPatch {
         clear: true,
         remove: Vec::new(),
@@ -539,7 +686,7 @@ pub async fn list(
         resources.push(
             represent(ctx, conn, tenant, group, members_wanted)
                 .await?
-                .body,
+                .into_value(),
         );
     }
     Ok(ListResponse::new(total, page.start_index, resources))

@@ -25,6 +25,8 @@ both_backends!(
     concurrent_member_additions_to_one_group_lose_no_member,
     a_group_put_with_ten_thousand_members_fits_and_emits_chunks,
     every_group_event_fits_its_schema,
+    bad_members_in_a_group_body_answer_scim_errors_and_change_nothing,
+    members_given_as_one_object_or_null_are_read_as_before,
 );
 
 pub fn group(name: &str, members: &[&Value]) -> Value {
@@ -664,4 +666,101 @@ async fn every_group_event_fits_its_schema(backend: Backend) {
             .collect();
         assert!(errors.is_empty(), "{}: {errors:?}", event.event_type);
     }
+}
+
+/// Group POST/PUT bodies read `members` element by element (http::body::GroupJson): every
+/// bad element still answers its SCIM error and nothing is written.
+async fn bad_members_in_a_group_body_answer_scim_errors_and_change_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let bjensen = app.create_user(&user("bjensen")).await;
+    let created = app.create_group(&group("Admins", &[&bjensen])).await;
+    let path = format!("/Groups/{}", created["id"].as_str().unwrap());
+    let events_before = app.events().await.len();
+    let id = bjensen["id"].clone();
+    let cases: Vec<(String, u16, &str)> = vec![
+        (
+            json!({"schemas": [GROUP_URN], "displayName": "X", "members": [{"value": id}], "Members": []})
+                .to_string(),
+            400,
+            "invalidSyntax",
+        ),
+        (
+            json!({"schemas": [GROUP_URN], "displayName": "X", "members": ["just a string"]})
+                .to_string(),
+            400,
+            "invalidValue",
+        ),
+        (
+            json!({"schemas": [GROUP_URN], "displayName": "X", "members": [{"value": 7}]})
+                .to_string(),
+            400,
+            "invalidValue",
+        ),
+        (
+            r#"{"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "X", "members": [{"value": "a\u0000b"}]}"#
+                .to_owned(),
+            400,
+            "invalidValue",
+        ),
+        (
+            json!({"schemas": [GROUP_URN], "displayName": "X", "members": [{"value": id, "type": "Robot"}]})
+                .to_string(),
+            400,
+            "invalidValue",
+        ),
+        (
+            r#"{"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "X", "members": [{"value": "#
+                .to_owned(),
+            400,
+            "invalidSyntax",
+        ),
+        ("[1, 2]".to_owned(), 400, "invalidSyntax"),
+    ];
+    for (body, status, scim_type) in cases {
+        for (method, url) in [
+            (reqwest::Method::POST, app.url("/Groups")),
+            (reqwest::Method::PUT, app.url(&path)),
+        ] {
+            let response = app
+                .client
+                .request(method.clone(), url)
+                .bearer_auth(&app.token)
+                .header("content-type", "application/scim+json")
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap();
+            assert_scim_error(response, status, Some(scim_type)).await;
+        }
+    }
+    let fetched: Value = app.get(&path).await.json().await.unwrap();
+    assert_eq!(fetched["displayName"], "Admins");
+    assert_eq!(fetched["members"].as_array().unwrap().len(), 1);
+    assert_eq!(app.events().await.len(), events_before);
+    let list: Value = app.get("/Groups").await.json().await.unwrap();
+    assert_eq!(list["totalResults"], 1);
+}
+
+async fn members_given_as_one_object_or_null_are_read_as_before(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let bjensen = app.create_user(&user("bjensen")).await;
+    let single = app
+        .create_group(&json!({"schemas": [GROUP_URN], "displayName": "One", "members": {"value": bjensen["id"]}}))
+        .await;
+    assert_eq!(single["members"][0]["value"], bjensen["id"]);
+    assert_eq!(single["members"][0]["type"], "User");
+    let none = app
+        .create_group(&json!({"schemas": [GROUP_URN], "displayName": "None", "members": null}))
+        .await;
+    assert!(none.get("members").is_none());
+    let path = format!("/Groups/{}", single["id"].as_str().unwrap());
+    let response = app
+        .put(
+            &path,
+            &json!({"schemas": [GROUP_URN], "displayName": "One", "MEMBERS": []}),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert!(body.get("members").is_none(), "{body}");
 }
