@@ -3,8 +3,10 @@
 //! only each tenant's contiguous confirmed prefix, in one short statement. The rest is
 //! published again later: duplicates are possible, reordering is not.
 //!
-//! `relay_once` is one step, for tests and the loop; `run` is the loop, woken by the
-//! writers (in process) or by LISTEN/NOTIFY (PostgreSQL), polling as a fallback.
+//! `relay_once` is one step, for tests; `drain` publishes until the backlog is drained
+//! with one batch in flight while the previous is marked and the next read; `run` is the
+//! loop of drains, woken by the writers (in process) or by LISTEN/NOTIFY (PostgreSQL),
+//! polling as a fallback.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -90,6 +92,45 @@ impl Relay {
         Ok(self.publisher.insert(publisher))
     }
 
+    /// Parks what can never be published (too large), loudly; returns the rest.
+    async fn sendable(&self, batch: Vec<Pending>, now: &str) -> Result<Vec<Pending>, RelayError> {
+        let mut sendable = Vec::with_capacity(batch.len());
+        for event in batch {
+            if event.body.len() > self.settings.max_message_bytes {
+                // It can never be published: park it, loudly, and let the rest through.
+                // Consumers see a version gap and resync the resource (pull API, SCIM).
+                let error = format!(
+                    "message of {} bytes exceeds SCIMBUS_RELAY_MAX_MESSAGE_BYTES ({})",
+                    event.body.len(),
+                    self.settings.max_message_bytes
+                );
+                tracing::error!(event = %event.id, tenant = %event.tenant_id, sequence = event.sequence, %error, "event parked as unpublishable");
+                outbox::mark_failed(self.store.conn(), &event.key(), &error, now).await?;
+                RelayMetrics::add(&self.metrics.unpublishable, 1);
+                continue;
+            }
+            sendable.push(event);
+        }
+        Ok(sendable)
+    }
+
+    /// The publisher, after re-checking leadership right before publishing; `None` when
+    /// another relay leads. A broker that cannot be reached counts an attempt on `batch`.
+    async fn ready_publisher(
+        &mut self,
+        batch: &[Pending],
+    ) -> Result<Option<&Publisher>, RelayError> {
+        if !self.leader.ensure().await? {
+            return Ok(None);
+        }
+        if let Err(e) = self.publisher().await {
+            let keys: Vec<EventKey> = batch.iter().map(Pending::key).collect();
+            outbox::record_attempt(self.store.conn(), &keys, &e.to_string()).await?;
+            return Err(e);
+        }
+        Ok(self.publisher.as_ref())
+    }
+
     /// One step: lead or stand by, read a batch, publish, mark the confirmed prefixes.
     #[tracing::instrument(skip_all, err(level = "debug"))]
     pub async fn relay_once(&mut self) -> Result<RelayOutcome, RelayError> {
@@ -102,76 +143,80 @@ impl Relay {
             return Ok(RelayOutcome::Empty);
         }
         let now = time::format(self.clock.now());
-        let mut sendable = Vec::with_capacity(batch.len());
-        for event in batch {
-            if event.body.len() > self.settings.max_message_bytes {
-                // It can never be published: park it, loudly, and let the rest through.
-                // Consumers see a version gap and resync the resource (pull API, SCIM).
-                let error = format!(
-                    "message of {} bytes exceeds SCIMBUS_RELAY_MAX_MESSAGE_BYTES ({})",
-                    event.body.len(),
-                    self.settings.max_message_bytes
-                );
-                tracing::error!(event = %event.id, tenant = %event.tenant_id, sequence = event.sequence, %error, "event parked as unpublishable");
-                outbox::mark_failed(self.store.conn(), &event.key(), &error, &now).await?;
-                RelayMetrics::add(&self.metrics.unpublishable, 1);
-                continue;
-            }
-            sendable.push(event);
-        }
+        let sendable = self.sendable(batch, &now).await?;
         if sendable.is_empty() {
             return Ok(RelayOutcome::Published {
                 published: 0,
                 held_back: 0,
             });
         }
+        let Some(publisher) = self.ready_publisher(&sendable).await? else {
+            return Ok(RelayOutcome::NotLeader);
+        };
+        let deliveries = publisher.publish(&sendable).await;
+        let outcome = settle(&self.store, &self.metrics, &sendable, &deliveries, &now).await?;
+        self.after_settle(&outcome).await;
+        Ok(outcome.into())
+    }
 
-        // Leadership is re-checked right before publishing.
+    /// Publishes until the backlog is drained, one batch in flight while the next one is
+    /// read: database and broker work overlap. Stops at the first batch not wholly
+    /// confirmed (the loop backs off), when a read comes back short, or when `stop` turns
+    /// true. Events after an unconfirmed one of the same tenant may be in flight already:
+    /// they are published before its retry, as DESIGN 12 allows (consumers order each
+    /// resource by `version`).
+    #[tracing::instrument(skip_all, err(level = "debug"))]
+    pub async fn drain(
+        &mut self,
+        stop: &watch::Receiver<bool>,
+    ) -> Result<RelayOutcome, RelayError> {
         if !self.leader.ensure().await? {
             return Ok(RelayOutcome::NotLeader);
         }
-        let publisher = match self.publisher().await {
-            Ok(p) => p,
-            Err(e) => {
-                let keys: Vec<EventKey> = sendable.iter().map(Pending::key).collect();
-                outbox::record_attempt(self.store.conn(), &keys, &e.to_string()).await?;
-                return Err(e);
+        super::sequencer::number_all(&self.store).await?;
+        let limit = self.settings.batch_size;
+        let store = self.store.clone();
+        let metrics = self.metrics.clone();
+        let mut batch = outbox::fetch_unpublished(store.conn(), limit).await?;
+        if batch.is_empty() {
+            return Ok(RelayOutcome::Empty);
+        }
+        let mut total = Settledness::default();
+        loop {
+            let full = batch.len() as u64 >= limit;
+            let last = batch.last().map(Pending::key);
+            let now = time::format(self.clock.now());
+            let sendable = self.sendable(batch, &now).await?;
+            let Some(publisher) = self.ready_publisher(&sendable).await? else {
+                return Ok(RelayOutcome::NotLeader);
+            };
+            // This batch goes out while the next one is read.
+            let (deliveries, next) = tokio::join!(publisher.publish(&sendable), async {
+                match (&last, full) {
+                    (Some(after), true) => {
+                        outbox::fetch_unpublished_after(store.conn(), Some(after), limit).await
+                    }
+                    _ => Ok(Vec::new()),
+                }
+            });
+            let outcome = settle(&store, &metrics, &sendable, &deliveries, &now).await?;
+            self.after_settle(&outcome).await;
+            total.published += outcome.published;
+            total.held_back += outcome.held_back;
+            batch = next?;
+            if outcome.held_back > 0 || batch.is_empty() || *stop.borrow() {
+                return Ok(total.into());
             }
-        };
-        let deliveries = publisher.publish(&sendable).await;
+        }
+    }
 
-        let Settled {
-            ranges,
-            unconfirmed,
-            error,
-        } = confirmed_prefixes(&sendable, &deliveries);
-        let returned = deliveries
-            .iter()
-            .filter(|d| matches!(d, Delivery::Acked { returned: true }))
-            .count();
-        if returned > 0 {
-            tracing::warn!(
-                returned,
-                "the broker returned unroutable messages: check the alternate exchange"
-            );
-            RelayMetrics::add(&self.metrics.returned, returned as u64);
+    /// Closes a broker connection that failed while sending.
+    async fn after_settle(&mut self, outcome: &Settledness) {
+        if outcome.connection_failed
+            && let Some(p) = self.publisher.take()
+        {
+            p.close().await;
         }
-        let published = outbox::mark_published(self.store.conn(), &ranges, &now).await? as usize;
-        RelayMetrics::add(&self.metrics.published, published as u64);
-        if let Some(error) = error {
-            tracing::warn!(held_back = unconfirmed.len(), %error, "events not confirmed; they will be published again");
-            RelayMetrics::add(&self.metrics.publish_failures, unconfirmed.len() as u64);
-            outbox::record_attempt(self.store.conn(), &unconfirmed, &error).await?;
-            if deliveries.iter().any(|d| matches!(d, Delivery::Failed(_)))
-                && let Some(p) = self.publisher.take()
-            {
-                p.close().await;
-            }
-        }
-        Ok(RelayOutcome::Published {
-            published,
-            held_back: unconfirmed.len(),
-        })
     }
 
     /// Publishes a batch without marking it, as a relay that stops between publish and
@@ -212,7 +257,7 @@ impl Relay {
         let mut listener = self.listen().await;
         let mut backoff = Duration::from_millis(100);
         while !*stop.borrow() {
-            let pause = match self.relay_once().await {
+            let pause = match self.drain(&stop).await {
                 Ok(RelayOutcome::Published {
                     published,
                     held_back: 0,
@@ -266,6 +311,64 @@ impl Relay {
         listener.listen(outbox::NOTIFY_CHANNEL).await.ok()?;
         Some(listener)
     }
+}
+
+/// What marking a published batch did.
+#[derive(Debug, Default)]
+struct Settledness {
+    published: usize,
+    held_back: usize,
+    connection_failed: bool,
+}
+
+impl From<Settledness> for RelayOutcome {
+    fn from(s: Settledness) -> Self {
+        RelayOutcome::Published {
+            published: s.published,
+            held_back: s.held_back,
+        }
+    }
+}
+
+/// Marks each tenant's confirmed prefix of a published batch and records the attempts of
+/// the rest.
+async fn settle(
+    store: &Store,
+    metrics: &RelayMetrics,
+    sent: &[Pending],
+    deliveries: &[Delivery],
+    now: &str,
+) -> Result<Settledness, RelayError> {
+    let Settled {
+        ranges,
+        unconfirmed,
+        error,
+    } = confirmed_prefixes(sent, deliveries);
+    let returned = deliveries
+        .iter()
+        .filter(|d| matches!(d, Delivery::Acked { returned: true }))
+        .count();
+    if returned > 0 {
+        tracing::warn!(
+            returned,
+            "the broker returned unroutable messages: check the alternate exchange"
+        );
+        RelayMetrics::add(&metrics.returned, returned as u64);
+    }
+    let published = outbox::mark_published(store.conn(), &ranges, now).await? as usize;
+    RelayMetrics::add(&metrics.published, published as u64);
+    let mut connection_failed = false;
+    if let Some(error) = error {
+        tracing::warn!(held_back = unconfirmed.len(), %error, "events not confirmed; they will be published again");
+        RelayMetrics::add(&metrics.publish_failures, unconfirmed.len() as u64);
+        outbox::record_attempt(store.conn(), &unconfirmed, &error).await?;
+        connection_failed = deliveries.iter().any(|d| matches!(d, Delivery::Failed(_)));
+    }
+    Ok(Settledness {
+        published,
+        held_back: unconfirmed.len(),
+        connection_failed,
+    })
 }
 
 /// How a batch settled.

@@ -100,9 +100,7 @@ impl FromRequest for JsonBody {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let body = read(req, payload);
-        Box::pin(async move {
-            Ok(JsonBody(value_of(&body.await?)?))
-        })
+        Box::pin(async move { Ok(JsonBody(value_of(&body.await?)?)) })
     }
 }
 

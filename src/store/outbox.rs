@@ -89,22 +89,39 @@ pub async fn fetch_unpublished(
     conn: &impl ConnectionTrait,
     limit: u64,
 ) -> Result<Vec<Pending>, StoreError> {
-    let backend = conn.get_database_backend();
-    let sql = match backend {
-        DbBackend::Postgres => {
-            "SELECT tenant_id, sequence, id, routing_key, payload::text AS body FROM outbox \
-             WHERE published_at IS NULL AND failed_at IS NULL \
-             ORDER BY tenant_id, sequence LIMIT $1"
-        }
-        _ => {
-            "SELECT tenant_id, sequence, id, routing_key, CAST(payload AS TEXT) AS body FROM outbox \
-             WHERE published_at IS NULL AND failed_at IS NULL \
-             ORDER BY tenant_id, sequence LIMIT ?"
-        }
+    fetch_unpublished_after(conn, None, limit).await
+}
+
+/// [`fetch_unpublished`] after `after` in `(tenant_id, sequence)` order: the next batch
+/// while the previous one is still in flight (the pipelined relay).
+pub async fn fetch_unpublished_after(
+    conn: &impl ConnectionTrait,
+    after: Option<&EventKey>,
+    limit: u64,
+) -> Result<Vec<Pending>, StoreError> {
+    let body = match conn.get_database_backend() {
+        DbBackend::Postgres => "payload::text",
+        _ => "CAST(payload AS TEXT)",
     };
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let (from, mut values): (&str, Vec<sea_orm::Value>) = match after {
+        Some(key) => (
+            "AND (tenant_id, sequence) > ($2, $3) ",
+            vec![
+                limit.into(),
+                key.tenant_id.as_str().into(),
+                key.sequence.into(),
+            ],
+        ),
+        None => ("", vec![limit.into()]),
+    };
+    let sql = format!(
+        "SELECT tenant_id, sequence, id, routing_key, {body} AS body FROM outbox \
+         WHERE published_at IS NULL AND failed_at IS NULL {from}\
+         ORDER BY tenant_id, sequence LIMIT $1"
+    );
     let rows = conn
-        .query_all_raw(Statement::from_sql_and_values(backend, sql, [limit.into()]))
+        .query_all_raw(super::statement(conn, &sql, std::mem::take(&mut values)))
         .await?;
     rows.into_iter()
         .map(|row| {

@@ -23,6 +23,7 @@ both_backends!(
     an_event_too_large_to_publish_is_parked_loudly_and_blocks_nothing,
     serve_with_an_amqp_url_relays_without_being_driven,
     a_served_tenant_deletion_is_purged_in_the_background_and_announced_on_the_broker,
+    a_pipelined_drain_publishes_a_backlog_of_many_batches_once_and_in_order,
 );
 
 async fn write_lifecycle(app: &TestApp) -> String {
@@ -456,5 +457,61 @@ async fn a_served_tenant_deletion_is_purged_in_the_background_and_announced_on_t
     assert_eq!(received[0].routing_key.as_str(), "acme.tenant.deleted");
     let tenant = app.tenant_row().await;
     assert!(tenant.purged_at.is_some());
+    cleanup(&settings).await;
+}
+
+/// `drain` keeps one batch in flight while it reads the next: a backlog of several
+/// batches over two tenants goes out once, each tenant in sequence order, all marked.
+async fn a_pipelined_drain_publishes_a_backlog_of_many_batches_once_and_in_order(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let mut settings = relay_settings(&amqp_url());
+    settings.batch_size = 7;
+    let mut queue = TestQueue::bind(&settings, &["#"], &[]).await;
+    let other_token =
+        crate::helpers::issue(&app.ctx, "other", vec![scimbus::domain::Scope::Scim]).await;
+    for i in 0..20 {
+        app.create_user(&user(&format!("a{i}"))).await;
+    }
+    for i in 0..11 {
+        let response = app
+            .client
+            .post(format!("{}/scim/v2/other/Users", app.address))
+            .bearer_auth(&other_token)
+            .json(&user(&format!("o{i}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+    }
+    let mut relay = relay(&app, &settings);
+    let (_keep, stop) = tokio::sync::watch::channel(false);
+    assert_eq!(
+        relay.drain(&stop).await.unwrap(),
+        RelayOutcome::Published {
+            published: 31,
+            held_back: 0
+        }
+    );
+    assert_eq!(relay.drain(&stop).await.unwrap(), RelayOutcome::Empty);
+    let received = queue.take(31).await;
+    let mut last: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+    for message in &received {
+        let event = body(message);
+        let tenant = event["tenant"].as_str().unwrap().to_owned();
+        let sequence: i64 = event["sequence"].as_str().unwrap().parse().unwrap();
+        let previous = last.insert(tenant.clone(), sequence).unwrap_or(0);
+        assert_eq!(sequence, previous + 1, "{tenant}");
+    }
+    assert_eq!(last.get("acme"), Some(&20));
+    assert_eq!(last.get("other"), Some(&11));
+    for tenant in ["acme", "other"] {
+        assert!(
+            app.events_of(tenant)
+                .await
+                .iter()
+                .all(|e| e.published_at.is_some())
+        );
+    }
+    relay.shutdown().await;
     cleanup(&settings).await;
 }
