@@ -159,8 +159,8 @@ impl Relay {
         Ok(outcome.into())
     }
 
-    /// Publishes until the backlog is drained, one batch in flight while the next one is
-    /// read: database and broker work overlap. Stops at the first batch not wholly
+    /// Publishes until the backlog is drained, one batch in flight while the previous one
+    /// is marked and the next one read: database and broker work overlap. Stops at the first batch not wholly
     /// confirmed (the loop backs off), when a read comes back short, or when `stop` turns
     /// true. Events after an unconfirmed one of the same tenant may be in flight already:
     /// they are published before its retry, as DESIGN 12 allows (consumers order each
@@ -182,29 +182,52 @@ impl Relay {
             return Ok(RelayOutcome::Empty);
         }
         let mut total = Settledness::default();
+        // The batch published last, waiting to be marked while the next one is in flight.
+        let mut in_flight: Option<(Vec<Pending>, Vec<Delivery>, String)> = None;
         loop {
             let full = batch.len() as u64 >= limit;
             let last = batch.last().map(Pending::key);
             let now = time::format(self.clock.now());
             let sendable = self.sendable(batch, &now).await?;
             let Some(publisher) = self.ready_publisher(&sendable).await? else {
+                if let Some((sent, deliveries, at)) = in_flight.take() {
+                    settle(&store, &metrics, &sent, &deliveries, &at).await?;
+                }
                 return Ok(RelayOutcome::NotLeader);
             };
-            // This batch goes out while the next one is read.
-            let (deliveries, next) = tokio::join!(publisher.publish(&sendable), async {
-                match (&last, full) {
+            // This batch goes out while the previous one is marked and the next one read.
+            let previous = in_flight.take();
+            let (deliveries, (marked, next)) = tokio::join!(publisher.publish(&sendable), async {
+                let marked = match &previous {
+                    Some((sent, deliveries, at)) => {
+                        settle(&store, &metrics, sent, deliveries, at).await.map(Some)
+                    }
+                    None => Ok(None),
+                };
+                let next = match (&last, full) {
                     (Some(after), true) => {
                         outbox::fetch_unpublished_after(store.conn(), Some(after), limit).await
                     }
                     _ => Ok(Vec::new()),
-                }
+                };
+                (marked, next)
             });
-            let outcome = settle(&store, &metrics, &sendable, &deliveries, &now).await?;
-            self.after_settle(&outcome).await;
-            total.published += outcome.published;
-            total.held_back += outcome.held_back;
+            in_flight = Some((sendable, deliveries, now));
+            let mut refused = false;
+            if let Some(outcome) = marked? {
+                self.after_settle(&outcome).await;
+                total.published += outcome.published;
+                total.held_back += outcome.held_back;
+                refused = outcome.held_back > 0;
+            }
             batch = next?;
-            if outcome.held_back > 0 || batch.is_empty() || *stop.borrow() {
+            if refused || batch.is_empty() || *stop.borrow() {
+                if let Some((sent, deliveries, at)) = in_flight.take() {
+                    let outcome = settle(&store, &metrics, &sent, &deliveries, &at).await?;
+                    self.after_settle(&outcome).await;
+                    total.published += outcome.published;
+                    total.held_back += outcome.held_back;
+                }
                 return Ok(total.into());
             }
         }
