@@ -1,7 +1,8 @@
 //! The relay (DESIGN 12): reads committed, unpublished events in per-tenant `sequence`
 //! order (no transaction held across broker I/O), publishes them with confirms, and marks
 //! only each tenant's contiguous confirmed prefix, in one short statement. The rest is
-//! published again later: duplicates are possible, reordering is not.
+//! published again later: duplicates are possible, and after a broker refusal a retried
+//! event may follow later ones of its tenant that were already in flight (DESIGN 12).
 //!
 //! `relay_once` is one step, for tests; `drain` publishes until the backlog is drained
 //! with one batch in flight while the previous is marked and the next read; `run` is the
@@ -199,9 +200,9 @@ impl Relay {
             let previous = in_flight.take();
             let (deliveries, (marked, next)) = tokio::join!(publisher.publish(&sendable), async {
                 let marked = match &previous {
-                    Some((sent, deliveries, at)) => {
-                        settle(&store, &metrics, sent, deliveries, at).await.map(Some)
-                    }
+                    Some((sent, deliveries, at)) => settle(&store, &metrics, sent, deliveries, at)
+                        .await
+                        .map(Some),
                     None => Ok(None),
                 };
                 let next = match (&last, full) {
