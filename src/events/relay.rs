@@ -161,11 +161,11 @@ impl Relay {
     }
 
     /// Publishes until the backlog is drained, one batch in flight while the previous one
-    /// is marked and the next one read: database and broker work overlap. Stops at the first batch not wholly
-    /// confirmed (the loop backs off), when a read comes back short, or when `stop` turns
-    /// true. Events after an unconfirmed one of the same tenant may be in flight already:
-    /// they are published before its retry, as DESIGN 12 allows (consumers order each
-    /// resource by `version`).
+    /// is marked and the next one read: database and broker work overlap. Stops at the
+    /// first batch not wholly confirmed (the loop backs off), when a read comes back
+    /// short, or when `stop` turns true. Events after an unconfirmed one of the same
+    /// tenant may be in flight already: they are published before its retry, as DESIGN 12
+    /// allows (consumers order each resource by `version`).
     #[tracing::instrument(skip_all, err(level = "debug"))]
     pub async fn drain(
         &mut self,
