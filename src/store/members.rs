@@ -2,8 +2,6 @@
 //! names (passed as one JSON array parameter), so adding one member to a group of 100 000
 //! touches one row and no function loads a member list it does not return.
 
-use std::collections::{HashMap, HashSet};
-
 use sea_orm::{ConnectionTrait, DbBackend, Value as SqlValue};
 
 use super::{StoreError, backend_statement, statement};
@@ -280,168 +278,94 @@ fn id_in(backend: DbBackend, column: &str, param: usize) -> String {
     }
 }
 
-/// One level of the walk up through nested groups: `$1` tenant, `$2` the member ids
-/// (users or groups, JSON). For each membership row of those members: the group, its
-/// name, and whether the group is itself a member of a group (`nested`). Every part is an
-/// index lookup per row (scalar subqueries): rows bounded by the memberships, never by
-/// the tenant (tests/api/plans.rs).
-///
-/// The walk is a loop of this statement rather than one recursive query: PostgreSQL sized
-/// the recursive query's hash tables by its estimate of the recursion (millions of rows
-/// on a tenant of a million memberships) and zeroed them on every call — 5–8 ms of
-/// `memset` for 0.1 ms of work, half of PostgreSQL's CPU under GET load. A user in no
-/// nested group costs one statement, as before.
+/// One step of a walk through nested groups: from each row of `walk` (its column `from`),
+/// the membership rows whose `key` column equals it (group-typed only if `groups_only`),
+/// as `m`. Each
+/// step is an index lookup per row of the walk, never a join over the tenant's membership
+/// table: on PostgreSQL a LATERAL subquery the planner cannot flatten (`OFFSET 0`) — a
+/// plain join let it hash every membership row of the tenant when it misjudged the work
+/// table; on SQLite `CROSS JOIN` fixes the walk as the outer loop.
+fn nested_step(
+    backend: DbBackend,
+    walk: &str,
+    from: &str,
+    key: &str,
+    groups_only: bool,
+    take: &str,
+) -> String {
+    let only = |alias: &str| {
+        if groups_only {
+            format!(" AND {alias}.member_type = 'Group'")
+        } else {
+            String::new()
+        }
+    };
+    match backend {
+        DbBackend::Sqlite => format!(
+            "{walk} CROSS JOIN group_members m ON m.tenant_id = $1 AND m.{key} = {walk}.{from}{}",
+            only("m")
+        ),
+        _ => format!(
+            "{walk} CROSS JOIN LATERAL (SELECT m0.{take} FROM group_members m0 \
+             WHERE m0.tenant_id = $1 AND m0.{key} = {walk}.{from}{} OFFSET 0) m",
+            only("m0")
+        ),
+    }
+}
+
+/// The statement of [`memberships_of_many`]: `$1` tenant, `$2` the member ids (JSON).
+/// It reads the members' own membership rows, then one index lookup per group found,
+/// up the nesting (acyclic; the depth bound is a guard), then each group's name by key:
+/// rows bounded by the memberships, never by the tenant (tests/api/plans.rs).
 pub fn memberships_statement(
     backend: DbBackend,
     tenant_id: &str,
     member_ids: &[String],
 ) -> sea_orm::Statement {
     let sql = format!(
-        "SELECT gm.member_id AS member_id, gm.group_id AS id, \
-           (SELECT g.display_name FROM groups g WHERE g.tenant_id = $1 AND g.id = gm.group_id) \
-             AS display, \
-           (SELECT 1 FROM group_members p WHERE p.tenant_id = $1 AND p.member_id = gm.group_id \
-             LIMIT 1) IS NOT NULL AS nested \
-         FROM group_members gm WHERE gm.tenant_id = $1 AND {}",
-        id_in(backend, "gm.member_id", 2)
+        "WITH RECURSIVE up(member_id, group_id, depth) AS ( \
+           SELECT gm.member_id, gm.group_id, CAST(0 AS BIGINT) FROM group_members gm \
+           WHERE gm.tenant_id = $1 AND {seed} \
+           UNION \
+           SELECT up.member_id, m.group_id, up.depth + 1 FROM {step} WHERE up.depth < 64 \
+         ) \
+         SELECT member_id, id, display, depth FROM ( \
+           SELECT up.member_id AS member_id, up.group_id AS id, \
+             (SELECT g.display_name FROM groups g WHERE g.tenant_id = $1 AND g.id = up.group_id) AS display, \
+             MIN(up.depth) AS depth \
+           FROM up GROUP BY up.member_id, up.group_id \
+         ) found WHERE display IS NOT NULL ORDER BY display, id",
+        seed = id_in(backend, "gm.member_id", 2),
+        // A row whose member is a group found so far is group-typed: no type test, so the
+        // step is the covering `(tenant_id, member_id, group_id)` index on both backends.
+        step = nested_step(backend, "up", "group_id", "member_id", false, "group_id"),
     );
-    backend_statement(
-        backend,
-        &sql,
-        vec![tenant_id.into(), ids_json(member_ids)],
-    )
+    backend_statement(backend, &sql, vec![tenant_id.into(), ids_json(member_ids)])
 }
 
-/// Nesting deeper than this is not followed (the cycle check keeps nesting acyclic; this
-/// is a guard).
-const MAX_DEPTH: usize = 64;
-
-/// One membership row as [`memberships_statement`] returns it.
-struct Row {
-    member: String,
-    group: String,
-    display: Option<String>,
-    nested: bool,
-}
-
-async fn level(
-    conn: &impl ConnectionTrait,
-    tenant_id: &str,
-    ids: &[String],
-) -> Result<Vec<Row>, StoreError> {
-    let stmt = memberships_statement(conn.get_database_backend(), tenant_id, ids);
-    conn.query_all_raw(stmt)
-        .await?
-        .into_iter()
-        .map(|row| {
-            Ok(Row {
-                member: row.try_get("", "member_id")?,
-                group: row.try_get("", "id")?,
-                display: row.try_get("", "display")?,
-                nested: row.try_get("", "nested")?,
-            })
-        })
-        .collect()
-}
-
-/// The memberships of several resources at once (one statement per level of nesting for
-/// a whole page of users, not one per user), keyed by member id, each list in order of
-/// group name then id.
+/// The memberships of several resources at once (one query for a page of users instead
+/// of one per user), keyed by member id.
 pub async fn memberships_of_many(
     conn: &impl ConnectionTrait,
     tenant_id: &str,
     member_ids: &[String],
-) -> Result<HashMap<String, Vec<Membership>>, StoreError> {
-    let mut out: HashMap<String, Vec<Membership>> = HashMap::new();
+) -> Result<std::collections::HashMap<String, Vec<Membership>>, StoreError> {
+    let mut out: std::collections::HashMap<String, Vec<Membership>> =
+        std::collections::HashMap::new();
     if member_ids.is_empty() {
         return Ok(out);
     }
-    let direct = level(conn, tenant_id, member_ids).await?;
-    // Up the nesting from the groups that have parents, each group once.
-    let mut names: HashMap<String, String> = HashMap::new();
-    let mut parents: HashMap<String, Vec<String>> = HashMap::new();
-    let mut seen: HashSet<String> = HashSet::new();
-    let mut frontier: Vec<String> = Vec::new();
-    for row in &direct {
-        if row.nested && seen.insert(row.group.clone()) {
-            frontier.push(row.group.clone());
-        }
-    }
-    let mut depth = 0;
-    while !frontier.is_empty() && depth < MAX_DEPTH {
-        depth += 1;
-        let mut next = Vec::new();
-        for row in level(conn, tenant_id, &frontier).await? {
-            let Some(display) = row.display else { continue };
-            if row.nested && seen.insert(row.group.clone()) {
-                next.push(row.group.clone());
-            }
-            names.insert(row.group.clone(), display);
-            parents.entry(row.member).or_default().push(row.group);
-        }
-        frontier = next;
-    }
-    let mut by_member: HashMap<String, Vec<(String, String)>> = HashMap::new();
-    for row in direct {
-        if let Some(display) = row.display {
-            by_member
-                .entry(row.member)
-                .or_default()
-                .push((row.group, display));
-        }
-    }
-    for (member, groups) in by_member {
-        let direct_ids: HashSet<&str> = groups.iter().map(|(g, _)| g.as_str()).collect();
-        let mut list: Vec<Membership> = groups
-            .iter()
-            .map(|(group, display)| Membership {
-                group_id: group.clone(),
-                display: display.clone(),
-                direct: true,
-            })
-            .collect();
-        // Every ancestor of a direct group, once, unless it is direct itself.
-        let mut reached: HashSet<&str> = HashSet::new();
-        let mut stack: Vec<&str> = groups.iter().map(|(g, _)| g.as_str()).collect();
-        while let Some(group) = stack.pop() {
-            for parent in parents.get(group).into_iter().flatten() {
-                if reached.insert(parent.as_str()) {
-                    stack.push(parent.as_str());
-                    if !direct_ids.contains(parent.as_str())
-                        && let Some(display) = names.get(parent)
-                    {
-                        list.push(Membership {
-                            group_id: parent.clone(),
-                            display: display.clone(),
-                            direct: false,
-                        });
-                    }
-                }
-            }
-        }
-        list.sort_by(|a, b| (&a.display, &a.group_id).cmp(&(&b.display, &b.group_id)));
-        out.insert(member, list);
+    let stmt = memberships_statement(conn.get_database_backend(), tenant_id, member_ids);
+    for row in conn.query_all_raw(stmt).await? {
+        let member: String = row.try_get("", "member_id")?;
+        let depth: i64 = row.try_get("", "depth")?;
+        out.entry(member).or_default().push(Membership {
+            group_id: row.try_get("", "id")?,
+            display: row.try_get("", "display")?,
+            direct: depth == 0,
+        });
     }
     Ok(out)
-}
-
-/// One step down through nested groups for the cycle check: from each row of `down`, the
-/// group-typed members of that group, as `m`. One index lookup per row of the walk (the
-/// partial index `group_members_nested_idx`), never a join over the tenant's membership
-/// table: on PostgreSQL a LATERAL subquery the planner cannot flatten (`OFFSET 0`), on
-/// SQLite `CROSS JOIN`, which fixes the walk as the outer loop.
-fn down_step(backend: DbBackend) -> &'static str {
-    match backend {
-        DbBackend::Sqlite => {
-            "down CROSS JOIN group_members m ON m.tenant_id = $1 AND m.group_id = down.id \
-             AND m.member_type = 'Group'"
-        }
-        _ => {
-            "down CROSS JOIN LATERAL (SELECT m0.member_id FROM group_members m0 \
-             WHERE m0.tenant_id = $1 AND m0.group_id = down.id AND m0.member_type = 'Group' \
-             OFFSET 0) m"
-        }
-    }
 }
 
 /// The statement of [`would_cycle`]: `$1` tenant, `$2` the candidates (JSON), `$3` the
@@ -463,7 +387,7 @@ pub fn would_cycle_statement(
            UNION \
            SELECT m.member_id, down.depth + 1 FROM {step} WHERE down.depth < 64 \
          ) SELECT COUNT(*) AS hits FROM down WHERE id = $3",
-        step = down_step(backend),
+        step = nested_step(backend, "down", "id", "group_id", true, "member_id"),
     );
     backend_statement(
         backend,
