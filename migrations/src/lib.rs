@@ -20,6 +20,7 @@ mod m20261129_000013_add_tenant_schema_version;
 mod m20261206_000001_cover_group_members_by_member;
 mod m20261206_000002_add_group_members_nested_idx;
 mod m20261206_000003_create_outbox_pending;
+mod m20261206_000004_add_group_members_nested_up_idx;
 
 pub struct Migrator;
 
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000001_cover_group_members_by_member::Migration),
             Box::new(m20261206_000002_add_group_members_nested_idx::Migration),
             Box::new(m20261206_000003_create_outbox_pending::Migration),
+            Box::new(m20261206_000004_add_group_members_nested_up_idx::Migration),
         ]
     }
 }
