@@ -13,6 +13,19 @@ use crate::events::{Envelope, PendingEvent};
 use crate::store::outbox::{OutboxRow, UnnumberedRow};
 use crate::store::{StoreError, outbox, tenants};
 
+/// The CloudEvents envelope of `event` with `sequence`, and its routing key.
+fn envelope(tenant: &Tenant, now: &str, sequence: i64, event: PendingEvent) -> (Envelope, String) {
+    let routing_key = event.event_type.routing_key(tenant.slug.as_str());
+    (
+        Envelope::new(tenant.slug.as_str(), sequence, now, event),
+        routing_key,
+    )
+}
+
+fn unserialisable(e: serde_json::Error) -> StoreError {
+    StoreError::Corrupt(format!("event does not serialise: {e}"))
+}
+
 pub async fn emit(
     conn: &impl ConnectionTrait,
     tenant: &Tenant,
@@ -26,11 +39,9 @@ pub async fn emit(
         let rows = events
             .into_iter()
             .map(|event| {
-                let routing_key = event.event_type.routing_key(tenant.slug.as_str());
                 // Sequence 0 until numbered: the sequencer writes the real one.
-                let envelope = Envelope::new(tenant.slug.as_str(), 0, now, event);
-                let payload = serde_json::to_string(&envelope)
-                    .map_err(|e| StoreError::Corrupt(format!("event does not serialise: {e}")))?;
+                let (envelope, routing_key) = envelope(tenant, now, 0, event);
+                let payload = serde_json::to_string(&envelope).map_err(unserialisable)?;
                 Ok(UnnumberedRow {
                     id: envelope.id,
                     event_type: envelope.event_type,
@@ -51,10 +62,8 @@ pub async fn emit(
         .enumerate()
         .map(|(i, event)| {
             let sequence = first + i as i64;
-            let routing_key = event.event_type.routing_key(tenant.slug.as_str());
-            let envelope = Envelope::new(tenant.slug.as_str(), sequence, now, event);
-            let payload = serde_json::to_value(&envelope)
-                .map_err(|e| StoreError::Corrupt(format!("event does not serialise: {e}")))?;
+            let (envelope, routing_key) = envelope(tenant, now, sequence, event);
+            let payload = serde_json::to_value(&envelope).map_err(unserialisable)?;
             Ok(OutboxRow {
                 sequence,
                 id: envelope.id,
