@@ -24,6 +24,7 @@
 mod broker;
 mod capture;
 mod cluster;
+mod copy;
 mod floor;
 mod load;
 mod pgbench;
@@ -563,33 +564,9 @@ impl Bench {
             "SELECT column_name || ':' || data_type FROM information_schema.columns \
              WHERE table_name = '{table}' ORDER BY ordinal_position"
         ))?;
-        let mut names = Vec::new();
-        let mut exprs = Vec::new();
-        for line in columns.lines() {
-            let (name, ty) = line.split_once(':').context("column line")?;
-            names.push(format!("\"{name}\""));
-            if let Some((_, e)) = overrides.iter().find(|(c, _)| *c == name) {
-                exprs.push((*e).to_owned());
-                continue;
-            }
-            let textual = matches!(ty, "text" | "character varying" | "json" | "jsonb");
-            if !textual {
-                exprs.push(format!("t.\"{name}\""));
-                continue;
-            }
-            let mut e = format!("t.\"{name}\"::text");
-            for (from, to) in replacements {
-                e = format!("replace({e}, '{from}', {to})");
-            }
-            if ty == "json" || ty == "jsonb" {
-                e = format!("({e})::{ty}");
-            }
-            exprs.push(e);
-        }
+        let (names, exprs) = copy::columns(&columns, &copy::POSTGRES, replacements, overrides)?;
         query(&format!(
-            "INSERT INTO {table} ({}) SELECT {} FROM {table} t, {series} WHERE {template}",
-            names.join(", "),
-            exprs.join(", ")
+            "INSERT INTO {table} ({names}) SELECT {exprs} FROM {table} t, {series} WHERE {template}"
         ))?;
         Ok(())
     }

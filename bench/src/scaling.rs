@@ -258,33 +258,13 @@ impl Bench {
                     file,
                     &format!("SELECT name || ':' || lower(type) FROM pragma_table_info('{table}')"),
                 )?;
-                let mut names = Vec::new();
-                let mut exprs = Vec::new();
-                for line in columns.lines() {
-                    let (name, ty) = line.split_once(':').context("column line")?;
-                    names.push(format!("\"{name}\""));
-                    if let Some((_, e)) = overrides.iter().find(|(c, _)| *c == name) {
-                        exprs.push((*e).to_owned());
-                        continue;
-                    }
-                    let textual = ["char", "text", "json", "clob"]
-                        .iter()
-                        .any(|t| ty.contains(t));
-                    let mut e = format!("t.\"{name}\"");
-                    if textual {
-                        for (from, to) in replacements {
-                            e = format!("replace({e}, '{from}', {to})");
-                        }
-                    }
-                    exprs.push(e);
-                }
+                let (names, exprs) =
+                    crate::copy::columns(&columns, &crate::copy::SQLITE, replacements, overrides)?;
                 sqlite(
                     file,
                     &format!(
                         "WITH RECURSIVE s(g) AS (SELECT {lo} UNION ALL SELECT g + 1 FROM s WHERE g < {hi}) \
-                         INSERT INTO {table} ({}) SELECT {} FROM {table} t, s WHERE {template}",
-                        names.join(", "),
-                        exprs.join(", ")
+                         INSERT INTO {table} ({names}) SELECT {exprs} FROM {table} t, s WHERE {template}"
                     ),
                 )?;
                 Ok(())
