@@ -11,16 +11,9 @@ use super::error::ApiError;
 use super::openapi::{ProjectionQuery, ReadQuery, SCIM, TenantPath};
 use super::precondition::{Preconditions, ReadParams};
 use super::response;
-use crate::domain::Tenant;
 use crate::service::Context;
 use crate::service::groups::{self, Members};
 use crate::tenancy::auth::AuthenticatedTenant;
-
-/// Applies `attributes`/`excludedAttributes` to a group representation.
-pub(super) fn project(tenant: &Tenant, params: &ReadParams, body: &mut serde_json::Value) {
-    let registry = &tenant.registry;
-    params.projection().apply(registry, registry.group(), body);
-}
 
 pub fn configure(cfg: &mut ServiceConfig) {
     // `/Groups/.search` before `/Groups/{id}`, which would take it as an id.

@@ -9,7 +9,7 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::error::ApiError;
-use crate::scim::projection::Projection;
+use crate::scim::projection::{self, Projection};
 use crate::service::etag_matches;
 use crate::service::groups::Members;
 
@@ -58,8 +58,13 @@ pub struct ReadParams {
     #[serde(rename = "startIndex")]
     pub start_index: Option<String>,
     pub count: Option<String>,
+    #[serde(default, deserialize_with = "attributes")]
     pub attributes: Option<String>,
-    #[serde(rename = "excludedAttributes")]
+    #[serde(
+        rename = "excludedAttributes",
+        default,
+        deserialize_with = "excluded_attributes"
+    )]
     pub excluded_attributes: Option<String>,
     #[serde(rename = "sortBy")]
     pub sort_by: Option<String>,
@@ -67,6 +72,27 @@ pub struct ReadParams {
     pub sort_order: Option<String>,
     /// RFC 9865: present (even empty) asks for cursor paging.
     pub cursor: Option<String>,
+}
+
+/// `attributes`, refused when it names more than [`projection::MAX_NAMES`] attributes.
+fn attributes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    names("attributes", d)
+}
+
+/// `excludedAttributes`, refused like `attributes`.
+fn excluded_attributes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    names("excludedAttributes", d)
+}
+
+fn names<'de, D: serde::Deserializer<'de>>(
+    parameter: &str,
+    d: D,
+) -> Result<Option<String>, D::Error> {
+    let list = Option::<String>::deserialize(d)?;
+    if let Some(list) = &list {
+        projection::check_names(parameter, list).map_err(|e| serde::de::Error::custom(e.detail))?;
+    }
+    Ok(list)
 }
 
 impl ReadParams {

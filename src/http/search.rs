@@ -12,6 +12,7 @@ use super::integer;
 use super::precondition::ReadParams;
 use super::response;
 use crate::scim::error::ScimError;
+use crate::scim::projection;
 use crate::scim::resource::{ListResponse, Page};
 use crate::service::cursor::CursorScope;
 use crate::service::{Context, groups, users};
@@ -63,6 +64,11 @@ pub fn params(body: Value) -> Result<ReadParams, ApiError> {
         }
     }
     let field = |name: &str| get(name).and_then(text);
+    for name in ["attributes", "excludedAttributes"] {
+        if let Some(list) = field(name) {
+            projection::check_names(name, &list)?;
+        }
+    }
     Ok(ReadParams {
         filter: field("filter"),
         start_index: field("startIndex"),
@@ -144,11 +150,16 @@ pub async fn list(
         Kind::Users => users::list(ctx, &auth.tenant, &query, page).await?,
         Kind::Groups => groups::list(ctx, &auth.tenant, &query, page, members).await?,
     };
-    for resource in &mut list.resources {
+    let registry = &auth.tenant.registry;
+    let projection = params.projection().prepare(
+        registry,
         match kind {
-            Kind::Users => super::users::project(&auth.tenant, params, resource),
-            Kind::Groups => super::groups::project(&auth.tenant, params, resource),
-        }
+            Kind::Users => registry.user(),
+            Kind::Groups => registry.group(),
+        },
+    );
+    for resource in &mut list.resources {
+        projection.apply(resource);
     }
     if let Some(scope) = scope {
         let offset = page.offset();

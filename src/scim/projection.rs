@@ -2,8 +2,11 @@
 //! `returned` (RFC 7643 §7): `always` attributes (`id`, and `schemas` by RFC 7643 §3)
 //! cannot be left out, `never` ones never appear, `request` ones only when asked for.
 
+use std::collections::HashMap;
+
 use serde_json::{Map, Value};
 
+use super::error::ScimError;
 use super::schema::{Attribute, Registry, ResourceType, Returned};
 use super::starts_with_ci;
 
@@ -60,21 +63,82 @@ impl Projection {
 
     /// Applies the projection to a representation of `resource_type`.
     pub fn apply(&self, registry: &Registry, resource_type: &ResourceType, body: &mut Value) {
+        self.prepare(registry, resource_type).apply(body);
+    }
+
+    /// Resolves the names once, for applying to many representations of `resource_type`
+    /// (a page of a list) at a cost per representation proportional to its own size.
+    pub fn prepare<'a>(
+        &self,
+        registry: &'a Registry,
+        resource_type: &'a ResourceType,
+    ) -> Prepared<'a> {
+        let resolve = |names: &[String]| -> HashMap<String, Vec<Option<String>>> {
+            let mut by_key: HashMap<String, Vec<Option<String>>> = HashMap::new();
+            for named in names
+                .iter()
+                .filter_map(|n| resolve(registry, resource_type, n))
+            {
+                // Distinct entries only: a key has few registered sub-attributes.
+                let subs = by_key.entry(named.key).or_default();
+                if !subs.contains(&named.sub) {
+                    subs.push(named.sub);
+                }
+            }
+            by_key
+        };
+        let mode = match self {
+            Projection::Default => Mode::Default,
+            Projection::Only(names) => Mode::Only(resolve(names)),
+            Projection::Without(names) => Mode::Without(resolve(names)),
+        };
+        Prepared {
+            registry,
+            resource_type,
+            mode,
+        }
+    }
+}
+
+/// A longer `attributes` or `excludedAttributes` list is refused (400 `invalidValue`).
+pub const MAX_NAMES: usize = super::validate::MAX_ATTRIBUTES;
+
+/// Checks the length of an `attributes` / `excludedAttributes` value.
+pub fn check_names(parameter: &str, list: &str) -> Result<(), ScimError> {
+    if list.split(',').nth(MAX_NAMES).is_some() {
+        return Err(ScimError::invalid_value(format!(
+            "`{parameter}` names more than {MAX_NAMES} attributes"
+        )));
+    }
+    Ok(())
+}
+
+enum Mode {
+    Default,
+    /// Canonical top-level key → the sub-attributes asked for (`None`: all of it).
+    Only(HashMap<String, Vec<Option<String>>>),
+    Without(HashMap<String, Vec<Option<String>>>),
+}
+
+/// A [`Projection`] resolved against one resource type.
+pub struct Prepared<'a> {
+    registry: &'a Registry,
+    resource_type: &'a ResourceType,
+    mode: Mode,
+}
+
+impl Prepared<'_> {
+    /// Applies the projection to one representation.
+    pub fn apply(&self, body: &mut Value) {
         let Value::Object(map) = body else {
             return;
         };
-        let resolve = |names: &[String]| -> Vec<Named> {
-            names
-                .iter()
-                .filter_map(|n| resolve(registry, resource_type, n))
-                .collect()
-        };
+        let (registry, resource_type) = (self.registry, self.resource_type);
         let keep_default =
             |key: &str| returned(registry, resource_type, key) != Some(Returned::Request);
-        match self {
-            Projection::Default => map.retain(|k, _| keep_default(k)),
-            Projection::Only(names) => {
-                let wanted = resolve(names);
+        match &self.mode {
+            Mode::Default => map.retain(|k, _| keep_default(k)),
+            Mode::Only(wanted) => {
                 let mut out = Map::new();
                 for (key, value) in std::mem::take(map) {
                     let always = key == "schemas"
@@ -83,15 +147,13 @@ impl Projection {
                         out.insert(key, value);
                         continue;
                     }
-                    let asked: Vec<&Named> = wanted.iter().filter(|n| n.key == key).collect();
-                    if asked.is_empty() {
+                    let Some(asked) = wanted.get(&key) else {
                         continue;
-                    }
-                    if asked.iter().any(|n| n.sub.is_none()) {
+                    };
+                    if asked.iter().any(Option::is_none) {
                         out.insert(key, value);
                     } else {
-                        let subs: Vec<&str> =
-                            asked.iter().filter_map(|n| n.sub.as_deref()).collect();
+                        let subs: Vec<&str> = asked.iter().filter_map(Option::as_deref).collect();
                         if let Some(v) = keep_subs(value, &subs) {
                             out.insert(key, v);
                         }
@@ -99,22 +161,23 @@ impl Projection {
                 }
                 *map = out;
             }
-            Projection::Without(names) => {
-                let unwanted = resolve(names);
+            Mode::Without(unwanted) => {
                 map.retain(|k, _| keep_default(k));
-                for name in unwanted {
-                    let always = name.key == "schemas"
-                        || returned(registry, resource_type, &name.key) == Some(Returned::Always);
+                for (key, subs) in unwanted {
+                    let always = key == "schemas"
+                        || returned(registry, resource_type, key) == Some(Returned::Always);
                     if always {
                         continue;
                     }
-                    match name.sub {
-                        None => {
-                            map.remove(&name.key);
-                        }
-                        Some(sub) => {
-                            if let Some(v) = map.get_mut(&name.key) {
-                                drop_sub(v, &sub);
+                    for sub in subs {
+                        match sub {
+                            None => {
+                                map.remove(key);
+                            }
+                            Some(sub) => {
+                                if let Some(v) = map.get_mut(key) {
+                                    drop_sub(v, sub);
+                                }
                             }
                         }
                     }

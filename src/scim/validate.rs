@@ -3,10 +3,118 @@
 //! registered spelling, readOnly attributes and `password` are dropped (RFC 7644 §3.3,
 //! §3.5.1), registered attributes are type-checked, and anything unknown is kept as sent.
 
+use std::collections::HashSet;
+
 use serde_json::{Map, Value};
 
 use super::error::ScimError;
 use super::schema::{AttrType, Attribute, Mutability, Registry, ResourceType};
+
+/// Most attribute values one resource may hold: every attribute and sub-attribute name,
+/// every value of a multi-valued attribute and every entry of `schemas` counts; a group's
+/// `members` do not (they are rows, DESIGN 7). A body past it is refused before any work
+/// proportional to it is done.
+pub const MAX_ATTRIBUTES: usize = 1_000;
+
+/// Most bytes of JSON that what the registry does not describe (unknown attributes, and
+/// extensions no schema is registered for) may take in one resource.
+pub const MAX_UNREGISTERED_BYTES: usize = 64 * 1024;
+
+/// Counts the attribute values of `value` (object members and array elements, at every
+/// depth), stopping as soon as the count passes `limit`.
+pub fn count_values(value: &Value, limit: usize) -> usize {
+    fn walk(value: &Value, count: &mut usize, limit: usize) {
+        let children: Box<dyn Iterator<Item = &Value>> = match value {
+            Value::Object(fields) => Box::new(fields.values()),
+            Value::Array(items) => Box::new(items.iter()),
+            _ => return,
+        };
+        for child in children {
+            *count += 1;
+            if *count > limit {
+                return;
+            }
+            walk(child, count, limit);
+        }
+    }
+    let mut count = 0;
+    walk(value, &mut count, limit);
+    count
+}
+
+/// Refuses a resource body with more than [`MAX_ATTRIBUTES`] attribute values (`members`
+/// of a group excluded).
+fn check_size(body: &Map<String, Value>, group: bool) -> Result<(), ScimError> {
+    let mut count = 0;
+    for (key, value) in body {
+        if group && key.eq_ignore_ascii_case("members") {
+            continue;
+        }
+        count += 1 + count_values(value, MAX_ATTRIBUTES);
+        if count > MAX_ATTRIBUTES {
+            return Err(too_many_attributes());
+        }
+    }
+    Ok(())
+}
+
+/// The error for a resource past [`MAX_ATTRIBUTES`].
+pub fn too_many_attributes() -> ScimError {
+    ScimError::invalid_value(format!(
+        "the resource holds more than {MAX_ATTRIBUTES} attribute values (sub-attributes, the \
+         values of multi-valued attributes and `schemas` entries count; a group's members do \
+         not)"
+    ))
+}
+
+/// The length of `value` as compact JSON.
+fn json_len(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    match serde_json::to_writer(&mut count, value) {
+        Ok(()) => count.0,
+        Err(_) => usize::MAX,
+    }
+}
+
+/// A map whose keys are unique regardless of case, checked in constant time per key.
+struct CaseFoldedMap {
+    map: Map<String, Value>,
+    seen: HashSet<String>,
+}
+
+impl CaseFoldedMap {
+    fn new() -> Self {
+        Self {
+            map: Map::new(),
+            seen: HashSet::new(),
+        }
+    }
+
+    /// Inserts `key`, refusing one already given in any case (400 `invalidSyntax`).
+    fn insert_once(&mut self, key: String, value: Value) -> Result<(), ScimError> {
+        if !self.seen.insert(key.to_ascii_lowercase()) {
+            return Err(ScimError::invalid_syntax(format!(
+                "attribute `{key}` is given more than once"
+            )));
+        }
+        self.map.insert(key, value);
+        Ok(())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
 
 /// Validates `body` as a full representation of `resource_type` and returns the document to
 /// store: canonical names, registered values typed, no readOnly attributes, no password.
@@ -18,6 +126,12 @@ pub fn validate_resource(
     let Value::Object(body) = body else {
         return Err(ScimError::invalid_syntax("the body must be a JSON object"));
     };
+    check_size(
+        &body,
+        resource_type
+            .schema
+            .eq_ignore_ascii_case(super::schema::GROUP_URN),
+    )?;
     let core = registry
         .schema(&resource_type.schema)
         .ok_or_else(|| ScimError::new(500, None, "resource type without a schema"))?;
@@ -33,7 +147,19 @@ pub fn validate_resource(
         )));
     }
 
-    let mut out = Map::new();
+    let mut out = CaseFoldedMap::new();
+    let mut unregistered = 0usize;
+    let mut unknown = |key: &str, value: &Value| {
+        unregistered += key.len() + json_len(value);
+        if unregistered > MAX_UNREGISTERED_BYTES {
+            Err(ScimError::invalid_value(format!(
+                "unknown attributes and unregistered extensions may take at most \
+                 {MAX_UNREGISTERED_BYTES} bytes of JSON per resource"
+            )))
+        } else {
+            Ok(())
+        }
+    };
     for (key, value) in body {
         if key.eq_ignore_ascii_case("schemas") {
             continue;
@@ -53,7 +179,7 @@ pub fn validate_resource(
                 continue;
             }
             if let Some(v) = check_value(attr, value, &attr.name)? {
-                insert_once(&mut out, attr.name.clone(), v)?;
+                out.insert_once(attr.name.clone(), v)?;
             }
         } else if key.len() > 4 && super::starts_with_ci(&key, "urn:") {
             let registered = resource_type
@@ -69,7 +195,7 @@ pub fn validate_resource(
                             ext.id
                         )));
                     };
-                    let mut ext_out = Map::new();
+                    let mut ext_out = CaseFoldedMap::new();
                     for (k, v) in fields {
                         if v.is_null() {
                             continue;
@@ -79,25 +205,33 @@ pub fn validate_resource(
                             Some(attr) => {
                                 let path = format!("{}:{}", ext.id, attr.name);
                                 if let Some(v) = check_value(attr, v, &path)? {
-                                    insert_once(&mut ext_out, attr.name.clone(), v)?;
+                                    ext_out.insert_once(attr.name.clone(), v)?;
                                 }
                             }
-                            None => insert_once(&mut ext_out, k, v)?,
+                            None => {
+                                unknown(&k, &v)?;
+                                ext_out.insert_once(k, v)?;
+                            }
                         }
                     }
                     if !ext_out.is_empty() {
                         if !schemas.iter().any(|s| s.eq_ignore_ascii_case(&ext.id)) {
                             schemas.push(ext.id.clone());
                         }
-                        insert_once(&mut out, ext.id.clone(), Value::Object(ext_out))?;
+                        out.insert_once(ext.id.clone(), Value::Object(ext_out.map))?;
                     }
                 }
-                None => insert_once(&mut out, key, value)?,
+                None => {
+                    unknown(&key, &value)?;
+                    out.insert_once(key, value)?;
+                }
             }
         } else {
-            insert_once(&mut out, key, value)?;
+            unknown(&key, &value)?;
+            out.insert_once(key, value)?;
         }
     }
+    let mut out = out.map;
 
     for attr in core.attributes.iter().filter(|a| a.required) {
         if !out.contains_key(&attr.name) {
@@ -125,13 +259,11 @@ pub fn validate_resource(
 }
 
 fn dedup(values: Vec<Value>) -> Vec<Value> {
-    let mut seen: Vec<Value> = Vec::with_capacity(values.len());
-    for v in values {
-        if !seen.contains(&v) {
-            seen.push(v);
-        }
-    }
-    seen
+    let mut seen = HashSet::with_capacity(values.len());
+    values
+        .into_iter()
+        .filter(|v| seen.insert(v.as_str().map(str::to_owned)))
+        .collect()
 }
 
 fn schema_list(body: &Map<String, Value>) -> Result<Vec<String>, ScimError> {
@@ -151,16 +283,6 @@ fn schema_list(body: &Map<String, Value>) -> Result<Vec<String>, ScimError> {
                 .ok_or_else(|| ScimError::invalid_syntax("`schemas` must be an array of URNs"))
         })
         .collect()
-}
-
-fn insert_once(map: &mut Map<String, Value>, key: String, value: Value) -> Result<(), ScimError> {
-    if map.keys().any(|k| k.eq_ignore_ascii_case(&key)) {
-        return Err(ScimError::invalid_syntax(format!(
-            "attribute `{key}` is given more than once"
-        )));
-    }
-    map.insert(key, value);
-    Ok(())
 }
 
 /// Checks one attribute value; `None` means "unassigned" (null or an empty list).
@@ -204,7 +326,7 @@ fn check_single(attr: &Attribute, value: Value, path: &str) -> Result<Option<Val
     match (attr.ty, value) {
         (_, Value::Null) => Ok(None),
         (AttrType::Complex, Value::Object(fields)) => {
-            let mut out = Map::new();
+            let mut out = CaseFoldedMap::new();
             for (k, v) in fields {
                 if v.is_null() {
                     continue;
@@ -214,13 +336,13 @@ fn check_single(attr: &Attribute, value: Value, path: &str) -> Result<Option<Val
                     Some(sub) => {
                         let sub_path = format!("{path}.{}", sub.name);
                         if let Some(v) = check_value(sub, v, &sub_path)? {
-                            insert_once(&mut out, sub.name.clone(), v)?;
+                            out.insert_once(sub.name.clone(), v)?;
                         }
                     }
-                    None => insert_once(&mut out, k, v)?,
+                    None => out.insert_once(k, v)?,
                 }
             }
-            Ok((!out.is_empty()).then_some(Value::Object(out)))
+            Ok((!out.is_empty()).then_some(Value::Object(out.map)))
         }
         (AttrType::Complex, _) => wrong("an object"),
         (AttrType::Boolean, Value::Bool(b)) => Ok(Some(Value::Bool(b))),

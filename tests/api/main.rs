@@ -10,6 +10,7 @@ mod helpers;
 mod proxy;
 
 mod admin;
+mod adversarial;
 mod auth;
 mod bulk;
 mod cli;

@@ -6,14 +6,14 @@ use scim_v2::filter::{PatchPath, ValFilter};
 use serde_json::{Map, Value};
 
 use super::{
-    MemberRef, MembersPatch, Op, Operation, PatchOutcome, dialect, get_ci, invalid_path, is_urn,
+    MemberRef, MembersFold, Op, Operation, PatchOutcome, dialect, get_ci, invalid_path, is_urn,
     key_ci, mutability, no_target, remove_ci, set_ci, value_filter,
 };
 use crate::scim::error::ScimError;
 use crate::scim::schema::{
     AttrType, Attribute, GROUP_URN, Mutability, Registry, ResourceType, Schema,
 };
-use crate::scim::validate::{check_value, validate_resource};
+use crate::scim::validate::{MAX_ATTRIBUTES, check_value, count_values, validate_resource};
 
 /// Where an attribute lives: at the top of the document or inside an extension object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,7 +90,7 @@ pub(super) struct Engine<'r> {
     core: &'r Schema,
     resource_id: &'r str,
     doc: Map<String, Value>,
-    members: MembersPatch,
+    members: MembersFold,
 }
 
 impl<'r> Engine<'r> {
@@ -109,7 +109,7 @@ impl<'r> Engine<'r> {
             core,
             resource_id,
             doc: doc.clone(),
-            members: MembersPatch::default(),
+            members: MembersFold::default(),
         })
     }
 
@@ -118,6 +118,7 @@ impl<'r> Engine<'r> {
         stored: &Map<String, Value>,
         ops: &[Operation],
     ) -> Result<PatchOutcome, ScimError> {
+        self.check_budget(ops)?;
         for (i, op) in ops.iter().enumerate() {
             self.operation(op).map_err(|mut e| {
                 e.detail = format!("operation {}: {}", i + 1, e.detail);
@@ -125,6 +126,39 @@ impl<'r> Engine<'r> {
             })?;
         }
         self.finish(stored)
+    }
+
+    /// Refuses a PatchOp whose values hold more than [`MAX_ATTRIBUTES`] attribute values in
+    /// all (a group's members excluded: they are rows). With it, every operation costs at
+    /// most the size of the document it works on, and the PATCH as a whole stays linear in
+    /// its body.
+    fn check_budget(&self, ops: &[Operation]) -> Result<(), ScimError> {
+        let group = self.is_group();
+        let is_members = |name: &str| group && name.eq_ignore_ascii_case("members");
+        let mut count = 0usize;
+        for op in ops {
+            let Some(value) = &op.value else { continue };
+            let path_name = op.path.as_ref().map(|path| match path {
+                PatchPath::Attr(a) => a.name.as_str(),
+                PatchPath::Value(vp) => vp.attr.name.as_str(),
+            });
+            count += match (path_name, value) {
+                (Some(name), _) if is_members(name) => 0,
+                (None, Value::Object(fields)) => fields
+                    .iter()
+                    .filter(|(key, _)| !is_members(key))
+                    .map(|(_, v)| 1 + count_values(v, MAX_ATTRIBUTES))
+                    .sum(),
+                (_, v) => 1 + count_values(v, MAX_ATTRIBUTES),
+            };
+            if count > MAX_ATTRIBUTES {
+                return Err(ScimError::invalid_value(format!(
+                    "the operations' values hold more than {MAX_ATTRIBUTES} attribute values \
+                     in all (a group's members excepted)"
+                )));
+            }
+        }
+        Ok(())
     }
 
     fn operation(&mut self, op: &Operation) -> Result<(), ScimError> {
@@ -882,7 +916,7 @@ impl<'r> Engine<'r> {
         )?;
         Ok(PatchOutcome {
             document,
-            members: self.members,
+            members: self.members.finish(),
         })
     }
 
