@@ -11,7 +11,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, watch};
 
@@ -56,6 +56,101 @@ pub struct Relay {
     leader: Leader,
     publisher: Option<Publisher>,
     metrics: Arc<RelayMetrics>,
+    lanes: Lanes,
+}
+
+/// The relay's schedule (DESIGN 12): a lane per tenant with events waiting, each batch
+/// shared between the lanes and started after the tenant served last (round robin), and
+/// a lane whose events the broker refuses backing off alone while the others flow.
+#[derive(Debug, Default)]
+struct Lanes {
+    /// The last tenant of the last batch: the next one starts after it.
+    cursor: String,
+    /// Refused tenants: when to try again, and the pause that led there.
+    backoff: HashMap<String, (Instant, Duration)>,
+}
+
+/// First pause of a refused lane; it doubles up to [`MAX_BACKOFF`] while refusals go on.
+const LANE_BACKOFF: Duration = Duration::from_millis(100);
+
+impl Lanes {
+    fn refused(&mut self, tenant: &str, now: Instant) {
+        let pause = self
+            .backoff
+            .get(tenant)
+            .map_or(LANE_BACKOFF, |(_, p)| (*p * 2).min(MAX_BACKOFF));
+        self.backoff.insert(tenant.to_owned(), (now + pause, pause));
+    }
+
+    fn delivered(&mut self, tenant: &str) {
+        self.backoff.remove(tenant);
+    }
+
+    fn waiting(&self, tenant: &str, now: Instant) -> bool {
+        self.backoff
+            .get(tenant)
+            .is_some_and(|(until, _)| *until > now)
+    }
+
+    /// How long until the first backed-off lane may be tried again.
+    fn next_retry(&self, now: Instant) -> Option<Duration> {
+        self.backoff
+            .values()
+            .filter(|(until, _)| *until > now)
+            .map(|(until, _)| until.saturating_duration_since(now))
+            .min()
+    }
+
+    fn settled(&mut self, outcome: &Settledness) {
+        let now = Instant::now();
+        for tenant in &outcome.delivered {
+            if !outcome.refused.contains(tenant) {
+                self.delivered(tenant);
+            }
+        }
+        for tenant in &outcome.refused {
+            self.refused(tenant, now);
+        }
+    }
+
+    /// The next batch: up to `limit` events shared between the lanes that have events
+    /// waiting and are not backing off, each lane's after the sequence `seen` holds for it
+    /// (the events already read by this drain).
+    async fn next_batch(
+        &mut self,
+        store: &Store,
+        seen: &mut HashMap<String, i64>,
+        limit: u64,
+    ) -> Result<Vec<Pending>, StoreError> {
+        let now = Instant::now();
+        let want = limit.saturating_add(self.backoff.len() as u64);
+        let mut tenants = outbox::pending_tenants(store.conn(), &self.cursor, want).await?;
+        if (tenants.len() as u64) < want && !self.cursor.is_empty() {
+            // Round the table: the tenants up to the cursor come after those past it.
+            let first = outbox::pending_tenants(store.conn(), "", want).await?;
+            tenants.extend(first.into_iter().filter(|t| *t <= self.cursor));
+        }
+        tenants.retain(|t| !self.waiting(t, now));
+        tenants.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        let Some(last) = tenants.last() else {
+            return Ok(Vec::new());
+        };
+        self.cursor = last.clone();
+        let per_lane = (limit / tenants.len() as u64).max(1);
+        let lanes: Vec<(String, i64)> = tenants
+            .into_iter()
+            .map(|t| {
+                let after = seen.get(&t).copied().unwrap_or(i64::MIN);
+                (t, after)
+            })
+            .collect();
+        let batch = outbox::fetch_lanes(store.conn(), &lanes, per_lane).await?;
+        for event in &batch {
+            let last = seen.entry(event.tenant_id.clone()).or_insert(i64::MIN);
+            *last = (*last).max(event.sequence);
+        }
+        Ok(batch)
+    }
 }
 
 impl Relay {
@@ -79,6 +174,7 @@ impl Relay {
             leader,
             publisher: None,
             metrics,
+            lanes: Lanes::default(),
         }
     }
 
@@ -139,7 +235,10 @@ impl Relay {
             return Ok(RelayOutcome::NotLeader);
         }
         super::sequencer::number_all(&self.store).await?;
-        let batch = outbox::fetch_unpublished(self.store.conn(), self.settings.batch_size).await?;
+        let batch = self
+            .lanes
+            .next_batch(&self.store, &mut HashMap::new(), self.settings.batch_size)
+            .await?;
         if batch.is_empty() {
             return Ok(RelayOutcome::Empty);
         }
@@ -156,16 +255,17 @@ impl Relay {
         };
         let deliveries = publisher.publish(&sendable).await;
         let outcome = settle(&self.store, &self.metrics, &sendable, &deliveries, &now).await?;
+        self.lanes.settled(&outcome);
         self.after_settle(&outcome).await;
         Ok(outcome.into())
     }
 
-    /// Publishes until the backlog is drained, one batch in flight while the previous one
-    /// is marked and the next one read: database and broker work overlap. Stops at the
-    /// first batch not wholly confirmed (the loop backs off), when a read comes back
-    /// short, or when `stop` turns true. Events after an unconfirmed one of the same
-    /// tenant may be in flight already: they are published before its retry, as DESIGN 12
-    /// allows (consumers order each resource by `version`).
+    /// Publishes until every lane is drained or backing off, one batch in flight while the
+    /// previous one is marked and the next one read: database and broker work overlap. A
+    /// lane the broker refuses backs off alone; the drain goes on with the others. Stops
+    /// when a read comes back empty or when `stop` turns true. Events after a refused one
+    /// of the same tenant may be in flight already: they are published before its retry,
+    /// as DESIGN 12 allows (consumers order each resource by `version`).
     #[tracing::instrument(skip_all, err(level = "debug"))]
     pub async fn drain(
         &mut self,
@@ -175,10 +275,23 @@ impl Relay {
             return Ok(RelayOutcome::NotLeader);
         }
         super::sequencer::number_all(&self.store).await?;
+        // The lanes are handed to the reads that run beside a publish, and put back after.
+        let mut lanes = std::mem::take(&mut self.lanes);
+        let result = self.drain_lanes(&mut lanes, stop).await;
+        self.lanes = lanes;
+        result
+    }
+
+    async fn drain_lanes(
+        &mut self,
+        lanes: &mut Lanes,
+        stop: &watch::Receiver<bool>,
+    ) -> Result<RelayOutcome, RelayError> {
         let limit = self.settings.batch_size;
         let store = self.store.clone();
         let metrics = self.metrics.clone();
-        let mut batch = outbox::fetch_unpublished(store.conn(), limit).await?;
+        let mut seen = HashMap::new();
+        let mut batch = lanes.next_batch(&store, &mut seen, limit).await?;
         if batch.is_empty() {
             return Ok(RelayOutcome::Empty);
         }
@@ -186,13 +299,12 @@ impl Relay {
         // The batch published last, waiting to be marked while the next one is in flight.
         let mut in_flight: Option<(Vec<Pending>, Vec<Delivery>, String)> = None;
         loop {
-            let full = batch.len() as u64 >= limit;
-            let last = batch.last().map(Pending::key);
             let now = time::format(self.clock.now());
             let sendable = self.sendable(batch, &now).await?;
             let Some(publisher) = self.ready_publisher(&sendable).await? else {
                 if let Some((sent, deliveries, at)) = in_flight.take() {
-                    settle(&store, &metrics, &sent, &deliveries, &at).await?;
+                    let outcome = settle(&store, &metrics, &sent, &deliveries, &at).await?;
+                    lanes.settled(&outcome);
                 }
                 return Ok(RelayOutcome::NotLeader);
             };
@@ -205,29 +317,25 @@ impl Relay {
                         .map(Some),
                     None => Ok(None),
                 };
-                let next = match (&last, full) {
-                    (Some(after), true) => {
-                        outbox::fetch_unpublished_after(store.conn(), Some(after), limit).await
-                    }
-                    _ => Ok(Vec::new()),
-                };
+                if let Ok(Some(outcome)) = &marked {
+                    // A lane refused in the previous batch sits out the next read.
+                    lanes.settled(outcome);
+                }
+                let next = lanes.next_batch(&store, &mut seen, limit).await;
                 (marked, next)
             });
             in_flight = Some((sendable, deliveries, now));
-            let mut refused = false;
             if let Some(outcome) = marked? {
                 self.after_settle(&outcome).await;
-                total.published += outcome.published;
-                total.held_back += outcome.held_back;
-                refused = outcome.held_back > 0;
+                total.add(&outcome);
             }
             batch = next?;
-            if refused || batch.is_empty() || *stop.borrow() {
+            if batch.is_empty() || *stop.borrow() {
                 if let Some((sent, deliveries, at)) = in_flight.take() {
                     let outcome = settle(&store, &metrics, &sent, &deliveries, &at).await?;
+                    lanes.settled(&outcome);
                     self.after_settle(&outcome).await;
-                    total.published += outcome.published;
-                    total.held_back += outcome.held_back;
+                    total.add(&outcome);
                 }
                 return Ok(total.into());
             }
@@ -282,25 +390,22 @@ impl Relay {
         let mut backoff = Duration::from_millis(100);
         while !*stop.borrow() {
             let pause = match self.drain(&stop).await {
-                Ok(RelayOutcome::Published {
-                    published,
-                    held_back: 0,
-                }) if published as u64 >= self.settings.batch_size => {
-                    backoff = Duration::from_millis(100);
-                    continue;
-                }
-                Ok(RelayOutcome::Published { held_back: 0, .. }) | Ok(RelayOutcome::Empty) => {
+                // A refused lane backs off alone (`Lanes`); the others were drained.
+                Ok(RelayOutcome::Published { .. }) | Ok(RelayOutcome::Empty) => {
                     backoff = Duration::from_millis(100);
                     None
                 }
                 Ok(RelayOutcome::NotLeader) => None,
-                Ok(RelayOutcome::Published { .. }) | Err(_) => {
+                Err(_) => {
                     let pause = backoff;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                     Some(pause)
                 }
             };
-            let wait = pause.unwrap_or(self.settings.poll_interval);
+            let lane_retry = self.lanes.next_retry(Instant::now());
+            let wait = pause
+                .unwrap_or(self.settings.poll_interval)
+                .min(lane_retry.unwrap_or(Duration::MAX));
             let woken_early = pause.is_none();
             tokio::select! {
                 _ = stop.changed() => {}
@@ -343,6 +448,18 @@ struct Settledness {
     published: usize,
     held_back: usize,
     connection_failed: bool,
+    /// Tenants with events confirmed.
+    delivered: Vec<String>,
+    /// Tenants with an event the broker refused or that failed.
+    refused: Vec<String>,
+}
+
+impl Settledness {
+    /// Adds the counts of another batch (the tenants are for the lanes, not kept).
+    fn add(&mut self, other: &Settledness) {
+        self.published += other.published;
+        self.held_back += other.held_back;
+    }
 }
 
 impl From<Settledness> for RelayOutcome {
@@ -366,8 +483,10 @@ async fn settle(
     let Settled {
         ranges,
         unconfirmed,
+        refused,
         error,
     } = confirmed_prefixes(sent, deliveries);
+    let delivered = ranges.iter().map(|(t, _, _)| t.clone()).collect();
     let returned = deliveries
         .iter()
         .filter(|d| matches!(d, Delivery::Acked { returned: true }))
@@ -392,6 +511,8 @@ async fn settle(
         published,
         held_back: unconfirmed.len(),
         connection_failed,
+        delivered,
+        refused,
     })
 }
 
@@ -402,6 +523,8 @@ struct Settled {
     ranges: Vec<(String, i64, i64)>,
     /// The events not confirmed, or held back behind one of their tenant.
     unconfirmed: Vec<EventKey>,
+    /// The tenants with an event not confirmed, in batch order.
+    refused: Vec<String>,
     /// The first error seen.
     error: Option<String>,
 }
@@ -410,6 +533,7 @@ fn confirmed_prefixes(sent: &[Pending], deliveries: &[Delivery]) -> Settled {
     let mut ranges: HashMap<&str, (i64, i64)> = HashMap::new();
     let mut order: Vec<&str> = Vec::new();
     let mut blocked: HashSet<&str> = HashSet::new();
+    let mut refused = Vec::new();
     let mut unconfirmed = Vec::new();
     let mut error = None;
     for (event, delivery) in sent.iter().zip(deliveries) {
@@ -426,12 +550,16 @@ fn confirmed_prefixes(sent: &[Pending], deliveries: &[Delivery]) -> Settled {
             }
             Delivery::Acked { .. } => unconfirmed.push(event.key()),
             Delivery::Nacked => {
-                blocked.insert(tenant);
+                if blocked.insert(tenant) {
+                    refused.push(tenant.to_owned());
+                }
                 unconfirmed.push(event.key());
                 error.get_or_insert_with(|| "nacked by the broker".to_owned());
             }
             Delivery::Failed(reason) => {
-                blocked.insert(tenant);
+                if blocked.insert(tenant) {
+                    refused.push(tenant.to_owned());
+                }
                 unconfirmed.push(event.key());
                 error.get_or_insert_with(|| reason.clone());
             }
@@ -444,6 +572,7 @@ fn confirmed_prefixes(sent: &[Pending], deliveries: &[Delivery]) -> Settled {
     Settled {
         ranges,
         unconfirmed,
+        refused,
         error,
     }
 }
@@ -477,6 +606,7 @@ mod tests {
             ranges,
             unconfirmed,
             error,
+            ..
         } = confirmed_prefixes(&sent, &deliveries);
         assert_eq!(ranges, vec![("a".to_owned(), 1, 1), ("b".to_owned(), 7, 8)]);
         let held: Vec<i64> = unconfirmed.iter().map(|k| k.sequence).collect();
@@ -499,6 +629,7 @@ mod tests {
             ranges,
             unconfirmed,
             error,
+            ..
         } = confirmed_prefixes(&sent, &deliveries);
         assert!(ranges.is_empty());
         assert_eq!(unconfirmed.len(), 2);

@@ -136,6 +136,85 @@ pub async fn fetch_unpublished_after(
         .collect()
 }
 
+/// Up to `limit` tenants with unpublished, unparked events, in tenant order after `after`
+/// (`""` for the first): the relay's lanes. One index probe per tenant found (a loose scan
+/// of the partial index of unpublished events), however many events each has waiting.
+pub async fn pending_tenants(
+    conn: &impl ConnectionTrait,
+    after: &str,
+    limit: u64,
+) -> Result<Vec<String>, StoreError> {
+    const NEXT: &str = "SELECT o.tenant_id FROM outbox o \
+         WHERE o.published_at IS NULL AND o.failed_at IS NULL AND o.tenant_id > {after} \
+         ORDER BY o.tenant_id LIMIT 1";
+    let sql = format!(
+        "WITH RECURSIVE lanes(tenant_id, n) AS ( \
+           SELECT ({first}), CAST(1 AS BIGINT) \
+           UNION ALL \
+           SELECT ({next}), lanes.n + 1 FROM lanes \
+           WHERE lanes.tenant_id IS NOT NULL AND lanes.n < $2 \
+         ) SELECT tenant_id FROM lanes WHERE tenant_id IS NOT NULL",
+        first = NEXT.replace("{after}", "$1"),
+        next = NEXT.replace("{after}", "lanes.tenant_id"),
+    );
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = conn
+        .query_all_raw(super::statement(
+            conn,
+            &sql,
+            vec![after.into(), limit.into()],
+        ))
+        .await?;
+    rows.into_iter()
+        .map(|row| Ok(row.try_get("", "tenant_id")?))
+        .collect()
+}
+
+/// The next unpublished, unparked events of each lane: for each `(tenant, after)`, up to
+/// `per_lane` events with a sequence above `after`, in `sequence` order, lane after lane.
+pub async fn fetch_lanes(
+    conn: &impl ConnectionTrait,
+    lanes: &[(String, i64)],
+    per_lane: u64,
+) -> Result<Vec<Pending>, StoreError> {
+    if lanes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let body = match conn.get_database_backend() {
+        DbBackend::Postgres => "payload::text",
+        _ => "CAST(payload AS TEXT)",
+    };
+    let per_lane = i64::try_from(per_lane).unwrap_or(i64::MAX);
+    let mut values: Vec<sea_orm::Value> = vec![per_lane.into()];
+    let mut parts = Vec::with_capacity(lanes.len());
+    for (lane, (tenant_id, after)) in lanes.iter().enumerate() {
+        values.push(tenant_id.as_str().into());
+        values.push((*after).into());
+        let (t, a) = (values.len() - 1, values.len());
+        parts.push(format!(
+            "SELECT * FROM (SELECT {lane} AS lane, tenant_id, sequence, id, routing_key, \
+             {body} AS body FROM outbox \
+             WHERE tenant_id = ${t} AND published_at IS NULL AND failed_at IS NULL \
+             AND sequence > ${a} ORDER BY sequence LIMIT $1) AS l{lane}"
+        ));
+    }
+    let sql = format!("{} ORDER BY lane, sequence", parts.join(" UNION ALL "));
+    let rows = conn
+        .query_all_raw(super::statement(conn, &sql, values))
+        .await?;
+    rows.into_iter()
+        .map(|row| {
+            Ok(Pending {
+                tenant_id: row.try_get("", "tenant_id")?,
+                sequence: row.try_get("", "sequence")?,
+                id: row.try_get("", "id")?,
+                routing_key: row.try_get("", "routing_key")?,
+                body: row.try_get("", "body")?,
+            })
+        })
+        .collect()
+}
+
 /// Marks confirmed events published in one statement: for each tenant, the range from its
 /// first to its last confirmed sequence (the confirmed prefix of that tenant in the batch).
 pub async fn mark_published(

@@ -18,6 +18,7 @@ mod contracts;
 mod discovery;
 mod errors;
 mod extensions;
+mod fairness;
 mod groups;
 mod hardening;
 mod health;

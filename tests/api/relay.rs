@@ -253,8 +253,10 @@ async fn a_nack_in_the_middle_of_a_batch_never_reorders(backend: Backend) {
     let mut rounds = 0;
     while received.len() < 5 {
         rounds += 1;
-        assert!(rounds < 20, "the relay makes progress");
+        assert!(rounds < 200, "the relay makes progress");
         match relay.relay_once().await.unwrap() {
+            // The refused tenant's lane backs off before its retry.
+            RelayOutcome::Empty => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
             RelayOutcome::Published {
                 published,
                 held_back,
