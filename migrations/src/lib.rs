@@ -21,6 +21,7 @@ mod m20261206_000001_cover_group_members_by_member;
 mod m20261206_000002_add_group_members_nested_idx;
 mod m20261206_000003_create_outbox_pending;
 mod m20261206_000004_add_group_members_nested_up_idx;
+mod m20261207_000001_tenant_tombstones_and_lengths;
 
 pub struct Migrator;
 
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000002_add_group_members_nested_idx::Migration),
             Box::new(m20261206_000003_create_outbox_pending::Migration),
             Box::new(m20261206_000004_add_group_members_nested_up_idx::Migration),
+            Box::new(m20261207_000001_tenant_tombstones_and_lengths::Migration),
         ]
     }
 }

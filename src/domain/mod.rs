@@ -5,7 +5,7 @@
 mod names;
 mod records;
 
-pub use names::{ExternalId, Scope, TenantSlug, TokenName, UserName};
+pub use names::{ExternalId, Scope, TenantSlug, TokenName, UserName, check_name_length};
 pub use records::{
     GroupHot, Member, MemberType, Membership, NewGroup, NewUser, StoredGroup, StoredUser, Tenant,
     TokenInfo, UserHot,

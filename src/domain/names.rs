@@ -41,6 +41,28 @@ impl Serialize for TenantSlug {
     }
 }
 
+/// Most bytes a case-insensitive name (`userName`, `displayName`) may take as sent.
+pub const MAX_NAME_BYTES: usize = 1024;
+/// Most bytes it may take once folded: NFKC can make a string many times longer (one
+/// character, U+FDFA, becomes 18), and the folded form is an index key, which PostgreSQL
+/// caps at about 2 700 bytes.
+pub const MAX_FOLDED_NAME_BYTES: usize = 2048;
+
+/// Checks that `attribute`'s `value` fits the case-insensitive indexes, as sent and folded.
+pub fn check_name_length(attribute: &str, value: &str) -> Result<(), String> {
+    if value.len() > MAX_NAME_BYTES {
+        return Err(format!(
+            "`{attribute}` is longer than {MAX_NAME_BYTES} bytes"
+        ));
+    }
+    if crate::scim::fold::fold(value).len() > MAX_FOLDED_NAME_BYTES {
+        return Err(format!(
+            "`{attribute}` is longer than {MAX_FOLDED_NAME_BYTES} bytes once case-folded (NFKC)"
+        ));
+    }
+    Ok(())
+}
+
 /// A SCIM `userName`: a non-empty string that is not only white space.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserName(String);
@@ -49,9 +71,8 @@ impl UserName {
     pub fn parse(value: &str) -> Result<Self, String> {
         if value.trim().is_empty() {
             Err("`userName` must not be empty".to_owned())
-        } else if value.len() > 1024 {
-            Err("`userName` is longer than 1024 bytes".to_owned())
         } else {
+            check_name_length("userName", value)?;
             Ok(Self(value.to_owned()))
         }
     }

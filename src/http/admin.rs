@@ -314,7 +314,9 @@ async fn issue_token(
         .as_deref()
         .map(|e| {
             time::parse(e).ok_or_else(|| {
-                ApiError::Scim(ScimError::invalid_value("`expires_at` must be RFC 3339"))
+                ApiError::Scim(ScimError::invalid_value(
+                    "`expires_at` must be an RFC 3339 instant in the years 0000 to 9999 (UTC)",
+                ))
             })
         })
         .transpose()?;

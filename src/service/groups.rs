@@ -10,7 +10,9 @@ use super::ListQuery;
 use super::changes::diff;
 use super::emit::emit;
 use super::{Context, ServiceError};
-use crate::domain::{ExternalId, GroupHot, Member, MemberType, NewGroup, StoredGroup, Tenant};
+use crate::domain::{
+    ExternalId, GroupHot, Member, MemberType, NewGroup, StoredGroup, Tenant, check_name_length,
+};
 use crate::events::catalog::membership_events;
 use crate::events::{EventType, PendingEvent};
 use crate::scim::patch::{self, MemberRef, MembersPatch};
@@ -179,6 +181,7 @@ fn hot(document: &Map<String, Value>) -> Result<GroupHot, ServiceError> {
         .filter(|d| !d.trim().is_empty())
         .ok_or_else(|| ServiceError::invalid_value("`displayName` must be a non-empty string"))?
         .to_owned();
+    check_name_length("displayName", &display_name).map_err(ServiceError::invalid_value)?;
     let external_id = document
         .get("externalId")
         .and_then(Value::as_str)

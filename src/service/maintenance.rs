@@ -1,6 +1,6 @@
 //! Background upkeep (DESIGN 13, 15): retention prunes events past their age, and deleted
 //! tenants are purged in batches, then announced with `scimbus.tenant.deleted`, then
-//! removed once that event is past retention too (their slug is free again). Each step has
+//! removed once that event is past retention too (their slug is retired, never reused). Each step has
 //! a one-step function tests call; `run` loops them.
 
 use std::time::Duration;
@@ -16,6 +16,9 @@ use crate::store::{outbox, purge, tenants};
 
 /// Rows one purge or prune step touches (one short transaction each).
 pub const BATCH: u64 = 1000;
+
+/// Failed purge steps after which a maintenance round moves on to retention.
+const MAX_PURGE_FAILURES_PER_ROUND: u32 = 3;
 
 /// What one purge step did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +37,21 @@ pub async fn purge_once(ctx: &Context) -> Result<PurgeStep, ServiceError> {
     let Some(tenant) = tenants::next_to_purge(ctx.store.conn()).await? else {
         return Ok(PurgeStep::Idle);
     };
+    let step = purge_step(ctx, &tenant).await;
+    if step.is_err() {
+        // Behind the other deleted tenants from now on: one purge that fails never holds
+        // up another.
+        if let Err(error) = tenants::record_purge_failure(ctx.store.conn(), &tenant.id).await {
+            tracing::warn!(%error, tenant = %tenant.slug, "could not record a failed purge");
+        }
+    }
+    step
+}
+
+async fn purge_step(
+    ctx: &Context,
+    tenant: &crate::domain::Tenant,
+) -> Result<PurgeStep, ServiceError> {
     for table in purge::RESOURCE_TABLES {
         let txn = ctx.store.begin_write().await?;
         let rows = purge::delete_batch(&txn, table, &tenant.id, BATCH).await?;
@@ -54,7 +72,7 @@ pub async fn purge_once(ctx: &Context) -> Result<PurgeStep, ServiceError> {
             subject: format!("Tenants/{}", tenant.slug),
             data: json!({"tenant": tenant.slug.as_str()}),
         };
-        emit(&txn, &tenant, &now, vec![event]).await?;
+        emit(&txn, tenant, &now, vec![event]).await?;
     }
     txn.commit().await?;
     ctx.signal_events();
@@ -114,9 +132,9 @@ pub async fn prune_once(ctx: &Context) -> Result<u64, ServiceError> {
             && !outbox::has_unnumbered(ctx.store.conn(), &tenant.id).await?
         {
             let txn = ctx.store.begin_write().await?;
-            purge::remove_tenant(&txn, &tenant.id).await?;
+            purge::remove_tenant(&txn, &tenant.id, tenant.slug.as_str(), &ctx.now()).await?;
             txn.commit().await?;
-            tracing::info!(tenant = %tenant.slug, "deleted tenant removed; its slug is free");
+            tracing::info!(tenant = %tenant.slug, "deleted tenant removed; its slug is retired");
         }
     }
     Ok(pruned)
@@ -127,6 +145,7 @@ pub async fn prune_once(ctx: &Context) -> Result<u64, ServiceError> {
 /// and retried on the next round.
 pub async fn run(ctx: Context, interval: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
     while !*stop.borrow() {
+        let mut failures = 0;
         loop {
             if *stop.borrow() {
                 break;
@@ -135,8 +154,13 @@ pub async fn run(ctx: Context, interval: Duration, mut stop: tokio::sync::watch:
                 Ok(PurgeStep::Idle) => break,
                 Ok(_) => tokio::task::yield_now().await,
                 Err(error) => {
-                    tracing::warn!(%error, "tenant purge failed; retried next round");
-                    break;
+                    // The failed tenant now waits behind the others: go on with them, a
+                    // few failures per round at most.
+                    tracing::warn!(%error, "tenant purge failed; retried after the others");
+                    failures += 1;
+                    if failures >= MAX_PURGE_FAILURES_PER_ROUND {
+                        break;
+                    }
                 }
             }
         }

@@ -42,13 +42,20 @@ pub async fn create_tenant(
     let tenant = tenants::insert(&txn, &id, &slug, &ctx.now())
         .await
         .map_err(|e| match e {
-            // A deleted tenant keeps its slug while its events are retained (DESIGN 15).
+            // A deleted tenant keeps its slug (DESIGN 15).
             StoreError::Unique("tenants_slug_key") => ServiceError::uniqueness(format!(
-                "tenant slug {slug} is taken (a deleted tenant's slug is kept while its \
-                 events are retained)"
+                "tenant slug {slug} is taken (a deleted tenant's slug is never reused)"
             )),
             other => other.into(),
         })?;
+    // Checked after the insert: a removal committing meanwhile (the insert waits for it on
+    // the unique index) is seen by this read.
+    if tenants::slug_retired(&txn, slug.as_str()).await? {
+        return Err(ServiceError::uniqueness(format!(
+            "tenant slug {slug} belonged to a removed tenant and is never reused \
+             (consumers and routing keys know tenants by slug)"
+        )));
+    }
     audit::record(
         &txn,
         ctx,

@@ -9,7 +9,9 @@ use super::ListQuery;
 use super::changes::diff;
 use super::emit::emit;
 use super::{Context, ServiceError};
-use crate::domain::{ExternalId, Membership, NewUser, StoredUser, Tenant, UserHot, UserName};
+use crate::domain::{
+    ExternalId, Membership, NewUser, StoredUser, Tenant, UserHot, UserName, check_name_length,
+};
 use crate::events::{EventType, PendingEvent};
 use crate::scim::error::ScimError;
 use crate::scim::patch;
@@ -79,7 +81,9 @@ fn parse_user(registry: &Registry, body: Value) -> Result<NewUser, ServiceError>
     let display_name = document
         .get("displayName")
         .and_then(Value::as_str)
-        .map(str::to_owned);
+        .map(|d| check_name_length("displayName", d).map(|()| d.to_owned()))
+        .transpose()
+        .map_err(ServiceError::invalid_value)?;
     let search = search_document(registry, registry.user(), &document);
     Ok(NewUser {
         hot: UserHot {

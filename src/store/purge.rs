@@ -34,8 +34,20 @@ pub async fn delete_batch(
     Ok(result.rows_affected())
 }
 
-/// Deletes the tenant's tokens and its row: the last step, once its events are gone.
-pub async fn remove_tenant(conn: &impl ConnectionTrait, tenant_id: &str) -> Result<(), StoreError> {
+/// Deletes the tenant's tokens and its row, and retires its slug: the last step, once its
+/// events are gone.
+pub async fn remove_tenant(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    slug: &str,
+    now: &str,
+) -> Result<(), StoreError> {
+    conn.execute_raw(statement(
+        conn,
+        "INSERT INTO retired_slugs (slug, retired_at) VALUES ($1, $2)",
+        vec![slug.into(), now.into()],
+    ))
+    .await?;
     for sql in [
         "DELETE FROM outbox WHERE tenant_id = $1",
         "DELETE FROM tokens WHERE tenant_id = $1",

@@ -38,6 +38,7 @@ pub async fn insert(
         events_pruned_through: Set(0),
         purged_at: Set(None),
         schema_version: Set(0),
+        purge_failures: Set(0),
     }
     .insert(conn)
     .await?;
@@ -114,11 +115,39 @@ pub async fn next_to_purge(conn: &impl ConnectionTrait) -> Result<Option<Tenant>
     tenant::Entity::find()
         .filter(tenant::Column::DeletedAt.is_not_null())
         .filter(tenant::Column::PurgedAt.is_null())
+        // A purge that keeps failing goes behind the others, never in front of them.
+        .order_by_asc(tenant::Column::PurgeFailures)
         .order_by_asc(tenant::Column::DeletedAt)
         .one(conn)
         .await?
         .map(to_domain)
         .transpose()
+}
+
+/// Counts a failed purge step of a tenant (see [`next_to_purge`]).
+pub async fn record_purge_failure(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+) -> Result<(), StoreError> {
+    conn.execute_raw(super::statement(
+        conn,
+        "UPDATE tenants SET purge_failures = purge_failures + 1 WHERE id = $1",
+        vec![tenant_id.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Whether `slug` belonged to a removed tenant (a slug is never given to another tenant).
+pub async fn slug_retired(conn: &impl ConnectionTrait, slug: &str) -> Result<bool, StoreError> {
+    Ok(conn
+        .query_one_raw(super::statement(
+            conn,
+            "SELECT slug FROM retired_slugs WHERE slug = $1",
+            vec![slug.into()],
+        ))
+        .await?
+        .is_some())
 }
 
 /// Records that the tenant's purge is complete; `false` when another process did first

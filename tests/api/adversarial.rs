@@ -405,3 +405,37 @@ async fn adversarial_bodies_at_the_size_limit_are_answered_quickly(backend: Back
     );
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+both_backends!(names_too_long_for_an_index_are_refused_and_change_nothing);
+
+/// `userName` and `displayName` are index keys once folded: a name that folds past the
+/// index's size limit (PostgreSQL: about 2 700 bytes) is a 400, not a 500 from the index.
+async fn names_too_long_for_an_index_are_refused_and_change_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    // U+FDFA is 3 bytes and folds (NFKC) to 18 characters, 33 bytes.
+    let grows = "\u{FDFA}".repeat(300);
+    let long = "n".repeat(3000);
+    let cases = [
+        ("/Users", json!({"schemas": [USER_URN], "userName": grows})),
+        ("/Users", json!({"schemas": [USER_URN], "userName": long})),
+        (
+            "/Users",
+            json!({"schemas": [USER_URN], "userName": "ok", "displayName": grows}),
+        ),
+        (
+            "/Groups",
+            json!({"schemas": [GROUP_URN], "displayName": grows}),
+        ),
+        (
+            "/Groups",
+            json!({"schemas": [GROUP_URN], "displayName": long}),
+        ),
+    ];
+    for (path, body) in cases {
+        let response = app.post(path, &body).await;
+        crate::helpers::assert_scim_error(response, 400, Some("invalidValue")).await;
+    }
+    assert_eq!(app.user_count().await, 0);
+    let groups = app.get("/Groups").await.json::<Value>().await.unwrap();
+    assert_eq!(groups["totalResults"], 0);
+}

@@ -14,7 +14,8 @@ use scimbus::store::{outbox, tenants};
 
 both_backends!(
     deleting_a_tenant_revokes_at_once_purges_in_batches_then_emits_tenant_deleted,
-    a_deleted_tenant_slug_is_free_again_only_after_its_events_are_pruned,
+    a_deleted_tenant_slug_is_never_reused,
+    a_63_character_slug_is_purged_and_a_failing_purge_holds_up_no_other,
     retention_prunes_old_events_and_the_pull_api_answers_410_before_the_mark,
     with_a_relay_retention_keeps_unpublished_events_whatever_their_age,
     unpublished_events_are_kept_by_default_on_postgres_and_pruned_on_a_lone_sqlite,
@@ -170,7 +171,7 @@ async fn deleting_a_tenant_revokes_at_once_purges_in_batches_then_emits_tenant_d
     assert_scim_error(response, 404, None).await;
 }
 
-async fn a_deleted_tenant_slug_is_free_again_only_after_its_events_are_pruned(backend: Backend) {
+async fn a_deleted_tenant_slug_is_never_reused(backend: Backend) {
     let app = spawn_app(backend).await;
     create_users(&app, 2).await;
     assert_eq!(
@@ -188,7 +189,88 @@ async fn a_deleted_tenant_slug_is_free_again_only_after_its_events_are_pruned(ba
     app.clock.advance(TimeDelta::days(8));
     assert_eq!(maintenance::prune_once(&app.ctx).await.unwrap(), 3);
     assert!(tenant_row(&app, "acme").await.is_none());
-    assert_eq!(retake().await.status(), 201);
+    // Removed, and still never given to another tenant: consumers and routing keys know
+    // tenants by slug.
+    assert_scim_error(retake().await, 409, Some("uniqueness")).await;
+}
+
+/// Makes every purge of `tenant_id` fail, as a database fault would.
+async fn refuse_purges_of(app: &TestApp, tenant_id: &str) {
+    use sea_orm::ConnectionTrait;
+    let conn = app.ctx.store.conn();
+    let statements = match app.ctx.store.db_backend() {
+        sea_orm::DbBackend::Postgres => vec![
+            "CREATE FUNCTION refuse_purge() RETURNS trigger AS $$ BEGIN \
+             RAISE EXCEPTION 'injected purge failure'; END $$ LANGUAGE plpgsql"
+                .to_owned(),
+            format!(
+                "CREATE TRIGGER refuse_purge BEFORE DELETE ON users FOR EACH ROW \
+                 WHEN (OLD.tenant_id = '{tenant_id}') EXECUTE FUNCTION refuse_purge()"
+            ),
+        ],
+        _ => vec![format!(
+            "CREATE TRIGGER refuse_purge BEFORE DELETE ON users \
+             WHEN OLD.tenant_id = '{tenant_id}' \
+             BEGIN SELECT RAISE(ABORT, 'injected purge failure'); END"
+        )],
+    };
+    for sql in statements {
+        conn.execute_unprepared(&sql).await.unwrap();
+    }
+}
+
+async fn a_63_character_slug_is_purged_and_a_failing_purge_holds_up_no_other(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let long = format!("l{}", "x".repeat(62));
+    let slugs = [long.as_str(), "stuck", "later"];
+    for slug in slugs {
+        let created = app
+            .admin(Method::POST, "/tenants", Some(json!({"slug": slug})))
+            .await;
+        assert_eq!(created.status(), 201, "{slug}");
+        let token = issue(&app.ctx, slug, vec![Scope::Scim]).await;
+        let response = app
+            .client
+            .post(format!("{}/scim/v2/{slug}/Users", app.address))
+            .bearer_auth(&token)
+            .header("Content-Type", "application/scim+json")
+            .body(user("someone").to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+    }
+    refuse_purges_of(&app, &tenant_row(&app, "stuck").await.unwrap().id).await;
+    // Deleted in this order: the long slug first, the stuck one before `later`.
+    for slug in slugs {
+        let deleted = app
+            .admin(Method::DELETE, &format!("/tenants/{slug}"), None)
+            .await;
+        assert_eq!(deleted.status(), 204);
+    }
+    let mut failures = 0;
+    for _ in 0..40 {
+        match maintenance::purge_once(&app.ctx).await {
+            Ok(PurgeStep::Idle) => break,
+            Ok(_) => {}
+            Err(_) => failures += 1,
+        }
+    }
+    assert!(
+        failures > 0,
+        "the injected fault fails the stuck tenant's purge"
+    );
+    for slug in [long.as_str(), "later"] {
+        assert!(
+            tenant_row(&app, slug).await.unwrap().purged_at.is_some(),
+            "{slug} is purged"
+        );
+        let events = app.events_of(slug).await;
+        let last = events.last().unwrap();
+        assert_eq!(last.event_type, "scimbus.tenant.deleted");
+        assert_eq!(last.subject, format!("Tenants/{slug}"));
+    }
+    assert!(tenant_row(&app, "stuck").await.unwrap().purged_at.is_none());
 }
 
 async fn retention_prunes_old_events_and_the_pull_api_answers_410_before_the_mark(

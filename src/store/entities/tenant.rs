@@ -12,6 +12,7 @@ pub struct Model {
     pub events_pruned_through: i64,
     pub purged_at: Option<String>,
     pub schema_version: i64,
+    pub purge_failures: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
