@@ -58,6 +58,7 @@ pub async fn open_context(
         keep_unpublished,
         maintenance_wake: Arc::new(tokio::sync::Notify::new()),
         metrics: Arc::new(crate::metrics::Metrics::new()),
+        backlog_cache: crate::service::readiness::BacklogCache::default(),
     };
     if let Some(secret) = &settings.admin_token {
         tenants::bootstrap_admin(&context, secret).await?;

@@ -7,8 +7,7 @@ use serde_json::json;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::events::RelayMetrics;
-use crate::service::Context;
-use crate::store::outbox;
+use crate::service::{Context, readiness};
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(healthz)
@@ -46,10 +45,10 @@ async fn readyz(ctx: web::Data<Context>) -> HttpResponse {
     let migrations = database && ctx.store.migrations_applied().await.unwrap_or(false);
     // The relay's state is reported, not judged: a broker outage does not make the
     // service unready (SCIM writes go on; events wait in the outbox).
-    let (backlog, oldest) = if migrations {
-        outbox::backlog(ctx.store.conn()).await.unwrap_or((0, None))
+    let backlog = if migrations {
+        readiness::backlog(&ctx).await.unwrap_or_default()
     } else {
-        (0, None)
+        readiness::Backlog::default()
     };
     let m = &ctx.relay_metrics;
     let body = json!({
@@ -57,8 +56,8 @@ async fn readyz(ctx: web::Data<Context>) -> HttpResponse {
         "database": database,
         "migrations": migrations,
         "relay": {
-            "backlog": backlog,
-            "oldest_unpublished": oldest,
+            "backlog": backlog.events,
+            "oldest_unpublished": backlog.oldest,
             "published": RelayMetrics::get(&m.published),
             "publish_failures": RelayMetrics::get(&m.publish_failures),
             "returned": RelayMetrics::get(&m.returned),

@@ -28,6 +28,24 @@ pub struct MetricsToken(pub Option<SecretString>);
 /// How far ahead `scimbus_tokens_expiring_soon` looks.
 pub const EXPIRY_WARNING: TimeDelta = TimeDelta::days(7);
 
+/// The method as a label: the standard methods by name, anything else (any token is a
+/// valid HTTP method, so a client could make up one per request) as `other`, so the label
+/// set stays bounded.
+fn method_label(method: &actix_web::http::Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "OPTIONS" => "OPTIONS",
+        "TRACE" => "TRACE",
+        "CONNECT" => "CONNECT",
+        _ => "other",
+    }
+}
+
 /// Counts and times every request. The route is the matched template, so ids never
 /// become labels; the tenant label comes only from an authenticated request.
 pub async fn record(
@@ -36,7 +54,7 @@ pub async fn record(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let ctx = req.app_data::<web::Data<Context>>().cloned();
     let started = Instant::now();
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method()).to_owned();
     let response = next.call(req).await?;
     if let Some(ctx) = ctx {
         let request = response.request();

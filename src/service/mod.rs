@@ -10,6 +10,7 @@ mod error;
 pub mod events;
 pub mod groups;
 pub mod maintenance;
+pub mod readiness;
 pub mod schemas;
 pub mod tenants;
 pub mod users;
@@ -142,6 +143,8 @@ pub struct Context {
     pub maintenance_wake: Arc<Notify>,
     /// The process's Prometheus metrics.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The last read of the outbox backlog, for `/readyz`.
+    pub backlog_cache: readiness::BacklogCache,
 }
 
 impl Context {

@@ -303,11 +303,13 @@ pub async fn backlog(conn: &impl ConnectionTrait) -> Result<(u64, Option<String>
             .filter(outbox::Column::FailedAt.is_null())
     };
     let count = pending().count(conn).await?;
-    let oldest = pending()
+    let oldest: Option<String> = pending()
+        .select_only()
+        .column(outbox::Column::CreatedAt)
         .order_by_asc(outbox::Column::CreatedAt)
+        .into_tuple()
         .one(conn)
-        .await?
-        .map(|m| m.created_at);
+        .await?;
     let unnumbered = conn
         .query_one_raw(Statement::from_string(
             conn.get_database_backend(),

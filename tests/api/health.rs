@@ -11,6 +11,7 @@ both_backends!(
     metrics_count_requests_by_route_template_and_tenant_and_read_the_outbox,
     metrics_can_require_a_token,
     readyz_tolerates_newer_migrations_and_reports_missing_ones,
+    readyz_reads_the_backlog_at_most_once_per_refresh,
 );
 
 async fn readyz_status(app: &TestApp) -> u16 {
@@ -68,6 +69,15 @@ async fn metrics_count_requests_by_route_template_and_tenant_and_read_the_outbox
         assert_eq!(app.get(&format!("/Users/{id}")).await.status(), 200);
     }
     assert_eq!(app.get("/Users/nope").await.status(), 404);
+    // Made-up methods (any token is a valid method) share one label value.
+    for i in 0..5 {
+        let method = reqwest::Method::from_bytes(format!("MADEUP{i}").as_bytes()).unwrap();
+        app.client
+            .request(method, app.url("/Users"))
+            .send()
+            .await
+            .unwrap();
+    }
     let (_, _) = tenants::issue_token(
         &app.ctx,
         &Actor::system(),
@@ -120,6 +130,11 @@ async fn metrics_count_requests_by_route_template_and_tenant_and_read_the_outbox
         Some(1.0)
     );
     assert!(!text.contains(id), "ids never become labels");
+    assert!(
+        !text.contains("MADEUP"),
+        "made-up methods never become labels"
+    );
+    assert!(text.contains("method=\"other\""), "{text}");
     assert_eq!(
         sample(
             &text,
@@ -182,4 +197,32 @@ async fn healthz_and_readyz_answer_200_once_up(backend: Backend) {
     assert_eq!(ready["migrations"], true);
     assert_eq!(ready["relay"]["backlog"], 0);
     assert_eq!(ready["relay"]["published"], 0);
+}
+
+async fn readyz_backlog(app: &TestApp) -> serde_json::Value {
+    let ready: serde_json::Value = app
+        .client
+        .get(format!("{}/readyz", app.address))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    ready["relay"]["backlog"].clone()
+}
+
+/// `/readyz` needs no token: however often it is called, the backlog is read at most once
+/// per refresh period (by the service clock), not counted on every call.
+async fn readyz_reads_the_backlog_at_most_once_per_refresh(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_user(&user("first")).await;
+    assert_eq!(readyz_backlog(&app).await, 1);
+    app.create_user(&user("second")).await;
+    app.create_user(&user("third")).await;
+    for _ in 0..20 {
+        assert_eq!(readyz_backlog(&app).await, 1, "answered from the last read");
+    }
+    app.clock.advance(scimbus::service::readiness::REFRESH);
+    assert_eq!(readyz_backlog(&app).await, 3);
 }
