@@ -7,6 +7,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod events;
+pub mod failpoints;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;

@@ -9,7 +9,7 @@
 use sea_orm::{ConnectionTrait, DbBackend};
 
 use crate::domain::Tenant;
-use crate::events::{Envelope, PendingEvent};
+use crate::events::{Envelope, EventType, PendingEvent};
 use crate::store::outbox::{OutboxRow, UnnumberedRow};
 use crate::store::{StoreError, outbox, tenants};
 
@@ -35,6 +35,12 @@ pub async fn emit(
     if events.is_empty() {
         return Ok(());
     }
+    crate::failpoints::point("emit", &tenant.id).await;
+    // Every write's events but the tenant's own last one need the tenant not deleted: a
+    // write in hand when the tenant is deleted fails here and lands nothing.
+    let require_live = !events
+        .iter()
+        .all(|e| e.event_type == EventType::TenantDeleted);
     if conn.get_database_backend() == DbBackend::Postgres {
         let rows = events
             .into_iter()
@@ -52,10 +58,10 @@ pub async fn emit(
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        return outbox::insert_unnumbered(conn, &tenant.id, rows).await;
+        return outbox::insert_unnumbered(conn, &tenant.id, rows, require_live).await;
     }
     let n = events.len() as i64;
-    let last = tenants::advance_sequence(conn, &tenant.id, n).await?;
+    let last = tenants::advance_sequence(conn, &tenant.id, n, require_live).await?;
     let first = last - n + 1;
     let rows = events
         .into_iter()

@@ -68,6 +68,10 @@ impl From<StoreError> for ServiceError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::NotFound => Self::NotFound("resource not found".to_owned()),
+            StoreError::TenantDeleted => Self::NotFound(
+                "the tenant was deleted while this request was in hand; nothing was written"
+                    .to_owned(),
+            ),
             StoreError::Unique(name) => Self::Conflict(format!("a unique value is taken ({name})")),
             StoreError::Unavailable(cause) => {
                 tracing::warn!(error = %cause, "database unavailable");

@@ -380,12 +380,19 @@ async fn resolve_members(
         .filter(|(_, k)| *k == MemberType::Group)
         .map(|(id, _)| id.clone())
         .collect();
-    if members::would_cycle(conn, &tenant.id, group_id, &nested).await? {
-        return Err(ServiceError::invalid_value(
-            "a group cannot contain itself, directly or through nested groups",
-        ));
+    if !nested.is_empty() {
+        members::lock_nesting(conn, &tenant.id).await?;
     }
-    Ok(resolved)
+    match members::would_cycle(conn, &tenant.id, group_id, &nested).await? {
+        members::Nesting::Fine => Ok(resolved),
+        members::Nesting::Cycle => Err(ServiceError::invalid_value(
+            "a group cannot contain itself, directly or through nested groups",
+        )),
+        members::Nesting::TooDeep => Err(ServiceError::invalid_value(format!(
+            "groups may nest at most {} levels deep",
+            members::MAX_NESTING
+        ))),
+    }
 }
 
 /// Applies a membership change; returns the ids added and removed.
@@ -400,6 +407,7 @@ async fn change_members(
         return Ok((Vec::new(), Vec::new()));
     }
     let resolved = resolve_members(txn, tenant, group_id, &change.add).await?;
+    crate::failpoints::point("group.members.resolved", group_id).await;
     let removed = if change.clear {
         let keep: Vec<String> = resolved.iter().map(|(id, _)| id.clone()).collect();
         members::remove_except(txn, &tenant.id, group_id, &keep).await?
@@ -509,7 +517,7 @@ async fn write(
     change: impl FnOnce(&StoredGroup) -> Result<(NewGroup, MembersPatch), ServiceError>,
 ) -> Result<Written, ServiceError> {
     let txn = ctx.store.begin_write().await?;
-    let old = groups::find_for_update(&txn, &tenant.id, id)
+    let old = groups::find_for_change(&txn, &tenant.id, id)
         .await?
         .ok_or_else(|| not_found(id))?;
     check_if_match(if_match, old.version)?;
@@ -606,6 +614,21 @@ pub async fn patch(
 
 /// Removes `member_id` from every group holding it directly, each group's version bumped
 /// and a `members_removed` event emitted: the first step of deleting a user or a group.
+/// Locks (`FOR NO KEY UPDATE`) the groups `member_id` belongs to, in id order, before a
+/// deletion locks the member itself: see [`delete`].
+pub(crate) async fn lock_parents(
+    txn: &DatabaseTransaction,
+    tenant: &Tenant,
+    member_id: &str,
+) -> Result<(), ServiceError> {
+    let mut parents = members::groups_of(txn, &tenant.id, member_id).await?;
+    parents.sort();
+    for group_id in parents {
+        groups::find_for_change(txn, &tenant.id, &group_id).await?;
+    }
+    Ok(())
+}
+
 pub(crate) async fn leave_all_groups(
     txn: &DatabaseTransaction,
     tenant: &Tenant,
@@ -614,7 +637,7 @@ pub(crate) async fn leave_all_groups(
 ) -> Result<Vec<PendingEvent>, ServiceError> {
     let mut events = Vec::new();
     for group_id in members::groups_of(txn, &tenant.id, member_id).await? {
-        let Some(group) = groups::find_for_update(txn, &tenant.id, &group_id).await? else {
+        let Some(group) = groups::find_for_change(txn, &tenant.id, &group_id).await? else {
             continue;
         };
         let removed = members::remove(txn, &tenant.id, &group_id, &[member_id.to_owned()]).await?;
@@ -641,6 +664,9 @@ pub async fn delete(
     if_match: Option<&str>,
 ) -> Result<(), ServiceError> {
     let txn = ctx.store.begin_write().await?;
+    // The groups it is a member of first, then itself: the order a write adding it to one
+    // of them takes (that group, then the member), so the two never wait on each other.
+    lock_parents(&txn, tenant, id).await?;
     let old = groups::find_for_update(&txn, &tenant.id, id)
         .await?
         .ok_or_else(|| not_found(id))?;

@@ -302,6 +302,8 @@ pub async fn delete(
     if_match: Option<&str>,
 ) -> Result<(), ServiceError> {
     let txn = ctx.store.begin_write().await?;
+    // Its groups first, then the user: the order a write adding it to a group takes.
+    super::groups::lock_parents(&txn, tenant, id).await?;
     let old = users::find_for_update(&txn, &tenant.id, id)
         .await?
         .ok_or_else(|| not_found(id))?;

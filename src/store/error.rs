@@ -32,6 +32,9 @@ pub enum StoreError {
     /// The row does not exist (in this tenant).
     #[error("not found")]
     NotFound,
+    /// The tenant was deleted while the write was in hand: nothing of it may land.
+    #[error("the tenant was deleted")]
+    TenantDeleted,
     /// Another process holds the SQLite file.
     #[error("{} is in use by another scimbus process (SQLite means one process)", .0.display())]
     FileInUse(PathBuf),

@@ -79,6 +79,21 @@ pub async fn find_for_update(
         .transpose()
 }
 
+/// Like [`find_for_update`], for a change that keeps the row (`FOR NO KEY UPDATE` on
+/// PostgreSQL): writes adding the group as a member (`FOR KEY SHARE`) do not wait for it.
+pub async fn find_for_change(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    id: &str,
+) -> Result<Option<StoredGroup>, StoreError> {
+    group::Entity::find_by_id((tenant_id.to_owned(), id.to_owned()))
+        .lock(sea_orm::sea_query::LockType::NoKeyUpdate)
+        .one(conn)
+        .await?
+        .map(to_domain)
+        .transpose()
+}
+
 /// Writes a group's document and hot columns with `version`.
 pub async fn update(
     conn: &impl ConnectionTrait,

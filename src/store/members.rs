@@ -37,10 +37,17 @@ pub fn resolve_statement(
     tenant_id: &str,
     ids: &[String],
 ) -> sea_orm::Statement {
+    // On PostgreSQL each member found is locked `FOR KEY SHARE` until commit: deleting it
+    // waits for this write, and this write, if the deletion went first, finds it gone. No
+    // other write waits: updates take `FOR NO KEY UPDATE`.
+    let lock = match backend {
+        DbBackend::Postgres => " FOR KEY SHARE",
+        _ => "",
+    };
     let sql = format!(
         "SELECT v.id AS id, COALESCE( \
-         (SELECT 'User' FROM users u WHERE u.tenant_id = $2 AND u.id = v.id), \
-         (SELECT 'Group' FROM groups g WHERE g.tenant_id = $2 AND g.id = v.id) \
+         (SELECT 'User' FROM users u WHERE u.tenant_id = $2 AND u.id = v.id{lock}), \
+         (SELECT 'Group' FROM groups g WHERE g.tenant_id = $2 AND g.id = v.id{lock}) \
          ) AS member_type FROM {} v",
         ids_table(backend, 1)
     );
@@ -389,8 +396,10 @@ pub fn would_cycle_statement(
         "WITH RECURSIVE down(id, depth) AS ( \
            SELECT c.id, CAST(0 AS BIGINT) FROM ({source}) c \
            UNION \
-           SELECT m.member_id, down.depth + 1 FROM {step} WHERE down.depth < 64 \
-         ) SELECT COUNT(*) AS hits FROM down WHERE id = $3",
+           SELECT m.member_id, down.depth + 1 FROM {step} WHERE down.depth < {MAX_NESTING} \
+         ) SELECT COALESCE(SUM(CASE WHEN id = $3 THEN 1 ELSE 0 END), 0) AS hits, \
+           COALESCE(SUM(CASE WHEN depth >= {MAX_NESTING} THEN 1 ELSE 0 END), 0) AS cut \
+         FROM down",
         step = nested_step(backend, "down", "id", "group_id", true, "member_id"),
     );
     backend_statement(
@@ -400,21 +409,57 @@ pub fn would_cycle_statement(
     )
 }
 
-/// Whether making `candidates` (groups) members of `group_id` would close a cycle: true
-/// when `group_id` is one of them or nested anywhere inside one of them.
+/// Deepest nesting the cycle check walks: a walk cut there fails closed.
+pub const MAX_NESTING: i64 = 64;
+
+/// What making groups members of a group would do to the nesting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nesting {
+    Fine,
+    /// The group would contain itself.
+    Cycle,
+    /// Some candidate has groups nested deeper than [`MAX_NESTING`] below it: whether the
+    /// group is among them is not known, so it is refused.
+    TooDeep,
+}
+
+/// Whether making `candidates` (groups) members of `group_id` would close a cycle:
+/// `group_id` is one of them or nested anywhere inside one of them.
 pub async fn would_cycle(
     conn: &impl ConnectionTrait,
     tenant_id: &str,
     group_id: &str,
     candidates: &[String],
-) -> Result<bool, StoreError> {
+) -> Result<Nesting, StoreError> {
     if candidates.is_empty() {
-        return Ok(false);
+        return Ok(Nesting::Fine);
     }
     let stmt = would_cycle_statement(conn.get_database_backend(), tenant_id, group_id, candidates);
     let row = conn
         .query_one_raw(stmt)
         .await?
         .ok_or(StoreError::NotFound)?;
-    Ok(row.try_get::<i64>("", "hits")? > 0)
+    if row.try_get::<i64>("", "hits")? > 0 {
+        Ok(Nesting::Cycle)
+    } else if row.try_get::<i64>("", "cut")? > 0 {
+        Ok(Nesting::TooDeep)
+    } else {
+        Ok(Nesting::Fine)
+    }
+}
+
+/// Serialises the changes to a tenant's group nesting (PostgreSQL; SQLite writes one at
+/// a time anyway) until commit: two writes that each nest a group into the other would
+/// otherwise both pass their cycle check on what is committed.
+pub async fn lock_nesting(conn: &impl ConnectionTrait, tenant_id: &str) -> Result<(), StoreError> {
+    if conn.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    conn.execute_raw(statement(
+        conn,
+        "SELECT pg_advisory_xact_lock(hashtextextended('scimbus.nesting:' || $1, 0))",
+        vec![tenant_id.into()],
+    ))
+    .await?;
+    Ok(())
 }

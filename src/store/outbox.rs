@@ -500,13 +500,23 @@ pub async fn insert_unnumbered(
     conn: &impl ConnectionTrait,
     tenant_id: &str,
     rows: Vec<UnnumberedRow>,
+    require_live: bool,
 ) -> Result<(), StoreError> {
     if rows.is_empty() {
         return Ok(());
     }
-    let mut sql = String::from(
-        "INSERT INTO outbox_pending (tenant_id, id, event_type, routing_key, subject, payload, \
-         created_at) VALUES ",
+    // With `require_live`, the same statement locks the tenant row `FOR KEY SHARE` if it is
+    // not deleted (and says whether it found it): a deletion, which locks the row `FOR
+    // UPDATE`, waits for this write's commit, and a write after a deletion fails here.
+    let live = if require_live {
+        "WITH live AS (SELECT id FROM tenants WHERE id = $1 AND deleted_at IS NULL \
+         FOR KEY SHARE) "
+    } else {
+        "WITH live AS (SELECT $1 AS id) "
+    };
+    let mut sql = format!(
+        "{live}INSERT INTO outbox_pending (tenant_id, id, event_type, routing_key, subject, \
+         payload, created_at) VALUES ",
     );
     let mut values: Vec<sea_orm::Value> = vec![tenant_id.into()];
     for (i, row) in rows.into_iter().enumerate() {
@@ -532,8 +542,17 @@ pub async fn insert_unnumbered(
             row.created_at.into(),
         ]);
     }
-    conn.execute_raw(super::statement(conn, &sql, values))
+    sql.push_str(" RETURNING (SELECT COUNT(*) FROM live) AS live");
+    let inserted = conn
+        .query_all_raw(super::statement(conn, &sql, values))
         .await?;
+    let live: i64 = match inserted.first() {
+        Some(row) => row.try_get("", "live")?,
+        None => 0,
+    };
+    if live == 0 {
+        return Err(StoreError::TenantDeleted);
+    }
     Ok(())
 }
 
@@ -583,7 +602,9 @@ pub async fn number_unnumbered(
     let base: i64 = txn
         .query_one_raw(super::statement(
             txn,
-            "SELECT event_seq FROM tenants WHERE id = $1 FOR UPDATE",
+            // Not `FOR UPDATE`: writers hold `FOR KEY SHARE` (`insert_unnumbered`) and
+            // must not wait for the sequencer, nor it for them.
+            "SELECT event_seq FROM tenants WHERE id = $1 FOR NO KEY UPDATE",
             vec![tenant_id.into()],
         ))
         .await?

@@ -81,6 +81,17 @@ pub async fn mark_deleted(
     tenant_id: &str,
     now: &str,
 ) -> Result<(), StoreError> {
+    // `FOR UPDATE` waits for every write in hand (each holds the row `FOR KEY SHARE` from
+    // its events' insert to its commit); writes after this one commits find the tenant
+    // deleted.
+    if conn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        conn.execute_raw(super::statement(
+            conn,
+            "SELECT id FROM tenants WHERE id = $1 FOR UPDATE",
+            vec![tenant_id.into()],
+        ))
+        .await?;
+    }
     tenant::Entity::update_many()
         .col_expr(tenant::Column::DeletedAt, Expr::value(now))
         .filter(tenant::Column::Id.eq(tenant_id))
@@ -96,8 +107,9 @@ pub async fn advance_sequence(
     conn: &impl ConnectionTrait,
     tenant_id: &str,
     n: i64,
+    require_live: bool,
 ) -> Result<i64, StoreError> {
-    let stmt = Query::update()
+    let mut stmt = Query::update()
         .table(tenant::Entity)
         .value(
             tenant::Column::EventSeq,
@@ -106,7 +118,14 @@ pub async fn advance_sequence(
         .and_where(Expr::col(tenant::Column::Id).eq(tenant_id))
         .returning_col(tenant::Column::EventSeq)
         .to_owned();
-    let row = conn.query_one(&stmt).await?.ok_or(StoreError::NotFound)?;
+    if require_live {
+        stmt.and_where(Expr::col(tenant::Column::DeletedAt).is_null());
+    }
+    let row = conn.query_one(&stmt).await?.ok_or(if require_live {
+        StoreError::TenantDeleted
+    } else {
+        StoreError::NotFound
+    })?;
     Ok(row.try_get::<i64>("", "event_seq")?)
 }
 

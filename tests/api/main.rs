@@ -31,6 +31,7 @@ mod plans;
 mod pull;
 mod query;
 mod query_props;
+mod races;
 mod relay;
 mod search;
 mod users;

@@ -1,0 +1,218 @@
+//! Races on PostgreSQL, each forced: a failpoint (`scimbus::failpoints`) pauses one write
+//! at its racy step while the test makes the other side happen, then lets it go on. The
+//! outcome must agree with the events and with the rest of the data, whichever side wins.
+
+use reqwest::Method;
+use scimbus::failpoints::Pause;
+use scimbus::service::maintenance::{self, PurgeStep};
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, TestApp, spawn_app, user};
+
+const GROUP_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+const PATCH_URN: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+async fn group(app: &TestApp, name: &str) -> String {
+    let response = app
+        .post(
+            "/Groups",
+            &json!({"schemas": [GROUP_URN], "displayName": name}),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    let body: Value = response.json().await.unwrap();
+    body["id"].as_str().unwrap().to_owned()
+}
+
+fn add_member(app: &TestApp, group: &str, member: &str) -> reqwest::RequestBuilder {
+    app.client
+        .patch(app.url(&format!("/Groups/{group}")))
+        .bearer_auth(&app.token)
+        .json(&json!({
+            "schemas": [PATCH_URN],
+            "Operations": [{"op": "add", "path": "members", "value": [{"value": member}]}]
+        }))
+}
+
+async fn member_ids(app: &TestApp, group: &str) -> Vec<String> {
+    let body: Value = app
+        .get(&format!("/Groups/{group}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    body["members"]
+        .as_array()
+        .map(|m| {
+            m.iter()
+                .map(|m| m["value"].as_str().unwrap().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Finding 6: PATCH add U resolves U, DELETE /Users/U commits, the PATCH inserts the row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adding_a_member_while_it_is_deleted_leaves_no_dangling_row() {
+    for round in 0..3 {
+        let app = spawn_app(Backend::Postgres).await;
+        let u = app.create_user(&user(&format!("u{round}"))).await;
+        let u = u["id"].as_str().unwrap().to_owned();
+        let g = group(&app, "g").await;
+        let mut pause = Pause::arm("group.members.resolved", &g);
+        let patch = tokio::spawn(add_member(&app, &g, &u).send());
+        assert!(pause.reached().await);
+        // The deletion runs while the PATCH holds its resolved member.
+        let delete = tokio::spawn(
+            app.client
+                .delete(app.url(&format!("/Users/{u}")))
+                .bearer_auth(&app.token)
+                .send(),
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        pause.release();
+        let patched = patch.await.unwrap().unwrap().status().as_u16();
+        let deleted = delete.await.unwrap().unwrap().status().as_u16();
+        assert_eq!(deleted, 204);
+        assert!(
+            patched == 200 || patched == 204 || patched == 400,
+            "{patched}"
+        );
+        // Whoever won, the group lists no member that 404s ...
+        assert!(member_ids(&app, &g).await.is_empty(), "dangling member");
+        // ... and no event adds U after `user.deleted`.
+        let events = app.events().await;
+        let deleted_at = events
+            .iter()
+            .position(|e| e.event_type == "scimbus.user.deleted")
+            .unwrap();
+        assert!(
+            !events[deleted_at..]
+                .iter()
+                .any(|e| e.event_type == "scimbus.group.members_added"),
+            "members_added after user.deleted"
+        );
+    }
+}
+
+/// Finding 7: "G1 add G2" and "G2 add G1", each past its cycle check before the other
+/// commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_nestings_cannot_make_a_cycle() {
+    let app = spawn_app(Backend::Postgres).await;
+    let g1 = group(&app, "g1").await;
+    let g2 = group(&app, "g2").await;
+    let mut pause = Pause::arm("group.members.resolved", &g1);
+    let first = tokio::spawn(add_member(&app, &g1, &g2).send());
+    assert!(pause.reached().await);
+    let second = tokio::spawn(add_member(&app, &g2, &g1).send());
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    pause.release();
+    let first = first.await.unwrap().unwrap().status().as_u16();
+    let second = second.await.unwrap().unwrap().status().as_u16();
+    let nested = [
+        member_ids(&app, &g1).await.contains(&g2),
+        member_ids(&app, &g2).await.contains(&g1),
+    ];
+    assert!(
+        !(nested[0] && nested[1]),
+        "a cycle was created ({first}, {second})"
+    );
+    assert!(
+        nested[0] || nested[1],
+        "one of the two succeeds ({first}, {second})"
+    );
+}
+
+/// Finding 7: a chain longer than the walk's depth bound cannot be closed into a cycle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cycle_through_a_chain_deeper_than_the_bound_is_refused() {
+    let app = spawn_app(Backend::Postgres).await;
+    let mut chain = Vec::new();
+    for i in 0..70 {
+        chain.push(group(&app, &format!("c{i}")).await);
+    }
+    for pair in chain.windows(2) {
+        let response = add_member(&app, &pair[0], &pair[1]).send().await.unwrap();
+        assert!(response.status().is_success(), "{}", response.status());
+    }
+    // c69 add c0 closes a 70-group cycle.
+    let response = add_member(&app, &chain[69], &chain[0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert!(!member_ids(&app, &chain[69]).await.contains(&chain[0]));
+}
+
+/// Users of a tenant, counted in the database (the tenant's tokens are revoked).
+async fn users_in_database(app: &TestApp, tenant_id: &str) -> i64 {
+    use sea_orm::ConnectionTrait;
+    let row = app
+        .ctx
+        .store
+        .conn()
+        .query_one_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            "SELECT COUNT(*) AS n FROM users WHERE tenant_id = $1",
+            [tenant_id.into()],
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get("", "n").unwrap()
+}
+
+/// Finding 8: a /Bulk in flight while its tenant is deleted and purged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_write_lands_and_no_event_follows_once_the_tenant_is_deleted() {
+    let app = spawn_app(Backend::Postgres).await;
+    let tenant_id = app.tenant_row().await.id;
+    let mut pause = Pause::arm("emit", &tenant_id);
+    let bulk = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+        "Operations": (0..3).map(|i| json!({
+            "method": "POST", "path": "/Users", "bulkId": format!("b{i}"),
+            "data": user(&format!("bulk{i}")),
+        })).collect::<Vec<_>>(),
+    });
+    let in_flight = tokio::spawn(
+        app.client
+            .post(app.url("/Bulk"))
+            .bearer_auth(&app.token)
+            .json(&bulk)
+            .send(),
+    );
+    assert!(pause.reached().await);
+    // While the first operation is about to commit, the tenant is deleted; when the
+    // deletion does not wait for the write in hand, the purge runs to its end and
+    // `tenant.deleted` is written before the write goes on.
+    let deletion = tokio::spawn(
+        app.client
+            .request(
+                Method::DELETE,
+                format!("{}/admin/v1/tenants/acme", app.address),
+            )
+            .bearer_auth(crate::helpers::ADMIN_TOKEN)
+            .send(),
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    if deletion.is_finished() {
+        while maintenance::purge_once(&app.ctx).await.unwrap() != PurgeStep::Idle {}
+    }
+    pause.release();
+    assert_eq!(deletion.await.unwrap().unwrap().status(), 204);
+    let _ = in_flight.await.unwrap().unwrap();
+    while maintenance::purge_once(&app.ctx).await.unwrap() != PurgeStep::Idle {}
+    let events = app.events_of("acme").await;
+    assert_eq!(
+        events.last().unwrap().event_type,
+        "scimbus.tenant.deleted",
+        "no event follows tenant.deleted"
+    );
+    assert_eq!(
+        users_in_database(&app, &tenant_id).await,
+        0,
+        "no user of a purged tenant"
+    );
+}
