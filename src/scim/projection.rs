@@ -187,6 +187,48 @@ impl Prepared<'_> {
     }
 }
 
+/// Removes from a stored document what no answer, list, snapshot or event may show (RFC
+/// 7643 §7): attributes that are `returned: never` or `writeOnly`, at the top level and
+/// inside the resource type's registered extensions.
+pub fn hide_unreturnable(
+    registry: &Registry,
+    resource_type: &ResourceType,
+    document: &mut Map<String, Value>,
+) {
+    let unreturnable = |a: &Attribute| {
+        a.returned == Returned::Never || a.mutability == super::schema::Mutability::WriteOnly
+    };
+    if let Some(core) = registry.schema(&resource_type.schema) {
+        document.retain(|key, _| {
+            core.attribute(key)
+                .or_else(|| registry.common_attribute(key))
+                .is_none_or(|a| !unreturnable(a))
+        });
+    }
+    for extension in &resource_type.extensions {
+        let Some(schema) = registry.schema(&extension.schema) else {
+            continue;
+        };
+        if let Some(Value::Object(fields)) = document.get_mut(&schema.id) {
+            fields.retain(|key, _| schema.attribute(key).is_none_or(|a| !unreturnable(a)));
+            if fields.is_empty() {
+                document.remove(&schema.id);
+            }
+        }
+    }
+}
+
+/// [`hide_unreturnable`] on a copy.
+pub fn returnable(
+    registry: &Registry,
+    resource_type: &ResourceType,
+    document: &Map<String, Value>,
+) -> Map<String, Value> {
+    let mut copy = document.clone();
+    hide_unreturnable(registry, resource_type, &mut copy);
+    copy
+}
+
 /// The top-level attribute a name refers to, without schema URN and sub-attribute
 /// (`urn:…:Group:members` and `members.value` both refer to `members`).
 fn top_level(name: &str) -> &str {

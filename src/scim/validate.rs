@@ -201,7 +201,13 @@ pub fn validate_resource(
                             continue;
                         }
                         match ext.attribute(&k) {
-                            Some(attr) if attr.mutability == Mutability::ReadOnly => {}
+                            // As for the core schema: readOnly values are the server's,
+                            // writeOnly ones are never returned, so never kept.
+                            Some(attr)
+                                if matches!(
+                                    attr.mutability,
+                                    Mutability::ReadOnly | Mutability::WriteOnly
+                                ) => {}
                             Some(attr) => {
                                 let path = format!("{}:{}", ext.id, attr.name);
                                 if let Some(v) = check_value(attr, v, &path)? {

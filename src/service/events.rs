@@ -130,7 +130,7 @@ async fn group_snapshot(
         event_type: EventType::GroupSnapshot,
         subject: format!("Groups/{}", group.id),
         data: json!({
-            "resource": super::groups::snapshot(&ctx.scim_base(&tenant.slug), group),
+            "resource": super::groups::snapshot(tenant, &ctx.scim_base(&tenant.slug), group),
             "version": group.version,
             "members": members,
         }),

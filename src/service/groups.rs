@@ -17,6 +17,7 @@ use crate::events::catalog::membership_events;
 use crate::events::{EventType, PendingEvent};
 use crate::scim::patch::{self, MemberRef, MembersPatch};
 use crate::scim::projection::Projection;
+use crate::scim::projection::returnable;
 use crate::scim::query::search_document;
 use crate::scim::resource::{ListResponse, Page, etag};
 use crate::scim::schema::Registry;
@@ -293,7 +294,7 @@ async fn represent(
     members_wanted: Members,
 ) -> Result<GroupView, ServiceError> {
     let base = ctx.scim_base(&tenant.slug);
-    let body = snapshot(&base, group);
+    let body = snapshot(tenant, &base, group);
     let members = match members_wanted {
         Members::Include => members::list(conn, &tenant.id, &group.id).await?,
         Members::Exclude => Vec::new(),
@@ -308,8 +309,9 @@ async fn represent(
 }
 
 /// The representation without members: what events carry.
-pub(crate) fn snapshot(base: &str, group: &StoredGroup) -> Value {
-    let mut body = group.document.clone();
+pub(crate) fn snapshot(tenant: &Tenant, base: &str, group: &StoredGroup) -> Value {
+    let registry = &tenant.registry;
+    let mut body = returnable(registry, registry.group(), &group.document);
     body.insert("id".to_owned(), Value::String(group.id.clone()));
     body.insert(
         "meta".to_owned(),
@@ -459,7 +461,7 @@ pub async fn create(
     let base = ctx.scim_base(&tenant.slug);
     let mut events = vec![resource_event(
         EventType::GroupCreated,
-        snapshot(&base, &stored),
+        snapshot(tenant, &base, &stored),
         &id,
         1,
         changed,
@@ -534,7 +536,11 @@ async fn write(
         });
     }
     let version = old.version + 1;
-    let (changed, previous) = diff(&old.document, &new.document);
+    let registry = &tenant.registry;
+    let (changed, previous) = diff(
+        &returnable(registry, registry.group(), &old.document),
+        &returnable(registry, registry.group(), &new.document),
+    );
     let stored = groups::update(&txn, &tenant.id, id, new, version, &now)
         .await
         .map_err(taken)?;
@@ -543,7 +549,7 @@ async fn write(
     if document_changed {
         events.push(resource_event(
             EventType::GroupUpdated,
-            snapshot(&base, &stored),
+            snapshot(tenant, &base, &stored),
             id,
             version,
             changed,
@@ -677,7 +683,7 @@ pub async fn delete(
     let base = ctx.scim_base(&tenant.slug);
     events.push(resource_event(
         EventType::GroupDeleted,
-        snapshot(&base, &old),
+        snapshot(tenant, &base, &old),
         id,
         old.version + 1,
         Vec::new(),

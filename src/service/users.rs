@@ -15,6 +15,7 @@ use crate::domain::{
 use crate::events::{EventType, PendingEvent};
 use crate::scim::error::ScimError;
 use crate::scim::patch;
+use crate::scim::projection::returnable;
 use crate::scim::query::search_document;
 use crate::scim::resource::{ListResponse, Page, etag};
 use crate::scim::schema::Registry;
@@ -99,7 +100,8 @@ fn parse_user(registry: &Registry, body: Value) -> Result<NewUser, ServiceError>
 
 /// The SCIM representation: the stored document, `id` and `meta` (RFC 7643 §3.1).
 pub fn represent(ctx: &Context, tenant: &Tenant, user: &StoredUser) -> Value {
-    let mut body = user.document.clone();
+    let registry = &tenant.registry;
+    let mut body = returnable(registry, registry.user(), &user.document);
     body.insert("id".to_owned(), Value::String(user.id.clone()));
     body.insert(
         "meta".to_owned(),
@@ -266,7 +268,12 @@ async fn write(
             changed: false,
         });
     }
-    let (changed, previous) = diff(&old.document, &new.document);
+    // Events show what answers show: nothing `writeOnly` or `returned: never`.
+    let registry = &tenant.registry;
+    let (changed, previous) = diff(
+        &returnable(registry, registry.user(), &old.document),
+        &returnable(registry, registry.user(), &new.document),
+    );
     let now = ctx.now();
     let active = new.hot.active;
     let stored = users::update(&txn, &tenant.id, id, new, old.version + 1, &now)

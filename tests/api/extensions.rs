@@ -13,6 +13,7 @@ both_backends!(
     registering_an_extension_types_indexes_and_reports_existing_values,
     registered_attributes_are_validated_patched_and_sorted,
     bad_or_repeated_registrations_are_refused_and_other_tenants_see_nothing,
+    write_only_and_never_returned_extension_attributes_are_never_shown_or_published,
 );
 
 const OKTA: &str = "urn:okta:acme_scimbus:1.0:user:custom";
@@ -284,4 +285,84 @@ async fn bad_or_repeated_registrations_are_refused_and_other_tenants_see_nothing
             .iter()
             .any(|e| e["action"] == "schema.register" && e["target"] == OKTA)
     );
+}
+
+/// RFC 7643 §7: `writeOnly` values are never returned, `returned: never` ones neither —
+/// in any answer, list, snapshot or event.
+async fn write_only_and_never_returned_extension_attributes_are_never_shown_or_published(
+    backend: Backend,
+) {
+    let app = spawn_app(backend).await;
+    let definition = json!({
+        "id": OKTA,
+        "name": "OktaCustom",
+        "resourceType": "User",
+        "attributes": [
+            {"name": "costCenter", "type": "string"},
+            {"name": "pin", "type": "string", "mutability": "writeOnly"},
+            {"name": "internalNote", "type": "string", "returned": "never"}
+        ]
+    });
+    assert_eq!(register(&app, &definition).await.status(), 201);
+    let hidden = |body: &Value, context: &str| {
+        let ext = &body[OKTA];
+        assert!(ext.get("pin").is_none(), "{context}: {body}");
+        assert!(ext.get("internalNote").is_none(), "{context}: {body}");
+    };
+    let created = app
+        .create_user(&user_with(
+            "ada",
+            json!({"costCenter": "CC-1", "pin": "1234", "internalNote": "watch"}),
+        ))
+        .await;
+    hidden(&created, "POST");
+    assert_eq!(created[OKTA]["costCenter"], "CC-1");
+    let id = created["id"].as_str().unwrap();
+    let read: Value = app.get(&format!("/Users/{id}")).await.json().await.unwrap();
+    hidden(&read, "GET");
+    let asked: Value = app
+        .get(&format!(
+            "/Users/{id}?attributes={OKTA}:internalNote,{OKTA}:pin"
+        ))
+        .await
+        .json()
+        .await
+        .unwrap();
+    hidden(&asked, "GET asking for them");
+    let list = app.list_users(&[]).await;
+    hidden(&list["Resources"][0], "list");
+    let replaced = app
+        .put(
+            &format!("/Users/{id}"),
+            &user_with(
+                "ada",
+                json!({"costCenter": "CC-2", "pin": "5678", "internalNote": "trusted"}),
+            ),
+        )
+        .await;
+    assert_eq!(replaced.status(), 200);
+    hidden(&replaced.json().await.unwrap(), "PUT");
+    for event in app.events().await {
+        let data = &event.payload["data"];
+        hidden(&data["resource"], &event.event_type);
+        hidden(&data["previous"], &event.event_type);
+        assert!(
+            !event.payload.to_string().contains("watch")
+                && !event.payload.to_string().contains("1234"),
+            "{}",
+            event.payload
+        );
+    }
+    let reader = issue(&app.ctx, "acme", vec![Scope::EventsRead]).await;
+    let page: Value = app
+        .events_api("acme", "/snapshot/Users", &reader)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let snapshots = page["events"].as_array().unwrap();
+    assert_eq!(snapshots.len(), 1);
+    for snapshot in snapshots {
+        hidden(&snapshot["data"]["resource"], "snapshot");
+    }
 }
