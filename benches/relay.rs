@@ -631,10 +631,7 @@ struct Phases {
 async fn phases_run(store: &Store, settings: &RelaySettings, n: u64) -> anyhow::Result<Phases> {
     let clock = SystemClock;
     let mut leader = match store.backend() {
-        Backend::Postgres => Leader::Postgres {
-            url: store.url().to_owned(),
-            connection: None,
-        },
+        Backend::Postgres => Leader::postgres(store.url(), settings.poll_interval),
         Backend::Sqlite => Leader::InProcess,
     };
     let publisher = Publisher::connect(settings).await?;

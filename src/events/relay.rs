@@ -162,10 +162,7 @@ impl Relay {
     ) -> Self {
         let leader = match store.backend() {
             Backend::Sqlite => Leader::InProcess,
-            Backend::Postgres => Leader::Postgres {
-                url: store.url().to_owned(),
-                connection: None,
-            },
+            Backend::Postgres => Leader::postgres(store.url(), settings.poll_interval),
         };
         Self {
             store,
@@ -359,6 +356,12 @@ impl Relay {
         let publisher = self.publisher().await?;
         publisher.publish(&batch).await;
         Ok(batch.into_iter().map(|e| e.id).collect())
+    }
+
+    /// How many times this relay has tried to take leadership (a standby: at most once
+    /// per poll interval).
+    pub fn leadership_attempts(&self) -> u64 {
+        self.leader.attempts()
     }
 
     /// Stops leading and closes the broker connection.

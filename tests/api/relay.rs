@@ -388,6 +388,87 @@ async fn serve_with_an_amqp_url_relays_without_being_driven(backend: Backend) {
     cleanup(&settings).await;
 }
 
+/// A leader cut off from the database by a partition (nothing answers, nothing is
+/// closed on its side) gives up within its bounded operations instead of hanging for a
+/// TCP timeout, and the standby, which tries the lock on its poll interval, takes over
+/// once the server has let the dead session go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_leader_gives_up_in_bounded_time_and_a_standby_takes_over() {
+    let app = spawn_app(Backend::Postgres).await;
+    let settings = relay_settings(&amqp_url());
+    let mut queue = TestQueue::bind(&settings, &["#"], &[]).await;
+    let proxy = Proxy::start("127.0.0.1:5432").await;
+    let direct = app.ctx.store.url().to_owned();
+    let through_proxy = direct.replace("127.0.0.1:5432", &format!("127.0.0.1:{}", proxy.port()));
+    assert_ne!(direct, through_proxy);
+    let partitioned_store = scimbus::store::Store::connect(&through_proxy)
+        .await
+        .unwrap();
+    let mut leader = scimbus::events::Relay::new(
+        partitioned_store,
+        app.ctx.clock.clone(),
+        settings.clone(),
+        app.ctx.relay_metrics.clone(),
+    );
+    let mut standby = relay(&app, &settings);
+    app.create_user(&user("before")).await;
+    assert!(matches!(
+        leader.relay_once().await.unwrap(),
+        RelayOutcome::Published { published: 1, .. }
+    ));
+    proxy.partition();
+    app.create_user(&user("after")).await;
+    // The cut-off leader answers within its bound, without publishing.
+    let started = std::time::Instant::now();
+    let outcome = tokio::time::timeout(
+        scimbus::events::leader::LEADER_TIMEOUT * 3,
+        leader.relay_once(),
+    )
+    .await
+    .expect("a partitioned leader gives up within its bounded operations");
+    assert!(
+        !matches!(outcome, Ok(RelayOutcome::Published { .. })),
+        "{outcome:?} after {:?}",
+        started.elapsed()
+    );
+    // The standby takes over and publishes what the leader could not.
+    let mut published = false;
+    for _ in 0..200 {
+        if let RelayOutcome::Published { published: 1, .. } = standby.relay_once().await.unwrap() {
+            published = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(published, "the standby took over");
+    let received = queue.take(2).await;
+    assert_eq!(body(&received[1])["data"]["resource"]["userName"], "after");
+    standby.shutdown().await;
+    cleanup(&settings).await;
+}
+
+/// A standby tries the lock on its poll interval only, on one kept connection: a burst of
+/// wake-ups (a write each) opens no connection per wake-up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_tries_the_lock_on_its_poll_interval_only() {
+    let app = spawn_app(Backend::Postgres).await;
+    let mut settings = relay_settings(&amqp_url());
+    settings.poll_interval = std::time::Duration::from_secs(3600);
+    let mut leader = relay(&app, &settings);
+    let mut standby = relay(&app, &settings);
+    assert!(!matches!(
+        leader.relay_once().await.unwrap(),
+        RelayOutcome::NotLeader
+    ));
+    for _ in 0..20 {
+        assert_eq!(standby.relay_once().await.unwrap(), RelayOutcome::NotLeader);
+    }
+    assert_eq!(standby.leadership_attempts(), 1);
+    leader.shutdown().await;
+    standby.shutdown().await;
+    cleanup(&settings).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_relays_on_postgres_one_publishes_and_the_other_takes_over() {
     let app = spawn_app(Backend::Postgres).await;
@@ -406,8 +487,17 @@ async fn two_relays_on_postgres_one_publishes_and_the_other_takes_over() {
     app.create_user(&user("b")).await;
     assert_eq!(second.relay_once().await.unwrap(), RelayOutcome::NotLeader);
     first.shutdown().await;
+    // The standby tries the lock again on its poll interval.
+    let mut outcome = second.relay_once().await.unwrap();
+    for _ in 0..50 {
+        if outcome != RelayOutcome::NotLeader {
+            break;
+        }
+        tokio::time::sleep(settings.poll_interval).await;
+        outcome = second.relay_once().await.unwrap();
+    }
     assert_eq!(
-        second.relay_once().await.unwrap(),
+        outcome,
         RelayOutcome::Published {
             published: 1,
             held_back: 0

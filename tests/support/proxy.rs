@@ -1,5 +1,7 @@
-//! A TCP proxy in front of RabbitMQ that a test cuts and restores: the outage is the
-//! proxy's, never the shared broker's. Shared by the test binaries (`#[path]` module).
+//! A TCP proxy in front of RabbitMQ or PostgreSQL that a test cuts, partitions and
+//! restores: the outage is the proxy's, never the shared server's. Shared by the test
+//! binaries (`#[path]` module), each using part of it.
+#![allow(dead_code)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,11 +25,12 @@ pub fn broker_address() -> String {
         .to_owned()
 }
 
-/// A TCP proxy in front of the broker that a test cuts and restores.
+/// A TCP proxy in front of a server that a test cuts, partitions and restores.
 pub struct Proxy {
     port: u16,
     cut: Arc<AtomicBool>,
     kill: watch::Sender<u64>,
+    partition: watch::Sender<bool>,
 }
 
 impl Proxy {
@@ -36,8 +39,9 @@ impl Proxy {
         let port = listener.local_addr().unwrap().port();
         let cut = Arc::new(AtomicBool::new(false));
         let (kill, _) = watch::channel(0u64);
+        let (partition, _) = watch::channel(false);
         let target = target.to_owned();
-        let (cut2, kill2) = (cut.clone(), kill.clone());
+        let (cut2, kill2, partition2) = (cut.clone(), kill.clone(), partition.clone());
         tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
                 if cut2.load(Ordering::SeqCst) {
@@ -46,18 +50,51 @@ impl Proxy {
                 }
                 let target = target.clone();
                 let mut killed = kill2.subscribe();
+                let mut parted = partition2.subscribe();
+                if *parted.borrow() {
+                    // Accepted, never answered.
+                    tokio::spawn(async move {
+                        let _silent = inbound;
+                        let _ = killed.changed().await;
+                    });
+                    continue;
+                }
                 tokio::spawn(async move {
                     let Ok(mut outbound) = TcpStream::connect(&target).await else {
                         return;
                     };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = killed.changed() => {}
+                    let parted_now = tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => false,
+                        _ = killed.changed() => false,
+                        _ = parted.wait_for(|p| *p) => true,
+                    };
+                    if parted_now {
+                        // The server's side closes (as when its keepalives find the peer
+                        // gone); the client's stays open and silent, as in a partition.
+                        drop(outbound);
+                        let _ = killed.changed().await;
                     }
                 });
             }
         });
-        Self { port, cut, kill }
+        Self {
+            port,
+            cut,
+            kill,
+            partition,
+        }
+    }
+
+    /// A network partition: nothing more reaches either side and nothing is closed on
+    /// the client's side (no FIN, no RST), so only the client's own timeouts notice;
+    /// the server's side is closed, as its keepalives would after a while.
+    pub fn partition(&self) {
+        self.partition.send_replace(true);
+    }
+
+    /// The proxy's port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// Closes every connection and refuses new ones.
