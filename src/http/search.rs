@@ -165,8 +165,11 @@ pub async fn list(
         let offset = page.offset();
         let now = ctx.clock.now();
         list.start_index = None;
-        if offset + (list.resources.len() as u64) < list.total_results && page.count > 0 {
-            list.next_cursor = Some(ctx.cursors.seal(&scope, offset + page.count, now)?);
+        // After what the page holds: a page of groups may stop short of `count` at the
+        // member budget.
+        let returned = list.resources.len() as u64;
+        if offset + returned < list.total_results && page.count > 0 {
+            list.next_cursor = Some(ctx.cursors.seal(&scope, offset + returned, now)?);
         }
         if offset > 0 {
             let previous = offset.saturating_sub(page.count.max(1));

@@ -48,10 +48,8 @@ pub async fn pull(
     }
     let limit = limit.clamp(1, MAX_PAGE);
     let conn = ctx.store.conn();
-    // The mark as authentication read it with the tenant row, at the start of this request.
-    let pruned = tenant.events_pruned_through;
-    if after < pruned {
-        return Err(ScimError::new(
+    let gone = |pruned: i64| -> ServiceError {
+        ScimError::new(
             410,
             None,
             format!(
@@ -59,12 +57,24 @@ pub async fn pull(
                  endpoint and continue after its sequence"
             ),
         )
-        .into());
+        .into()
+    };
+    // The mark as authentication read it with the tenant row, at the start of this request.
+    if after < tenant.events_pruned_through {
+        return Err(gone(tenant.events_pruned_through));
     }
+    crate::failpoints::point("pull.page", &tenant.id).await;
     // Every event committed before this request, numbered (PostgreSQL writers leave
     // theirs to the sequencer): a consumer reads its own writes.
     crate::events::sequencer::number_tenant(&ctx.store, &tenant.id).await?;
     let mut rows = outbox::page(conn, &tenant.id, after, types, limit + 1).await?;
+    // Read again after the page: retention deletes events and moves the mark in one
+    // transaction, so a prune that committed before the page was read shows here, and the
+    // page cannot silently start after events the consumer never saw.
+    let pruned = tenants::events_pruned_through(conn, &tenant.id).await?;
+    if after < pruned {
+        return Err(gone(pruned));
+    }
     let has_more = rows.len() as u64 > limit;
     rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
     let next = rows.last().map_or(after, |(sequence, _)| *sequence);
@@ -164,26 +174,33 @@ pub async fn snapshot_page(
     let now = ctx.now();
     let mut events = Vec::new();
     let mut ids = Vec::new();
-    match kind {
+    let most = usize::try_from(limit).unwrap_or(usize::MAX);
+    // How many of the resources read (one more than the limit, to know if more follow)
+    // this page returns.
+    let fit = match kind {
         SnapshotKind::Users => {
             for user in users::page_by_id(conn, &tenant.id, after, limit + 1).await? {
                 ids.push(user.id.clone());
                 events.push(user_snapshot(ctx, tenant, &user));
             }
+            most.min(ids.len())
         }
         SnapshotKind::Groups => {
-            for group in groups::page_by_id(conn, &tenant.id, after, limit + 1).await? {
-                ids.push(group.id.clone());
-                if ids.len() as u64 <= limit {
-                    events.push(group_snapshot(ctx, tenant, &group).await?);
-                }
+            let page = groups::page_by_id(conn, &tenant.id, after, limit + 1).await?;
+            ids = page.iter().map(|g| g.id.clone()).collect();
+            // A page stops at the member budget, like a list of groups.
+            let fit =
+                super::groups::within_member_budget(conn, tenant, &ids[..most.min(ids.len())])
+                    .await?;
+            for group in page.iter().take(fit) {
+                events.push(group_snapshot(ctx, tenant, group).await?);
             }
+            fit
         }
-    }
-    let has_more = ids.len() as u64 > limit;
-    let keep = usize::try_from(limit).unwrap_or(usize::MAX);
-    events.truncate(keep);
-    ids.truncate(keep);
+    };
+    let has_more = ids.len() > fit;
+    events.truncate(fit);
+    ids.truncate(fit);
     Ok(SnapshotPage {
         events: events
             .into_iter()

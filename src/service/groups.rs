@@ -695,7 +695,36 @@ pub async fn delete(
     Ok(())
 }
 
-/// GET /Groups (and POST /Groups/.search): `filter`, `sortBy`/`sortOrder`, paging.
+/// Most group members one page of groups (a list, or snapshots) carries. RFC 7644
+/// §3.4.2.4 lets a page hold fewer resources than asked: a page stops before the group
+/// that would pass the budget, and paging continues from there; a group larger than the
+/// budget comes alone on its page, so every page makes progress.
+pub const MEMBER_BUDGET: u64 = 10_000;
+
+/// How many of the groups `ids` (in page order) one page carries under [`MEMBER_BUDGET`]:
+/// at least one.
+pub(crate) async fn within_member_budget(
+    conn: &impl ConnectionTrait,
+    tenant: &Tenant,
+    ids: &[String],
+) -> Result<usize, ServiceError> {
+    if ids.len() <= 1 {
+        return Ok(ids.len());
+    }
+    let counts = members::counts(conn, &tenant.id, ids).await?;
+    let mut carried = 0u64;
+    for (i, id) in ids.iter().enumerate() {
+        let n = counts.get(id).copied().unwrap_or(0);
+        if i > 0 && carried + n > MEMBER_BUDGET {
+            return Ok(i);
+        }
+        carried += n;
+    }
+    Ok(ids.len())
+}
+
+/// GET /Groups (and POST /Groups/.search): `filter`, `sortBy`/`sortOrder`, paging; a
+/// page with members stops at [`MEMBER_BUDGET`].
 #[tracing::instrument(skip_all, fields(tenant = %tenant.slug), err(level = "debug"))]
 pub async fn list(
     ctx: &Context,
@@ -707,7 +736,7 @@ pub async fn list(
     let rt = tenant.registry.group();
     let (filter, sort) = query.typed(&tenant.registry, rt)?;
     let conn = ctx.store.conn();
-    let (total, rows) = query::search_groups(
+    let (total, mut rows) = query::search_groups(
         conn,
         &tenant.id,
         filter.as_ref(),
@@ -716,6 +745,10 @@ pub async fn list(
         page.count,
     )
     .await?;
+    if members_wanted == Members::Include {
+        let ids: Vec<String> = rows.iter().map(|g| g.id.clone()).collect();
+        rows.truncate(within_member_budget(conn, tenant, &ids).await?);
+    }
     let mut resources = Vec::with_capacity(rows.len());
     for group in &rows {
         resources.push(

@@ -54,6 +54,37 @@ pub fn resolve_statement(
     backend_statement(backend, &sql, vec![ids_json(ids), tenant_id.into()])
 }
 
+/// How many members each of `group_ids` has (groups without members are absent): one
+/// index range per group, read from the primary key alone.
+pub async fn counts(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    group_ids: &[String],
+) -> Result<std::collections::HashMap<String, u64>, StoreError> {
+    if group_ids.is_empty() {
+        return Ok(std::collections::HashMap::new());
+    }
+    let backend = conn.get_database_backend();
+    let sql = format!(
+        "SELECT m.group_id AS group_id, COUNT(*) AS n FROM group_members m \
+         WHERE m.tenant_id = $2 AND m.group_id IN {} GROUP BY m.group_id",
+        ids_table(backend, 1)
+    );
+    let rows = conn
+        .query_all_raw(backend_statement(
+            backend,
+            &sql,
+            vec![ids_json(group_ids), tenant_id.into()],
+        ))
+        .await?;
+    rows.into_iter()
+        .map(|row| {
+            let n: i64 = row.try_get("", "n")?;
+            Ok((row.try_get("", "group_id")?, u64::try_from(n).unwrap_or(0)))
+        })
+        .collect()
+}
+
 /// For each id, whether it is a user or a group of the tenant (`None`: neither).
 pub async fn resolve(
     conn: &impl ConnectionTrait,

@@ -186,10 +186,20 @@ impl Compiler {
                 };
                 let column = format!("\"{}\".\"search\"", table.name());
                 if self.sql.pg() {
+                    // A single value where a list is expected (a row indexed before the
+                    // rule that stores one value as a list of one) is walked as that list:
+                    // `jsonb_array_elements` of a scalar would fail the whole query.
                     self.sql
-                        .push("EXISTS (SELECT 1 FROM jsonb_array_elements(COALESCE(");
+                        .push("EXISTS (SELECT 1 FROM jsonb_array_elements(CASE WHEN ");
                     self.sql.json_value(&column, path);
-                    self.sql.push(", '[]'::jsonb)) AS e(v) WHERE ");
+                    self.sql
+                        .push(" IS NULL THEN '[]'::jsonb WHEN jsonb_typeof(");
+                    self.sql.json_value(&column, path);
+                    self.sql.push(") = 'array' THEN ");
+                    self.sql.json_value(&column, path);
+                    self.sql.push(" ELSE jsonb_build_array(");
+                    self.sql.json_value(&column, path);
+                    self.sql.push(") END) AS e(v) WHERE ");
                 } else {
                     self.sql
                         .push("EXISTS (SELECT 1 FROM json_each(")

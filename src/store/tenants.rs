@@ -212,6 +212,18 @@ pub async fn event_sequence(
         .ok_or(StoreError::NotFound)
 }
 
+/// The tenant's retention mark now: events up to it are gone.
+pub async fn events_pruned_through(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+) -> Result<i64, StoreError> {
+    tenant::Entity::find_by_id(tenant_id.to_owned())
+        .one(conn)
+        .await?
+        .map(|m| m.events_pruned_through)
+        .ok_or(StoreError::NotFound)
+}
+
 /// Counts one more extension registration of the tenant (locking its row until commit).
 pub async fn bump_schema_version(
     conn: &impl ConnectionTrait,

@@ -14,6 +14,7 @@ both_backends!(
     registered_attributes_are_validated_patched_and_sorted,
     bad_or_repeated_registrations_are_refused_and_other_tenants_see_nothing,
     write_only_and_never_returned_extension_attributes_are_never_shown_or_published,
+    a_multi_valued_attribute_stored_as_one_value_is_filtered_like_a_list,
 );
 
 const OKTA: &str = "urn:okta:acme_scimbus:1.0:user:custom";
@@ -364,5 +365,45 @@ async fn write_only_and_never_returned_extension_attributes_are_never_shown_or_p
     assert_eq!(snapshots.len(), 1);
     for snapshot in snapshots {
         hidden(&snapshot["data"]["resource"], "snapshot");
+    }
+}
+
+/// A multi-valued extension attribute that an older row holds as a single value (stored
+/// before the registration, as sent) is filtered like a one-element list: no 500.
+async fn a_multi_valued_attribute_stored_as_one_value_is_filtered_like_a_list(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_user(&user_with("solo", json!({"badges": {"value": "Gold"}})))
+        .await;
+    let definition = json!({
+        "id": OKTA,
+        "name": "OktaCustom",
+        "resourceType": "User",
+        "attributes": [{
+            "name": "badges", "type": "complex", "multiValued": true,
+            "subAttributes": [{"name": "value", "type": "string"}]
+        }]
+    });
+    assert_eq!(register(&app, &definition).await.status(), 201);
+    app.create_user(&user_with(
+        "listed",
+        json!({"badges": [{"value": "gold"}, {"value": "silver"}]}),
+    ))
+    .await;
+    for expression in [
+        format!("{OKTA}:badges.value eq \"gold\""),
+        format!("{OKTA}:badges[value eq \"gold\"]"),
+    ] {
+        let response = filter(&app, &expression).await;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(status, 200, "{expression}: {body}");
+        let mut names: Vec<&str> = body["Resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["userName"].as_str().unwrap())
+            .collect();
+        names.sort_unstable();
+        assert_eq!(names, ["listed", "solo"], "{expression}");
     }
 }

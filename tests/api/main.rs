@@ -26,6 +26,7 @@ mod isolation;
 mod lifecycle;
 mod openapi;
 mod outbox;
+mod pages;
 mod patch;
 mod plans;
 mod pull;

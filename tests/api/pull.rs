@@ -17,6 +17,7 @@ both_backends!(
     the_pull_api_needs_an_events_read_token_of_that_tenant,
     snapshots_page_every_user_and_group_with_members_and_validate,
     a_snapshot_of_one_resource_answers_404_once_it_is_gone,
+    a_page_read_while_retention_prunes_never_skips_events_without_a_410,
 );
 
 async fn events_token(app: &TestApp) -> String {
@@ -382,4 +383,37 @@ async fn concurrent_writes_to_the_same_users_keep_each_users_versions_in_sequenc
             event.sequence
         );
     }
+}
+
+/// Retention prunes between the pull's check of the retention mark and its read of the
+/// page (forced by a failpoint): the answer is the 410 that sends the consumer to the
+/// snapshots, never a page that starts after events it never saw.
+async fn a_page_read_while_retention_prunes_never_skips_events_without_a_410(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = events_token(&app).await;
+    for i in 0..3 {
+        app.create_user(&user(&format!("old{i}"))).await;
+    }
+    app.clock.advance(chrono::TimeDelta::days(8));
+    for i in 0..2 {
+        app.create_user(&user(&format!("new{i}"))).await;
+    }
+    let tenant_id = app.tenant_row().await.id;
+    let mut pause = scimbus::failpoints::Pause::arm("pull.page", &tenant_id);
+    let request = tokio::spawn(
+        app.client
+            .get(format!("{}/events/v1/acme?after=0", app.address))
+            .bearer_auth(&token)
+            .send(),
+    );
+    assert!(pause.reached().await);
+    assert_eq!(
+        scimbus::service::maintenance::prune_once(&app.ctx)
+            .await
+            .unwrap(),
+        3
+    );
+    pause.release();
+    let response = request.await.unwrap().unwrap();
+    assert_scim_error(response, 410, None).await;
 }

@@ -54,6 +54,10 @@ fn fold_value(def: &Attribute, value: &Value) -> Value {
         Value::Array(items) if def.multi_valued => {
             Value::Array(items.iter().map(|v| fold_single(def, v)).collect())
         }
+        // A multi-valued attribute stored as one value (sent before its extension was
+        // registered) is searched as a list of one: filters walk the elements of a list.
+        Value::Null => Value::Null,
+        other if def.multi_valued => Value::Array(vec![fold_single(def, other)]),
         other => fold_single(def, other),
     }
 }
