@@ -205,10 +205,13 @@ pub async fn event_sequence(
     conn: &impl ConnectionTrait,
     tenant_id: &str,
 ) -> Result<i64, StoreError> {
+    Ok(row(conn, tenant_id).await?.event_seq)
+}
+
+async fn row(conn: &impl ConnectionTrait, tenant_id: &str) -> Result<tenant::Model, StoreError> {
     tenant::Entity::find_by_id(tenant_id.to_owned())
         .one(conn)
         .await?
-        .map(|m| m.event_seq)
         .ok_or(StoreError::NotFound)
 }
 
@@ -217,11 +220,7 @@ pub async fn events_pruned_through(
     conn: &impl ConnectionTrait,
     tenant_id: &str,
 ) -> Result<i64, StoreError> {
-    tenant::Entity::find_by_id(tenant_id.to_owned())
-        .one(conn)
-        .await?
-        .map(|m| m.events_pruned_through)
-        .ok_or(StoreError::NotFound)
+    Ok(row(conn, tenant_id).await?.events_pruned_through)
 }
 
 /// Counts one more extension registration of the tenant (locking its row until commit).

@@ -274,9 +274,14 @@ impl TestApp {
 
     /// Users of `acme` with a raw filter, as the list body.
     pub async fn list_users(&self, query: &[(&str, &str)]) -> Value {
+        self.list_at("/Users", query).await
+    }
+
+    /// A GET of a list (`/Users`, `/Groups`) with `query`, as the list body.
+    pub async fn list_at(&self, path: &str, query: &[(&str, &str)]) -> Value {
         let response = self
             .client
-            .get(self.url("/Users"))
+            .get(self.url(path))
             .bearer_auth(&self.token)
             .query(query)
             .send()
@@ -354,4 +359,15 @@ pub async fn assert_scim_error(response: Response, status: u16, scim_type: Optio
         None => assert!(body.get("scimType").is_none(), "{body}"),
     }
     body
+}
+
+/// A `FROM` item of the integers 1…n as column `g` (alias `s`), for seeding by SQL.
+pub fn series(backend: sea_orm::DbBackend, n: u64) -> String {
+    match backend {
+        sea_orm::DbBackend::Postgres => format!("(SELECT g FROM generate_series(1, {n}) AS g) s"),
+        _ => format!(
+            "(WITH RECURSIVE r(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM r WHERE g < {n}) \
+             SELECT g FROM r) s"
+        ),
+    }
 }

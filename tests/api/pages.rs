@@ -5,11 +5,11 @@
 
 use std::collections::HashMap;
 
-use sea_orm::{ConnectionTrait, DbBackend};
+use sea_orm::ConnectionTrait;
 use serde_json::Value;
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestApp, issue, spawn_app};
+use crate::helpers::{Backend, TestApp, issue, series, spawn_app};
 use scimbus::domain::Scope;
 use scimbus::service::groups::MEMBER_BUDGET;
 
@@ -27,16 +27,6 @@ const SIZES: [(&str, u64); 6] = [
     ("g4", 6_000),
     ("g5", 6_000),
 ];
-
-fn series(backend: DbBackend, n: u64) -> String {
-    match backend {
-        DbBackend::Postgres => format!("(SELECT g FROM generate_series(1, {n}) AS g) s"),
-        _ => format!(
-            "(WITH RECURSIVE r(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM r WHERE g < {n}) \
-             SELECT g FROM r) s"
-        ),
-    }
-}
 
 async fn seed(app: &TestApp) {
     let tenant_id = app.tenant_row().await.id;
@@ -73,25 +63,6 @@ async fn seed(app: &TestApp) {
         ))
         .await
         .unwrap();
-    }
-}
-
-trait ListAt {
-    async fn list_at(&self, path: &str, query: &[(&str, &str)]) -> Value;
-}
-
-impl ListAt for TestApp {
-    async fn list_at(&self, path: &str, query: &[(&str, &str)]) -> Value {
-        let response = self
-            .client
-            .get(self.url(path))
-            .bearer_auth(&self.token)
-            .query(query)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        response.json().await.unwrap()
     }
 }
 

@@ -17,7 +17,7 @@ use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
 use serde_json::Value;
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestApp, spawn_app};
+use crate::helpers::{Backend, TestApp, series, spawn_app};
 
 both_backends!(membership_and_lookup_queries_read_rows_bounded_by_their_result);
 
@@ -32,16 +32,6 @@ const BOUND: f64 = 100.0;
 const PER_RESULT_ROW: f64 = 4.0;
 
 /// `SELECT g FROM <series 1..=n>` on either backend.
-fn series(backend: DbBackend, n: u64) -> String {
-    match backend {
-        DbBackend::Postgres => format!("(SELECT g FROM generate_series(1, {n}) AS g) s"),
-        _ => format!(
-            "(WITH RECURSIVE r(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM r WHERE g < {n}) \
-             SELECT g FROM r) s"
-        ),
-    }
-}
-
 /// The tenant: users `u1…u100000`; group `all` holds every user, `spread-1…1000` hold 900
 /// users each, `small` holds the probe `u5`, and `u5` is in `nA`, itself in `nB`, in `nC`.
 async fn seed(app: &TestApp, tenant_id: &str) {
