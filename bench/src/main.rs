@@ -21,6 +21,7 @@
 //! `tenants.rs` the cost of idle tenants. Data is seeded with SQL
 //! (`INSERT … SELECT … generate_series`), not through the API. See docs/benchmarks.md.
 
+mod adversarial;
 mod broker;
 mod capture;
 mod cluster;
@@ -125,6 +126,10 @@ const SCENARIOS: &[(&str, &str)] = &[
     (
         "many-tenants",
         "relay cost per event, idle cost and /metrics size: 2 tenants vs 2 + --idle-tenants",
+    ),
+    (
+        "adversarial",
+        "scimbus CPU per adversarial body at the 8 MiB limit, one per entry point (target ≤ 200 ms)",
     ),
     (
         "relay-drain",
@@ -1705,6 +1710,11 @@ async fn run_all(bench: &mut Bench, selected: &[String]) -> anyhow::Result<()> {
             "write-latency" => extra.push(("latency", bench.write_latency().await?)),
             "scaling" => extra.push(("scaling", bench.scaling().await?)),
             "many-tenants" => extra.push(("tenants", bench.many_tenants().await?)),
+            "adversarial" => {
+                let serve = bench.serve.as_ref().context("scimbus is not serving")?;
+                let report = adversarial::run(bench.target(serve), BASE, serve.pid).await?;
+                extra.push(("adversarial", report));
+            }
             other => bench.scenario(other).await?,
         }
     }

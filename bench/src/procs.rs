@@ -21,6 +21,12 @@ fn stat_fields(pid: u32) -> Option<Vec<String>> {
     Some(fields)
 }
 
+/// CPU time a process has used so far (user + system, all threads), in `/proc` ticks of
+/// 10 ms.
+pub fn cpu_ms(pid: u32) -> Option<u64> {
+    stat(pid).map(|(_, _, ticks)| (ticks as f64 * 1000.0 / TICKS) as u64)
+}
+
 /// (command name, parent pid, user + system ticks) of a process.
 fn stat(pid: u32) -> Option<(String, u32, u64)> {
     let f = stat_fields(pid)?;
