@@ -2,8 +2,8 @@
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, ExprTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, Statement,
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, ExprTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, Statement,
 };
 use serde_json::Value;
 
@@ -297,33 +297,31 @@ pub async fn mark_failed(
 /// How many events wait for the relay (numbered or not yet), and when the oldest was
 /// written.
 pub async fn backlog(conn: &impl ConnectionTrait) -> Result<(u64, Option<String>), StoreError> {
-    let pending = || {
-        outbox::Entity::find()
-            .filter(outbox::Column::PublishedAt.is_null())
-            .filter(outbox::Column::FailedAt.is_null())
-    };
-    let count = pending().count(conn).await?;
-    let oldest: Option<String> = pending()
-        .select_only()
-        .column(outbox::Column::CreatedAt)
-        .order_by_asc(outbox::Column::CreatedAt)
-        .into_tuple()
-        .one(conn)
-        .await?;
-    let unnumbered = conn
+    // One statement, so one snapshot: the sequencer moves events from `outbox_pending` to
+    // `outbox`, and two reads could each miss an event it moved between them.
+    const UNPUBLISHED: &str = "FROM outbox WHERE published_at IS NULL AND failed_at IS NULL";
+    let row = conn
         .query_one_raw(Statement::from_string(
             conn.get_database_backend(),
-            "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox_pending",
+            format!(
+                "SELECT (SELECT COUNT(*) {UNPUBLISHED}) AS numbered, \
+                 (SELECT MIN(created_at) {UNPUBLISHED}) AS oldest_numbered, \
+                 (SELECT COUNT(*) FROM outbox_pending) AS unnumbered, \
+                 (SELECT MIN(created_at) FROM outbox_pending) AS oldest_unnumbered"
+            ),
         ))
         .await?
         .ok_or(StoreError::NotFound)?;
-    let more: i64 = unnumbered.try_get("", "n")?;
-    let oldest_unnumbered: Option<String> = unnumbered.try_get("", "oldest")?;
-    let oldest = match (oldest, oldest_unnumbered) {
+    let numbered: i64 = row.try_get("", "numbered")?;
+    let unnumbered: i64 = row.try_get("", "unnumbered")?;
+    let oldest = match (
+        row.try_get::<Option<String>>("", "oldest_numbered")?,
+        row.try_get::<Option<String>>("", "oldest_unnumbered")?,
+    ) {
         (Some(a), Some(b)) => Some(Ord::min(a, b)),
         (a, b) => a.or(b),
     };
-    Ok((count + u64::try_from(more).unwrap_or(0), oldest))
+    Ok((u64::try_from(numbered + unnumbered).unwrap_or(0), oldest))
 }
 
 pub async fn insert(
