@@ -179,14 +179,14 @@ pub async fn snapshot_page(
     // this page returns.
     let fit = match kind {
         SnapshotKind::Users => {
-            for user in users::page_by_id(conn, &tenant.id, after, limit + 1).await? {
+            for user in users::page_by_id(conn, &tenant.id, after, limit + 1, false).await? {
                 ids.push(user.id.clone());
                 events.push(user_snapshot(ctx, tenant, &user));
             }
             most.min(ids.len())
         }
         SnapshotKind::Groups => {
-            let page = groups::page_by_id(conn, &tenant.id, after, limit + 1).await?;
+            let page = groups::page_by_id(conn, &tenant.id, after, limit + 1, false).await?;
             ids = page.iter().map(|g| g.id.clone()).collect();
             // A page stops at the member budget, like a list of groups.
             let fit =

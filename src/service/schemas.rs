@@ -192,24 +192,28 @@ async fn reindex(
     let mut bad_count = 0;
     let mut bad = Vec::new();
     loop {
+        crate::failpoints::point("reindex.batch", &tenant.id).await;
+        // Read and written in one transaction, the rows locked: a concurrent write either
+        // went first (and its document is what is indexed) or waits for this batch.
+        let txn = ctx.store.begin_write().await?;
         let documents: Vec<(String, serde_json::Map<String, Value>)> = if resource_type == "Group" {
-            groups::page_by_id(ctx.store.conn(), &tenant.id, after.as_deref(), BATCH)
+            groups::page_by_id(&txn, &tenant.id, after.as_deref(), BATCH, true)
                 .await?
                 .into_iter()
                 .map(|g| (g.id, g.document))
                 .collect()
         } else {
-            users::page_by_id(ctx.store.conn(), &tenant.id, after.as_deref(), BATCH)
+            users::page_by_id(&txn, &tenant.id, after.as_deref(), BATCH, true)
                 .await?
                 .into_iter()
                 .map(|u| (u.id, u.document))
                 .collect()
         };
         let Some((last, _)) = documents.last() else {
+            txn.commit().await?;
             break;
         };
         after = Some(last.clone());
-        let txn = ctx.store.begin_write().await?;
         for (id, document) in &documents {
             checked += 1;
             if let Err(e) = validate_resource(registry, rt, Value::Object(document.clone())) {

@@ -170,28 +170,38 @@ pub async fn set_search(
     id: &str,
     search: Value,
 ) -> Result<(), StoreError> {
-    user::ActiveModel {
-        tenant_id: Set(tenant_id.to_owned()),
-        id: Set(id.to_owned()),
-        search: Set(Some(search)),
-        ..Default::default()
-    }
-    .update(conn)
-    .await?;
+    use sea_orm::{ColumnTrait, QueryFilter};
+    // `update_many`: a row deleted meanwhile is no error.
+    user::Entity::update_many()
+        .col_expr(
+            user::Column::Search,
+            sea_orm::sea_query::Expr::value(search),
+        )
+        .filter(user::Column::TenantId.eq(tenant_id))
+        .filter(user::Column::Id.eq(id))
+        .exec(conn)
+        .await?;
     Ok(())
 }
 
-/// A page of the tenant's users in id order after `after` (snapshots for resync).
+/// A page of the tenant's users in id order after `after` (snapshots for resync; with
+/// `for_change`, locked for the re-index that rewrites their search documents).
 pub async fn page_by_id(
     conn: &impl ConnectionTrait,
     tenant_id: &str,
     after: Option<&str>,
     limit: u64,
+    for_change: bool,
 ) -> Result<Vec<StoredUser>, StoreError> {
     use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};
     let mut query = user::Entity::find().filter(user::Column::TenantId.eq(tenant_id));
     if let Some(after) = after {
         query = query.filter(user::Column::Id.gt(after));
+    }
+    if for_change {
+        // Locked until commit (`FOR NO KEY UPDATE` on PostgreSQL): a write of one of
+        // these waits, and one that went first is what is read.
+        query = query.lock(sea_orm::sea_query::LockType::NoKeyUpdate);
     }
     query
         .order_by_asc(user::Column::Id)

@@ -216,3 +216,61 @@ async fn no_write_lands_and_no_event_follows_once_the_tenant_is_deleted() {
         "no user of a purged tenant"
     );
 }
+
+/// Finding 10: re-indexing after a registration reads a batch, a PUT changes one of its
+/// users and a DELETE removes another, then the batch is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reindexing_never_overwrites_a_concurrent_write_or_fails_after_committing() {
+    const URN: &str = "urn:example:acme:1.0:User";
+    let app = spawn_app(Backend::Postgres).await;
+    let body = |name: &str, cost: &str| json!({"schemas": [crate::helpers::USER_URN, URN], "userName": name, URN: {"costCenter": cost}});
+    let changed = app.create_user(&body("changed", "OLD")).await;
+    let gone = app.create_user(&body("gone", "X")).await;
+    let tenant_id = app.tenant_row().await.id;
+    let mut pause = Pause::arm("reindex.batch", &tenant_id);
+    let definition = json!({
+        "id": URN, "name": "Acme", "resourceType": "User",
+        "attributes": [{"name": "costCenter", "type": "string"}]
+    });
+    let registration = tokio::spawn(
+        app.client
+            .post(format!("{}/admin/v1/tenants/acme/schemas", app.address))
+            .bearer_auth(crate::helpers::ADMIN_TOKEN)
+            .json(&definition)
+            .send(),
+    );
+    assert!(pause.reached().await);
+    let put = tokio::spawn(
+        app.client
+            .put(app.url(&format!("/Users/{}", changed["id"].as_str().unwrap())))
+            .bearer_auth(&app.token)
+            .json(&body("changed", "NEW"))
+            .send(),
+    );
+    let delete = tokio::spawn(
+        app.client
+            .delete(app.url(&format!("/Users/{}", gone["id"].as_str().unwrap())))
+            .bearer_auth(&app.token)
+            .send(),
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    pause.release();
+    assert_eq!(registration.await.unwrap().unwrap().status(), 201);
+    assert_eq!(put.await.unwrap().unwrap().status(), 200);
+    assert_eq!(delete.await.unwrap().unwrap().status(), 204);
+    let found = |value: &'static str| {
+        let app = &app;
+        async move {
+            app.list_users(&[("filter", &format!("{URN}:costCenter eq \"{value}\""))])
+                .await["totalResults"]
+                .as_u64()
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        found("NEW").await,
+        1,
+        "the concurrent write's search document stands"
+    );
+    assert_eq!(found("OLD").await, 0);
+}
