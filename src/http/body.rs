@@ -10,7 +10,6 @@ use actix_web::http::header;
 use actix_web::web::{self, BytesMut};
 use actix_web::{FromRequest, HttpRequest};
 use futures_util::StreamExt;
-use std::collections::BTreeMap;
 
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -94,6 +93,129 @@ fn value_of(bytes: &[u8]) -> Result<Value, ApiError> {
     Ok(value)
 }
 
+/// A body of a user (POST, PUT) or a user's PatchOp: at most `LIMIT` JSON values (object
+/// members and array elements, at every depth), counted while it is parsed, so a body
+/// that could never be valid is refused (400 `invalidValue`) before it is built. A user
+/// holds at most `validate::MAX_ATTRIBUTES` values; its bodies have no member lists.
+#[derive(Debug)]
+pub struct BoundedBody<const LIMIT: usize>(pub Value);
+
+/// A user's POST or PUT body: the user's attribute values and its `schemas`.
+pub const USER_BODY_VALUES: usize = crate::scim::validate::MAX_ATTRIBUTES;
+/// A user's PatchOp: 1 000 operations of a few members each, and their values (at most
+/// `MAX_ATTRIBUTES` in all, checked again by the engine).
+pub const USER_PATCH_VALUES: usize =
+    crate::scim::patch::MAX_OPERATIONS * 5 + crate::scim::validate::MAX_ATTRIBUTES + 10;
+
+/// Builds a `Value` from JSON, counting the values as it goes and stopping past the limit.
+struct Counted<'a>(&'a std::cell::Cell<usize>);
+
+impl Counted<'_> {
+    fn take<E: serde::de::Error>(&self) -> Result<(), E> {
+        match self.0.get() {
+            0 => Err(E::custom(TOO_MANY)),
+            left => {
+                self.0.set(left - 1);
+                Ok(())
+            }
+        }
+    }
+}
+
+const TOO_MANY: &str = "scimbus: too many values";
+
+impl<'de> serde::de::DeserializeSeed<'de> for Counted<'_> {
+    type Value = Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Counted<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        loop {
+            self.take()?;
+            match seq.next_element_seed(Counted(self.0))? {
+                Some(item) => items.push(item),
+                None => {
+                    // The last `take` counted no element.
+                    self.0.set(self.0.get() + 1);
+                    return Ok(Value::Array(items));
+                }
+            }
+        }
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut fields = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            self.take()?;
+            let value = map.next_value_seed(Counted(self.0))?;
+            fields.insert(key, value);
+        }
+        Ok(Value::Object(fields))
+    }
+}
+
+/// [`value_of`], refusing past `limit` values while parsing.
+fn bounded_value_of(bytes: &[u8], limit: usize) -> Result<Value, ApiError> {
+    use serde::de::DeserializeSeed;
+    let left = std::cell::Cell::new(limit);
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let parsed = Counted(&left)
+        .deserialize(&mut de)
+        .and_then(|v| de.end().map(|()| v));
+    let value = match parsed {
+        Ok(value) => value,
+        Err(e) if e.to_string().starts_with(TOO_MANY) => {
+            return Err(ApiError::Scim(crate::scim::validate::too_many_attributes()));
+        }
+        Err(e) => return Err(malformed(e)),
+    };
+    crate::scim::validate::storable(&value, 0).map_err(ApiError::Scim)?;
+    Ok(value)
+}
+
+impl<const LIMIT: usize> FromRequest for BoundedBody<LIMIT> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = read(req, payload);
+        Box::pin(async move { Ok(BoundedBody(bounded_value_of(&body.await?, LIMIT)?)) })
+    }
+}
+
 impl FromRequest for JsonBody {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
@@ -113,6 +235,63 @@ pub struct GroupJson {
     pub members: Option<RawMembers>,
 }
 
+/// A group body's top-level members: `members` kept raw (any size: they are rows), every
+/// other attribute built as a `Value` and counted, refused past the attribute limit while
+/// parsing.
+fn group_fields(
+    bytes: &[u8],
+) -> Result<(serde_json::Map<String, Value>, Option<RawMembers>), ApiError> {
+    struct Fields<'a>(&'a std::cell::Cell<usize>);
+    impl<'de> serde::de::Visitor<'de> for Fields<'_> {
+        type Value = (serde_json::Map<String, Value>, Option<Box<RawValue>>);
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut rest = serde_json::Map::new();
+            let mut members = None;
+            while let Some(key) = map.next_key::<String>()? {
+                if key.eq_ignore_ascii_case("members") {
+                    if members.is_some() {
+                        return Err(serde::de::Error::custom(format!(
+                            "attribute `{key}` is given more than once"
+                        )));
+                    }
+                    members = Some(map.next_value::<Box<RawValue>>()?);
+                } else {
+                    Counted(self.0).take()?;
+                    let value = map.next_value_seed(Counted(self.0))?;
+                    rest.insert(key, value);
+                }
+            }
+            Ok((rest, members))
+        }
+    }
+    let left = std::cell::Cell::new(crate::scim::validate::MAX_ATTRIBUTES);
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let parsed = serde::Deserializer::deserialize_map(&mut de, Fields(&left))
+        .and_then(|v| de.end().map(|()| v));
+    let (rest, members) = match parsed {
+        Ok(parsed) => parsed,
+        Err(e) if e.to_string().starts_with(TOO_MANY) => {
+            return Err(ApiError::Scim(crate::scim::validate::too_many_attributes()));
+        }
+        Err(e) if e.to_string().contains("is given more than once") => {
+            return Err(ApiError::Scim(ScimError::invalid_syntax(
+                "attribute `members` is given more than once",
+            )));
+        }
+        Err(e) => return Err(malformed(e)),
+    };
+    let members = members
+        .map(|raw| RawMembers::parse(&raw).map_err(malformed))
+        .transpose()?;
+    Ok((rest, members))
+}
+
 impl FromRequest for GroupJson {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
@@ -121,29 +300,15 @@ impl FromRequest for GroupJson {
         let body = read(req, payload);
         Box::pin(async move {
             let bytes = body.await?;
-            let Ok(fields) = serde_json::from_slice::<BTreeMap<String, Box<RawValue>>>(&bytes)
-            else {
+            if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
                 // Malformed, or not an object: the same answers as every other body.
                 return Ok(GroupJson {
                     body: value_of(&bytes)?,
                     members: None,
                 });
-            };
-            drop(bytes);
-            let mut rest = serde_json::Map::new();
-            let mut members = None;
-            for (key, raw) in fields {
-                if key.eq_ignore_ascii_case("members") {
-                    if members.is_some() {
-                        return Err(ApiError::Scim(ScimError::invalid_syntax(format!(
-                            "attribute `{key}` is given more than once"
-                        ))));
-                    }
-                    members = Some(RawMembers::parse(&raw).map_err(malformed)?);
-                } else {
-                    rest.insert(key, serde_json::from_str(raw.get()).map_err(malformed)?);
-                }
             }
+            let (rest, members) = group_fields(&bytes)?;
+            drop(bytes);
             let body = Value::Object(rest);
             crate::scim::validate::storable(&body, 0).map_err(ApiError::Scim)?;
             Ok(GroupJson { body, members })

@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, web};
 use actix_web::{delete, get, patch, post, put};
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::body::JsonBody;
+use super::body::{BoundedBody, USER_BODY_VALUES, USER_PATCH_VALUES};
 use super::error::ApiError;
 use super::openapi::{ProjectionQuery, ReadQuery, SCIM, TenantPath};
 use super::precondition::{Preconditions, ReadParams};
@@ -69,7 +69,7 @@ async fn create(
     ctx: web::Data<Context>,
     auth: AuthenticatedTenant,
     params: web::Query<ReadParams>,
-    body: JsonBody,
+    body: BoundedBody<USER_BODY_VALUES>,
 ) -> Result<HttpResponse, ApiError> {
     let mut user = users::create(&ctx, &auth.tenant, body.0).await?;
     project(&auth.tenant, &params, &mut user.body);
@@ -131,7 +131,7 @@ async fn replace(
     id: web::Path<(String, String)>,
     params: web::Query<ReadParams>,
     conditions: Preconditions,
-    body: JsonBody,
+    body: BoundedBody<USER_BODY_VALUES>,
 ) -> Result<HttpResponse, ApiError> {
     let written = users::replace(
         &ctx,
@@ -169,7 +169,7 @@ async fn patch(
     id: web::Path<(String, String)>,
     params: web::Query<ReadParams>,
     conditions: Preconditions,
-    body: JsonBody,
+    body: BoundedBody<USER_PATCH_VALUES>,
 ) -> Result<HttpResponse, ApiError> {
     let written = users::patch(
         &ctx,
