@@ -83,46 +83,16 @@ fn stored(m: outbox::Model) -> StoredEvent {
     }
 }
 
-/// The oldest unpublished, unparked events: per tenant in `sequence` order. Only the
-/// columns the relay needs, the payload as text.
-pub async fn fetch_unpublished(
-    conn: &impl ConnectionTrait,
-    limit: u64,
-) -> Result<Vec<Pending>, StoreError> {
-    fetch_unpublished_after(conn, None, limit).await
-}
-
-/// [`fetch_unpublished`] after `after` in `(tenant_id, sequence)` order: the next batch
-/// while the previous one is still in flight (the pipelined relay).
-pub async fn fetch_unpublished_after(
-    conn: &impl ConnectionTrait,
-    after: Option<&EventKey>,
-    limit: u64,
-) -> Result<Vec<Pending>, StoreError> {
-    let body = match conn.get_database_backend() {
+/// The payload as text, as the relay publishes it (no parse and re-serialise).
+fn payload_text(conn: &impl ConnectionTrait) -> &'static str {
+    match conn.get_database_backend() {
         DbBackend::Postgres => "payload::text",
         _ => "CAST(payload AS TEXT)",
-    };
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let (from, mut values): (&str, Vec<sea_orm::Value>) = match after {
-        Some(key) => (
-            "AND (tenant_id, sequence) > ($2, $3) ",
-            vec![
-                limit.into(),
-                key.tenant_id.as_str().into(),
-                key.sequence.into(),
-            ],
-        ),
-        None => ("", vec![limit.into()]),
-    };
-    let sql = format!(
-        "SELECT tenant_id, sequence, id, routing_key, {body} AS body FROM outbox \
-         WHERE published_at IS NULL AND failed_at IS NULL {from}\
-         ORDER BY tenant_id, sequence LIMIT $1"
-    );
-    let rows = conn
-        .query_all_raw(super::statement(conn, &sql, std::mem::take(&mut values)))
-        .await?;
+    }
+}
+
+/// Rows of `tenant_id, sequence, id, routing_key, body` as [`Pending`] events.
+fn pending_rows(rows: Vec<sea_orm::QueryResult>) -> Result<Vec<Pending>, StoreError> {
     rows.into_iter()
         .map(|row| {
             Ok(Pending {
@@ -134,6 +104,26 @@ pub async fn fetch_unpublished_after(
             })
         })
         .collect()
+}
+
+/// The oldest unpublished, unparked events: per tenant in `sequence` order. Only the
+/// columns the relay needs, the payload as text. (The relay reads by lane,
+/// [`fetch_lanes`]; this is for redelivery tests and the relay bench.)
+pub async fn fetch_unpublished(
+    conn: &impl ConnectionTrait,
+    limit: u64,
+) -> Result<Vec<Pending>, StoreError> {
+    let sql = format!(
+        "SELECT tenant_id, sequence, id, routing_key, {} AS body FROM outbox \
+         WHERE published_at IS NULL AND failed_at IS NULL \
+         ORDER BY tenant_id, sequence LIMIT $1",
+        payload_text(conn)
+    );
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = conn
+        .query_all_raw(super::statement(conn, &sql, vec![limit.into()]))
+        .await?;
+    pending_rows(rows)
 }
 
 /// Up to `limit` tenants with unpublished, unparked events, in tenant order after `after`
@@ -180,10 +170,7 @@ pub async fn fetch_lanes(
     if lanes.is_empty() {
         return Ok(Vec::new());
     }
-    let body = match conn.get_database_backend() {
-        DbBackend::Postgres => "payload::text",
-        _ => "CAST(payload AS TEXT)",
-    };
+    let body = payload_text(conn);
     let per_lane = i64::try_from(per_lane).unwrap_or(i64::MAX);
     let mut values: Vec<sea_orm::Value> = vec![per_lane.into()];
     let mut parts = Vec::with_capacity(lanes.len());
@@ -202,17 +189,7 @@ pub async fn fetch_lanes(
     let rows = conn
         .query_all_raw(super::statement(conn, &sql, values))
         .await?;
-    rows.into_iter()
-        .map(|row| {
-            Ok(Pending {
-                tenant_id: row.try_get("", "tenant_id")?,
-                sequence: row.try_get("", "sequence")?,
-                id: row.try_get("", "id")?,
-                routing_key: row.try_get("", "routing_key")?,
-                body: row.try_get("", "body")?,
-            })
-        })
-        .collect()
+    pending_rows(rows)
 }
 
 /// Marks confirmed events published in one statement: for each tenant, the range from its

@@ -184,32 +184,26 @@ async fn healthz_and_readyz_answer_200_once_up(backend: Backend) {
             .unwrap();
         assert_eq!(response.status(), 200, "{path}");
     }
-    let ready: serde_json::Value = app
-        .client
-        .get(format!("{}/readyz", app.address))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready = readyz(&app).await;
     assert_eq!(ready["database"], true);
     assert_eq!(ready["migrations"], true);
     assert_eq!(ready["relay"]["backlog"], 0);
     assert_eq!(ready["relay"]["published"], 0);
 }
 
-async fn readyz_backlog(app: &TestApp) -> serde_json::Value {
-    let ready: serde_json::Value = app
-        .client
+async fn readyz(app: &TestApp) -> serde_json::Value {
+    app.client
         .get(format!("{}/readyz", app.address))
         .send()
         .await
         .unwrap()
         .json()
         .await
-        .unwrap();
-    ready["relay"]["backlog"].clone()
+        .unwrap()
+}
+
+async fn readyz_backlog(app: &TestApp) -> serde_json::Value {
+    readyz(app).await["relay"]["backlog"].clone()
 }
 
 /// `/readyz` needs no token: however often it is called, the backlog is read at most once
