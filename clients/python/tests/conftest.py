@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -77,3 +79,26 @@ def make_consumer(fake: FakeScimbus) -> Callable[..., Consumer]:
         return consumer
 
     return make
+
+
+ADMIN_DATABASE_URL = os.environ.get("SCIMBUS_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+async def pg_url() -> AsyncIterator[str]:
+    """A fresh PostgreSQL database for one test (dropped after it), as a SQLAlchemy asyncpg URL."""
+    import asyncpg
+
+    name = f"scimbus_consumer_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(ADMIN_DATABASE_URL)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    base = ADMIN_DATABASE_URL.rsplit("/", 1)[0].replace("postgres://", "postgresql+asyncpg://", 1)
+    yield f"{base}/{name}"
+    admin = await asyncpg.connect(ADMIN_DATABASE_URL)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()

@@ -255,3 +255,40 @@ async def test_the_fastapi_lifespan_starts_and_stops_the_consumer(broker, factor
         await recorder.wait_for(lambda: len(recorder.calls) == 1)
         assert consumer.connected
     assert not consumer.connected
+
+
+async def test_one_consumer_of_the_queue_is_active_and_another_takes_over_when_it_goes(broker, factory, recorder):
+    first, second = broker.consumer(), broker.consumer()
+    for index, consumer in enumerate((first, second)):
+
+        @consumer.on_any
+        async def anything(event, ctx, index=index):
+            await recorder.add(index, (event.subject, event.version))
+
+    await first.start()
+    await asyncio.wait_for(first.consuming.wait(), WAIT)
+    await second.start()
+    await asyncio.wait_for(second.consuming.wait(), WAIT)
+    for user in range(20):
+        await broker.publish(factory.user_created(f"u{user}"))
+    await recorder.wait_for(lambda: len(recorder.calls) == 20)
+    await first.stop()
+    for user in range(20):
+        await broker.publish(factory.user_updated(f"u{user}", 2))
+    await recorder.wait_for(lambda: len(recorder.calls) == 40)
+    await second.stop()
+    assert sorted(recorder.of(0)) == sorted((f"Users/u{u}", 1) for u in range(20))
+    assert sorted(recorder.of(1)) == sorted((f"Users/u{u}", 2) for u in range(20))
+
+
+async def test_a_queue_declared_with_other_arguments_is_named_in_the_error(broker):
+    from scimbus_consumer import QueueMismatch
+
+    assert broker.channel is not None
+    await broker.channel.declare_queue(
+        f"{broker.name}.app", durable=True, arguments={"x-queue-type": "quorum", "x-expires": 60_000}
+    )
+    consumer = broker.consumer()
+    with pytest.raises(QueueMismatch, match="exists with other arguments"):
+        await consumer.start()
+    assert not consumer.connected

@@ -2,7 +2,7 @@
 FastAPI app: typed events, per-resource ordering, version tracking, dedupe, dead-lettering,
 and catch-up through scimbus's pull API."""
 
-from .consumer import Consumer, Context, HandlerFailed, Outcome, ResourceGone, decide, topic_matches
+from .consumer import Consumer, Context, HandlerFailed, Outcome, QueueMismatch, ResourceGone, decide, topic_matches
 from .models import (
     EVENT_MODELS,
     Envelope,
@@ -47,6 +47,7 @@ __all__ = [
     "Outcome",
     "PullClient",
     "PullError",
+    "QueueMismatch",
     "ResourceGone",
     "ResourceState",
     "ScimGroup",

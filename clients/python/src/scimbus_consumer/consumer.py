@@ -21,7 +21,7 @@ from aio_pika.abc import (
     AbstractRobustChannel,
     AbstractRobustConnection,
 )
-from aiormq.exceptions import ChannelInvalidStateError
+from aiormq.exceptions import ChannelInvalidStateError, ChannelPreconditionFailed
 from pydantic import ValidationError
 
 from .lanes import KeyedLanes
@@ -65,6 +65,11 @@ class HandlerFailed(Exception):
         super().__init__(f"{event.type} {event.id} ({event.tenant}/{event.subject}) failed: {cause!r}")
         self.event = event
         self.cause = cause
+
+
+class QueueMismatch(Exception):
+    """The app's queue exists with other arguments than the consumer declares (e.g. it was
+    made before single-active-consumer was the default): RabbitMQ cannot change them."""
 
 
 class VersionGap(Exception):
@@ -194,6 +199,8 @@ class Consumer:
         drain_timeout: float = 30.0,
         dedupe_retention: timedelta | None = timedelta(days=14),
         prune_interval: float = 3600.0,
+        single_active_consumer: bool = True,
+        delivery_limit: int | None = 20,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -225,6 +232,16 @@ class Consumer:
         # pull API or a redelivery can bring back is forgotten. None keeps them forever.
         self.dedupe_retention = dedupe_retention
         self.prune_interval = prune_interval
+        # One active consumer per queue (the broker fails over to a waiting one when it goes):
+        # every process of the app may start a consumer, and each resource's events still
+        # reach one of them in order, so every handler runs instead of version gaps being
+        # repaired by resync. The store's resource locks cover the other paths (catch-up of
+        # a process that starts, resync, a delivery still running on a dropped connection).
+        self.single_active_consumer = single_active_consumer
+        # A delivery that keeps coming back without being settled (the process dies in its
+        # handler) is dead-lettered after this many deliveries instead of blocking its
+        # resource forever. None: no limit.
+        self.delivery_limit = delivery_limit
         self._prune_task: asyncio.Task[None] | None = None
 
         self._handlers: dict[str, list[Handler]] = {}
@@ -304,15 +321,25 @@ class Consumer:
             self.dead_letter_queue, durable=True, arguments={**self.queue_arguments, "x-queue-type": "quorum"}
         )
         await dlq.bind(dlx, routing_key="")
-        self._queue = await channel.declare_queue(
-            self.queue_name,
-            durable=True,
-            arguments={
-                **self.queue_arguments,
-                "x-queue-type": "quorum",
-                "x-dead-letter-exchange": self.dead_letter_exchange,
-            },
-        )
+        arguments: dict[str, Any] = {
+            **self.queue_arguments,
+            "x-queue-type": "quorum",
+            "x-dead-letter-exchange": self.dead_letter_exchange,
+        }
+        if self.single_active_consumer:
+            arguments["x-single-active-consumer"] = True
+        if self.delivery_limit is not None:
+            arguments["x-delivery-limit"] = self.delivery_limit
+        try:
+            self._queue = await channel.declare_queue(self.queue_name, durable=True, arguments=arguments)
+        except ChannelPreconditionFailed as exc:
+            await self._connection.close()
+            self._connection = None
+            raise QueueMismatch(
+                f"queue {self.queue_name!r} exists with other arguments than {arguments!r} ({exc}). "
+                "Delete it (rabbitmqctl delete_queue), or declare it as it is; the consumer catches "
+                "up through the pull API on its next start."
+            ) from exc
         for key in self.routing_keys:
             await self._queue.bind(exchange, routing_key=key)
         self._run_task = asyncio.create_task(self._run(), name=f"scimbus-consumer-{self.queue_name}")
@@ -489,6 +516,9 @@ class Consumer:
         resynced = redacted = False
         while True:
             async with self.store.transaction() as tx:
+                # First the resource's lock: another process applying the same resource
+                # commits before this one reads the dedupe row and the version.
+                await self.store.lock(tenant, subject, tx)
                 if not is_snapshot and await self.store.is_processed(event.id, tx):
                     return Outcome.DUPLICATE
                 if not isinstance(event, TenantDeleted):
@@ -544,6 +574,7 @@ class Consumer:
             await self.resync(tenant, subject)
             outcome = Outcome.RESYNCED
         async with self.store.transaction() as tx:
+            await self.store.lock(tenant, subject, tx)
             await self._record(event, tx)
         return outcome
 
@@ -563,6 +594,7 @@ class Consumer:
 
     async def mark_resync(self, tenant: str, subject: str) -> None:
         async with self.store.transaction() as tx:
+            await self.store.lock(tenant, subject, tx)
             state = await self.store.get_state(tenant, subject, tx) or ResourceState()
             await self.store.put_state(tenant, subject, replace(state, needs_resync=True), tx)
 
@@ -574,6 +606,7 @@ class Consumer:
         raw = await self.pull.snapshot_one(tenant, resource_type, resource_id)
         if raw is None:
             async with self.store.transaction() as tx:
+                await self.store.lock(tenant, subject, tx)
                 state = await self.store.get_state(tenant, subject, tx) or ResourceState()
                 if not state.deleted:
                     ctx = Context(session=tx, tenant=tenant, subject=subject, origin="resync", force=False, attempt=1)

@@ -4,21 +4,37 @@ The consumer opens the transaction (`transaction()`), hands its `AsyncSession` t
 handler as `Context.session`, and adds its own rows (`record`, `put_state`, `set_cursor`)
 to the same session: the app's side effects, the dedupe row and the version commit together
 or not at all.
+
+Several processes may share the database (`uvicorn --workers N`, replicas). On PostgreSQL
+each event's transaction first takes a transaction-scoped advisory lock of its resource
+(`lock`), so a second process waits for the first to commit and then judges its event
+against the version the first wrote. On SQLite the engine of `sqlite_engine` begins every
+transaction IMMEDIATE, which serialises writers of the file. Other databases are not
+supported with more than one process.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
-
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Integer, MetaData, String, delete, event, select
+from sqlalchemy import BigInteger, Boolean, DateTime, Integer, MetaData, String, delete, event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from .store import ResourceState
+
+log = logging.getLogger("scimbus_consumer")
+
+# Two-key advisory locks (a key space of their own, apart from single bigint keys): the
+# first key says what is locked, the second is the 32-bit hash of its name. A collision
+# only makes two resources wait for each other.
+_LOCK_RESOURCE = 0x5C1B0001
+_LOCK_TENANT = 0x5C1B0002
+_LOCK_SCHEMA = 0x5C1B0003
 
 
 class _Base(DeclarativeBase):
@@ -80,16 +96,40 @@ class SqlStore:
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         self.sessionmaker = sessionmaker
+        self._warned = False
 
     @staticmethod
-    async def create_tables(engine: AsyncEngine) -> None:
+    async def create_tables(engine: AsyncEngine, *more: MetaData) -> None:
+        """Create the store's tables (and those of `more`, e.g. the app's own metadata) that
+        do not exist yet. Safe when several processes start together: on PostgreSQL one
+        advisory lock serialises them, on SQLite the IMMEDIATE transaction does."""
         async with engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
+            if conn.dialect.name == "postgresql":
+                await conn.execute(select(func.pg_advisory_xact_lock(_LOCK_SCHEMA, 0)))
+            for each in (metadata, *more):
+                await conn.run_sync(each.create_all)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         async with self.sessionmaker() as session, session.begin():
             yield session
+
+    async def lock(self, tenant: str, subject: str, tx: AsyncSession) -> None:
+        dialect = tx.bind.dialect.name
+        if dialect == "postgresql":
+            tenant_key = func.hashtext(tenant)
+            if subject.startswith("Tenants/"):
+                await tx.execute(select(func.pg_advisory_xact_lock(_LOCK_TENANT, tenant_key)))
+                return
+            await tx.execute(
+                select(
+                    func.pg_advisory_xact_lock_shared(_LOCK_TENANT, tenant_key),
+                    func.pg_advisory_xact_lock(_LOCK_RESOURCE, func.hashtext(f"{tenant}/{subject}")),
+                )
+            )
+        elif dialect != "sqlite" and not self._warned:
+            self._warned = True
+            log.warning("SqlStore cannot lock resources on %s: run a single consumer process", dialect)
 
     async def is_processed(self, event_id: str, tx: AsyncSession) -> bool:
         return await tx.get(ProcessedEvent, event_id) is not None

@@ -40,6 +40,14 @@ class Store(Protocol):
         rolls back on an exception."""
         ...
 
+    async def lock(self, tenant: str, subject: str, tx: Any) -> None:
+        """Hold the resource's lock until `tx` ends, so that every process sharing the store
+        judges and applies one resource's events one at a time, each seeing what the last
+        committed. A `Tenants/<slug>` subject takes its tenant's lock exclusively; any other
+        subject takes it shared (a tenant's deletion waits for its resources' transactions
+        and they for it)."""
+        ...
+
     async def is_processed(self, event_id: str, tx: Any) -> bool: ...
 
     async def record(self, event_id: str, tx: Any) -> None:
@@ -95,6 +103,10 @@ class MemoryStore:
             self.processed[event_id] = now
         self.states.update(tx.states)
         self.cursors.update(tx.cursors)
+
+    async def lock(self, tenant: str, subject: str, tx: _MemoryTx) -> None:
+        """Nothing to do: a `MemoryStore` belongs to one process, whose consumer already
+        runs one resource's events one at a time. Several processes need a shared store."""
 
     def _drop(self, tenant: str) -> None:
         for key in [k for k in self.states if k[0] == tenant]:

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request
 from pydantic import BaseModel
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from scimbus_consumer import Consumer, PullClient
 from scimbus_consumer.sql_store import SqlStore, sqlite_engine
@@ -26,7 +26,9 @@ class Provisioning:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.engine: AsyncEngine = sqlite_engine(settings.db_path)
+        self.engine: AsyncEngine = (
+            create_async_engine(settings.database_url) if settings.database_url else sqlite_engine(settings.db_path)
+        )
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         pull = PullClient(settings.scimbus_url, settings.tokens) if settings.scimbus_url and settings.tokens else None
         self.consumer = Consumer(
@@ -41,12 +43,11 @@ class Provisioning:
             reconnect_interval=settings.reconnect_interval,
             auto_delete_dead_letter_exchange=settings.auto_delete_dead_letter_exchange,
         )
-        register(self.consumer)
+        register(self.consumer, handler_delay_ms=settings.handler_delay_ms)
 
     async def create_tables(self) -> None:
-        async with self.engine.begin() as conn:
-            await conn.run_sync(Base.metadata.create_all)
-        await SqlStore.create_tables(self.engine)
+        # Safe when several workers start together (one lock on PostgreSQL).
+        await SqlStore.create_tables(self.engine, Base.metadata)
 
     async def close(self) -> None:
         await self.engine.dispose()

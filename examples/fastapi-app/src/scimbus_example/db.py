@@ -63,4 +63,18 @@ class WelcomeEmail(Base):
     event_id: Mapped[str] = mapped_column(String(36))
 
 
-__all__ = ["Base", "Group", "Membership", "Session", "User", "WelcomeEmail"]
+class HandledEvent(Base):
+    """The app's activity log: one row per event whose handler ran and committed, written in
+    the handler's transaction (so a row means the handler's writes are in too)."""
+
+    __tablename__ = "handled_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(String(63), index=True)
+    event_id: Mapped[str] = mapped_column(String(36), index=True)
+    type: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(512))
+    origin: Mapped[str] = mapped_column(String(16))
+
+
+__all__ = ["Base", "Group", "HandledEvent", "Membership", "Session", "User", "WelcomeEmail"]

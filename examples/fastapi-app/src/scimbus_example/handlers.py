@@ -3,6 +3,11 @@ event id and the resource version (SqlStore), so a crash never applies half an e
 
 from __future__ import annotations
 
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,7 +28,7 @@ from scimbus_consumer.models import (
     UserUpdated,
 )
 
-from .db import Group, Membership, Session, User, WelcomeEmail
+from .db import Group, HandledEvent, Membership, Session, User, WelcomeEmail
 
 
 def _primary_email(user: ScimUser) -> str | None:
@@ -71,7 +76,34 @@ async def delete_group(session: AsyncSession, tenant: str, group_id: str) -> Non
     await session.execute(delete(Group).where(Group.tenant == tenant, Group.id == group_id))
 
 
-def register(consumer: Consumer) -> None:
+class _Journaled:
+    """`consumer.on` whose handlers first await the configured delay, then log the event in
+    `handled_events` in the handler's own transaction."""
+
+    def __init__(self, consumer: Consumer, delay_ms: int) -> None:
+        self.consumer, self.delay = consumer, delay_ms / 1000
+
+    def on(self, event_type: str) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:
+        def register(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+            async def journaled(event: Any, ctx: Context) -> None:
+                if self.delay:
+                    await asyncio.sleep(random.uniform(0, self.delay))
+                await handler(event, ctx)
+                ctx.session.add(
+                    HandledEvent(
+                        tenant=ctx.tenant, event_id=event.id, type=event.type, subject=event.subject, origin=ctx.origin
+                    )
+                )
+
+            self.consumer.on(event_type)(journaled)
+            return handler
+
+        return register
+
+
+def register(consumer_: Consumer, *, handler_delay_ms: int = 0) -> None:
+    consumer = _Journaled(consumer_, handler_delay_ms)
+
     @consumer.on("scimbus.user.created")
     @consumer.on("scimbus.user.updated")
     @consumer.on("scimbus.user.reactivated")
@@ -129,10 +161,10 @@ def register(consumer: Consumer) -> None:
 
     @consumer.on("scimbus.tenant.deleted")
     async def tenant_deleted(event: TenantDeleted, ctx: Context) -> None:
-        for table in (Session, Membership, Group, User, WelcomeEmail):
+        for table in (Session, Membership, Group, User, WelcomeEmail, HandledEvent):
             await ctx.session.execute(delete(table).where(table.tenant == event.tenant))
 
-    @consumer.on_gone
+    @consumer_.on_gone
     async def gone(item: ResourceGone, ctx: Context) -> None:
         if item.resource_type == "Users":
             await delete_user(ctx.session, item.tenant, item.resource_id)

@@ -17,6 +17,11 @@ class Settings:
     queue: str = "example-app.scimbus"
     exchange: str = "scimbus.events"
     db_path: str = "example-app.db"
+    database_url: str | None = None
+    """A SQLAlchemy async URL (`postgresql+asyncpg://…`); when set, used instead of `db_path`."""
+    handler_delay_ms: int = 0
+    """Each handler first awaits a random delay up to this, as a handler that calls another
+    service does (for tests and benchmarks of several workers)."""
     max_attempts: int = 5
     # For tests: extra queue arguments (x-expires) and quick reconnects.
     queue_arguments: dict[str, Any] = field(default_factory=dict)
@@ -31,7 +36,7 @@ class Settings:
         """`SCIMBUS_EXAMPLE_AMQP_URL`, `_SCIMBUS_URL` (base URL of scimbus, for the pull API),
         `_TENANTS` (comma-separated slugs), `_EVENTS_TOKENS` (`acme=token,globex=token`, one
         `events:read` token per tenant) or `_EVENTS_TOKEN` (with exactly one tenant), `_QUEUE`,
-        `_EXCHANGE`, `_DB_PATH`, `_MAX_ATTEMPTS`."""
+        `_EXCHANGE`, `_DB_PATH` or `_DATABASE_URL`, `_MAX_ATTEMPTS`, `_HANDLER_DELAY_MS`."""
         env = os.environ if env is None else env
         get = lambda name, default=None: env.get(f"SCIMBUS_EXAMPLE_{name}", default)  # noqa: E731
         tenants = [t.strip() for t in (get("TENANTS") or "").split(",") if t.strip()]
@@ -56,5 +61,7 @@ class Settings:
             queue=get("QUEUE", cls.queue),
             exchange=get("EXCHANGE", cls.exchange),
             db_path=get("DB_PATH", cls.db_path),
+            database_url=get("DATABASE_URL"),
+            handler_delay_ms=int(get("HANDLER_DELAY_MS", "0")),
             max_attempts=int(get("MAX_ATTEMPTS", str(cls.max_attempts))),
         )
