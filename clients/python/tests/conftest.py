@@ -4,6 +4,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -84,9 +85,9 @@ def make_consumer(fake: FakeScimbus) -> Callable[..., Consumer]:
 ADMIN_DATABASE_URL = os.environ.get("SCIMBUS_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
 
 
-@pytest.fixture
-async def pg_url() -> AsyncIterator[str]:
-    """A fresh PostgreSQL database for one test (dropped after it), as a SQLAlchemy asyncpg URL."""
+@asynccontextmanager
+async def fresh_pg_database() -> AsyncIterator[str]:
+    """A fresh PostgreSQL database (dropped afterwards), as a SQLAlchemy asyncpg URL."""
     import asyncpg
 
     name = f"scimbus_consumer_{uuid.uuid4().hex[:12]}"
@@ -96,9 +97,18 @@ async def pg_url() -> AsyncIterator[str]:
     finally:
         await admin.close()
     base = ADMIN_DATABASE_URL.rsplit("/", 1)[0].replace("postgres://", "postgresql+asyncpg://", 1)
-    yield f"{base}/{name}"
-    admin = await asyncpg.connect(ADMIN_DATABASE_URL)
     try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        yield f"{base}/{name}"
     finally:
-        await admin.close()
+        admin = await asyncpg.connect(ADMIN_DATABASE_URL)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@pytest.fixture
+async def pg_url() -> AsyncIterator[str]:
+    """A fresh PostgreSQL database for one test."""
+    async with fresh_pg_database() as url:
+        yield url

@@ -2,6 +2,7 @@
 FastAPI app: typed events, per-resource ordering, version tracking, dedupe, dead-lettering,
 and catch-up through scimbus's pull API."""
 
+from .access import AccessChange, AccessReason, AccessState
 from .consumer import Consumer, Context, HandlerFailed, Outcome, QueueMismatch, ResourceGone, decide, topic_matches
 from .models import (
     EVENT_MODELS,
@@ -30,6 +31,9 @@ from .pull import Gone, PullClient, PullError
 from .store import MemoryStore, ResourceState, Store
 
 __all__ = [
+    "AccessChange",
+    "AccessReason",
+    "AccessState",
     "EVENT_MODELS",
     "Consumer",
     "Context",

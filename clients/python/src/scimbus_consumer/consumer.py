@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
@@ -24,15 +24,26 @@ from aio_pika.abc import (
 from aiormq.exceptions import ChannelInvalidStateError, ChannelPreconditionFailed
 from pydantic import ValidationError
 
+from .access import AccessChange, AccessReason, AccessState, Gating, decide_access, reason_for
 from .lanes import KeyedLanes
 from .models import (
     DELETIONS,
     EVENT_MODELS,
     SNAPSHOTS,
     Envelope,
+    GroupCreated,
+    GroupDeleted,
     GroupMembersAdded,
     GroupMembersRemoved,
+    GroupSnapshot,
+    GroupUpdated,
     TenantDeleted,
+    UserCreated,
+    UserDeactivated,
+    UserDeleted,
+    UserReactivated,
+    UserSnapshot,
+    UserUpdated,
     parse_event,
     routing_key,
 )
@@ -201,6 +212,7 @@ class Consumer:
         prune_interval: float = 3600.0,
         single_active_consumer: bool = True,
         delivery_limit: int | None = 20,
+        gating_groups: Iterable[str] | Mapping[str, Iterable[str]] | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -244,6 +256,11 @@ class Consumer:
         self.delivery_limit = delivery_limit
         self._prune_task: asyncio.Task[None] | None = None
 
+        # Access is granted to present, active users who (when the tenant is gated) are direct
+        # members of a group with one of these display names; see `scimbus_consumer.access`.
+        self.gating = Gating(gating_groups)
+        self._revoked: list[Handler] = []
+        self._granted: list[Handler] = []
         self._handlers: dict[str, list[Handler]] = {}
         self._catch_all: list[Handler] = []
         self._gone: list[Handler] = []
@@ -261,7 +278,10 @@ class Consumer:
     # --- registration --------------------------------------------------------------------
 
     def on(self, event_type: str) -> Callable[[Handler], Handler]:
-        """Register `async def handler(event, ctx)` for one CloudEvents `type`."""
+        """Register `async def handler(event, ctx)` for one CloudEvents `type` (one of
+        `EVENT_MODELS`; anything else raises `ValueError` here rather than never firing)."""
+        if event_type not in EVENT_MODELS:
+            raise ValueError(f"unknown event type {event_type!r}; known: {', '.join(sorted(EVENT_MODELS))}")
 
         def register(handler: Handler) -> Handler:
             self._handlers.setdefault(event_type, []).append(handler)
@@ -272,6 +292,20 @@ class Consumer:
     def on_any(self, handler: Handler) -> Handler:
         """Register a catch-all handler: it gets every event whose type has no handler of its own."""
         self._catch_all.append(handler)
+        return handler
+
+    def on_access_revoked(self, handler: Handler) -> Handler:
+        """Register `async def handler(change: AccessChange, ctx)`: a user lost access to the
+        app, on whichever path (deactivated, deleted, removed from every gating group, found
+        gone or inactive by a resync or snapshot, tenant deleted, erased). Runs in the
+        event's transaction, after the event's own handlers: end the user's sessions here."""
+        self._revoked.append(handler)
+        return handler
+
+    def on_access_granted(self, handler: Handler) -> Handler:
+        """Register `async def handler(change: AccessChange, ctx)`: a user gained access
+        (provisioned, reactivated, added to a gating group)."""
+        self._granted.append(handler)
         return handler
 
     def on_gone(self, handler: Handler) -> Handler:
@@ -513,7 +547,7 @@ class Consumer:
             if state is not None and state.needs_resync and self._can_resync(tenant):
                 await self.resync(tenant, subject)
 
-        resynced = redacted = False
+        resynced = redacted = applied = resync_gate = False
         while True:
             async with self.store.transaction() as tx:
                 # First the resource's lock: another process applying the same resource
@@ -533,6 +567,7 @@ class Consumer:
                 if not _versioned(event):
                     await self._run_handlers(event, ctx)
                     if isinstance(event, TenantDeleted):
+                        await self._tenant_gone(ctx, event.id)
                         await self.store.drop_tenant(tenant, tx)
                         await self.store.put_state(tenant, f"Tenants/{tenant}", ResourceState(deleted=True), tx)
                     await self._record(event, tx)
@@ -551,6 +586,7 @@ class Consumer:
                             tenant, subject, state.version, event.version,
                         )
                     await self._run_handlers(event, ctx)
+                    resync_gate = await self._track_access(event, ctx)
                     version = event.version
                     assert version is not None
                     new_state = ResourceState(
@@ -558,7 +594,8 @@ class Consumer:
                     )
                     await self.store.put_state(tenant, subject, new_state, tx)
                     await self._record(event, tx)
-                    return Outcome.APPLIED
+                    applied = True
+                    break  # leaves the loop; the transaction commits on the way out
             if redacted:
                 break
             # A gap: the snapshot replaces the missing deltas, then this one is judged again.
@@ -567,6 +604,11 @@ class Consumer:
             log.info("version gap on %s/%s at %s: resyncing", tenant, subject, event.version)
             await self.resync(tenant, subject)
             resynced = True
+        if applied:
+            if resync_gate and self._can_resync(tenant):
+                # The group became a gate by a rename: its snapshot brings the members.
+                await self.resync(tenant, subject)
+            return Outcome.APPLIED
         # Erasure removed the payload (only the envelope is left): the resource's snapshot
         # says what remains of it, so no handler sees the event.
         outcome = Outcome.STALE
@@ -590,6 +632,114 @@ class Consumer:
     def _can_resync(self, tenant: str) -> bool:
         return self.pull is not None and self.pull.has_tenant(tenant)
 
+    # --- access ------------------------------------------------------------------------------
+
+    async def _track_access(self, event: Envelope, ctx: Context) -> bool:
+        """Update access after an applied event and run the access handlers of what changed.
+        Returns True when a group became a gate without its members being known (a rename):
+        the caller resyncs it."""
+        tenant, tx = ctx.tenant, ctx.session
+        if isinstance(event, (UserCreated, UserUpdated, UserDeactivated, UserReactivated, UserSnapshot)):
+            user = event.data.resource  # type: ignore[union-attr]
+            await self._set_user(ctx, user.id, present=True, active=user.is_active, event_id=event.id)
+            return False
+        if isinstance(event, UserDeleted):
+            await self._set_user(ctx, event.resource_id, present=False, event_id=event.id, reason=AccessReason.DELETED)
+            return False
+        if not self.gating.gated(tenant) or event.resource_type != "Groups":
+            return False
+        group_id = event.resource_id
+        current = await self.store.gate_members(tenant, group_id, tx)
+        affected: set[str] = set()
+        resync = False
+        if isinstance(event, GroupSnapshot):
+            members = {m.value for m in event.data.members if m.type != "Group"}
+            if self.gating.is_gate(tenant, event.data.resource.display_name):
+                await self.store.set_gate(tenant, group_id, members, tx)
+                affected = (current or set()) ^ members
+            elif current is not None:
+                await self.store.set_gate(tenant, group_id, None, tx)
+                affected = current
+        elif isinstance(event, (GroupCreated, GroupUpdated)):
+            is_gate = self.gating.is_gate(tenant, event.data.resource.display_name)  # type: ignore[union-attr]
+            if is_gate and current is None:
+                await self.store.set_gate(tenant, group_id, set(), tx)
+                resync = isinstance(event, GroupUpdated)  # renamed into a gate: members unknown here
+            elif not is_gate and current is not None:
+                await self.store.set_gate(tenant, group_id, None, tx)
+                affected = current
+        elif isinstance(event, GroupDeleted):
+            if current is not None:
+                await self.store.set_gate(tenant, group_id, None, tx)
+                affected = current
+        elif isinstance(event, (GroupMembersAdded, GroupMembersRemoved)) and current is not None:
+            members = set(event.data.members)  # type: ignore[union-attr]
+            if isinstance(event, GroupMembersAdded):
+                await self.store.change_gate_members(tenant, group_id, members - current, set(), tx)
+                affected = members - current
+            else:
+                await self.store.change_gate_members(tenant, group_id, set(), members & current, tx)
+                affected = members & current
+        await self._recompute(ctx, sorted(affected), event.id)
+        return resync
+
+    async def _set_user(
+        self,
+        ctx: Context,
+        user_id: str,
+        *,
+        present: bool,
+        event_id: str | None,
+        active: bool | None = None,
+        reason: AccessReason = AccessReason.DELETED,
+    ) -> None:
+        tenant, tx = ctx.tenant, ctx.session
+        old = (await self.store.lock_access(tenant, [user_id], tx))[user_id]
+        new = AccessState(present=present, active=old.active if active is None else active, granted=old.granted)
+        gated = self.gating.gated(tenant)
+        in_gate = gated and user_id in await self.store.in_gates(tenant, [user_id], tx)
+        granted = decide_access(new, gated=gated, in_gate=in_gate)
+        new = AccessState(present=new.present, active=new.active, granted=granted)
+        if new != old:
+            await self.store.put_access(tenant, user_id, new, tx)
+        if granted != old.granted:
+            await self._announce(ctx, AccessChange(tenant, user_id, granted, reason_for(old, new, granted, removal=reason), event_id))
+
+    async def _recompute(self, ctx: Context, user_ids: list[str], event_id: str | None) -> None:
+        """Access of users whose gate membership changed (sorted ids: lock order)."""
+        if not user_ids:
+            return
+        tenant, tx = ctx.tenant, ctx.session
+        states = await self.store.lock_access(tenant, user_ids, tx)
+        in_gate = await self.store.in_gates(tenant, user_ids, tx)
+        for user_id in user_ids:
+            old = states[user_id]
+            granted = decide_access(old, gated=True, in_gate=user_id in in_gate)
+            if granted != old.granted:
+                new = AccessState(present=old.present, active=old.active, granted=granted)
+                await self.store.put_access(tenant, user_id, new, tx)
+                reason = AccessReason.ADDED_TO_GROUP if granted else AccessReason.REMOVED_FROM_GROUP
+                await self._announce(ctx, AccessChange(tenant, user_id, granted, reason, event_id))
+
+    async def _resource_gone(self, ctx: Context) -> None:
+        """A resync found the resource deleted: a user loses access, a gate its members."""
+        resource_type, resource_id = ctx.subject.split("/", 1)
+        if resource_type == "Users":
+            await self._set_user(ctx, resource_id, present=False, event_id=None, reason=AccessReason.GONE)
+        elif resource_type == "Groups" and self.gating.gated(ctx.tenant):
+            current = await self.store.gate_members(ctx.tenant, resource_id, ctx.session)
+            if current is not None:
+                await self.store.set_gate(ctx.tenant, resource_id, None, ctx.session)
+                await self._recompute(ctx, sorted(current), None)
+
+    async def _tenant_gone(self, ctx: Context, event_id: str) -> None:
+        for user_id in await self.store.granted_users(ctx.tenant, ctx.session):
+            await self._announce(ctx, AccessChange(ctx.tenant, user_id, False, AccessReason.TENANT_DELETED, event_id))
+
+    async def _announce(self, ctx: Context, change: AccessChange) -> None:
+        for handler in self._granted if change.granted else self._revoked:
+            await handler(change, ctx)
+
     # --- resync ------------------------------------------------------------------------------
 
     async def mark_resync(self, tenant: str, subject: str) -> None:
@@ -612,6 +762,7 @@ class Consumer:
                     ctx = Context(session=tx, tenant=tenant, subject=subject, origin="resync", force=False, attempt=1)
                     for handler in self._gone:
                         await handler(ResourceGone(tenant, subject), ctx)
+                    await self._resource_gone(ctx)
                 await self.store.put_state(
                     tenant, subject, replace(state, deleted=True, needs_resync=False, from_snapshot=False), tx
                 )

@@ -21,10 +21,12 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Integer, MetaData, String, delete, event, func, select
+from sqlalchemy import BigInteger, Boolean, DateTime, Index, Integer, MetaData, String, delete, event, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from .access import AccessState
 from .store import ResourceState
 
 log = logging.getLogger("scimbus_consumer")
@@ -66,8 +68,45 @@ class PullCursor(_Base):
     sequence: Mapped[int] = mapped_column(BigInteger)
 
 
+class UserAccess(_Base):
+    """Each user's last known presence, `active` and granted access (see `access`)."""
+
+    __tablename__ = "scimbus_user_access"
+
+    tenant: Mapped[str] = mapped_column(String(63), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    present: Mapped[bool] = mapped_column(Boolean, default=False)
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
+    granted: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Gate(_Base):
+    """A group the app gates access on (matched by display name)."""
+
+    __tablename__ = "scimbus_gates"
+
+    tenant: Mapped[str] = mapped_column(String(63), primary_key=True)
+    group_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+
+
+class GateMember(_Base):
+    __tablename__ = "scimbus_gate_members"
+    __table_args__ = (Index("scimbus_gate_members_member", "tenant", "member_id"),)
+
+    tenant: Mapped[str] = mapped_column(String(63), primary_key=True)
+    group_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    member_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+
+
 metadata = _Base.metadata
-"""The store's three tables; create them with `SqlStore.create_tables` or your migrations."""
+"""The store's tables; create them with `SqlStore.create_tables` or your migrations."""
+
+_CHUNK = 1000
+"""Ids per statement (PostgreSQL allows 32 767 parameters)."""
+
+
+def _chunks(items: list[str]) -> list[list[str]]:
+    return [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
 
 
 def sqlite_engine(path: str, **kwargs: Any) -> AsyncEngine:
@@ -187,12 +226,104 @@ class SqlStore:
             row.sequence = sequence
 
     async def drop_tenant(self, tenant: str, tx: AsyncSession) -> None:
-        await tx.execute(delete(ResourceVersion).where(ResourceVersion.tenant == tenant))
-        await tx.execute(delete(PullCursor).where(PullCursor.tenant == tenant))
+        tables = (ResourceVersion, PullCursor, UserAccess, Gate, GateMember)
+        for table in tables:
+            await tx.execute(delete(table).where(table.tenant == tenant))
         # The bulk deletes bypass the identity map; drop what it still holds of the tenant.
         for obj in list(tx.identity_map.values()):
-            if isinstance(obj, (ResourceVersion, PullCursor)) and obj.tenant == tenant:
+            if isinstance(obj, tables) and obj.tenant == tenant:
                 tx.expunge(obj)
+
+    # --- access ------------------------------------------------------------------------------
+
+    def _insert(self, tx: AsyncSession, table: type[_Base]) -> Any:
+        dialect = tx.bind.dialect.name
+        if dialect == "postgresql":
+            return postgresql.insert(table)
+        if dialect == "sqlite":
+            return sqlite.insert(table)
+        raise NotImplementedError(f"SqlStore supports PostgreSQL and SQLite, not {dialect}")
+
+    async def lock_access(self, tenant: str, user_ids: list[str], tx: AsyncSession) -> dict[str, AccessState]:
+        # Rows exist first (so there is something to lock), then are locked in id order; on
+        # SQLite the IMMEDIATE transaction already holds the database's write lock.
+        states: dict[str, AccessState] = {}
+        for chunk in _chunks(user_ids):
+            insert = self._insert(tx, UserAccess).values(
+                [{"tenant": tenant, "user_id": u, "present": False, "active": False, "granted": False} for u in chunk]
+            )
+            await tx.execute(insert.on_conflict_do_nothing())
+            query = (
+                select(UserAccess.user_id, UserAccess.present, UserAccess.active, UserAccess.granted)
+                .where(UserAccess.tenant == tenant, UserAccess.user_id.in_(chunk))
+                .order_by(UserAccess.user_id)
+                .execution_options(populate_existing=True)
+            )
+            if tx.bind.dialect.name == "postgresql":
+                query = query.with_for_update()
+            for user_id, present, active, granted in await tx.execute(query):
+                states[user_id] = AccessState(present=present, active=active, granted=granted)
+        return {u: states.get(u, AccessState()) for u in user_ids}
+
+    async def put_access(self, tenant: str, user_id: str, state: AccessState, tx: AsyncSession) -> None:
+        insert = self._insert(tx, UserAccess).values(
+            tenant=tenant, user_id=user_id, present=state.present, active=state.active, granted=state.granted
+        )
+        await tx.execute(
+            insert.on_conflict_do_update(
+                index_elements=[UserAccess.tenant, UserAccess.user_id],
+                set_={"present": state.present, "active": state.active, "granted": state.granted},
+            )
+        )
+
+    async def granted_users(self, tenant: str, tx: AsyncSession) -> list[str]:
+        result = await tx.scalars(
+            select(UserAccess.user_id)
+            .where(UserAccess.tenant == tenant, UserAccess.granted.is_(True))
+            .order_by(UserAccess.user_id)
+        )
+        return list(result)
+
+    async def gate_members(self, tenant: str, group_id: str, tx: AsyncSession) -> set[str] | None:
+        gate = await tx.scalar(select(Gate.group_id).where(Gate.tenant == tenant, Gate.group_id == group_id))
+        if gate is None:
+            return None
+        result = await tx.scalars(
+            select(GateMember.member_id).where(GateMember.tenant == tenant, GateMember.group_id == group_id)
+        )
+        return set(result)
+
+    async def set_gate(self, tenant: str, group_id: str, members: set[str] | None, tx: AsyncSession) -> None:
+        await tx.execute(delete(GateMember).where(GateMember.tenant == tenant, GateMember.group_id == group_id))
+        if members is None:
+            await tx.execute(delete(Gate).where(Gate.tenant == tenant, Gate.group_id == group_id))
+            return
+        await tx.execute(self._insert(tx, Gate).values(tenant=tenant, group_id=group_id).on_conflict_do_nothing())
+        await self.change_gate_members(tenant, group_id, members, set(), tx)
+
+    async def change_gate_members(
+        self, tenant: str, group_id: str, added: set[str], removed: set[str], tx: AsyncSession
+    ) -> None:
+        for chunk in _chunks(sorted(removed)):
+            await tx.execute(
+                delete(GateMember).where(
+                    GateMember.tenant == tenant, GateMember.group_id == group_id, GateMember.member_id.in_(chunk)
+                )
+            )
+        for chunk in _chunks(sorted(added - removed)):
+            rows = [{"tenant": tenant, "group_id": group_id, "member_id": m} for m in chunk]
+            await tx.execute(self._insert(tx, GateMember).values(rows).on_conflict_do_nothing())
+
+    async def in_gates(self, tenant: str, user_ids: list[str], tx: AsyncSession) -> set[str]:
+        found: set[str] = set()
+        for chunk in _chunks(user_ids):
+            result = await tx.scalars(
+                select(GateMember.member_id)
+                .where(GateMember.tenant == tenant, GateMember.member_id.in_(chunk))
+                .distinct()
+            )
+            found.update(result)
+        return found
 
     async def prune_processed(self, before: datetime) -> int:
         """Delete dedupe rows recorded before `before` (older than any redelivery)."""

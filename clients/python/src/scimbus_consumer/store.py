@@ -7,11 +7,14 @@ database, in the app's own transaction.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Protocol, runtime_checkable
+
+from .access import AccessState
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,35 @@ class Store(Protocol):
     async def set_cursor(self, tenant: str, sequence: int, tx: Any) -> None: ...
 
     async def drop_tenant(self, tenant: str, tx: Any) -> None:
-        """Forget the tenant's states and cursor (processed ids stay: they are unique)."""
+        """Forget the tenant's states, cursor, access and gates (processed ids stay: they are
+        unique)."""
+        ...
+
+    # --- access (see `scimbus_consumer.access`) ---------------------------------------------
+
+    async def lock_access(self, tenant: str, user_ids: list[str], tx: Any) -> dict[str, AccessState]:
+        """Lock the users' access records until `tx` ends (in `user_ids` order, which callers
+        sort) and return them; a user without one gets `AccessState()`."""
+        ...
+
+    async def put_access(self, tenant: str, user_id: str, state: AccessState, tx: Any) -> None: ...
+
+    async def granted_users(self, tenant: str, tx: Any) -> list[str]:
+        """Users of the tenant whose access is granted."""
+        ...
+
+    async def gate_members(self, tenant: str, group_id: str, tx: Any) -> set[str] | None:
+        """The members of a gating group, or None when the group is not one."""
+        ...
+
+    async def set_gate(self, tenant: str, group_id: str, members: set[str] | None, tx: Any) -> None:
+        """Make the group a gate with exactly `members`, or (None) forget it as a gate."""
+        ...
+
+    async def change_gate_members(self, tenant: str, group_id: str, added: set[str], removed: set[str], tx: Any) -> None: ...
+
+    async def in_gates(self, tenant: str, user_ids: list[str], tx: Any) -> set[str]:
+        """Which of `user_ids` are members of at least one gating group of the tenant."""
         ...
 
 
@@ -81,6 +112,10 @@ class _MemoryTx:
     states: dict[tuple[str, str], ResourceState] = field(default_factory=dict)
     cursors: dict[str, int] = field(default_factory=dict)
     dropped: set[str] = field(default_factory=set)
+    # Access and gates are written through, under per-user locks held until the end of the
+    # transaction, and undone when it fails.
+    held: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
+    undo: list[Callable[[], None]] = field(default_factory=list)
 
 
 class MemoryStore:
@@ -91,27 +126,50 @@ class MemoryStore:
         self.processed: dict[str, datetime] = {}
         self.states: dict[tuple[str, str], ResourceState] = {}
         self.cursors: dict[str, int] = {}
+        self.access: dict[tuple[str, str], AccessState] = {}
+        self.gates: dict[tuple[str, str], set[str]] = {}
+        self._access_locks: dict[tuple[str, str], asyncio.Lock] = {}
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_MemoryTx]:
         tx = _MemoryTx()
-        yield tx
-        now = datetime.now(timezone.utc)
-        for tenant in tx.dropped:
-            self._drop(tenant)
-        for event_id in tx.processed:
-            self.processed[event_id] = now
-        self.states.update(tx.states)
-        self.cursors.update(tx.cursors)
+        try:
+            yield tx
+        except BaseException:
+            for undo in reversed(tx.undo):
+                undo()
+            raise
+        else:
+            now = datetime.now(timezone.utc)
+            for tenant in tx.dropped:
+                self._drop(tenant)
+            for event_id in tx.processed:
+                self.processed[event_id] = now
+            self.states.update(tx.states)
+            self.cursors.update(tx.cursors)
+        finally:
+            for lock in tx.held.values():
+                lock.release()
 
     async def lock(self, tenant: str, subject: str, tx: _MemoryTx) -> None:
         """Nothing to do: a `MemoryStore` belongs to one process, whose consumer already
         runs one resource's events one at a time. Several processes need a shared store."""
 
     def _drop(self, tenant: str) -> None:
-        for key in [k for k in self.states if k[0] == tenant]:
-            del self.states[key]
+        for table in (self.states, self.access, self.gates):
+            for key in [k for k in table if k[0] == tenant]:
+                del table[key]
         self.cursors.pop(tenant, None)
+
+    def _set(self, table: dict[Any, Any], key: Any, value: Any, tx: _MemoryTx) -> None:
+        """Write through, remembering how to undo it."""
+        missing = object()
+        old = table.get(key, missing)
+        tx.undo.append(lambda: table.pop(key, None) if old is missing else table.__setitem__(key, old))
+        if value is None:
+            table.pop(key, None)
+        else:
+            table[key] = value
 
     async def is_processed(self, event_id: str, tx: _MemoryTx) -> bool:
         return event_id in self.processed or event_id in tx.processed
@@ -153,3 +211,40 @@ class MemoryStore:
         for key in [k for k in tx.states if k[0] == tenant]:
             del tx.states[key]
         tx.cursors.pop(tenant, None)
+
+    async def lock_access(self, tenant: str, user_ids: list[str], tx: _MemoryTx) -> dict[str, AccessState]:
+        for user_id in user_ids:
+            key = (tenant, user_id)
+            if key not in tx.held:
+                lock = self._access_locks.setdefault(key, asyncio.Lock())
+                await lock.acquire()
+                tx.held[key] = lock
+        return {u: self.access.get((tenant, u), AccessState()) for u in user_ids}
+
+    async def put_access(self, tenant: str, user_id: str, state: AccessState, tx: _MemoryTx) -> None:
+        self._set(self.access, (tenant, user_id), state, tx)
+
+    async def granted_users(self, tenant: str, tx: _MemoryTx) -> list[str]:
+        return sorted(u for (t, u), st in self.access.items() if t == tenant and st.granted)
+
+    async def gate_members(self, tenant: str, group_id: str, tx: _MemoryTx) -> set[str] | None:
+        members = self.gates.get((tenant, group_id))
+        return None if members is None else set(members)
+
+    async def set_gate(self, tenant: str, group_id: str, members: set[str] | None, tx: _MemoryTx) -> None:
+        self._set(self.gates, (tenant, group_id), None if members is None else set(members), tx)
+
+    async def change_gate_members(
+        self, tenant: str, group_id: str, added: set[str], removed: set[str], tx: _MemoryTx
+    ) -> None:
+        members = self.gates.get((tenant, group_id))
+        if members is not None:
+            self._set(self.gates, (tenant, group_id), (members | added) - removed, tx)
+
+    async def in_gates(self, tenant: str, user_ids: list[str], tx: _MemoryTx) -> set[str]:
+        wanted = set(user_ids)
+        found: set[str] = set()
+        for (t, _), members in self.gates.items():
+            if t == tenant:
+                found |= members & wanted
+        return found
