@@ -38,7 +38,8 @@ async def world(tmp_path) -> AsyncIterator[dict[str, Any]]:
                 scim[tenant], tokens[tenant] = await provision_tenant(client, scimbus, tenant)
 
             def new_app() -> ExampleApp:
-                app = ExampleApp(str(tmp_path / "app.db"), queue, scimbus.exchange, scimbus.url, tokens)
+                gating = {"SCIMBUS_EXAMPLE_GATING_GROUPS": ",".join(f"{t} staff" for t in tokens)}
+                app = ExampleApp(str(tmp_path / "app.db"), queue, scimbus.exchange, scimbus.url, tokens, env=gating)
                 apps.append(app)
                 return app
 
@@ -62,8 +63,20 @@ async def eventually(client: httpx.AsyncClient, app: ExampleApp, check: Callable
     raise AssertionError(f"not within {WAIT}s: {what}; the app has {users}")
 
 
+async def sign_in(client: httpx.AsyncClient, app: ExampleApp, tenant: str, uid: str) -> dict[str, str]:
+    """Opens a session once the app has granted the user access (bounded wait)."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        r = await client.post(f"{app.url}/sessions", json={"tenant": tenant, "user_id": uid})
+        if r.status_code == 201:
+            return {"Authorization": f"Bearer {r.json()['token']}"}
+        assert r.status_code == 403 and time.monotonic() < deadline, r.text
+        await asyncio.sleep(0.05)
+
+
 async def lifecycle(client, app: ExampleApp, scim: Scim, tenant: str, dialect: str) -> str:
-    """create, update, add to group, deactivate (sessions revoked), reactivate, delete."""
+    """create, update, add to the gating group (sign in), remove from it (session refused), add
+    back, deactivate (session refused), reactivate, delete."""
     okta = dialect == "okta"
     name = "ada.lovelace@example.com" if okta else "grace.hopper@contoso.com"
     body = {
@@ -93,8 +106,22 @@ async def lifecycle(client, app: ExampleApp, scim: Scim, tenant: str, dialect: s
     await scim.call("PATCH", f"/Groups/{group['id']}", add, expect=204)
     await eventually(client, app, lambda u: u[uid]["groups"] == [f"{tenant} staff"], "added to the group")
 
+    # Access is gated on the "<tenant> staff" group: a member signs in; removed from the group,
+    # the session is refused on its next request; added back, they sign in again.
+    session = await sign_in(client, app, tenant, uid)
+    assert (await client.get(f"{app.url}/me", headers=session)).status_code == 200
+    if okta:  # Okta: remove with a value filter in the path
+        remove = {"schemas": [PATCH], "Operations": [{"op": "remove", "path": f'members[value eq "{uid}"]'}]}
+    else:  # Entra: remove with a value list
+        remove = {"schemas": [PATCH], "Operations": [{"op": "Remove", "path": "members", "value": [{"value": uid}]}]}
+    await scim.call("PATCH", f"/Groups/{group['id']}", remove, expect=204)
+    await eventually(client, app, lambda u: u[uid]["groups"] == [], "removed from the group")
+    assert (await client.get(f"{app.url}/me", headers=session)).status_code in (401, 403)
     r = await client.post(f"{app.url}/sessions", json={"tenant": tenant, "user_id": uid})
-    assert r.status_code == 201
+    assert r.status_code == 403
+    await scim.call("PATCH", f"/Groups/{group['id']}", add, expect=204)
+    await eventually(client, app, lambda u: u[uid]["groups"] == [f"{tenant} staff"], "added back")
+    session = await sign_in(client, app, tenant, uid)
     assert app.sessions(uid) == 1
     if okta:
         off = {"schemas": [PATCH], "Operations": [{"op": "replace", "value": {"active": False}}]}
@@ -102,6 +129,7 @@ async def lifecycle(client, app: ExampleApp, scim: Scim, tenant: str, dialect: s
         off = {"schemas": [PATCH], "Operations": [{"op": "Replace", "path": "active", "value": "False"}]}
     await scim.call("PATCH", f"/Users/{uid}", off)
     await eventually(client, app, lambda u: not u[uid]["active"], "deactivated")
+    assert (await client.get(f"{app.url}/me", headers=session)).status_code in (401, 403)
     assert app.sessions(uid) == 0, "deactivation revokes the user's sessions"
     r = await client.post(f"{app.url}/sessions", json={"tenant": tenant, "user_id": uid})
     assert r.status_code == 403

@@ -94,6 +94,49 @@ async def test_deactivation_disables_the_user_and_revokes_its_sessions_and_react
     assert (await users(client))["u1"]["active"]
 
 
+async def sign_in(client, user_id, tenant="acme"):
+    response = await client.post("/sessions", json={"tenant": tenant, "user_id": user_id})
+    assert response.status_code == 201, response.text
+    return {"Authorization": f"Bearer {response.json()['token']}"}
+
+
+async def test_a_session_is_refused_once_the_user_is_deprovisioned_on_every_path(provisioning, client, factory):
+    await apply(provisioning, *(factory.user_created(u) for u in ("u1", "u2", "u3")))
+    sessions = {u: await sign_in(client, u) for u in ("u1", "u2", "u3")}
+    for headers in sessions.values():
+        assert (await client.get("/me", headers=headers)).status_code == 200
+    assert (await client.get("/me")).status_code == 401
+    assert (await client.get("/me", headers={"Authorization": "Bearer nope"})).status_code == 401
+
+    await apply(provisioning, factory.user_deactivated("u1", 2), factory.user_deleted("u2", 2), factory.user_updated("u3", 2, active=False))
+    for user, headers in sessions.items():
+        assert (await client.get("/me", headers=headers)).status_code in (401, 403), user
+    assert await count_sessions(provisioning) == 0
+    assert (await client.post("/sessions", json={"tenant": "acme", "user_id": "u9"})).status_code == 403  # unknown
+
+
+async def test_with_gating_groups_only_members_sign_in_and_removal_ends_their_session(tmp_path, factory):
+    settings = Settings(tenants=["acme"], db_path=str(tmp_path / "gated.db"), gating_groups=["crm-users"])
+    prov = Provisioning(settings)
+    await prov.create_tables()
+    try:
+        app = create_app(prov)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://app") as client:
+            await apply(prov, factory.user_created("u1"), factory.user_created("u2"))
+            assert (await client.post("/sessions", json={"tenant": "acme", "user_id": "u1"})).status_code == 403
+            await apply(prov, factory.group_created("g1", display_name="crm-users"), factory.members_added("g1", 1, ["u1", "u2"]))
+            headers = await sign_in(client, "u1")
+            assert (await client.get("/me", headers=headers)).status_code == 200
+            await apply(prov, factory.members_removed("g1", 2, ["u1"]))
+            assert (await client.get("/me", headers=headers)).status_code in (401, 403)
+            assert (await client.post("/sessions", json={"tenant": "acme", "user_id": "u1"})).status_code == 403
+            other = await sign_in(client, "u2")
+            await apply(prov, factory.group_deleted("g1", 3))
+            assert (await client.get("/me", headers=other)).status_code in (401, 403)
+    finally:
+        await prov.close()
+
+
 async def test_deleting_a_user_removes_it_its_sessions_and_memberships(provisioning, client, factory):
     await apply(
         provisioning,

@@ -276,6 +276,16 @@ class SqlStore:
             )
         )
 
+    async def access_of(self, tenant: str, user_id: str, tx: AsyncSession) -> AccessState | None:
+        row = (
+            await tx.execute(
+                select(UserAccess.present, UserAccess.active, UserAccess.granted).where(
+                    UserAccess.tenant == tenant, UserAccess.user_id == user_id
+                )
+            )
+        ).first()
+        return None if row is None else AccessState(present=row[0], active=row[1], granted=row[2])
+
     async def granted_users(self, tenant: str, tx: AsyncSession) -> list[str]:
         result = await tx.scalars(
             select(UserAccess.user_id)

@@ -87,6 +87,10 @@ class Store(Protocol):
 
     async def put_access(self, tenant: str, user_id: str, state: AccessState, tx: Any) -> None: ...
 
+    async def access_of(self, tenant: str, user_id: str, tx: Any) -> AccessState | None:
+        """The user's access record without locking it (None: never seen)."""
+        ...
+
     async def granted_users(self, tenant: str, tx: Any) -> list[str]:
         """Users of the tenant whose access is granted."""
         ...
@@ -223,6 +227,9 @@ class MemoryStore:
 
     async def put_access(self, tenant: str, user_id: str, state: AccessState, tx: _MemoryTx) -> None:
         self._set(self.access, (tenant, user_id), state, tx)
+
+    async def access_of(self, tenant: str, user_id: str, tx: _MemoryTx) -> AccessState | None:
+        return self.access.get((tenant, user_id))
 
     async def granted_users(self, tenant: str, tx: _MemoryTx) -> list[str]:
         return sorted(u for (t, u), st in self.access.items() if t == tenant and st.granted)

@@ -8,12 +8,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, Header, HTTPException, Request
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from scimbus_consumer import Consumer, PullClient
+from scimbus_consumer.fastapi import ActiveUser, require_active_user
 from scimbus_consumer.sql_store import SqlStore, sqlite_engine
 
 from .db import Base, Group, Membership, Session, User
@@ -42,6 +43,7 @@ class Provisioning:
             queue_arguments=settings.queue_arguments,
             reconnect_interval=settings.reconnect_interval,
             auto_delete_dead_letter_exchange=settings.auto_delete_dead_letter_exchange,
+            gating_groups=settings.gating_groups or None,
         )
         register(self.consumer, handler_delay_ms=settings.handler_delay_ms)
 
@@ -116,16 +118,35 @@ def create_app(provisioning: Provisioning | None = None) -> FastAPI:
             for u in users
         ]
 
+    async def session_user(request: Request, authorization: str = Header("")) -> tuple[str, str] | None:
+        """The app's own session lookup: `Authorization: Bearer <session token>`."""
+        token = authorization.removeprefix("Bearer ").strip()
+        if not token:
+            return None
+        async with db(request)() as session:
+            row = await session.scalar(select(Session).where(Session.token == token))
+        return None if row is None else (row.tenant, row.user_id)
+
+    active_user = require_active_user(lambda request: request.app.state.provisioning.consumer.store, session_user)
+
     @app.post("/sessions", status_code=201)
     async def open_session(request: Request, body: SessionIn) -> dict[str, str]:
-        """Log a user in (a stand-in for the app's real login): only active users get a session."""
+        """Log a user in (a stand-in for the app's real login): only users with access get a
+        session (the same rule as `GET /me`)."""
+        prov: Provisioning = request.app.state.provisioning
+        async with prov.consumer.store.transaction() as tx:
+            access = await prov.consumer.store.access_of(body.tenant, body.user_id, tx)
+        if access is None or not access.granted:
+            raise HTTPException(status_code=403, detail="unknown user or no access")
         async with db(request)() as session, session.begin():
-            user = await session.get(User, (body.tenant, body.user_id))
-            if user is None or not user.active:
-                raise HTTPException(status_code=403, detail="unknown or inactive user")
             token = secrets.token_hex(16)
             session.add(Session(tenant=body.tenant, user_id=body.user_id, token=token))
         return {"token": token}
+
+    @app.get("/me")
+    async def me(user: ActiveUser = Depends(active_user)) -> dict[str, str]:  # noqa: B008
+        """What a signed-in user sees; refused (403) once scimbus has taken their access away."""
+        return {"tenant": user.tenant, "id": user.user_id}
 
     @app.get("/healthz")
     async def healthz(request: Request) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from scimbus_consumer import Consumer, Context, ResourceGone, ScimGroup, ScimUser
+from scimbus_consumer import AccessChange, Consumer, Context, ResourceGone, ScimGroup, ScimUser
 from scimbus_consumer.models import (
     GroupCreated,
     GroupDeleted,
@@ -49,8 +49,6 @@ async def upsert_user(session: AsyncSession, tenant: str, user: ScimUser) -> Non
             active=user.is_active,
         )
     )
-    if not user.is_active:
-        await revoke_sessions(session, tenant, user.id)
 
 
 async def revoke_sessions(session: AsyncSession, tenant: str, user_id: str) -> None:
@@ -115,7 +113,12 @@ def register(consumer_: Consumer, *, handler_delay_ms: int = 0) -> None:
     @consumer.on("scimbus.user.deactivated")
     async def user_deactivated(event: UserDeactivated, ctx: Context) -> None:
         await upsert_user(ctx.session, ctx.tenant, event.data.resource)
-        await revoke_sessions(ctx.session, ctx.tenant, event.data.resource.id)
+
+    # Ending access is one function, whatever the path (deactivated, deleted, removed from
+    # the gating groups, found gone by a resync, tenant deleted, erased).
+    @consumer_.on_access_revoked
+    async def access_revoked(change: AccessChange, ctx: Context) -> None:
+        await revoke_sessions(ctx.session, change.tenant, change.user_id)
 
     @consumer.on("scimbus.user.snapshot")
     async def user_snapshot(event: UserSnapshot, ctx: Context) -> None:

@@ -19,6 +19,9 @@ class Settings:
     db_path: str = "example-app.db"
     database_url: str | None = None
     """A SQLAlchemy async URL (`postgresql+asyncpg://…`); when set, used instead of `db_path`."""
+    gating_groups: list[str] = field(default_factory=list)
+    """Display names of the groups whose direct members may use the app (empty: every active
+    user may)."""
     handler_delay_ms: int = 0
     """Each handler first awaits a random delay up to this, as a handler that calls another
     service does (for tests and benchmarks of several workers)."""
@@ -36,7 +39,8 @@ class Settings:
         """`SCIMBUS_EXAMPLE_AMQP_URL`, `_SCIMBUS_URL` (base URL of scimbus, for the pull API),
         `_TENANTS` (comma-separated slugs), `_EVENTS_TOKENS` (`acme=token,globex=token`, one
         `events:read` token per tenant) or `_EVENTS_TOKEN` (with exactly one tenant), `_QUEUE`,
-        `_EXCHANGE`, `_DB_PATH` or `_DATABASE_URL`, `_MAX_ATTEMPTS`, `_HANDLER_DELAY_MS`."""
+        `_EXCHANGE`, `_DB_PATH` or `_DATABASE_URL`, `_MAX_ATTEMPTS`, `_GATING_GROUPS` (comma-separated
+        display names), `_HANDLER_DELAY_MS`."""
         env = os.environ if env is None else env
         get = lambda name, default=None: env.get(f"SCIMBUS_EXAMPLE_{name}", default)  # noqa: E731
         tenants = [t.strip() for t in (get("TENANTS") or "").split(",") if t.strip()]
@@ -62,6 +66,7 @@ class Settings:
             exchange=get("EXCHANGE", cls.exchange),
             db_path=get("DB_PATH", cls.db_path),
             database_url=get("DATABASE_URL"),
+            gating_groups=[g.strip() for g in (get("GATING_GROUPS") or "").split(",") if g.strip()],
             handler_delay_ms=int(get("HANDLER_DELAY_MS", "0")),
             max_attempts=int(get("MAX_ATTEMPTS", str(cls.max_attempts))),
         )
