@@ -19,6 +19,7 @@ from typing import Any
 
 import aio_pika
 import httpx
+from aiohttp import web
 
 BIN = os.environ.get("SCIMBUS_BIN")
 ADMIN_DB = os.environ.get("SCIMBUS_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
@@ -146,10 +147,6 @@ class ExampleApp:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
 
-    def welcome_emails(self) -> list[tuple[str, str]]:
-        with sqlite3.connect(self.db_path) as db:
-            return list(db.execute("SELECT tenant, user_id FROM welcome_emails"))
-
     def sessions(self, user_id: str) -> int:
         with sqlite3.connect(self.db_path) as db:
             return db.execute("SELECT COUNT(*) FROM sessions WHERE user_id = ?", (user_id,)).fetchone()[0]
@@ -219,3 +216,35 @@ def queue_consumers(queue: str) -> int:
         capture_output=True, text=True, check=True, timeout=60,
     )
     return sum(1 for line in listed.stdout.splitlines() if line.strip() == queue)
+
+
+class Services:
+    """Stand-ins for the mail API and the session service the example app calls after commit:
+    they record each POST with its `Idempotency-Key`."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, dict[str, Any]]] = []
+        app = web.Application()
+        app.router.add_post("/{service}", self._record)
+        self._runner = web.AppRunner(app)
+        self.url = ""
+
+    async def _record(self, request: web.Request) -> web.Response:
+        self.calls.append((request.match_info["service"], request.headers.get("Idempotency-Key", ""), await request.json()))
+        return web.json_response({}, status=202)
+
+    async def start(self) -> None:
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}"
+
+    async def stop(self) -> None:
+        await self._runner.cleanup()
+
+    def env(self) -> dict[str, str]:
+        return {"SCIMBUS_EXAMPLE_MAIL_URL": f"{self.url}/mail", "SCIMBUS_EXAMPLE_SESSION_SERVICE_URL": f"{self.url}/sessions"}
+
+    def of(self, service: str) -> list[tuple[str, dict[str, Any]]]:
+        return [(key, body) for s, key, body in self.calls if s == service]

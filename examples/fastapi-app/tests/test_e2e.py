@@ -1,8 +1,9 @@
 """End to end: a real scimbus (PostgreSQL + RabbitMQ, the binary in SCIMBUS_BIN) and the
 example app as its own process. Okta- and Entra-style sequences go over SCIM; the app's
-state is checked after each step within a bounded wait. Then the app is killed mid-stream
-and restarted: the final state is correct and the side effect it commits with the SQL
-dedupe store (one welcome email per user) ran once per user.
+state is checked after each step within a bounded wait, including group-gated sessions. Then
+the app is killed mid-stream and restarted: the final state is correct, and the effects it
+defers to services outside its database (welcome emails, ending sessions) were performed
+after commit under one idempotency key each.
 
 scripts/python-test builds the binary and sets SCIMBUS_BIN; SCIMBUS_TEST_DATABASE_URL names
 an administrative PostgreSQL database to create the test database from."""
@@ -18,7 +19,20 @@ from typing import Any
 import httpx
 import pytest
 
-from harness import BIN, ENTERPRISE, GROUP, PATCH, USER, WAIT, ExampleApp, Scim, Scimbus, delete_broker_objects, provision_tenant
+from harness import (
+    BIN,
+    ENTERPRISE,
+    GROUP,
+    PATCH,
+    USER,
+    WAIT,
+    ExampleApp,
+    Scim,
+    Scimbus,
+    Services,
+    delete_broker_objects,
+    provision_tenant,
+)
 
 pytestmark = pytest.mark.skipif(not BIN, reason="SCIMBUS_BIN is not set (scripts/python-test sets it)")
 
@@ -30,6 +44,8 @@ async def world(tmp_path) -> AsyncIterator[dict[str, Any]]:
     scimbus.start()
     apps: list[ExampleApp] = []
     queue = f"e2e.{run}.example-app"
+    services = Services()
+    await services.start()
     try:
         async with httpx.AsyncClient(timeout=30) as client:
             tokens: dict[str, str] = {}
@@ -38,13 +54,14 @@ async def world(tmp_path) -> AsyncIterator[dict[str, Any]]:
                 scim[tenant], tokens[tenant] = await provision_tenant(client, scimbus, tenant)
 
             def new_app() -> ExampleApp:
-                gating = {"SCIMBUS_EXAMPLE_GATING_GROUPS": ",".join(f"{t} staff" for t in tokens)}
-                app = ExampleApp(str(tmp_path / "app.db"), queue, scimbus.exchange, scimbus.url, tokens, env=gating)
+                env = {"SCIMBUS_EXAMPLE_GATING_GROUPS": ",".join(f"{t} staff" for t in tokens), **services.env()}
+                app = ExampleApp(str(tmp_path / "app.db"), queue, scimbus.exchange, scimbus.url, tokens, env=env)
                 apps.append(app)
                 return app
 
-            yield {"client": client, "scim": scim, "new_app": new_app}
+            yield {"client": client, "scim": scim, "new_app": new_app, "services": services}
     finally:
+        await services.stop()
         for app in apps:
             app.stop()
         scimbus.stop()
@@ -173,6 +190,20 @@ async def test_okta_and_entra_sequences_then_a_consumer_killed_mid_stream(world)
     assert all(users[i]["active"] for i in ids)
     assert okta_user not in users and entra_user not in users
 
-    emails = restarted.welcome_emails()
-    assert len(emails) == len(set(emails)), "a side effect ran twice"
-    assert sorted(uid for _, uid in emails) == sorted([okta_user, entra_user, *ids])
+    # Effects outside the app's database ran after commit, at least once, each under its
+    # own idempotency key: one welcome email key per user, and the sessions of the two
+    # lifecycle users ended for each revocation.
+    services: Services = world["services"]
+    everyone = {okta_user: "okta-co", entra_user: "entra-co", **{i: "okta-co" for i in ids}}
+    expected = {f"welcome/{t}/{u}" for u, t in everyone.items()}
+    deadline = time.monotonic() + WAIT
+    while {key for key, _ in services.of("mail")} != expected and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    assert {key for key, _ in services.of("mail")} == expected
+    assert {body["user_id"] for _, body in services.of("mail")} == set(everyone)
+    for user in (okta_user, entra_user):
+        ended = {key: body["reason"] for key, body in services.of("sessions") if body["user_id"] == user}
+        # The deletion also removes the user from the group: whichever event comes first ends it.
+        reasons = sorted(ended.values())
+        assert len(reasons) == 3 and "deactivated" in reasons and "removed_from_group" in reasons, ended
+        assert set(reasons) <= {"deactivated", "deleted", "removed_from_group"}, ended

@@ -4,6 +4,7 @@ and catch-up through scimbus's pull API."""
 
 from .access import AccessChange, AccessReason, AccessState
 from .consumer import Consumer, Context, HandlerFailed, Outcome, QueueMismatch, ResourceGone, decide, topic_matches
+from .effects import Effect
 from .models import (
     EVENT_MODELS,
     Envelope,
@@ -37,6 +38,7 @@ __all__ = [
     "EVENT_MODELS",
     "Consumer",
     "Context",
+    "Effect",
     "Envelope",
     "Event",
     "Gone",

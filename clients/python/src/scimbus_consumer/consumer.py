@@ -25,6 +25,7 @@ from aiormq.exceptions import ChannelInvalidStateError, ChannelPreconditionFaile
 from pydantic import ValidationError
 
 from .access import AccessChange, AccessReason, AccessState, Gating, decide_access, reason_for
+from .effects import Effects, Performer
 from .lanes import KeyedLanes
 from .models import (
     DELETIONS,
@@ -213,6 +214,7 @@ class Consumer:
         single_active_consumer: bool = True,
         delivery_limit: int | None = 20,
         gating_groups: Iterable[str] | Mapping[str, Iterable[str]] | None = None,
+        effect_max_attempts: int = 10,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -259,6 +261,8 @@ class Consumer:
         # Access is granted to present, active users who (when the tenant is gated) are direct
         # members of a group with one of these display names; see `scimbus_consumer.access`.
         self.gating = Gating(gating_groups)
+        # Side effects outside the app's database, performed after commit (app-side outbox).
+        self.effects = Effects(self.store, max_attempts=effect_max_attempts)
         self._revoked: list[Handler] = []
         self._granted: list[Handler] = []
         self._handlers: dict[str, list[Handler]] = {}
@@ -307,6 +311,24 @@ class Consumer:
         (provisioned, reactivated, added to a gating group)."""
         self._granted.append(handler)
         return handler
+
+    def effect(self, kind: str) -> Callable[[Performer], Performer]:
+        """Register `async def perform(effect: Effect)` for effects of `kind` deferred with
+        `defer`: run after the deferring transaction committed, at least once (pass
+        `effect.key` on as the idempotency key), retried with backoff until it succeeds or
+        `effect_max_attempts` is reached (then it is dead: `store.list_effects(dead=True)`)."""
+
+        def register(performer: Performer) -> Performer:
+            self.effects.register(kind, performer)
+            return performer
+
+        return register
+
+    async def defer(self, ctx: Context, kind: str, *, key: str, payload: dict[str, Any]) -> None:
+        """From a handler: perform effect `kind` with `payload` once this event's transaction
+        commits. `key` identifies the effect (e.g. `f"welcome/{tenant}/{user_id}"`): deferring
+        a key again, as a handler run again does, adds nothing."""
+        await self.store.add_effect(ctx.tenant, kind, key, payload, ctx.session)
 
     def on_gone(self, handler: Handler) -> Handler:
         """Register `async def handler(gone: ResourceGone, ctx)`: a resync found the resource deleted."""
@@ -377,6 +399,7 @@ class Consumer:
         for key in self.routing_keys:
             await self._queue.bind(exchange, routing_key=key)
         self._run_task = asyncio.create_task(self._run(), name=f"scimbus-consumer-{self.queue_name}")
+        self.effects.start()
         if self.dedupe_retention is not None and hasattr(self.store, "prune_processed"):
             self._prune_task = asyncio.create_task(self._prune_loop(), name=f"scimbus-prune-{self.queue_name}")
 
@@ -415,6 +438,7 @@ class Consumer:
                 log.debug("closing the queue iterator failed", exc_info=True)
             self._iterator = None
         await self._lanes.drain(self.drain_timeout)
+        await self.effects.stop()
         self.consuming.clear()
         if self._connection is not None:
             await self._connection.close()
@@ -531,6 +555,8 @@ class Consumer:
                 log.warning("%s %s failed (attempt %d), retrying in %.3fs: %r", event.type, event.id, attempt, delay, exc)
                 await asyncio.sleep(delay)
                 continue
+            if self.effects.performers:
+                self.effects.wake()
             for observer in self._observers:
                 try:
                     await observer(event, outcome)

@@ -21,12 +21,28 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Index, Integer, MetaData, String, delete, event, func, select
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    delete,
+    event,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from .access import AccessState
+from .effects import Effect
 from .store import ResourceState
 
 log = logging.getLogger("scimbus_consumer")
@@ -96,6 +112,25 @@ class GateMember(_Base):
     tenant: Mapped[str] = mapped_column(String(63), primary_key=True)
     group_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     member_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+
+
+class AppEffect(_Base):
+    """A deferred side effect (see `scimbus_consumer.effects`)."""
+
+    __tablename__ = "scimbus_effects"
+    __table_args__ = (Index("scimbus_effects_due", "due_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(String(63))
+    kind: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(255), unique=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    """When the next attempt may start (a lease while one runs); NULL when done or dead."""
+    done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 metadata = _Base.metadata
@@ -335,8 +370,73 @@ class SqlStore:
             found.update(result)
         return found
 
+    # --- deferred effects ----------------------------------------------------------------
+
+    async def add_effect(self, tenant: str, kind: str, key: str, payload: dict[str, Any], tx: AsyncSession) -> None:
+        now = datetime.now(timezone.utc)
+        insert = self._insert(tx, AppEffect).values(
+            tenant=tenant, kind=kind, key=key, payload=payload, created_at=now, attempts=0, due_at=now
+        )
+        await tx.execute(insert.on_conflict_do_nothing(index_elements=[AppEffect.key]))
+
+    async def claim_effects(self, now: datetime, lease_until: datetime, limit: int) -> list[Effect]:
+        async with self.transaction() as tx:
+            due = (
+                select(AppEffect.id)
+                .where(AppEffect.due_at <= now)
+                .order_by(AppEffect.due_at, AppEffect.id)
+                .limit(limit)
+            )
+            if tx.bind.dialect.name == "postgresql":
+                due = due.with_for_update(skip_locked=True)
+            ids = list(await tx.scalars(due))
+            if not ids:
+                return []
+            rows = await tx.execute(
+                update(AppEffect)
+                .where(AppEffect.id.in_(ids))
+                .values(due_at=lease_until, attempts=AppEffect.attempts + 1)
+                .returning(AppEffect.id, AppEffect.tenant, AppEffect.kind, AppEffect.key, AppEffect.payload, AppEffect.attempts)
+                .execution_options(synchronize_session=False)
+            )
+            return sorted((Effect(*row) for row in rows), key=lambda e: e.id)
+
+    async def settle_effect(self, effect_id: int, *, error: str | None, retry_at: datetime | None) -> None:
+        values: dict[str, Any] = {"last_error": error, "due_at": retry_at}
+        if error is None:
+            values["done_at"] = datetime.now(timezone.utc)
+        async with self.transaction() as tx:
+            await tx.execute(
+                update(AppEffect).where(AppEffect.id == effect_id).values(**values).execution_options(synchronize_session=False)
+            )
+
+    async def list_effects(self, *, dead: bool) -> list[dict[str, Any]]:
+        condition = AppEffect.due_at.is_(None) if dead else AppEffect.due_at.is_not(None)
+        async with self.transaction() as tx:
+            rows = await tx.execute(
+                select(
+                    AppEffect.id, AppEffect.tenant, AppEffect.kind, AppEffect.key, AppEffect.payload,
+                    AppEffect.attempts, AppEffect.last_error, AppEffect.created_at,
+                )
+                .where(AppEffect.done_at.is_(None), condition)
+                .order_by(AppEffect.id)
+            )
+            return [dict(row._mapping) for row in rows]
+
+    async def retry_dead(self) -> int:
+        async with self.transaction() as tx:
+            result = await tx.execute(
+                update(AppEffect)
+                .where(AppEffect.done_at.is_(None), AppEffect.due_at.is_(None))
+                .values(due_at=datetime.now(timezone.utc), attempts=0)
+                .execution_options(synchronize_session=False)
+            )
+            return int(result.rowcount or 0)
+
     async def prune_processed(self, before: datetime) -> int:
         """Delete dedupe rows recorded before `before` (older than any redelivery)."""
         async with self.transaction() as tx:
             result = await tx.execute(delete(ProcessedEvent).where(ProcessedEvent.recorded_at < before))
+            # Performed effects are kept as long, so a key deferred again is still recognised.
+            await tx.execute(delete(AppEffect).where(AppEffect.done_at < before))
             return int(result.rowcount or 0)

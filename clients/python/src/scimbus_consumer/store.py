@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from typing import Any, Protocol, runtime_checkable
 
 from .access import AccessState
+from .effects import Effect
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,29 @@ class Store(Protocol):
         unique)."""
         ...
 
+    # --- deferred effects (see `scimbus_consumer.effects`) ----------------------------------
+
+    async def add_effect(self, tenant: str, kind: str, key: str, payload: dict[str, Any], tx: Any) -> None:
+        """Add an effect in `tx`; a key already present is kept as it is."""
+        ...
+
+    async def claim_effects(self, now: datetime, lease_until: datetime, limit: int) -> list[Effect]:
+        """In a transaction of its own: the due effects (oldest first, up to `limit`), each
+        leased until `lease_until` and its attempt counted."""
+        ...
+
+    async def settle_effect(self, effect_id: int, *, error: str | None, retry_at: datetime | None) -> None:
+        """Done (`error` None), retry at `retry_at`, or dead (an error and no retry)."""
+        ...
+
+    async def list_effects(self, *, dead: bool) -> list[dict[str, Any]]:
+        """Pending or dead effects, oldest first, with their attempts and last error."""
+        ...
+
+    async def retry_dead(self) -> int:
+        """Make every dead effect due again (attempts from zero); returns how many."""
+        ...
+
     # --- access (see `scimbus_consumer.access`) ---------------------------------------------
 
     async def lock_access(self, tenant: str, user_ids: list[str], tx: Any) -> dict[str, AccessState]:
@@ -133,6 +157,8 @@ class MemoryStore:
         self.access: dict[tuple[str, str], AccessState] = {}
         self.gates: dict[tuple[str, str], set[str]] = {}
         self._access_locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self.effects: dict[int, dict[str, Any]] = {}
+        self._effect_keys: dict[str, int] = {}
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_MemoryTx]:
@@ -255,3 +281,42 @@ class MemoryStore:
             if t == tenant:
                 found |= members & wanted
         return found
+
+    async def add_effect(self, tenant: str, kind: str, key: str, payload: dict[str, Any], tx: _MemoryTx) -> None:
+        if key in self._effect_keys:
+            return
+        effect_id = len(self._effect_keys) + 1
+        row = {
+            "id": effect_id, "tenant": tenant, "kind": kind, "key": key, "payload": dict(payload), "attempts": 0,
+            "due_at": datetime.now(timezone.utc), "done": False, "dead": False, "last_error": None,
+        }
+        self._set(self._effect_keys, key, effect_id, tx)
+        self._set(self.effects, effect_id, row, tx)
+
+    async def claim_effects(self, now: datetime, lease_until: datetime, limit: int) -> list[Effect]:
+        due = [r for r in self.effects.values() if not r["done"] and not r["dead"] and r["due_at"] <= now][:limit]
+        claimed = []
+        for row in due:
+            row["attempts"] += 1
+            row["due_at"] = lease_until
+            claimed.append(Effect(row["id"], row["tenant"], row["kind"], row["key"], dict(row["payload"]), row["attempts"]))
+        return claimed
+
+    async def settle_effect(self, effect_id: int, *, error: str | None, retry_at: datetime | None) -> None:
+        row = self.effects[effect_id]
+        row["last_error"] = error
+        if error is None:
+            row["done"] = True
+        elif retry_at is None:
+            row["dead"] = True
+        else:
+            row["due_at"] = retry_at
+
+    async def list_effects(self, *, dead: bool) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.effects.values() if not r["done"] and r["dead"] == dead]
+
+    async def retry_dead(self) -> int:
+        dead = [r for r in self.effects.values() if r["dead"]]
+        for row in dead:
+            row.update(dead=False, attempts=0, due_at=datetime.now(timezone.utc))
+        return len(dead)

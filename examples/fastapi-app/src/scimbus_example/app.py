@@ -45,7 +45,12 @@ class Provisioning:
             auto_delete_dead_letter_exchange=settings.auto_delete_dead_letter_exchange,
             gating_groups=settings.gating_groups or None,
         )
-        register(self.consumer, handler_delay_ms=settings.handler_delay_ms)
+        register(
+            self.consumer,
+            handler_delay_ms=settings.handler_delay_ms,
+            mail_url=settings.mail_url,
+            session_service_url=settings.session_service_url,
+        )
 
     async def create_tables(self) -> None:
         # Safe when several workers start together (one lock on PostgreSQL).

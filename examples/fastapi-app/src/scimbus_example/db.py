@@ -51,18 +51,6 @@ class Membership(Base):
     member_id: Mapped[str] = mapped_column(String(255), primary_key=True, index=True)
 
 
-class WelcomeEmail(Base):
-    """A side effect the app must perform once per user: queued in the same transaction as
-    the event's dedupe record, so a redelivered `user.created` never queues a second one."""
-
-    __tablename__ = "welcome_emails"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    tenant: Mapped[str] = mapped_column(String(63), index=True)
-    user_id: Mapped[str] = mapped_column(String(255), index=True)
-    event_id: Mapped[str] = mapped_column(String(36))
-
-
 class HandledEvent(Base):
     """The app's activity log: one row per event whose handler ran and committed, written in
     the handler's transaction (so a row means the handler's writes are in too)."""
@@ -77,4 +65,4 @@ class HandledEvent(Base):
     origin: Mapped[str] = mapped_column(String(16))
 
 
-__all__ = ["Base", "Group", "HandledEvent", "Membership", "Session", "User", "WelcomeEmail"]
+__all__ = ["Base", "Group", "HandledEvent", "Membership", "Session", "User"]

@@ -4,14 +4,16 @@ event id and the resource version (SqlStore), so a crash never applies half an e
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import httpx
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from scimbus_consumer import AccessChange, Consumer, Context, ResourceGone, ScimGroup, ScimUser
+from scimbus_consumer import AccessChange, Consumer, Context, Effect, ResourceGone, ScimGroup, ScimUser
 from scimbus_consumer.models import (
     GroupCreated,
     GroupDeleted,
@@ -28,7 +30,9 @@ from scimbus_consumer.models import (
     UserUpdated,
 )
 
-from .db import Group, HandledEvent, Membership, Session, User, WelcomeEmail
+from .db import Group, HandledEvent, Membership, Session, User
+
+log = logging.getLogger("scimbus_example")
 
 
 def _primary_email(user: ScimUser) -> str | None:
@@ -74,6 +78,21 @@ async def delete_group(session: AsyncSession, tenant: str, group_id: str) -> Non
     await session.execute(delete(Group).where(Group.tenant == tenant, Group.id == group_id))
 
 
+def _poster(url: str | None, what: str) -> Callable[[Effect], Awaitable[None]]:
+    """A performer that POSTs the effect's payload to `url` with its key as `Idempotency-Key`
+    (the mail API and the session service dedupe on it); without a URL it only logs."""
+
+    async def perform(effect: Effect) -> None:
+        if url is None:
+            log.info("%s (no service configured): %s", what, effect.payload)
+            return
+        async with httpx.AsyncClient(timeout=10) as client:
+            response = await client.post(url, json=effect.payload, headers={"Idempotency-Key": effect.key})
+            response.raise_for_status()
+
+    return perform
+
+
 class _Journaled:
     """`consumer.on` whose handlers first await the configured delay, then log the event in
     `handled_events` in the handler's own transaction."""
@@ -99,8 +118,12 @@ class _Journaled:
         return register
 
 
-def register(consumer_: Consumer, *, handler_delay_ms: int = 0) -> None:
+def register(
+    consumer_: Consumer, *, handler_delay_ms: int = 0, mail_url: str | None = None, session_service_url: str | None = None
+) -> None:
     consumer = _Journaled(consumer_, handler_delay_ms)
+    consumer_.effect("welcome_email")(_poster(mail_url, "welcome email"))
+    consumer_.effect("end_sessions")(_poster(session_service_url, "end sessions"))
 
     @consumer.on("scimbus.user.created")
     @consumer.on("scimbus.user.updated")
@@ -108,7 +131,14 @@ def register(consumer_: Consumer, *, handler_delay_ms: int = 0) -> None:
     async def user_changed(event: UserCreated | UserUpdated | UserReactivated, ctx: Context) -> None:
         await upsert_user(ctx.session, ctx.tenant, event.data.resource)
         if isinstance(event, UserCreated):
-            ctx.session.add(WelcomeEmail(tenant=ctx.tenant, user_id=event.data.resource.id, event_id=event.id))
+            user = event.data.resource
+            # Sent after the commit, at least once, with a key the mail service dedupes on.
+            await consumer_.defer(
+                ctx,
+                "welcome_email",
+                key=f"welcome/{ctx.tenant}/{user.id}",
+                payload={"tenant": ctx.tenant, "user_id": user.id, "to": _primary_email(user) or user.user_name},
+            )
 
     @consumer.on("scimbus.user.deactivated")
     async def user_deactivated(event: UserDeactivated, ctx: Context) -> None:
@@ -119,6 +149,13 @@ def register(consumer_: Consumer, *, handler_delay_ms: int = 0) -> None:
     @consumer_.on_access_revoked
     async def access_revoked(change: AccessChange, ctx: Context) -> None:
         await revoke_sessions(ctx.session, change.tenant, change.user_id)
+        # Sessions the app keeps outside its database (another service) end after the commit.
+        await consumer_.defer(
+            ctx,
+            "end_sessions",
+            key=f"end-sessions/{change.event_id or ctx.subject}/{change.tenant}/{change.user_id}",
+            payload={"tenant": change.tenant, "user_id": change.user_id, "reason": change.reason.value},
+        )
 
     @consumer.on("scimbus.user.snapshot")
     async def user_snapshot(event: UserSnapshot, ctx: Context) -> None:
@@ -164,7 +201,7 @@ def register(consumer_: Consumer, *, handler_delay_ms: int = 0) -> None:
 
     @consumer.on("scimbus.tenant.deleted")
     async def tenant_deleted(event: TenantDeleted, ctx: Context) -> None:
-        for table in (Session, Membership, Group, User, WelcomeEmail, HandledEvent):
+        for table in (Session, Membership, Group, User, HandledEvent):
             await ctx.session.execute(delete(table).where(table.tenant == event.tenant))
 
     @consumer_.on_gone

@@ -22,6 +22,10 @@ class Settings:
     gating_groups: list[str] = field(default_factory=list)
     """Display names of the groups whose direct members may use the app (empty: every active
     user may)."""
+    mail_url: str | None = None
+    """The mail API welcome emails are POSTed to (with an `Idempotency-Key`); unset: logged."""
+    session_service_url: str | None = None
+    """Where the app's sessions kept outside its database are ended (POST, `Idempotency-Key`)."""
     handler_delay_ms: int = 0
     """Each handler first awaits a random delay up to this, as a handler that calls another
     service does (for tests and benchmarks of several workers)."""
@@ -40,7 +44,7 @@ class Settings:
         `_TENANTS` (comma-separated slugs), `_EVENTS_TOKENS` (`acme=token,globex=token`, one
         `events:read` token per tenant) or `_EVENTS_TOKEN` (with exactly one tenant), `_QUEUE`,
         `_EXCHANGE`, `_DB_PATH` or `_DATABASE_URL`, `_MAX_ATTEMPTS`, `_GATING_GROUPS` (comma-separated
-        display names), `_HANDLER_DELAY_MS`."""
+        display names), `_MAIL_URL`, `_SESSION_SERVICE_URL`, `_HANDLER_DELAY_MS`."""
         env = os.environ if env is None else env
         get = lambda name, default=None: env.get(f"SCIMBUS_EXAMPLE_{name}", default)  # noqa: E731
         tenants = [t.strip() for t in (get("TENANTS") or "").split(",") if t.strip()]
@@ -67,6 +71,8 @@ class Settings:
             db_path=get("DB_PATH", cls.db_path),
             database_url=get("DATABASE_URL"),
             gating_groups=[g.strip() for g in (get("GATING_GROUPS") or "").split(",") if g.strip()],
+            mail_url=get("MAIL_URL"),
+            session_service_url=get("SESSION_SERVICE_URL"),
             handler_delay_ms=int(get("HANDLER_DELAY_MS", "0")),
             max_attempts=int(get("MAX_ATTEMPTS", str(cls.max_attempts))),
         )
