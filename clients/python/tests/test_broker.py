@@ -292,3 +292,46 @@ async def test_a_queue_declared_with_other_arguments_is_named_in_the_error(broke
     with pytest.raises(QueueMismatch, match="exists with other arguments"):
         await consumer.start()
     assert not consumer.connected
+
+
+async def test_dead_letters_are_listed_and_replayed_once_the_handler_is_fixed(broker, factory, recorder):
+    import sys
+    import types
+
+    from scimbus_consumer.__main__ import parser, run
+
+    consumer = broker.consumer(max_attempts=2)
+    broken = True
+
+    @consumer.on("scimbus.user.created")
+    async def created(event, ctx):
+        await recorder.add(ctx.origin, event.id)
+        if broken:
+            raise RuntimeError("bug")
+
+    await consumer.start()
+    event = factory.user_created("u1")
+    await broker.publish(event)
+    await broker.publish(b"{not json", key="acme.user.created")
+    deadline = asyncio.get_running_loop().time() + WAIT
+    while await broker.ready_count(consumer.dead_letter_queue) < 2:
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.05)
+    await consumer.stop()
+
+    listed = await consumer.dead_letters()
+    assert [(d.event.id if d.event else None, d.reason) for d in listed] == [(event["id"], "rejected"), (None, "rejected")]
+    assert await broker.ready_count(consumer.dead_letter_queue) == 2  # listing leaves them
+
+    broken = False
+    module = types.ModuleType("scimbus_cli_target")
+    module.CONSUMER = consumer  # type: ignore[attr-defined]
+    sys.modules["scimbus_cli_target"] = module
+    try:
+        code = await run(parser().parse_args(["dead-letters", "--replay", "--consumer", "scimbus_cli_target:CONSUMER"]))
+    finally:
+        del sys.modules["scimbus_cli_target"]
+    assert code == 1  # the unreadable message is left
+    assert recorder.of("replay") == [event["id"]]
+    remaining = await consumer.dead_letters()
+    assert [(d.event, d.error is not None) for d in remaining] == [(None, True)]

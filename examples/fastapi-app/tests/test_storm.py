@@ -14,6 +14,7 @@ import asyncio
 import os
 import random
 import subprocess
+import sys
 import time
 import uuid
 from collections import Counter
@@ -268,6 +269,13 @@ async def test_three_consumer_processes_and_a_kill_converge_with_every_handler_r
                 f"{len(skipped)} handlers skipped, {len(twice)} run twice, {len(unknown)} not emitted: "
                 f"{skipped[:5]} {twice[:5]} {unknown[:5]}"
             )
+            # The reconciliation command, with the app's verifier, finds nothing to repair.
+            check = subprocess.run(
+                [sys.executable, "-m", "scimbus_consumer", "reconcile", "--check", "--grace", "0",
+                 "--consumer", "scimbus_example.app:build_consumer"],
+                env=first.env, capture_output=True, text=True, timeout=120,
+            )
+            assert check.returncode == 0, check.stdout + check.stderr
             print(
                 f"seed {seed}: {OPERATIONS} operations {dict(storm.counts)}, {len(events)} events, "
                 f"{len(expected['users'])} users and {len(expected['groups'])} groups at the end; "

@@ -9,7 +9,7 @@ import enum
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
@@ -53,7 +53,7 @@ from .store import MemoryStore, ResourceState, Store
 
 log = logging.getLogger("scimbus_consumer")
 
-Origin = Literal["broker", "pull", "snapshot", "resync"]
+Origin = Literal["broker", "pull", "snapshot", "resync", "reconcile", "replay"]
 VERSIONED_RESOURCES = ("Users", "Groups")
 
 
@@ -77,6 +77,49 @@ class HandlerFailed(Exception):
         super().__init__(f"{event.type} {event.id} ({event.tenant}/{event.subject}) failed: {cause!r}")
         self.event = event
         self.cause = cause
+
+
+@dataclass
+class DeadLetter:
+    """A message of the dead-letter queue."""
+
+    body: bytes
+    reason: str | None
+    """Why the broker dead-lettered it (`rejected`, `delivery_limit`, …) from `x-death`."""
+    event: Envelope | None = None
+    error: str | None = None
+    outcome: Outcome | None = None
+    """After a replay that succeeded."""
+
+
+def _death_reason(message: AbstractIncomingMessage) -> str | None:
+    deaths = (message.headers or {}).get("x-death")
+    if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict):
+        reason = deaths[0].get("reason")
+        return reason.decode() if isinstance(reason, bytes) else str(reason) if reason is not None else None
+    return None
+
+
+@dataclass
+class Divergence:
+    """One resource whose local state differed from scimbus's snapshot."""
+
+    tenant: str
+    subject: str
+    why: str
+    """`behind` (an older version applied), `missing` (never applied or deleted here),
+    `extra` (deleted in scimbus, not here) or `verify` (the app's verifier said it differs)."""
+    repaired: bool = False
+
+
+@dataclass
+class ReconcileReport:
+    checked: int = 0
+    divergences: list[Divergence] = field(default_factory=list)
+
+    @property
+    def repaired(self) -> int:
+        return sum(1 for d in self.divergences if d.repaired)
 
 
 class QueueMismatch(Exception):
@@ -268,6 +311,8 @@ class Consumer:
         self._handlers: dict[str, list[Handler]] = {}
         self._catch_all: list[Handler] = []
         self._gone: list[Handler] = []
+        self._verifiers: list[Callable[[Envelope, Context], Awaitable[bool]]] = []
+        self._reconcile_observers: list[Callable[[ReconcileReport], Any]] = []
         self._observers: list[Callable[[Envelope, Outcome], Awaitable[Any]]] = []
         self._lanes = KeyedLanes()
         self._connection: AbstractRobustConnection | None = None
@@ -329,6 +374,15 @@ class Consumer:
         commits. `key` identifies the effect (e.g. `f"welcome/{tenant}/{user_id}"`): deferring
         a key again, as a handler run again does, adds nothing."""
         await self.store.add_effect(ctx.tenant, kind, key, payload, ctx.session)
+
+    def verifier(
+        self, verify: Callable[[Envelope, Context], Awaitable[bool]]
+    ) -> Callable[[Envelope, Context], Awaitable[bool]]:
+        """Register `async def verify(snapshot, ctx) -> bool` for `reconcile`: given a user or
+        group snapshot, does the app's own state match it? False makes reconcile apply the
+        snapshot again through the snapshot handlers (forced)."""
+        self._verifiers.append(verify)
+        return verify
 
     def on_gone(self, handler: Handler) -> Handler:
         """Register `async def handler(gone: ResourceGone, ctx)`: a resync found the resource deleted."""
@@ -820,6 +874,141 @@ class Consumer:
                 if attempt >= self.max_attempts:
                     raise
                 await asyncio.sleep(min(self.backoff_initial * 2 ** (attempt - 1), self.backoff_max))
+
+    # --- dead letters --------------------------------------------------------------------------
+
+    async def dead_letters(self, *, replay: bool = False, limit: int = 10_000) -> list[DeadLetter]:
+        """The messages in `<queue>.dlq` (oldest first, up to `limit`), left in place; with
+        `replay`, each readable one is processed again through `handle` (origin `replay`) and
+        removed from the dead-letter queue when that succeeds. Messages that fail again or
+        cannot be read stay."""
+        connection = await aio_pika.connect(self.amqp_url)
+        letters: list[DeadLetter] = []
+        async with connection:
+            channel = await connection.channel()
+            queue = await channel.declare_queue(self.dead_letter_queue, passive=True)
+            held: list[AbstractIncomingMessage] = []
+            while len(held) < limit:
+                message = await queue.get(no_ack=False, fail=False)
+                if message is None:
+                    break
+                held.append(message)
+            for message in held:
+                letter = DeadLetter(body=message.body, reason=_death_reason(message))
+                try:
+                    letter.event = parse_event(message.body)
+                except (ValidationError, ValueError) as exc:
+                    letter.error = f"unreadable: {exc}"
+                if replay and letter.event is not None:
+                    event = letter.event
+                    try:
+                        letter.outcome = await self._lanes.submit(
+                            (event.tenant, event.subject), lambda e=event: self.handle(e, origin="replay")
+                        )
+                    except Exception as exc:  # noqa: BLE001 - reported, the message stays
+                        letter.error = repr(exc)
+                    else:
+                        await message.ack()
+                letters.append(letter)
+            # Closing the channel returns every message not acked to the dead-letter queue.
+        return letters
+
+    # --- reconciliation ----------------------------------------------------------------------
+
+    async def reconcile(
+        self, tenants: Iterable[str] | None = None, *, repair: bool = True, grace: float = 5.0
+    ) -> ReconcileReport:
+        """Compare what is applied with scimbus's snapshots (pull API) and, with `repair`,
+        repair each divergence through the same handlers: a resource behind or missing is
+        resynced, one deleted in scimbus but not here is resynced (404: `on_gone` and access
+        revoked), one the app's verifiers reject gets its snapshot applied again (forced).
+        Version differences are checked again after `grace` seconds, so events still on
+        their way are not reported. Logs each divergence; returns the report."""
+        assert self.pull is not None, "reconcile needs a pull client"
+        report = ReconcileReport()
+        for tenant in list(tenants) if tenants is not None else self.pull.tenants:
+            await self._reconcile_tenant(tenant, report, repair=repair, grace=grace)
+        for d in report.divergences:
+            log.warning(
+                "divergence on %s/%s (%s)%s", d.tenant, d.subject, d.why, ", repaired" if d.repaired else ""
+            )
+        for observer in self._reconcile_observers:
+            observer(report)
+        return report
+
+    async def _reconcile_tenant(self, tenant: str, report: ReconcileReport, *, repair: bool, grace: float) -> None:
+        assert self.pull is not None
+        suspects: dict[str, str] = {}
+        verify_failed: list[Envelope] = []
+        seen: set[str] = set()
+        for resource_type in self._wanted_resource_types(tenant):
+            after: str | None = None
+            while True:
+                page = await self._retrying(
+                    lambda: self.pull.snapshot_page(tenant, resource_type, after, limit=self.page_limit)  # type: ignore[union-attr]
+                )
+                for raw in page.events:
+                    snapshot = parse_event(raw)
+                    seen.add(snapshot.subject)
+                    report.checked += 1
+                    why = await self._compare(snapshot)
+                    if why is not None:
+                        suspects[snapshot.subject] = why
+                    elif self._verifiers and not await self._verify(snapshot):
+                        verify_failed.append(snapshot)
+                if not page.has_more or page.next is None:
+                    break
+                after = page.next
+        async with self.store.transaction() as tx:
+            known = await self.store.subjects(tenant, tx)
+        wanted = self._wanted_resource_types(tenant)
+        for subject in known:
+            if subject not in seen and subject.split("/", 1)[0] in wanted:
+                suspects[subject] = "extra"
+        if suspects and grace > 0:
+            await asyncio.sleep(grace)  # events on their way land meanwhile
+        for subject, why in sorted(suspects.items()):
+            resource_type, resource_id = subject.split("/", 1)
+            raw = await self.pull.snapshot_one(tenant, resource_type, resource_id)
+            still = ("extra" if why == "extra" else None) if raw is None else await self._compare(parse_event(raw))
+            if raw is None and why != "extra":
+                async with self.store.transaction() as tx:
+                    state = await self.store.get_state(tenant, subject, tx)
+                still = None if state is None or state.deleted else "extra"
+            if still is None:
+                continue
+            divergence = Divergence(tenant, subject, still)
+            if repair:
+                await self._lanes.submit((tenant, subject), lambda t=tenant, s=subject: self._retrying(lambda: self.resync(t, s)))
+                divergence.repaired = True
+            report.divergences.append(divergence)
+        for snapshot in verify_failed:
+            divergence = Divergence(tenant, snapshot.subject, "verify")
+            if repair:
+                await self._lanes.submit(
+                    (tenant, snapshot.subject),
+                    lambda e=snapshot: self._retrying(lambda: self._handle_once(e, "reconcile", True, 1)),
+                )
+                divergence.repaired = True
+            report.divergences.append(divergence)
+
+    async def _compare(self, snapshot: Envelope) -> str | None:
+        async with self.store.transaction() as tx:
+            state = await self.store.get_state(snapshot.tenant, snapshot.subject, tx)
+        assert snapshot.version is not None
+        if state is None or state.deleted:
+            return "missing"
+        if state.version < snapshot.version:
+            return "behind"
+        return None
+
+    async def _verify(self, snapshot: Envelope) -> bool:
+        async with self.store.transaction() as tx:
+            ctx = Context(session=tx, tenant=snapshot.tenant, subject=snapshot.subject, origin="reconcile", force=False, attempt=1)
+            for verify in self._verifiers:
+                if not await verify(snapshot, ctx):
+                    return False
+        return True
 
     # --- pull API ----------------------------------------------------------------------------
 

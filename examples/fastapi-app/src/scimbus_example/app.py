@@ -161,6 +161,14 @@ def create_app(provisioning: Provisioning | None = None) -> FastAPI:
     return app
 
 
+async def build_consumer() -> Consumer:
+    """The app's consumer with its handlers, store and pull client, from the environment, for
+    `scimbus-consumer reconcile|dead-letters|effects --consumer scimbus_example.app:build_consumer`."""
+    prov = Provisioning(Settings.from_env())
+    await prov.create_tables()
+    return prov.consumer
+
+
 def __getattr__(name: str) -> Any:
     # `uvicorn scimbus_example.app:app` builds the app on first use, from the environment.
     if name == "app":

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scimbus_consumer import AccessChange, Consumer, Context, Effect, ResourceGone, ScimGroup, ScimUser
@@ -203,6 +203,28 @@ def register(
     async def tenant_deleted(event: TenantDeleted, ctx: Context) -> None:
         for table in (Session, Membership, Group, User, HandledEvent):
             await ctx.session.execute(delete(table).where(table.tenant == event.tenant))
+
+    @consumer_.verifier
+    async def matches(snapshot: Any, ctx: Context) -> bool:
+        """For `scimbus-consumer reconcile`: do the app's rows equal the snapshot?"""
+        if isinstance(snapshot, UserSnapshot):
+            user = snapshot.data.resource
+            row = await ctx.session.get(User, (ctx.tenant, user.id))
+            return row is not None and (row.user_name, row.display_name, row.email, row.active) == (
+                user.user_name, user.display_name, _primary_email(user), user.is_active
+            )
+        if isinstance(snapshot, GroupSnapshot):
+            group = snapshot.data.resource
+            row = await ctx.session.get(Group, (ctx.tenant, group.id))
+            members = set(
+                await ctx.session.scalars(
+                    select(Membership.member_id).where(Membership.tenant == ctx.tenant, Membership.group_id == group.id)
+                )
+            )
+            return row is not None and row.display_name == group.display_name and members == {
+                m.value for m in snapshot.data.members
+            }
+        return True
 
     @consumer_.on_gone
     async def gone(item: ResourceGone, ctx: Context) -> None:
