@@ -201,3 +201,46 @@ def test_redacted_data_is_accepted_where_the_schema_allows_it(name):
     else:
         with pytest.raises(ValidationError):
             parse_event(instance)
+
+
+def test_typed_users_and_groups_come_from_scim2_models_with_the_extensions_asked_for(factory):
+    from scim2_models import EnterpriseUser, Extension
+
+    from scimbus_consumer import parse_event
+
+    class Hobby(Extension):
+        __schema__ = "urn:example:hobby:2.0:User"
+        level: int | None = None
+
+    enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+    raw = factory.user_created(
+        "u1",
+        schemas=["urn:ietf:params:scim:schemas:core:2.0:User", enterprise, "urn:example:hobby:2.0:User"],
+        name={"givenName": "Grace", "familyName": "Hopper"},
+        emails=[{"value": "grace@contoso.com", "type": "work", "primary": True}],
+        phoneNumbers=[{"value": "+1 555 0100", "type": "mobile"}],
+        **{enterprise: {"department": "Research", "manager": {"value": "m1"}}, "urn:example:hobby:2.0:User": {"level": 3}},
+        unregistered="kept on the lenient model",
+    )
+    user = parse_event(raw).data.resource
+    typed = user.typed(EnterpriseUser, Hobby)
+    assert typed.name.given_name == "Grace" and typed.emails[0].value == "grace@contoso.com"
+    assert typed.phone_numbers[0].type == "mobile" and typed.active is True
+    assert typed[EnterpriseUser].department == "Research" and typed[EnterpriseUser].manager.value == "m1"
+    assert typed[Hobby].level == 3
+    assert user.model_extra["unregistered"] == "kept on the lenient model"
+    assert user.typed()[EnterpriseUser].department == "Research"  # the enterprise extension by default
+
+    group = parse_event(factory.group_created("g1", display_name="Engineering")).data.resource.typed()
+    assert group.display_name == "Engineering" and group.id == "g1"
+
+
+def test_the_package_under_test_is_the_installed_wheel_and_it_is_typed():
+    import importlib.metadata
+    import pathlib
+
+    import scimbus_consumer
+
+    files = {str(f) for f in importlib.metadata.files("scimbus-consumer") or []}
+    assert "scimbus_consumer/py.typed" in files
+    assert "site-packages" in pathlib.Path(scimbus_consumer.__file__).parts, scimbus_consumer.__file__

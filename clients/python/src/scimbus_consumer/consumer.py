@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from .access import AccessChange, AccessReason, AccessState, Gating, decide_access, reason_for
 from .effects import Effects, Performer
+from .metrics import Metrics
 from .lanes import KeyedLanes
 from .models import (
     DELETIONS,
@@ -258,6 +259,7 @@ class Consumer:
         delivery_limit: int | None = 20,
         gating_groups: Iterable[str] | Mapping[str, Iterable[str]] | None = None,
         effect_max_attempts: int = 10,
+        metrics: Metrics | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -305,7 +307,8 @@ class Consumer:
         # members of a group with one of these display names; see `scimbus_consumer.access`.
         self.gating = Gating(gating_groups)
         # Side effects outside the app's database, performed after commit (app-side outbox).
-        self.effects = Effects(self.store, max_attempts=effect_max_attempts)
+        self.metrics = metrics or Metrics()
+        self.effects = Effects(self.store, max_attempts=effect_max_attempts, metrics=self.metrics)
         self._revoked: list[Handler] = []
         self._granted: list[Handler] = []
         self._handlers: dict[str, list[Handler]] = {}
@@ -546,6 +549,7 @@ class Consumer:
             event = parse_event(message.body)
         except (ValidationError, ValueError) as exc:
             log.error("dead-lettering an unreadable message %s: %s", message.message_id, exc)
+            self.metrics.dead_lettered("unreadable")
             await self._settle(message.reject(requeue=False))
             return
         self._lanes.submit((event.tenant, event.subject), lambda: self._deliver(event, message))
@@ -561,6 +565,7 @@ class Consumer:
             await self.handle(event, origin="broker")
         except HandlerFailed as exc:
             log.error("dead-lettering %s: %s", event.id, exc)
+            self.metrics.dead_lettered(event.type)
             await self._settle(message.reject(requeue=False))
         except Exception:  # noqa: BLE001 - never lose the lane on an unexpected error
             log.exception("unexpected error on %s; it will be redelivered", event.id)
@@ -607,10 +612,13 @@ class Consumer:
                     raise HandlerFailed(event, exc) from exc
                 delay = min(self.backoff_initial * 2 ** (attempt - 1), self.backoff_max)
                 log.warning("%s %s failed (attempt %d), retrying in %.3fs: %r", event.type, event.id, attempt, delay, exc)
+                self.metrics.retry(event.type)
                 await asyncio.sleep(delay)
                 continue
             if self.effects.performers:
                 self.effects.wake()
+            lag = (datetime.now(timezone.utc) - event.time).total_seconds() if outcome is Outcome.APPLIED else None
+            self.metrics.event(event.type, outcome.value, lag)
             for observer in self._observers:
                 try:
                     await observer(event, outcome)
@@ -817,6 +825,7 @@ class Consumer:
             await self._announce(ctx, AccessChange(ctx.tenant, user_id, False, AccessReason.TENANT_DELETED, event_id))
 
     async def _announce(self, ctx: Context, change: AccessChange) -> None:
+        self.metrics.access_change(change.granted, change.reason.value)
         for handler in self._granted if change.granted else self._revoked:
             await handler(change, ctx)
 
@@ -932,6 +941,8 @@ class Consumer:
             log.warning(
                 "divergence on %s/%s (%s)%s", d.tenant, d.subject, d.why, ", repaired" if d.repaired else ""
             )
+        for d in report.divergences:
+            self.metrics.divergence(d.why)
         for observer in self._reconcile_observers:
             observer(report)
         return report

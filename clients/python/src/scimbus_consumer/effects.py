@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from .metrics import Metrics
+
 log = logging.getLogger("scimbus_consumer")
 
 
@@ -55,6 +57,7 @@ class Effects:
         lease: float = 60.0,
         poll_interval: float = 1.0,
         batch: int = 32,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self.max_attempts = max_attempts
@@ -63,6 +66,7 @@ class Effects:
         self.lease = lease
         self.poll_interval = poll_interval
         self.batch = batch
+        self.metrics = metrics
         self.performers: dict[str, Performer] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -102,8 +106,12 @@ class Effects:
             )
             retry_at = datetime.now(timezone.utc) + timedelta(seconds=delay)
             await self.store.settle_effect(effect.id, error=repr(exc)[:1000], retry_at=None if dead else retry_at)
+            if self.metrics is not None:
+                self.metrics.effect(effect.kind, "dead" if dead else "failed")
         else:
             await self.store.settle_effect(effect.id, error=None, retry_at=None)
+            if self.metrics is not None:
+                self.metrics.effect(effect.kind, "done")
 
     def start(self) -> None:
         if self._task is None and self.performers:

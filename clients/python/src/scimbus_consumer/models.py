@@ -45,6 +45,18 @@ class ScimUser(BaseModel):
         """`active` with the RFC default: an absent `active` means true."""
         return self.active is not False
 
+    def typed(self, *extensions: type[Any]) -> Any:
+        """The full RFC 7643 model of this user from scim2-models (`pip install
+        scimbus-consumer[models]`): `name`, `emails`, `phoneNumbers`, `addresses`, … typed,
+        with the enterprise extension and the app's registered extensions given as
+        `scim2_models.Extension` subclasses (default: `EnterpriseUser`), read as
+        `user[EnterpriseUser].department`. Attributes of no schema given are left out (they
+        stay in this model's `model_extra`). scim2-models validates strictly: a value RFC 7643
+        refuses (an email without `@`) raises `pydantic.ValidationError`."""
+        from scim2_models import EnterpriseUser, User
+
+        return _typed(self, User, extensions or (EnterpriseUser,))
+
 
 class ScimUserWithActive(ScimUser):
     """A user whose `active` is always present (`scimbus.user.deactivated` carries false)."""
@@ -62,6 +74,25 @@ class ScimGroup(BaseModel):
     display_name: str
     meta: ScimMeta
     external_id: str | None = None
+
+    def typed(self, *extensions: type[Any]) -> Any:
+        """The scim2-models `Group` of this group (without `members`, which travel in their
+        own events), with the given `scim2_models.Extension` subclasses; see `ScimUser.typed`."""
+        from scim2_models import Group
+
+        return _typed(self, Group, extensions)
+
+
+def _typed(resource: BaseModel, base: Any, extensions: tuple[type[Any], ...]) -> Any:
+    from scim2_models import Context
+
+    model = base[Union[extensions]] if len(extensions) > 1 else base[extensions[0]] if extensions else base  # noqa: UP007
+    urns = {str(e.__schema__) for e in extensions}
+    known = {f.validation_alias or name for name, f in model.model_fields.items()} | urns
+    data = resource.model_dump(by_alias=True, exclude_none=True, mode="json")
+    data = {k: v for k, v in data.items() if k in known}
+    data["schemas"] = [u for u in data.get("schemas", []) if u == str(base.__schema__) or u in urns]
+    return model.model_validate(data, scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
 
 
 class Chunk(BaseModel):
