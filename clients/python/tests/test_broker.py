@@ -335,3 +335,38 @@ async def test_dead_letters_are_listed_and_replayed_once_the_handler_is_fixed(br
     assert recorder.of("replay") == [event["id"]]
     remaining = await consumer.dead_letters()
     assert [(d.event, d.error is not None) for d in remaining] == [(None, True)]
+
+
+async def test_an_event_whose_handler_kills_the_process_is_dead_lettered_and_the_rest_goes_on(broker, factory, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).with_name("crashing_consumer.py")
+    queue = f"{broker.name}.app"
+    declare = broker.consumer()  # the queue exists before anything is published
+    await declare.start()
+    await declare.stop()
+    await broker.publish(factory.user_created("p1", user_name="poison"))
+    for i in range(5):  # delivered beside the poison, counted by the broker with it
+        await broker.publish(factory.user_created(f"u{i}"))
+    handled: list[str] = []
+    runs = 0
+    while len(handled) < 5 or await broker.ready_count(declare.dead_letter_queue) == 0:
+        runs += 1
+        assert runs <= 6, f"the poison message kept coming back ({handled})"
+        proc = subprocess.Popen(
+            [sys.executable, str(script), AMQP_URL, broker.name, queue, str(tmp_path / "app.db")],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            out, _ = proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:  # alive: it handled what was left
+            proc.kill()
+            out, _ = proc.communicate()
+        handled += out.split()
+    letters = await declare.dead_letters()
+    assert [(d.event.subject if d.event else None, d.reason) for d in letters] == [("Users/p1", "rejected")]
+    assert sorted(handled) == [f"u{i}" for i in range(5)]
+    assert runs == 4  # three crashes (the first delivery, then two counted attempts), then rejected

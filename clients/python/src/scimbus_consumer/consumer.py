@@ -123,6 +123,10 @@ class ReconcileReport:
         return sum(1 for d in self.divergences if d.repaired)
 
 
+class _ResyncFirst(Exception):
+    """Inside an event's transaction: the resource is marked for resync, do that first."""
+
+
 class QueueMismatch(Exception):
     """The app's queue exists with other arguments than the consumer declares (e.g. it was
     made before single-active-consumer was the default): RabbitMQ cannot change them."""
@@ -195,6 +199,11 @@ def _versioned(event: Envelope) -> bool:
     return event.version is not None and event.resource_type in VERSIONED_RESOURCES
 
 
+def _redelivered(message: AbstractIncomingMessage) -> bool:
+    count = (message.headers or {}).get("x-delivery-count")
+    return bool(message.redelivered) or (isinstance(count, int) and count > 0)
+
+
 def decide(event: Envelope, state: ResourceState, *, force: bool = False) -> _Decision:
     """The version rule for one event against what is applied of its resource.
 
@@ -257,6 +266,7 @@ class Consumer:
         prune_interval: float = 3600.0,
         single_active_consumer: bool = True,
         delivery_limit: int | None = 20,
+        crash_limit: int | None = 3,
         gating_groups: Iterable[str] | Mapping[str, Iterable[str]] | None = None,
         effect_max_attempts: int = 10,
         metrics: Metrics | None = None,
@@ -301,6 +311,9 @@ class Consumer:
         # handler) is dead-lettered after this many deliveries instead of blocking its
         # resource forever. None: no limit.
         self.delivery_limit = delivery_limit
+        # A redelivered event whose handling started this many times without finishing (the
+        # process died in it) is dead-lettered and its resource marked for resync.
+        self.crash_limit = crash_limit
         self._prune_task: asyncio.Task[None] | None = None
 
         # Access is granted to present, active users who (when the tenant is gated) are direct
@@ -318,6 +331,7 @@ class Consumer:
         self._reconcile_observers: list[Callable[[ReconcileReport], Any]] = []
         self._observers: list[Callable[[Envelope, Outcome], Awaitable[Any]]] = []
         self._lanes = KeyedLanes()
+        self._suspects = asyncio.Lock()
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractRobustChannel | None = None
         self._queue: AbstractQueue | None = None
@@ -561,6 +575,31 @@ class Consumer:
             # Delivered on a connection that has since dropped: the broker redelivers it on
             # the new one, in order, so this copy is left alone.
             return
+        if _redelivered(message) and self.crash_limit is not None:
+            # Left unsettled by a consumer before (it may have died in this event's handler):
+            # handled alone, one redelivered event at a time, with its started attempts
+            # counted, so a crash is charged to the one event that was running, and an event
+            # whose handler kills its process is dead-lettered after `crash_limit` attempts.
+            # (The broker's delivery count rises for every delivery prefetched beside it.)
+            async with self._suspects:
+                try:
+                    started = await self.store.note_attempt(event.id)
+                except Exception:  # noqa: BLE001 - the store is down: the delivery comes back
+                    log.warning("could not count the attempts of %s", event.id, exc_info=True)
+                    await self._settle(message.nack(requeue=True))
+                    return
+                if started > self.crash_limit:
+                    log.error("dead-lettering %s: %d attempts started and none finished", event.id, started - 1)
+                    self.metrics.dead_lettered(event.type)
+                    if _versioned(event):
+                        await self.mark_resync(event.tenant, event.subject)
+                    await self._settle(message.reject(requeue=False))
+                    return
+                await self._handle_and_settle(event, message)
+            return
+        await self._handle_and_settle(event, message)
+
+    async def _handle_and_settle(self, event: Envelope, message: AbstractIncomingMessage) -> None:
         try:
             await self.handle(event, origin="broker")
         except HandlerFailed as exc:
@@ -629,61 +668,62 @@ class Consumer:
     async def _handle_once(self, event: Envelope, origin: Origin, force: bool, attempt: int) -> Outcome:
         tenant, subject = event.tenant, event.subject
         is_snapshot = event.type in SNAPSHOTS
-        if _versioned(event) and not is_snapshot:
-            async with self.store.transaction() as tx:
-                state = await self.store.get_state(tenant, subject, tx)
-            if state is not None and state.needs_resync and self._can_resync(tenant):
-                await self.resync(tenant, subject)
-
-        resynced = redacted = applied = resync_gate = False
+        resynced = redacted = applied = resync_gate = marked = False
         while True:
-            async with self.store.transaction() as tx:
-                # First the resource's lock: another process applying the same resource
-                # commits before this one reads the dedupe row and the version.
-                await self.store.lock(tenant, subject, tx)
-                if not is_snapshot and await self.store.is_processed(event.id, tx):
-                    return Outcome.DUPLICATE
-                if not isinstance(event, TenantDeleted):
-                    tomb = await self.store.get_state(tenant, f"Tenants/{tenant}", tx)
-                    if tomb is not None and tomb.deleted:
+            try:
+                async with self.store.transaction() as tx:
+                    # First the resource's lock: another process applying the same resource
+                    # commits before this one reads the dedupe row and the version.
+                    await self.store.lock(tenant, subject, tx)
+                    if not is_snapshot and await self.store.is_processed(event.id, tx):
+                        return Outcome.DUPLICATE
+                    if not isinstance(event, TenantDeleted):
+                        tomb = await self.store.get_state(tenant, f"Tenants/{tenant}", tx)
+                        if tomb is not None and tomb.deleted:
+                            await self._record(event, tx)
+                            return Outcome.STALE
+                    ctx = Context(session=tx, tenant=tenant, subject=subject, origin=origin, force=force, attempt=attempt)
+                    if event.redacted and not isinstance(event, TenantDeleted):
+                        redacted = True
+                        break
+                    if not _versioned(event):
+                        await self._run_handlers(event, ctx)
+                        if isinstance(event, TenantDeleted):
+                            await self._tenant_gone(ctx, event.id)
+                            await self.store.drop_tenant(tenant, tx)
+                            await self.store.put_state(tenant, f"Tenants/{tenant}", ResourceState(deleted=True), tx)
                         await self._record(event, tx)
-                        return Outcome.STALE
-                ctx = Context(session=tx, tenant=tenant, subject=subject, origin=origin, force=force, attempt=attempt)
-                if event.redacted and not isinstance(event, TenantDeleted):
-                    redacted = True
-                    break
-                if not _versioned(event):
-                    await self._run_handlers(event, ctx)
-                    if isinstance(event, TenantDeleted):
-                        await self._tenant_gone(ctx, event.id)
-                        await self.store.drop_tenant(tenant, tx)
-                        await self.store.put_state(tenant, f"Tenants/{tenant}", ResourceState(deleted=True), tx)
-                    await self._record(event, tx)
-                    return Outcome.APPLIED
-                state = await self.store.get_state(tenant, subject, tx) or ResourceState()
-                decision = decide(event, state, force=force)
-                if decision is _Decision.STALE:
-                    if is_snapshot and state.needs_resync:
-                        await self.store.put_state(tenant, subject, replace(state, needs_resync=False), tx)
-                    await self._record(event, tx)
-                    return Outcome.RESYNCED if resynced else Outcome.STALE
-                if decision is _Decision.APPLY or (decision is _Decision.GAP and not self._can_resync(tenant)):
-                    if decision is _Decision.GAP:
-                        log.warning(
-                            "version gap on %s/%s (have %d, got %s) and no pull token for the tenant: applying it",
-                            tenant, subject, state.version, event.version,
+                        return Outcome.APPLIED
+                    state = await self.store.get_state(tenant, subject, tx) or ResourceState()
+                    if state.needs_resync and not is_snapshot and not marked and self._can_resync(tenant):
+                        raise _ResyncFirst  # marked after a dead letter: its snapshot goes first
+                    decision = decide(event, state, force=force)
+                    if decision is _Decision.STALE:
+                        if is_snapshot and state.needs_resync:
+                            await self.store.put_state(tenant, subject, replace(state, needs_resync=False), tx)
+                        await self._record(event, tx)
+                        return Outcome.RESYNCED if resynced else Outcome.STALE
+                    if decision is _Decision.APPLY or (decision is _Decision.GAP and not self._can_resync(tenant)):
+                        if decision is _Decision.GAP:
+                            log.warning(
+                                "version gap on %s/%s (have %d, got %s) and no pull token for the tenant: applying it",
+                                tenant, subject, state.version, event.version,
+                            )
+                        await self._run_handlers(event, ctx)
+                        resync_gate = await self._track_access(event, ctx)
+                        version = event.version
+                        assert version is not None
+                        new_state = ResourceState(
+                            version=version, from_snapshot=is_snapshot, deleted=event.type in DELETIONS
                         )
-                    await self._run_handlers(event, ctx)
-                    resync_gate = await self._track_access(event, ctx)
-                    version = event.version
-                    assert version is not None
-                    new_state = ResourceState(
-                        version=version, from_snapshot=is_snapshot, deleted=event.type in DELETIONS
-                    )
-                    await self.store.put_state(tenant, subject, new_state, tx)
-                    await self._record(event, tx)
-                    applied = True
-                    break  # leaves the loop; the transaction commits on the way out
+                        await self.store.put_state(tenant, subject, new_state, tx)
+                        await self._record(event, tx)
+                        applied = True
+                        break  # leaves the loop; the transaction commits on the way out
+            except _ResyncFirst:
+                await self.resync(tenant, subject)
+                marked = True
+                continue
             if redacted:
                 break
             # A gap: the snapshot replaces the missing deltas, then this one is judged again.

@@ -49,7 +49,8 @@ def require_active_user(
             raise HTTPException(status_code=401, detail="no session", headers={"WWW-Authenticate": "Bearer"})
         tenant, user_id = who
         chosen = store if isinstance(store, Store) else store(request)
-        async with chosen.transaction() as tx:
+        reading = getattr(chosen, "reading", None) or chosen.transaction  # SqlStore: no write lock
+        async with reading() as tx:
             state = await chosen.access_of(tenant, user_id, tx)
         if state is None or not state.granted:
             raise HTTPException(status_code=403, detail="the user has no access to this app")

@@ -66,6 +66,16 @@ class ProcessedEvent(_Base):
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
+class StartedAttempt(_Base):
+    """Started attempts of redelivered events (see `Consumer.crash_limit`)."""
+
+    __tablename__ = "scimbus_started_attempts"
+
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    attempts: Mapped[int] = mapped_column(Integer)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
 class ResourceVersion(_Base):
     __tablename__ = "scimbus_resource_versions"
 
@@ -144,6 +154,10 @@ def _chunks(items: list[str]) -> list[list[str]]:
     return [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
 
 
+READ_ONLY = "scimbus_read_only"
+"""Execution option of the connections `SqlStore.reading` hands out."""
+
+
 def sqlite_engine(path: str, **kwargs: Any) -> AsyncEngine:
     """An aiosqlite engine fit for concurrent handlers: WAL, a busy timeout, and write
     transactions begun as IMMEDIATE (a deferred one that upgrades its lock fails with
@@ -160,7 +174,10 @@ def sqlite_engine(path: str, **kwargs: Any) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Readers (`SqlStore.reading`) begin deferred: in WAL mode they neither wait for
+        # nor block the writer.
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -188,6 +205,15 @@ class SqlStore:
         async with self.sessionmaker() as session, session.begin():
             yield session
 
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncSession]:
+        """A session for reads only (the app's request path: `require_active_user`, its own
+        lookups). On `sqlite_engine` it begins deferred instead of IMMEDIATE, so requests do
+        not queue behind the consumer's writes; elsewhere it is an ordinary transaction."""
+        async with self.sessionmaker() as session:
+            await session.connection(execution_options={READ_ONLY: True})
+            yield session
+
     async def lock(self, tenant: str, subject: str, tx: AsyncSession) -> None:
         dialect = tx.bind.dialect.name
         if dialect == "postgresql":
@@ -207,6 +233,16 @@ class SqlStore:
 
     async def is_processed(self, event_id: str, tx: AsyncSession) -> bool:
         return await tx.get(ProcessedEvent, event_id) is not None
+
+    async def note_attempt(self, event_id: str) -> int:
+        async with self.transaction() as tx:
+            now = datetime.now(timezone.utc)
+            insert = self._insert(tx, StartedAttempt).values(event_id=event_id, attempts=1, recorded_at=now)
+            upsert = insert.on_conflict_do_update(
+                index_elements=[StartedAttempt.event_id],
+                set_={"attempts": StartedAttempt.attempts + 1, "recorded_at": now},
+            ).returning(StartedAttempt.attempts)
+            return int((await tx.execute(upsert)).scalar_one())
 
     async def record(self, event_id: str, session: AsyncSession) -> None:
         """Add the dedupe row to `session`; it commits with the app's own writes."""
@@ -280,23 +316,18 @@ class SqlStore:
         raise NotImplementedError(f"SqlStore supports PostgreSQL and SQLite, not {dialect}")
 
     async def lock_access(self, tenant: str, user_ids: list[str], tx: AsyncSession) -> dict[str, AccessState]:
-        # Rows exist first (so there is something to lock), then are locked in id order; on
-        # SQLite the IMMEDIATE transaction already holds the database's write lock.
+        # One statement per chunk: insert the missing rows, and "update" the present ones to
+        # themselves, which locks them (PostgreSQL; on SQLite the IMMEDIATE transaction
+        # already holds the write lock) and returns every row's current values.
         states: dict[str, AccessState] = {}
-        for chunk in _chunks(user_ids):
+        for chunk in _chunks(list(dict.fromkeys(user_ids))):
             insert = self._insert(tx, UserAccess).values(
                 [{"tenant": tenant, "user_id": u, "present": False, "active": False, "granted": False} for u in chunk]
             )
-            await tx.execute(insert.on_conflict_do_nothing())
-            query = (
-                select(UserAccess.user_id, UserAccess.present, UserAccess.active, UserAccess.granted)
-                .where(UserAccess.tenant == tenant, UserAccess.user_id.in_(chunk))
-                .order_by(UserAccess.user_id)
-                .execution_options(populate_existing=True)
-            )
-            if tx.bind.dialect.name == "postgresql":
-                query = query.with_for_update()
-            for user_id, present, active, granted in await tx.execute(query):
+            upsert = insert.on_conflict_do_update(
+                index_elements=[UserAccess.tenant, UserAccess.user_id], set_={"present": UserAccess.present}
+            ).returning(UserAccess.user_id, UserAccess.present, UserAccess.active, UserAccess.granted)
+            for user_id, present, active, granted in await tx.execute(upsert):
                 states[user_id] = AccessState(present=present, active=active, granted=granted)
         return {u: states.get(u, AccessState()) for u in user_ids}
 
@@ -439,4 +470,5 @@ class SqlStore:
             result = await tx.execute(delete(ProcessedEvent).where(ProcessedEvent.recorded_at < before))
             # Performed effects are kept as long, so a key deferred again is still recognised.
             await tx.execute(delete(AppEffect).where(AppEffect.done_at < before))
+            await tx.execute(delete(StartedAttempt).where(StartedAttempt.recorded_at < before))
             return int(result.rowcount or 0)

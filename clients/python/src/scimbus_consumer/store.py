@@ -58,6 +58,11 @@ class Store(Protocol):
         """Remember `event_id` as processed, inside `tx`."""
         ...
 
+    async def note_attempt(self, event_id: str) -> int:
+        """In a transaction of its own: count one more started attempt of a redelivered
+        event; returns the count."""
+        ...
+
     async def get_state(self, tenant: str, subject: str, tx: Any) -> ResourceState | None: ...
 
     async def put_state(self, tenant: str, subject: str, state: ResourceState, tx: Any) -> None: ...
@@ -157,6 +162,7 @@ class MemoryStore:
         self.access: dict[tuple[str, str], AccessState] = {}
         self.gates: dict[tuple[str, str], set[str]] = {}
         self._access_locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self.attempts: dict[str, int] = {}
         self.effects: dict[int, dict[str, Any]] = {}
         self._effect_keys: dict[str, int] = {}
 
@@ -203,6 +209,10 @@ class MemoryStore:
 
     async def is_processed(self, event_id: str, tx: _MemoryTx) -> bool:
         return event_id in self.processed or event_id in tx.processed
+
+    async def note_attempt(self, event_id: str) -> int:
+        self.attempts[event_id] = self.attempts.get(event_id, 0) + 1
+        return self.attempts[event_id]
 
     async def record(self, event_id: str, tx: _MemoryTx) -> None:
         tx.processed.add(event_id)

@@ -31,13 +31,14 @@ class Provisioning:
             create_async_engine(settings.database_url) if settings.database_url else sqlite_engine(settings.db_path)
         )
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.store = SqlStore(self.sessionmaker)
         pull = PullClient(settings.scimbus_url, settings.tokens) if settings.scimbus_url and settings.tokens else None
         self.consumer = Consumer(
             amqp_url=settings.amqp_url,
             queue=settings.queue,
             exchange=settings.exchange,
             tenants=settings.tenants,
-            store=SqlStore(self.sessionmaker),
+            store=self.store,
             pull=pull,
             max_attempts=settings.max_attempts,
             queue_arguments=settings.queue_arguments,
@@ -97,7 +98,7 @@ def create_app(provisioning: Provisioning | None = None) -> FastAPI:
 
     @app.get("/users", response_model=list[UserOut])
     async def list_users(request: Request, tenant: str | None = None) -> list[dict[str, Any]]:
-        async with db(request)() as session:
+        async with request.app.state.provisioning.store.reading() as session:
             query = select(User).order_by(User.tenant, User.user_name)
             if tenant is not None:
                 query = query.where(User.tenant == tenant)
@@ -128,7 +129,8 @@ def create_app(provisioning: Provisioning | None = None) -> FastAPI:
         token = authorization.removeprefix("Bearer ").strip()
         if not token:
             return None
-        async with db(request)() as session:
+        prov: Provisioning = request.app.state.provisioning
+        async with prov.store.reading() as session:  # a read: no write lock on SQLite
             row = await session.scalar(select(Session).where(Session.token == token))
         return None if row is None else (row.tenant, row.user_id)
 
@@ -139,8 +141,8 @@ def create_app(provisioning: Provisioning | None = None) -> FastAPI:
         """Log a user in (a stand-in for the app's real login): only users with access get a
         session (the same rule as `GET /me`)."""
         prov: Provisioning = request.app.state.provisioning
-        async with prov.consumer.store.transaction() as tx:
-            access = await prov.consumer.store.access_of(body.tenant, body.user_id, tx)
+        async with prov.store.reading() as tx:
+            access = await prov.store.access_of(body.tenant, body.user_id, tx)
         if access is None or not access.granted:
             raise HTTPException(status_code=403, detail="unknown user or no access")
         async with db(request)() as session, session.begin():
