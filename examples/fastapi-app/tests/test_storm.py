@@ -11,6 +11,7 @@ Seeds and size: SCIMBUS_STORM_SEEDS (default 1,2,3), SCIMBUS_STORM_OPERATIONS (d
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import subprocess
@@ -287,3 +288,67 @@ async def test_three_consumer_processes_and_a_kill_converge_with_every_handler_r
         scimbus.stop()
         subprocess.run(["psql", ADMIN_DB, "-qc", f"DROP DATABASE IF EXISTS {app_db} WITH (FORCE)"], check=False)
         await delete_broker_objects(queue, scimbus)
+
+
+async def test_a_queue_that_refuses_publishes_still_ends_in_scimbus_state(tmp_path) -> None:
+    """DESIGN 12: after the broker refuses an event (the app's queue is full, `x-overflow:
+    reject-publish`), the relay retries it and it can arrive after later events of its
+    resource; the consumer orders by version (resync on the gap, the late event then stale)
+    and ends in scimbus's state for every resource."""
+    run = uuid.uuid4().hex[:12]
+    scimbus = Scimbus(run)
+    scimbus.start()
+    queue = f"refuse.{run}.example-app"
+    app: ExampleApp | None = None
+    try:
+        async with httpx.AsyncClient(timeout=60) as client:
+            scim, token = await provision_tenant(client, scimbus, TENANT)
+            env = {
+                "SCIMBUS_EXAMPLE_QUEUE_ARGUMENTS": json.dumps({"x-max-length": 5, "x-overflow": "reject-publish"}),
+                "SCIMBUS_EXAMPLE_HANDLER_DELAY_MS": "30",
+            }
+            app = ExampleApp(str(tmp_path / "app.db"), queue, scimbus.exchange, scimbus.url, {TENANT: token}, env=env)
+            await app.start()
+            storm = Storm(scim, seed=7)
+            pending = iter(range(OPERATIONS // 4))
+
+            async def client_loop() -> None:
+                for i in pending:
+                    await storm.run(i)
+
+            await asyncio.gather(*(client_loop() for _ in range(CLIENTS)))
+            metrics = (await client.get(f"{scimbus.url}/metrics")).text
+            refused = sum(
+                float(line.split()[-1]) for line in metrics.splitlines() if line.startswith("scimbus_relay_publish_failures")
+            )
+            assert refused > 0, "the broker never refused a publish: the test proves nothing"
+
+            expected = await scimbus_state(scim)
+            deadline = time.monotonic() + CONVERGE
+            actual = await app_state_sqlite(app.db_path)
+            while actual != expected and time.monotonic() < deadline:
+                await asyncio.sleep(0.5)
+                actual = await app_state_sqlite(app.db_path)
+            assert actual == expected, "\n".join(diff(expected, actual)[:40])
+            print(f"refusing queue: {refused:.0f} publishes refused and retried, state equal")
+    finally:
+        if app is not None:
+            app.stop()
+        scimbus.stop()
+        await delete_broker_objects(queue, scimbus)
+
+
+async def app_state_sqlite(path: str) -> dict[str, Any]:
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        users = db.execute("SELECT id, user_name, display_name, email, active FROM users WHERE tenant = ?", (TENANT,)).fetchall()
+        groups = db.execute("SELECT id, display_name FROM groups WHERE tenant = ?", (TENANT,)).fetchall()
+        rows = db.execute("SELECT group_id, member_id FROM memberships WHERE tenant = ?", (TENANT,)).fetchall()
+    members: dict[str, list[str]] = {}
+    for group_id, member_id in rows:
+        members.setdefault(group_id, []).append(member_id)
+    return {
+        "users": {u: (n, d, e, bool(a)) for u, n, d, e, a in users},
+        "groups": {g: (d, sorted(members.get(g, []))) for g, d in groups},
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -44,7 +45,8 @@ class Settings:
         `_TENANTS` (comma-separated slugs), `_EVENTS_TOKENS` (`acme=token,globex=token`, one
         `events:read` token per tenant) or `_EVENTS_TOKEN` (with exactly one tenant), `_QUEUE`,
         `_EXCHANGE`, `_DB_PATH` or `_DATABASE_URL`, `_MAX_ATTEMPTS`, `_GATING_GROUPS` (comma-separated
-        display names), `_MAIL_URL`, `_SESSION_SERVICE_URL`, `_HANDLER_DELAY_MS`."""
+        display names), `_MAIL_URL`, `_SESSION_SERVICE_URL`, `_HANDLER_DELAY_MS`, `_QUEUE_ARGUMENTS` (a JSON object of
+        extra queue arguments, e.g. `{"x-max-length": 100000, "x-overflow": "reject-publish"}`)."""
         env = os.environ if env is None else env
         get = lambda name, default=None: env.get(f"SCIMBUS_EXAMPLE_{name}", default)  # noqa: E731
         tenants = [t.strip() for t in (get("TENANTS") or "").split(",") if t.strip()]
@@ -70,6 +72,7 @@ class Settings:
             exchange=get("EXCHANGE", cls.exchange),
             db_path=get("DB_PATH", cls.db_path),
             database_url=get("DATABASE_URL"),
+            queue_arguments=json.loads(get("QUEUE_ARGUMENTS") or "{}"),
             gating_groups=[g.strip() for g in (get("GATING_GROUPS") or "").split(",") if g.strip()],
             mail_url=get("MAIL_URL"),
             session_service_url=get("SESSION_SERVICE_URL"),
