@@ -305,7 +305,7 @@ async fn fill(ctx: &Context, tenant: &Tenant, n: u64) -> anyhow::Result<()> {
         let k = FILL_TRANSACTION.min(n - written);
         let txn = ctx.store.begin_write().await?;
         let now = ctx.now();
-        let last = tenant_store::advance_sequence(&txn, &tenant.id, k as i64, true).await?;
+        let last = tenant_store::advance_sequence(&txn, &tenant.id, k as i64, true, None).await?;
         let first = last - k as i64 + 1;
         let mut rows = Vec::with_capacity(k as usize);
         for j in 0..k {

@@ -40,7 +40,7 @@ fn acceptable(req: &HttpRequest) -> bool {
 }
 
 /// Reads the whole body within the limit, checking its content type; empty is refused.
-fn read(
+pub(super) fn read(
     req: &HttpRequest,
     payload: &mut Payload,
 ) -> Pin<Box<dyn Future<Output = Result<BytesMut, ApiError>>>> {
@@ -82,12 +82,12 @@ fn read(
     })
 }
 
-fn malformed(e: serde_json::Error) -> ApiError {
+pub(super) fn malformed(e: serde_json::Error) -> ApiError {
     ApiError::Scim(ScimError::invalid_syntax(format!("malformed JSON: {e}")))
 }
 
 /// A body as one `Value`, refused if the databases could not store it.
-fn value_of(bytes: &[u8]) -> Result<Value, ApiError> {
+pub(super) fn value_of(bytes: &[u8]) -> Result<Value, ApiError> {
     let value: Value = serde_json::from_slice(bytes).map_err(malformed)?;
     crate::scim::validate::storable(&value, 0).map_err(ApiError::Scim)?;
     Ok(value)
@@ -108,10 +108,10 @@ pub const USER_PATCH_VALUES: usize =
     crate::scim::patch::MAX_OPERATIONS * 5 + crate::scim::validate::MAX_ATTRIBUTES + 10;
 
 /// Builds a `Value` from JSON, counting the values as it goes and stopping past the limit.
-struct Counted<'a>(&'a std::cell::Cell<usize>);
+pub(super) struct Counted<'a>(pub(super) &'a std::cell::Cell<usize>);
 
 impl Counted<'_> {
-    fn take<E: serde::de::Error>(&self) -> Result<(), E> {
+    pub(super) fn take<E: serde::de::Error>(&self) -> Result<(), E> {
         match self.0.get() {
             0 => Err(E::custom(TOO_MANY)),
             left => {
@@ -122,7 +122,7 @@ impl Counted<'_> {
     }
 }
 
-const TOO_MANY: &str = "scimbus: too many values";
+pub(super) const TOO_MANY: &str = "scimbus: too many values";
 
 impl<'de> serde::de::DeserializeSeed<'de> for Counted<'_> {
     type Value = Value;
@@ -206,23 +206,36 @@ fn bounded_value_of(bytes: &[u8], limit: usize) -> Result<Value, ApiError> {
     Ok(value)
 }
 
+/// The future of a body extractor: the body read (limits and content type checked), then
+/// `parse`d.
+pub(super) type Extracted<T> = Pin<Box<dyn Future<Output = Result<T, ApiError>>>>;
+
+pub(super) fn extract<T: 'static>(
+    req: &HttpRequest,
+    payload: &mut Payload,
+    parse: fn(&[u8]) -> Result<T, ApiError>,
+) -> Extracted<T> {
+    let body = read(req, payload);
+    Box::pin(async move { parse(&body.await?) })
+}
+
 impl<const LIMIT: usize> FromRequest for BoundedBody<LIMIT> {
     type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+    type Future = Extracted<Self>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let body = read(req, payload);
-        Box::pin(async move { Ok(BoundedBody(bounded_value_of(&body.await?, LIMIT)?)) })
+        extract(req, payload, |bytes| {
+            Ok(BoundedBody(bounded_value_of(bytes, LIMIT)?))
+        })
     }
 }
 
 impl FromRequest for JsonBody {
     type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+    type Future = Extracted<Self>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let body = read(req, payload);
-        Box::pin(async move { Ok(JsonBody(value_of(&body.await?)?)) })
+        extract(req, payload, |bytes| Ok(JsonBody(value_of(bytes)?)))
     }
 }
 

@@ -5,10 +5,10 @@ use actix_web::post;
 use actix_web::{HttpResponse, web};
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::body::JsonBody;
 use super::error::ApiError;
 use super::openapi::{SCIM, ScimErrorBody, TenantPath};
 use super::response;
+use super::shaped::BulkJson;
 use crate::service::{Context, bulk};
 use crate::tenancy::auth::AuthenticatedTenant;
 
@@ -33,7 +33,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
 async fn run_bulk(
     ctx: web::Data<Context>,
     auth: AuthenticatedTenant,
-    body: JsonBody,
+    body: BulkJson,
 ) -> Result<HttpResponse, ApiError> {
     let result = bulk::execute(&ctx, &auth.tenant, body.0).await?;
     Ok(response::scim(StatusCode::OK, &result))

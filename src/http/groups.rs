@@ -6,11 +6,12 @@ use actix_web::{HttpResponse, web};
 use actix_web::{delete, get, patch, post, put};
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::body::{GroupJson, JsonBody};
+use super::body::GroupJson;
 use super::error::ApiError;
 use super::openapi::{ProjectionQuery, ReadQuery, SCIM, TenantPath};
 use super::precondition::{Preconditions, ReadParams};
 use super::response;
+use super::shaped::GroupPatchJson;
 use crate::service::Context;
 use crate::service::groups::{self, Members};
 use crate::tenancy::auth::AuthenticatedTenant;
@@ -173,7 +174,7 @@ async fn patch(
     id: web::Path<(String, String)>,
     params: web::Query<ReadParams>,
     conditions: Preconditions,
-    body: JsonBody,
+    body: GroupPatchJson,
 ) -> Result<HttpResponse, ApiError> {
     let with_body = params.attributes.is_some();
     let members = if with_body {

@@ -17,6 +17,7 @@ pub mod precondition;
 pub mod ratelimit;
 pub mod response;
 pub mod search;
+pub mod shaped;
 pub mod users;
 
 use actix_web::middleware::from_fn;

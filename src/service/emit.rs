@@ -58,10 +58,24 @@ pub async fn emit(
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        return outbox::insert_unnumbered(conn, &tenant.id, rows, require_live).await;
+        return outbox::insert_unnumbered(
+            conn,
+            &tenant.id,
+            rows,
+            require_live,
+            tenant.schema_version,
+        )
+        .await;
     }
     let n = events.len() as i64;
-    let last = tenants::advance_sequence(conn, &tenant.id, n, require_live).await?;
+    let last = tenants::advance_sequence(
+        conn,
+        &tenant.id,
+        n,
+        require_live,
+        require_live.then_some(tenant.schema_version),
+    )
+    .await?;
     let first = last - n + 1;
     let rows = events
         .into_iter()

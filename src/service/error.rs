@@ -72,6 +72,11 @@ impl From<StoreError> for ServiceError {
                 "the tenant was deleted while this request was in hand; nothing was written"
                     .to_owned(),
             ),
+            StoreError::SchemaChanged => Self::Unavailable(
+                "the tenant's schema extensions changed while this write was in hand; nothing was \
+                 written: retry"
+                    .to_owned(),
+            ),
             StoreError::Unique(name) => Self::Conflict(format!("a unique value is taken ({name})")),
             StoreError::Unavailable(cause) => {
                 tracing::warn!(error = %cause, "database unavailable");

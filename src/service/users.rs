@@ -254,6 +254,7 @@ async fn write(
     if_match: Option<&str>,
     change: impl FnOnce(&StoredUser) -> Result<NewUser, ServiceError>,
 ) -> Result<Replaced, ServiceError> {
+    crate::failpoints::point("user.write", &tenant.id).await;
     let txn = ctx.store.begin_write().await?;
     let old = users::find_for_update(&txn, &tenant.id, id)
         .await?

@@ -35,6 +35,11 @@ pub enum StoreError {
     /// The tenant was deleted while the write was in hand: nothing of it may land.
     #[error("the tenant was deleted")]
     TenantDeleted,
+    /// The tenant's schema extensions changed after the write built its search documents
+    /// with the registry it had (a registration committed meanwhile): nothing may land, or
+    /// the documents would miss the new typing that the re-index already passed.
+    #[error("the tenant's schema extensions changed during the write")]
+    SchemaChanged,
     /// Another process holds the SQLite file.
     #[error("{} is in use by another scimbus process (SQLite means one process)", .0.display())]
     FileInUse(PathBuf),

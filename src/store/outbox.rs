@@ -476,18 +476,21 @@ pub async fn insert_unnumbered(
     tenant_id: &str,
     rows: Vec<UnnumberedRow>,
     require_live: bool,
+    schema_version: i64,
 ) -> Result<(), StoreError> {
     if rows.is_empty() {
         return Ok(());
     }
     // With `require_live`, the same statement locks the tenant row `FOR KEY SHARE` if it is
     // not deleted (and says whether it found it): a deletion, which locks the row `FOR
-    // UPDATE`, waits for this write's commit, and a write after a deletion fails here.
+    // UPDATE`, waits for this write's commit, and a write after a deletion fails here. It
+    // also reads the tenant's schema version: a registration committed since the write
+    // loaded its registry fails the write (its search documents predate the re-index).
     let live = if require_live {
-        "WITH live AS (SELECT id FROM tenants WHERE id = $1 AND deleted_at IS NULL \
-         FOR KEY SHARE) "
+        "WITH live AS (SELECT id, schema_version FROM tenants WHERE id = $1 \
+         AND deleted_at IS NULL FOR KEY SHARE) "
     } else {
-        "WITH live AS (SELECT $1 AS id) "
+        "WITH live AS (SELECT $1 AS id, NULL::bigint AS schema_version) "
     };
     let mut sql = format!(
         "{live}INSERT INTO outbox_pending (tenant_id, id, event_type, routing_key, subject, \
@@ -517,16 +520,22 @@ pub async fn insert_unnumbered(
             row.created_at.into(),
         ]);
     }
-    sql.push_str(" RETURNING (SELECT COUNT(*) FROM live) AS live");
+    sql.push_str(
+        " RETURNING (SELECT COUNT(*) FROM live) AS live, \
+         (SELECT schema_version FROM live) AS schema_version",
+    );
     let inserted = conn
         .query_all_raw(super::statement(conn, &sql, values))
         .await?;
-    let live: i64 = match inserted.first() {
-        Some(row) => row.try_get("", "live")?,
-        None => 0,
+    let (live, version): (i64, Option<i64>) = match inserted.first() {
+        Some(row) => (row.try_get("", "live")?, row.try_get("", "schema_version")?),
+        None => (0, None),
     };
     if live == 0 {
         return Err(StoreError::TenantDeleted);
+    }
+    if version.is_some_and(|v| v != schema_version) {
+        return Err(StoreError::SchemaChanged);
     }
     Ok(())
 }

@@ -108,6 +108,7 @@ pub async fn advance_sequence(
     tenant_id: &str,
     n: i64,
     require_live: bool,
+    schema_version: Option<i64>,
 ) -> Result<i64, StoreError> {
     let mut stmt = Query::update()
         .table(tenant::Entity)
@@ -116,7 +117,9 @@ pub async fn advance_sequence(
             Expr::col(tenant::Column::EventSeq).add(n),
         )
         .and_where(Expr::col(tenant::Column::Id).eq(tenant_id))
-        .returning_col(tenant::Column::EventSeq)
+        .returning(
+            Query::returning().columns([tenant::Column::EventSeq, tenant::Column::SchemaVersion]),
+        )
         .to_owned();
     if require_live {
         stmt.and_where(Expr::col(tenant::Column::DeletedAt).is_null());
@@ -126,6 +129,13 @@ pub async fn advance_sequence(
     } else {
         StoreError::NotFound
     })?;
+    // A registration committed since the write loaded its registry: see
+    // `StoreError::SchemaChanged`.
+    if let Some(expected) = schema_version
+        && row.try_get::<i64>("", "schema_version")? != expected
+    {
+        return Err(StoreError::SchemaChanged);
+    }
     Ok(row.try_get::<i64>("", "event_seq")?)
 }
 

@@ -217,6 +217,15 @@ async fn no_write_lands_and_no_event_follows_once_the_tenant_is_deleted() {
     );
 }
 
+/// How many users the filter `costCenter eq value` of the test extension finds.
+async fn cost_centers(app: &TestApp, value: &str) -> u64 {
+    const URN: &str = "urn:example:acme:1.0:User";
+    app.list_users(&[("filter", &format!("{URN}:costCenter eq \"{value}\""))])
+        .await["totalResults"]
+        .as_u64()
+        .unwrap()
+}
+
 /// Finding 10: re-indexing after a registration reads a batch, a PUT changes one of its
 /// users and a DELETE removes another, then the batch is written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -258,19 +267,73 @@ async fn reindexing_never_overwrites_a_concurrent_write_or_fails_after_committin
     assert_eq!(registration.await.unwrap().unwrap().status(), 201);
     assert_eq!(put.await.unwrap().unwrap().status(), 200);
     assert_eq!(delete.await.unwrap().unwrap().status(), 204);
-    let found = |value: &'static str| {
-        let app = &app;
-        async move {
-            app.list_users(&[("filter", &format!("{URN}:costCenter eq \"{value}\""))])
-                .await["totalResults"]
-                .as_u64()
-                .unwrap()
-        }
-    };
+    let found = |value: &'static str| cost_centers(&app, value);
     assert_eq!(
         found("NEW").await,
         1,
         "the concurrent write's search document stands"
     );
     assert_eq!(found("OLD").await, 0);
+}
+
+/// Finding 10 (continued): a PUT that built its user with the registry it loaded before a
+/// registration, and writes after the registration and its re-index are over, would store
+/// a search document without the new typing (filters miss it until its next write). It is
+/// refused (503, nothing written) and its retry is indexed with the new registry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_built_before_a_registration_never_lands_with_the_old_typing() {
+    const URN: &str = "urn:example:acme:1.0:User";
+    for backend in [Backend::Postgres, Backend::Sqlite] {
+        let app = spawn_app(backend).await;
+        let body = |cost: &str| json!({"schemas": [crate::helpers::USER_URN, URN], "userName": "late", URN: {"costCenter": cost}});
+        let user = app.create_user(&body("OLD")).await;
+        let path = format!("/Users/{}", user["id"].as_str().unwrap());
+        let tenant_id = app.tenant_row().await.id;
+        let mut pause = Pause::arm("user.write", &tenant_id);
+        let put = tokio::spawn(
+            app.client
+                .put(app.url(&path))
+                .bearer_auth(&app.token)
+                .json(&body("NEW"))
+                .send(),
+        );
+        assert!(pause.reached().await);
+        let definition = json!({
+            "id": URN, "name": "Acme", "resourceType": "User",
+            "attributes": [{"name": "costCenter", "type": "string"}]
+        });
+        let registered = app
+            .client
+            .post(format!("{}/admin/v1/tenants/acme/schemas", app.address))
+            .bearer_auth(crate::helpers::ADMIN_TOKEN)
+            .json(&definition)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(registered.status(), 201, "{backend:?}");
+        pause.release();
+        let answer = put.await.unwrap().unwrap();
+        let status = answer.status().as_u16();
+        let found = |value: &'static str| cost_centers(&app, value);
+        // Whatever the answer, the index agrees with what is stored.
+        let stored: Value = app.get(&path).await.json().await.unwrap();
+        let cost = stored[URN]["costCenter"].as_str().unwrap().to_owned();
+        assert_eq!(
+            found("NEW").await,
+            u64::from(cost == "NEW"),
+            "{backend:?}: the index misses the stored value"
+        );
+        assert_eq!(status, 503, "{backend:?}: the stale write is refused");
+        assert_eq!(cost, "OLD", "{backend:?}: nothing of it was written");
+        let retried = app
+            .client
+            .put(app.url(&path))
+            .bearer_auth(&app.token)
+            .json(&body("NEW"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(retried.status(), 200);
+        assert_eq!(found("NEW").await, 1, "{backend:?}: the retry is indexed");
+    }
 }
