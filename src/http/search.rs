@@ -95,6 +95,23 @@ pub enum Kind {
     Groups,
 }
 
+/// A listed resource: a user as a JSON value, or a group's body, whose members are written
+/// from their rows.
+#[derive(Debug)]
+pub enum Listed {
+    Value(Value),
+    Group(groups::GroupBody),
+}
+
+impl serde::Serialize for Listed {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Value(value) => value.serialize(serializer),
+            Self::Group(body) => body.serialize(serializer),
+        }
+    }
+}
+
 /// A list of users or groups for GET and `.search`: filtered, sorted, paged by index or
 /// by cursor (RFC 9865), projected.
 pub async fn list(
@@ -102,7 +119,7 @@ pub async fn list(
     auth: &AuthenticatedTenant,
     params: &ReadParams,
     kind: Kind,
-) -> Result<ListResponse, ApiError> {
+) -> Result<ListResponse<Listed>, ApiError> {
     let count = integer("count", params.count.as_deref())?;
     let query = params.query();
     let (resource, members) = match kind {
@@ -146,21 +163,24 @@ pub async fn list(
             )
         }
     };
-    let mut list = match kind {
-        Kind::Users => users::list(ctx, &auth.tenant, &query, page).await?,
-        Kind::Groups => groups::list(ctx, &auth.tenant, &query, page, members).await?,
-    };
     let registry = &auth.tenant.registry;
-    let projection = params.projection().prepare(
-        registry,
-        match kind {
-            Kind::Users => registry.user(),
-            Kind::Groups => registry.group(),
-        },
-    );
-    for resource in &mut list.resources {
-        projection.apply(resource);
-    }
+    let mut list = match kind {
+        Kind::Users => {
+            let projection = params.projection().prepare(registry, registry.user());
+            users::list(ctx, &auth.tenant, &query, page)
+                .await?
+                .map(|mut user| {
+                    projection.apply(&mut user);
+                    Listed::Value(user)
+                })
+        }
+        Kind::Groups => {
+            let projection = params.projection().prepare(registry, registry.group());
+            groups::list(ctx, &auth.tenant, &query, page, members)
+                .await?
+                .map(|group| Listed::Group(group.respond_prepared(&projection)))
+        }
+    };
     if let Some(scope) = scope {
         let offset = page.offset();
         let now = ctx.clock.now();

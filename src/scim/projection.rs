@@ -128,6 +128,11 @@ pub struct Prepared<'a> {
 }
 
 impl Prepared<'_> {
+    /// The default projection (no `attributes` nor `excludedAttributes`).
+    pub fn is_default(&self) -> bool {
+        matches!(self.mode, Mode::Default)
+    }
+
     /// Applies the projection to one representation.
     pub fn apply(&self, body: &mut Value) {
         let Value::Object(map) = body else {

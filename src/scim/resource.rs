@@ -10,9 +10,10 @@ pub fn etag(version: i64) -> String {
     format!("W/\"{version}\"")
 }
 
-/// `GET` list response (RFC 7644 §3.4.2).
+/// `GET` list response (RFC 7644 §3.4.2), of resources `R` (JSON values, or bodies that
+/// write parts of themselves from rows, like a group's members).
 #[derive(Debug, Serialize)]
-pub struct ListResponse {
+pub struct ListResponse<R = Value> {
     pub schemas: [&'static str; 1],
     #[serde(rename = "totalResults")]
     pub total_results: u64,
@@ -26,11 +27,11 @@ pub struct ListResponse {
     #[serde(rename = "previousCursor", skip_serializing_if = "Option::is_none")]
     pub previous_cursor: Option<String>,
     #[serde(rename = "Resources")]
-    pub resources: Vec<Value>,
+    pub resources: Vec<R>,
 }
 
-impl ListResponse {
-    pub fn new(total_results: u64, start_index: u64, resources: Vec<Value>) -> Self {
+impl<R> ListResponse<R> {
+    pub fn new(total_results: u64, start_index: u64, resources: Vec<R>) -> Self {
         Self {
             schemas: [LIST_RESPONSE_URN],
             total_results,
@@ -39,6 +40,19 @@ impl ListResponse {
             next_cursor: None,
             previous_cursor: None,
             resources,
+        }
+    }
+
+    /// The same page with each resource turned into an `S`.
+    pub fn map<S>(self, f: impl FnMut(R) -> S) -> ListResponse<S> {
+        ListResponse {
+            schemas: self.schemas,
+            total_results: self.total_results,
+            items_per_page: self.items_per_page,
+            start_index: self.start_index,
+            next_cursor: self.next_cursor,
+            previous_cursor: self.previous_cursor,
+            resources: self.resources.into_iter().map(f).collect(),
         }
     }
 }

@@ -16,8 +16,8 @@ use crate::domain::{
 use crate::events::catalog::membership_events;
 use crate::events::{EventType, PendingEvent};
 use crate::scim::patch::{self, MemberRef, MembersPatch};
-use crate::scim::projection::Projection;
 use crate::scim::projection::returnable;
+use crate::scim::projection::{Prepared, Projection};
 use crate::scim::query::search_document;
 use crate::scim::resource::{ListResponse, Page, etag};
 use crate::scim::schema::Registry;
@@ -66,9 +66,14 @@ impl GroupView {
     /// The response for `projection`: the default one streams the members from their rows;
     /// any other is applied to the whole representation.
     pub fn respond(self, registry: &Registry, projection: &Projection) -> GroupBody {
-        if *projection == Projection::Default {
+        self.respond_prepared(&projection.prepare(registry, registry.group()))
+    }
+
+    /// [`respond`](Self::respond) with the projection resolved once for a page of groups.
+    pub fn respond_prepared(self, projection: &Prepared<'_>) -> GroupBody {
+        if projection.is_default() {
             let mut body = self.body;
-            projection.apply(registry, registry.group(), &mut body);
+            projection.apply(&mut body);
             return GroupBody {
                 body,
                 members: self.members,
@@ -76,7 +81,7 @@ impl GroupView {
             };
         }
         let mut body = self.into_value();
-        projection.apply(registry, registry.group(), &mut body);
+        projection.apply(&mut body);
         GroupBody {
             body,
             members: Vec::new(),
@@ -724,7 +729,9 @@ pub(crate) async fn within_member_budget(
 }
 
 /// GET /Groups (and POST /Groups/.search): `filter`, `sortBy`/`sortOrder`, paging; a
-/// page with members stops at [`MEMBER_BUDGET`].
+/// page with members stops at [`MEMBER_BUDGET`]. The groups come as views, so a response
+/// writes their members from the rows ([`GroupView::respond`]) instead of building them as
+/// JSON values: a group larger than the budget, alone on its page, costs its rows.
 #[tracing::instrument(skip_all, fields(tenant = %tenant.slug), err(level = "debug"))]
 pub async fn list(
     ctx: &Context,
@@ -732,7 +739,7 @@ pub async fn list(
     query: &ListQuery,
     page: Page,
     members_wanted: Members,
-) -> Result<ListResponse, ServiceError> {
+) -> Result<ListResponse<GroupView>, ServiceError> {
     let rt = tenant.registry.group();
     let (filter, sort) = query.typed(&tenant.registry, rt)?;
     let conn = ctx.store.conn();
@@ -751,11 +758,7 @@ pub async fn list(
     }
     let mut resources = Vec::with_capacity(rows.len());
     for group in &rows {
-        resources.push(
-            represent(ctx, conn, tenant, group, members_wanted)
-                .await?
-                .into_value(),
-        );
+        resources.push(represent(ctx, conn, tenant, group, members_wanted).await?);
     }
     Ok(ListResponse::new(total, page.start_index, resources))
 }
