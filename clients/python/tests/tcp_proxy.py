@@ -15,6 +15,8 @@ class TcpProxy:
         self._tasks: set[asyncio.Task[None]] = set()
         self.connections = 0
         self.port = 0
+        self.refusing = False
+        """While set, new connections are closed at once (the broker looks down)."""
 
     async def start(self) -> int:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
@@ -22,6 +24,9 @@ class TcpProxy:
         return self.port
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.refusing:
+            writer.transport.abort()
+            return
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
         except OSError:

@@ -13,7 +13,7 @@ import aio_pika
 import pytest
 
 from conftest import TOKEN
-from scimbus_consumer import Consumer, PullClient, ResourceState
+from scimbus_consumer import Consumer, MemoryStore, PullClient, ResourceState
 from scimbus_consumer.models import parse_event, routing_key
 from tcp_proxy import TcpProxy
 
@@ -370,3 +370,77 @@ async def test_an_event_whose_handler_kills_the_process_is_dead_lettered_and_the
     assert [(d.event.subject if d.event else None, d.reason) for d in letters] == [("Users/p1", "rejected")]
     assert sorted(handled) == [f"u{i}" for i in range(5)]
     assert runs == 4  # three crashes (the first delivery, then two counted attempts), then rejected
+
+
+async def test_the_app_starts_while_the_broker_is_down_and_the_consumer_connects_later(broker, factory, fake, recorder):
+    from fastapi import FastAPI
+
+    proxy = TcpProxy(AMQP_HOST, AMQP_PORT)
+    port = await proxy.start()
+    proxy.refusing = True
+    data = fake.tenant("acme")
+    data.snapshot_sequence = 0
+    missed = factory.user_created("u0")  # committed while the broker was down
+    data.events.append(missed)
+    consumer = broker.consumer(
+        url=f"amqp://guest:guest@127.0.0.1:{port}/", catch_up=True, pull=PullClient(fake.base_url, {"acme": TOKEN})
+    )
+
+    @consumer.on_any
+    async def anything(event, ctx):
+        await recorder.add(ctx.origin, event.subject)
+
+    app = FastAPI(lifespan=consumer.lifespan)
+    async with app.router.lifespan_context(app):  # starts: the broker is down
+        status = consumer.status()
+        assert status.state in ("connecting", "catching_up") and not status.broker_connected and not status.ready
+        assert status.last_error is not None
+        await recorder.wait_for(lambda: recorder.of("pull") == ["Users/u0"])  # caught up meanwhile
+        proxy.refusing = False
+        await asyncio.wait_for(consumer.consuming.wait(), WAIT)
+        assert consumer.status().ready and consumer.status().broker_connected
+        await broker.publish(factory.user_created("u1"))
+        await recorder.wait_for(lambda: recorder.of("broker") == ["Users/u1"])
+
+        proxy.refusing = True
+        proxy.cut()  # a broker outage while consuming: the status says so
+        deadline = asyncio.get_running_loop().time() + WAIT
+        while consumer.status().broker_connected:
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.02)
+        assert consumer.status().state == "reconnecting" and not consumer.status().ready
+        proxy.refusing = False
+        while not consumer.status().ready:
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.02)
+        await broker.publish(factory.user_updated("u1", 2))
+        await recorder.wait_for(lambda: len(recorder.of("broker")) == 2)
+    await proxy.stop()
+    assert consumer.status().state == "stopped"
+
+
+async def test_the_pull_cursor_follows_settled_deliveries_so_a_restart_reads_only_what_it_missed(broker, factory, fake):
+    data = fake.tenant("acme")
+    data.snapshot_sequence = 0
+    store = MemoryStore()
+    consumer = broker.consumer(catch_up=True, pull=PullClient(fake.base_url, {"acme": TOKEN}), store=store)
+    await consumer.start()
+    await asyncio.wait_for(consumer.consuming.wait(), WAIT)
+    events = [factory.user_created("u1"), factory.user_created("u2"), factory.user_updated("u1", 2)]
+    data.events.extend(events)
+    for event in (events[1], events[0], events[2]):  # settled out of order
+        await broker.publish(event)
+    deadline = asyncio.get_running_loop().time() + WAIT
+    while consumer._progress.cursor.get("acme") != 3:
+        assert asyncio.get_running_loop().time() < deadline, consumer._progress.cursor
+        await asyncio.sleep(0.02)
+    await consumer.stop()
+    async with store.transaction() as tx:
+        assert await store.get_cursor("acme", tx) == 3
+    fake.requests.clear()
+    again = broker.consumer(catch_up=True, pull=PullClient(fake.base_url, {"acme": TOKEN}), store=store)
+    await again.start()
+    await asyncio.wait_for(again.consuming.wait(), WAIT)
+    await again.stop()
+    reads = [query for path, query in fake.requests if path == "/events/v1/acme"]
+    assert reads and reads[0]["after"] == "3", reads

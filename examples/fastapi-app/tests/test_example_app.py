@@ -227,7 +227,8 @@ async def test_the_app_consumes_the_queue_in_its_lifespan(tmp_path, factory):
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://app") as client:
                 await asyncio.wait_for(provisioning.consumer.consuming.wait(), 20)
                 health = (await client.get("/healthz")).json()
-                assert health == {"status": "ok", "broker": True, "consuming": True}
+                assert health == {"status": "ok", "broker": True, "consuming": True, "state": "consuming", "lag_seconds": None}
+                assert (await client.get("/readyz")).status_code == 200
                 for event in (factory.user_created("u1", user_name="ann@example.com"), factory.user_deactivated("u1", 2, user_name="ann@example.com")):
                     await exchange.publish(
                         aio_pika.Message(json.dumps(event).encode(), message_id=event["id"]),
@@ -241,3 +242,29 @@ async def test_the_app_consumes_the_queue_in_its_lifespan(tmp_path, factory):
         for queue in (settings.queue, f"{settings.queue}.dlq"):
             await (await connection.channel()).queue_delete(queue)
         await connection.close()
+
+
+def test_the_documented_logging_set_up_shows_the_consumers_logs_under_uvicorn(capsys):
+    import json
+    import logging
+    import logging.config
+    from pathlib import Path
+
+    config = json.loads((Path(__file__).parents[1] / "logging.json").read_text())
+    logging.config.dictConfig(config)
+    try:
+        logging.getLogger("scimbus_consumer").info("connected to RabbitMQ")
+        assert "scimbus_consumer: connected to RabbitMQ" in capsys.readouterr().err
+    finally:
+        for name in ("scimbus_consumer", "scimbus_example"):
+            logger = logging.getLogger(name)
+            logger.handlers.clear()
+            logger.propagate = True
+            logger.setLevel(logging.NOTSET)
+
+
+async def test_readyz_says_503_until_the_consumer_consumes(provisioning, client):
+    response = await client.get("/readyz")
+    assert response.status_code == 503 and response.json()["state"] == "stopped"
+    health = (await client.get("/healthz")).json()
+    assert health["status"] == "ok" and health["broker"] is False

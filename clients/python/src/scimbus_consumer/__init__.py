@@ -3,7 +3,17 @@ FastAPI app: typed events, per-resource ordering, version tracking, dedupe, dead
 and catch-up through scimbus's pull API."""
 
 from .access import AccessChange, AccessReason, AccessState
-from .consumer import Consumer, Context, HandlerFailed, Outcome, QueueMismatch, ResourceGone, decide, topic_matches
+from .consumer import (
+    Consumer,
+    Context,
+    HandlerFailed,
+    Outcome,
+    QueueMismatch,
+    ResourceGone,
+    Status,
+    decide,
+    topic_matches,
+)
 from .effects import Effect
 from .models import (
     EVENT_MODELS,
@@ -58,6 +68,7 @@ __all__ = [
     "ResourceState",
     "ScimGroup",
     "ScimUser",
+    "Status",
     "Store",
     "TenantDeleted",
     "UnknownEvent",

@@ -127,6 +127,68 @@ class _ResyncFirst(Exception):
     """Inside an event's transaction: the resource is marked for resync, do that first."""
 
 
+class _Progress:
+    """Per tenant, the pull cursor as queue deliveries settle: the highest sequence up to
+    which every event was settled, whatever order they settled in. Restarts then catch up
+    from there (what was missed) instead of from the last start (the uptime)."""
+
+    def __init__(self) -> None:
+        self.cursor: dict[str, int] = {}
+        self._done: dict[str, set[int]] = {}
+        self.dirty: set[str] = set()
+
+    def start(self, tenant: str, cursor: int) -> None:
+        """The tenant's cursor is `cursor` (after a catch-up); deliveries past it count."""
+        if cursor >= self.cursor.get(tenant, -1):
+            self.cursor[tenant] = cursor
+            self._done[tenant] = {s for s in self._done.get(tenant, set()) if s > cursor}
+            self._advance(tenant)
+
+    def settle(self, tenant: str, sequence: int) -> None:
+        if tenant not in self.cursor or sequence <= self.cursor[tenant]:
+            return
+        self._done[tenant].add(sequence)
+        self._advance(tenant)
+
+    def _advance(self, tenant: str) -> None:
+        done, cursor = self._done[tenant], self.cursor[tenant]
+        start = cursor
+        while cursor + 1 in done:
+            cursor += 1
+            done.discard(cursor)
+        if cursor != start:
+            self.cursor[tenant] = cursor
+            self.dirty.add(tenant)
+
+
+@dataclass(frozen=True)
+class Status:
+    """`Consumer.status()`."""
+
+    state: str
+    """`connecting` (the broker cannot be reached yet), `catching_up` (through the pull API),
+    `consuming`, `reconnecting` (consuming, but the broker connection is down now),
+    `stopped`, or `failed` (a configuration error, see `last_error`)."""
+    broker_connected: bool
+    ready: bool
+    """Consuming over a live broker connection."""
+    last_error: str | None
+    last_applied_at: datetime | None
+    """When this process last settled an event."""
+    lag_seconds: float | None
+    """Now minus the `time` of the newest event settled: how far behind scimbus the app is
+    when events keep coming (it grows while none come, so read it with `last_applied_at`)."""
+
+
+def _redact(url: str) -> str:
+    """The URL without its password."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
+
+
 class QueueMismatch(Exception):
     """The app's queue exists with other arguments than the consumer declares (e.g. it was
     made before single-active-consumer was the default): RabbitMQ cannot change them."""
@@ -267,6 +329,7 @@ class Consumer:
         single_active_consumer: bool = True,
         delivery_limit: int | None = 20,
         crash_limit: int | None = 3,
+        max_queue_length: int | None = 1_000_000,
         gating_groups: Iterable[str] | Mapping[str, Iterable[str]] | None = None,
         effect_max_attempts: int = 10,
         metrics: Metrics | None = None,
@@ -314,6 +377,11 @@ class Consumer:
         # A redelivered event whose handling started this many times without finishing (the
         # process died in it) is dead-lettered and its resource marked for resync.
         self.crash_limit = crash_limit
+        # A stopped app cannot fill the broker: past this many messages the oldest are
+        # dead-lettered (quorum queues drop the head), and the dead-letter queue drops its
+        # oldest. Nothing is lost while scimbus retains the events: the consumer catches up
+        # through the pull API from its cursor when it starts. None: unbounded.
+        self.max_queue_length = max_queue_length
         self._prune_task: asyncio.Task[None] | None = None
 
         # Access is granted to present, active users who (when the tenant is gated) are direct
@@ -337,6 +405,14 @@ class Consumer:
         self._queue: AbstractQueue | None = None
         self._iterator: AbstractQueueIterator | None = None
         self._run_task: asyncio.Task[None] | None = None
+        self._progress = _Progress()
+        self._cursor_task: asyncio.Task[None] | None = None
+        self.cursor_flush_interval = 5.0
+        self._state = "stopped"
+        self._link_up = False
+        self._broker_error: str | None = None
+        self._last_applied_at: datetime | None = None
+        self._last_event_time: datetime | None = None
         self.consuming = asyncio.Event()
         """Set once catch-up is over and messages are being consumed from the queue."""
         self.catch_up_error: BaseException | None = None
@@ -424,13 +500,79 @@ class Consumer:
 
     @property
     def connected(self) -> bool:
-        return self._connection is not None and not self._connection.is_closed
+        """The broker connection is up now (false during a cut, while aio-pika reconnects)."""
+        return self._connection is not None and not self._connection.is_closed and self._link_up
+
+    def status(self) -> Status:
+        """Where the consumer stands, for readiness checks and dashboards."""
+        state = self._state
+        if state == "consuming" and not self.connected:
+            state = "reconnecting"
+        now = datetime.now(timezone.utc)
+        lag = None if self._last_event_time is None else max(0.0, (now - self._last_event_time).total_seconds())
+        return Status(
+            state=state,
+            broker_connected=self.connected,
+            ready=state == "consuming",
+            last_error=self._broker_error,
+            last_applied_at=self._last_applied_at,
+            lag_seconds=lag,
+        )
 
     async def start(self) -> None:
-        """Connect, declare the topology, then (in the background) catch up through the pull
-        API and consume the queue. `consuming` is set when the queue is being consumed."""
-        self._connection = await aio_pika.connect_robust(self.amqp_url, reconnect_interval=self.reconnect_interval)
-        channel = await self._connection.channel()
+        """Start consuming, in the background. One attempt to reach the broker is made here,
+        so a configuration error (`QueueMismatch`) is raised at once; when the broker cannot be
+        reached, the app starts all the same: the consumer keeps trying every
+        `reconnect_interval` seconds and, with a pull client, catches up through the pull API
+        meanwhile. Once connected it declares the topology, catches up, and consumes the
+        queue (`consuming` is set). `status()` says where it stands."""
+        self._state = "connecting"
+        try:
+            await self._connect()
+        except QueueMismatch:
+            self._state = "failed"
+            raise
+        except Exception as exc:  # noqa: BLE001 - the broker is down or unreachable: retried
+            self._broker_error = repr(exc)
+            log.warning(
+                "RabbitMQ at %s cannot be reached (%r); the app starts without it and the consumer "
+                "retries every %ss%s",
+                _redact(self.amqp_url), exc, self.reconnect_interval,
+                ", catching up through the pull API meanwhile" if self.pull is not None else "",
+            )
+        self._run_task = asyncio.create_task(self._run(), name=f"scimbus-consumer-{self.queue_name}")
+        if self.pull is not None:
+            self._cursor_task = asyncio.create_task(self._cursor_loop(), name=f"scimbus-cursors-{self.queue_name}")
+        self.effects.start()
+        if self.dedupe_retention is not None and hasattr(self.store, "prune_processed"):
+            self._prune_task = asyncio.create_task(self._prune_loop(), name=f"scimbus-prune-{self.queue_name}")
+
+    async def _connect(self) -> None:
+        """Connect (robustly: aio-pika reconnects and restores the topology afterwards) and
+        declare the exchange binding, the queue and the dead-letter queue."""
+        connection = await aio_pika.connect_robust(self.amqp_url, reconnect_interval=self.reconnect_interval)
+        try:
+            await self._declare(connection)
+        except BaseException:
+            await connection.close()
+            raise
+        connection.close_callbacks.add(self._link_lost)
+        connection.reconnect_callbacks.add(self._link_back)
+        self._connection = connection
+        self._link_up = True
+        self._broker_error = None
+
+    def _link_lost(self, _sender: Any, exc: BaseException | None = None) -> None:
+        self._link_up = False
+        if exc is not None:
+            self._broker_error = repr(exc)
+
+    def _link_back(self, _sender: Any) -> None:
+        self._link_up = True
+        self._broker_error = None
+
+    async def _declare(self, connection: AbstractRobustConnection) -> None:
+        channel = await connection.channel()
         assert isinstance(channel, AbstractRobustChannel)
         self._channel = channel
         await channel.set_qos(prefetch_count=self.prefetch_count)
@@ -444,11 +586,15 @@ class Consumer:
             durable=True,
             auto_delete=self.auto_delete_dead_letter_exchange,
         )
+        bounds: dict[str, Any] = {} if self.max_queue_length is None else {"x-max-length": self.max_queue_length}
         dlq = await channel.declare_queue(
-            self.dead_letter_queue, durable=True, arguments={**self.queue_arguments, "x-queue-type": "quorum"}
+            self.dead_letter_queue,
+            durable=True,
+            arguments={**bounds, **self.queue_arguments, "x-queue-type": "quorum"},
         )
         await dlq.bind(dlx, routing_key="")
         arguments: dict[str, Any] = {
+            **bounds,
             **self.queue_arguments,
             "x-queue-type": "quorum",
             "x-dead-letter-exchange": self.dead_letter_exchange,
@@ -460,8 +606,6 @@ class Consumer:
         try:
             self._queue = await channel.declare_queue(self.queue_name, durable=True, arguments=arguments)
         except ChannelPreconditionFailed as exc:
-            await self._connection.close()
-            self._connection = None
             raise QueueMismatch(
                 f"queue {self.queue_name!r} exists with other arguments than {arguments!r} ({exc}). "
                 "Delete it (rabbitmqctl delete_queue), or declare it as it is; the consumer catches "
@@ -469,10 +613,25 @@ class Consumer:
             ) from exc
         for key in self.routing_keys:
             await self._queue.bind(exchange, routing_key=key)
-        self._run_task = asyncio.create_task(self._run(), name=f"scimbus-consumer-{self.queue_name}")
-        self.effects.start()
-        if self.dedupe_retention is not None and hasattr(self.store, "prune_processed"):
-            self._prune_task = asyncio.create_task(self._prune_loop(), name=f"scimbus-prune-{self.queue_name}")
+
+    async def flush_cursors(self) -> None:
+        """Store the cursors queue deliveries advanced (never moving one back: another
+        process's catch-up may have stored a later one)."""
+        for tenant in list(self._progress.dirty):
+            self._progress.dirty.discard(tenant)
+            cursor = self._progress.cursor[tenant]
+            async with self.store.transaction() as tx:
+                stored = await self.store.get_cursor(tenant, tx)
+                if stored is not None and stored < cursor:
+                    await self.store.set_cursor(tenant, cursor, tx)
+
+    async def _cursor_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.cursor_flush_interval)
+            try:
+                await self.flush_cursors()
+            except Exception:  # noqa: BLE001 - retried next round
+                log.warning("storing the pull cursors failed", exc_info=True)
 
     async def prune_once(self, now: datetime | None = None) -> int:
         """Deletes dedupe records older than `dedupe_retention`; returns how many went."""
@@ -509,8 +668,17 @@ class Consumer:
                 log.debug("closing the queue iterator failed", exc_info=True)
             self._iterator = None
         await self._lanes.drain(self.drain_timeout)
+        if self._cursor_task is not None:
+            self._cursor_task.cancel()
+            await asyncio.gather(self._cursor_task, return_exceptions=True)
+            self._cursor_task = None
+        try:
+            await self.flush_cursors()
+        except Exception:  # noqa: BLE001 - the next start catches up from the older cursor
+            log.warning("storing the pull cursors at stop failed", exc_info=True)
         await self.effects.stop()
         self.consuming.clear()
+        self._state = "stopped"
         if self._connection is not None:
             await self._connection.close()
             self._connection = None
@@ -535,6 +703,33 @@ class Consumer:
             await self.stop()
 
     async def _run(self) -> None:
+        while self._connection is None:
+            # The broker is down: keep the app current through the pull API, then try again.
+            if self.catch_up_at_start and self.pull is not None:
+                self._state = "catching_up"
+                try:
+                    await self.catch_up()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - retried with the next attempt
+                    self.catch_up_error = exc
+                    log.warning("catch-up through the pull API failed: %r", exc)
+            self._state = "connecting"
+            await asyncio.sleep(self.reconnect_interval)
+            try:
+                await self._connect()
+            except asyncio.CancelledError:
+                raise
+            except QueueMismatch as exc:
+                self._state = "failed"
+                self._broker_error = str(exc)
+                log.error("%s", exc)
+                return
+            except Exception as exc:  # noqa: BLE001 - still down: the next round tries again
+                self._broker_error = repr(exc)
+                log.debug("RabbitMQ still unreachable: %r", exc)
+        log.info("connected to RabbitMQ at %s", _redact(self.amqp_url))
+        self._state = "catching_up"
         if self.catch_up_at_start and self.pull is not None:
             try:
                 await self.catch_up()
@@ -552,6 +747,7 @@ class Consumer:
         assert self._queue is not None
         self._iterator = self._queue.iterator()
         async with self._iterator as messages:
+            self._state = "consuming"
             self.consuming.set()
             async for message in messages:
                 await self._dispatch(message)
@@ -606,11 +802,14 @@ class Consumer:
             log.error("dead-lettering %s: %s", event.id, exc)
             self.metrics.dead_lettered(event.type)
             await self._settle(message.reject(requeue=False))
+            # Settled for the cursor too: its resource is marked for resync.
+            self._progress.settle(event.tenant, event.sequence_number)
         except Exception:  # noqa: BLE001 - never lose the lane on an unexpected error
             log.exception("unexpected error on %s; it will be redelivered", event.id)
             await self._settle(message.nack(requeue=True))
         else:
             await self._settle(message.ack())
+            self._progress.settle(event.tenant, event.sequence_number)
 
     @staticmethod
     async def _settle(settlement: Awaitable[Any]) -> None:
@@ -657,6 +856,9 @@ class Consumer:
             if self.effects.performers:
                 self.effects.wake()
             lag = (datetime.now(timezone.utc) - event.time).total_seconds() if outcome is Outcome.APPLIED else None
+            self._last_applied_at = datetime.now(timezone.utc)
+            if self._last_event_time is None or event.time > self._last_event_time:
+                self._last_event_time = event.time
             self.metrics.event(event.type, outcome.value, lag)
             for observer in self._observers:
                 try:
@@ -1090,6 +1292,7 @@ class Consumer:
             async with self.store.transaction() as tx:
                 await self.store.set_cursor(tenant, cursor, tx)
             if not page.has_more:
+                self._progress.start(tenant, cursor)
                 return cursor
 
     def _wanted_resource_types(self, tenant: str) -> list[str]:

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -37,6 +38,7 @@ class Provisioning:
             amqp_url=settings.amqp_url,
             queue=settings.queue,
             exchange=settings.exchange,
+            declare_exchange=settings.declare_exchange,
             tenants=settings.tenants,
             store=self.store,
             pull=pull,
@@ -157,8 +159,24 @@ def create_app(provisioning: Provisioning | None = None) -> FastAPI:
 
     @app.get("/healthz")
     async def healthz(request: Request) -> dict[str, Any]:
+        """Liveness: the app serves (with or without the broker), and where the consumer is."""
         consumer = request.app.state.provisioning.consumer
-        return {"status": "ok", "broker": consumer.connected, "consuming": consumer.consuming.is_set()}
+        status = consumer.status()
+        return {
+            "status": "ok",
+            "broker": status.broker_connected,
+            "consuming": consumer.consuming.is_set(),
+            "state": status.state,
+            "lag_seconds": status.lag_seconds,
+        }
+
+    @app.get("/readyz")
+    async def readyz(request: Request) -> JSONResponse:
+        """Readiness: 200 while the consumer consumes over a live broker connection, else 503
+        with the consumer's state (connecting, catching_up, reconnecting, failed)."""
+        status = request.app.state.provisioning.consumer.status()
+        body = {"ready": status.ready, "state": status.state, "error": status.last_error}
+        return JSONResponse(body, status_code=200 if status.ready else 503)
 
     return app
 

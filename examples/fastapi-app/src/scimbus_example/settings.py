@@ -17,6 +17,8 @@ class Settings:
     tenants: list[str] = field(default_factory=list)
     queue: str = "example-app.scimbus"
     exchange: str = "scimbus.events"
+    declare_exchange: bool = False
+    """Declare the exchange (topic, durable) instead of expecting scimbus to have made it."""
     db_path: str = "example-app.db"
     database_url: str | None = None
     """A SQLAlchemy async URL (`postgresql+asyncpg://…`); when set, used instead of `db_path`."""
@@ -44,7 +46,7 @@ class Settings:
         """`SCIMBUS_EXAMPLE_AMQP_URL`, `_SCIMBUS_URL` (base URL of scimbus, for the pull API),
         `_TENANTS` (comma-separated slugs), `_EVENTS_TOKENS` (`acme=token,globex=token`, one
         `events:read` token per tenant) or `_EVENTS_TOKEN` (with exactly one tenant), `_QUEUE`,
-        `_EXCHANGE`, `_DB_PATH` or `_DATABASE_URL`, `_MAX_ATTEMPTS`, `_GATING_GROUPS` (comma-separated
+        `_EXCHANGE`, `_DECLARE_EXCHANGE` (true: declare it), `_DB_PATH` or `_DATABASE_URL`, `_MAX_ATTEMPTS`, `_GATING_GROUPS` (comma-separated
         display names), `_MAIL_URL`, `_SESSION_SERVICE_URL`, `_HANDLER_DELAY_MS`, `_QUEUE_ARGUMENTS` (a JSON object of
         extra queue arguments, e.g. `{"x-max-length": 100000, "x-overflow": "reject-publish"}`)."""
         env = os.environ if env is None else env
@@ -70,6 +72,7 @@ class Settings:
             tenants=tenants,
             queue=get("QUEUE", cls.queue),
             exchange=get("EXCHANGE", cls.exchange),
+            declare_exchange=(get("DECLARE_EXCHANGE") or "").lower() in ("1", "true", "yes"),
             db_path=get("DB_PATH", cls.db_path),
             database_url=get("DATABASE_URL"),
             queue_arguments=json.loads(get("QUEUE_ARGUMENTS") or "{}"),
