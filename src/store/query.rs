@@ -254,6 +254,16 @@ impl Compiler {
                 }
                 true
             }
+            Scope::Element if attr.path.is_empty() => {
+                // The element itself (a multi-valued simple attribute): its text, or the SQL
+                // value of a JSON scalar as `json_extract` gives it.
+                self.sql.push(if self.sql.pg() {
+                    "(e.v #>> '{}')"
+                } else {
+                    "e.atom"
+                });
+                true
+            }
             Scope::Element => {
                 let base = if self.sql.pg() { "e.v" } else { "e.value" };
                 self.sql.json_text(base, &attr.path);

@@ -15,6 +15,7 @@ both_backends!(
     bad_or_repeated_registrations_are_refused_and_other_tenants_see_nothing,
     write_only_and_never_returned_extension_attributes_are_never_shown_or_published,
     a_multi_valued_attribute_stored_as_one_value_is_filtered_like_a_list,
+    a_multi_valued_simple_attribute_matches_when_any_value_does,
 );
 
 const OKTA: &str = "urn:okta:acme_scimbus:1.0:user:custom";
@@ -406,4 +407,50 @@ async fn a_multi_valued_attribute_stored_as_one_value_is_filtered_like_a_list(ba
         names.sort_unstable();
         assert_eq!(names, ["listed", "solo"], "{expression}");
     }
+}
+
+/// RFC 7644 §3.4.2.2: a comparison on a multi-valued attribute is true when any of its
+/// values satisfies it; a multi-valued *simple* attribute (Okta's and Entra's string
+/// arrays) has no `value` sub-attribute: its elements are the values.
+async fn a_multi_valued_simple_attribute_matches_when_any_value_does(backend: Backend) {
+    let app = spawn_app(backend).await;
+    assert_eq!(register(&app, &definition()).await.status(), 201);
+    for (name, skills) in [
+        ("ann", json!(["Rust", "scim"])),
+        ("bob", json!(["go"])),
+        ("cid", json!([])),
+    ] {
+        app.create_user(&user_with(name, json!({"skills": skills})))
+            .await;
+    }
+    let names = |expression: &'static str| {
+        let app = &app;
+        async move {
+            let response = filter(app, expression).await;
+            assert_eq!(response.status(), 200, "{expression}");
+            let body: Value = response.json().await.unwrap();
+            let mut names: Vec<String> = body["Resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|u| u["userName"].as_str().unwrap().to_owned())
+                .collect();
+            names.sort();
+            names
+        }
+    };
+    let skills = format!("{OKTA}:skills");
+    let query =
+        |rest: &str| -> &'static str { Box::leak(format!("{skills} {rest}").into_boxed_str()) };
+    assert_eq!(
+        names(query("eq \"rust\"")).await,
+        vec!["ann"],
+        "caseExact false"
+    );
+    assert_eq!(names(query("eq \"go\"")).await, vec!["bob"]);
+    assert_eq!(names(query("sw \"s\"")).await, vec!["ann"]);
+    assert_eq!(names(query("pr")).await, vec!["ann", "bob"]);
+    assert_eq!(names(query("ne \"go\"")).await, vec!["ann"]);
+    let not = Box::leak(format!("not ({skills} eq \"go\")").into_boxed_str());
+    assert_eq!(names(not).await, vec!["ann", "cid"]);
 }

@@ -289,7 +289,8 @@ impl Wrap {
 
 /// The element attribute a comparison on a multi-valued attribute targets: the named
 /// sub-attribute, or `value` (RFC 7644 §3.4.2.2: a complex multi-valued attribute without
-/// a sub-attribute compares its `value`). `None` for a bare `pr`.
+/// a sub-attribute compares its `value`), or, for a multi-valued simple attribute, the
+/// element itself (an empty path). `None` for a bare `pr` on a complex one.
 fn element_attr(
     def: &Attribute,
     sub: Option<&str>,
@@ -298,6 +299,7 @@ fn element_attr(
     let name = match sub {
         Some(s) => s,
         None if def.sub_attribute("value").is_some() => "value",
+        None if def.ty != AttrType::Complex => return Ok(Some(attr(Vec::new(), def))),
         None => return Ok(None),
     };
     let sub_def = def
