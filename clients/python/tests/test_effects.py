@@ -146,3 +146,24 @@ async def test_two_processes_draining_one_database_attempt_each_effect_once(pg_u
     finally:
         for engine in engines:
             await engine.dispose()
+
+
+async def test_a_late_settlement_of_an_attempt_that_outlived_its_lease_changes_nothing(store):
+    async with store.transaction() as tx:
+        await store.add_effect("acme", "email", "k1", {}, tx)
+    [first] = await store.claim_effects(later(0), later(60), 10)
+    [second] = await store.claim_effects(later(61), later(120), 10)  # the first one's lease ran out
+    await store.settle_effect(second.id, error=None, retry_at=None, attempt=second.attempt)
+    await store.settle_effect(first.id, error="timed out", retry_at=later(0), attempt=first.attempt)
+    assert await store.claim_effects(later(3600), later(3660), 10) == []
+    assert await store.list_effects(dead=False) == [] and await store.list_effects(dead=True) == []
+
+
+async def test_an_effect_of_a_transaction_that_rolls_back_is_never_performed(store):
+    with pytest.raises(RuntimeError):
+        async with store.transaction() as tx:
+            await store.add_effect("acme", "email", "k1", {}, tx)
+            if isinstance(store, MemoryStore):  # (SQLite: a second writer would wait for this one)
+                assert await store.claim_effects(later(1), later(60), 10) == []  # not before commit
+            raise RuntimeError("the handler failed after deferring")
+    assert await store.claim_effects(later(1), later(60), 10) == []

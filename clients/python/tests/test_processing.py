@@ -297,3 +297,45 @@ async def test_user_deletion_removes_it_from_its_groups_first(make_consumer, fac
         assert await consumer.handle(event) is Outcome.APPLIED
     assert await state(consumer, "Users/u1") == ResourceState(version=2, deleted=True)
     assert await state(consumer, "Groups/g1") == ResourceState(version=2)
+
+
+async def test_a_tenant_deletion_that_keeps_failing_is_never_dead_lettered(make_consumer, factory):
+    from scimbus_consumer import HandlerFailed
+
+    consumer = make_consumer(max_attempts=2)
+
+    @consumer.on("scimbus.tenant.deleted")
+    async def broken(event, ctx):
+        raise RuntimeError("the session service is down")
+
+    with pytest.raises(RuntimeError):  # not HandlerFailed: the delivery is requeued
+        await consumer.handle(factory.tenant_deleted())
+    try:
+        await consumer.handle(factory.tenant_deleted())
+    except HandlerFailed:  # pragma: no cover - the assertion below names the problem
+        pytest.fail("a tenant deletion was dead-lettered")
+    except RuntimeError:
+        pass
+
+
+async def test_a_dead_lettered_event_has_its_resource_resynced_soon(make_consumer, factory, fake):
+    from scimbus_consumer import HandlerFailed
+
+    consumer = make_consumer(max_attempts=2)
+    fake.tenant("acme").users["u1"] = factory.user_snapshot("u1", 2, active=False)
+
+    @consumer.on("scimbus.user.created")
+    async def created(event, ctx):
+        pass
+
+    @consumer.on("scimbus.user.deactivated")
+    async def broken(event, ctx):
+        raise RuntimeError("bug")
+
+    await consumer.handle(factory.user_created("u1"))
+    with pytest.raises(HandlerFailed):
+        await consumer.handle(factory.user_deactivated("u1", 2))
+    await consumer._lanes.drain(10)
+    async with consumer.store.transaction() as tx:
+        state = await consumer.store.get_state("acme", "Users/u1", tx)
+    assert state is not None and (state.version, state.needs_resync) == (2, False)

@@ -133,3 +133,25 @@ async def test_the_command_reports_divergence_in_its_exit_code_and_repairs_it(ma
     assert lines[0] == {"tenant": "acme", "subject": "Users/u1", "why": "behind", "repaired": False}
     assert lines[2] == {"tenant": "acme", "subject": "Users/u1", "why": "behind", "repaired": True}
     assert lines[-1] == {"checked": 1, "divergences": 0, "repaired": 0}
+
+
+async def test_a_repair_never_applies_a_snapshot_older_than_what_was_applied(make_consumer, factory, fake):
+    consumer = make_consumer()
+    accounts: dict[str, tuple[bool, int]] = {}
+
+    @consumer.on("scimbus.user.created")
+    @consumer.on("scimbus.user.deactivated")
+    @consumer.on("scimbus.user.snapshot")
+    async def upsert(event, ctx):
+        accounts[event.data.resource.id] = (event.data.resource.is_active, event.data.version)
+
+    @consumer.verifier
+    async def same(snapshot, ctx):
+        return accounts.get(snapshot.resource_id, (None, 0))[0] == snapshot.data.resource.is_active
+
+    await consumer.handle(factory.user_created("u1"))
+    await consumer.handle(factory.user_deactivated("u1", 2))
+    # scimbus's snapshot (read before the deactivation was applied, say) is still v1.
+    fake.tenant("acme").users["u1"] = factory.user_snapshot("u1", 1)
+    await consumer.reconcile(grace=0)
+    assert accounts["u1"] == (False, 2), "the older snapshot re-activated the account"

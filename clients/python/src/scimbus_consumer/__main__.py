@@ -115,8 +115,8 @@ def main(argv: list[str] | None = None) -> int:
             print(exc.code, file=sys.stderr)
             return 2
         raise
-    except OSError as exc:
-        print(f"scimbus-consumer: {exc}", file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 - a connection or protocol error: exit 2, not 1
+        print(f"scimbus-consumer: {exc!r}", file=sys.stderr)
         return 2
 
 

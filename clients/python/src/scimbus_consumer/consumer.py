@@ -266,7 +266,7 @@ def _redelivered(message: AbstractIncomingMessage) -> bool:
     return bool(message.redelivered) or (isinstance(count, int) and count > 0)
 
 
-def decide(event: Envelope, state: ResourceState, *, force: bool = False) -> _Decision:
+def decide(event: Envelope, state: ResourceState, *, force: bool = False, refresh: bool = False) -> _Decision:
     """The version rule for one event against what is applied of its resource.
 
     Snapshots apply when newer, or at the same version when that version was reached by
@@ -279,7 +279,7 @@ def decide(event: Envelope, state: ResourceState, *, force: bool = False) -> _De
     version = event.version
     assert version is not None
     if event.type in SNAPSHOTS:
-        if force or version > state.version or (version == state.version and not state.from_snapshot):
+        if force or version > state.version or (version == state.version and (refresh or not state.from_snapshot)):
             return _Decision.APPLY
         return _Decision.STALE
     if state.deleted or version < state.version:
@@ -541,11 +541,23 @@ class Consumer:
                 ", catching up through the pull API meanwhile" if self.pull is not None else "",
             )
         self._run_task = asyncio.create_task(self._run(), name=f"scimbus-consumer-{self.queue_name}")
+        self._run_task.add_done_callback(self._run_ended)
         if self.pull is not None:
             self._cursor_task = asyncio.create_task(self._cursor_loop(), name=f"scimbus-cursors-{self.queue_name}")
         self.effects.start()
         if self.dedupe_retention is not None and hasattr(self.store, "prune_processed"):
             self._prune_task = asyncio.create_task(self._prune_loop(), name=f"scimbus-prune-{self.queue_name}")
+
+    def _run_ended(self, task: asyncio.Task[None]) -> None:
+        """Consumption stopped by itself (not by `stop()`): the status says so (readiness
+        fails, so an orchestrator restarts the process) and the cause is logged."""
+        if task.cancelled() or self._state in ("stopped", "failed"):
+            return
+        exc = task.exception()
+        self._state = "failed"
+        self.consuming.clear()
+        self._broker_error = repr(exc) if exc is not None else "the queue iterator ended"
+        log.error("consuming %s stopped: %s", self.queue_name, self._broker_error)
 
     async def _connect(self) -> None:
         """Connect (robustly: aio-pika reconnects and restores the topology afterwards) and
@@ -620,10 +632,14 @@ class Consumer:
         for tenant in list(self._progress.dirty):
             self._progress.dirty.discard(tenant)
             cursor = self._progress.cursor[tenant]
-            async with self.store.transaction() as tx:
-                stored = await self.store.get_cursor(tenant, tx)
-                if stored is not None and stored < cursor:
-                    await self.store.set_cursor(tenant, cursor, tx)
+            try:
+                async with self.store.transaction() as tx:
+                    stored = await self.store.get_cursor(tenant, tx)
+                    if stored is not None and stored < cursor:
+                        await self.store.set_cursor(tenant, cursor, tx)
+            except BaseException:
+                self._progress.dirty.add(tenant)  # the next round tries again
+                raise
 
     async def _cursor_loop(self) -> None:
         while True:
@@ -784,12 +800,14 @@ class Consumer:
                     log.warning("could not count the attempts of %s", event.id, exc_info=True)
                     await self._settle(message.nack(requeue=True))
                     return
-                if started > self.crash_limit:
+                if started > self.crash_limit and not isinstance(event, TenantDeleted):
                     log.error("dead-lettering %s: %d attempts started and none finished", event.id, started - 1)
                     self.metrics.dead_lettered(event.type)
                     if _versioned(event):
                         await self.mark_resync(event.tenant, event.subject)
+                        self._resync_soon(event.tenant, event.subject)
                     await self._settle(message.reject(requeue=False))
+                    self._progress.settle(event.tenant, event.sequence_number)
                     return
                 await self._handle_and_settle(event, message)
             return
@@ -806,6 +824,9 @@ class Consumer:
             self._progress.settle(event.tenant, event.sequence_number)
         except Exception:  # noqa: BLE001 - never lose the lane on an unexpected error
             log.exception("unexpected error on %s; it will be redelivered", event.id)
+            # A pause first, so a database outage does not spend the broker's delivery limit
+            # in a few milliseconds.
+            await asyncio.sleep(min(self.backoff_max, 5.0))
             await self._settle(message.nack(requeue=True))
         else:
             await self._settle(message.ack())
@@ -842,11 +863,16 @@ class Consumer:
                 raise
             except Exception as exc:
                 if attempt >= self.max_attempts:
+                    if isinstance(event, TenantDeleted):
+                        # Never dead-lettered: its users would keep access. The caller
+                        # requeues it (after a pause) until it goes through.
+                        raise
                     if _versioned(event):
-                        try:
-                            await self.mark_resync(event.tenant, event.subject)
-                        except Exception:  # noqa: BLE001
-                            log.exception("could not mark %s/%s for resync", event.tenant, event.subject)
+                        # Dead-lettered only once its resource is marked for resync (and the
+                        # resync is on its way); a mark that cannot be written (the database
+                        # is down) leaves the delivery to be requeued instead.
+                        await self.mark_resync(event.tenant, event.subject)
+                        self._resync_soon(event.tenant, event.subject)
                     raise HandlerFailed(event, exc) from exc
                 delay = min(self.backoff_initial * 2 ** (attempt - 1), self.backoff_max)
                 log.warning("%s %s failed (attempt %d), retrying in %.3fs: %r", event.type, event.id, attempt, delay, exc)
@@ -899,7 +925,7 @@ class Consumer:
                     state = await self.store.get_state(tenant, subject, tx) or ResourceState()
                     if state.needs_resync and not is_snapshot and not marked and self._can_resync(tenant):
                         raise _ResyncFirst  # marked after a dead letter: its snapshot goes first
-                    decision = decide(event, state, force=force)
+                    decision = decide(event, state, force=force, refresh=origin == "reconcile")
                     if decision is _Decision.STALE:
                         if is_snapshot and state.needs_resync:
                             await self.store.put_state(tenant, subject, replace(state, needs_resync=False), tx)
@@ -916,7 +942,11 @@ class Consumer:
                         version = event.version
                         assert version is not None
                         new_state = ResourceState(
-                            version=version, from_snapshot=is_snapshot, deleted=event.type in DELETIONS
+                            version=version,
+                            from_snapshot=is_snapshot,
+                            deleted=event.type in DELETIONS,
+                            # A group renamed into a gate stays marked until its members came.
+                            needs_resync=resync_gate and self._can_resync(tenant),
                         )
                         await self.store.put_state(tenant, subject, new_state, tx)
                         await self._record(event, tx)
@@ -936,8 +966,14 @@ class Consumer:
             resynced = True
         if applied:
             if resync_gate and self._can_resync(tenant):
-                # The group became a gate by a rename: its snapshot brings the members.
-                await self.resync(tenant, subject)
+                # The group became a gate by a rename: its snapshot brings the members (if
+                # this fails, the mark written above makes the next event resync first).
+                try:
+                    await self.resync(tenant, subject)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # noqa: BLE001 - retried in the background, marked meanwhile
+                    self._resync_soon(tenant, subject)
             return Outcome.APPLIED
         # Erasure removed the payload (only the envelope is left): the resource's snapshot
         # says what remains of it, so no handler sees the event.
@@ -1072,6 +1108,19 @@ class Consumer:
             await handler(change, ctx)
 
     # --- resync ------------------------------------------------------------------------------
+
+    def _resync_soon(self, tenant: str, subject: str) -> None:
+        """Resync a marked resource in its lane, after what the lane holds, retried; a
+        failure leaves the mark for the next event, the next start or reconciliation."""
+        if not self._can_resync(tenant):
+            return
+        future = self._lanes.submit((tenant, subject), lambda: self._retrying(lambda: self.resync(tenant, subject)))
+
+        def done(f: asyncio.Future[Any]) -> None:
+            if not f.cancelled() and f.exception() is not None:
+                log.warning("resync of %s/%s failed: %r; it stays marked", tenant, subject, f.exception())
+
+        future.add_done_callback(done)
 
     async def mark_resync(self, tenant: str, subject: str) -> None:
         async with self.store.transaction() as tx:
@@ -1240,10 +1289,21 @@ class Consumer:
             if repair:
                 await self._lanes.submit(
                     (tenant, snapshot.subject),
-                    lambda e=snapshot: self._retrying(lambda: self._handle_once(e, "reconcile", True, 1)),
+                    lambda e=snapshot: self._retrying(lambda: self._reapply(e)),
                 )
                 divergence.repaired = True
             report.divergences.append(divergence)
+
+    async def _reapply(self, snapshot: Envelope) -> Outcome:
+        """Applies the resource's current snapshot again through the handlers, read anew (the
+        page's may be older than what was applied since) and applied only at or above the
+        applied version, judged under the resource's lock."""
+        assert self.pull is not None
+        resource_type, resource_id = snapshot.subject.split("/", 1)
+        raw = await self.pull.snapshot_one(snapshot.tenant, resource_type, resource_id)
+        if raw is None:
+            return await self.resync(snapshot.tenant, snapshot.subject)
+        return await self._handle_once(parse_event(raw), "reconcile", False, 1)
 
     async def _compare(self, snapshot: Envelope) -> str | None:
         async with self.store.transaction() as tx:
@@ -1269,10 +1329,19 @@ class Consumer:
         """For each tenant with a token: bootstrap from snapshots when no cursor is stored,
         then apply the pull API's events after the cursor, page by page."""
         assert self.pull is not None
+        failed: list[tuple[str, BaseException]] = []
         for tenant in self.pull.tenants:
             if self.tenants and tenant not in self.tenants:
                 continue
-            await self.catch_up_tenant(tenant)
+            try:
+                await self.catch_up_tenant(tenant)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one tenant does not stop the others
+                log.warning("catch-up of tenant %s failed: %r", tenant, exc)
+                failed.append((tenant, exc))
+        if failed:
+            raise failed[0][1]
 
     async def catch_up_tenant(self, tenant: str) -> int:
         assert self.pull is not None

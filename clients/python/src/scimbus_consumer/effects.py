@@ -94,7 +94,8 @@ class Effects:
         try:
             if performer is None:
                 raise LookupError(f"no performer for effect {effect.kind!r} (register @consumer.effect)")
-            await asyncio.wait_for(performer(effect), self.lease)
+            # Well within the lease, so no other process claims it while this attempt runs.
+            await asyncio.wait_for(performer(effect), self.lease / 2)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - recorded on the effect, retried later
@@ -105,11 +106,13 @@ class Effects:
                 effect.kind, effect.id, effect.key, effect.attempt, ", now dead" if dead else "", exc,
             )
             retry_at = datetime.now(timezone.utc) + timedelta(seconds=delay)
-            await self.store.settle_effect(effect.id, error=repr(exc)[:1000], retry_at=None if dead else retry_at)
+            await self.store.settle_effect(
+                effect.id, error=repr(exc)[:1000], retry_at=None if dead else retry_at, attempt=effect.attempt
+            )
             if self.metrics is not None:
                 self.metrics.effect(effect.kind, "dead" if dead else "failed")
         else:
-            await self.store.settle_effect(effect.id, error=None, retry_at=None)
+            await self.store.settle_effect(effect.id, error=None, retry_at=None, attempt=effect.attempt)
             if self.metrics is not None:
                 self.metrics.effect(effect.kind, "done")
 

@@ -432,13 +432,18 @@ class SqlStore:
             )
             return sorted((Effect(*row) for row in rows), key=lambda e: e.id)
 
-    async def settle_effect(self, effect_id: int, *, error: str | None, retry_at: datetime | None) -> None:
+    async def settle_effect(
+        self, effect_id: int, *, error: str | None, retry_at: datetime | None, attempt: int
+    ) -> None:
         values: dict[str, Any] = {"last_error": error, "due_at": retry_at}
         if error is None:
             values["done_at"] = datetime.now(timezone.utc)
         async with self.transaction() as tx:
             await tx.execute(
-                update(AppEffect).where(AppEffect.id == effect_id).values(**values).execution_options(synchronize_session=False)
+                update(AppEffect)
+                .where(AppEffect.id == effect_id, AppEffect.attempts == attempt, AppEffect.done_at.is_(None))
+                .values(**values)
+                .execution_options(synchronize_session=False)
             )
 
     async def list_effects(self, *, dead: bool) -> list[dict[str, Any]]:

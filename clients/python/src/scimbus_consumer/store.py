@@ -95,8 +95,12 @@ class Store(Protocol):
         leased until `lease_until` and its attempt counted."""
         ...
 
-    async def settle_effect(self, effect_id: int, *, error: str | None, retry_at: datetime | None) -> None:
-        """Done (`error` None), retry at `retry_at`, or dead (an error and no retry)."""
+    async def settle_effect(
+        self, effect_id: int, *, error: str | None, retry_at: datetime | None, attempt: int
+    ) -> None:
+        """Done (`error` None), retry at `retry_at`, or dead (an error and no retry) — unless
+        the effect is done already or a later attempt claimed it (a late settlement of an
+        attempt that outlived its lease changes nothing)."""
         ...
 
     async def list_effects(self, *, dead: bool) -> list[dict[str, Any]]:
@@ -149,6 +153,7 @@ class _MemoryTx:
     # transaction, and undone when it fails.
     held: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
     undo: list[Callable[[], None]] = field(default_factory=list)
+    committed: list[Callable[[], None]] = field(default_factory=list)
 
 
 class MemoryStore:
@@ -164,6 +169,7 @@ class MemoryStore:
         self._access_locks: dict[tuple[str, str], asyncio.Lock] = {}
         self.attempts: dict[str, int] = {}
         self.effects: dict[int, dict[str, Any]] = {}
+        self._next_effect = 0
         self._effect_keys: dict[str, int] = {}
 
     @asynccontextmanager
@@ -183,6 +189,8 @@ class MemoryStore:
                 self.processed[event_id] = now
             self.states.update(tx.states)
             self.cursors.update(tx.cursors)
+            for then in tx.committed:
+                then()
         finally:
             for lock in tx.held.values():
                 lock.release()
@@ -295,13 +303,16 @@ class MemoryStore:
     async def add_effect(self, tenant: str, kind: str, key: str, payload: dict[str, Any], tx: _MemoryTx) -> None:
         if key in self._effect_keys:
             return
-        effect_id = len(self._effect_keys) + 1
+        self._next_effect += 1
+        effect_id = self._next_effect
+        # Not due before the transaction commits (set then); undone with it otherwise.
         row = {
             "id": effect_id, "tenant": tenant, "kind": kind, "key": key, "payload": dict(payload), "attempts": 0,
-            "due_at": datetime.now(timezone.utc), "done": False, "dead": False, "last_error": None,
+            "due_at": datetime.max.replace(tzinfo=timezone.utc), "done": False, "dead": False, "last_error": None,
         }
         self._set(self._effect_keys, key, effect_id, tx)
         self._set(self.effects, effect_id, row, tx)
+        tx.committed.append(lambda: row.__setitem__("due_at", datetime.now(timezone.utc)))
 
     async def claim_effects(self, now: datetime, lease_until: datetime, limit: int) -> list[Effect]:
         due = [r for r in self.effects.values() if not r["done"] and not r["dead"] and r["due_at"] <= now][:limit]
@@ -312,8 +323,12 @@ class MemoryStore:
             claimed.append(Effect(row["id"], row["tenant"], row["kind"], row["key"], dict(row["payload"]), row["attempts"]))
         return claimed
 
-    async def settle_effect(self, effect_id: int, *, error: str | None, retry_at: datetime | None) -> None:
+    async def settle_effect(
+        self, effect_id: int, *, error: str | None, retry_at: datetime | None, attempt: int
+    ) -> None:
         row = self.effects[effect_id]
+        if row["done"] or row["attempts"] != attempt:
+            return
         row["last_error"] = error
         if error is None:
             row["done"] = True
