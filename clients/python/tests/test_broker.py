@@ -80,6 +80,15 @@ class Broker:
         await self.connection.close()
 
 
+async def ready(broker: Broker, queue: str, count: int) -> None:
+    """Waits (bounded) until `queue` holds `count` ready messages: messages a closed channel
+    held unacked are returned to their queue asynchronously."""
+    deadline = asyncio.get_running_loop().time() + WAIT
+    while (ready_now := await broker.ready_count(queue)) != count:
+        assert asyncio.get_running_loop().time() < deadline, f"{queue}: {ready_now} ready, not {count}"
+        await asyncio.sleep(0.05)
+
+
 @pytest.fixture
 async def broker():
     b = Broker()
@@ -321,7 +330,7 @@ async def test_dead_letters_are_listed_and_replayed_once_the_handler_is_fixed(br
 
     listed = await consumer.dead_letters()
     assert [(d.event.id if d.event else None, d.reason) for d in listed] == [(event["id"], "rejected"), (None, "rejected")]
-    assert await broker.ready_count(consumer.dead_letter_queue) == 2  # listing leaves them
+    await ready(broker, consumer.dead_letter_queue, 2)  # listing leaves them (returned as its channel closes)
 
     broken = False
     module = types.ModuleType("scimbus_cli_target")
@@ -333,6 +342,7 @@ async def test_dead_letters_are_listed_and_replayed_once_the_handler_is_fixed(br
         del sys.modules["scimbus_cli_target"]
     assert code == 1  # the unreadable message is left
     assert recorder.of("replay") == [event["id"]]
+    await ready(broker, consumer.dead_letter_queue, 1)
     remaining = await consumer.dead_letters()
     assert [(d.event, d.error is not None) for d in remaining] == [(None, True)]
 
