@@ -4,7 +4,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import pytest
@@ -112,3 +112,25 @@ async def pg_url() -> AsyncIterator[str]:
     """A fresh PostgreSQL database for one test."""
     async with fresh_pg_database() as url:
         yield url
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+async def store(request, tmp_path) -> AsyncIterator[Any]:
+    """Each store in turn: MemoryStore, SqlStore on SQLite, SqlStore on a fresh PostgreSQL
+    database."""
+    from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+
+    from scimbus_consumer import MemoryStore
+    from scimbus_consumer.sql_store import SqlStore, sqlite_engine
+
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    async with AsyncExitStack() as stack:
+        if request.param == "sqlite":
+            engine = sqlite_engine(str(tmp_path / "app.db"))
+        else:
+            engine = create_async_engine(await stack.enter_async_context(fresh_pg_database()))
+        stack.push_async_callback(engine.dispose)
+        await SqlStore.create_tables(engine)
+        yield SqlStore(async_sessionmaker(engine, expire_on_commit=False))

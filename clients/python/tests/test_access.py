@@ -3,33 +3,11 @@ every path that changes access, in the event's transaction; with every store."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
-from typing import Any
-
 import pytest
-from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
-from conftest import fresh_pg_database
-from scimbus_consumer import AccessReason, HandlerFailed, MemoryStore, Outcome
-from scimbus_consumer.sql_store import SqlStore, sqlite_engine
+from scimbus_consumer import AccessReason, HandlerFailed, Outcome
 
 R = AccessReason
-
-
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
-async def store(request, tmp_path) -> AsyncIterator[Any]:
-    if request.param == "memory":
-        yield MemoryStore()
-        return
-    async with AsyncExitStack() as stack:
-        if request.param == "sqlite":
-            engine = sqlite_engine(str(tmp_path / "app.db"))
-        else:
-            engine = create_async_engine(await stack.enter_async_context(fresh_pg_database()))
-        stack.push_async_callback(engine.dispose)
-        await SqlStore.create_tables(engine)
-        yield SqlStore(async_sessionmaker(engine, expire_on_commit=False))
 
 
 def watch(consumer) -> list[tuple[str, bool, AccessReason]]:

@@ -4,33 +4,15 @@ after a bound, drained by several processes without doing one twice; with every 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
-from conftest import fresh_pg_database
 from scimbus_consumer import HandlerFailed, MemoryStore
 from scimbus_consumer.effects import Effects
-from scimbus_consumer.sql_store import SqlStore, sqlite_engine
-
-
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
-async def store(request, tmp_path) -> AsyncIterator[Any]:
-    if request.param == "memory":
-        yield MemoryStore()
-        return
-    async with AsyncExitStack() as stack:
-        if request.param == "sqlite":
-            engine = sqlite_engine(str(tmp_path / "app.db"))
-        else:
-            engine = create_async_engine(await stack.enter_async_context(fresh_pg_database()))
-        stack.push_async_callback(engine.dispose)
-        await SqlStore.create_tables(engine)
-        yield SqlStore(async_sessionmaker(engine, expire_on_commit=False))
+from scimbus_consumer.sql_store import SqlStore
 
 
 def later(seconds: float) -> datetime:
