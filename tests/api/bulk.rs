@@ -15,6 +15,7 @@ both_backends!(
     circular_and_undefined_bulk_ids_fail_with_409_and_create_nothing_of_theirs,
     fail_on_errors_stops_the_job_after_that_many_errors,
     bulk_limits_answer_413_and_malformed_requests_400,
+    a_body_past_a_value_limit_is_refused_whole_and_changes_nothing,
 );
 
 const BULK: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
@@ -381,4 +382,68 @@ async fn bulk_limits_answer_413_and_malformed_requests_400(backend: Backend) {
     assert_eq!(got, vec!["400", "400", "400", "400"]);
     assert_eq!(app.user_count().await, 0);
     assert_eq!(app.get("/Bulk").await.status(), 405);
+}
+
+/// A BulkRequest or a group PatchOp whose values pass a limit is refused as a whole (400
+/// `invalidValue`, found while parsing): not even its valid operations run.
+async fn a_body_past_a_value_limit_is_refused_whole_and_changes_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let wide: serde_json::Map<String, Value> = (0..=scimbus::scim::validate::MAX_ATTRIBUTES)
+        .map(|i| (format!("x{i}"), json!(i)))
+        .collect();
+    let mut stuffed = user("stuffed");
+    stuffed.as_object_mut().unwrap().extend(wide.clone());
+    let body = json!({"schemas": [BULK], "Operations": [
+        {"method": "POST", "path": "/Users", "bulkId": "ok", "data": user("valid")},
+        {"method": "POST", "path": "/Users", "bulkId": "wide", "data": stuffed},
+    ]});
+    let response = app
+        .client
+        .post(app.url("/Bulk"))
+        .bearer_auth(&app.token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_scim_error(response, 400, Some("invalidValue")).await;
+    assert_eq!(
+        app.list_users(&[]).await["totalResults"],
+        0,
+        "no operation ran"
+    );
+
+    let group: Value = app
+        .post(
+            "/Groups",
+            &json!({"schemas": [GROUP], "displayName": "eng"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let member = app.create_user(&user("member")).await;
+    let path = format!("/Groups/{}", group["id"].as_str().unwrap());
+    let patch = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [
+        {"op": "add", "path": "members", "value": [{"value": member["id"]}]},
+        {"op": "add", "value": wide},
+    ]});
+    let response = app
+        .client
+        .patch(app.url(&path))
+        .bearer_auth(&app.token)
+        .json(&patch)
+        .send()
+        .await
+        .unwrap();
+    assert_scim_error(response, 400, Some("invalidValue")).await;
+    let after: Value = app.get(&path).await.json().await.unwrap();
+    assert_eq!(
+        after["meta"]["version"], group["meta"]["version"],
+        "the group did not change"
+    );
+    assert!(
+        after
+            .get("members")
+            .is_none_or(|m| m.as_array().unwrap().is_empty())
+    );
 }
