@@ -269,9 +269,12 @@ async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
         println!("scimbus is serving on {base} (health: {base}/healthz)");
     }
     let handle = app.server_handle();
+    let waiters = ctx.event_waiters.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("stopping: no new connections; finishing the requests in flight");
+        // Long-polls answer now instead of holding the shutdown for their wait.
+        waiters.close();
         handle.stop(true).await;
     });
     app.run_until_stopped().await?;

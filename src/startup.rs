@@ -45,7 +45,8 @@ pub async fn open_context(
         registries: crate::service::schemas::Registries::default(),
         public_url,
         events_written: Arc::new(tokio::sync::Notify::new()),
-        events_announce: Arc::new(tokio::sync::Notify::new()),
+        events_announce: Arc::default(),
+        event_waiters: crate::events::waiters::EventWaiters::default(),
         relay_metrics: Arc::new(RelayMetrics::default()),
         cursors: crate::service::cursor::Cursors::new(
             settings
@@ -131,6 +132,11 @@ impl Application {
             background.push(tokio::spawn(crate::events::announce::run(
                 context.store.url().to_owned(),
                 context.events_announce.clone(),
+                stopped.clone(),
+            )));
+            background.push(tokio::spawn(crate::events::waiters::listen(
+                context.store.url().to_owned(),
+                context.event_waiters.clone(),
                 stopped.clone(),
             )));
         }

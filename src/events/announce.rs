@@ -2,15 +2,52 @@
 //! transaction: PostgreSQL serialises the commits of all transactions that `NOTIFY`, so a
 //! notification inside each write capped every tenant's writes together. One dedicated
 //! connection sends at most one notification per `ANNOUNCE_INTERVAL`, however many writes
-//! committed meanwhile; the relay's poll interval stays the fallback.
+//! committed meanwhile; the relay's poll interval stays the fallback. Its payload names
+//! the tenants written since the last one, so long-polling pull requests on every replica
+//! wake for their own tenant only (`events::waiters`).
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use sea_orm::sqlx::{Connection, PgConnection};
 use tokio::sync::{Notify, watch};
 
+use super::waiters::EVERY_TENANT;
 use crate::store::outbox::NOTIFY_CHANNEL;
+
+/// Longest payload sent (PostgreSQL refuses 8000 bytes and more): past it, `*`.
+const MAX_PAYLOAD: usize = 7000;
+
+/// The tenants written since the last notification, and the announcer's wake-up.
+#[derive(Debug, Default)]
+pub struct Announcements {
+    pending: Mutex<BTreeSet<String>>,
+    wake: Notify,
+}
+
+impl Announcements {
+    /// Events of `tenant_id` committed: to be announced.
+    pub fn note(&self, tenant_id: &str) {
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(tenant_id.to_owned());
+        self.wake.notify_one();
+    }
+
+    /// The payload naming every tenant noted since the last call (`*` when too long).
+    fn take_payload(&self) -> String {
+        let tenants =
+            std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
+        let payload = tenants.into_iter().collect::<Vec<_>>().join(",");
+        if payload.len() > MAX_PAYLOAD {
+            EVERY_TENANT.to_owned()
+        } else {
+            payload
+        }
+    }
+}
 
 /// Shortest pause between two notifications of one process.
 pub const ANNOUNCE_INTERVAL: Duration = Duration::from_millis(5);
@@ -30,21 +67,24 @@ async fn connect(url: &str) -> Option<PgConnection> {
     }
 }
 
-/// Until `stop` turns true: after each wake-up, one `pg_notify` on the channel relays
-/// `LISTEN` on, then a pause that coalesces the wake-ups of the writes committed during it.
-pub async fn run(url: String, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {
+/// Until `stop` turns true: after each wake-up, one `pg_notify` on the channel relays and
+/// long-polls `LISTEN` on, naming the tenants written, then a pause that coalesces the
+/// wake-ups of the writes committed during it.
+pub async fn run(url: String, announcements: Arc<Announcements>, mut stop: watch::Receiver<bool>) {
     let mut conn: Option<PgConnection> = None;
     while !*stop.borrow() {
         tokio::select! {
             _ = stop.changed() => break,
-            () = wake.notified() => {}
+            () = announcements.wake.notified() => {}
         }
+        let payload = announcements.take_payload();
         if conn.is_none() {
             conn = connect(&url).await;
         }
         if let Some(c) = conn.as_mut()
-            && let Err(error) = sea_orm::sqlx::query("SELECT pg_notify($1, '')")
+            && let Err(error) = sea_orm::sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(NOTIFY_CHANNEL)
+                .bind(&payload)
                 .execute(&mut *c)
                 .await
         {
@@ -55,5 +95,24 @@ pub async fn run(url: String, wake: Arc<Notify>, mut stop: watch::Receiver<bool>
     }
     if let Some(c) = conn {
         let _ = c.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_payload_names_each_tenant_once_or_everyone_when_too_long() {
+        let a = Announcements::default();
+        a.note("t1");
+        a.note("t2");
+        a.note("t1");
+        assert_eq!(a.take_payload(), "t1,t2");
+        assert_eq!(a.take_payload(), "");
+        for i in 0..300 {
+            a.note(&format!("{i:036}"));
+        }
+        assert_eq!(a.take_payload(), EVERY_TENANT);
     }
 }

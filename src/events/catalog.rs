@@ -23,7 +23,9 @@ pub enum EventType {
     /// Served by the snapshot endpoint of the pull API for resync; never in the outbox.
     UserSnapshot,
     GroupSnapshot,
-    /// A deleted tenant's data is purged.
+    /// A tenant was created: its first event.
+    TenantCreated,
+    /// A deleted tenant's data is purged: its last event.
     TenantDeleted,
 }
 
@@ -31,7 +33,7 @@ pub enum EventType {
 pub const MEMBERS_PER_EVENT: usize = 500;
 
 impl EventType {
-    pub const ALL: [EventType; 13] = [
+    pub const ALL: [EventType; 14] = [
         EventType::UserCreated,
         EventType::UserUpdated,
         EventType::UserDeactivated,
@@ -44,6 +46,7 @@ impl EventType {
         EventType::GroupMembersRemoved,
         EventType::UserSnapshot,
         EventType::GroupSnapshot,
+        EventType::TenantCreated,
         EventType::TenantDeleted,
     ];
 
@@ -56,7 +59,7 @@ impl EventType {
             | EventType::UserReactivated
             | EventType::UserDeleted
             | EventType::UserSnapshot => "user",
-            EventType::TenantDeleted => "tenant",
+            EventType::TenantCreated | EventType::TenantDeleted => "tenant",
             _ => "group",
         }
     }
@@ -64,7 +67,9 @@ impl EventType {
     /// The action: the last part of the routing key and of the type.
     pub fn action(self) -> &'static str {
         match self {
-            EventType::UserCreated | EventType::GroupCreated => "created",
+            EventType::UserCreated | EventType::GroupCreated | EventType::TenantCreated => {
+                "created"
+            }
             EventType::UserUpdated | EventType::GroupUpdated => "updated",
             EventType::UserDeactivated => "deactivated",
             EventType::UserReactivated => "reactivated",

@@ -8,6 +8,7 @@ pub mod metrics;
 pub mod publisher;
 pub mod relay;
 pub mod sequencer;
+pub mod waiters;
 
 pub use catalog::{Envelope, EventType, PendingEvent};
 pub use metrics::RelayMetrics;

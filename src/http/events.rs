@@ -1,12 +1,15 @@
 //! `/events/v1/{tenant}`: the pull API (committed events in `sequence` order) and
 //! snapshots for resync, for consumers holding an `events:read` token (DESIGN 13).
 
+use std::time::Duration;
+
 use actix_web::get;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use super::context::RequestTimeout;
 use super::error::ApiError;
 use super::integer;
 use super::openapi::{SCIM, ScimErrorBody, TenantPath};
@@ -42,6 +45,10 @@ struct PullParams {
     limit: Option<i64>,
     /// Comma-separated CloudEvents types to return.
     types: Option<String>,
+    /// Seconds, 0 to 30 (default 0): when no event follows `after`, wait up to this long
+    /// and answer as soon as one commits (long-polling); an empty page at the deadline.
+    #[param(minimum = 0, maximum = 30)]
+    wait: Option<i64>,
 }
 
 #[derive(Debug, utoipa::IntoParams)]
@@ -67,7 +74,31 @@ struct PullQuery {
     after: Option<String>,
     limit: Option<String>,
     types: Option<String>,
+    wait: Option<String>,
 }
+
+/// How long the request may wait: `wait` seconds, kept under the request timeout (which
+/// would otherwise answer 503 first).
+fn wait(value: Option<&str>, timeout: Option<&RequestTimeout>) -> Result<Duration, ApiError> {
+    let max = events::MAX_WAIT.as_secs();
+    let seconds = match integer("wait", value)? {
+        None => 0,
+        Some(n) if (0..=i64::try_from(max).unwrap_or(i64::MAX)).contains(&n) => n.unsigned_abs(),
+        Some(_) => {
+            return Err(ApiError::Scim(ScimError::invalid_value(format!(
+                "`wait` must be between 0 and {max} seconds"
+            ))));
+        }
+    };
+    let wanted = Duration::from_secs(seconds);
+    Ok(match timeout {
+        Some(t) => wanted.min(t.0.saturating_sub(WAIT_MARGIN)),
+        None => wanted,
+    })
+}
+
+/// How much earlier than the request timeout a long-poll answers.
+const WAIT_MARGIN: Duration = Duration::from_secs(2);
 
 fn limit(value: Option<&str>) -> Result<u64, ApiError> {
     match integer("limit", value)? {
@@ -82,7 +113,8 @@ fn limit(value: Option<&str>) -> Result<u64, ApiError> {
     }
 }
 
-/// Committed events after `after`, in `sequence` order, whatever their publish state.
+/// Committed events after `after`, in `sequence` order, whatever their publish state;
+/// with `wait`, a long-poll that answers as soon as one commits.
 #[utoipa::path(
     operation_id = "pullEvents",
     tag = "Events",
@@ -98,9 +130,11 @@ async fn pull(
     ctx: web::Data<Context>,
     auth: AuthenticatedTenant,
     query: web::Query<PullQuery>,
+    timeout: Option<web::Data<RequestTimeout>>,
 ) -> Result<HttpResponse, ApiError> {
     let after = integer("after", query.after.as_deref())?.unwrap_or(0);
     let limit = limit(query.limit.as_deref())?;
+    let wait = wait(query.wait.as_deref(), timeout.as_ref().map(|t| t.get_ref()))?;
     let types: Vec<String> = query
         .types
         .as_deref()
@@ -110,7 +144,7 @@ async fn pull(
         .filter(|t| !t.is_empty())
         .map(str::to_owned)
         .collect();
-    let page = events::pull(&ctx, &auth.tenant, after, limit, &types).await?;
+    let page = events::pull_waiting(&ctx, &auth.tenant, after, limit, &types, wait).await?;
     Ok(json(StatusCode::OK, &page))
 }
 

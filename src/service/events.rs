@@ -85,6 +85,37 @@ pub async fn pull(
     })
 }
 
+/// Longest a pull request may wait for an event (`wait`).
+pub const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Like [`pull`], but when no event follows `after`, waits up to `wait` for one of the
+/// tenant's to commit (here or on another replica) and answers as soon as it does. No
+/// database connection is held while waiting (`events::waiters`). An empty page at the
+/// deadline, or at once when the server is stopping.
+pub async fn pull_waiting(
+    ctx: &Context,
+    tenant: &Tenant,
+    after: i64,
+    limit: u64,
+    types: &[String],
+    wait: std::time::Duration,
+) -> Result<EventPage, ServiceError> {
+    let deadline = tokio::time::Instant::now() + wait.min(MAX_WAIT);
+    loop {
+        // Before the read: a commit between the read and the wait still wakes it.
+        let mut woken = ctx.event_waiters.subscribe(&tenant.id);
+        let page = pull(ctx, tenant, after, limit, types).await?;
+        if !page.events.is_empty() || ctx.event_waiters.is_closed() {
+            return Ok(page);
+        }
+        match tokio::time::timeout_at(deadline, woken.changed()).await {
+            // Woken: read again (the new events may all be of other types, then wait on).
+            Ok(Ok(())) => {}
+            Ok(Err(_)) | Err(_) => return Ok(page),
+        }
+    }
+}
+
 /// Which resources a snapshot reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SnapshotKind {

@@ -477,7 +477,7 @@ pub async fn create(
     let view = represent(ctx, &txn, tenant, &stored, Members::Include).await?;
     emit(&txn, tenant, &now, events).await?;
     txn.commit().await?;
-    ctx.signal_events();
+    ctx.signal_events(&tenant.id);
     Ok(view)
 }
 
@@ -566,7 +566,7 @@ async fn write(
     let group = represent(ctx, &txn, tenant, &stored, members_wanted).await?;
     emit(&txn, tenant, &now, events).await?;
     txn.commit().await?;
-    ctx.signal_events();
+    ctx.signal_events(&tenant.id);
     Ok(Written {
         group,
         changed: true,
@@ -696,7 +696,7 @@ pub async fn delete(
     ));
     emit(&txn, tenant, &now, events).await?;
     txn.commit().await?;
-    ctx.signal_events();
+    ctx.signal_events(&tenant.id);
     Ok(())
 }
 

@@ -75,7 +75,7 @@ async fn purge_step(
         emit(&txn, tenant, &now, vec![event]).await?;
     }
     txn.commit().await?;
-    ctx.signal_events();
+    ctx.signal_events(&tenant.id);
     tracing::info!(tenant = %tenant.slug, "tenant purged; tenant.deleted written");
     Ok(PurgeStep::Completed {
         tenant: tenant.slug.to_string(),

@@ -127,9 +127,11 @@ pub struct Context {
     /// Wakes the in-process relay (or, without one, the sequencer on PostgreSQL) after a
     /// transaction that wrote events commits.
     pub events_written: Arc<Notify>,
-    /// Wakes the announcer, which tells relays in other processes (PostgreSQL NOTIFY,
-    /// sent outside every write transaction: `events::announce`).
-    pub events_announce: Arc<Notify>,
+    /// The tenants the announcer tells relays and long-polls in other processes about
+    /// (PostgreSQL NOTIFY, sent outside every write transaction: `events::announce`).
+    pub events_announce: Arc<crate::events::announce::Announcements>,
+    /// Long-polling pull requests of this process, by tenant (`events::waiters`).
+    pub event_waiters: crate::events::waiters::EventWaiters,
     /// Counters of this process's relay.
     pub relay_metrics: Arc<RelayMetrics>,
     /// Seals and opens pagination cursors (RFC 9865).
@@ -157,10 +159,12 @@ impl Context {
         )
     }
 
-    /// Tells the in-process relay that committed events wait.
-    pub fn signal_events(&self) {
+    /// Events of `tenant_id` committed: wakes the in-process relay, this process's
+    /// long-polls of the tenant, and (through the announcer) other processes'.
+    pub fn signal_events(&self, tenant_id: &str) {
         self.events_written.notify_one();
-        self.events_announce.notify_one();
+        self.event_waiters.wake(tenant_id);
+        self.events_announce.note(tenant_id);
     }
 
     /// Tells the maintenance loop that work waits.

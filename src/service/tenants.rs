@@ -6,8 +6,10 @@ use secrecy::SecretString;
 use serde_json::json;
 
 use super::audit::{self, Actor};
+use super::emit::emit;
 use super::{Context, ServiceError};
 use crate::domain::{Scope, Tenant, TenantSlug, TokenInfo, TokenName};
+use crate::events::{EventType, PendingEvent};
 use crate::scim::time;
 use crate::store::tokens::NewToken;
 use crate::store::{StoreError, tenants, tokens};
@@ -66,7 +68,15 @@ pub async fn create_tenant(
         json!({}),
     )
     .await?;
+    // The tenant's first event, so that a consumer of all tenants learns of it.
+    let event = PendingEvent {
+        event_type: EventType::TenantCreated,
+        subject: format!("Tenants/{slug}"),
+        data: json!({"tenant": slug.as_str()}),
+    };
+    emit(&txn, &tenant, &tenant.created_at, vec![event]).await?;
     txn.commit().await?;
+    ctx.signal_events(&tenant.id);
     Ok(tenant)
 }
 

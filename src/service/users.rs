@@ -157,7 +157,7 @@ pub async fn create(ctx: &Context, tenant: &Tenant, body: Value) -> Result<UserV
     let events = vec![event(EventType::UserCreated, &created, changed, Map::new())];
     emit(&txn, tenant, &now, events).await?;
     txn.commit().await?;
-    ctx.signal_events();
+    ctx.signal_events(&tenant.id);
     Ok(created)
 }
 
@@ -293,7 +293,7 @@ async fn write(
     let user = with_groups(ctx, &txn, tenant, updated).await?;
     emit(&txn, tenant, &now, pending).await?;
     txn.commit().await?;
-    ctx.signal_events();
+    ctx.signal_events(&tenant.id);
     Ok(Replaced {
         user,
         changed: true,
@@ -325,7 +325,7 @@ pub async fn delete(
     events.push(event(EventType::UserDeleted, &last, Vec::new(), Map::new()));
     emit(&txn, tenant, &now, events).await?;
     txn.commit().await?;
-    ctx.signal_events();
+    ctx.signal_events(&tenant.id);
     Ok(())
 }
 

@@ -225,8 +225,9 @@ async fn cli_erasure_tenant_delete_and_audit_act_on_a_database_a_server_uses() {
     let rows = scimbus::store::outbox::list_after(ctx.store.conn(), &tenant.id, 0)
         .await
         .unwrap();
+    assert_eq!(rows[0].event_type, "scimbus.tenant.created");
     assert_eq!(
-        rows[0].payload["data"],
+        rows[1].payload["data"],
         serde_json::json!({"redacted": true})
     );
 

@@ -123,15 +123,15 @@ async fn a_tenant_the_broker_refuses_does_not_stop_another_tenants_events(backen
 }
 
 /// Inserts `n` published-looking-but-unpublished events for `tenant_id` by SQL (seconds,
-/// not the minutes 100 000 SCIM writes take).
+/// not the minutes 100 000 SCIM writes take), after the tenant's `tenant.created`.
 async fn seed_backlog(app: &TestApp, tenant_id: &str, slug: &str, n: i64) {
     let conn = app.ctx.store.conn();
     let series = match conn.get_database_backend() {
         sea_orm::DbBackend::Postgres => {
-            format!("SELECT g AS n FROM generate_series(1, {n}) AS g")
+            format!("SELECT g AS n FROM generate_series(2, {n} + 1) AS g")
         }
         _ => format!(
-            "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < {n}) \
+            "WITH RECURSIVE s(n) AS (SELECT 2 UNION ALL SELECT n + 1 FROM s WHERE n <= {n}) \
              SELECT n FROM s"
         ),
     };
@@ -149,7 +149,7 @@ async fn seed_backlog(app: &TestApp, tenant_id: &str, slug: &str, n: i64) {
     .unwrap();
     // The tenant's counter continues after the backlog.
     conn.execute_unprepared(&format!(
-        "UPDATE tenants SET event_seq = {n} WHERE id = '{tenant_id}'"
+        "UPDATE tenants SET event_seq = {n} + 1 WHERE id = '{tenant_id}'"
     ))
     .await
     .unwrap();

@@ -175,6 +175,7 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, String)]) -> TestA
     tenants::create_tenant(&ctx, &Actor::system(), "other")
         .await
         .unwrap();
+    settle_creation_events(&ctx).await;
     let token = issue(&ctx, "acme", vec![Scope::Scim]).await;
     TestApp {
         base: format!("{address}/scim/v2/acme"),
@@ -186,6 +187,26 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, String)]) -> TestA
         clock,
         _dir: dir,
     }
+}
+
+/// The fixture's tenants start as tenants with a settled history: their
+/// `scimbus.tenant.created` (sequence 1, tested in `lifecycle`) is numbered and marked
+/// published, so backlogs, relays and queues see only what a test writes.
+async fn settle_creation_events(ctx: &Context) {
+    scimbus::events::sequencer::number_all(&ctx.store)
+        .await
+        .unwrap();
+    let mut ranges = Vec::new();
+    for slug in ["acme", "other"] {
+        let t = tenant_store::find(ctx.store.conn(), &TenantSlug::parse(slug).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        ranges.push((t.id, 1, 1));
+    }
+    outbox::mark_published(ctx.store.conn(), &ranges, &ctx.now())
+        .await
+        .unwrap();
 }
 
 /// Issues a token of `tenant` with `scopes` and returns its secret.
@@ -291,7 +312,8 @@ impl TestApp {
         response.json().await.unwrap()
     }
 
-    /// Every event row of a tenant, in sequence order.
+    /// Every event row a test wrote in a tenant, in sequence order: all but the tenant's
+    /// `scimbus.tenant.created`, so the first written has sequence 2.
     pub async fn events_of(&self, tenant: &str) -> Vec<outbox::StoredEvent> {
         let slug = TenantSlug::parse(tenant).unwrap();
         let t = tenant_store::find(self.ctx.store.conn(), &slug)
@@ -306,6 +328,9 @@ impl TestApp {
         outbox::list_after(self.ctx.store.conn(), &t.id, 0)
             .await
             .unwrap()
+            .into_iter()
+            .filter(|e| e.event_type != "scimbus.tenant.created")
+            .collect()
     }
 
     pub async fn events(&self) -> Vec<outbox::StoredEvent> {

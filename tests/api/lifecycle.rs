@@ -13,6 +13,7 @@ use scimbus::service::maintenance::{self, PurgeStep};
 use scimbus::store::{outbox, tenants};
 
 both_backends!(
+    a_new_tenants_first_event_is_tenant_created,
     deleting_a_tenant_revokes_at_once_purges_in_batches_then_emits_tenant_deleted,
     a_deleted_tenant_slug_is_never_reused,
     a_63_character_slug_is_purged_and_a_failing_purge_holds_up_no_other,
@@ -31,6 +32,43 @@ async fn create_users(app: &TestApp, n: usize) -> Vec<String> {
         ids.push(u["id"].as_str().unwrap().to_owned());
     }
     ids
+}
+
+async fn a_new_tenants_first_event_is_tenant_created(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let response = app
+        .admin(Method::POST, "/tenants", Some(json!({"slug": "globex"})))
+        .await;
+    assert_eq!(response.status(), 201);
+    let events = app.events_of("globex").await;
+    assert!(events.is_empty(), "events_of leaves tenant.created out");
+    let t = tenant_row(&app, "globex").await.unwrap();
+    let rows = outbox::list_after(app.ctx.store.conn(), &t.id, 0)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    let created = &rows[0];
+    assert_eq!(created.sequence, 1);
+    assert_eq!(created.event_type, "scimbus.tenant.created");
+    assert_eq!(created.routing_key, "globex.tenant.created");
+    assert_eq!(created.subject, "Tenants/globex");
+    assert_eq!(created.payload["data"], json!({"tenant": "globex"}));
+    assert_eq!(created.payload["time"], json!(t.created_at));
+    let validator = jsonschema::validator_for(&schema_for("scimbus.tenant.created")).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&created.payload)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    // A refused creation (slug taken) writes no event.
+    let response = app
+        .admin(Method::POST, "/tenants", Some(json!({"slug": "globex"})))
+        .await;
+    assert_scim_error(response, 409, Some("uniqueness")).await;
+    let rows = outbox::list_after(app.ctx.store.conn(), &t.id, 0)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
 }
 
 async fn tenant_row(app: &TestApp, slug: &str) -> Option<scimbus::domain::Tenant> {
@@ -187,7 +225,8 @@ async fn a_deleted_tenant_slug_is_never_reused(backend: Backend) {
     assert_eq!(maintenance::prune_once(&app.ctx).await.unwrap(), 0);
     assert_scim_error(retake().await, 409, Some("uniqueness")).await;
     app.clock.advance(TimeDelta::days(8));
-    assert_eq!(maintenance::prune_once(&app.ctx).await.unwrap(), 3);
+    // acme's four (tenant.created, two users, tenant.deleted) and other's tenant.created.
+    assert_eq!(maintenance::prune_once(&app.ctx).await.unwrap(), 5);
     assert!(tenant_row(&app, "acme").await.is_none());
     // Removed, and still never given to another tenant: consumers and routing keys know
     // tenants by slug.
@@ -288,33 +327,34 @@ async fn retention_prunes_old_events_and_the_pull_api_answers_410_before_the_mar
     let fresh = app.create_user(&user("fresh")).await;
     assert!(fresh["id"].is_string());
 
-    assert_eq!(maintenance::prune_once(&app.ctx).await.unwrap(), 3);
+    // acme's tenant.created and three users, and other's tenant.created.
+    assert_eq!(maintenance::prune_once(&app.ctx).await.unwrap(), 5);
     let sequences: Vec<i64> = app.events().await.iter().map(|e| e.sequence).collect();
-    assert_eq!(sequences, vec![4]);
+    assert_eq!(sequences, vec![5]);
     assert_eq!(
         tenant_row(&app, "acme")
             .await
             .unwrap()
             .events_pruned_through,
-        3
+        4
     );
     // Nothing more to prune; the mark holds.
     assert_eq!(maintenance::prune_once(&app.ctx).await.unwrap(), 0);
 
-    for after in ["0", "2"] {
+    for after in ["0", "3"] {
         let response = app
             .events_api("acme", &format!("?after={after}"), &token)
             .await;
         let body = assert_scim_error(response, 410, None).await;
         assert!(body["detail"].as_str().unwrap().contains("snapshot"));
     }
-    let response = app.events_api("acme", "?after=3", &token).await;
+    let response = app.events_api("acme", "?after=4", &token).await;
     assert_eq!(response.status(), 200);
     let page: Value = response.json().await.unwrap();
-    assert_eq!(page["events"][0]["sequence"], "0000000000000000004");
-    // Other tenants are unaffected and nothing is lost after the mark.
+    assert_eq!(page["events"][0]["sequence"], "0000000000000000005");
+    // Each tenant has its own mark: other's covers its own tenant.created only.
     let other = tenant_row(&app, "other").await.unwrap();
-    assert_eq!(other.events_pruned_through, 0);
+    assert_eq!(other.events_pruned_through, 1);
 }
 
 async fn with_a_relay_retention_keeps_unpublished_events_whatever_their_age(backend: Backend) {
@@ -323,18 +363,19 @@ async fn with_a_relay_retention_keeps_unpublished_events_whatever_their_age(back
     app.clock.advance(TimeDelta::days(30));
     let mut ctx = app.ctx.clone();
     ctx.keep_unpublished = true;
-    assert_eq!(maintenance::prune_once(&ctx).await.unwrap(), 0);
+    // Only the fixture's published tenant.created events (acme's and other's) go.
+    assert_eq!(maintenance::prune_once(&ctx).await.unwrap(), 2);
     let tenant = tenant_row(&app, "acme").await.unwrap();
     scimbus::events::sequencer::number_all(&ctx.store)
         .await
         .unwrap();
-    // The first two are published; the third is not: only the first two may go.
-    outbox::mark_published(ctx.store.conn(), &[(tenant.id.clone(), 1, 2)], &ctx.now())
+    // The first two users are published; the third is not: only the first two may go.
+    outbox::mark_published(ctx.store.conn(), &[(tenant.id.clone(), 2, 3)], &ctx.now())
         .await
         .unwrap();
     assert_eq!(maintenance::prune_once(&ctx).await.unwrap(), 2);
     let left: Vec<i64> = app.events().await.iter().map(|e| e.sequence).collect();
-    assert_eq!(left, vec![3]);
+    assert_eq!(left, vec![4]);
 }
 
 async fn erasure_redacts_a_subjects_payloads_and_keeps_the_envelopes(backend: Backend) {
@@ -563,10 +604,11 @@ async fn unpublished_events_are_kept_by_default_on_postgres_and_pruned_on_a_lone
     create_users(&app, 2).await;
     app.clock.advance(TimeDelta::days(8));
     let pruned = maintenance::prune_once(&app.ctx).await.unwrap();
+    // The fixture's tenant.created events (acme's and other's) are published.
     match backend {
-        // Another process (`scimbus relay`) may be publishing them.
-        Backend::Postgres => assert_eq!(pruned, 0),
+        // Another process (`scimbus relay`) may be publishing the users'.
+        Backend::Postgres => assert_eq!(pruned, 2),
         // One process, no broker: nothing will ever publish them.
-        Backend::Sqlite => assert_eq!(pruned, 2),
+        Backend::Sqlite => assert_eq!(pruned, 4),
     }
 }

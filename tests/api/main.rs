@@ -24,6 +24,7 @@ mod hardening;
 mod health;
 mod isolation;
 mod lifecycle;
+mod longpoll;
 mod openapi;
 mod outbox;
 mod pages;

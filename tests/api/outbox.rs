@@ -51,11 +51,11 @@ async fn each_user_write_appends_one_event_in_sequence_with_its_version(backend:
     assert_eq!(
         summary,
         vec![
-            (1, "scimbus.user.created", 1),
-            (2, "scimbus.user.updated", 2),
-            (3, "scimbus.user.deactivated", 3),
-            (4, "scimbus.user.reactivated", 4),
-            (5, "scimbus.user.deleted", 5),
+            (2, "scimbus.user.created", 1),
+            (3, "scimbus.user.updated", 2),
+            (4, "scimbus.user.deactivated", 3),
+            (5, "scimbus.user.reactivated", 4),
+            (6, "scimbus.user.deleted", 5),
         ]
     );
     let keys: Vec<&str> = events.iter().map(|e| e.routing_key.as_str()).collect();

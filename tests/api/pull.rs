@@ -34,6 +34,16 @@ async fn pull(app: &TestApp, token: &str, query: &str) -> Value {
     response.json().await.unwrap()
 }
 
+/// The `type` of each event of a page.
+pub fn event_types(page: &Value) -> Vec<String> {
+    page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 fn sequences(page: &Value) -> Vec<i64> {
     page["events"]
         .as_array()
@@ -49,24 +59,26 @@ async fn the_pull_api_pages_events_in_sequence_order_with_the_next_cursor(backen
     for i in 0..5 {
         app.create_user(&user(&format!("user{i}"))).await;
     }
+    // Sequence 1 is the tenant's `tenant.created`.
     let first = pull(&app, &token, "?limit=2").await;
     assert_eq!(sequences(&first), vec![1, 2]);
+    assert_eq!(first["events"][0]["type"], "scimbus.tenant.created");
     assert_eq!(first["next"], 2);
     assert_eq!(first["hasMore"], true);
     let second = pull(&app, &token, "?after=2&limit=2").await;
     assert_eq!(sequences(&second), vec![3, 4]);
     let last = pull(&app, &token, "?after=4&limit=2").await;
-    assert_eq!(sequences(&last), vec![5]);
-    assert_eq!(last["next"], 5);
+    assert_eq!(sequences(&last), vec![5, 6]);
+    assert_eq!(last["next"], 6);
     assert_eq!(last["hasMore"], false);
-    let empty = pull(&app, &token, "?after=5").await;
+    let empty = pull(&app, &token, "?after=6").await;
     assert_eq!(sequences(&empty), Vec::<i64>::new());
-    assert_eq!(empty["next"], 5, "an empty page keeps the cursor");
+    assert_eq!(empty["next"], 6, "an empty page keeps the cursor");
 
     // Served exactly as stored (and as the relay publishes), unpublished or not.
     let stored = app.events().await;
     assert!(stored.iter().all(|e| e.published_at.is_none()));
-    let all = pull(&app, &token, "").await;
+    let all = pull(&app, &token, "?after=1").await;
     let served: Vec<&Value> = all["events"].as_array().unwrap().iter().collect();
     let expected: Vec<&Value> = stored.iter().map(|e| &e.payload).collect();
     assert_eq!(served, expected);
@@ -89,7 +101,8 @@ async fn pulling_while_writers_commit_concurrently_never_skips_or_repeats_a_sequ
         }));
     }
     let mut seen = Vec::new();
-    let mut after = 0;
+    // After the tenant's tenant.created.
+    let mut after = 1;
     let mut writers_done = false;
     loop {
         let page = pull(&app, &token, &format!("?after={after}&limit=7")).await;
@@ -116,7 +129,7 @@ async fn pulling_while_writers_commit_concurrently_never_skips_or_repeats_a_sequ
     for w in writers {
         w.await.unwrap();
     }
-    let expected: Vec<i64> = (1..=(WRITERS * EACH) as i64).collect();
+    let expected: Vec<i64> = (2..=(WRITERS * EACH) as i64 + 1).collect();
     assert_eq!(seen, expected);
 }
 
@@ -136,14 +149,11 @@ async fn the_pull_api_filters_by_type_and_rejects_unknown_types_and_bad_numbers(
         "?types=scimbus.user.created,scimbus.user.deleted",
     )
     .await;
-    let types: Vec<&str> = page["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["type"].as_str().unwrap())
-        .collect();
-    assert_eq!(types, vec!["scimbus.user.created", "scimbus.user.deleted"]);
-    assert_eq!(page["next"], 3);
+    assert_eq!(
+        event_types(&page),
+        ["scimbus.user.created", "scimbus.user.deleted"]
+    );
+    assert_eq!(page["next"], 4);
 
     for query in [
         "?types=scimbus.user.exploded",
@@ -157,7 +167,10 @@ async fn the_pull_api_filters_by_type_and_rejects_unknown_types_and_bad_numbers(
         assert_scim_error(response, 400, Some("invalidValue")).await;
     }
     // Unknown parameters are ignored.
-    assert_eq!(sequences(&pull(&app, &token, "?foo=bar").await).len(), 3);
+    assert_eq!(
+        sequences(&pull(&app, &token, "?after=1&foo=bar").await).len(),
+        3
+    );
 }
 
 async fn the_pull_api_needs_an_events_read_token_of_that_tenant(backend: Backend) {
@@ -181,10 +194,10 @@ async fn the_pull_api_needs_an_events_read_token_of_that_tenant(backend: Backend
         .await
         .unwrap();
     assert_eq!(response.status(), 401);
-    // The other tenant's own events are empty: nothing of acme leaks.
+    // The other tenant's own events are its tenant.created alone: nothing of acme leaks.
     let response = app.events_api("other", "", &other).await;
     let page: Value = response.json().await.unwrap();
-    assert_eq!(page["events"], json!([]));
+    assert_eq!(event_types(&page), ["scimbus.tenant.created"]);
     // Snapshots need the scope too.
     let response = app.events_api("acme", "/snapshot/Users", &app.token).await;
     assert_scim_error(response, 403, None).await;
@@ -284,7 +297,7 @@ async fn a_snapshot_of_one_resource_answers_404_once_it_is_gone(backend: Backend
     let one = pull(&app, &token, &format!("/snapshot/Users/{id}")).await;
     assert_eq!(one["data"]["version"], 2);
     assert_eq!(one["data"]["resource"]["title"], "Boss");
-    assert_eq!(one["sequence"], "0000000000000000002");
+    assert_eq!(one["sequence"], "0000000000000000003");
     assert_eq!(app.delete(&format!("/Users/{id}")).await.status(), 204);
     let response = app
         .events_api("acme", &format!("/snapshot/Users/{id}"), &token)
@@ -351,7 +364,7 @@ async fn concurrent_writes_to_the_same_users_keep_each_users_versions_in_sequenc
     let mut last: Vec<(i64, String)> = Vec::new();
     loop {
         let done = writers.iter().all(|w| w.is_finished());
-        let now = feed(&pull(&app, &token, "?after=0&limit=1000").await);
+        let now = feed(&pull(&app, &token, "?after=1&limit=1000").await);
         assert!(
             now.len() >= last.len() && now[..last.len()] == last[..],
             "a later pull is not an extension of the earlier one"
@@ -365,12 +378,13 @@ async fn concurrent_writes_to_the_same_users_keep_each_users_versions_in_sequenc
     for w in writers {
         w.await.unwrap();
     }
-    let last = feed(&pull(&app, &token, "?after=0&limit=1000").await);
+    let last = feed(&pull(&app, &token, "?after=1&limit=1000").await);
     let events = app.events().await;
     assert_eq!(events.len(), USERS + WRITERS * EACH);
     assert_eq!(last.len(), events.len());
     let sequences: Vec<i64> = events.iter().map(|e| e.sequence).collect();
-    assert_eq!(sequences, (1..=events.len() as i64).collect::<Vec<_>>());
+    // After the tenant's tenant.created (1).
+    assert_eq!(sequences, (2..=events.len() as i64 + 1).collect::<Vec<_>>());
     let mut versions: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
     for event in &events {
         let version = event.payload["data"]["version"].as_i64().unwrap();
@@ -407,11 +421,12 @@ async fn a_page_read_while_retention_prunes_never_skips_events_without_a_410(bac
             .send(),
     );
     assert!(pause.reached().await);
+    // The three old users, and acme's and other's tenant.created.
     assert_eq!(
         scimbus::service::maintenance::prune_once(&app.ctx)
             .await
             .unwrap(),
-        3
+        5
     );
     pause.release();
     let response = request.await.unwrap().unwrap();

@@ -1,0 +1,208 @@
+//! Wakes long-polling pull requests (`/events/v1/{tenant}?wait=`) when an event of their
+//! tenant commits, in this process or in another replica.
+//!
+//! A waiting request holds no database connection: it subscribes to its tenant here,
+//! reads a page, and when the page is empty awaits a wake-up (or its deadline) with the
+//! connection back in the pool. Writes in this process wake their tenant's waiters at once
+//! (`Context::signal_events`); writes in other replicas arrive through the notification
+//! the announcer sends after commit (`events::announce`, outside every write transaction,
+//! so no write takes a database-wide lock), whose payload names the tenants written. One
+//! `LISTEN` connection per process receives them ([`listen`]). A wake-up is a hint: the
+//! request reads the database again, and a missed one only delays it to its deadline.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::store::outbox::NOTIFY_CHANNEL;
+
+/// The payload that wakes every waiter (too many tenants for one notification).
+pub const EVERY_TENANT: &str = "*";
+
+/// Per tenant, a counter its waiters watch; a wake-up bumps it.
+#[derive(Debug, Default, Clone)]
+pub struct EventWaiters {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    tenants: Mutex<HashMap<String, watch::Sender<u64>>>,
+    closed: AtomicBool,
+}
+
+impl EventWaiters {
+    /// A receiver that changes at the next wake-up of `tenant_id`: take it before reading
+    /// the page, so a commit between the read and the wait is not missed.
+    pub fn subscribe(&self, tenant_id: &str) -> watch::Receiver<u64> {
+        let mut tenants = self
+            .inner
+            .tenants
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match tenants.get(tenant_id) {
+            Some(sender) => sender.subscribe(),
+            None => {
+                let (sender, receiver) = watch::channel(0);
+                tenants.insert(tenant_id.to_owned(), sender);
+                receiver
+            }
+        }
+    }
+
+    /// Wakes the waiters of `tenant_id`; forgets the tenant when nobody waits on it.
+    pub fn wake(&self, tenant_id: &str) {
+        let mut tenants = self
+            .inner
+            .tenants
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(sender) = tenants.get(tenant_id) {
+            if sender.receiver_count() == 0 {
+                tenants.remove(tenant_id);
+            } else {
+                sender.send_modify(|n| *n = n.wrapping_add(1));
+            }
+        }
+    }
+
+    /// Wakes every waiter (a notification too large to name its tenants, or a `LISTEN`
+    /// connection that was lost and may have missed some).
+    pub fn wake_all(&self) {
+        let mut tenants = self
+            .inner
+            .tenants
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        tenants.retain(|_, sender| sender.receiver_count() > 0);
+        for sender in tenants.values() {
+            sender.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+
+    /// The server is stopping: every waiter answers now with what it has, and no request
+    /// waits any more, so a graceful shutdown is not held up by long-polls.
+    pub fn close(&self) {
+        self.inner.closed.store(true, Ordering::SeqCst);
+        self.wake_all();
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::SeqCst)
+    }
+
+    /// Wakes the tenants a notification's payload names (`EVERY_TENANT` or empty: all).
+    pub fn wake_from_payload(&self, payload: &str) {
+        if payload.is_empty() || payload == EVERY_TENANT {
+            self.wake_all();
+        } else {
+            payload.split(',').for_each(|id| self.wake(id));
+        }
+    }
+
+    /// How many requests wait on `tenant_id` (or are reading before they wait).
+    pub fn waiting(&self, tenant_id: &str) -> usize {
+        self.inner
+            .tenants
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(tenant_id)
+            .map_or(0, watch::Sender::receiver_count)
+    }
+
+    /// How many tenants have a waiter (or had one since their last wake-up).
+    pub fn tenants_watched(&self) -> usize {
+        self.inner
+            .tenants
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
+
+/// Pause before `LISTEN` is tried again after its connection failed.
+const RELISTEN_AFTER: Duration = Duration::from_secs(1);
+
+/// Until `stop` turns true: `LISTEN`s on the announcer's channel and wakes the tenants
+/// each notification names. After the connection is (re)established every waiter is woken,
+/// since notifications sent meanwhile were lost.
+pub async fn listen(url: String, waiters: EventWaiters, mut stop: watch::Receiver<bool>) {
+    while !*stop.borrow() {
+        let mut listener = match sea_orm::sqlx::postgres::PgListener::connect(&url).await {
+            Ok(l) => l,
+            Err(error) => {
+                tracing::debug!(%error, "long-poll LISTEN connection failed; retrying");
+                tokio::select! {
+                    _ = stop.changed() => break,
+                    () = tokio::time::sleep(RELISTEN_AFTER) => continue,
+                }
+            }
+        };
+        if let Err(error) = listener.listen(NOTIFY_CHANNEL).await {
+            tracing::debug!(%error, "LISTEN failed; retrying");
+            tokio::time::sleep(RELISTEN_AFTER).await;
+            continue;
+        }
+        waiters.wake_all();
+        loop {
+            tokio::select! {
+                _ = stop.changed() => return,
+                received = listener.try_recv() => match received {
+                    Ok(Some(notification)) => waiters.wake_from_payload(notification.payload()),
+                    // The connection was lost (sqlx reconnects on the next call): what was
+                    // sent meanwhile is gone, so everyone reads again.
+                    Ok(None) => waiters.wake_all(),
+                    Err(error) => {
+                        tracing::debug!(%error, "long-poll LISTEN connection lost");
+                        break;
+                    }
+                },
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_wake_up_reaches_the_tenants_waiters_only() {
+        let waiters = EventWaiters::default();
+        let mut a = waiters.subscribe("a");
+        let mut b = waiters.subscribe("b");
+        waiters.wake("a");
+        assert!(a.has_changed().unwrap());
+        assert!(!b.has_changed().unwrap());
+        a.borrow_and_update();
+        waiters.wake_from_payload("b,c");
+        assert!(!a.has_changed().unwrap());
+        assert!(b.has_changed().unwrap());
+        b.borrow_and_update();
+        waiters.wake_from_payload(EVERY_TENANT);
+        assert!(a.has_changed().unwrap() && b.has_changed().unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_tenant_nobody_waits_on_is_forgotten() {
+        let waiters = EventWaiters::default();
+        drop(waiters.subscribe("a"));
+        assert_eq!(waiters.tenants_watched(), 1);
+        waiters.wake("a");
+        assert_eq!(waiters.tenants_watched(), 0);
+        waiters.wake_all();
+        assert_eq!(waiters.tenants_watched(), 0);
+    }
+
+    #[tokio::test]
+    async fn closing_wakes_everyone_and_says_so() {
+        let waiters = EventWaiters::default();
+        let mut a = waiters.subscribe("a");
+        waiters.close();
+        assert!(waiters.is_closed());
+        a.changed().await.unwrap();
+    }
+}
