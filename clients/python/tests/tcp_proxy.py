@@ -1,5 +1,5 @@
-"""A TCP proxy between a client and the broker that a test can cut, to make a broker outage
-without touching the shared RabbitMQ."""
+"""A TCP proxy between a client and a server (the broker, the pull API) that a test can cut,
+to make an outage without touching the shared RabbitMQ."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ class TcpProxy:
         self.port = 0
         self.refusing = False
         """While set, new connections are closed at once (the broker looks down)."""
+        self.refused = 0
 
     async def start(self) -> int:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
@@ -25,6 +26,7 @@ class TcpProxy:
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.refusing:
+            self.refused += 1
             writer.transport.abort()
             return
         try:

@@ -454,3 +454,90 @@ async def test_the_pull_cursor_follows_settled_deliveries_so_a_restart_reads_onl
     await again.stop()
     reads = [query for path, query in fake.requests if path == "/events/v1/acme"]
     assert reads and reads[0]["after"] == "3", reads
+
+
+async def test_a_credential_of_every_tenant_binds_wildcards_so_a_new_tenants_events_arrive_by_themselves(
+    broker, fake, recorder
+):
+    from scimbus_consumer.testing import EventFactory
+
+    fake.add_app_token("scimbus_app_all")
+    fake.tenant("acme").snapshot_sequence = 0
+    consumer = broker.consumer(
+        routing_keys=None,
+        catch_up=True,
+        pull=PullClient(fake.base_url, app_token="scimbus_app_all"),
+        tenant_refresh_interval=3600,  # refreshed by the test
+    )
+
+    @consumer.on_any
+    async def anything(event, ctx):
+        await recorder.add(event.tenant, (event.type, event.id))
+
+    await consumer.start()
+    await asyncio.wait_for(consumer.consuming.wait(), WAIT)
+    assert consumer.routing_keys == ["*.user.*", "*.group.*", "*.tenant.*"]
+
+    globex = EventFactory(tenant="globex")
+    events = [globex.tenant_created(), globex.user_created("u1")]
+    for event in events:
+        await fake.append_event("globex", event)
+        await broker.publish(event)  # scimbus's relay publishes them: the wildcard bindings take them
+    await recorder.wait_for(lambda: len(recorder.of("globex")) == 2)
+    changes = await consumer.refresh_tenants()  # catches the new tenant up through the pull API too
+    assert changes.added == ["globex"]
+    await consumer.stop()
+    assert sorted(recorder.of("globex")) == sorted((e["type"], e["id"]) for e in events)  # each handled once
+
+
+async def test_a_credential_of_some_tenants_binds_a_new_tenant_at_refresh_and_unbinds_one_that_left(
+    broker, factory, fake, recorder
+):
+    from scimbus_consumer.testing import EventFactory
+
+    fake.add_app_token("scimbus_app_some", {"acme"})
+    fake.tenant("acme").snapshot_sequence = 0
+    consumer = broker.consumer(
+        routing_keys=None,
+        catch_up=True,
+        pull=PullClient(fake.base_url, app_token="scimbus_app_some"),
+        tenant_refresh_interval=3600,  # refreshed by the test
+    )
+
+    @consumer.on_any
+    async def anything(event, ctx):
+        await recorder.add(event.tenant, (event.type, ctx.origin))
+
+    await consumer.start()
+    await asyncio.wait_for(consumer.consuming.wait(), WAIT)
+    assert consumer.routing_keys == ["acme.user.*", "acme.group.*", "acme.tenant.*"]
+
+    globex = EventFactory(tenant="globex")
+    for event in [globex.tenant_created(), globex.user_created("u1")]:
+        await fake.append_event("globex", event)
+        await broker.publish(event)  # published before the app may read globex: no binding takes it
+    fake.app_tokens["scimbus_app_some"] = {"acme", "globex"}
+    assert (await consumer.refresh_tenants()).added == ["globex"]
+    assert "globex.user.*" in consumer.routing_keys
+    await recorder.wait_for(lambda: len(recorder.of("globex")) == 2)  # through the pull API from its first event
+    updated = globex.user_updated("u1", 2)
+    await fake.append_event("globex", updated)
+    await broker.publish(updated)
+    await recorder.wait_for(lambda: len(recorder.of("globex")) == 3)
+
+    fake.app_tokens["scimbus_app_some"] = {"globex"}
+    assert (await consumer.refresh_tenants()).removed == ["acme"]
+    await broker.publish(factory.user_created("u9"))  # acme's keys are unbound: not routed to the queue
+    last = globex.user_updated("u1", 3)
+    await fake.append_event("globex", last)
+    await broker.publish(last)
+    await recorder.wait_for(lambda: len(recorder.of("globex")) == 4)
+    await consumer.stop()
+    assert recorder.of("globex") == [
+        ("scimbus.tenant.created", "pull"),
+        ("scimbus.user.created", "pull"),
+        ("scimbus.user.updated", "broker"),
+        ("scimbus.user.updated", "broker"),
+    ]
+    assert recorder.of("acme") == []
+    assert await broker.ready_count(consumer.queue_name) == 0

@@ -109,6 +109,7 @@ def _instances(event_type: str) -> list[dict[str, Any]]:
         "scimbus.group.members_removed": lambda: [f.members_removed("g1", 2, ["u1"])],
         "scimbus.user.snapshot": lambda: [f.user_snapshot("u1", 3)],
         "scimbus.group.snapshot": lambda: [f.group_snapshot("g1", 4, ["u1", ("g2", "Group")]), f.group_snapshot("g2", 1)],
+        "scimbus.tenant.created": lambda: [f.tenant_created()],
         "scimbus.tenant.deleted": lambda: [f.tenant_deleted()],
     }
     return build[event_type]()

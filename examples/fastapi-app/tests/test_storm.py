@@ -262,7 +262,9 @@ async def test_three_consumer_processes_and_a_kill_converge_with_every_handler_r
                 )
             finally:
                 await db.close()
-            emitted = {e["id"] for e in events}
+            # The tenant existed before the app: its bootstrap snapshot starts after its
+            # tenant.created, and its queue did not exist when that was published.
+            emitted = {e["id"] for e in events if e["type"] != "scimbus.tenant.created"}
             skipped = sorted(emitted - set(runs))
             twice = sorted(e for e, n in runs.items() if n > 1)
             unknown = sorted(set(runs) - emitted)

@@ -1,6 +1,7 @@
-"""Consume scimbus's user and group lifecycle events (CloudEvents 1.0 over RabbitMQ) in a
-FastAPI app: typed events, per-resource ordering, version tracking, dedupe, dead-lettering,
-and catch-up through scimbus's pull API."""
+"""Consume scimbus's user and group lifecycle events (CloudEvents 1.0 over RabbitMQ, or
+long-polls of scimbus's pull API without a broker) in a FastAPI app: typed events,
+per-resource ordering, version tracking, dedupe, dead-lettering, catch-up through the pull
+API, and tenants followed as an application credential gains them."""
 
 from .access import AccessChange, AccessReason, AccessState
 from .consumer import (
@@ -11,7 +12,9 @@ from .consumer import (
     QueueMismatch,
     ResourceGone,
     Status,
+    TenantChanges,
     decide,
+    default_routing_keys,
     topic_matches,
 )
 from .effects import Effect
@@ -27,6 +30,7 @@ from .models import (
     GroupUpdated,
     ScimGroup,
     ScimUser,
+    TenantCreated,
     TenantDeleted,
     UnknownEvent,
     UserCreated,
@@ -38,7 +42,7 @@ from .models import (
     parse_event,
     routing_key,
 )
-from .pull import Gone, PullClient, PullError
+from .pull import Gone, ListedTenant, PullClient, PullError, TenantList
 from .store import MemoryStore, ResourceState, Store
 
 __all__ = [
@@ -59,6 +63,7 @@ __all__ = [
     "GroupSnapshot",
     "GroupUpdated",
     "HandlerFailed",
+    "ListedTenant",
     "MemoryStore",
     "Outcome",
     "PullClient",
@@ -70,7 +75,10 @@ __all__ = [
     "ScimUser",
     "Status",
     "Store",
+    "TenantChanges",
+    "TenantCreated",
     "TenantDeleted",
+    "TenantList",
     "UnknownEvent",
     "UserCreated",
     "UserDeactivated",
@@ -79,6 +87,7 @@ __all__ = [
     "UserSnapshot",
     "UserUpdated",
     "decide",
+    "default_routing_keys",
     "parse_event",
     "routing_key",
     "topic_matches",

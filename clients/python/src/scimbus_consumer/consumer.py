@@ -1,6 +1,7 @@
-"""The consumer: one durable quorum queue per app on scimbus's topic exchange, per-resource
-ordering, version tracking with resync on gaps, dedupe by event id, retries in place then
-dead-lettering, and catch-up through the pull API at start."""
+"""The consumer: one durable quorum queue per app on scimbus's topic exchange, or, without a
+broker, long-polls of scimbus's pull API per tenant; per-resource ordering, version tracking
+with resync on gaps, dedupe by event id, retries in place then dead-lettering, catch-up
+through the pull API at start, and tenants followed as an application credential gains them."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Any, Literal
 
 import aio_pika
 from aio_pika.abc import (
+    AbstractExchange,
     AbstractIncomingMessage,
     AbstractQueue,
     AbstractQueueIterator,
@@ -49,13 +51,16 @@ from .models import (
     parse_event,
     routing_key,
 )
-from .pull import Gone, PullClient
+from .pull import MAX_WAIT, EventPage, Gone, PullClient
 from .store import MemoryStore, ResourceState, Store
 
 log = logging.getLogger("scimbus_consumer")
 
 Origin = Literal["broker", "pull", "snapshot", "resync", "reconcile", "replay"]
 VERSIONED_RESOURCES = ("Users", "Groups")
+# The store lock taken to move a tenant's pull cursor: a key of its own beside the resources',
+# so that two processes cannot both read a cursor and the later write move it back.
+CURSOR_LOCK = "Cursors/pull"
 
 
 class Outcome(enum.Enum):
@@ -166,18 +171,42 @@ class Status:
     """`Consumer.status()`."""
 
     state: str
-    """`connecting` (the broker cannot be reached yet), `catching_up` (through the pull API),
-    `consuming`, `reconnecting` (consuming, but the broker connection is down now),
+    """`connecting` (the broker, or in pull-only mode the tenant listing, cannot be reached
+    yet), `catching_up` (through the pull API), `consuming`, `reconnecting` (consuming, but
+    the broker connection is down now; in pull-only mode: a tenant's pulls fail now),
     `stopped`, or `failed` (a configuration error, see `last_error`)."""
     broker_connected: bool
     ready: bool
-    """Consuming over a live broker connection."""
+    """Consuming over a live broker connection; in pull-only mode, consuming with every
+    followed tenant's last pull successful."""
     last_error: str | None
     last_applied_at: datetime | None
     """When this process last settled an event."""
     lag_seconds: float | None
     """Now minus the `time` of the newest event settled: how far behind scimbus the app is
     when events keep coming (it grows while none come, so read it with `last_applied_at`)."""
+    transport: Literal["broker", "pull"]
+    """How events arrive: the app's queue, or long-polls of the pull API (pull-only mode)."""
+
+
+@dataclass(frozen=True)
+class TenantChanges:
+    """What one round of `Consumer.refresh_tenants()` changed."""
+
+    added: list[str]
+    """Tenants followed from now on (from their first event, or their stored cursor)."""
+    removed: list[str]
+    """Tenants no longer followed: gone from the listing, or deleted (then read through
+    their `scimbus.tenant.deleted` once more, when the app holds anything of them)."""
+
+
+def default_routing_keys(tenants: Iterable[str], *, all_tenants: bool = False) -> list[str]:
+    """The bindings that follow `tenants`: each one's user, group and tenant events, or,
+    for a credential covering every tenant, the same for any tenant (`*.user.*`, …), so a
+    tenant created later has its events in the queue from its first one on."""
+    if all_tenants:
+        return ["*.user.*", "*.group.*", "*.tenant.*"]
+    return [k for t in tenants for k in (f"{t}.user.*", f"{t}.group.*", f"{t}.tenant.*")]
 
 
 def _redact(url: str) -> str:
@@ -297,17 +326,38 @@ def decide(event: Envelope, state: ResourceState, *, force: bool = False, refres
 class Consumer:
     """Consumes scimbus events for one app.
 
-    Declares `queue` (durable, `x-queue-type: quorum`, dead-lettering to `<queue>.dlx`, a
-    fanout exchange bound to the quorum queue `<queue>.dlq`) and binds it to `exchange` with
-    `routing_keys` (default: `<t>.user.*`, `<t>.group.*`, `<t>.tenant.deleted` for each
-    tenant the pull client has a token for, or of `tenants`).
+    With `amqp_url`, declares `queue` (durable, `x-queue-type: quorum`, dead-lettering to
+    `<queue>.dlx`, a fanout exchange bound to the quorum queue `<queue>.dlq`) and binds it to
+    `exchange` with `routing_keys`. Without (`amqp_url=None`, pull-only mode), `pull` is
+    required and each followed tenant is read by long-polls of the pull API (`poll_wait`
+    seconds each); RabbitMQ is never contacted.
+
+    Which tenants, which bindings:
+
+    - `routing_keys` given: bound as given, never changed; they also filter what catch-up
+      and long-polls apply.
+    - otherwise `tenants` given: `<t>.user.*`, `<t>.group.*`, `<t>.tenant.*` for each.
+    - otherwise the pull client's per-tenant tokens: the same for each token's tenant.
+    - otherwise the pull client's application credential: tenants are listed at start and
+      every `tenant_refresh_interval` seconds; a credential covering every tenant binds
+      `*.user.*`, `*.group.*`, `*.tenant.*` (new tenants' events arrive by themselves), one
+      covering a set binds each listed tenant's keys, binding a new tenant's and unbinding
+      those that left the listing at each refresh.
+
+    The tenants followed (caught up; in pull-only mode, long-polled) are the pull client's:
+    its tokens' tenants, or those its application credential lists, limited to `tenants`
+    when given. With an application credential the listing is refreshed whatever was
+    given, so a tenant created later (and in `tenants`, when given) is followed without a
+    restart, from its first event (`scimbus.tenant.created`). Bindings of a tenant that left
+    the credential while the app was stopped stay on the queue (remove them with
+    `rabbitmqctl`).
     """
 
     def __init__(
         self,
         *,
-        amqp_url: str,
-        queue: str,
+        amqp_url: str | None = None,
+        queue: str | None = None,
         routing_keys: Iterable[str] | None = None,
         tenants: Iterable[str] | None = None,
         exchange: str = "scimbus.events",
@@ -333,22 +383,39 @@ class Consumer:
         gating_groups: Iterable[str] | Mapping[str, Iterable[str]] | None = None,
         effect_max_attempts: int = 10,
         metrics: Metrics | None = None,
+        poll_wait: float = 30.0,
+        tenant_refresh_interval: float = 30.0,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
+        if amqp_url is None and pull is None:
+            raise ValueError("without amqp_url (pull-only mode) a pull client is required")
+        if amqp_url is not None and queue is None:
+            raise ValueError("with amqp_url, name the app's queue")
+        if not 0 < poll_wait <= MAX_WAIT:
+            raise ValueError(f"poll_wait must be more than 0 and at most {MAX_WAIT} seconds")
         self.amqp_url = amqp_url
         self.queue_name = queue
         self.exchange_name = exchange
         self.declare_exchange = declare_exchange
         self.store: Store = store if store is not None else MemoryStore()
         self.pull = pull
+        # With an application credential the tenants are discovered (listed at start, then
+        # every `tenant_refresh_interval` seconds), whatever else was given.
+        self._discovers = pull is not None and pull.app_token is not None
+        self._tenant_filter = set(tenants) if tenants else None
         tenant_list = list(tenants) if tenants is not None else (pull.tenants if pull else [])
+        # The bindings follow the listing only when nothing fixed them.
+        self._keys_follow_listing = self._discovers and routing_keys is None and not tenants
         if routing_keys is None:
-            if not tenant_list:
-                raise ValueError("give routing_keys, tenants, or a pull client with tokens")
-            routing_keys = [k for t in tenant_list for k in (f"{t}.user.*", f"{t}.group.*", f"{t}.tenant.deleted")]
+            if not tenant_list and not self._discovers:
+                raise ValueError("give routing_keys, tenants, or a pull client with tokens or an application credential")
+            all_tenants = self._keys_follow_listing and pull is not None and pull.all_tenants
+            routing_keys = default_routing_keys(tenant_list, all_tenants=all_tenants)
         self.routing_keys = list(routing_keys)
         self.tenants = tenant_list
+        self.poll_wait = poll_wait
+        self.tenant_refresh_interval = tenant_refresh_interval
         self.max_attempts = max_attempts
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
@@ -403,6 +470,8 @@ class Consumer:
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractRobustChannel | None = None
         self._queue: AbstractQueue | None = None
+        self._exchange: AbstractExchange | None = None
+        self._bound: list[str] = []
         self._iterator: AbstractQueueIterator | None = None
         self._run_task: asyncio.Task[None] | None = None
         self._progress = _Progress()
@@ -411,6 +480,16 @@ class Consumer:
         self._state = "stopped"
         self._link_up = False
         self._broker_error: str | None = None
+        self._listed = False
+        self._listing_error: str | None = None
+        self._refresh_task: asyncio.Task[None] | None = None
+        # Pull-only mode: one task per followed tenant, and the error of each whose last
+        # round failed (the status is not ready while any did).
+        self._follows: dict[str, asyncio.Task[None]] = {}
+        self._pull_errors: dict[str, str] = {}
+        # Broker mode: tenants found by a refresh whose catch-up from their first event
+        # failed; the next refresh tries again.
+        self._behind: set[str] = set()
         self._last_applied_at: datetime | None = None
         self._last_event_time: datetime | None = None
         self.consuming = asyncio.Event()
@@ -503,30 +582,70 @@ class Consumer:
         """The broker connection is up now (false during a cut, while aio-pika reconnects)."""
         return self._connection is not None and not self._connection.is_closed and self._link_up
 
+    @property
+    def pull_only(self) -> bool:
+        """No broker: events come from long-polls of the pull API."""
+        return self.amqp_url is None
+
+    @property
+    def _name(self) -> str:
+        return self.queue_name or "pull"
+
     def status(self) -> Status:
         """Where the consumer stands, for readiness checks and dashboards."""
         state = self._state
-        if state == "consuming" and not self.connected:
-            state = "reconnecting"
+        if self.pull_only:
+            trouble = self._listing_error or next(iter(self._pull_errors.values()), None)
+            if state == "consuming" and self._pull_errors:
+                state = "reconnecting"
+            last_error = trouble or self._broker_error
+        else:
+            if state == "consuming" and not self.connected:
+                state = "reconnecting"
+            last_error = self._broker_error or self._listing_error
         now = datetime.now(timezone.utc)
         lag = None if self._last_event_time is None else max(0.0, (now - self._last_event_time).total_seconds())
         return Status(
             state=state,
             broker_connected=self.connected,
             ready=state == "consuming",
-            last_error=self._broker_error,
+            last_error=last_error,
             last_applied_at=self._last_applied_at,
             lag_seconds=lag,
+            transport="pull" if self.pull_only else "broker",
         )
 
     async def start(self) -> None:
-        """Start consuming, in the background. One attempt to reach the broker is made here,
-        so a configuration error (`QueueMismatch`) is raised at once; when the broker cannot be
-        reached, the app starts all the same: the consumer keeps trying every
-        `reconnect_interval` seconds and, with a pull client, catches up through the pull API
-        meanwhile. Once connected it declares the topology, catches up, and consumes the
-        queue (`consuming` is set). `status()` says where it stands."""
+        """Start consuming, in the background.
+
+        With a broker, one attempt to reach it is made here (after listing the tenants, with
+        an application credential whose listing decides the bindings), so a configuration
+        error (`QueueMismatch`) is raised at once; when the broker cannot be reached, the app
+        starts all the same: the consumer keeps trying every `reconnect_interval` seconds
+        and, with a pull client, catches up through the pull API meanwhile. Once connected it
+        declares the topology, catches up, and consumes the queue (`consuming` is set).
+
+        Pull-only, nothing is contacted here: in the background the consumer lists the
+        tenants (application credential), catches them up, resyncs marked resources, sets
+        `consuming`, then follows each tenant with long-polls; failures are retried with
+        backoff (`backoff_initial` … `backoff_max`) forever. `status()` says where it stands."""
         self._state = "connecting"
+        if not self.pull_only:
+            await self._start_broker()
+        self._run_task = asyncio.create_task(self._run(), name=f"scimbus-consumer-{self._name}")
+        self._run_task.add_done_callback(self._run_ended)
+        if self.pull is not None and not self.pull_only:
+            self._cursor_task = asyncio.create_task(self._cursor_loop(), name=f"scimbus-cursors-{self._name}")
+        self.effects.start()
+        if self.dedupe_retention is not None and hasattr(self.store, "prune_processed"):
+            self._prune_task = asyncio.create_task(self._prune_loop(), name=f"scimbus-prune-{self._name}")
+
+    async def _start_broker(self) -> None:
+        assert self.amqp_url is not None
+        if self._discovers:
+            await self._refresh_quietly()
+            if not self._listed:
+                return  # the bindings are not known yet: the run task lists, then connects
         try:
             await self._connect()
         except QueueMismatch:
@@ -540,13 +659,6 @@ class Consumer:
                 _redact(self.amqp_url), exc, self.reconnect_interval,
                 ", catching up through the pull API meanwhile" if self.pull is not None else "",
             )
-        self._run_task = asyncio.create_task(self._run(), name=f"scimbus-consumer-{self.queue_name}")
-        self._run_task.add_done_callback(self._run_ended)
-        if self.pull is not None:
-            self._cursor_task = asyncio.create_task(self._cursor_loop(), name=f"scimbus-cursors-{self.queue_name}")
-        self.effects.start()
-        if self.dedupe_retention is not None and hasattr(self.store, "prune_processed"):
-            self._prune_task = asyncio.create_task(self._prune_loop(), name=f"scimbus-prune-{self.queue_name}")
 
     def _run_ended(self, task: asyncio.Task[None]) -> None:
         """Consumption stopped by itself (not by `stop()`): the status says so (readiness
@@ -557,11 +669,12 @@ class Consumer:
         self._state = "failed"
         self.consuming.clear()
         self._broker_error = repr(exc) if exc is not None else "the queue iterator ended"
-        log.error("consuming %s stopped: %s", self.queue_name, self._broker_error)
+        log.error("consuming %s stopped: %s", self._name, self._broker_error)
 
     async def _connect(self) -> None:
         """Connect (robustly: aio-pika reconnects and restores the topology afterwards) and
         declare the exchange binding, the queue and the dead-letter queue."""
+        assert self.amqp_url is not None
         connection = await aio_pika.connect_robust(self.amqp_url, reconnect_interval=self.reconnect_interval)
         try:
             await self._declare(connection)
@@ -592,6 +705,7 @@ class Consumer:
             exchange = await channel.declare_exchange(self.exchange_name, aio_pika.ExchangeType.TOPIC, durable=True)
         else:
             exchange = await channel.get_exchange(self.exchange_name, ensure=True)
+        self._exchange = exchange
         dlx = await channel.declare_exchange(
             self.dead_letter_exchange,
             aio_pika.ExchangeType.FANOUT,
@@ -623,7 +737,8 @@ class Consumer:
                 "Delete it (rabbitmqctl delete_queue), or declare it as it is; the consumer catches "
                 "up through the pull API on its next start."
             ) from exc
-        for key in self.routing_keys:
+        self._bound = list(self.routing_keys)
+        for key in self._bound:
             await self._queue.bind(exchange, routing_key=key)
 
     async def flush_cursors(self) -> None:
@@ -631,12 +746,8 @@ class Consumer:
         process's catch-up may have stored a later one)."""
         for tenant in list(self._progress.dirty):
             self._progress.dirty.discard(tenant)
-            cursor = self._progress.cursor[tenant]
             try:
-                async with self.store.transaction() as tx:
-                    stored = await self.store.get_cursor(tenant, tx)
-                    if stored is not None and stored < cursor:
-                        await self.store.set_cursor(tenant, cursor, tx)
+                await self._advance_cursor(tenant, self._progress.cursor[tenant])
             except BaseException:
                 self._progress.dirty.add(tenant)  # the next round tries again
                 raise
@@ -668,7 +779,8 @@ class Consumer:
             await asyncio.sleep(self.prune_interval)
 
     async def stop(self) -> None:
-        """Stop consuming, let in-flight events finish (up to `drain_timeout`), disconnect."""
+        """Stop consuming (a pending long-poll is abandoned at once), let in-flight events
+        finish (up to `drain_timeout`), disconnect."""
         if self._prune_task is not None:
             self._prune_task.cancel()
             await asyncio.gather(self._prune_task, return_exceptions=True)
@@ -677,6 +789,12 @@ class Consumer:
             self._run_task.cancel()
             await asyncio.gather(self._run_task, return_exceptions=True)
             self._run_task = None
+        if self._refresh_task is not None:
+            self._refresh_task.cancel()
+            await asyncio.gather(self._refresh_task, return_exceptions=True)
+            self._refresh_task = None
+        for tenant in list(self._follows):
+            await self._unfollow(tenant)
         if self._iterator is not None:
             try:
                 await self._iterator.close()
@@ -719,7 +837,15 @@ class Consumer:
             await self.stop()
 
     async def _run(self) -> None:
+        if self.pull_only:
+            await self._run_pull()
+        else:
+            await self._run_broker()
+
+    async def _run_broker(self) -> None:
         while self._connection is None:
+            if self._discovers:
+                await self._refresh_quietly()
             # The broker is down: keep the app current through the pull API, then try again.
             if self.catch_up_at_start and self.pull is not None:
                 self._state = "catching_up"
@@ -732,6 +858,8 @@ class Consumer:
                     log.warning("catch-up through the pull API failed: %r", exc)
             self._state = "connecting"
             await asyncio.sleep(self.reconnect_interval)
+            if self._discovers and not self._listed:
+                continue  # the bindings depend on the listing
             try:
                 await self._connect()
             except asyncio.CancelledError:
@@ -760,6 +888,8 @@ class Consumer:
             raise
         except Exception:  # noqa: BLE001
             log.exception("resync of marked resources failed")
+        if self._discovers:
+            self._refresh_task = asyncio.create_task(self._refresh_loop(), name=f"scimbus-tenants-{self._name}")
         assert self._queue is not None
         self._iterator = self._queue.iterator()
         async with self._iterator as messages:
@@ -767,6 +897,37 @@ class Consumer:
             self.consuming.set()
             async for message in messages:
                 await self._dispatch(message)
+
+    async def _run_pull(self) -> None:
+        attempt = 0
+        while self._discovers and not self._listed:
+            # Which tenants to follow is not known yet: the listing is retried with backoff.
+            if not await self._refresh_quietly():
+                attempt += 1
+                await asyncio.sleep(self._backoff(attempt))
+        self._state = "catching_up"
+        if self.catch_up_at_start:
+            try:
+                await self.catch_up()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - each tenant's follow task catches up again
+                self.catch_up_error = exc
+                log.warning("catch-up through the pull API failed: %r", exc)
+        try:
+            await self.resync_pending()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001
+            log.exception("resync of marked resources failed")
+        self._state = "consuming"
+        self.consuming.set()
+        for tenant in self._followable():
+            self._follow_soon(tenant)
+        if self._discovers:
+            await self._refresh_loop()
+        else:
+            await asyncio.Event().wait()  # the tenants are fixed: the follow tasks carry on until stop()
 
     # --- the queue ---------------------------------------------------------------------------
 
@@ -874,7 +1035,7 @@ class Consumer:
                         await self.mark_resync(event.tenant, event.subject)
                         self._resync_soon(event.tenant, event.subject)
                     raise HandlerFailed(event, exc) from exc
-                delay = min(self.backoff_initial * 2 ** (attempt - 1), self.backoff_max)
+                delay = self._backoff(attempt)
                 log.warning("%s %s failed (attempt %d), retrying in %.3fs: %r", event.type, event.id, attempt, delay, exc)
                 self.metrics.retry(event.type)
                 await asyncio.sleep(delay)
@@ -1173,7 +1334,12 @@ class Consumer:
             except Exception:
                 if attempt >= self.max_attempts:
                     raise
-                await asyncio.sleep(min(self.backoff_initial * 2 ** (attempt - 1), self.backoff_max))
+                await asyncio.sleep(self._backoff(attempt))
+
+    def _backoff(self, attempt: int) -> float:
+        """The pause after failed attempt `attempt`: `backoff_initial · 2^(attempt-1)`, at most
+        `backoff_max` (the exponent bounded, so a long outage cannot overflow it)."""
+        return float(min(self.backoff_initial * 2 ** min(attempt - 1, 32), self.backoff_max))
 
     # --- dead letters --------------------------------------------------------------------------
 
@@ -1182,6 +1348,8 @@ class Consumer:
         `replay`, each readable one is processed again through `handle` (origin `replay`) and
         removed from the dead-letter queue when that succeeds. Messages that fail again or
         cannot be read stay."""
+        if self.amqp_url is None:
+            raise ValueError("a pull-only consumer has no dead-letter queue")
         connection = await aio_pika.connect(self.amqp_url)
         letters: list[DeadLetter] = []
         async with connection:
@@ -1225,8 +1393,10 @@ class Consumer:
         Version differences are checked again after `grace` seconds, so events still on
         their way are not reported. Logs each divergence; returns the report."""
         assert self.pull is not None, "reconcile needs a pull client"
+        if tenants is None and self._discovers and not self._listed:
+            await self.refresh_tenants()
         report = ReconcileReport()
-        for tenant in list(tenants) if tenants is not None else self.pull.tenants:
+        for tenant in list(tenants) if tenants is not None else self._followable():
             await self._reconcile_tenant(tenant, report, repair=repair, grace=grace)
         for d in report.divergences:
             log.warning(
@@ -1326,13 +1496,13 @@ class Consumer:
     # --- pull API ----------------------------------------------------------------------------
 
     async def catch_up(self) -> None:
-        """For each tenant with a token: bootstrap from snapshots when no cursor is stored,
-        then apply the pull API's events after the cursor, page by page."""
+        """For each followed tenant: bootstrap from snapshots when no cursor is stored, then
+        apply the pull API's events after the cursor, page by page. Then each tenant the
+        listing shows deleted is read up to its `scimbus.tenant.deleted`, when the app holds
+        a cursor of it."""
         assert self.pull is not None
         failed: list[tuple[str, BaseException]] = []
-        for tenant in self.pull.tenants:
-            if self.tenants and tenant not in self.tenants:
-                continue
+        for tenant in self._followable() + self._followable(deleted=True):
             try:
                 await self.catch_up_tenant(tenant)
             except asyncio.CancelledError:
@@ -1343,12 +1513,15 @@ class Consumer:
         if failed:
             raise failed[0][1]
 
-    async def catch_up_tenant(self, tenant: str) -> int:
+    async def catch_up_tenant(self, tenant: str, *, from_start: bool = False) -> int | None:
+        """Bootstrap the tenant when no cursor is stored (`from_start`: begin at its first
+        event instead), then apply its events after the cursor, page by page, storing the
+        cursor after each. Returns the cursor; None when there is nothing to read (the
+        tenant's deletion was applied, or it was deleted before the app held anything of it)."""
         assert self.pull is not None
-        async with self.store.transaction() as tx:
-            cursor = await self.store.get_cursor(tenant, tx)
+        cursor = await self._start_cursor(tenant, from_start=from_start)
         if cursor is None:
-            cursor = await self.bootstrap(tenant)
+            return None
         while True:
             try:
                 page = await self._retrying(lambda: self.pull.events(tenant, after=cursor, limit=self.page_limit))  # type: ignore[union-attr]
@@ -1356,13 +1529,201 @@ class Consumer:
                 log.warning("events of %s after %d were pruned: full resync", tenant, cursor)
                 cursor = await self.bootstrap(tenant)
                 continue
-            await self._process_batch(page.events, origin="pull")
-            cursor = page.next
-            async with self.store.transaction() as tx:
-                await self.store.set_cursor(tenant, cursor, tx)
+            cursor = await self._apply_page(tenant, page)
             if not page.has_more:
                 self._progress.start(tenant, cursor)
                 return cursor
+
+    async def _start_cursor(self, tenant: str, *, from_start: bool) -> int | None:
+        """Where reading the tenant starts: its stored cursor; else 0 (stored) when
+        `from_start`; else a bootstrap's. None for a tenant whose deletion was applied, or
+        that is listed deleted without a cursor (nothing of it is held)."""
+        assert self.pull is not None
+        if await self._tombstoned(tenant):
+            return None
+        async with self.store.transaction() as tx:
+            await self.store.lock(tenant, CURSOR_LOCK, tx)
+            cursor = await self.store.get_cursor(tenant, tx)
+            if cursor is None and from_start:
+                cursor = 0
+                await self.store.set_cursor(tenant, cursor, tx)
+        if cursor is None and tenant not in self.pull.deleted_tenants:
+            cursor = await self.bootstrap(tenant)
+        return cursor
+
+    async def _apply_page(self, tenant: str, page: EventPage) -> int:
+        await self._process_batch(page.events, origin="pull")
+        await self._advance_cursor(tenant, page.next)
+        return page.next
+
+    async def _advance_cursor(self, tenant: str, cursor: int) -> None:
+        """Store the tenant's cursor, never moving it back (another process may be ahead) nor
+        bringing back one the tenant's deletion dropped; read under the lock it is written by."""
+        async with self.store.transaction() as tx:
+            await self.store.lock(tenant, CURSOR_LOCK, tx)
+            stored = await self.store.get_cursor(tenant, tx)
+            if stored is not None and stored < cursor:
+                await self.store.set_cursor(tenant, cursor, tx)
+
+    async def _tombstoned(self, tenant: str) -> bool:
+        async with self.store.transaction() as tx:
+            tomb = await self.store.get_state(tenant, f"Tenants/{tenant}", tx)
+        return tomb is not None and tomb.deleted
+
+    def _followable(self, *, deleted: bool = False) -> list[str]:
+        """The pull client's tenants (with an application credential: those listed, not
+        deleted, or with `deleted` those listed deleted) that `tenants`, when given, lets through."""
+        assert self.pull is not None
+        listed = self.pull.deleted_tenants if deleted else self.pull.tenants
+        return [t for t in listed if self._tenant_filter is None or t in self._tenant_filter]
+
+    # --- following tenants ---------------------------------------------------------------------
+
+    async def refresh_tenants(self) -> TenantChanges:
+        """One round of tenant discovery with an application credential (run at start, then
+        every `tenant_refresh_interval` seconds while consuming): list the tenants, then
+        follow each new one from its first event (`scimbus.tenant.created`; from its stored
+        cursor if another process stored one; 410 Gone bootstraps it), stop following those
+        that left the listing or were deleted, and read a deleted one up to its
+        `scimbus.tenant.deleted` when the app holds a cursor of it. Bindings that follow the
+        listing are changed first (new ones bound before old ones are unbound). The first
+        round only learns the tenants: starting catches them up."""
+        assert self.pull is not None and self.pull.app_token is not None, "tenant discovery needs an application credential"
+        before = set(self.tenants)
+        first = not self._listed
+        await self.pull.refresh()
+        now = self._followable()
+        if self._keys_follow_listing:
+            self.routing_keys = default_routing_keys(now, all_tenants=self.pull.all_tenants)
+            await self._rebind()
+        self.tenants = now
+        self._listed = True
+        self._listing_error = None
+        if first:
+            return TenantChanges(added=list(now), removed=[])
+        added = [t for t in now if t not in before]
+        removed = sorted(before - set(now))
+        for tenant in removed:
+            log.info("tenant %s left the listing or was deleted: no longer followed", tenant)
+            await self._unfollow(tenant)
+            self._behind.discard(tenant)
+        if self.pull_only:
+            for tenant in added:
+                self._follow_soon(tenant, from_start=True)
+        else:
+            # The queue has the new tenant's events from its binding on; those before (its
+            # `scimbus.tenant.created` at least) come through the pull API.
+            self._behind.update(added)
+            await self._catch_up_each(sorted(self._behind), from_start=True, behind=True)
+        await self._catch_up_each(self._followable(deleted=True), from_start=False, behind=False)
+        if added:
+            log.info("following new tenants: %s", ", ".join(added))
+        return TenantChanges(added=added, removed=removed)
+
+    async def _catch_up_each(self, tenants: list[str], *, from_start: bool, behind: bool) -> None:
+        for tenant in tenants:
+            try:
+                await self.catch_up_tenant(tenant, from_start=from_start)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the next refresh tries again
+                log.warning("catch-up of tenant %s failed: %r; the next refresh tries again", tenant, exc)
+            else:
+                if behind:
+                    self._behind.discard(tenant)
+
+    async def _refresh_quietly(self) -> bool:
+        """`refresh_tenants()`, a failure logged and kept for the status; True when it worked."""
+        try:
+            await self.refresh_tenants()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the next round tries again
+            self._listing_error = repr(exc)
+            log.warning("listing the tenants of the application credential failed: %r", exc)
+            return False
+        return True
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.tenant_refresh_interval)
+            await self._refresh_quietly()
+
+    async def _rebind(self) -> None:
+        """Broker mode: bind the routing keys not bound yet, then unbind those no longer
+        wanted. Before the queue is declared there is nothing to do: `_declare` binds them."""
+        if self._queue is None or self._exchange is None:
+            return
+        for key in [k for k in self.routing_keys if k not in self._bound]:
+            await self._queue.bind(self._exchange, routing_key=key)
+            self._bound.append(key)
+        for key in [k for k in self._bound if k not in self.routing_keys]:
+            await self._queue.unbind(self._exchange, routing_key=key)
+            self._bound.remove(key)
+
+    def _follow_soon(self, tenant: str, *, from_start: bool = False) -> None:
+        task = asyncio.create_task(self._follow(tenant, from_start=from_start), name=f"scimbus-follow-{tenant}")
+        self._follows[tenant] = task
+
+        def ended(done: asyncio.Task[None]) -> None:
+            if self._follows.get(tenant) is done:
+                del self._follows[tenant]
+                self._pull_errors.pop(tenant, None)
+
+        task.add_done_callback(ended)
+
+    async def _unfollow(self, tenant: str) -> None:
+        task = self._follows.pop(tenant, None)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        self._pull_errors.pop(tenant, None)
+
+    async def _follow(self, tenant: str, *, from_start: bool) -> None:
+        """Pull-only mode: follow one tenant until stopped or its deletion is applied. Each
+        round long-polls after the cursor (`poll_wait`), applies the page as catch-up does
+        (lanes, the store's locks and dedupe: processes sharing the store may follow the
+        same tenant) and stores the cursor. A failure (scimbus unreachable, an error
+        status, the store) is retried after a backoff, forever; the status is not ready
+        meanwhile."""
+        assert self.pull is not None
+        loop = asyncio.get_running_loop()
+        cursor: int | None = None
+        failures = 0
+        while True:
+            try:
+                if cursor is None:
+                    cursor = await self._start_cursor(tenant, from_start=from_start)
+                    if cursor is None:
+                        return
+                asked = loop.time()
+                try:
+                    page = await self.pull.events(tenant, after=cursor, limit=self.page_limit, wait=self.poll_wait)
+                except Gone:
+                    log.warning("events of %s after %d were pruned: full resync", tenant, cursor)
+                    cursor = await self.bootstrap(tenant)
+                    continue
+                cursor = await self._apply_page(tenant, page)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - retried until it works
+                failures += 1
+                self._pull_errors[tenant] = repr(exc)
+                if failures == 1:
+                    log.warning("following tenant %s failed (%r); retrying with backoff", tenant, exc)
+                await asyncio.sleep(self._backoff(failures))
+                continue
+            if failures:
+                log.info("following tenant %s again after %d failed rounds", tenant, failures)
+                failures = 0
+            self._pull_errors.pop(tenant, None)
+            if any(e.get("type") == "scimbus.tenant.deleted" for e in page.events) and await self._tombstoned(tenant):
+                log.info("tenant %s was deleted: no longer followed", tenant)
+                return
+            if not page.events and loop.time() - asked < self.poll_wait:
+                # Empty before the wait ran out: this scimbus did not hold the request (one
+                # without long-polls), so a pause instead of asking again at once.
+                await asyncio.sleep(self._backoff(1))
 
     def _wanted_resource_types(self, tenant: str) -> list[str]:
         wanted = []

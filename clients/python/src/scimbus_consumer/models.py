@@ -165,6 +165,12 @@ class GroupSnapshotData(BaseModel):
     members: list[MemberRef]
 
 
+class TenantCreatedData(BaseModel):
+    model_config = _IGNORE
+
+    tenant: str
+
+
 class TenantDeletedData(BaseModel):
     model_config = _IGNORE
 
@@ -205,7 +211,7 @@ class Envelope(BaseModel):
 
     @property
     def version(self) -> int | None:
-        """`data.version`, or None for events without one (`scimbus.tenant.deleted`, redacted data)."""
+        """`data.version`, or None for events without one (`scimbus.tenant.*`, redacted data)."""
         return getattr(getattr(self, "data", None), "version", None)
 
     @property
@@ -274,6 +280,14 @@ class GroupSnapshot(Envelope):
     data: GroupSnapshotData
 
 
+class TenantCreated(Envelope):
+    """A tenant's first event (sequence 1): how an application credential's consumer learns
+    of a new tenant. No version: deduplicated by its id like `TenantDeleted`."""
+
+    type: Literal["scimbus.tenant.created"]
+    data: TenantCreatedData | Redacted
+
+
 class TenantDeleted(Envelope):
     type: Literal["scimbus.tenant.deleted"]
     data: TenantDeletedData | Redacted
@@ -300,6 +314,7 @@ EVENT_MODELS: dict[str, type[Envelope]] = {
         GroupMembersRemoved,
         UserSnapshot,
         GroupSnapshot,
+        TenantCreated,
         TenantDeleted,
     )
 }
@@ -319,6 +334,7 @@ KnownEvent = Annotated[
         GroupMembersRemoved,
         UserSnapshot,
         GroupSnapshot,
+        TenantCreated,
         TenantDeleted,
     ],
     Field(discriminator="type"),

@@ -166,5 +166,9 @@ class EventFactory:
 
     # --- tenant ---------------------------------------------------------------------------------
 
+    def tenant_created(self) -> dict[str, Any]:
+        """The tenant's first event: build it before any other (sequence 1)."""
+        return self.envelope("scimbus.tenant.created", f"Tenants/{self.tenant}", {"tenant": self.tenant})
+
     def tenant_deleted(self) -> dict[str, Any]:
         return self.envelope("scimbus.tenant.deleted", f"Tenants/{self.tenant}", {"tenant": self.tenant})
