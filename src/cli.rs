@@ -1,4 +1,5 @@
-//! The command line: `serve`, `migrate`, `tenant …` and `token …`.
+//! The command line: `serve`, `relay`, `migrate`, `tenant …`, `token …`, `app …`,
+//! `schema …`, `events …`, `config`, `openapi` and `audit`.
 
 use crate::service::audit::{self, Actor};
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use crate::clock::SystemClock;
 use crate::config::Settings;
 use crate::domain::Scope;
 use crate::events::Relay;
-use crate::service::{Context, events, tenants};
+use crate::service::{Context, apps, events, tenants};
 use crate::startup::{Application, open_context};
 use crate::store::{Backend, Store};
 
@@ -50,6 +51,11 @@ pub enum Command {
     Token {
         #[command(subcommand)]
         command: TokenCommand,
+    },
+    /// Manage application credentials: one secret that reads the events of many tenants.
+    App {
+        #[command(subcommand)]
+        command: AppCommand,
     },
     /// Register and list a tenant's schema extensions (custom attributes).
     Schema {
@@ -147,6 +153,32 @@ pub enum TokenCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum AppCommand {
+    /// Issue a credential that reads the events of the tenants named (`--tenant`, repeated)
+    /// or of every tenant (`--all-tenants`, those created later included); its secret is
+    /// printed once.
+    Issue {
+        #[arg(long)]
+        name: String,
+        #[arg(
+            long = "tenant",
+            conflicts_with = "all_tenants",
+            required_unless_present = "all_tenants"
+        )]
+        tenants: Vec<String>,
+        #[arg(long)]
+        all_tenants: bool,
+        /// Days until the credential expires (default: never).
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+    },
+    /// List the credentials (never their secrets).
+    List,
+    /// Revoke a credential; its next request gets 401.
+    Revoke { id: String },
+}
+
 pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { demo } => serve(settings, demo).await,
@@ -159,6 +191,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         }
         Command::Tenant { command } => tenant(&offline_context(&settings).await?, command).await,
         Command::Token { command } => token(&offline_context(&settings).await?, command).await,
+        Command::App { command } => app(&offline_context(&settings).await?, command).await,
         Command::Schema { command } => {
             let ctx = offline_context(&settings).await?;
             match command {
@@ -279,6 +312,57 @@ async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
     });
     app.run_until_stopped().await?;
     tracing::info!("stopped");
+    Ok(())
+}
+
+async fn app(ctx: &Context, command: AppCommand) -> anyhow::Result<()> {
+    match command {
+        AppCommand::Issue {
+            name,
+            tenants,
+            all_tenants,
+            expires_in_days,
+        } => {
+            let request = apps::AppRequest {
+                name,
+                tenants: if all_tenants {
+                    apps::TenantScope::All
+                } else {
+                    apps::TenantScope::Only(tenants)
+                },
+                expires_at: expires_in_days.map(|d| Utc::now() + TimeDelta::days(i64::from(d))),
+            };
+            let (info, secret) = apps::issue(ctx, &Actor::os_user(), request).await?;
+            println!(
+                "application credential {} issued; its secret is shown once:",
+                info.id
+            );
+            println!("{}", secret.expose_secret());
+        }
+        AppCommand::List => {
+            for a in apps::list(ctx).await? {
+                let state = match (&a.revoked_at, &a.expires_at) {
+                    (Some(r), _) => format!("revoked {r}"),
+                    (None, Some(e)) => format!("expires {e}"),
+                    (None, None) => "live".to_owned(),
+                };
+                let tenants = if a.all_tenants {
+                    "all tenants".to_owned()
+                } else {
+                    a.tenants
+                        .iter()
+                        .map(|t| t.as_str())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                };
+                println!("{}\t{}\t{tenants}\t{state}", a.id, a.name);
+            }
+        }
+        AppCommand::Revoke { id } => {
+            apps::revoke(ctx, &Actor::os_user(), &id).await?;
+            println!("application credential {id} revoked");
+        }
+    }
     Ok(())
 }
 

@@ -7,6 +7,6 @@ mod records;
 
 pub use names::{ExternalId, Scope, TenantSlug, TokenName, UserName, check_name_length};
 pub use records::{
-    GroupHot, Member, MemberType, Membership, NewGroup, NewUser, StoredGroup, StoredUser, Tenant,
-    TokenInfo, UserHot,
+    AppInfo, GroupHot, Member, MemberType, Membership, NewGroup, NewUser, StoredGroup, StoredUser,
+    Tenant, TokenInfo, UserHot,
 };

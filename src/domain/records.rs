@@ -41,6 +41,21 @@ pub struct TokenInfo {
     pub last_used_at: Option<String>,
 }
 
+/// An application credential as listed (never its secret): it reads the events of the
+/// tenants it names, or of every tenant.
+#[derive(Debug, Clone, Serialize)]
+pub struct AppInfo {
+    pub id: String,
+    pub name: String,
+    pub all_tenants: bool,
+    /// The slugs it may read (empty when `all_tenants`).
+    pub tenants: Vec<TenantSlug>,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    pub revoked_at: Option<String>,
+    pub last_used_at: Option<String>,
+}
+
 /// The hot columns of a user, derived from its document.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserHot {

@@ -1,4 +1,5 @@
-//! `/admin/v1`: tenants and their tokens, for operators with a named admin token.
+//! `/admin/v1`: tenants, their tokens and schema extensions, application credentials and
+//! the audit log, for operators with a named admin token.
 //! A token's secret appears once, in the response that creates it.
 
 use actix_web::http::StatusCode;
@@ -17,8 +18,9 @@ use super::response;
 use crate::domain::Scope;
 use crate::scim::error::ScimError;
 use crate::scim::time;
+use crate::service::apps::{AppRequest, TenantScope};
 use crate::service::audit::{self, Actor};
-use crate::service::{Context, events, schemas, tenants};
+use crate::service::{Context, apps, events, schemas, tenants};
 use crate::tenancy::auth::AdminActor;
 
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -32,7 +34,10 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(purge_events)
         .service(register_schema)
         .service(list_schemas)
-        .service(list_audit);
+        .service(list_audit)
+        .service(list_apps)
+        .service(issue_app)
+        .service(revoke_app);
     super::other_methods(
         cfg,
         &[
@@ -43,6 +48,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
             "/tenants/{slug}/events/purge",
             "/tenants/{slug}/schemas",
             "/audit",
+            "/apps",
+            "/apps/{id}",
         ],
     );
 }
@@ -194,6 +201,17 @@ struct IssueToken {
     expires_at: Option<String>,
 }
 
+/// 201 with a credential just issued and its secret, shown this once.
+fn issued(
+    info: &impl serde::Serialize,
+    secret: &secrecy::SecretString,
+) -> Result<HttpResponse, ApiError> {
+    let mut body =
+        serde_json::to_value(info).map_err(|e| ApiError::Internal(anyhow::Error::new(e)))?;
+    body["token"] = json!(secret.expose_secret());
+    Ok(response::scim(StatusCode::CREATED, &body))
+}
+
 fn parse<T: serde::de::DeserializeOwned + Validate>(body: JsonBody) -> Result<T, ApiError> {
     let value: T = serde_json::from_value(body.0)
         .map_err(|e| ApiError::Scim(ScimError::invalid_syntax(e.to_string())))?;
@@ -309,17 +327,7 @@ async fn issue_token(
         .map(|s| Scope::parse(s))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ApiError::Scim(ScimError::invalid_value(e)))?;
-    let expires_at = input
-        .expires_at
-        .as_deref()
-        .map(|e| {
-            time::parse(e).ok_or_else(|| {
-                ApiError::Scim(ScimError::invalid_value(
-                    "`expires_at` must be an RFC 3339 instant in the years 0000 to 9999 (UTC)",
-                ))
-            })
-        })
-        .transpose()?;
+    let expires_at = expiry(input.expires_at.as_deref())?;
     let request = tenants::TokenRequest {
         name: input.name,
         scopes,
@@ -328,10 +336,7 @@ async fn issue_token(
     let (info, secret) =
         tenants::issue_token(&ctx, &Actor::admin(&actor.name), &slug, request).await?;
     tracing::info!(actor = %actor.name, tenant = %slug, token = %info.id, "token issued");
-    let mut body =
-        serde_json::to_value(&info).map_err(|e| ApiError::Internal(anyhow::Error::new(e)))?;
-    body["token"] = json!(secret.expose_secret());
-    Ok(response::scim(StatusCode::CREATED, &body))
+    issued(&info, &secret)
 }
 
 /// Lists a tenant's tokens, never their secrets.
@@ -373,5 +378,103 @@ async fn revoke_token(
     let (slug, id) = path.into_inner();
     tenants::revoke_token(&ctx, &Actor::admin(&actor.name), &slug, &id).await?;
     tracing::info!(actor = %actor.name, tenant = %slug, token = %id, "token revoked");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+struct IssueApp {
+    #[validate(length(min = 1, max = 100))]
+    name: String,
+    #[serde(default)]
+    all_tenants: bool,
+    tenants: Option<Vec<String>>,
+    /// RFC 3339 instant.
+    expires_at: Option<String>,
+}
+
+fn expiry(value: Option<&str>) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
+    value
+        .map(|e| {
+            time::parse(e).ok_or_else(|| {
+                ApiError::Scim(ScimError::invalid_value(
+                    "`expires_at` must be an RFC 3339 instant in the years 0000 to 9999 (UTC)",
+                ))
+            })
+        })
+        .transpose()
+}
+
+/// Issues an application credential: it reads the events of the tenants named, or of every
+/// tenant (`all_tenants`, those created later included), and nothing else; its secret is in
+/// this response only.
+#[utoipa::path(
+    operation_id = "issueApp",
+    tag = "Admin",
+    request_body(content = super::openapi::IssueApp, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The credential with its secret", content_type = SCIM, body = super::openapi::IssuedApp),
+        (status = "default", description = "A SCIM error (400 invalidValue: no tenants, both, an unknown tenant; 401)", content_type = SCIM, body = ScimErrorBody),
+    )
+)]
+#[post("/apps")]
+async fn issue_app(
+    ctx: web::Data<Context>,
+    actor: AdminActor,
+    body: JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    let input: IssueApp = parse(body)?;
+    let tenants = match (input.all_tenants, input.tenants) {
+        (true, None) => TenantScope::All,
+        (false, Some(slugs)) => TenantScope::Only(slugs),
+        _ => {
+            return Err(ApiError::Scim(ScimError::invalid_value(
+                "give `tenants` (a list of slugs) or `all_tenants: true`, not both",
+            )));
+        }
+    };
+    let request = AppRequest {
+        name: input.name,
+        tenants,
+        expires_at: expiry(input.expires_at.as_deref())?,
+    };
+    let (info, secret) = apps::issue(&ctx, &Actor::admin(&actor.name), request).await?;
+    tracing::info!(actor = %actor.name, app = %info.id, "application credential issued");
+    issued(&info, &secret)
+}
+
+/// Lists the application credentials, never their secrets.
+#[utoipa::path(
+    operation_id = "listApps",
+    tag = "Admin",
+    responses(
+        (status = 200, description = "The credentials", content_type = SCIM, body = super::openapi::AppList),
+        (status = "default", description = "A SCIM error (401)", content_type = SCIM, body = ScimErrorBody),
+    )
+)]
+#[get("/apps")]
+async fn list_apps(ctx: web::Data<Context>, _: AdminActor) -> Result<HttpResponse, ApiError> {
+    let list = apps::list(&ctx).await?;
+    Ok(response::scim(StatusCode::OK, &json!({ "apps": list })))
+}
+
+/// Revokes an application credential: its next request gets 401.
+#[utoipa::path(
+    operation_id = "revokeApp",
+    tag = "Admin",
+    params(("id" = String, Path, description = "Credential id.")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = "default", description = "A SCIM error (401, 404)", content_type = SCIM, body = ScimErrorBody),
+    )
+)]
+#[delete("/apps/{id}")]
+async fn revoke_app(
+    ctx: web::Data<Context>,
+    actor: AdminActor,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    apps::revoke(&ctx, &Actor::admin(&actor.name), &id).await?;
+    tracing::info!(actor = %actor.name, app = %id, "application credential revoked");
     Ok(HttpResponse::NoContent().finish())
 }

@@ -14,7 +14,8 @@ use super::ratelimit::RateLimits;
 use crate::domain::Scope;
 use crate::service::Context;
 use crate::tenancy::auth::{
-    AdminActor, AuthenticatedTenant, authenticate_admin, authenticate_tenant, bearer,
+    AdminActor, AuthError, AuthenticatedTenant, Reader, authenticate_admin, authenticate_reader,
+    authenticate_tenant, bearer,
 };
 
 fn context(req: &ServiceRequest) -> Result<web::Data<Context>, ApiError> {
@@ -93,19 +94,50 @@ async fn authenticate(req: &ServiceRequest, scope: Scope) -> Result<(), ApiError
     Ok(())
 }
 
+/// Authenticates `/events/v1` (the tenant listing) with an application credential or an
+/// `events:read` token.
+pub async fn require_reader<B: MessageBody>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    authenticate_with(req, next, |ctx, token| async move {
+        authenticate_reader(&ctx.store, ctx.clock.as_ref(), token.as_deref()).await
+    })
+    .await
+}
+
 /// Authenticates `/admin/v1/…` with a named admin token.
 pub async fn require_admin_token<B: MessageBody>(
     req: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    authenticate_with(req, next, |ctx, token| async move {
+        authenticate_admin(&ctx.store, ctx.clock.as_ref(), token.as_deref()).await
+    })
+    .await
+}
+
+/// Runs `authenticate` on the bearer token; on success the request goes on with what it
+/// returned in its extensions, otherwise it is refused.
+async fn authenticate_with<B, T, F, Fut>(
+    req: ServiceRequest,
+    next: Next<B>,
+    authenticate: F,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error>
+where
+    B: MessageBody,
+    T: Clone + 'static,
+    F: FnOnce(web::Data<Context>, Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<T, AuthError>>,
+{
     let ctx = match context(&req) {
         Ok(ctx) => ctx,
         Err(e) => return Ok(refuse(req, e)),
     };
     let token = token(&req);
-    match authenticate_admin(&ctx.store, ctx.clock.as_ref(), token.as_deref()).await {
-        Ok(actor) => {
-            req.extensions_mut().insert(actor);
+    match authenticate(ctx, token).await {
+        Ok(who) => {
+            req.extensions_mut().insert(who);
             Ok(next.call(req).await?.map_into_left_body())
         }
         Err(e) => Ok(refuse(req, e.into())),
@@ -120,6 +152,20 @@ impl FromRequest for AuthenticatedTenant {
         ready(
             req.extensions()
                 .get::<AuthenticatedTenant>()
+                .cloned()
+                .ok_or(ApiError::Unauthenticated),
+        )
+    }
+}
+
+impl FromRequest for Reader {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(
+            req.extensions()
+                .get::<Reader>()
                 .cloned()
                 .ok_or(ApiError::Unauthenticated),
         )

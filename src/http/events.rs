@@ -1,5 +1,7 @@
-//! `/events/v1/{tenant}`: the pull API (committed events in `sequence` order) and
-//! snapshots for resync, for consumers holding an `events:read` token (DESIGN 13).
+//! `/events/v1/{tenant}`: the pull API (committed events in `sequence` order, long-polling
+//! with `wait`) and snapshots for resync, for consumers holding an `events:read` token of
+//! the tenant or an application credential that covers it (DESIGN 13, 21); `/events/v1`
+//! lists the tenants a credential may read.
 
 use std::time::Duration;
 
@@ -16,13 +18,60 @@ use super::openapi::{SCIM, ScimErrorBody, TenantPath};
 use crate::scim::error::ScimError;
 use crate::service::Context;
 use crate::service::events::{self, DEFAULT_PAGE, SnapshotKind};
-use crate::tenancy::auth::AuthenticatedTenant;
+use crate::tenancy::auth::{AuthenticatedTenant, Reader};
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(pull)
         .service(snapshot_page)
         .service(snapshot_one);
     super::other_methods(cfg, &["", "/snapshot/{kind}", "/snapshot/{kind}/{id}"]);
+}
+
+/// `GET /events/v1`: the tenants the credential may read.
+pub fn configure_listing(cfg: &mut ServiceConfig) {
+    cfg.service(list_tenants);
+    super::other_methods(cfg, &[""]);
+}
+
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct ListingParams {
+    /// Return tenants with a larger slug (the previous page's `next`).
+    after: Option<String>,
+    /// 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ListingQuery {
+    after: Option<String>,
+    limit: Option<String>,
+}
+
+/// The tenants the credential may read, in slug order: an application credential's (a
+/// set, or every tenant), or a tenant token's own tenant. Deleted tenants stay listed, and
+/// readable by an application credential, until retention removes them.
+#[utoipa::path(
+    operation_id = "listReadableTenants",
+    tag = "Events",
+    params(ListingParams),
+    responses(
+        (status = 200, description = "A page of tenants", body = super::openapi::TenantPage),
+        (status = "default", description = "A SCIM error (400, 401, 403 insufficient_scope)", content_type = SCIM, body = ScimErrorBody),
+    )
+)]
+#[get("")]
+async fn list_tenants(
+    ctx: web::Data<Context>,
+    reader: Reader,
+    query: web::Query<ListingQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = limit(query.limit.as_deref())?;
+    let after = query.after.as_deref().unwrap_or_default();
+    let page = crate::service::apps::readable_tenants(&ctx, &reader, after, limit).await?;
+    Ok(json(StatusCode::OK, &page))
 }
 
 /// The resources a snapshot reads.
@@ -148,6 +197,18 @@ async fn pull(
     Ok(json(StatusCode::OK, &page))
 }
 
+/// Snapshots are of live tenants: a deleted one (readable by an application credential
+/// until retention removes it) is being purged, and its events end with `tenant.deleted`.
+fn live(auth: &AuthenticatedTenant) -> Result<(), ApiError> {
+    match auth.tenant.deleted_at {
+        Some(_) => Err(ApiError::NotFound(format!(
+            "tenant {} was deleted: no snapshot (its events end with scimbus.tenant.deleted)",
+            auth.tenant.slug
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn kind(value: &str) -> Result<SnapshotKind, ApiError> {
     SnapshotKind::parse(value)
         .ok_or_else(|| ApiError::NotFound(format!("no snapshot of `{value}`: Users or Groups")))
@@ -176,6 +237,7 @@ async fn snapshot_page(
     path: web::Path<(String, String)>,
     query: web::Query<SnapshotQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    live(&auth)?;
     let kind = kind(&path.1)?;
     let limit = limit(query.limit.as_deref())?;
     let page = events::snapshot_page(
@@ -205,6 +267,7 @@ async fn snapshot_one(
     auth: AuthenticatedTenant,
     path: web::Path<(String, String, String)>,
 ) -> Result<HttpResponse, ApiError> {
+    live(&auth)?;
     let (_, kind_name, id) = path.into_inner();
     let event = events::snapshot_one(&ctx, &auth.tenant, kind(&kind_name)?, &id).await?;
     Ok(json(StatusCode::OK, &event))

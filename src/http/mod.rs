@@ -51,6 +51,13 @@ pub fn configure(cfg: &mut ServiceConfig, admin_enabled: bool) {
             .configure(events::configure)
             .default_service(web::to(unknown_route)),
     );
+    // After the tenant scope, which takes every path with a tenant segment.
+    cfg.service(
+        scope("/events/v1")
+            .wrap(from_fn(auth::require_reader))
+            .configure(events::configure_listing)
+            .default_service(web::to(unknown_route)),
+    );
     if admin_enabled {
         cfg.service(
             scope("/admin/v1")

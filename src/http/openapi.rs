@@ -373,6 +373,81 @@ pub struct TokenList {
     tokens: Vec<Token>,
 }
 
+/// An application credential as listed (never its secret).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct App {
+    id: String,
+    name: String,
+    /// Reads every tenant, those created later included.
+    all_tenants: bool,
+    /// The slugs it reads (empty when `all_tenants`).
+    tenants: Vec<String>,
+    created_at: String,
+    expires_at: Option<String>,
+    revoked_at: Option<String>,
+    /// Recorded at most once a minute.
+    last_used_at: Option<String>,
+}
+
+/// An application credential just issued: its secret, shown this once.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct IssuedApp {
+    id: String,
+    name: String,
+    all_tenants: bool,
+    tenants: Vec<String>,
+    created_at: String,
+    expires_at: Option<String>,
+    revoked_at: Option<String>,
+    last_used_at: Option<String>,
+    /// The secret (`scimbus_app_…`).
+    token: String,
+}
+
+/// `POST /admin/v1/apps`: name the tenants, or set `all_tenants`.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct IssueApp {
+    name: String,
+    /// Every tenant, those created later included (default false).
+    all_tenants: Option<bool>,
+    /// 1 to 10 000 live tenant slugs, when not `all_tenants`.
+    tenants: Option<Vec<String>>,
+    /// RFC 3339 instant.
+    expires_at: Option<String>,
+}
+
+/// The application credentials.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct AppList {
+    apps: Vec<App>,
+}
+
+/// One tenant of the pull API's listing.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct ReadableTenant {
+    tenant: String,
+    /// Deleted: its events, ending with `scimbus.tenant.deleted`, stay readable by an
+    /// application credential until retention removes the tenant.
+    deleted: bool,
+}
+
+/// A page of the tenants a credential may read.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code, non_snake_case)]
+pub struct TenantPage {
+    tenants: Vec<ReadableTenant>,
+    /// The credential covers every tenant, those created later included.
+    allTenants: bool,
+    /// The `after` of the next page (the last slug returned), null at the end.
+    next: Option<String>,
+    hasMore: bool,
+}
+
 /// `POST /admin/v1/tenants/{slug}/events/purge`.
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)]

@@ -1,6 +1,7 @@
 //! Use cases. Each write is one transaction holding the resource rows, the outbox rows and
 //! the tenant's event counter; handlers and the CLI call these and nothing below them.
 
+pub mod apps;
 pub mod audit;
 pub mod bulk;
 mod changes;

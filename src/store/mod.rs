@@ -1,6 +1,7 @@
 //! Persistence through SeaORM on PostgreSQL or SQLite (DESIGN 2, 7). Repositories take a
 //! connection (pool or transaction) and a tenant; services own the transactions.
 
+pub mod apps;
 pub mod audit;
 pub mod entities;
 mod error;

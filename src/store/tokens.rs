@@ -81,18 +81,35 @@ pub async fn find_with_tenant(
     slug: &TenantSlug,
     hash: &str,
 ) -> Result<Option<(Tenant, TokenRecord)>, StoreError> {
+    find_in(conn, Some(slug), hash).await
+}
+
+/// The token with this hash, whatever its tenant, with its tenant (the pull API's tenant
+/// listing, whose path names no tenant; `tokens_token_hash_idx`).
+pub async fn find_by_hash(
+    conn: &impl ConnectionTrait,
+    hash: &str,
+) -> Result<Option<(Tenant, TokenRecord)>, StoreError> {
+    find_in(conn, None, hash).await
+}
+
+async fn find_in(
+    conn: &impl ConnectionTrait,
+    slug: Option<&TenantSlug>,
+    hash: &str,
+) -> Result<Option<(Tenant, TokenRecord)>, StoreError> {
     let to_tenant: RelationDef = token::Entity::belongs_to(tenant::Entity)
         .from(token::Column::TenantId)
         .to(tenant::Column::Id)
         .into();
-    match token::Entity::find()
+    let mut query = token::Entity::find()
         .select_also(tenant::Entity)
         .join(JoinType::InnerJoin, to_tenant)
-        .filter(tenant::Column::Slug.eq(slug.as_str()))
-        .filter(token::Column::TokenHash.eq(hash))
-        .one(conn)
-        .await?
-    {
+        .filter(token::Column::TokenHash.eq(hash));
+    if let Some(slug) = slug {
+        query = query.filter(tenant::Column::Slug.eq(slug.as_str()));
+    }
+    match query.one(conn).await? {
         Some((token, Some(tenant))) => {
             Ok(Some((super::tenants::to_domain(tenant)?, record(token))))
         }

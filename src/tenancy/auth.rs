@@ -6,14 +6,25 @@
 use crate::clock::Clock;
 use crate::domain::{Scope, Tenant, TenantSlug};
 use crate::scim::time;
-use crate::store::{Store, StoreError, tokens};
+use crate::store::apps::{self, AppRecord};
+use crate::store::{Store, StoreError, tenants, tokens};
 
 /// The tenant a request is authenticated for.
 #[derive(Debug, Clone)]
 pub struct AuthenticatedTenant {
     pub tenant: Tenant,
+    /// The tenant token's id, or the application credential's.
     pub token_id: String,
+    /// The tenant token's name, or `app:<name>` for an application credential.
     pub token_name: String,
+}
+
+/// Who reads the pull API's tenant listing: an application credential, or a tenant's
+/// `events:read` token (which lists its own tenant).
+#[derive(Debug, Clone)]
+pub enum Reader {
+    App(AppRecord),
+    Tenant(Tenant),
 }
 
 /// The admin a request is authenticated as (its name is the audit actor).
@@ -48,6 +59,20 @@ fn live(expires_at: Option<&str>, revoked_at: Option<&str>, now: &str) -> bool {
     revoked_at.is_none() && expires_at.is_none_or(|e| e > now)
 }
 
+/// The time now (as stored), or 401 when the credential is not live.
+fn live_now(
+    clock: &dyn Clock,
+    expires_at: Option<&str>,
+    revoked_at: Option<&str>,
+) -> Result<String, AuthError> {
+    let now = time::format(clock.now());
+    if live(expires_at, revoked_at, &now) {
+        Ok(now)
+    } else {
+        Err(AuthError::Unauthenticated)
+    }
+}
+
 /// How often a token's `last_used_at` is written at most.
 pub const LAST_USED_SAMPLE: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 
@@ -56,7 +81,8 @@ fn stale(last_used_at: Option<&str>, clock: &dyn Clock) -> bool {
     last_used_at.is_none_or(|at| at < threshold.as_str())
 }
 
-/// Authenticates `token` for the tenant of `slug` with `scope`.
+/// Authenticates `token` for the tenant of `slug` with `scope`: a token of that tenant, or
+/// for `events:read` an application credential that covers the tenant.
 pub async fn authenticate_tenant(
     store: &Store,
     clock: &dyn Clock,
@@ -66,19 +92,19 @@ pub async fn authenticate_tenant(
 ) -> Result<AuthenticatedTenant, AuthError> {
     let token = token.ok_or(AuthError::Unauthenticated)?;
     let slug = TenantSlug::parse(slug).map_err(|_| AuthError::Unauthenticated)?;
+    if scope == Scope::EventsRead && token.starts_with(super::token::APP_PREFIX) {
+        return authenticate_app(store, clock, &slug, token).await;
+    }
     let (tenant, record) =
         tokens::find_with_tenant(store.conn(), &slug, &super::token::hash(token))
             .await?
             .filter(|(tenant, _)| tenant.deleted_at.is_none())
             .ok_or(AuthError::Unauthenticated)?;
-    let now = time::format(clock.now());
-    if !live(
+    let now = live_now(
+        clock,
         record.expires_at.as_deref(),
         record.revoked_at.as_deref(),
-        &now,
-    ) {
-        return Err(AuthError::Unauthenticated);
-    }
+    )?;
     if !record.scopes.contains(&scope) {
         return Err(AuthError::InsufficientScope(scope));
     }
@@ -94,6 +120,74 @@ pub async fn authenticate_tenant(
     })
 }
 
+/// The live application credential of `token`.
+async fn live_app(store: &Store, clock: &dyn Clock, token: &str) -> Result<AppRecord, AuthError> {
+    let record = apps::find_by_hash(store.conn(), &super::token::hash(token))
+        .await?
+        .ok_or(AuthError::Unauthenticated)?;
+    let now = live_now(
+        clock,
+        record.expires_at.as_deref(),
+        record.revoked_at.as_deref(),
+    )?;
+    if stale(record.last_used_at.as_deref(), clock) {
+        apps::touch(store.conn(), &record.id, &now).await?;
+    }
+    Ok(record)
+}
+
+/// An application credential reading the tenant of `slug`: 401, as for any credential
+/// that does not fit, when it does not cover the tenant. A deleted tenant stays readable
+/// until retention removes it, so its `tenant.deleted` reaches the app.
+async fn authenticate_app(
+    store: &Store,
+    clock: &dyn Clock,
+    slug: &TenantSlug,
+    token: &str,
+) -> Result<AuthenticatedTenant, AuthError> {
+    let app = live_app(store, clock, token).await?;
+    let tenant = tenants::find(store.conn(), slug)
+        .await?
+        .ok_or(AuthError::Unauthenticated)?;
+    if !app.all_tenants && !apps::granted(store.conn(), &app.id, &tenant.id).await? {
+        return Err(AuthError::Unauthenticated);
+    }
+    Ok(AuthenticatedTenant {
+        tenant,
+        token_id: app.id,
+        token_name: format!("app:{}", app.name),
+    })
+}
+
+/// Authenticates the reader of the pull API's tenant listing: an application credential,
+/// or a live `events:read` token of a live tenant.
+pub async fn authenticate_reader(
+    store: &Store,
+    clock: &dyn Clock,
+    token: Option<&str>,
+) -> Result<Reader, AuthError> {
+    let token = token.ok_or(AuthError::Unauthenticated)?;
+    if token.starts_with(super::token::APP_PREFIX) {
+        return Ok(Reader::App(live_app(store, clock, token).await?));
+    }
+    let (tenant, record) = tokens::find_by_hash(store.conn(), &super::token::hash(token))
+        .await?
+        .filter(|(tenant, _)| tenant.deleted_at.is_none())
+        .ok_or(AuthError::Unauthenticated)?;
+    let now = live_now(
+        clock,
+        record.expires_at.as_deref(),
+        record.revoked_at.as_deref(),
+    )?;
+    if !record.scopes.contains(&Scope::EventsRead) {
+        return Err(AuthError::InsufficientScope(Scope::EventsRead));
+    }
+    if stale(record.last_used_at.as_deref(), clock) {
+        tokens::touch(store.conn(), &tenant.id, &record.id, &now).await?;
+    }
+    Ok(Reader::Tenant(tenant))
+}
+
 /// Authenticates an admin token.
 pub async fn authenticate_admin(
     store: &Store,
@@ -104,14 +198,11 @@ pub async fn authenticate_admin(
     let record = tokens::find_admin_by_hash(store.conn(), &super::token::hash(token))
         .await?
         .ok_or(AuthError::Unauthenticated)?;
-    let now = time::format(clock.now());
-    if !live(
+    live_now(
+        clock,
         record.expires_at.as_deref(),
         record.revoked_at.as_deref(),
-        &now,
-    ) {
-        return Err(AuthError::Unauthenticated);
-    }
+    )?;
     Ok(AdminActor {
         token_id: record.id,
         name: record.name,

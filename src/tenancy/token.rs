@@ -9,6 +9,8 @@ use sha2::{Digest, Sha256};
 
 /// Prefix of tenant tokens.
 pub const TENANT_PREFIX: &str = "scimbus_t_";
+/// Prefix of application credentials (events of several tenants).
+pub const APP_PREFIX: &str = "scimbus_app_";
 /// Prefix of admin tokens issued by scimbus (the bootstrap one is whatever was configured).
 pub const ADMIN_PREFIX: &str = "scimbus_a_";
 

@@ -264,6 +264,68 @@ async fn cli_erasure_tenant_delete_and_audit_act_on_a_database_a_server_uses() {
 }
 
 #[tokio::test]
+async fn cli_issues_lists_and_revokes_application_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = crate::helpers::fresh_postgres().await;
+    let run = |args: &[&str]| {
+        let mut command = scimbus(&dir);
+        command
+            .env("SCIMBUS_DATABASE_URL", &database_url)
+            .env("USER", "ops-alice")
+            .args(args);
+        async move { command.output().await.unwrap() }
+    };
+    let app = scimbus::startup::Application::build(settings(&[
+        ("SCIMBUS_DATABASE_URL", database_url.clone()),
+        ("SCIMBUS_LISTEN", "127.0.0.1:0".to_owned()),
+        ("SCIMBUS_MAINTENANCE", "off".to_owned()),
+    ]))
+    .await
+    .unwrap();
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    for slug in ["acme", "globex"] {
+        assert!(run(&["tenant", "create", slug]).await.status.success());
+    }
+    // Neither a tenant list nor --all-tenants, and an unknown tenant: refused.
+    assert!(
+        !run(&["app", "issue", "--name", "crm"])
+            .await
+            .status
+            .success()
+    );
+    let unknown = run(&["app", "issue", "--name", "crm", "--tenant", "nobody"]).await;
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("nobody"));
+
+    let issued = run(&["app", "issue", "--name", "crm", "--tenant", "acme"]).await;
+    assert!(issued.status.success());
+    let out = String::from_utf8(issued.stdout).unwrap();
+    let secret = out.lines().last().unwrap().trim().to_owned();
+    assert!(secret.starts_with("scimbus_app_"), "{out}");
+    let id = out.split_whitespace().nth(2).unwrap().to_owned();
+    let pull = |slug: &str| {
+        reqwest::Client::new()
+            .get(format!("{address}/events/v1/{slug}"))
+            .bearer_auth(&secret)
+            .send()
+    };
+    assert_eq!(pull("acme").await.unwrap().status(), 200);
+    assert_eq!(pull("globex").await.unwrap().status(), 401);
+
+    let listed = String::from_utf8(run(&["app", "list"]).await.stdout).unwrap();
+    assert_eq!(listed.trim(), format!("{id}\tcrm\tacme\tlive"));
+    assert!(!listed.contains(&secret));
+    assert!(run(&["app", "revoke", &id]).await.status.success());
+    assert_eq!(pull("acme").await.unwrap().status(), 401);
+    let listed = String::from_utf8(run(&["app", "list"]).await.stdout).unwrap();
+    assert!(listed.contains("revoked"), "{listed}");
+    let audit = String::from_utf8(run(&["audit"]).await.stdout).unwrap();
+    assert!(audit.contains("os:ops-alice\tapp.issue"), "{audit}");
+    assert!(audit.contains("os:ops-alice\tapp.revoke"), "{audit}");
+}
+
+#[tokio::test]
 async fn json_logs_carry_the_request_id_and_never_the_token_or_query_values_at_info() {
     use tokio::io::AsyncReadExt;
     let dir = tempfile::tempdir().unwrap();

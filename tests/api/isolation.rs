@@ -10,6 +10,7 @@ use crate::both_backends;
 use crate::helpers::{ADMIN_TOKEN, Backend, TestApp, issue, spawn_app, user};
 use scimbus::clock::Clock;
 use scimbus::domain::Scope;
+use scimbus::service::apps::{self, AppRequest, TenantScope};
 use scimbus::service::audit::Actor;
 use scimbus::service::tenants::{self, TokenRequest};
 
@@ -119,12 +120,39 @@ async fn every_route_and_method_answers_each_bad_credential_as_design_15_says(ba
     )
     .await
     .unwrap();
+    // Application credentials: acme's, other's only, every tenant's, revoked, expired.
+    let app_of = |tenants: TenantScope, minutes: Option<i64>| {
+        let ctx = app.ctx.clone();
+        let expires_at = minutes.map(|m| app.clock.now() + TimeDelta::minutes(m));
+        async move {
+            let request = AppRequest {
+                name: "crm".into(),
+                tenants,
+                expires_at,
+            };
+            let (info, secret) = apps::issue(&ctx, &Actor::system(), request).await.unwrap();
+            (
+                info.id,
+                secrecy::ExposeSecret::expose_secret(&secret).to_owned(),
+            )
+        }
+    };
+    let (_, app_acme) = app_of(TenantScope::Only(vec!["acme".into()]), None).await;
+    let (_, app_other) = app_of(TenantScope::Only(vec!["other".into()]), None).await;
+    let (_, app_all) = app_of(TenantScope::All, None).await;
+    let (revoked_app_id, app_revoked) = app_of(TenantScope::All, None).await;
+    apps::revoke(&app.ctx, &Actor::system(), &revoked_app_id)
+        .await
+        .unwrap();
+    let (_, app_expired) = app_of(TenantScope::All, Some(1)).await;
     app.clock.advance(TimeDelta::minutes(2));
     let expired = secrecy::ExposeSecret::expose_secret(&expired).to_owned();
 
     let mut checked = 0;
     for (method, path, area) in routes(&user_id, &group_id) {
-        // (credential, token) → expected status on this route.
+        // (credential, token) → expected status on this route; `None`: authenticated
+        // (whatever the route answers, neither 401 nor 403).
+        let listing = path == "/events/v1";
         let cases: Vec<(&str, Option<&str>, Option<u16>)> = match area {
             Area::Scim => vec![
                 ("none", None, Some(401)),
@@ -133,34 +161,75 @@ async fn every_route_and_method_answers_each_bad_credential_as_design_15_says(ba
                 ("other tenant's", Some(&other_tenant), Some(401)),
                 ("admin token", Some(ADMIN_TOKEN), Some(401)),
                 ("without the scim scope", Some(&events_only), Some(403)),
+                ("acme's application credential", Some(&app_acme), Some(401)),
+                (
+                    "an all-tenants application credential",
+                    Some(&app_all),
+                    Some(401),
+                ),
             ],
             Area::Events => vec![
                 ("none", None, Some(401)),
                 ("revoked", Some(&revoked), Some(401)),
                 ("expired", Some(&expired), Some(401)),
-                ("other tenant's", Some(&other_tenant), Some(401)),
+                // The listing is not of one tenant: it lists the token's own.
+                (
+                    "other tenant's",
+                    Some(&other_tenant),
+                    (!listing).then_some(401),
+                ),
                 ("admin token", Some(ADMIN_TOKEN), Some(401)),
                 ("without events:read", Some(&scim_only), Some(403)),
+                ("acme's application credential", Some(&app_acme), None),
+                (
+                    "an all-tenants application credential",
+                    Some(&app_all),
+                    None,
+                ),
+                (
+                    "other's application credential",
+                    Some(&app_other),
+                    (!listing).then_some(401),
+                ),
+                (
+                    "a revoked application credential",
+                    Some(&app_revoked),
+                    Some(401),
+                ),
+                (
+                    "an expired application credential",
+                    Some(&app_expired),
+                    Some(401),
+                ),
             ],
             Area::Admin => vec![
                 ("none", None, Some(401)),
                 ("a SCIM token", Some(&scim_only), Some(401)),
                 ("an events token", Some(&events_only), Some(401)),
+                (
+                    "an all-tenants application credential",
+                    Some(&app_all),
+                    Some(401),
+                ),
             ],
             Area::Open => continue,
         };
         for (credential, token, expected) in cases {
             let status = call(&app, &method, &path, token).await;
-            if let Some(expected) = expected {
-                assert_eq!(
+            match expected {
+                Some(expected) => assert_eq!(
                     status, expected,
                     "{method} {path} with {credential} credentials"
-                );
+                ),
+                None => assert!(
+                    status != 401 && status != 403,
+                    "{method} {path} with {credential} credentials: {status}"
+                ),
             }
             checked += 1;
         }
     }
-    assert!(checked > 150, "{checked}");
+    assert!(checked > 250, "{checked}");
     // Nothing of the above wrote anything.
     assert_eq!(app.user_count().await, 1);
 }

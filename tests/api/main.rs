@@ -11,6 +11,7 @@ mod proxy;
 
 mod admin;
 mod adversarial;
+mod apps;
 mod auth;
 mod bulk;
 mod cli;

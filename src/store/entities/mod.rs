@@ -1,6 +1,8 @@
 //! SeaORM entities, one per table. They never leave the store: services get domain values.
 
 pub mod admin_token;
+pub mod app_credential;
+pub mod app_credential_tenant;
 pub mod audit;
 pub mod group;
 pub mod group_member;

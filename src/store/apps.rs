@@ -1,0 +1,208 @@
+//! Application credentials (DESIGN 21): one secret that reads the events of the tenants it
+//! is granted, or of every tenant; looked up by the SHA-256 of the secret.
+
+use std::collections::HashMap;
+
+use sea_orm::sea_query::{Expr, Query};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
+};
+
+use super::StoreError;
+use super::entities::{app_credential, app_credential_tenant, tenant};
+use crate::domain::{AppInfo, TenantSlug};
+
+/// What authentication needs of a credential.
+#[derive(Debug, Clone)]
+pub struct AppRecord {
+    pub id: String,
+    pub name: String,
+    pub all_tenants: bool,
+    pub expires_at: Option<String>,
+    pub revoked_at: Option<String>,
+    pub last_used_at: Option<String>,
+}
+
+/// A new credential's row and grants.
+pub struct NewApp<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub hash: &'a str,
+    /// `None`: every tenant.
+    pub tenant_ids: Option<&'a [String]>,
+    pub now: &'a str,
+    pub expires_at: Option<String>,
+}
+
+pub async fn insert(conn: &impl ConnectionTrait, app: NewApp<'_>) -> Result<(), StoreError> {
+    app_credential::ActiveModel {
+        id: Set(app.id.to_owned()),
+        name: Set(app.name.to_owned()),
+        token_hash: Set(app.hash.to_owned()),
+        all_tenants: Set(app.tenant_ids.is_none()),
+        created_at: Set(app.now.to_owned()),
+        expires_at: Set(app.expires_at),
+        revoked_at: Set(None),
+        last_used_at: Set(None),
+    }
+    .insert(conn)
+    .await?;
+    let grants: Vec<app_credential_tenant::ActiveModel> = app
+        .tenant_ids
+        .unwrap_or_default()
+        .iter()
+        .map(|tenant_id| app_credential_tenant::ActiveModel {
+            credential_id: Set(app.id.to_owned()),
+            tenant_id: Set(tenant_id.clone()),
+        })
+        .collect();
+    // In chunks: a statement's bind parameters are bounded (SQLite: 32 766).
+    for chunk in grants.chunks(1000) {
+        app_credential_tenant::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+pub async fn find_by_hash(
+    conn: &impl ConnectionTrait,
+    hash: &str,
+) -> Result<Option<AppRecord>, StoreError> {
+    Ok(app_credential::Entity::find()
+        .filter(app_credential::Column::TokenHash.eq(hash))
+        .one(conn)
+        .await?
+        .map(|m| AppRecord {
+            id: m.id,
+            name: m.name,
+            all_tenants: m.all_tenants,
+            expires_at: m.expires_at,
+            revoked_at: m.revoked_at,
+            last_used_at: m.last_used_at,
+        }))
+}
+
+/// Whether the credential was granted the tenant (one primary-key probe).
+pub async fn granted(
+    conn: &impl ConnectionTrait,
+    credential_id: &str,
+    tenant_id: &str,
+) -> Result<bool, StoreError> {
+    Ok(app_credential_tenant::Entity::find()
+        .filter(app_credential_tenant::Column::CredentialId.eq(credential_id))
+        .filter(app_credential_tenant::Column::TenantId.eq(tenant_id))
+        .count(conn)
+        .await?
+        > 0)
+}
+
+/// Every credential, oldest first, with the slugs of its tenants.
+pub async fn list(conn: &impl ConnectionTrait) -> Result<Vec<AppInfo>, StoreError> {
+    let credentials = app_credential::Entity::find()
+        .order_by_asc(app_credential::Column::CreatedAt)
+        .order_by_asc(app_credential::Column::Id)
+        .all(conn)
+        .await?;
+    let mut slugs: HashMap<String, Vec<TenantSlug>> = HashMap::new();
+    let grants: Vec<(String, String)> = app_credential_tenant::Entity::find()
+        .select_only()
+        .column(app_credential_tenant::Column::CredentialId)
+        .column_as(tenant::Column::Slug, "slug")
+        .join(
+            sea_orm::JoinType::InnerJoin,
+            app_credential_tenant::Entity::belongs_to(tenant::Entity)
+                .from(app_credential_tenant::Column::TenantId)
+                .to(tenant::Column::Id)
+                .into(),
+        )
+        .order_by_asc(tenant::Column::Slug)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    for (credential, slug) in grants {
+        slugs
+            .entry(credential)
+            .or_default()
+            .push(TenantSlug::parse(&slug).map_err(StoreError::Corrupt)?);
+    }
+    Ok(credentials
+        .into_iter()
+        .map(|m| AppInfo {
+            tenants: slugs.remove(&m.id).unwrap_or_default(),
+            id: m.id,
+            name: m.name,
+            all_tenants: m.all_tenants,
+            created_at: m.created_at,
+            expires_at: m.expires_at,
+            revoked_at: m.revoked_at,
+            last_used_at: m.last_used_at,
+        })
+        .collect())
+}
+
+/// Revokes a live credential; `false` when there is no live one with that id.
+pub async fn revoke(conn: &impl ConnectionTrait, id: &str, now: &str) -> Result<bool, StoreError> {
+    let result = app_credential::Entity::update_many()
+        .col_expr(app_credential::Column::RevokedAt, Expr::value(now))
+        .filter(app_credential::Column::Id.eq(id))
+        .filter(app_credential::Column::RevokedAt.is_null())
+        .exec(conn)
+        .await?;
+    Ok(result.rows_affected > 0)
+}
+
+/// Records that a credential was used at `now`.
+pub async fn touch(conn: &impl ConnectionTrait, id: &str, now: &str) -> Result<(), StoreError> {
+    app_credential::Entity::update_many()
+        .col_expr(app_credential::Column::LastUsedAt, Expr::value(now))
+        .filter(app_credential::Column::Id.eq(id))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// A tenant a reader may list: its slug, and whether it was deleted (its events, ending
+/// with `tenant.deleted`, stay readable until retention removes the tenant).
+#[derive(Debug, Clone)]
+pub struct Readable {
+    pub slug: TenantSlug,
+    pub deleted: bool,
+}
+
+/// Up to `limit` tenants after the slug `after`, in slug order: every tenant, or those
+/// granted to `credential_id`. Reads the slug index, never the whole table.
+pub async fn readable_tenants(
+    conn: &impl ConnectionTrait,
+    credential_id: Option<&str>,
+    after: &str,
+    limit: u64,
+) -> Result<Vec<Readable>, StoreError> {
+    let mut query = tenant::Entity::find()
+        .filter(tenant::Column::Slug.gt(after))
+        .order_by_asc(tenant::Column::Slug)
+        .limit(limit);
+    if let Some(credential_id) = credential_id {
+        query = query.filter(
+            tenant::Column::Id.in_subquery(
+                Query::select()
+                    .column(app_credential_tenant::Column::TenantId)
+                    .from(app_credential_tenant::Entity)
+                    .and_where(app_credential_tenant::Column::CredentialId.eq(credential_id))
+                    .to_owned(),
+            ),
+        );
+    }
+    query
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|m| {
+            Ok(Readable {
+                slug: TenantSlug::parse(&m.slug).map_err(StoreError::Corrupt)?,
+                deleted: m.deleted_at.is_some(),
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,16 @@
+use sea_orm::entity::prelude::*;
+
+/// A tenant an application credential (not covering all tenants) may read.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "app_credential_tenants")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub credential_id: String,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub tenant_id: String,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
