@@ -26,6 +26,7 @@ enum AppCredentialTenants {
     Table,
     CredentialId,
     TenantId,
+    TenantSlug,
 }
 
 #[derive(DeriveIden)]
@@ -106,6 +107,13 @@ impl MigrationTrait for Migration {
                             .string_len(36)
                             .not_null(),
                     )
+                    // A tenant's slug never changes: kept here, the listing of a
+                    // credential's tenants pages one index in slug order.
+                    .col(
+                        ColumnDef::new(AppCredentialTenants::TenantSlug)
+                            .string_len(63)
+                            .not_null(),
+                    )
                     .primary_key(
                         Index::create()
                             .name("app_credential_tenants_pkey")
@@ -129,6 +137,17 @@ impl MigrationTrait for Migration {
                             .to(Tenants::Table, Tenants::Id)
                             .on_delete(ForeignKeyAction::Cascade),
                     )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("app_credential_tenants_credential_id_tenant_slug_key")
+                    .table(AppCredentialTenants::Table)
+                    .col(AppCredentialTenants::CredentialId)
+                    .col(AppCredentialTenants::TenantSlug)
+                    .unique()
                     .to_owned(),
             )
             .await?;

@@ -49,7 +49,7 @@ pub async fn issue(
     if request.expires_at.is_some_and(|e| e <= now) {
         return Err(ServiceError::invalid_value("expiry must be in the future"));
     }
-    let tenant_ids = match &request.tenants {
+    let granted = match &request.tenants {
         TenantScope::All => None,
         TenantScope::Only(slugs) => {
             if slugs.is_empty() || slugs.len() > MAX_TENANTS {
@@ -63,10 +63,10 @@ pub async fn issue(
                     ServiceError::NotFound(detail) => ServiceError::invalid_value(detail),
                     other => other,
                 })?;
-                ids.push(tenant.id);
+                ids.push((tenant.id, tenant.slug));
             }
-            ids.sort();
-            ids.dedup();
+            ids.sort_by(|a, b| a.0.cmp(&b.0));
+            ids.dedup_by(|a, b| a.0 == b.0);
             Some(ids)
         }
     };
@@ -79,7 +79,7 @@ pub async fn issue(
             id: &id,
             name: name.as_str(),
             hash: &token::hash_secret(&secret),
-            tenant_ids: tenant_ids.as_deref(),
+            tenants: granted.as_deref(),
             now: &time::format(now),
             expires_at: request.expires_at.map(time::format),
         },

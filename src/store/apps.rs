@@ -3,10 +3,10 @@
 
 use std::collections::HashMap;
 
-use sea_orm::sea_query::{Expr, Query};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set, Statement,
 };
 
 use super::StoreError;
@@ -29,8 +29,8 @@ pub struct NewApp<'a> {
     pub id: &'a str,
     pub name: &'a str,
     pub hash: &'a str,
-    /// `None`: every tenant.
-    pub tenant_ids: Option<&'a [String]>,
+    /// `None`: every tenant; otherwise `(id, slug)` of each.
+    pub tenants: Option<&'a [(String, TenantSlug)]>,
     pub now: &'a str,
     pub expires_at: Option<String>,
 }
@@ -40,7 +40,7 @@ pub async fn insert(conn: &impl ConnectionTrait, app: NewApp<'_>) -> Result<(), 
         id: Set(app.id.to_owned()),
         name: Set(app.name.to_owned()),
         token_hash: Set(app.hash.to_owned()),
-        all_tenants: Set(app.tenant_ids.is_none()),
+        all_tenants: Set(app.tenants.is_none()),
         created_at: Set(app.now.to_owned()),
         expires_at: Set(app.expires_at),
         revoked_at: Set(None),
@@ -49,12 +49,13 @@ pub async fn insert(conn: &impl ConnectionTrait, app: NewApp<'_>) -> Result<(), 
     .insert(conn)
     .await?;
     let grants: Vec<app_credential_tenant::ActiveModel> = app
-        .tenant_ids
+        .tenants
         .unwrap_or_default()
         .iter()
-        .map(|tenant_id| app_credential_tenant::ActiveModel {
+        .map(|(tenant_id, slug)| app_credential_tenant::ActiveModel {
             credential_id: Set(app.id.to_owned()),
             tenant_id: Set(tenant_id.clone()),
+            tenant_slug: Set(slug.to_string()),
         })
         .collect();
     // In chunks: a statement's bind parameters are bounded (SQLite: 32 766).
@@ -109,15 +110,8 @@ pub async fn list(conn: &impl ConnectionTrait) -> Result<Vec<AppInfo>, StoreErro
     let grants: Vec<(String, String)> = app_credential_tenant::Entity::find()
         .select_only()
         .column(app_credential_tenant::Column::CredentialId)
-        .column_as(tenant::Column::Slug, "slug")
-        .join(
-            sea_orm::JoinType::InnerJoin,
-            app_credential_tenant::Entity::belongs_to(tenant::Entity)
-                .from(app_credential_tenant::Column::TenantId)
-                .to(tenant::Column::Id)
-                .into(),
-        )
-        .order_by_asc(tenant::Column::Slug)
+        .column(app_credential_tenant::Column::TenantSlug)
+        .order_by_asc(app_credential_tenant::Column::TenantSlug)
         .into_tuple()
         .all(conn)
         .await?;
@@ -171,38 +165,61 @@ pub struct Readable {
     pub deleted: bool,
 }
 
-/// Up to `limit` tenants after the slug `after`, in slug order: every tenant, or those
-/// granted to `credential_id`. Reads the slug index, never the whole table.
+/// Up to `limit` tenants after the slug `after`, in slug order: every tenant (the slug
+/// index), or those granted to `credential_id` (the grants' `(credential, slug)` index, one
+/// primary-key probe of `tenants` each). Never a scan (`tests/api/plans.rs`).
 pub async fn readable_tenants(
     conn: &impl ConnectionTrait,
     credential_id: Option<&str>,
     after: &str,
     limit: u64,
 ) -> Result<Vec<Readable>, StoreError> {
-    let mut query = tenant::Entity::find()
-        .filter(tenant::Column::Slug.gt(after))
-        .order_by_asc(tenant::Column::Slug)
-        .limit(limit);
-    if let Some(credential_id) = credential_id {
-        query = query.filter(
-            tenant::Column::Id.in_subquery(
-                Query::select()
-                    .column(app_credential_tenant::Column::TenantId)
-                    .from(app_credential_tenant::Entity)
-                    .and_where(app_credential_tenant::Column::CredentialId.eq(credential_id))
-                    .to_owned(),
-            ),
-        );
-    }
-    query
-        .all(conn)
+    let statement =
+        readable_tenants_statement(conn.get_database_backend(), credential_id, after, limit);
+    conn.query_all_raw(statement)
         .await?
         .into_iter()
-        .map(|m| {
+        .map(|row| {
+            let slug: String = row.try_get("", "slug")?;
+            let deleted_at: Option<String> = row.try_get("", "deleted_at")?;
             Ok(Readable {
-                slug: TenantSlug::parse(&m.slug).map_err(StoreError::Corrupt)?,
-                deleted: m.deleted_at.is_some(),
+                slug: TenantSlug::parse(&slug).map_err(StoreError::Corrupt)?,
+                deleted: deleted_at.is_some(),
             })
         })
         .collect()
+}
+
+/// The statement of [`readable_tenants`] (columns `slug`, `deleted_at`).
+pub fn readable_tenants_statement(
+    backend: DbBackend,
+    credential_id: Option<&str>,
+    after: &str,
+    limit: u64,
+) -> Statement {
+    match credential_id {
+        None => tenant::Entity::find()
+            .select_only()
+            .column_as(tenant::Column::Slug, "slug")
+            .column_as(tenant::Column::DeletedAt, "deleted_at")
+            .filter(tenant::Column::Slug.gt(after))
+            .order_by_asc(tenant::Column::Slug)
+            .limit(limit)
+            .build(backend),
+        // The grants in their `(credential, slug)` index order, each tenant's deletion
+        // mark a primary-key probe: a join let PostgreSQL with stale statistics read every
+        // grant after the slug and sort them.
+        Some(credential_id) => super::backend_statement(
+            backend,
+            "SELECT g.tenant_slug AS slug, \
+             (SELECT t.deleted_at FROM tenants t WHERE t.id = g.tenant_id) AS deleted_at \
+             FROM app_credential_tenants g WHERE g.credential_id = $1 AND g.tenant_slug > $2 \
+             ORDER BY g.credential_id, g.tenant_slug LIMIT $3",
+            vec![
+                credential_id.into(),
+                after.into(),
+                i64::try_from(limit).unwrap_or(i64::MAX).into(),
+            ],
+        ),
+    }
 }

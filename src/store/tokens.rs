@@ -2,8 +2,8 @@
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, JoinType, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, RelationDef, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, JoinType,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, RelationDef, Set, Statement,
 };
 
 use super::StoreError;
@@ -93,23 +93,35 @@ pub async fn find_by_hash(
     find_in(conn, None, hash).await
 }
 
+/// The statement of [`find_by_hash`], for plan tests.
+pub fn find_by_hash_statement(backend: DbBackend, hash: &str) -> Statement {
+    find_query(None, hash).build(backend)
+}
+
+fn find_query(
+    slug: Option<&TenantSlug>,
+    hash: &str,
+) -> sea_orm::SelectTwo<token::Entity, tenant::Entity> {
+    let to_tenant: RelationDef = token::Entity::belongs_to(tenant::Entity)
+        .from(token::Column::TenantId)
+        .to(tenant::Column::Id)
+        .into();
+    let query = token::Entity::find()
+        .select_also(tenant::Entity)
+        .join(JoinType::InnerJoin, to_tenant)
+        .filter(token::Column::TokenHash.eq(hash));
+    match slug {
+        Some(slug) => query.filter(tenant::Column::Slug.eq(slug.as_str())),
+        None => query,
+    }
+}
+
 async fn find_in(
     conn: &impl ConnectionTrait,
     slug: Option<&TenantSlug>,
     hash: &str,
 ) -> Result<Option<(Tenant, TokenRecord)>, StoreError> {
-    let to_tenant: RelationDef = token::Entity::belongs_to(tenant::Entity)
-        .from(token::Column::TenantId)
-        .to(tenant::Column::Id)
-        .into();
-    let mut query = token::Entity::find()
-        .select_also(tenant::Entity)
-        .join(JoinType::InnerJoin, to_tenant)
-        .filter(token::Column::TokenHash.eq(hash));
-    if let Some(slug) = slug {
-        query = query.filter(tenant::Column::Slug.eq(slug.as_str()));
-    }
-    match query.one(conn).await? {
+    match find_query(slug, hash).one(conn).await? {
         Some((token, Some(tenant))) => {
             Ok(Some((super::tenants::to_domain(tenant)?, record(token))))
         }

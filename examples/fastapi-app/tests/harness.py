@@ -40,9 +40,11 @@ def free_port() -> int:
 
 
 class Scimbus:
-    """A scimbus process on a fresh PostgreSQL database with exchanges of its own."""
+    """A scimbus process on a fresh PostgreSQL database with exchanges of its own, or
+    without RabbitMQ at all (`broker=False`: apps read its pull API)."""
 
-    def __init__(self, run: str) -> None:
+    def __init__(self, run: str, *, broker: bool = True) -> None:
+        self.broker = broker
         self.db = f"scimbus_e2e_{run}"
         self.exchange = f"e2e.{run}.events"
         self.unrouted = f"e2e.{run}.unrouted"
@@ -58,13 +60,16 @@ class Scimbus:
             "SCIMBUS_LISTEN": "127.0.0.1:0",
             "SCIMBUS_RATE_LIMIT": "off",
             "SCIMBUS_ADMIN_TOKEN": ADMIN_TOKEN,
-            "SCIMBUS_AMQP_URL": AMQP_URL + "%2f",
-            "SCIMBUS_AMQP_EXCHANGE": self.exchange,
-            "SCIMBUS_AMQP_UNROUTED_EXCHANGE": self.unrouted,
-            "SCIMBUS_AMQP_UNROUTED_QUEUE": self.unrouted,
-            "SCIMBUS_RELAY_POLL_MS": "200",
             "SCIMBUS_LOG": "warn",
         }
+        if self.broker:
+            env |= {
+                "SCIMBUS_AMQP_URL": AMQP_URL + "%2f",
+                "SCIMBUS_AMQP_EXCHANGE": self.exchange,
+                "SCIMBUS_AMQP_UNROUTED_EXCHANGE": self.unrouted,
+                "SCIMBUS_AMQP_UNROUTED_QUEUE": self.unrouted,
+                "SCIMBUS_RELAY_POLL_MS": "200",
+            }
         assert BIN is not None
         self.proc = subprocess.Popen([BIN, "serve"], env=env, stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
@@ -83,7 +88,9 @@ class Scimbus:
 
 
 class ExampleApp:
-    """The example FastAPI app under uvicorn, as its own process (so it can be killed)."""
+    """The example FastAPI app under uvicorn, as its own process (so it can be killed):
+    `tenants` maps each tenant to its `events:read` token, or `app_token` (an application
+    credential) lets it find its tenants; `transport="pull"` runs it without RabbitMQ."""
 
     def __init__(
         self,
@@ -95,16 +102,26 @@ class ExampleApp:
         *,
         workers: int = 1,
         env: dict[str, str] | None = None,
+        transport: str = "broker",
+        app_token: str | None = None,
     ) -> None:
         self.port = free_port()
         self.workers = workers
         self.url = f"http://127.0.0.1:{self.port}"
+        credentials = (
+            {"SCIMBUS_EXAMPLE_APP_TOKEN": app_token}
+            if app_token is not None
+            else {
+                "SCIMBUS_EXAMPLE_EVENTS_TOKENS": ",".join(f"{t}={k}" for t, k in tenants.items()),
+                "SCIMBUS_EXAMPLE_TENANTS": ",".join(tenants),
+            }
+        )
         self.env = {
             **os.environ,
+            "SCIMBUS_EXAMPLE_TRANSPORT": transport,
             "SCIMBUS_EXAMPLE_AMQP_URL": AMQP_URL,
             "SCIMBUS_EXAMPLE_SCIMBUS_URL": scimbus_url,
-            "SCIMBUS_EXAMPLE_EVENTS_TOKENS": ",".join(f"{t}={k}" for t, k in tenants.items()),
-            "SCIMBUS_EXAMPLE_TENANTS": ",".join(tenants),
+            **credentials,
             "SCIMBUS_EXAMPLE_QUEUE": queue,
             "SCIMBUS_EXAMPLE_EXCHANGE": exchange,
             "SCIMBUS_EXAMPLE_DB_PATH": db_path,
@@ -166,6 +183,18 @@ class Scim:
         assert response.status_code == expect, (method, path, response.status_code, response.text)
         return response.json() if response.content else None
 
+
+
+async def issue_app_credential(client: httpx.AsyncClient, scimbus: Scimbus, name: str) -> str:
+    """An application credential that reads every tenant, those created later included."""
+    r = await client.post(
+        f"{scimbus.url}/admin/v1/apps",
+        json={"name": name, "all_tenants": True},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
+    assert r.status_code == 201, r.text
+    token: str = r.json()["token"]
+    return token
 
 
 async def provision_tenant(client: httpx.AsyncClient, scimbus: Scimbus, tenant: str) -> tuple[Scim, str]:

@@ -197,6 +197,22 @@ def test_settings_come_from_the_environment():
     assert single.tokens == {"acme": "t"}
     with pytest.raises(ValueError):
         Settings.from_env({})
+    pull = Settings.from_env(
+        {
+            "SCIMBUS_EXAMPLE_TRANSPORT": "pull",
+            "SCIMBUS_EXAMPLE_SCIMBUS_URL": "https://scimbus.internal",
+            "SCIMBUS_EXAMPLE_APP_TOKEN": "scimbus_app_x",
+            "SCIMBUS_EXAMPLE_TENANT_REFRESH_SECONDS": "5",
+        }
+    )
+    assert pull.transport == "pull" and pull.app_token == "scimbus_app_x" and pull.tenants == []
+    assert pull.tenant_refresh_interval == 5.0 and "scimbus_app_x" not in repr(pull)
+    for bad in (
+        {"SCIMBUS_EXAMPLE_TRANSPORT": "carrier-pigeon", "SCIMBUS_EXAMPLE_APP_TOKEN": "scimbus_app_x"},
+        {"SCIMBUS_EXAMPLE_TRANSPORT": "pull", "SCIMBUS_EXAMPLE_APP_TOKEN": "scimbus_app_x"},
+    ):
+        with pytest.raises(ValueError):
+            Settings.from_env(bad)
 
 
 async def test_the_app_consumes_the_queue_in_its_lifespan(tmp_path, factory):
@@ -227,7 +243,10 @@ async def test_the_app_consumes_the_queue_in_its_lifespan(tmp_path, factory):
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://app") as client:
                 await asyncio.wait_for(provisioning.consumer.consuming.wait(), 20)
                 health = (await client.get("/healthz")).json()
-                assert health == {"status": "ok", "broker": True, "consuming": True, "state": "consuming", "lag_seconds": None}
+                assert health == {
+                    "status": "ok", "transport": "broker", "broker": True, "consuming": True, "state": "consuming",
+                    "lag_seconds": None,
+                }
                 assert (await client.get("/readyz")).status_code == 200
                 for event in (factory.user_created("u1", user_name="ann@example.com"), factory.user_deactivated("u1", 2, user_name="ann@example.com")):
                     await exchange.publish(

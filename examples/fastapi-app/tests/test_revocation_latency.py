@@ -7,7 +7,8 @@ In CI this runs briefly and asserts only that every session ends refused. `bench
 revocation` runs it longer against the release binary and reports p50/p99 (docs/benchmarks.md):
 SCIMBUS_REVOCATION_SECONDS (default 3), SCIMBUS_REVOCATION_RATE writes/s (default 50),
 SCIMBUS_REVOCATION_POLL_MS (default 25), SCIMBUS_REVOCATION_APP_DB (`postgres`, the default,
-or `sqlite`: the example app's database)."""
+or `sqlite`: the example app's database), SCIMBUS_REVOCATION_TRANSPORT (`broker`, the
+default, or `pull`: scimbus without RabbitMQ, the app long-polling its pull API)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ SECONDS = float(os.environ.get("SCIMBUS_REVOCATION_SECONDS", "3"))
 RATE = float(os.environ.get("SCIMBUS_REVOCATION_RATE", "50"))
 POLL = float(os.environ.get("SCIMBUS_REVOCATION_POLL_MS", "25")) / 1000
 APP_DB = os.environ.get("SCIMBUS_REVOCATION_APP_DB", "postgres")
+TRANSPORT = os.environ.get("SCIMBUS_REVOCATION_TRANSPORT", "broker")
 TENANT = "latency"
 
 
@@ -40,7 +42,7 @@ def percentile(values: list[float], p: float) -> float:
 
 async def test_a_deactivation_refuses_the_users_session(tmp_path) -> None:
     run = uuid.uuid4().hex[:12]
-    scimbus = Scimbus(run)
+    scimbus = Scimbus(run, broker=TRANSPORT == "broker")
     scimbus.start()
     queue = f"latency.{run}.example-app"
     app: ExampleApp | None = None
@@ -55,7 +57,9 @@ async def test_a_deactivation_refuses_the_users_session(tmp_path) -> None:
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
         async with httpx.AsyncClient(timeout=60, limits=limits) as client:
             scim, token = await provision_tenant(client, scimbus, TENANT)
-            app = ExampleApp(str(tmp_path / "app.db"), queue, scimbus.exchange, scimbus.url, {TENANT: token}, env=env)
+            app = ExampleApp(
+                str(tmp_path / "app.db"), queue, scimbus.exchange, scimbus.url, {TENANT: token}, env=env, transport=TRANSPORT
+            )
             await app.start()
 
             users = []
@@ -102,6 +106,7 @@ async def test_a_deactivation_refuses_the_users_session(tmp_path) -> None:
             "completed_rate": round(achieved, 1),
             "poll_ms": POLL * 1000,
             "app_db": APP_DB,
+            "transport": TRANSPORT,
             "p50_ms": round(statistics.median(latencies) * 1000, 1),
             "p90_ms": round(percentile(latencies, 90) * 1000, 1),
             "p99_ms": round(percentile(latencies, 99) * 1000, 1),

@@ -4,9 +4,11 @@ delay, and a fixed-seed random sequence of SCIM operations on up to 200 users an
 sent to a real scimbus by four concurrent clients. The active consumer is killed with
 SIGKILL part-way and started again. At the end the app's accounts, groups and memberships
 equal scimbus's, and every event scimbus emitted was handled exactly once by its own
-handler (none skipped by a resync, none run twice).
+handler (none skipped by a resync, none run twice). The same storm runs in pull-only mode:
+a scimbus with no broker, the three processes each long-polling its pull API.
 
-Seeds and size: SCIMBUS_STORM_SEEDS (default 1,2,3), SCIMBUS_STORM_OPERATIONS (default 2000)."""
+Seeds and size: SCIMBUS_STORM_SEEDS (default 1,2,3; the pull-only storm runs the first),
+SCIMBUS_STORM_OPERATIONS (default 2000)."""
 
 from __future__ import annotations
 
@@ -193,8 +195,16 @@ def diff(expected: dict[str, Any], actual: dict[str, Any]) -> list[str]:
 
 @pytest.mark.parametrize("seed", SEEDS)
 async def test_three_consumer_processes_and_a_kill_converge_with_every_handler_run_once(seed: int, tmp_path) -> None:
+    await storm_with_a_kill(seed, tmp_path, transport="broker")
+
+
+async def test_three_pull_only_processes_without_a_broker_and_a_kill_converge_with_every_handler_run_once(tmp_path) -> None:
+    await storm_with_a_kill(SEEDS[0], tmp_path, transport="pull")
+
+
+async def storm_with_a_kill(seed: int, tmp_path: Any, *, transport: str) -> None:
     run = uuid.uuid4().hex[:12]
-    scimbus = Scimbus(run)
+    scimbus = Scimbus(run, broker=transport == "broker")
     scimbus.start()
     app_db = f"storm_app_{run}"
     subprocess.run(["psql", ADMIN_DB, "-qc", f"CREATE DATABASE {app_db}"], check=True)
@@ -211,7 +221,10 @@ async def test_three_consumer_processes_and_a_kill_converge_with_every_handler_r
             }
 
             def new_app(workers: int = 1) -> ExampleApp:
-                app = ExampleApp(str(tmp_path / "unused.db"), queue, scimbus.exchange, scimbus.url, {TENANT: token}, workers=workers, env=env)
+                app = ExampleApp(
+                    str(tmp_path / "unused.db"), queue, scimbus.exchange, scimbus.url, {TENANT: token},
+                    workers=workers, env=env, transport=transport,
+                )
                 apps.append(app)
                 return app
 
@@ -219,7 +232,7 @@ async def test_three_consumer_processes_and_a_kill_converge_with_every_handler_r
             await first.start()  # registered first: the queue's active consumer
             await new_app(workers=2).start()
             deadline = time.monotonic() + 30
-            while queue_consumers(queue) < 3:
+            while transport == "broker" and queue_consumers(queue) < 3:
                 assert time.monotonic() < deadline, f"the three consumers did not register ({queue_consumers(queue)})"
                 await asyncio.sleep(0.1)
 
@@ -280,7 +293,7 @@ async def test_three_consumer_processes_and_a_kill_converge_with_every_handler_r
             )
             assert check.returncode == 0, check.stdout + check.stderr
             print(
-                f"seed {seed}: {OPERATIONS} operations {dict(storm.counts)}, {len(events)} events, "
+                f"{transport}, seed {seed}: {OPERATIONS} operations {dict(storm.counts)}, {len(events)} events, "
                 f"{len(expected['users'])} users and {len(expected['groups'])} groups at the end; "
                 f"sent in {sent - started:.1f}s, converged {converged - sent:.1f}s later"
             )

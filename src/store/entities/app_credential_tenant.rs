@@ -8,6 +8,8 @@ pub struct Model {
     pub credential_id: String,
     #[sea_orm(primary_key, auto_increment = false)]
     pub tenant_id: String,
+    /// The tenant's slug (never changes), for the listing in slug order.
+    pub tenant_slug: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

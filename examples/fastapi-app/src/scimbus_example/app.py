@@ -33,13 +33,20 @@ class Provisioning:
         )
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         self.store = SqlStore(self.sessionmaker)
-        pull = PullClient(settings.scimbus_url, settings.tokens) if settings.scimbus_url and settings.tokens else None
+        pull: PullClient | None = None
+        if settings.scimbus_url and settings.app_token:
+            pull = PullClient(settings.scimbus_url, app_token=settings.app_token)
+        elif settings.scimbus_url and settings.tokens:
+            pull = PullClient(settings.scimbus_url, settings.tokens)
+        broker = settings.transport == "broker"
         self.consumer = Consumer(
-            amqp_url=settings.amqp_url,
-            queue=settings.queue,
+            amqp_url=settings.amqp_url if broker else None,
+            queue=settings.queue if broker else None,
             exchange=settings.exchange,
             declare_exchange=settings.declare_exchange,
-            tenants=settings.tenants,
+            tenants=settings.tenants or None,
+            poll_wait=settings.poll_wait,
+            tenant_refresh_interval=settings.tenant_refresh_interval,
             store=self.store,
             pull=pull,
             max_attempts=settings.max_attempts,
@@ -164,6 +171,7 @@ def create_app(provisioning: Provisioning | None = None) -> FastAPI:
         status = consumer.status()
         return {
             "status": "ok",
+            "transport": status.transport,
             "broker": status.broker_connected,
             "consuming": consumer.consuming.is_set(),
             "state": status.state,
@@ -172,8 +180,9 @@ def create_app(provisioning: Provisioning | None = None) -> FastAPI:
 
     @app.get("/readyz")
     async def readyz(request: Request) -> JSONResponse:
-        """Readiness: 200 while the consumer consumes over a live broker connection, else 503
-        with the consumer's state (connecting, catching_up, reconnecting, failed)."""
+        """Readiness: 200 while the consumer consumes (over a live broker connection, or with
+        its last long-polls answered), else 503 with the consumer's state (connecting,
+        catching_up, reconnecting, failed)."""
         status = request.app.state.provisioning.consumer.status()
         body = {"ready": status.ready, "state": status.state, "error": status.last_error}
         return JSONResponse(body, status_code=200 if status.ready else 503)

@@ -11,10 +11,18 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Settings:
+    transport: str = "broker"
+    """`broker` (the app's RabbitMQ queue, caught up through the pull API) or `pull` (no
+    RabbitMQ: long-polls of scimbus's pull API)."""
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     scimbus_url: str | None = None
     tokens: dict[str, str] = field(default_factory=dict)
+    app_token: str | None = None
+    """An application credential (`scimbus_app_…`): the events of every tenant it covers,
+    tenants created later included, instead of one token per tenant."""
     tenants: list[str] = field(default_factory=list)
+    poll_wait: float = 30.0
+    tenant_refresh_interval: float = 30.0
     queue: str = "example-app.scimbus"
     exchange: str = "scimbus.events"
     declare_exchange: bool = False
@@ -39,13 +47,20 @@ class Settings:
     auto_delete_dead_letter_exchange: bool = False
 
     def __repr__(self) -> str:  # tokens are secrets
-        return f"Settings(amqp_url=<hidden>, scimbus_url={self.scimbus_url!r}, tenants={self.tenants!r}, queue={self.queue!r})"
+        return (
+            f"Settings(transport={self.transport!r}, amqp_url=<hidden>, scimbus_url={self.scimbus_url!r}, "
+            f"tenants={self.tenants!r}, queue={self.queue!r})"
+        )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """`SCIMBUS_EXAMPLE_AMQP_URL`, `_SCIMBUS_URL` (base URL of scimbus, for the pull API),
+        """`SCIMBUS_EXAMPLE_TRANSPORT` (`broker`, the default, or `pull`: no RabbitMQ),
+        `_AMQP_URL`, `_SCIMBUS_URL` (base URL of scimbus, for the pull API),
         `_TENANTS` (comma-separated slugs), `_EVENTS_TOKENS` (`acme=token,globex=token`, one
-        `events:read` token per tenant) or `_EVENTS_TOKEN` (with exactly one tenant), `_QUEUE`,
+        `events:read` token per tenant) or `_EVENTS_TOKEN` (with exactly one tenant), or
+        `_APP_TOKEN` (an application credential: every tenant it covers, found at runtime;
+        `_TENANTS` then optional), `_POLL_WAIT` (seconds a long-poll waits, at most 30),
+        `_TENANT_REFRESH_SECONDS` (how often an application credential's tenants are listed), `_QUEUE`,
         `_EXCHANGE`, `_DECLARE_EXCHANGE` (true: declare it), `_DB_PATH` or `_DATABASE_URL`, `_MAX_ATTEMPTS`, `_GATING_GROUPS` (comma-separated
         display names), `_MAIL_URL`, `_SESSION_SERVICE_URL`, `_HANDLER_DELAY_MS`, `_QUEUE_ARGUMENTS` (a JSON object of
         extra queue arguments, e.g. `{"x-max-length": 100000, "x-overflow": "reject-publish"}`)."""
@@ -63,9 +78,22 @@ class Settings:
                 raise ValueError("SCIMBUS_EXAMPLE_EVENTS_TOKEN needs exactly one tenant in SCIMBUS_EXAMPLE_TENANTS")
             tokens[tenants[0]] = single
         tenants = tenants or sorted(tokens)
-        if not tenants:
-            raise ValueError("set SCIMBUS_EXAMPLE_TENANTS (and SCIMBUS_EXAMPLE_EVENTS_TOKENS for the pull API)")
+        app_token = get("APP_TOKEN") or None
+        if not tenants and app_token is None:
+            raise ValueError(
+                "set SCIMBUS_EXAMPLE_TENANTS (and SCIMBUS_EXAMPLE_EVENTS_TOKENS for the pull API), "
+                "or SCIMBUS_EXAMPLE_APP_TOKEN"
+            )
+        transport = get("TRANSPORT", cls.transport)
+        if transport not in ("broker", "pull"):
+            raise ValueError(f"SCIMBUS_EXAMPLE_TRANSPORT is `broker` or `pull`, not {transport!r}")
+        if transport == "pull" and not get("SCIMBUS_URL"):
+            raise ValueError("SCIMBUS_EXAMPLE_TRANSPORT=pull reads scimbus's pull API: set SCIMBUS_EXAMPLE_SCIMBUS_URL")
         return cls(
+            transport=transport,
+            app_token=app_token,
+            poll_wait=float(get("POLL_WAIT", str(cls.poll_wait))),
+            tenant_refresh_interval=float(get("TENANT_REFRESH_SECONDS", str(cls.tenant_refresh_interval))),
             amqp_url=get("AMQP_URL", cls.amqp_url),
             scimbus_url=get("SCIMBUS_URL"),
             tokens=tokens,
