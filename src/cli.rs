@@ -14,7 +14,7 @@ use crate::clock::SystemClock;
 use crate::config::Settings;
 use crate::domain::Scope;
 use crate::events::Relay;
-use crate::service::{Context, apps, events, tenants};
+use crate::service::{Context, apps, brake, events, tenants};
 use crate::startup::{Application, open_context};
 use crate::store::{Backend, Store};
 
@@ -56,6 +56,11 @@ pub enum Command {
     App {
         #[command(subcommand)]
         command: AppCommand,
+    },
+    /// The mass-deprovisioning brake: show, configure, release, discard.
+    Brake {
+        #[command(subcommand)]
+        command: BrakeCommand,
     },
     /// Register and list a tenant's schema extensions (custom attributes).
     Schema {
@@ -154,6 +159,33 @@ pub enum TokenCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum BrakeCommand {
+    /// What the tenant's brake holds (JSON): settings, window counts, held events.
+    Show {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Set the tenant's brake settings from a JSON file (the `settings` of `show`).
+    Set {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        file: std::path::PathBuf,
+    },
+    /// Release the hold: every held event flows, in order.
+    Release {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Discard the held deprovisioning events (once the IdP has corrected every one of
+    /// their resources) and release the rest.
+    Discard {
+        #[arg(long)]
+        tenant: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum AppCommand {
     /// Issue a credential that reads the events of the tenants named (`--tenant`, repeated)
     /// or of every tenant (`--all-tenants`, those created later included); its secret is
@@ -192,6 +224,9 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         Command::Tenant { command } => tenant(&offline_context(&settings).await?, command).await,
         Command::Token { command } => token(&offline_context(&settings).await?, command).await,
         Command::App { command } => app(&offline_context(&settings).await?, command).await,
+        Command::Brake { command } => {
+            brake_command(&offline_context(&settings).await?, command).await
+        }
         Command::Schema { command } => {
             let ctx = offline_context(&settings).await?;
             match command {
@@ -312,6 +347,36 @@ async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
     });
     app.run_until_stopped().await?;
     tracing::info!("stopped");
+    Ok(())
+}
+
+async fn brake_command(ctx: &Context, command: BrakeCommand) -> anyhow::Result<()> {
+    let actor = Actor::os_user();
+    match command {
+        BrakeCommand::Show { tenant } => {
+            let view = brake::show(ctx, &tenant).await?;
+            println!("{}", serde_json::to_string_pretty(&view)?);
+        }
+        BrakeCommand::Set { tenant, file } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let settings = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not brake settings", file.display()))?;
+            let view = brake::configure(ctx, &actor, &tenant, Some(settings)).await?;
+            println!("{}", serde_json::to_string_pretty(&view)?);
+        }
+        BrakeCommand::Release { tenant } => {
+            let done = brake::release(ctx, &actor, &tenant).await?;
+            println!("{} held events of {tenant} released", done.released);
+        }
+        BrakeCommand::Discard { tenant } => {
+            let done = brake::discard(ctx, &actor, &tenant).await?;
+            println!(
+                "{} held deprovisioning events of {tenant} discarded, {} released",
+                done.discarded, done.released
+            );
+        }
+    }
     Ok(())
 }
 

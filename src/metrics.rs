@@ -52,6 +52,7 @@ pub struct Metrics {
     pub relay_returned: Gauge,
     pub relay_unpublishable: Gauge,
     pub tokens_expiring_soon: Family<TenantOnly, Gauge>,
+    pub brake_held_events: Family<TenantOnly, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -148,6 +149,12 @@ impl Metrics {
             "Live tenant tokens expiring within 7 days, per tenant",
             tokens_expiring_soon.clone(),
         );
+        let brake_held_events = Family::<TenantOnly, Gauge>::default();
+        registry.register(
+            "brake_held_events",
+            "Events the mass-deprovisioning brake holds, per tenant (absent: nothing held)",
+            brake_held_events.clone(),
+        );
         Self {
             registry,
             requests,
@@ -162,6 +169,7 @@ impl Metrics {
             relay_returned,
             relay_unpublishable,
             tokens_expiring_soon,
+            brake_held_events,
         }
     }
 

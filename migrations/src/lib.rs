@@ -23,6 +23,7 @@ mod m20261206_000003_create_outbox_pending;
 mod m20261206_000004_add_group_members_nested_up_idx;
 mod m20261207_000001_tenant_tombstones_and_lengths;
 mod m20261208_000001_create_app_credentials;
+mod m20261208_000002_create_tenant_brakes;
 
 pub struct Migrator;
 
@@ -49,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000004_add_group_members_nested_up_idx::Migration),
             Box::new(m20261207_000001_tenant_tombstones_and_lengths::Migration),
             Box::new(m20261208_000001_create_app_credentials::Migration),
+            Box::new(m20261208_000002_create_tenant_brakes::Migration),
         ]
     }
 }

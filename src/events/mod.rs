@@ -2,6 +2,7 @@
 //! that publishes committed outbox rows to RabbitMQ in order, with confirms (DESIGN 12).
 
 pub mod announce;
+pub mod brake;
 pub mod catalog;
 pub mod leader;
 pub mod metrics;

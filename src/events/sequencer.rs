@@ -13,7 +13,7 @@ use std::sync::Arc;
 use tokio::sync::{Notify, watch};
 
 use super::catalog::SEQUENCE_WIDTH;
-use crate::store::{Backend, Store, StoreError, outbox};
+use crate::store::{Backend, Store, StoreError, brake, outbox};
 
 /// Rows numbered per transaction.
 pub const BATCH: u64 = 1_000;
@@ -26,8 +26,12 @@ pub async fn number_tenant(store: &Store, tenant_id: &str) -> Result<u64, StoreE
     let mut total = 0;
     loop {
         let txn = store.begin_write().await?;
-        let n = outbox::number_unnumbered(&txn, tenant_id, BATCH, SEQUENCE_WIDTH).await?;
+        let numbered = outbox::number_unnumbered(&txn, tenant_id, BATCH, SEQUENCE_WIDTH).await?;
+        // Counted by the brake in the numbering's transaction: a hold it sets is there
+        // before any reader sees the numbered events.
+        brake::observe(&txn, tenant_id, &numbered, chrono::Utc::now()).await?;
         txn.commit().await?;
+        let n = numbered.len() as u64;
         total += n;
         if n < BATCH {
             return Ok(total);

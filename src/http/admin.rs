@@ -4,7 +4,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
-use actix_web::{delete, get, post};
+use actix_web::{delete, get, post, put};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::json;
@@ -20,7 +20,7 @@ use crate::scim::error::ScimError;
 use crate::scim::time;
 use crate::service::apps::{AppRequest, TenantScope};
 use crate::service::audit::{self, Actor};
-use crate::service::{Context, apps, events, schemas, tenants};
+use crate::service::{Context, apps, brake, events, schemas, tenants};
 use crate::tenancy::auth::AdminActor;
 
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -35,6 +35,10 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(register_schema)
         .service(list_schemas)
         .service(list_audit)
+        .service(show_brake)
+        .service(configure_brake)
+        .service(release_brake)
+        .service(discard_brake)
         .service(list_apps)
         .service(issue_app)
         .service(revoke_app);
@@ -50,6 +54,9 @@ pub fn configure(cfg: &mut ServiceConfig) {
             "/audit",
             "/apps",
             "/apps/{id}",
+            "/tenants/{slug}/brake",
+            "/tenants/{slug}/brake/release",
+            "/tenants/{slug}/brake/discard",
         ],
     );
 }
@@ -477,4 +484,92 @@ async fn revoke_app(
     apps::revoke(&ctx, &Actor::admin(&actor.name), &id).await?;
     tracing::info!(actor = %actor.name, app = %id, "application credential revoked");
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// The tenant's mass-deprovisioning brake: its settings, the window's counts, and what it
+/// holds (events by type, first and last, the thresholds that tripped).
+#[utoipa::path(
+    operation_id = "showBrake",
+    tag = "Admin",
+    params(("slug" = String, Path, description = "Tenant slug.")),
+    responses(
+        (status = 200, description = "The brake", content_type = SCIM, body = crate::service::brake::BrakeView),
+        (status = "default", description = "A SCIM error (400, 401, 404)", content_type = SCIM, body = ScimErrorBody),
+    )
+)]
+#[get("/tenants/{slug}/brake")]
+async fn show_brake(
+    ctx: web::Data<Context>,
+    _: AdminActor,
+    slug: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(response::scim(
+        StatusCode::OK,
+        &brake::show(&ctx, &slug).await?,
+    ))
+}
+
+/// Sets the tenant's brake settings (thresholds, window, on or off, auto-release).
+#[utoipa::path(
+    operation_id = "configureBrake",
+    tag = "Admin",
+    params(("slug" = String, Path, description = "Tenant slug.")),
+    request_body(content = crate::events::brake::BrakeSettings, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The brake", content_type = SCIM, body = crate::service::brake::BrakeView),
+        (status = "default", description = "A SCIM error (400 invalidValue/invalidSyntax, 401, 404)", content_type = SCIM, body = ScimErrorBody),
+    )
+)]
+#[put("/tenants/{slug}/brake")]
+async fn configure_brake(
+    ctx: web::Data<Context>,
+    actor: AdminActor,
+    slug: web::Path<String>,
+    body: JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    let settings: crate::events::brake::BrakeSettings = serde_json::from_value(body.0)
+        .map_err(|e| ApiError::Scim(ScimError::invalid_syntax(e.to_string())))?;
+    let view = brake::configure(&ctx, &Actor::admin(&actor.name), &slug, Some(settings)).await?;
+    Ok(response::scim(StatusCode::OK, &view))
+}
+
+/// Releases what the brake holds: every held event flows, in order.
+#[utoipa::path(
+    operation_id = "releaseBrake",
+    tag = "Admin",
+    params(("slug" = String, Path, description = "Tenant slug.")),
+    responses(
+        (status = 200, description = "Released", content_type = SCIM, body = crate::service::brake::Released),
+        (status = "default", description = "A SCIM error (401, 404, 409 nothing held)", content_type = SCIM, body = ScimErrorBody),
+    )
+)]
+#[post("/tenants/{slug}/brake/release")]
+async fn release_brake(
+    ctx: web::Data<Context>,
+    actor: AdminActor,
+    slug: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let done = brake::release(&ctx, &Actor::admin(&actor.name), &slug).await?;
+    Ok(response::scim(StatusCode::OK, &done))
+}
+
+/// Discards the held deprovisioning events (allowed once the IdP has corrected every one
+/// of their resources: reactivated, re-added) and releases the rest in order.
+#[utoipa::path(
+    operation_id = "discardBrake",
+    tag = "Admin",
+    params(("slug" = String, Path, description = "Tenant slug.")),
+    responses(
+        (status = 200, description = "Discarded and released", content_type = SCIM, body = crate::service::brake::Released),
+        (status = "default", description = "A SCIM error (401, 404, 409 nothing held or resources still deprovisioned)", content_type = SCIM, body = ScimErrorBody),
+    )
+)]
+#[post("/tenants/{slug}/brake/discard")]
+async fn discard_brake(
+    ctx: web::Data<Context>,
+    actor: AdminActor,
+    slug: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let done = brake::discard(&ctx, &Actor::admin(&actor.name), &slug).await?;
+    Ok(response::scim(StatusCode::OK, &done))
 }

@@ -151,6 +151,15 @@ pub async fn metrics(
             .get_or_create(&TenantOnly { tenant })
             .set(n);
     }
+    let held = crate::store::brake::held_counts(conn)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    m.brake_held_events.clear();
+    for (tenant, n) in held {
+        m.brake_held_events
+            .get_or_create(&TenantOnly { tenant })
+            .set(n);
+    }
     let body = m
         .encode()
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("metrics do not encode: {e}")))?;

@@ -11,7 +11,7 @@ use sea_orm::{ConnectionTrait, DbBackend};
 use crate::domain::Tenant;
 use crate::events::{Envelope, EventType, PendingEvent};
 use crate::store::outbox::{OutboxRow, UnnumberedRow};
-use crate::store::{StoreError, outbox, tenants};
+use crate::store::{StoreError, brake, outbox, tenants};
 
 /// The CloudEvents envelope of `event` with `sequence`, and its routing key.
 fn envelope(tenant: &Tenant, now: &str, sequence: i64, event: PendingEvent) -> (Envelope, String) {
@@ -77,6 +77,17 @@ pub async fn emit(
     )
     .await?;
     let first = last - n + 1;
+    let numbered: Vec<brake::Numbered> = events
+        .iter()
+        .enumerate()
+        .map(|(i, event)| brake::Numbered {
+            sequence: first + i as i64,
+            event_type: event.event_type.name(),
+            members: event.data["members"]
+                .as_array()
+                .map_or(0, |m| m.len() as i64),
+        })
+        .collect();
     let rows = events
         .into_iter()
         .enumerate()
@@ -95,5 +106,8 @@ pub async fn emit(
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
-    outbox::insert(conn, &tenant.id, rows).await
+    outbox::insert(conn, &tenant.id, rows).await?;
+    // Numbered here on SQLite: the brake counts them in this transaction.
+    brake::observe(conn, &tenant.id, &numbered, chrono::Utc::now()).await?;
+    Ok(())
 }

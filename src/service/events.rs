@@ -67,6 +67,7 @@ pub async fn pull(
     // Every event committed before this request, numbered (PostgreSQL writers leave
     // theirs to the sequencer): a consumer reads its own writes.
     crate::events::sequencer::number_tenant(&ctx.store, &tenant.id).await?;
+    // A brake's hold: nothing from its first held sequence on is served before release.
     let mut rows = outbox::page(conn, &tenant.id, after, types, limit + 1).await?;
     // Read again after the page: retention deletes events and moves the mark in one
     // transaction, so a prune that committed before the page was read shows here, and the
@@ -113,6 +114,22 @@ pub async fn pull_waiting(
             Ok(Ok(())) => {}
             Ok(Err(_)) | Err(_) => return Ok(page),
         }
+    }
+}
+
+/// Snapshots show the current state, held changes included: while a brake holds the
+/// tenant's lane they answer 503 (with `Retry-After`), so neither a bootstrap nor gap
+/// repair can reveal what the hold keeps back. Checked before the read and after it,
+/// each time once every committed event is numbered (and so counted by the brake).
+async fn refuse_if_held(ctx: &Context, tenant: &Tenant) -> Result<(), ServiceError> {
+    crate::events::sequencer::number_tenant(&ctx.store, &tenant.id).await?;
+    match crate::store::brake::held_from(ctx.store.conn(), &tenant.id).await? {
+        Some(from) => Err(ServiceError::Unavailable(format!(
+            "tenant {}'s events from sequence {from} are held by the mass-deprovisioning \
+             brake until an operator releases them: no snapshot meanwhile",
+            tenant.slug
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -200,7 +217,8 @@ pub async fn snapshot_page(
 ) -> Result<SnapshotPage, ServiceError> {
     let limit = limit.clamp(1, MAX_PAGE);
     let conn = ctx.store.conn();
-    crate::events::sequencer::number_tenant(&ctx.store, &tenant.id).await?;
+    refuse_if_held(ctx, tenant).await?;
+    crate::failpoints::point("snapshot.read", &tenant.id).await;
     let sequence = tenants::event_sequence(conn, &tenant.id).await?;
     let now = ctx.now();
     let mut events = Vec::new();
@@ -232,6 +250,10 @@ pub async fn snapshot_page(
     let has_more = ids.len() > fit;
     events.truncate(fit);
     ids.truncate(fit);
+    // The state read includes every write committed before the read; those writes' events
+    // are numbered (and counted by the brake) now: if one of them tripped it, this page
+    // would reveal what the hold keeps back.
+    refuse_if_held(ctx, tenant).await?;
     Ok(SnapshotPage {
         events: events
             .into_iter()
@@ -251,7 +273,7 @@ pub async fn snapshot_one(
     id: &str,
 ) -> Result<Value, ServiceError> {
     let conn = ctx.store.conn();
-    crate::events::sequencer::number_tenant(&ctx.store, &tenant.id).await?;
+    refuse_if_held(ctx, tenant).await?;
     let sequence = tenants::event_sequence(conn, &tenant.id).await?;
     let now = ctx.now();
     let event = match kind {
@@ -264,6 +286,8 @@ pub async fn snapshot_one(
         },
     };
     let event = event.ok_or_else(|| ServiceError::NotFound(format!("no such resource {id}")))?;
+    // As for a page: the writes read are counted by the brake before the answer.
+    refuse_if_held(ctx, tenant).await?;
     snapshot_envelope(tenant, sequence, &now, event)
 }
 

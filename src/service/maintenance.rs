@@ -102,11 +102,19 @@ pub async fn prune_once(ctx: &Context) -> Result<u64, ServiceError> {
     let mut pruned = 0;
     for tenant in tenants::list(ctx.store.conn()).await? {
         let mut after = tenant.events_pruned_through.max(0);
+        // What a brake holds was never delivered: it is kept whatever its age.
+        let held_from = crate::store::brake::held_from(ctx.store.conn(), &tenant.id)
+            .await?
+            .unwrap_or(i64::MAX);
         loop {
             let ages = outbox::oldest(ctx.store.conn(), &tenant.id, after, BATCH).await?;
             let through = ages
                 .iter()
-                .take_while(|a| a.created_at < cutoff && (a.settled || !ctx.keep_unpublished))
+                .take_while(|a| {
+                    a.sequence < held_from
+                        && a.created_at < cutoff
+                        && (a.settled || !ctx.keep_unpublished)
+                })
                 .last()
                 .map(|a| a.sequence);
             let Some(through) = through else {
@@ -166,6 +174,9 @@ pub async fn run(ctx: Context, interval: Duration, mut stop: tokio::sync::watch:
         }
         if let Err(error) = prune_once(&ctx).await {
             tracing::warn!(%error, "event retention failed; retried next round");
+        }
+        if let Err(error) = super::brake::auto_release(&ctx).await {
+            tracing::warn!(%error, "releasing brakes past their auto-release failed; retried next round");
         }
         tokio::select! {
             () = tokio::time::sleep(interval) => {}

@@ -3,6 +3,7 @@
 
 pub mod apps;
 pub mod audit;
+pub mod brake;
 pub mod bulk;
 mod changes;
 pub mod cursor;

@@ -3,6 +3,7 @@
 
 pub mod apps;
 pub mod audit;
+pub mod brake;
 pub mod entities;
 mod error;
 pub mod groups;

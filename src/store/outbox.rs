@@ -182,7 +182,9 @@ pub async fn fetch_lanes(
             "SELECT * FROM (SELECT {lane} AS lane, tenant_id, sequence, id, routing_key, \
              {body} AS body FROM outbox \
              WHERE tenant_id = ${t} AND published_at IS NULL AND failed_at IS NULL \
-             AND sequence > ${a} ORDER BY sequence LIMIT $1) AS l{lane}"
+             AND sequence > ${a} AND sequence < COALESCE((SELECT b.held_from FROM \
+             tenant_brakes b WHERE b.tenant_id = ${t}), {UNHELD}) \
+             ORDER BY sequence LIMIT $1) AS l{lane}"
         ));
     }
     let sql = format!("{} ORDER BY lane, sequence", parts.join(" UNION ALL "));
@@ -322,6 +324,7 @@ pub async fn insert(
         attempts: Set(0),
         last_error: Set(None),
         failed_at: Set(None),
+        discarded_at: Set(None),
     });
     outbox::Entity::insert_many(models).exec(conn).await?;
     Ok(())
@@ -344,8 +347,14 @@ pub async fn list_after(
         .collect())
 }
 
+/// Above every sequence: the bound of a lane that does not hold.
+const UNHELD: i64 = i64::MAX;
+
 /// A page of a tenant's committed events after `after`, in sequence order, whatever their
-/// publish state; `types` (full CloudEvents types) narrows it when not empty.
+/// publish state, discarded ones left out, and none from a brake's held sequence on: the
+/// hold is read in the same statement, so a page that sees an event sees the hold its
+/// numbering set (they commit together); `types` (full CloudEvents types) narrows it when
+/// not empty.
 pub async fn page(
     conn: &impl ConnectionTrait,
     tenant_id: &str,
@@ -353,21 +362,45 @@ pub async fn page(
     types: &[String],
     limit: u64,
 ) -> Result<Vec<(i64, Value)>, StoreError> {
-    let mut query = outbox::Entity::find()
-        .select_only()
-        .column(outbox::Column::Sequence)
-        .column(outbox::Column::Payload)
-        .filter(outbox::Column::TenantId.eq(tenant_id))
-        .filter(outbox::Column::Sequence.gt(after));
+    // Placeholders numbered in order of appearance (SQLite's are positional).
+    let mut values: Vec<sea_orm::Value> = vec![
+        tenant_id.into(),
+        after.into(),
+        tenant_id.into(),
+        UNHELD.into(),
+    ];
+    let mut sql = String::from(
+        "SELECT sequence, payload FROM outbox WHERE tenant_id = $1 AND sequence > $2 \
+         AND sequence < COALESCE((SELECT b.held_from FROM tenant_brakes b \
+         WHERE b.tenant_id = $3), $4) AND discarded_at IS NULL",
+    );
     if !types.is_empty() {
-        query = query.filter(outbox::Column::EventType.is_in(types.iter().cloned()));
+        let first = values.len() + 1;
+        let list: Vec<String> = (first..first + types.len())
+            .map(|n| format!("${n}"))
+            .collect();
+        sql.push_str(&format!(" AND event_type IN ({})", list.join(", ")));
+        values.extend(types.iter().map(|t| sea_orm::Value::from(t.clone())));
     }
-    Ok(query
-        .order_by_asc(outbox::Column::Sequence)
-        .limit(limit)
-        .into_tuple::<(i64, Value)>()
-        .all(conn)
-        .await?)
+    sql.push_str(&format!(" ORDER BY sequence LIMIT ${}", values.len() + 1));
+    values.push(i64::try_from(limit).unwrap_or(i64::MAX).into());
+    let rows = conn
+        .query_all_raw(super::statement(conn, &sql, values))
+        .await?;
+    rows.into_iter()
+        .map(|row| {
+            let sequence: i64 = row.try_get("", "sequence")?;
+            let payload = match row.try_get::<Value>("", "payload") {
+                Ok(v) => v,
+                Err(_) => {
+                    let text: String = row.try_get("", "payload")?;
+                    serde_json::from_str(&text)
+                        .map_err(|e| StoreError::Corrupt(format!("event payload: {e}")))?
+                }
+            };
+            Ok((sequence, payload))
+        })
+        .collect()
 }
 
 /// What retention needs to know of an event.
@@ -582,7 +615,7 @@ pub async fn number_unnumbered(
     tenant_id: &str,
     limit: u64,
     sequence_width: usize,
-) -> Result<u64, StoreError> {
+) -> Result<Vec<super::brake::Numbered>, StoreError> {
     let base: i64 = txn
         .query_one_raw(super::statement(
             txn,
@@ -613,7 +646,9 @@ pub async fn number_unnumbered(
                  SELECT $1, seq, id, event_type, routing_key, subject, \
                    jsonb_set(payload::jsonb, '{{sequence}}', to_jsonb(lpad(seq::text, {width}, '0'))), \
                    created_at, 0 FROM numbered \
-                 RETURNING sequence"
+                 RETURNING sequence, event_type, CAST(COALESCE(CASE WHEN event_type = \
+                   'scimbus.group.members_removed' THEN jsonb_array_length(payload -> 'data' -> 'members') \
+                   END, 0) AS BIGINT) AS members"
             ),
             vec![tenant_id.into(), base.into(), limit.into()],
         ))
@@ -627,5 +662,16 @@ pub async fn number_unnumbered(
         ))
         .await?;
     }
-    Ok(n as u64)
+    let mut numbered = moved
+        .into_iter()
+        .map(|row| {
+            Ok(super::brake::Numbered {
+                sequence: row.try_get("", "sequence")?,
+                event_type: row.try_get("", "event_type")?,
+                members: row.try_get("", "members")?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    numbered.sort_by_key(|e| e.sequence);
+    Ok(numbered)
 }

@@ -58,6 +58,18 @@ pub async fn find(
         .transpose()
 }
 
+/// The tenant with this id, deleted or not.
+pub async fn find_by_id(
+    conn: &impl ConnectionTrait,
+    id: &str,
+) -> Result<Option<Tenant>, StoreError> {
+    tenant::Entity::find_by_id(id.to_owned())
+        .one(conn)
+        .await?
+        .map(to_domain)
+        .transpose()
+}
+
 /// The tenant with this slug if it is not deleted.
 pub async fn find_live(
     conn: &impl ConnectionTrait,

@@ -404,15 +404,7 @@ async fn a_token_over_its_rate_limit_gets_429_with_retry_after_and_others_go_on(
             .unwrap();
         assert_eq!(response.status(), 200);
     }
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     assert!(
         metrics.contains("scimbus_rate_limited_requests_total{tenant=\"acme\"} 2"),
         "{metrics}"

@@ -354,6 +354,31 @@ impl TestApp {
         request.send().await.unwrap()
     }
 
+    /// `POST /scim/v2/{tenant}/Users` of `user(name)` with another tenant's `token`; 201.
+    pub async fn create_user_in(&self, tenant: &str, token: &str, name: &str) {
+        let response = self
+            .client
+            .post(format!("{}/scim/v2/{tenant}/Users", self.address))
+            .bearer_auth(token)
+            .json(&user(name))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+    }
+
+    /// The `/metrics` text (no metrics token in tests).
+    pub async fn metrics_text(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.address))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// `GET /events/v1/{tenant}{path}` with `token`.
     pub async fn events_api(&self, tenant: &str, path: &str, token: &str) -> Response {
         self.client

@@ -67,15 +67,7 @@ async fn a_long_poll_answers_when_an_event_of_its_tenant_commits(backend: Backen
     let waiting = poll(&app, &app.address, &token, "?after=1&wait=30");
     until_waiting(&app, 1).await;
     // Another tenant's write does not answer it.
-    let response = app
-        .client
-        .post(format!("{}/scim/v2/other/Users", app.address))
-        .bearer_auth(&other_scim)
-        .json(&user("elsewhere"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
+    app.create_user_in("other", &other_scim, "elsewhere").await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!waiting.is_finished(), "woken by another tenant's event");
     app.create_user(&user("bjensen")).await;

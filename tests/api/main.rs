@@ -13,6 +13,7 @@ mod admin;
 mod adversarial;
 mod apps;
 mod auth;
+mod brake;
 mod bulk;
 mod cli;
 mod contracts;

@@ -197,6 +197,24 @@ async def issue_app_credential(client: httpx.AsyncClient, scimbus: Scimbus, name
     return token
 
 
+BRAKE_OFF = {
+    "enabled": False,
+    "window_seconds": 3600,
+    "users": {"count": 500, "percent": 20.0, "min": 25},
+    "members": {"count": 5000, "percent": 20.0, "min": 250},
+    "groups": {"count": 100, "percent": 20.0, "min": 10},
+    "auto_release_seconds": None,
+}
+"""Brake settings that never hold: for tests that deprovision most of a tenant on purpose."""
+
+
+async def set_brake(client: httpx.AsyncClient, scimbus: Scimbus, tenant: str, settings: dict[str, Any]) -> None:
+    r = await client.put(
+        f"{scimbus.url}/admin/v1/tenants/{tenant}/brake", json=settings, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    )
+    assert r.status_code == 200, r.text
+
+
 async def provision_tenant(client: httpx.AsyncClient, scimbus: Scimbus, tenant: str) -> tuple[Scim, str]:
     """Creates the tenant; returns a SCIM client with an IdP token, and an `events:read` token."""
     admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}

@@ -30,9 +30,12 @@ from harness import (
     Scim,
     Scimbus,
     Services,
+    ADMIN_TOKEN,
+    BRAKE_OFF,
     delete_broker_objects,
     issue_app_credential,
     provision_tenant,
+    set_brake,
 )
 
 EFFECT_LEASE = 60.0
@@ -247,3 +250,36 @@ async def test_one_application_credential_follows_a_tenant_created_after_the_app
     finally:
         app.stop()
         await delete_broker_objects(f"{world['queue']}.saas", scimbus)
+
+
+async def test_a_held_mass_deactivation_corrected_by_the_idp_then_discarded_leaves_the_app_in_the_idps_state(world) -> None:
+    """The brake holds a burst of deactivations from the first one over its threshold: the
+    app never sees them. The IdP corrects its mistake (reactivates everyone); the operator
+    discards the held deactivations; the app converges on the IdP's state (for the users
+    whose deactivation it never saw, through version gap repair)."""
+    client, scimbus, scim = world["client"], world["scimbus"], world["scim"]["okta-co"]
+    limit = 3
+    await set_brake(client, scimbus, "okta-co", {**BRAKE_OFF, "enabled": True, "users": {"count": limit, "percent": 100.0, "min": 1_000_000}})
+    app: ExampleApp = world["new_app"]()
+    await app.start()
+    ids = [
+        (await scim.call("POST", "/Users", {"schemas": [USER], "userName": f"held{i}@example.com"}, expect=201))["id"]
+        for i in range(6)
+    ]
+    await eventually(client, app, lambda u: all(i in u and u[i]["active"] for i in ids), "everyone provisioned")
+    off = {"schemas": [PATCH], "Operations": [{"op": "replace", "value": {"active": False}}]}
+    for uid in ids:
+        await scim.call("PATCH", f"/Users/{uid}", off)
+    await eventually(client, app, lambda u: sum(not u[i]["active"] for i in ids) == limit, "the deactivations before the hold")
+    await asyncio.sleep(1.0)
+    users = {u["id"]: u for u in (await client.get(f"{app.url}/users")).json()}
+    assert sum(not users[i]["active"] for i in ids) == limit, "a held deactivation reached the app"
+
+    on = {"schemas": [PATCH], "Operations": [{"op": "replace", "value": {"active": True}}]}
+    for uid in ids:
+        await scim.call("PATCH", f"/Users/{uid}", on)
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    r = await client.post(f"{scimbus.url}/admin/v1/tenants/okta-co/brake/discard", headers=admin)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"discarded": len(ids) - limit, "released": len(ids)}
+    await eventually(client, app, lambda u: all(u[i]["active"] for i in ids), "the IdP's state after the discard")

@@ -23,7 +23,7 @@ import uuid
 import httpx
 import pytest
 
-from harness import ADMIN_DB, BIN, PATCH, USER, ExampleApp, Scimbus, delete_broker_objects, provision_tenant
+from harness import BRAKE_OFF, set_brake, ADMIN_DB, BIN, PATCH, USER, ExampleApp, Scimbus, delete_broker_objects, provision_tenant
 
 pytestmark = pytest.mark.skipif(not BIN, reason="SCIMBUS_BIN is not set (scripts/python-test sets it)")
 
@@ -57,6 +57,8 @@ async def test_a_deactivation_refuses_the_users_session(tmp_path) -> None:
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
         async with httpx.AsyncClient(timeout=60, limits=limits) as client:
             scim, token = await provision_tenant(client, scimbus, TENANT)
+            # A deliberate mass deprovisioning: the brake (on by default) would hold it.
+            await set_brake(client, scimbus, TENANT, BRAKE_OFF)
             app = ExampleApp(
                 str(tmp_path / "app.db"), queue, scimbus.exchange, scimbus.url, {TENANT: token}, env=env, transport=TRANSPORT
             )

@@ -27,7 +27,7 @@ import asyncpg
 import httpx
 import pytest
 
-from harness import ADMIN_DB, BIN, GROUP, PATCH, USER, ExampleApp, Scim, Scimbus, delete_broker_objects, provision_tenant, queue_consumers
+from harness import BRAKE_OFF, set_brake, ADMIN_DB, BIN, GROUP, PATCH, USER, ExampleApp, Scim, Scimbus, delete_broker_objects, provision_tenant, queue_consumers
 from scimbus_consumer import PullClient
 
 pytestmark = pytest.mark.skipif(not BIN, reason="SCIMBUS_BIN is not set (scripts/python-test sets it)")
@@ -215,6 +215,8 @@ async def storm_with_a_kill(seed: int, tmp_path: Any, *, transport: str) -> None
     try:
         async with httpx.AsyncClient(timeout=60) as client:
             scim, token = await provision_tenant(client, scimbus, TENANT)
+            # A deliberate mass deprovisioning: the brake (on by default) would hold it.
+            await set_brake(client, scimbus, TENANT, BRAKE_OFF)
             env = {
                 "SCIMBUS_EXAMPLE_DATABASE_URL": f"{base.replace('postgres://', 'postgresql+asyncpg://', 1)}/{app_db}",
                 "SCIMBUS_EXAMPLE_HANDLER_DELAY_MS": "20",
@@ -318,6 +320,8 @@ async def test_a_queue_that_refuses_publishes_still_ends_in_scimbus_state(tmp_pa
     try:
         async with httpx.AsyncClient(timeout=60) as client:
             scim, token = await provision_tenant(client, scimbus, TENANT)
+            # A deliberate mass deprovisioning: the brake (on by default) would hold it.
+            await set_brake(client, scimbus, TENANT, BRAKE_OFF)
             env = {
                 "SCIMBUS_EXAMPLE_QUEUE_ARGUMENTS": json.dumps({"x-max-length": 5, "x-overflow": "reject-publish"}),
                 "SCIMBUS_EXAMPLE_HANDLER_DELAY_MS": "30",

@@ -18,6 +18,8 @@ pub struct Model {
     pub attempts: i32,
     pub last_error: Option<String>,
     pub failed_at: Option<String>,
+    /// Discarded by an operator from a brake's hold: never published nor served.
+    pub discarded_at: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
