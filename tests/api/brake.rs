@@ -20,6 +20,7 @@ both_backends!(
     after_the_idp_reactivates_discard_drops_the_held_deactivations_and_delivers_the_rest,
     brake_settings_are_validated_and_nothing_held_is_a_conflict,
     a_snapshot_read_while_the_brake_trips_is_refused,
+    a_hold_with_an_auto_release_ends_by_itself_after_its_time,
 );
 
 /// Users over 5 deprovisioned within the window trip it (no share).
@@ -443,5 +444,48 @@ async fn a_snapshot_read_while_the_brake_trips_is_refused(backend: Backend) {
         response.status(),
         503,
         "the page would show held deactivations"
+    );
+}
+
+async fn a_hold_with_an_auto_release_ends_by_itself_after_its_time(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let mut settings = small_brake();
+    settings["auto_release_seconds"] = json!(600);
+    assert_eq!(configure(&app, settings).await.status(), 200);
+    let ids = create_users(&app, 8).await;
+    for id in &ids[..6] {
+        entra_deactivate(&app, id).await;
+    }
+    assert!(brake(&app).await["hold"].is_object());
+    // Not before its time. (The hold is stamped with the wall clock, where events are
+    // numbered; the test's manual clock starts at 2026-01-01, so it is moved past both.)
+    let wall = chrono::Utc::now();
+    let lag = wall - scimbus::clock::Clock::now(app.clock.as_ref());
+    app.clock.advance(lag + chrono::TimeDelta::seconds(60));
+    assert_eq!(
+        scimbus::service::brake::auto_release(&app.ctx)
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(brake(&app).await["hold"].is_object());
+    app.clock.advance(chrono::TimeDelta::seconds(600));
+    assert_eq!(
+        scimbus::service::brake::auto_release(&app.ctx)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(brake(&app).await["hold"], Value::Null);
+    let audit: Value = app
+        .admin(Method::GET, "/audit?tenant=acme", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let last = audit["entries"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (last["actor"].as_str(), last["action"].as_str()),
+        (Some("system"), Some("brake.release"))
     );
 }
