@@ -136,3 +136,29 @@ async def test_the_pull_client_maps_errors_and_sends_the_tenant_token(fake):
     assert page.events == [] and page.next == 0 and not page.has_more
     assert fake.requests[-1][1]["types"] == "scimbus.user.created"
     await client.aclose()
+
+
+async def test_a_cursor_passes_sequences_the_pull_api_does_not_serve(make_consumer, factory, fake):
+    """An event an operator discarded from a brake's hold is never published: the cursor,
+    which follows contiguous deliveries, moves past it once the pull API shows it is not
+    served, instead of stalling there until the next start."""
+    data = fake.tenant("acme")
+    events = [factory.user_created(f"u{i}") for i in range(1, 6)]
+    data.events.extend(e for e in events if e["sequence"] != f"{3:019d}")  # 3 was discarded
+    consumer = make_consumer()
+    consumer._progress.start("acme", 1)
+    for sequence in (2, 4, 5):
+        consumer._progress.settle("acme", sequence)
+    assert consumer._progress.cursor["acme"] == 2
+    assert consumer._progress.gaps() == {"acme": 2}
+    await consumer.skip_unserved()
+    assert consumer._progress.cursor["acme"] == 5
+    assert consumer._progress.gaps() == {}
+    # A sequence that exists (a delivery still to come) is waited for.
+    consumer._progress.start("acme", 5)
+    more = [factory.user_created(f"v{i}") for i in range(1, 3)]
+    data.events.extend(more)
+    consumer._progress.settle("acme", 7)
+    await consumer.skip_unserved()
+    assert consumer._progress.cursor["acme"] == 5
+    await consumer.pull.aclose()

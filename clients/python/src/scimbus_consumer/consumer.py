@@ -155,6 +155,20 @@ class _Progress:
         self._done[tenant].add(sequence)
         self._advance(tenant)
 
+    def gaps(self) -> dict[str, int]:
+        """Tenants whose cursor waits for a sequence while later ones are settled: the
+        cursor of each."""
+        return {t: c for t, c in self.cursor.items() if self._done.get(t) and min(self._done[t]) > c + 1}
+
+    def skip_to(self, tenant: str, sequence: int) -> None:
+        """Sequences up to `sequence` will never be delivered (the pull API does not serve
+        them: discarded by an operator): the cursor may pass them."""
+        if tenant in self.cursor and sequence > self.cursor[tenant]:
+            self.cursor[tenant] = sequence
+            self._done[tenant] = {s for s in self._done[tenant] if s > sequence}
+            self.dirty.add(tenant)
+            self._advance(tenant)
+
     def _advance(self, tenant: str) -> None:
         done, cursor = self._done[tenant], self.cursor[tenant]
         start = cursor
@@ -752,10 +766,36 @@ class Consumer:
                 self._progress.dirty.add(tenant)  # the next round tries again
                 raise
 
+    async def skip_unserved(self, gaps: Mapping[str, int] | None = None) -> None:
+        """A tenant's cursor that waits for a sequence the broker will never deliver (an
+        event an operator discarded from a brake's hold is never published) moves past it:
+        the pull API's first event after the cursor says which sequences do not exist for
+        consumers. Checked for the gaps given (default: every gap now)."""
+        if self.pull is None:
+            return
+        for tenant, cursor in (self._progress.gaps() if gaps is None else gaps).items():
+            if self._progress.cursor.get(tenant) != cursor:
+                continue  # it moved meanwhile
+            try:
+                page = await self.pull.events(tenant, after=cursor, limit=1)
+            except Gone:
+                continue  # the next start catches up from the retained events
+            if page.events:
+                first = int(page.events[0]["sequence"])
+                if first > cursor + 1:
+                    log.info("tenant %s: sequences %d to %d are not served (discarded); the cursor passes them", tenant, cursor + 1, first - 1)
+                    self._progress.skip_to(tenant, first - 1)
+
     async def _cursor_loop(self) -> None:
+        gaps: dict[str, int] = {}
         while True:
             await asyncio.sleep(self.cursor_flush_interval)
             try:
+                # A gap seen on two rounds in a row is not a delivery still in flight.
+                lasting = {t: c for t, c in self._progress.gaps().items() if gaps.get(t) == c}
+                if lasting:
+                    await self.skip_unserved(lasting)
+                gaps = self._progress.gaps()
                 await self.flush_cursors()
             except Exception:  # noqa: BLE001 - retried next round
                 log.warning("storing the pull cursors failed", exc_info=True)
