@@ -395,7 +395,7 @@ async fn app(ctx: &Context, command: AppCommand) -> anyhow::Result<()> {
                 } else {
                     apps::TenantScope::Only(tenants)
                 },
-                expires_at: expires_in_days.map(|d| Utc::now() + TimeDelta::days(i64::from(d))),
+                expires_at: expiry_in(expires_in_days)?,
             };
             let (info, secret) = apps::issue(ctx, &Actor::os_user(), request).await?;
             println!(
@@ -429,6 +429,16 @@ async fn app(ctx: &Context, command: AppCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `--expires-in-days` as an instant (refused when past what a date can hold).
+fn expiry_in(days: Option<u32>) -> anyhow::Result<Option<chrono::DateTime<Utc>>> {
+    days.map(|d| {
+        Utc::now()
+            .checked_add_signed(TimeDelta::days(i64::from(d)))
+            .ok_or_else(|| anyhow::anyhow!("--expires-in-days {d} is too far"))
+    })
+    .transpose()
 }
 
 /// SIGTERM (what orchestrators send) or SIGINT (Ctrl-C).
@@ -516,7 +526,7 @@ async fn token(ctx: &Context, command: TokenCommand) -> anyhow::Result<()> {
                 .map(|s| Scope::parse(s))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(anyhow::Error::msg)?;
-            let expires_at = expires_in_days.map(|d| Utc::now() + TimeDelta::days(i64::from(d)));
+            let expires_at = expiry_in(expires_in_days)?;
             let request = tenants::TokenRequest {
                 name,
                 scopes,

@@ -40,8 +40,12 @@ impl Announcements {
     fn take_payload(&self) -> String {
         let tenants =
             std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
-        let payload = tenants.into_iter().collect::<Vec<_>>().join(",");
-        if payload.len() > MAX_PAYLOAD {
+        let payload = tenants
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(",");
+        if payload.len() > MAX_PAYLOAD || tenants.contains(EVERY_TENANT) {
             EVERY_TENANT.to_owned()
         } else {
             payload
@@ -51,6 +55,9 @@ impl Announcements {
 
 /// Shortest pause between two notifications of one process.
 pub const ANNOUNCE_INTERVAL: Duration = Duration::from_millis(5);
+
+/// Pause before a notification that could not be sent is tried again.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// The `application_name` of the announcing connection (seen in `pg_stat_activity`).
 pub const APPLICATION_NAME: &str = "scimbus-announce";
@@ -78,8 +85,18 @@ pub async fn run(url: String, announcements: Arc<Announcements>, mut stop: watch
             () = announcements.wake.notified() => {}
         }
         let payload = announcements.take_payload();
+        if payload.is_empty() {
+            // Its tenants went out with the previous notification (noted before its wake-up).
+            continue;
+        }
         if conn.is_none() {
             conn = connect(&url).await;
+        }
+        if conn.is_none() {
+            // Not sent: the next notification names everyone (waiters read again).
+            announcements.note(EVERY_TENANT);
+            tokio::time::sleep(RETRY_AFTER).await;
+            continue;
         }
         if let Some(c) = conn.as_mut()
             && let Err(error) = sea_orm::sqlx::query("SELECT pg_notify($1, $2)")
@@ -88,8 +105,11 @@ pub async fn run(url: String, announcements: Arc<Announcements>, mut stop: watch
                 .execute(&mut *c)
                 .await
         {
-            tracing::debug!(%error, "announce failed; reconnecting at the next write");
+            tracing::debug!(%error, "announce failed; reconnecting");
             conn = None;
+            announcements.note(EVERY_TENANT);
+            tokio::time::sleep(RETRY_AFTER).await;
+            continue;
         }
         tokio::time::sleep(ANNOUNCE_INTERVAL).await;
     }
@@ -114,5 +134,12 @@ mod tests {
             a.note(&format!("{i:036}"));
         }
         assert_eq!(a.take_payload(), EVERY_TENANT);
+        a.note("t1");
+        a.note(EVERY_TENANT);
+        assert_eq!(
+            a.take_payload(),
+            EVERY_TENANT,
+            "a failed notification names everyone"
+        );
     }
 }

@@ -151,8 +151,13 @@ pub struct Released {
     pub discarded: u64,
 }
 
+/// 409 without a `scimType` (none of RFC 7644's fits): the brake is not in that state.
+fn conflict(detail: String) -> ServiceError {
+    ServiceError::Invalid(crate::scim::error::ScimError::new(409, None, detail))
+}
+
 fn not_held(tenant: &Tenant) -> ServiceError {
-    ServiceError::Conflict(format!("tenant {}'s brake holds nothing", tenant.slug))
+    conflict(format!("tenant {}'s brake holds nothing", tenant.slug))
 }
 
 /// Releases the hold: every held event flows, in order.
@@ -242,7 +247,7 @@ pub async fn discard(ctx: &Context, actor: &Actor, slug: &str) -> Result<Release
     if !still.is_empty() {
         still.dedup();
         let shown: Vec<&str> = still.iter().take(5).map(String::as_str).collect();
-        return Err(ServiceError::Conflict(format!(
+        return Err(conflict(format!(
             "{} held deprovisioning events are of resources still deprovisioned (e.g. {}): \
              correct them in the IdP first, or release",
             still.len(),
@@ -290,10 +295,12 @@ pub async fn auto_release(ctx: &Context) -> Result<u64, ServiceError> {
         let Some(tenant) = crate::store::tenants::find_by_id(conn, &tenant_id).await? else {
             continue;
         };
+        // One tenant's failure does not keep the others held.
         match release(ctx, &Actor::system(), tenant.slug.as_str()).await {
             Ok(_) => released += 1,
-            Err(ServiceError::Conflict(_)) => {}
-            Err(e) => return Err(e),
+            Err(error) => {
+                tracing::warn!(tenant = %tenant.slug, %error, "auto-release of a brake failed");
+            }
         }
     }
     Ok(released)

@@ -102,6 +102,13 @@ pub async fn delete_tenant(
     let now = ctx.now();
     tenants::mark_deleted(&txn, &tenant.id, &now).await?;
     let revoked = tokens::revoke_all(&txn, &tenant.id, None, &now).await?;
+    // Deleting the tenant decides what a brake held: it flows, then `tenant.deleted`
+    // (otherwise nothing could release it, and the tenant would never be removed).
+    crate::store::brake::lock(&txn, &tenant.id).await?;
+    let held = crate::store::brake::held_from(&txn, &tenant.id).await?;
+    if held.is_some() {
+        crate::store::brake::clear_hold(&txn, &tenant.id).await?;
+    }
     audit::record(
         &txn,
         ctx,
@@ -109,7 +116,7 @@ pub async fn delete_tenant(
         "tenant.delete",
         Some(tenant.slug.as_str()),
         None,
-        json!({"tokensRevoked": revoked}),
+        json!({"tokensRevoked": revoked, "brakeHeldFrom": held}),
     )
     .await?;
     txn.commit().await?;

@@ -400,7 +400,8 @@ pub async fn lock(conn: &impl ConnectionTrait, tenant_id: &str) -> Result<(), St
     Ok(())
 }
 
-/// How many of `ids` are members of the group now (primary-key probes).
+/// How many of `ids` are members of the group now: one statement per 500 ids, each a
+/// primary-key probe.
 pub async fn present_members(
     conn: &impl ConnectionTrait,
     tenant_id: &str,
@@ -408,16 +409,23 @@ pub async fn present_members(
     ids: &[String],
 ) -> Result<usize, StoreError> {
     let mut present = 0;
-    for id in ids {
+    for chunk in ids.chunks(500) {
+        let mut values: Vec<sea_orm::Value> = vec![tenant_id.into(), group_id.into()];
+        let list: Vec<String> = (3..3 + chunk.len()).map(|n| format!("${n}")).collect();
+        values.extend(chunk.iter().map(|id| sea_orm::Value::from(id.clone())));
         let row = conn
             .query_one_raw(super::statement(
                 conn,
-                "SELECT 1 AS one FROM group_members \
-                 WHERE tenant_id = $1 AND group_id = $2 AND member_id = $3",
-                vec![tenant_id.into(), group_id.into(), id.as_str().into()],
+                &format!(
+                    "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM group_members \
+                     WHERE tenant_id = $1 AND group_id = $2 AND member_id IN ({})",
+                    list.join(", ")
+                ),
+                values,
             ))
-            .await?;
-        present += usize::from(row.is_some());
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        present += usize::try_from(row.try_get::<i64>("", "n")?).unwrap_or(0);
     }
     Ok(present)
 }

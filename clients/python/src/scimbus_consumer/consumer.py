@@ -1569,7 +1569,7 @@ class Consumer:
                 log.warning("events of %s after %d were pruned: full resync", tenant, cursor)
                 cursor = await self.bootstrap(tenant)
                 continue
-            cursor = await self._apply_page(tenant, page)
+            cursor = await self._apply_after(tenant, page, None)
             if not page.has_more:
                 self._progress.start(tenant, cursor)
                 return cursor
@@ -1591,8 +1591,15 @@ class Consumer:
             cursor = await self.bootstrap(tenant)
         return cursor
 
-    async def _apply_page(self, tenant: str, page: EventPage) -> int:
-        await self._process_batch(page.events, origin="pull")
+    async def _apply_after(self, tenant: str, page: EventPage, previous: asyncio.Task[int] | None) -> int:
+        """Applies a page while the next one is already being long-polled: its events go to
+        their lanes at once (each resource's events stay in order across pages), the cursor
+        is stored once this page and every earlier one are applied; an earlier page's
+        failure is this one's too."""
+        futures = await self._submit_batch(page.events, origin="pull")
+        if previous is not None:
+            await previous
+        await self._await_batch(futures)
         await self._advance_cursor(tenant, page.next)
         return page.next
 
@@ -1730,40 +1737,63 @@ class Consumer:
         loop = asyncio.get_running_loop()
         cursor: int | None = None
         failures = 0
-        while True:
-            try:
-                if cursor is None:
-                    cursor = await self._start_cursor(tenant, from_start=from_start)
-                    if cursor is None:
-                        return
-                asked = loop.time()
+        # The page being applied while the next one is long-polled (a round does not wait
+        # for the handlers of the last page before asking for more: events stream as they
+        # do from the broker).
+        applying: asyncio.Task[int] | None = None
+        try:
+            while True:
                 try:
-                    page = await self.pull.events(tenant, after=cursor, limit=self.page_limit, wait=self.poll_wait)
-                except Gone:
-                    log.warning("events of %s after %d were pruned: full resync", tenant, cursor)
-                    cursor = await self.bootstrap(tenant)
+                    if applying is not None and applying.done():
+                        applying.result()  # an earlier page failed: start again from the stored cursor
+                    if cursor is None:
+                        cursor = await self._start_cursor(tenant, from_start=from_start)
+                        if cursor is None:
+                            return
+                    asked = loop.time()
+                    try:
+                        page = await self.pull.events(tenant, after=cursor, limit=self.page_limit, wait=self.poll_wait)
+                    except Gone:
+                        if applying is not None:
+                            await applying
+                            applying = None
+                        log.warning("events of %s after %d were pruned: full resync", tenant, cursor)
+                        cursor = await self.bootstrap(tenant)
+                        continue
+                    applying = asyncio.create_task(self._apply_after(tenant, page, applying))
+                    cursor = page.next
+                    deleted = any(e.get("type") == "scimbus.tenant.deleted" for e in page.events)
+                    if deleted:
+                        await applying
+                        applying = None
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - retried until it works
+                    if applying is not None:
+                        await asyncio.gather(applying, return_exceptions=True)
+                        applying = None
+                    cursor = None
+                    failures += 1
+                    self._pull_errors[tenant] = repr(exc)
+                    if failures == 1:
+                        log.warning("following tenant %s failed (%r); retrying with backoff", tenant, exc)
+                    await asyncio.sleep(self._backoff(failures))
                     continue
-                cursor = await self._apply_page(tenant, page)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - retried until it works
-                failures += 1
-                self._pull_errors[tenant] = repr(exc)
-                if failures == 1:
-                    log.warning("following tenant %s failed (%r); retrying with backoff", tenant, exc)
-                await asyncio.sleep(self._backoff(failures))
-                continue
-            if failures:
-                log.info("following tenant %s again after %d failed rounds", tenant, failures)
-                failures = 0
-            self._pull_errors.pop(tenant, None)
-            if any(e.get("type") == "scimbus.tenant.deleted" for e in page.events) and await self._tombstoned(tenant):
-                log.info("tenant %s was deleted: no longer followed", tenant)
-                return
-            if not page.events and loop.time() - asked < self.poll_wait:
-                # Empty before the wait ran out: this scimbus did not hold the request (one
-                # without long-polls), so a pause instead of asking again at once.
-                await asyncio.sleep(self._backoff(1))
+                if failures:
+                    log.info("following tenant %s again after %d failed rounds", tenant, failures)
+                    failures = 0
+                self._pull_errors.pop(tenant, None)
+                if deleted and await self._tombstoned(tenant):
+                    log.info("tenant %s was deleted: no longer followed", tenant)
+                    return
+                if not page.events and loop.time() - asked < self.poll_wait:
+                    # Empty before the wait ran out: this scimbus did not hold the request (one
+                    # without long-polls), so a pause instead of asking again at once.
+                    await asyncio.sleep(self._backoff(1))
+        finally:
+            if applying is not None and not applying.done():
+                applying.cancel()
+                await asyncio.gather(applying, return_exceptions=True)
 
     def _wanted_resource_types(self, tenant: str) -> list[str]:
         wanted = []
@@ -1811,6 +1841,13 @@ class Consumer:
         return sequence
 
     async def _process_batch(self, raws: list[dict[str, Any]], *, origin: Origin, force: bool = False) -> None:
+        await self._await_batch(await self._submit_batch(raws, origin=origin, force=force))
+
+    async def _submit_batch(
+        self, raws: list[dict[str, Any]], *, origin: Origin, force: bool = False
+    ) -> list[asyncio.Future[Any]]:
+        """Submits each event to its resource's lane (in order per resource) without waiting
+        for them; `_await_batch` waits."""
         futures = []
         for raw in raws:
             try:
@@ -1826,6 +1863,10 @@ class Consumer:
             futures.append(
                 self._lanes.submit((event.tenant, event.subject), lambda e=event: self.handle(e, origin=origin, force=force))
             )
+        return futures
+
+    @staticmethod
+    async def _await_batch(futures: list[asyncio.Future[Any]]) -> None:
         for result in await asyncio.gather(*futures, return_exceptions=True):
             if isinstance(result, HandlerFailed):
                 log.error("%s; the resource is marked for resync", result)
