@@ -67,6 +67,14 @@ async def stored_cursor(consumer, tenant="acme"):
         return await consumer.store.get_cursor(tenant, tx)
 
 
+async def until_cursor(consumer, expected: int, tenant="acme") -> None:
+    """The cursor is stored once a page is applied, while the next long-poll already waits."""
+    deadline = asyncio.get_running_loop().time() + WAIT
+    while await stored_cursor(consumer, tenant) != expected:
+        assert asyncio.get_running_loop().time() < deadline, f"the cursor of {tenant} at {expected}"
+        await asyncio.sleep(0.02)
+
+
 def record_all(consumer, recorder):
     @consumer.on_any
     async def anything(event, ctx):
@@ -105,7 +113,7 @@ async def test_a_pull_only_consumer_applies_events_in_order_without_touching_the
     status = consumer.status()
     assert (status.transport, status.state, status.ready, status.broker_connected) == ("pull", "consuming", True, False)
     await until(lambda: fake.held.get("acme"), "a long-poll after the last event")
-    assert await stored_cursor(consumer) == 6
+    await until_cursor(consumer, 6)
     async with consumer.store.transaction() as tx:
         assert await consumer.store.get_state("acme", "Users/u1", tx) == ResourceState(version=4)
 
@@ -198,7 +206,7 @@ async def test_a_tenant_created_after_start_is_followed_from_its_tenant_created_
     assert consumer.tenants == ["acme", "globex"]
     assert not [p for p, _ in fake.requests if p.startswith("/events/v1/globex/snapshot")]  # from its first event
     await until(lambda: fake.held.get("globex"), "a long-poll of the new tenant")
-    assert await stored_cursor(consumer, "globex") == 2
+    await until_cursor(consumer, 2, "globex")
 
 
 async def test_a_deleted_tenant_is_read_up_to_its_deletion_then_no_longer_followed(
@@ -368,7 +376,7 @@ async def test_two_pull_only_consumers_on_one_postgresql_run_each_handler_once_i
         async with async_sessionmaker(engines[0])() as session:
             accounts = (await session.scalars(select(Account))).all()
         assert sorted((a.id, a.active, a.version) for a in accounts) == [(u, False, 3) for u in users]
-        assert await stored_cursor(workers[0]) == len(everything)
+        await until_cursor(workers[0], len(everything))
     finally:
         for worker in workers:
             await worker.stop()
