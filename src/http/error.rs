@@ -29,9 +29,10 @@ pub enum ApiError {
     /// 404.
     #[error("{0}")]
     NotFound(String),
-    /// 405.
+    /// 405, with the `Allow` header listing the methods the resource takes (RFC 9110
+    /// §15.5.6).
     #[error("method not allowed")]
-    MethodNotAllowed,
+    MethodNotAllowed(Option<String>),
     /// 409 `uniqueness`.
     #[error("{0}")]
     Conflict(String),
@@ -74,7 +75,7 @@ impl ApiError {
                 format!("the token lacks the `{}` scope", scope.as_str()),
             ),
             ApiError::NotFound(detail) => ScimError::new(status, None, detail.clone()),
-            ApiError::MethodNotAllowed => {
+            ApiError::MethodNotAllowed(_) => {
                 ScimError::new(status, None, "this endpoint does not support that method")
             }
             ApiError::Conflict(detail) => {
@@ -125,7 +126,7 @@ impl ResponseError for ApiError {
             ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
             ApiError::InsufficientScope(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -161,6 +162,11 @@ impl ResponseError for ApiError {
             }
             ApiError::TooManyRequests { retry_after_secs } => {
                 response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+            }
+            ApiError::MethodNotAllowed(Some(allow)) => {
+                if let Ok(v) = HeaderValue::from_str(allow) {
+                    response.insert_header((header::ALLOW, v));
+                }
             }
             _ => {}
         }

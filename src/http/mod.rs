@@ -93,7 +93,49 @@ pub fn integer(name: &str, value: Option<&str>) -> Result<Option<i64>, ApiError>
         .transpose()
 }
 
-/// The answer to a method a resource does not support.
-pub async fn method_not_allowed() -> Result<actix_web::HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed)
+/// The answer to a method a resource does not support, with the `Allow` header its
+/// route's operations in the OpenAPI document name (the document is generated from the
+/// handlers, so it lists exactly what the server routes).
+pub async fn method_not_allowed(
+    req: actix_web::HttpRequest,
+) -> Result<actix_web::HttpResponse, ApiError> {
+    let allow = req
+        .match_pattern()
+        .and_then(|pattern| allowed_methods().get(&pattern).cloned());
+    Err(ApiError::MethodNotAllowed(allow))
+}
+
+/// The keys of an OpenAPI path item that are operations.
+const HTTP_METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
+
+/// Per path template of the OpenAPI document, its methods as an `Allow` value.
+fn allowed_methods() -> &'static std::collections::HashMap<String, String> {
+    static ALLOWED: std::sync::OnceLock<std::collections::HashMap<String, String>> =
+        std::sync::OnceLock::new();
+    ALLOWED.get_or_init(|| {
+        let doc = serde_json::to_value(openapi::document()).unwrap_or_default();
+        doc["paths"]
+            .as_object()
+            .map(|paths| {
+                paths
+                    .iter()
+                    .map(|(path, item)| {
+                        let mut methods: Vec<String> = item
+                            .as_object()
+                            .map(|ops| {
+                                ops.keys()
+                                    .filter(|m| HTTP_METHODS.contains(&m.as_str()))
+                                    .map(|m| m.to_uppercase())
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        methods.sort();
+                        (path.clone(), methods.join(", "))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    })
 }

@@ -15,6 +15,7 @@ use scimbus::service::audit::Actor;
 use scimbus::service::tenants::{self, TokenRequest};
 
 both_backends!(
+    every_405_names_the_methods_its_resource_takes,
     every_route_and_method_answers_each_bad_credential_as_design_15_says,
     no_answer_or_event_of_a_tenant_holds_another_tenants_data,
 );
@@ -315,4 +316,53 @@ async fn no_answer_or_event_of_a_tenant_holds_another_tenants_data(backend: Back
         assert!(!text.contains(their_id) && !text.contains("theirs-secret-name"));
         assert_eq!(event.payload["tenant"], "acme");
     }
+}
+
+/// RFC 9110 §15.5.6: a 405 carries `Allow` with the resource's methods — here exactly the
+/// operations the OpenAPI document lists for the path, for every path of the document.
+async fn every_405_names_the_methods_its_resource_takes(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let both = issue(&app.ctx, "acme", vec![Scope::Scim, Scope::EventsRead]).await;
+    let doc: Value =
+        serde_json::from_str(&scimbus::http::openapi::document_json().unwrap()).unwrap();
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let mut methods: Vec<String> = item
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|m| m.to_uppercase())
+            .collect();
+        methods.sort();
+        let concrete = path
+            .replace("{tenant}", "acme")
+            .replace("{slug}", "acme")
+            .replace("{kind}", "Users")
+            .replace("{name}", "User")
+            .replace("{urn}", "urn:ietf:params:scim:schemas:core:2.0:User")
+            .replace("{id}", "some-id");
+        let token = match area(path) {
+            Area::Scim | Area::Events => Some(both.as_str()),
+            Area::Admin => Some(ADMIN_TOKEN),
+            Area::Open => None,
+        };
+        let mut request = app
+            .client
+            .request(Method::TRACE, format!("{}{concrete}", app.address));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 405, "TRACE {path}");
+        let allow = response
+            .headers()
+            .get("allow")
+            .unwrap_or_else(|| panic!("TRACE {path}: no Allow header"))
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(allow, methods.join(", "), "TRACE {path}");
+        checked += 1;
+    }
+    assert!(checked > 30, "{checked}");
 }
