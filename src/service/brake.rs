@@ -160,8 +160,17 @@ fn not_held(tenant: &Tenant) -> ServiceError {
     conflict(format!("tenant {}'s brake holds nothing", tenant.slug))
 }
 
-/// Releases the hold: every held event flows, in order.
-pub async fn release(ctx: &Context, actor: &Actor, slug: &str) -> Result<Released, ServiceError> {
+/// A held tenant's decision in hand: its write transaction (serialised with numbering),
+/// the first held sequence and every held event not discarded.
+struct Decision {
+    tenant: Tenant,
+    txn: sea_orm::DatabaseTransaction,
+    from: i64,
+    held: Vec<HeldEvent>,
+}
+
+/// Opens the decision on `slug`'s hold; 409 when nothing is held.
+async fn open_hold(ctx: &Context, slug: &str) -> Result<Decision, ServiceError> {
     let tenant = live_tenant(ctx, slug).await?;
     crate::events::sequencer::number_tenant(&ctx.store, &tenant.id).await?;
     let txn = ctx.store.begin_write().await?;
@@ -169,25 +178,55 @@ pub async fn release(ctx: &Context, actor: &Actor, slug: &str) -> Result<Release
     let Some(from) = brake::load(&txn, &tenant.id).await?.held_from else {
         return Err(not_held(&tenant));
     };
-    let released = brake::held_events(&txn, &tenant.id, from).await?.len() as u64;
+    let held = brake::held_events(&txn, &tenant.id, from).await?;
+    Ok(Decision {
+        tenant,
+        txn,
+        from,
+        held,
+    })
+}
+
+/// Ends the hold with `discarded` of its events marked: audited as `action`, committed,
+/// then the relay and long-polls woken for what flows now.
+async fn close_hold(
+    ctx: &Context,
+    actor: &Actor,
+    decision: Decision,
+    action: &str,
+    discarded: u64,
+) -> Result<Released, ServiceError> {
+    let Decision {
+        tenant,
+        txn,
+        from,
+        held,
+    } = decision;
+    let released = held.len() as u64 - discarded;
     brake::clear_hold(&txn, &tenant.id).await?;
     audit::record(
         &txn,
         ctx,
         actor,
-        "brake.release",
+        action,
         Some(tenant.slug.as_str()),
         None,
-        json!({"heldFrom": from, "released": released}),
+        json!({"heldFrom": from, "discarded": discarded, "released": released}),
     )
     .await?;
     txn.commit().await?;
-    tracing::info!(tenant = %tenant.slug, released, actor = actor.as_str(), "brake released");
+    tracing::info!(tenant = %tenant.slug, discarded, released, actor = actor.as_str(), action, "brake hold ended");
     ctx.signal_events(&tenant.id);
     Ok(Released {
         released,
-        discarded: 0,
+        discarded,
     })
+}
+
+/// Releases the hold: every held event flows, in order.
+pub async fn release(ctx: &Context, actor: &Actor, slug: &str) -> Result<Released, ServiceError> {
+    let decision = open_hold(ctx, slug).await?;
+    close_hold(ctx, actor, decision, "brake.release", 0).await
 }
 
 /// Whether a held deprovisioning event may be discarded: its resource is no longer
@@ -227,18 +266,11 @@ async fn discardable(
 /// no longer deprovisioned (reactivated, re-added); otherwise 409 and nothing changes —
 /// then releases the rest in order.
 pub async fn discard(ctx: &Context, actor: &Actor, slug: &str) -> Result<Released, ServiceError> {
-    let tenant = live_tenant(ctx, slug).await?;
-    crate::events::sequencer::number_tenant(&ctx.store, &tenant.id).await?;
-    let txn = ctx.store.begin_write().await?;
-    brake::lock(&txn, &tenant.id).await?;
-    let Some(from) = brake::load(&txn, &tenant.id).await?.held_from else {
-        return Err(not_held(&tenant));
-    };
-    let held = brake::held_events(&txn, &tenant.id, from).await?;
+    let decision = open_hold(ctx, slug).await?;
     let mut discard = Vec::new();
     let mut still = Vec::new();
-    for event in &held {
-        match discardable(&txn, &tenant, event).await? {
+    for event in &decision.held {
+        match discardable(&decision.txn, &decision.tenant, event).await? {
             Some(true) => discard.push(event.sequence),
             Some(false) => still.push(event.subject.clone()),
             None => {}
@@ -254,26 +286,9 @@ pub async fn discard(ctx: &Context, actor: &Actor, slug: &str) -> Result<Release
             shown.join(", ")
         )));
     }
-    let discarded = brake::discard(&txn, &tenant.id, &discard, &ctx.now()).await?;
-    let released = held.len() as u64 - discarded;
-    brake::clear_hold(&txn, &tenant.id).await?;
-    audit::record(
-        &txn,
-        ctx,
-        actor,
-        "brake.discard",
-        Some(tenant.slug.as_str()),
-        None,
-        json!({"heldFrom": from, "discarded": discarded, "released": released}),
-    )
-    .await?;
-    txn.commit().await?;
-    tracing::info!(tenant = %tenant.slug, discarded, released, actor = actor.as_str(), "brake: held deprovisioning discarded");
-    ctx.signal_events(&tenant.id);
-    Ok(Released {
-        released,
-        discarded,
-    })
+    let discarded =
+        brake::discard(&decision.txn, &decision.tenant.id, &discard, &ctx.now()).await?;
+    close_hold(ctx, actor, decision, "brake.discard", discarded).await
 }
 
 /// Releases the holds older than their tenant's `auto_release_seconds` (maintenance).

@@ -306,14 +306,7 @@ pub async fn held_events(
         .await?;
     rows.into_iter()
         .map(|row| {
-            let payload: serde_json::Value = match row.try_get::<serde_json::Value>("", "payload") {
-                Ok(v) => v,
-                Err(_) => {
-                    let text: String = row.try_get("", "payload")?;
-                    serde_json::from_str(&text)
-                        .map_err(|e| StoreError::Corrupt(format!("event payload: {e}")))?
-                }
-            };
+            let payload = super::json_column(&row, "payload")?;
             Ok(HeldEvent {
                 sequence: row.try_get("", "sequence")?,
                 event_type: row.try_get("", "event_type")?,

@@ -41,6 +41,22 @@ pub(crate) fn statement(
     backend_statement(conn.get_database_backend(), sql, values)
 }
 
+/// A JSON column of a raw row: decoded as JSON (PostgreSQL `jsonb`) or parsed from its
+/// text (SQLite).
+pub(crate) fn json_column(
+    row: &sea_orm::QueryResult,
+    column: &str,
+) -> Result<serde_json::Value, StoreError> {
+    match row.try_get::<serde_json::Value>("", column) {
+        Ok(v) => Ok(v),
+        Err(_) => {
+            let text: String = row.try_get("", column)?;
+            serde_json::from_str(&text)
+                .map_err(|e| StoreError::Corrupt(format!("{column} is not JSON: {e}")))
+        }
+    }
+}
+
 /// [`statement`] for a backend rather than a connection (plans are asserted on statements
 /// built without running them).
 pub(crate) fn backend_statement(

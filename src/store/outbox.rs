@@ -390,14 +390,7 @@ pub async fn page(
     rows.into_iter()
         .map(|row| {
             let sequence: i64 = row.try_get("", "sequence")?;
-            let payload = match row.try_get::<Value>("", "payload") {
-                Ok(v) => v,
-                Err(_) => {
-                    let text: String = row.try_get("", "payload")?;
-                    serde_json::from_str(&text)
-                        .map_err(|e| StoreError::Corrupt(format!("event payload: {e}")))?
-                }
-            };
+            let payload = super::json_column(&row, "payload")?;
             Ok((sequence, payload))
         })
         .collect()

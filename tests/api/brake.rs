@@ -218,17 +218,9 @@ async fn an_entra_burst_trips_the_brake_the_lane_holds_and_release_delivers_in_o
     );
     let response = app.events_api("acme", "/snapshot/Users", &token).await;
     assert_eq!(response.status(), 200);
-    let audit: Value = app
-        .admin(Method::GET, "/audit?tenant=acme", None)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let actions: Vec<(&str, &str)> = audit["entries"]
-        .as_array()
-        .unwrap()
+    let audit = app.audit_of("?tenant=acme", "brake.").await;
+    let actions: Vec<(&str, &str)> = audit
         .iter()
-        .filter(|e| e["action"].as_str().unwrap().starts_with("brake."))
         .map(|e| (e["actor"].as_str().unwrap(), e["action"].as_str().unwrap()))
         .collect();
     assert_eq!(
@@ -478,13 +470,8 @@ async fn a_hold_with_an_auto_release_ends_by_itself_after_its_time(backend: Back
         1
     );
     assert_eq!(brake(&app).await["hold"], Value::Null);
-    let audit: Value = app
-        .admin(Method::GET, "/audit?tenant=acme", None)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let last = audit["entries"].as_array().unwrap().last().unwrap().clone();
+    let audit = app.audit_of("?tenant=acme", "brake.").await;
+    let last = audit.last().unwrap().clone();
     assert_eq!(
         (last["actor"].as_str(), last["action"].as_str()),
         (Some("system"), Some("brake.release"))

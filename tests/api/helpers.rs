@@ -367,6 +367,23 @@ impl TestApp {
         assert_eq!(response.status(), 201);
     }
 
+    /// The audit entries (`GET /admin/v1/audit{query}`) whose action starts with `prefix`.
+    pub async fn audit_of(&self, query: &str, prefix: &str) -> Vec<Value> {
+        let audit: Value = self
+            .admin(reqwest::Method::GET, &format!("/audit{query}"), None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        audit["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"].as_str().unwrap().starts_with(prefix))
+            .cloned()
+            .collect()
+    }
+
     /// The `/metrics` text (no metrics token in tests).
     pub async fn metrics_text(&self) -> String {
         self.client
