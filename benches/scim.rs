@@ -1195,7 +1195,12 @@ async fn bench_queries(
             for _ in 0..reps.min(20) {
                 let t = Instant::now();
                 for id in &listed {
-                    members::memberships(ctx.store.conn(), tenant_id, id).await?;
+                    members::memberships_of_many(
+                        ctx.store.conn(),
+                        tenant_id,
+                        std::slice::from_ref(id),
+                    )
+                    .await?;
                 }
                 shape.per_user_ms.push(ms(t.elapsed()));
                 let t = Instant::now();

@@ -3,7 +3,6 @@
 use serde_json::{Map, Value, json};
 
 use scim_v2::models::errors::ScimType;
-use sea_orm::ConnectionTrait;
 
 use super::ListQuery;
 use super::changes::diff;
@@ -163,26 +162,16 @@ pub async fn create(ctx: &Context, tenant: &Tenant, body: Value) -> Result<UserV
 
 #[tracing::instrument(skip_all, fields(tenant = %tenant.slug, id), err(level = "debug"))]
 pub async fn get(ctx: &Context, tenant: &Tenant, id: &str) -> Result<UserView, ServiceError> {
-    let conn = ctx.store.conn();
-    let user = users::find(conn, &tenant.id, id)
+    let (user, groups) = users::find_with_groups(ctx.store.conn(), &tenant.id, id)
         .await?
         .ok_or_else(|| not_found(id))?;
-    with_groups(ctx, conn, tenant, view(ctx, tenant, &user)).await
+    let mut user = view(ctx, tenant, &user);
+    set_groups(ctx, tenant, &mut user.body, groups);
+    Ok(user)
 }
 
 /// Adds the computed, readOnly `groups` (direct and through nested groups) to a response.
 /// It is outside the ETag, which covers the stored document (DESIGN 9).
-async fn with_groups(
-    ctx: &Context,
-    conn: &impl ConnectionTrait,
-    tenant: &Tenant,
-    mut user: UserView,
-) -> Result<UserView, ServiceError> {
-    let memberships = members::memberships(conn, &tenant.id, &user.id).await?;
-    set_groups(ctx, tenant, &mut user.body, memberships);
-    Ok(user)
-}
-
 fn set_groups(ctx: &Context, tenant: &Tenant, body: &mut Value, memberships: Vec<Membership>) {
     if memberships.is_empty() {
         return;
@@ -256,13 +245,15 @@ async fn write(
 ) -> Result<Replaced, ServiceError> {
     crate::failpoints::point("user.write", &tenant.id).await;
     let txn = ctx.store.begin_write().await?;
-    let old = users::find_for_update(&txn, &tenant.id, id)
+    // The groups the answer carries, read with the row: a user's write never changes them.
+    let (old, groups) = users::find_for_update_with_groups(&txn, &tenant.id, id)
         .await?
         .ok_or_else(|| not_found(id))?;
     super::groups::check_if_match(if_match, old.version)?;
     let new = change(&old)?;
     if old.document == new.document {
-        let user = with_groups(ctx, &txn, tenant, view(ctx, tenant, &old)).await?;
+        let mut user = view(ctx, tenant, &old);
+        set_groups(ctx, tenant, &mut user.body, groups);
         txn.rollback().await?;
         return Ok(Replaced {
             user,
@@ -289,8 +280,8 @@ async fn write(
         _ => EventType::UserUpdated,
     };
     let pending = vec![event(event_type, &updated, changed, previous)];
-    // Reads first: `emit` ends the transaction (on SQLite it locks the tenant's counter).
-    let user = with_groups(ctx, &txn, tenant, updated).await?;
+    let mut user = updated;
+    set_groups(ctx, tenant, &mut user.body, groups);
     emit(&txn, tenant, &now, pending).await?;
     txn.commit().await?;
     ctx.signal_events(&tenant.id);

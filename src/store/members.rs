@@ -296,16 +296,6 @@ pub async fn groups_of(
         .collect()
 }
 
-/// The groups a resource belongs to, directly or through nested groups.
-pub async fn memberships(
-    conn: &impl ConnectionTrait,
-    tenant_id: &str,
-    member_id: &str,
-) -> Result<Vec<Membership>, StoreError> {
-    let mut all = memberships_of_many(conn, tenant_id, &[member_id.to_owned()]).await?;
-    Ok(all.remove(member_id).unwrap_or_default())
-}
-
 /// `column` is one of the ids in the JSON array bound at `param`, written so that the
 /// planner looks each id up in an index: `= ANY(ARRAY(…))` is an index condition on
 /// PostgreSQL whatever the statistics say; SQLite probes the index per value of `IN`.
@@ -351,29 +341,20 @@ fn nested_step(
     }
 }
 
-/// The statement of [`memberships_of_many`]: `$1` tenant, `$2` the member ids (JSON).
+/// The groups of the members that `seed` (a condition on `gm.member_id`) picks, as
+/// `WITH RECURSIVE up …` and a `SELECT member_id, id, display, depth` of what it found
+/// (one row per member and group; `depth` 0 is a direct membership). `$1` is the tenant.
 /// It reads the members' own membership rows, then one index lookup per group found,
 /// up the nesting (acyclic; the depth bound is a guard), then each group's name by key:
 /// rows bounded by the memberships, never by the tenant (tests/api/plans.rs).
-pub fn memberships_statement(
-    backend: DbBackend,
-    tenant_id: &str,
-    member_ids: &[String],
-) -> sea_orm::Statement {
-    let sql = format!(
+fn memberships_walk(backend: DbBackend, seed: &str) -> (String, String) {
+    let with = format!(
         "WITH RECURSIVE up(member_id, group_id, depth) AS ( \
            SELECT gm.member_id, gm.group_id, CAST(0 AS BIGINT) FROM group_members gm \
            WHERE gm.tenant_id = $1 AND {seed} \
            UNION \
            SELECT up.member_id, m.group_id, up.depth + 1 FROM {step} WHERE up.depth < 64 \
-         ) \
-         SELECT member_id, id, display, depth FROM ( \
-           SELECT up.member_id AS member_id, up.group_id AS id, \
-             (SELECT g.display_name FROM groups g WHERE g.tenant_id = $1 AND g.id = up.group_id) AS display, \
-             MIN(up.depth) AS depth \
-           FROM up GROUP BY up.member_id, up.group_id \
-         ) found WHERE display IS NOT NULL ORDER BY display, id",
-        seed = id_in(backend, "gm.member_id", 2),
+         ) ",
         // Only group-typed rows can continue the walk; the type test lets both planners
         // use the small partial index `group_members_nested_up_idx` and, above all, keeps
         // PostgreSQL's estimate of the recursion small: it sizes (and zeroes, on every
@@ -382,7 +363,78 @@ pub fn memberships_statement(
         // work (`perf record -a` under GET load: half of PostgreSQL's CPU).
         step = nested_step(backend, "up", "group_id", "member_id", true, "group_id"),
     );
+    let found = "SELECT member_id, id, display, depth FROM ( \
+           SELECT up.member_id AS member_id, up.group_id AS id, \
+             (SELECT g.display_name FROM groups g WHERE g.tenant_id = $1 AND g.id = up.group_id) AS display, \
+             MIN(up.depth) AS depth \
+           FROM up GROUP BY up.member_id, up.group_id \
+         ) found WHERE display IS NOT NULL"
+        .to_owned();
+    (with, found)
+}
+
+/// The statement of [`memberships_of_many`]: `$1` tenant, `$2` the member ids (JSON).
+pub fn memberships_statement(
+    backend: DbBackend,
+    tenant_id: &str,
+    member_ids: &[String],
+) -> sea_orm::Statement {
+    let (with, found) = memberships_walk(backend, &id_in(backend, "gm.member_id", 2));
+    let sql = format!("{with}{found} ORDER BY display, id");
     backend_statement(backend, &sql, vec![tenant_id.into(), ids_json(member_ids)])
+}
+
+/// `SELECT {columns}` of the row of `table` with id `$2` in tenant `$1`, plus its groups
+/// (direct and nested) as a JSON array of `[group id, display name, depth]` in the column
+/// `memberships`: a resource and its groups in one statement and one round trip.
+pub fn with_memberships_statement(
+    backend: DbBackend,
+    table: &str,
+    columns: &str,
+    tenant_id: &str,
+    id: &str,
+) -> sea_orm::Statement {
+    let (with, found) = memberships_walk(backend, "gm.member_id = $2");
+    let groups = match backend {
+        DbBackend::Sqlite => {
+            "json_group_array(json_array(f.id, f.display, f.depth) ORDER BY f.display, f.id)"
+        }
+        _ => {
+            "COALESCE(jsonb_agg(jsonb_build_array(f.id, f.display, f.depth) \
+             ORDER BY f.display, f.id), '[]'::jsonb)"
+        }
+    };
+    let sql = format!(
+        "{with}SELECT {columns}, (SELECT {groups} FROM ({found}) f) AS memberships \
+         FROM {table} r WHERE r.tenant_id = $1 AND r.id = $2"
+    );
+    backend_statement(backend, &sql, vec![tenant_id.into(), id.into()])
+}
+
+/// The `memberships` column of a [`with_memberships_statement`] row, in the order
+/// [`memberships_of_many`] gives (by display name, then id).
+pub fn memberships_column(row: &sea_orm::QueryResult) -> Result<Vec<Membership>, StoreError> {
+    use serde_json::Value;
+    let corrupt = || StoreError::Corrupt("memberships is not a list of memberships".to_owned());
+    let Value::Array(found) = super::json_column(row, "memberships")? else {
+        return Err(corrupt());
+    };
+    found
+        .into_iter()
+        .map(|entry| {
+            let Value::Array(fields) = entry else {
+                return Err(corrupt());
+            };
+            match <[Value; 3]>::try_from(fields) {
+                Ok([Value::String(group_id), Value::String(display), depth]) => Ok(Membership {
+                    group_id,
+                    display,
+                    direct: depth.as_i64().ok_or_else(corrupt)? == 0,
+                }),
+                _ => Err(corrupt()),
+            }
+        })
+        .collect()
 }
 
 /// The memberships of several resources at once (one query for a page of users instead

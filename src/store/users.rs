@@ -1,11 +1,13 @@
 //! Users: the SCIM document with hot columns beside it. Every function takes the tenant.
 
-use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, QuerySelect, Set};
+use sea_orm::{
+    ActiveModelTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QuerySelect, Set,
+};
 use serde_json::Value;
 
 use super::StoreError;
 use super::entities::user;
-use crate::domain::{NewUser, StoredUser};
+use crate::domain::{Membership, NewUser, StoredUser};
 use crate::scim::fold::fold;
 
 pub(super) fn to_domain(m: user::Model) -> Result<StoredUser, StoreError> {
@@ -82,6 +84,64 @@ pub async fn find(
         .await?
         .map(to_domain)
         .transpose()
+}
+
+/// A user and its groups (direct and through nested groups) in one statement: what a GET
+/// answers with, in one round trip. The search document is not read.
+pub async fn find_with_groups(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    id: &str,
+) -> Result<Option<(StoredUser, Vec<Membership>)>, StoreError> {
+    read_with_groups(conn, tenant_id, id, false).await
+}
+
+/// [`find_with_groups`], locking the user's row until the transaction ends (PostgreSQL
+/// `FOR UPDATE`; SQLite's write transactions are serialised already): a write reads what
+/// it changes and what it answers with in one round trip.
+pub async fn find_for_update_with_groups(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    id: &str,
+) -> Result<Option<(StoredUser, Vec<Membership>)>, StoreError> {
+    read_with_groups(conn, tenant_id, id, true).await
+}
+
+async fn read_with_groups(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    id: &str,
+    lock: bool,
+) -> Result<Option<(StoredUser, Vec<Membership>)>, StoreError> {
+    let statement = find_with_groups_statement(conn.get_database_backend(), tenant_id, id, lock);
+    let Some(row) = conn.query_one_raw(statement).await? else {
+        return Ok(None);
+    };
+    let groups = super::members::memberships_column(&row)?;
+    let user = to_domain(user::Model::from_query_result(&row, "")?)?;
+    Ok(Some((user, groups)))
+}
+
+/// The statement of [`find_with_groups`] (`lock`: of [`find_for_update_with_groups`]).
+pub fn find_with_groups_statement(
+    backend: DbBackend,
+    tenant_id: &str,
+    id: &str,
+    lock: bool,
+) -> sea_orm::Statement {
+    let (no_search, lock) = match backend {
+        DbBackend::Postgres => ("NULL::jsonb", if lock { " FOR UPDATE OF r" } else { "" }),
+        _ => ("NULL", ""),
+    };
+    let columns = format!(
+        "r.tenant_id, r.id, r.user_name, r.user_name_ci, r.external_id, r.active, \
+         r.display_name, r.display_name_ci, r.resource, {no_search} AS search, r.version, \
+         r.created_at, r.updated_at"
+    );
+    let mut statement =
+        super::members::with_memberships_statement(backend, "users", &columns, tenant_id, id);
+    statement.sql.push_str(lock);
+    statement
 }
 
 /// Reads a user and locks its row until the transaction ends (PostgreSQL `FOR UPDATE`;

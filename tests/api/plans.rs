@@ -11,8 +11,8 @@
 use scimbus::domain::MemberType;
 use scimbus::scim::query::parse_filter;
 use scimbus::scim::schema::Registry;
-use scimbus::store::members;
 use scimbus::store::query::{Table, count_statement};
+use scimbus::store::{members, users};
 use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
 use serde_json::Value;
 
@@ -120,6 +120,14 @@ fn statements(backend: DbBackend, tenant_id: &str) -> Vec<(&'static str, Stateme
         (
             "a user's groups",
             members::memberships_statement(backend, tenant_id, &["u5".to_owned()]),
+        ),
+        (
+            "a user with its groups (GET)",
+            users::find_with_groups_statement(backend, tenant_id, "u5", false),
+        ),
+        (
+            "a user with its groups, locked (PATCH, PUT)",
+            users::find_with_groups_statement(backend, tenant_id, "u5", true),
         ),
         (
             "a page's groups",
@@ -300,7 +308,15 @@ async fn membership_and_lookup_queries_read_rows_bounded_by_their_result(backend
     assert_plans(&app, backend, &tenant.id, "after ANALYZE").await;
 
     // The queries still answer right at this size.
-    let groups = members::memberships(conn, &tenant.id, "u5").await.unwrap();
+    let (user, groups) = users::find_with_groups(conn, &tenant.id, "u5")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(user.id, "u5");
+    let mut page = members::memberships_of_many(conn, &tenant.id, &["u5".to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(page.remove("u5").unwrap_or_default(), groups);
     let mut found: Vec<(String, bool)> =
         groups.into_iter().map(|m| (m.group_id, m.direct)).collect();
     found.sort();
