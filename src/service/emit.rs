@@ -26,6 +26,30 @@ fn unserialisable(e: serde_json::Error) -> StoreError {
     StoreError::Corrupt(format!("event does not serialise: {e}"))
 }
 
+/// A write's events as `outbox_pending` rows (PostgreSQL), sequence 0 until the sequencer
+/// numbers them: for [`emit`], or for a statement that writes them with their change.
+pub fn unnumbered(
+    tenant: &Tenant,
+    now: &str,
+    events: Vec<PendingEvent>,
+) -> Result<Vec<UnnumberedRow>, StoreError> {
+    events
+        .into_iter()
+        .map(|event| {
+            let (envelope, routing_key) = envelope(tenant, now, 0, event);
+            let payload = serde_json::to_string(&envelope).map_err(unserialisable)?;
+            Ok(UnnumberedRow {
+                id: envelope.id,
+                event_type: envelope.event_type,
+                routing_key,
+                subject: envelope.subject,
+                payload,
+                created_at: now.to_owned(),
+            })
+        })
+        .collect()
+}
+
 pub async fn emit(
     conn: &impl ConnectionTrait,
     tenant: &Tenant,
@@ -42,26 +66,10 @@ pub async fn emit(
         .iter()
         .all(|e| e.event_type == EventType::TenantDeleted);
     if conn.get_database_backend() == DbBackend::Postgres {
-        let rows = events
-            .into_iter()
-            .map(|event| {
-                // Sequence 0 until numbered: the sequencer writes the real one.
-                let (envelope, routing_key) = envelope(tenant, now, 0, event);
-                let payload = serde_json::to_string(&envelope).map_err(unserialisable)?;
-                Ok(UnnumberedRow {
-                    id: envelope.id,
-                    event_type: envelope.event_type,
-                    routing_key,
-                    subject: envelope.subject,
-                    payload,
-                    created_at: now.to_owned(),
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
         return outbox::insert_unnumbered(
             conn,
             &tenant.id,
-            rows,
+            unnumbered(tenant, now, events)?,
             require_live,
             tenant.schema_version,
         )

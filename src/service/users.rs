@@ -1,5 +1,6 @@
 //! User use cases: create, read, replace, delete and list, each write with its events.
 
+use sea_orm::DbBackend;
 use serde_json::{Map, Value, json};
 
 use scim_v2::models::errors::ScimType;
@@ -144,7 +145,11 @@ fn event(
 #[tracing::instrument(skip_all, fields(tenant = %tenant.slug), err(level = "debug"))]
 pub async fn create(ctx: &Context, tenant: &Tenant, body: Value) -> Result<UserView, ServiceError> {
     let new = parse_user(&tenant.registry, body)?;
+    crate::failpoints::point("user.create", &tenant.id).await;
     let id = uuid::Uuid::new_v4().to_string();
+    if ctx.store.conn().get_database_backend() == DbBackend::Postgres {
+        return create_in_one_statement(ctx, tenant, id, new).await;
+    }
     let txn = ctx.store.begin_write().await?;
     let now = ctx.now();
     let stored = users::insert(&txn, &tenant.id, &id, new, &now)
@@ -156,6 +161,45 @@ pub async fn create(ctx: &Context, tenant: &Tenant, body: Value) -> Result<UserV
     let events = vec![event(EventType::UserCreated, &created, changed, Map::new())];
     emit(&txn, tenant, &now, events).await?;
     txn.commit().await?;
+    ctx.signal_events(&tenant.id);
+    Ok(created)
+}
+
+/// A create on PostgreSQL: the user and its event in one statement, no transaction around
+/// it (`store::users::insert_announced`). The event is built from what will be stored,
+/// which is exactly what an insert returns: id, version 1, the document, `now`.
+async fn create_in_one_statement(
+    ctx: &Context,
+    tenant: &Tenant,
+    id: String,
+    new: NewUser,
+) -> Result<UserView, ServiceError> {
+    let now = ctx.now();
+    let mut changed: Vec<String> = new.document.keys().cloned().collect();
+    changed.sort();
+    let stored = StoredUser {
+        id,
+        active: new.hot.active,
+        document: new.document,
+        version: 1,
+        created_at: now.clone(),
+        updated_at: now.clone(),
+    };
+    let created = view(ctx, tenant, &stored);
+    let events = vec![event(EventType::UserCreated, &created, changed, Map::new())];
+    crate::failpoints::point("emit", &tenant.id).await;
+    let rows = super::emit::unnumbered(tenant, &now, events)?;
+    users::insert_announced(
+        ctx.store.conn(),
+        &tenant.id,
+        tenant.schema_version,
+        &stored,
+        &new.hot,
+        &new.search,
+        rows,
+    )
+    .await
+    .map_err(taken)?;
     ctx.signal_events(&tenant.id);
     Ok(created)
 }

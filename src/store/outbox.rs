@@ -495,41 +495,52 @@ pub struct UnnumberedRow {
     pub created_at: String,
 }
 
-/// Inserts a write's events into `outbox_pending`, in the write's transaction: no lock on
-/// anything another write of the tenant needs.
-pub async fn insert_unnumbered(
-    conn: &impl ConnectionTrait,
-    tenant_id: &str,
-    rows: Vec<UnnumberedRow>,
-    require_live: bool,
-    schema_version: i64,
-) -> Result<(), StoreError> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    // With `require_live`, the same statement locks the tenant row `FOR KEY SHARE` if it is
-    // not deleted (and says whether it found it): a deletion, which locks the row `FOR
-    // UPDATE`, waits for this write's commit, and a write after a deletion fails here. It
-    // also reads the tenant's schema version: a registration committed since the write
-    // loaded its registry fails the write (its search documents predate the re-index).
-    let live = if require_live {
+/// The `live` CTE of a write's statement. With `require_live`, it locks the tenant row
+/// `FOR KEY SHARE` if it is not deleted (and says whether it found it): a deletion, which
+/// locks the row `FOR UPDATE`, waits for this write's commit, and a write after a deletion
+/// fails. It also reads the tenant's schema version: a registration committed since the
+/// write loaded its registry fails the write (its search documents predate the re-index).
+/// `$1` is the tenant.
+pub(crate) fn live_cte(require_live: bool) -> &'static str {
+    if require_live {
         "WITH live AS (SELECT id, schema_version FROM tenants WHERE id = $1 \
          AND deleted_at IS NULL FOR KEY SHARE) "
     } else {
         "WITH live AS (SELECT $1 AS id, NULL::bigint AS schema_version) "
+    }
+}
+
+/// The columns `live` and `schema_version` a write's statement returns (from its `live`
+/// CTE), checked: the tenant was there and its schema has not changed since the write
+/// loaded it.
+pub(crate) fn check_live(
+    row: Option<&sea_orm::QueryResult>,
+    schema_version: i64,
+) -> Result<(), StoreError> {
+    let (live, version): (i64, Option<i64>) = match row {
+        Some(row) => (row.try_get("", "live")?, row.try_get("", "schema_version")?),
+        None => (0, None),
     };
-    let mut sql = format!(
-        "{live}INSERT INTO outbox_pending (tenant_id, id, event_type, routing_key, subject, \
-         payload, created_at) VALUES ",
-    );
-    let mut values: Vec<sea_orm::Value> = vec![tenant_id.into()];
+    if live == 0 {
+        return Err(StoreError::TenantDeleted);
+    }
+    if version.is_some_and(|v| v != schema_version) {
+        return Err(StoreError::SchemaChanged);
+    }
+    Ok(())
+}
+
+/// `rows` as a `VALUES` list of `(id, event_type, routing_key, subject, payload,
+/// created_at)`, their values appended to `values` (placeholders numbered after them).
+pub(crate) fn pending_values(rows: Vec<UnnumberedRow>, values: &mut Vec<sea_orm::Value>) -> String {
+    let mut sql = String::new();
     for (i, row) in rows.into_iter().enumerate() {
         let n = values.len();
         if i > 0 {
             sql.push_str(", ");
         }
         sql.push_str(&format!(
-            "($1, ${}, ${}, ${}, ${}, ${}, ${})",
+            "(${}, ${}, ${}, ${}, ${}, ${})",
             n + 1,
             n + 2,
             n + 3,
@@ -546,24 +557,34 @@ pub async fn insert_unnumbered(
             row.created_at.into(),
         ]);
     }
-    sql.push_str(
-        " RETURNING (SELECT COUNT(*) FROM live) AS live, \
+    sql
+}
+
+/// Inserts a write's events into `outbox_pending`, in the write's transaction: no lock on
+/// anything another write of the tenant needs.
+pub async fn insert_unnumbered(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    rows: Vec<UnnumberedRow>,
+    require_live: bool,
+    schema_version: i64,
+) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut values: Vec<sea_orm::Value> = vec![tenant_id.into()];
+    let sql = format!(
+        "{}INSERT INTO outbox_pending (tenant_id, id, event_type, routing_key, subject, \
+         payload, created_at) SELECT $1, v.* FROM (VALUES {}) v \
+         RETURNING (SELECT COUNT(*) FROM live) AS live, \
          (SELECT schema_version FROM live) AS schema_version",
+        live_cte(require_live),
+        pending_values(rows, &mut values),
     );
     let inserted = conn
         .query_all_raw(super::statement(conn, &sql, values))
         .await?;
-    let (live, version): (i64, Option<i64>) = match inserted.first() {
-        Some(row) => (row.try_get("", "live")?, row.try_get("", "schema_version")?),
-        None => (0, None),
-    };
-    if live == 0 {
-        return Err(StoreError::TenantDeleted);
-    }
-    if version.is_some_and(|v| v != schema_version) {
-        return Err(StoreError::SchemaChanged);
-    }
-    Ok(())
+    check_live(inserted.first(), schema_version)
 }
 
 /// The tenants with events waiting to be numbered.

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::StoreError;
 use super::entities::user;
-use crate::domain::{Membership, NewUser, StoredUser};
+use crate::domain::{Membership, NewUser, StoredUser, UserHot};
 use crate::scim::fold::fold;
 
 pub(super) fn to_domain(m: user::Model) -> Result<StoredUser, StoreError> {
@@ -28,7 +28,7 @@ pub(super) fn to_domain(m: user::Model) -> Result<StoredUser, StoreError> {
 }
 
 fn columns(
-    new: &NewUser,
+    hot: &UserHot,
 ) -> (
     String,
     String,
@@ -36,7 +36,6 @@ fn columns(
     Option<String>,
     Option<String>,
 ) {
-    let hot = &new.hot;
     (
         hot.user_name.as_str().to_owned(),
         hot.user_name.folded(),
@@ -53,7 +52,7 @@ pub async fn insert(
     new: NewUser,
     now: &str,
 ) -> Result<StoredUser, StoreError> {
-    let (user_name, user_name_ci, external_id, display_name, display_name_ci) = columns(&new);
+    let (user_name, user_name_ci, external_id, display_name, display_name_ci) = columns(&new.hot);
     let model = user::ActiveModel {
         tenant_id: Set(tenant_id.to_owned()),
         id: Set(id.to_owned()),
@@ -72,6 +71,59 @@ pub async fn insert(
     .insert(conn)
     .await?;
     to_domain(model)
+}
+
+/// Inserts a user and the events that announce it (PostgreSQL) in one statement, outside
+/// any transaction: one round trip where `BEGIN`, two inserts and `COMMIT` took four. The
+/// tenant row is checked and locked as [`super::outbox::insert_unnumbered`] does it, and
+/// the user is inserted only if it passes, so a write refused for a deleted tenant or a
+/// changed schema leaves nothing behind.
+pub async fn insert_announced(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    schema_version: i64,
+    user: &StoredUser,
+    hot: &UserHot,
+    search: &Value,
+    events: Vec<super::outbox::UnnumberedRow>,
+) -> Result<(), StoreError> {
+    let (user_name, user_name_ci, external_id, display_name, display_name_ci) = columns(hot);
+    let resource = serde_json::to_string(&user.document)
+        .map_err(|e| StoreError::Corrupt(format!("user does not serialise: {e}")))?;
+    let search = search.to_string();
+    let mut values: Vec<sea_orm::Value> = vec![
+        tenant_id.into(),
+        user.id.as_str().into(),
+        user_name.into(),
+        user_name_ci.into(),
+        external_id.into(),
+        hot.active.into(),
+        display_name.into(),
+        display_name_ci.into(),
+        resource.into(),
+        search.into(),
+        user.created_at.as_str().into(),
+        schema_version.into(),
+    ];
+    let sql = format!(
+        "{live}, inserted AS ( \
+           INSERT INTO users (tenant_id, id, user_name, user_name_ci, external_id, active, \
+             display_name, display_name_ci, resource, search, version, created_at, updated_at) \
+           SELECT $1, $2, $3, $4, $5, $6, $7, $8, CAST($9 AS jsonb), CAST($10 AS jsonb), 1, \
+             $11, $11 FROM live WHERE live.schema_version = $12 RETURNING id \
+         ), announced AS ( \
+           INSERT INTO outbox_pending (tenant_id, id, event_type, routing_key, subject, \
+             payload, created_at) \
+           SELECT $1, v.* FROM (VALUES {events}) v WHERE EXISTS (SELECT 1 FROM inserted) \
+         ) SELECT (SELECT COUNT(*) FROM live) AS live, \
+           (SELECT schema_version FROM live) AS schema_version",
+        live = super::outbox::live_cte(true),
+        events = super::outbox::pending_values(events, &mut values),
+    );
+    let row = conn
+        .query_one_raw(super::statement(conn, &sql, values))
+        .await?;
+    super::outbox::check_live(row.as_ref(), schema_version)
 }
 
 pub async fn find(
@@ -168,7 +220,7 @@ pub async fn update(
     version: i64,
     now: &str,
 ) -> Result<StoredUser, StoreError> {
-    let (user_name, user_name_ci, external_id, display_name, display_name_ci) = columns(&new);
+    let (user_name, user_name_ci, external_id, display_name, display_name_ci) = columns(&new.hot);
     let model = user::ActiveModel {
         tenant_id: Set(tenant_id.to_owned()),
         id: Set(id.to_owned()),

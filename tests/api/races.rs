@@ -337,3 +337,56 @@ async fn a_write_built_before_a_registration_never_lands_with_the_old_typing() {
         assert_eq!(found("NEW").await, 1, "{backend:?}: the retry is indexed");
     }
 }
+
+/// A create built with the registry loaded before a registration, written after it (on
+/// PostgreSQL one statement without a transaction around it): refused with 503, neither
+/// the user nor its event lands, and the retry is indexed with the new registry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_built_before_a_registration_lands_nothing() {
+    const URN: &str = "urn:example:acme:1.0:User";
+    for backend in [Backend::Postgres, Backend::Sqlite] {
+        let app = spawn_app(backend).await;
+        let body = json!({"schemas": [crate::helpers::USER_URN, URN], "userName": "early", URN: {"costCenter": "C1"}});
+        let tenant_id = app.tenant_row().await.id;
+        let mut pause = Pause::arm("user.create", &tenant_id);
+        let create = tokio::spawn(
+            app.client
+                .post(app.url("/Users"))
+                .bearer_auth(&app.token)
+                .json(&body)
+                .send(),
+        );
+        assert!(pause.reached().await);
+        let definition = json!({
+            "id": URN, "name": "Acme", "resourceType": "User",
+            "attributes": [{"name": "costCenter", "type": "string"}]
+        });
+        let registered = app
+            .client
+            .post(format!("{}/admin/v1/tenants/acme/schemas", app.address))
+            .bearer_auth(crate::helpers::ADMIN_TOKEN)
+            .json(&definition)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(registered.status(), 201, "{backend:?}");
+        pause.release();
+        assert_eq!(create.await.unwrap().unwrap().status(), 503, "{backend:?}");
+        let found = app.list_users(&[("filter", "userName eq \"early\"")]).await;
+        assert_eq!(found["totalResults"], 0, "{backend:?}: no user landed");
+        assert!(
+            app.events().await.is_empty(),
+            "{backend:?}: no event landed"
+        );
+        let retried = app.create_user(&body).await;
+        assert_eq!(retried["userName"], "early");
+        assert_eq!(
+            cost_centers(&app, "C1").await,
+            1,
+            "{backend:?}: the retry is indexed"
+        );
+        let events = app.events().await;
+        assert_eq!(events.len(), 1, "{backend:?}");
+        assert_eq!(events[0].event_type, "scimbus.user.created");
+    }
+}
