@@ -20,6 +20,7 @@ use crate::scim::query::search_document;
 use crate::scim::resource::{ListResponse, Page, etag};
 use crate::scim::schema::Registry;
 use crate::scim::validate::validate_resource;
+use crate::store::users::AnnouncedWrite;
 use crate::store::{StoreError, members, query, users};
 
 /// A user as the API returns it, with its version for the `ETag` header.
@@ -166,7 +167,7 @@ pub async fn create(ctx: &Context, tenant: &Tenant, body: Value) -> Result<UserV
 }
 
 /// A create on PostgreSQL: the user and its event in one statement, no transaction around
-/// it (`store::users::insert_announced`). The event is built from what will be stored,
+/// it (`store::users::write_announced`). The event is built from what will be stored,
 /// which is exactly what an insert returns: id, version 1, the document, `now`.
 async fn create_in_one_statement(
     ctx: &Context,
@@ -189,10 +190,11 @@ async fn create_in_one_statement(
     let events = vec![event(EventType::UserCreated, &created, changed, Map::new())];
     crate::failpoints::point("emit", &tenant.id).await;
     let rows = super::emit::unnumbered(tenant, &now, events)?;
-    users::insert_announced(
+    users::write_announced(
         ctx.store.conn(),
         &tenant.id,
         tenant.schema_version,
+        AnnouncedWrite::Insert,
         &stored,
         &new.hot,
         &new.search,
@@ -245,7 +247,7 @@ pub async fn replace(
     if_match: Option<&str>,
 ) -> Result<Replaced, ServiceError> {
     let new = parse_user(&tenant.registry, body)?;
-    write(ctx, tenant, id, if_match, |_| Ok(new)).await
+    write(ctx, tenant, id, if_match, |_| Ok(new.clone())).await
 }
 
 /// PATCH (RFC 7644 §3.5.2), atomic.
@@ -278,16 +280,24 @@ pub async fn patch(
     .await
 }
 
-/// A write of a user's whole new state: locks the row, checks `If-Match`, and changes
-/// nothing when the new document equals the stored one (DESIGN 9).
+/// A write of a user's whole new state: checks `If-Match`, changes nothing when the new
+/// document equals the stored one (DESIGN 9), and announces the change in the same commit.
+/// On PostgreSQL it first tries without a transaction: read (no lock), then one statement
+/// that writes the row only if its version is still the one read, with its event. When a
+/// concurrent write came in between, it runs again under the row lock, which always ends.
 async fn write(
     ctx: &Context,
     tenant: &Tenant,
     id: &str,
     if_match: Option<&str>,
-    change: impl FnOnce(&StoredUser) -> Result<NewUser, ServiceError>,
+    change: impl Fn(&StoredUser) -> Result<NewUser, ServiceError>,
 ) -> Result<Replaced, ServiceError> {
     crate::failpoints::point("user.write", &tenant.id).await;
+    if ctx.store.conn().get_database_backend() == DbBackend::Postgres
+        && let Some(done) = write_unlocked(ctx, tenant, id, if_match, &change).await?
+    {
+        return Ok(done);
+    }
     let txn = ctx.store.begin_write().await?;
     // The groups the answer carries, read with the row: a user's write never changes them.
     let (old, groups) = users::find_for_update_with_groups(&txn, &tenant.id, id)
@@ -296,43 +306,120 @@ async fn write(
     super::groups::check_if_match(if_match, old.version)?;
     let new = change(&old)?;
     if old.document == new.document {
-        let mut user = view(ctx, tenant, &old);
-        set_groups(ctx, tenant, &mut user.body, groups);
         txn.rollback().await?;
-        return Ok(Replaced {
-            user,
-            changed: false,
-        });
+        return Ok(unchanged(ctx, tenant, &old, groups));
     }
-    // Events show what answers show: nothing `writeOnly` or `returned: never`.
-    let registry = &tenant.registry;
-    let (changed, previous) = diff(
-        &returnable(registry, registry.user(), &old.document),
-        &returnable(registry, registry.user(), &new.document),
-    );
     let now = ctx.now();
-    let active = new.hot.active;
     let stored = users::update(&txn, &tenant.id, id, new, old.version + 1, &now)
         .await
         .map_err(taken)?;
-    let updated = view(ctx, tenant, &stored);
-    // One event per version: a write that flips `active` is the deactivation or the
-    // reactivation, and its `changed` lists whatever else changed with it.
-    let event_type = match (old.active, active) {
-        (true, false) => EventType::UserDeactivated,
-        (false, true) => EventType::UserReactivated,
-        _ => EventType::UserUpdated,
-    };
-    let pending = vec![event(event_type, &updated, changed, previous)];
-    let mut user = updated;
+    let (mut user, pending) = announce(ctx, tenant, &old, &stored);
     set_groups(ctx, tenant, &mut user.body, groups);
-    emit(&txn, tenant, &now, pending).await?;
+    emit(&txn, tenant, &now, vec![pending]).await?;
     txn.commit().await?;
     ctx.signal_events(&tenant.id);
     Ok(Replaced {
         user,
         changed: true,
     })
+}
+
+/// [`write`] without a transaction (PostgreSQL): `None` when a concurrent write changed or
+/// removed the user between the read and the write, which then wrote nothing.
+async fn write_unlocked(
+    ctx: &Context,
+    tenant: &Tenant,
+    id: &str,
+    if_match: Option<&str>,
+    change: &impl Fn(&StoredUser) -> Result<NewUser, ServiceError>,
+) -> Result<Option<Replaced>, ServiceError> {
+    let conn = ctx.store.conn();
+    let (old, groups) = users::find_with_groups(conn, &tenant.id, id)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    super::groups::check_if_match(if_match, old.version)?;
+    let new = change(&old)?;
+    if old.document == new.document {
+        return Ok(Some(unchanged(ctx, tenant, &old, groups)));
+    }
+    let now = ctx.now();
+    let NewUser {
+        hot,
+        document,
+        search,
+    } = new;
+    let stored = StoredUser {
+        id: old.id.clone(),
+        active: hot.active,
+        document,
+        version: old.version + 1,
+        created_at: old.created_at.clone(),
+        updated_at: now.clone(),
+    };
+    let (mut user, pending) = announce(ctx, tenant, &old, &stored);
+    crate::failpoints::point("emit", &tenant.id).await;
+    let rows = super::emit::unnumbered(tenant, &now, vec![pending])?;
+    let written = users::write_announced(
+        conn,
+        &tenant.id,
+        tenant.schema_version,
+        AnnouncedWrite::UpdateFrom(old.version),
+        &stored,
+        &hot,
+        &search,
+        rows,
+    )
+    .await
+    .map_err(taken)?;
+    if !written {
+        return Ok(None);
+    }
+    set_groups(ctx, tenant, &mut user.body, groups);
+    ctx.signal_events(&tenant.id);
+    Ok(Some(Replaced {
+        user,
+        changed: true,
+    }))
+}
+
+/// The answer to a write that changes nothing: the user as it is, nothing bumped.
+fn unchanged(
+    ctx: &Context,
+    tenant: &Tenant,
+    old: &StoredUser,
+    groups: Vec<Membership>,
+) -> Replaced {
+    let mut user = view(ctx, tenant, old);
+    set_groups(ctx, tenant, &mut user.body, groups);
+    Replaced {
+        user,
+        changed: false,
+    }
+}
+
+/// The answer's view of a user written from `old` to `stored`, and the event announcing
+/// it: one event per version; a write that flips `active` is the deactivation or the
+/// reactivation, and its `changed` lists whatever else changed with it. Events show what
+/// answers show: nothing `writeOnly` or `returned: never`.
+fn announce(
+    ctx: &Context,
+    tenant: &Tenant,
+    old: &StoredUser,
+    stored: &StoredUser,
+) -> (UserView, PendingEvent) {
+    let registry = &tenant.registry;
+    let (changed, previous) = diff(
+        &returnable(registry, registry.user(), &old.document),
+        &returnable(registry, registry.user(), &stored.document),
+    );
+    let updated = view(ctx, tenant, stored);
+    let event_type = match (old.active, stored.active) {
+        (true, false) => EventType::UserDeactivated,
+        (false, true) => EventType::UserReactivated,
+        _ => EventType::UserUpdated,
+    };
+    let pending = event(event_type, &updated, changed, previous);
+    (updated, pending)
 }
 
 /// DELETE: the user first leaves each of its groups (`members_removed` per group, each

@@ -73,24 +73,34 @@ pub async fn insert(
     to_domain(model)
 }
 
-/// Inserts a user and the events that announce it (PostgreSQL) in one statement, outside
-/// any transaction: one round trip where `BEGIN`, two inserts and `COMMIT` took four. The
-/// tenant row is checked and locked as [`super::outbox::insert_unnumbered`] does it, and
-/// the user is inserted only if it passes, so a write refused for a deleted tenant or a
-/// changed schema leaves nothing behind.
-pub async fn insert_announced(
+/// How [`write_announced`] writes the user's row.
+pub enum AnnouncedWrite {
+    /// Inserts it (a create).
+    Insert,
+    /// Updates it if its version is still this one (the version read before the change).
+    UpdateFrom(i64),
+}
+
+/// Writes a user's row and the events that announce it (PostgreSQL) in one statement,
+/// outside any transaction: one round trip where `BEGIN`, the row, the events and `COMMIT`
+/// took four. The tenant row is checked and locked as [`super::outbox::insert_unnumbered`]
+/// does it, and the user's row is written only if it passes, so a write refused for a
+/// deleted tenant or a changed schema leaves nothing behind. `Ok(false)`: an update found
+/// the row gone or at another version (a concurrent write came first), and wrote nothing.
+#[allow(clippy::too_many_arguments)]
+pub async fn write_announced(
     conn: &impl ConnectionTrait,
     tenant_id: &str,
     schema_version: i64,
+    how: AnnouncedWrite,
     user: &StoredUser,
     hot: &UserHot,
     search: &Value,
     events: Vec<super::outbox::UnnumberedRow>,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let (user_name, user_name_ci, external_id, display_name, display_name_ci) = columns(hot);
     let resource = serde_json::to_string(&user.document)
         .map_err(|e| StoreError::Corrupt(format!("user does not serialise: {e}")))?;
-    let search = search.to_string();
     let mut values: Vec<sea_orm::Value> = vec![
         tenant_id.into(),
         user.id.as_str().into(),
@@ -101,29 +111,49 @@ pub async fn insert_announced(
         display_name.into(),
         display_name_ci.into(),
         resource.into(),
-        search.into(),
+        search.to_string().into(),
+        user.version.into(),
         user.created_at.as_str().into(),
+        user.updated_at.as_str().into(),
         schema_version.into(),
     ];
+    let write = match how {
+        AnnouncedWrite::Insert => "INSERT INTO users (tenant_id, id, user_name, user_name_ci, \
+             external_id, active, display_name, display_name_ci, resource, search, version, \
+             created_at, updated_at) \
+           SELECT $1, $2, $3, $4, $5, $6, $7, $8, CAST($9 AS jsonb), CAST($10 AS jsonb), $11, \
+             $12, $13 FROM live WHERE live.schema_version = $14 RETURNING id"
+            .to_owned(),
+        AnnouncedWrite::UpdateFrom(version) => {
+            values.push(version.into());
+            "UPDATE users SET user_name = $3, user_name_ci = $4, external_id = $5, active = $6, \
+               display_name = $7, display_name_ci = $8, resource = CAST($9 AS jsonb), \
+               search = CAST($10 AS jsonb), version = $11, updated_at = $13 \
+             WHERE tenant_id = $1 AND id = $2 AND version = $15 \
+               AND EXISTS (SELECT 1 FROM live WHERE live.schema_version = $14) RETURNING id"
+                .to_owned()
+        }
+    };
     let sql = format!(
-        "{live}, inserted AS ( \
-           INSERT INTO users (tenant_id, id, user_name, user_name_ci, external_id, active, \
-             display_name, display_name_ci, resource, search, version, created_at, updated_at) \
-           SELECT $1, $2, $3, $4, $5, $6, $7, $8, CAST($9 AS jsonb), CAST($10 AS jsonb), 1, \
-             $11, $11 FROM live WHERE live.schema_version = $12 RETURNING id \
-         ), announced AS ( \
+        "{live}, written AS ({write}), announced AS ( \
            INSERT INTO outbox_pending (tenant_id, id, event_type, routing_key, subject, \
              payload, created_at) \
-           SELECT $1, v.* FROM (VALUES {events}) v WHERE EXISTS (SELECT 1 FROM inserted) \
+           SELECT $1, v.* FROM (VALUES {events}) v WHERE EXISTS (SELECT 1 FROM written) \
          ) SELECT (SELECT COUNT(*) FROM live) AS live, \
-           (SELECT schema_version FROM live) AS schema_version",
+           (SELECT schema_version FROM live) AS schema_version, \
+           (SELECT COUNT(*) FROM written) AS written",
         live = super::outbox::live_cte(true),
         events = super::outbox::pending_values(events, &mut values),
     );
     let row = conn
         .query_one_raw(super::statement(conn, &sql, values))
         .await?;
-    super::outbox::check_live(row.as_ref(), schema_version)
+    super::outbox::check_live(row.as_ref(), schema_version)?;
+    let written: i64 = match row {
+        Some(row) => row.try_get("", "written")?,
+        None => 0,
+    };
+    Ok(written > 0)
 }
 
 pub async fn find(

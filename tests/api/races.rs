@@ -390,3 +390,74 @@ async fn a_create_built_before_a_registration_lands_nothing() {
         assert_eq!(events[0].event_type, "scimbus.user.created");
     }
 }
+
+/// A user's write that read the user, then lost the race to another write before its own
+/// write (on PostgreSQL a write first goes without a transaction, on the version it read):
+/// it is applied again on top of the winner, under the row lock. Nothing is lost, versions
+/// follow each other in sequence order, and a write whose `If-Match` named the version it
+/// read is refused with 412 and leaves nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_write_that_loses_the_race_after_its_read_goes_on_top_of_the_winner() {
+    let app = spawn_app(Backend::Postgres).await;
+    let tenant_id = app.tenant_row().await.id;
+    let created = app.create_user(&user("racer")).await;
+    let path = format!("/Users/{}", created["id"].as_str().unwrap());
+    let replace = |attribute: &str, value: &str| {
+        json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": attribute, "value": value}]
+        })
+    };
+    let send = |body: Value, if_match: Option<String>| {
+        let mut request = app
+            .client
+            .patch(app.url(&path))
+            .bearer_auth(&app.token)
+            .json(&body);
+        if let Some(tag) = if_match {
+            request = request.header("If-Match", tag);
+        }
+        request.send()
+    };
+
+    let mut pause = Pause::arm("emit", &tenant_id);
+    let loser = tokio::spawn(send(replace("displayName", "from the loser"), None));
+    assert!(pause.reached().await);
+    let winner = send(replace("nickName", "from the winner"), None)
+        .await
+        .unwrap();
+    assert_eq!(winner.status(), 200);
+    pause.release();
+    let loser = loser.await.unwrap().unwrap();
+    assert_eq!(loser.status(), 200);
+    let etag = loser.headers()["etag"].to_str().unwrap().to_owned();
+    let body: Value = loser.json().await.unwrap();
+    assert_eq!(body["displayName"], "from the loser");
+    assert_eq!(
+        body["nickName"], "from the winner",
+        "the winner's change stands"
+    );
+    assert_eq!(body["meta"]["version"], "W/\"3\"");
+
+    let mut pause = Pause::arm("emit", &tenant_id);
+    let conditional = tokio::spawn(send(replace("title", "never"), Some(etag)));
+    assert!(pause.reached().await);
+    let winner = send(replace("title", "stands"), None).await.unwrap();
+    assert_eq!(winner.status(), 200);
+    pause.release();
+    assert_eq!(conditional.await.unwrap().unwrap().status(), 412);
+    let stored: Value = app.get(&path).await.json().await.unwrap();
+    assert_eq!(stored["title"], "stands");
+    assert_eq!(stored["meta"]["version"], "W/\"4\"");
+
+    let events = app.events().await;
+    let versions: Vec<i64> = events
+        .iter()
+        .map(|e| e.payload["data"]["version"].as_i64().unwrap())
+        .collect();
+    assert_eq!(versions, [1, 2, 3, 4], "one event per version, in order");
+    assert_eq!(
+        events[2].payload["data"]["resource"]["displayName"],
+        "from the loser"
+    );
+}
