@@ -30,7 +30,7 @@ pub struct Statement {
 /// other processes (`events::announce`). They run on their own sessions while the request
 /// is answered; their transactions are left out of the request's script.
 fn is_background(sql: &str) -> bool {
-    (sql.contains("outbox_pending") && !sql.starts_with("INSERT INTO outbox_pending"))
+    (sql.contains("outbox_pending") && !sql.contains("INSERT INTO outbox_pending"))
         || sql.contains("pg_notify(")
         || sql.starts_with("SELECT event_seq FROM tenants WHERE id = $1 FOR UPDATE")
         || sql.starts_with("UPDATE tenants SET event_seq = $2 WHERE id = $1")

@@ -461,14 +461,29 @@ impl Bench {
         let [doc, search, dn, dnci, now] = f[..] else {
             bail!("template user row: {row}");
         };
+        // The events are numbered after commit (the sequencer, in the background): each is
+        // waited for, up to a few seconds.
         let event = |event_type: &str, subject: &str| -> anyhow::Result<EventTemplate> {
-            let row = self.cluster.query(&format!(
-                "SELECT concat_ws(chr(31), event_type, routing_key, payload::text, id, sequence) \
-                 FROM outbox WHERE tenant_id = '{tid}' AND event_type = 'scimbus.{event_type}' \
-                 AND subject = '{subject}' ORDER BY sequence DESC LIMIT 1"
-            ))?;
-            EventTemplate::from_row(TENANT, &row)
-                .with_context(|| format!("no {event_type} event to model the floor on"))
+            let mut tries = 0;
+            loop {
+                let row = self.cluster.query(&format!(
+                    "SELECT concat_ws(chr(31), event_type, routing_key, payload::text, id, sequence) \
+                     FROM outbox WHERE tenant_id = '{tid}' AND event_type = 'scimbus.{event_type}' \
+                     AND subject = '{subject}' ORDER BY sequence DESC LIMIT 1"
+                ))?;
+                match EventTemplate::from_row(TENANT, &row) {
+                    Ok(template) => return Ok(template),
+                    Err(_) if tries < 50 => {
+                        tries += 1;
+                        std::thread::sleep(std::time::Duration::from_millis(100));
+                    }
+                    Err(e) => {
+                        return Err(e).with_context(|| {
+                            format!("no {event_type} event to model the floor on")
+                        });
+                    }
+                }
+            }
         };
         self.templates = Templates {
             slug: TENANT.to_owned(),

@@ -21,7 +21,7 @@ use crate::scim::resource::{ListResponse, Page, etag};
 use crate::scim::schema::Registry;
 use crate::scim::validate::validate_resource;
 use crate::store::users::AnnouncedWrite;
-use crate::store::{StoreError, members, query, users};
+use crate::store::{StoreError, query, users};
 
 /// A user as the API returns it, with its version for the `ETag` header.
 #[derive(Debug, Clone)]
@@ -462,6 +462,7 @@ pub async fn list(
     let rt = tenant.registry.user();
     let (filter, sort) = query.typed(&tenant.registry, rt)?;
     let conn = ctx.store.conn();
+    // The page and its users' groups in one statement.
     let (total, rows) = query::search_users(
         conn,
         &tenant.id,
@@ -471,13 +472,9 @@ pub async fn list(
         page.count,
     )
     .await?;
-    // The page's groups in one query, not one per user.
-    let ids: Vec<String> = rows.iter().map(|u| u.id.clone()).collect();
-    let mut memberships = members::memberships_of_many(conn, &tenant.id, &ids).await?;
     let mut resources = Vec::with_capacity(rows.len());
-    for user in &rows {
-        let mut body = view(ctx, tenant, user).body;
-        let groups = memberships.remove(&user.id).unwrap_or_default();
+    for (user, groups) in rows {
+        let mut body = view(ctx, tenant, &user).body;
         set_groups(ctx, tenant, &mut body, groups);
         resources.push(body);
     }

@@ -341,15 +341,16 @@ fn nested_step(
     }
 }
 
-/// The groups of the members that `seed` (a condition on `gm.member_id`) picks, as
-/// `WITH RECURSIVE up …` and a `SELECT member_id, id, display, depth` of what it found
-/// (one row per member and group; `depth` 0 is a direct membership). `$1` is the tenant.
+/// The groups of the members that `seed` (a condition on `gm.member_id`) picks, as the
+/// recursive CTE `up(…) AS (…)` and a `SELECT member_id, id, display, depth` of what it
+/// found (one row per member and group; `depth` 0 is a direct membership). `$1` is the
+/// tenant.
 /// It reads the members' own membership rows, then one index lookup per group found,
 /// up the nesting (acyclic; the depth bound is a guard), then each group's name by key:
 /// rows bounded by the memberships, never by the tenant (tests/api/plans.rs).
-fn memberships_walk(backend: DbBackend, seed: &str) -> (String, String) {
+pub(crate) fn memberships_walk(backend: DbBackend, seed: &str) -> (String, String) {
     let with = format!(
-        "WITH RECURSIVE up(member_id, group_id, depth) AS ( \
+        "up(member_id, group_id, depth) AS ( \
            SELECT gm.member_id, gm.group_id, CAST(0 AS BIGINT) FROM group_members gm \
            WHERE gm.tenant_id = $1 AND {seed} \
            UNION \
@@ -380,7 +381,7 @@ pub fn memberships_statement(
     member_ids: &[String],
 ) -> sea_orm::Statement {
     let (with, found) = memberships_walk(backend, &id_in(backend, "gm.member_id", 2));
-    let sql = format!("{with}{found} ORDER BY display, id");
+    let sql = format!("WITH RECURSIVE {with}{found} ORDER BY display, id");
     backend_statement(backend, &sql, vec![tenant_id.into(), ids_json(member_ids)])
 }
 
@@ -395,7 +396,18 @@ pub fn with_memberships_statement(
     id: &str,
 ) -> sea_orm::Statement {
     let (with, found) = memberships_walk(backend, "gm.member_id = $2");
-    let groups = match backend {
+    let sql = format!(
+        "WITH RECURSIVE {with}SELECT {columns}, (SELECT {groups} FROM ({found}) f) AS memberships \
+         FROM {table} r WHERE r.tenant_id = $1 AND r.id = $2",
+        groups = groups_aggregate(backend),
+    );
+    backend_statement(backend, &sql, vec![tenant_id.into(), id.into()])
+}
+
+/// The rows `f` of a [`memberships_walk`] as one JSON array of `[group id, display name,
+/// depth]`, ordered by display name, then id (`[]` when there are none).
+pub(crate) fn groups_aggregate(backend: DbBackend) -> &'static str {
+    match backend {
         DbBackend::Sqlite => {
             "json_group_array(json_array(f.id, f.display, f.depth) ORDER BY f.display, f.id)"
         }
@@ -403,12 +415,7 @@ pub fn with_memberships_statement(
             "COALESCE(jsonb_agg(jsonb_build_array(f.id, f.display, f.depth) \
              ORDER BY f.display, f.id), '[]'::jsonb)"
         }
-    };
-    let sql = format!(
-        "{with}SELECT {columns}, (SELECT {groups} FROM ({found}) f) AS memberships \
-         FROM {table} r WHERE r.tenant_id = $1 AND r.id = $2"
-    );
-    backend_statement(backend, &sql, vec![tenant_id.into(), id.into()])
+    }
 }
 
 /// The `memberships` column of a [`with_memberships_statement`] row, in the order

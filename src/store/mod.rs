@@ -64,7 +64,12 @@ pub(crate) fn backend_statement(
     sql: &str,
     values: Vec<sea_orm::Value>,
 ) -> sea_orm::Statement {
-    let sql = match backend {
+    sea_orm::Statement::from_sql_and_values(backend, placeholders(backend, sql), values)
+}
+
+/// SQL written with `$1…$n` placeholders in the backend's style (SQLite: `?1…?n`).
+pub(crate) fn placeholders(backend: DbBackend, sql: &str) -> String {
+    match backend {
         DbBackend::Sqlite => {
             let mut out = String::with_capacity(sql.len());
             let mut chars = sql.chars().peekable();
@@ -78,8 +83,7 @@ pub(crate) fn backend_statement(
             out
         }
         _ => sql.to_owned(),
-    };
-    sea_orm::Statement::from_sql_and_values(backend, sql, values)
+    }
 }
 
 /// Key of the PostgreSQL advisory lock held while migrating ("scimbus" in ASCII, truncated).

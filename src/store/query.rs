@@ -8,11 +8,11 @@
 //! three-valued (and so index-friendly) and a NULL is turned into false only where it is
 //! negated: for AND/OR, "true in Kleene logic" equals "true when unknown is false".
 
-use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Statement, Value};
+use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, Value};
 
 use super::StoreError;
-use super::entities::{group, user};
-use crate::domain::{StoredGroup, StoredUser};
+use super::entities::group;
+use crate::domain::{Membership, StoredGroup, StoredUser};
 use crate::scim::fold::fold;
 use crate::scim::query::{Attr, CmpOp, Filter, Literal, Op, Relation, Sort, SortOrder};
 use crate::scim::schema::AttrType;
@@ -69,6 +69,8 @@ struct Sql {
     backend: DbBackend,
     text: String,
     values: Vec<Value>,
+    /// The name the root table goes by, when not its own (a CTE of its rows).
+    root_alias: Option<&'static str>,
 }
 
 impl Sql {
@@ -77,7 +79,13 @@ impl Sql {
             backend,
             text: String::new(),
             values: Vec::new(),
+            root_alias: None,
         }
+    }
+
+    /// How SQL names the root table's rows.
+    fn root(&self, table: Table) -> &'static str {
+        self.root_alias.unwrap_or(table.name())
     }
 
     fn push(&mut self, s: &str) -> &mut Self {
@@ -85,14 +93,14 @@ impl Sql {
         self
     }
 
+    /// Numbered on both backends (`$n`, SQLite `?n`), so that text written with `$1…`
+    /// placeholders can join it (sqlx numbers bare `?` on its own and would not).
     fn bind(&mut self, v: impl Into<Value>) -> &mut Self {
         self.values.push(v.into());
+        let n = self.values.len();
         match self.backend {
-            DbBackend::Postgres => {
-                let n = self.values.len();
-                self.text.push_str(&format!("${n}"));
-            }
-            _ => self.text.push('?'),
+            DbBackend::Postgres => self.text.push_str(&format!("${n}")),
+            _ => self.text.push_str(&format!("?{n}")),
         }
         self
     }
@@ -242,11 +250,12 @@ impl Compiler {
     fn value(&mut self, attr: &Attr, scope: Scope) -> bool {
         match scope {
             Scope::Root(table) => {
+                let name = self.sql.root(table);
                 if let Some(column) = table.column(&attr.path) {
-                    self.sql.push(&format!("\"{}\".\"{column}\"", table.name()));
+                    self.sql.push(&format!("\"{name}\".\"{column}\""));
                     return true;
                 }
-                let base = format!("\"{}\".\"search\"", table.name());
+                let base = format!("\"{name}\".\"search\"");
                 if attr.ty == AttrType::Complex {
                     self.sql.json_value(&base, &attr.path);
                 } else {
@@ -483,7 +492,7 @@ fn from_where(sql: &mut Sql, table: Table, tenant_id: &str, filter: Option<&Filt
 }
 
 fn order_by(sql: &mut Sql, table: Table, sort: Option<&Sort>) {
-    let t = table.name();
+    let t = sql.root(table);
     match sort {
         None => {
             sql.push(&format!(" ORDER BY \"{t}\".\"created_at\", \"{t}\".\"id\""));
@@ -526,48 +535,104 @@ pub fn count_statement(
     count.statement()
 }
 
-/// The number of matching rows and one page of them, in order.
+/// The number of matching rows and one page of them, in order: `page` is the page's
+/// statement, `decode` reads one of its rows.
 ///
 /// The page is read first; the count runs only when the page cannot tell it. A page that
 /// stops short of `limit` and is not empty (or is the first) ends the matches, so the total
 /// is `offset` plus its length: the `filter=userName eq "…"` that Okta and Entra send before
 /// every create costs one statement, not two.
-async fn search<M, E>(
+#[allow(clippy::too_many_arguments)]
+async fn search<T>(
     conn: &impl ConnectionTrait,
     table: Table,
     tenant_id: &str,
     filter: Option<&Filter>,
-    sort: Option<&Sort>,
     offset: u64,
     limit: u64,
-) -> Result<(u64, Vec<M>), StoreError>
-where
-    E: EntityTrait<Model = M>,
-    M: sea_orm::FromQueryResult + Send + Sync,
-{
-    let backend = conn.get_database_backend();
+    page: impl FnOnce() -> Statement,
+    decode: impl Fn(&sea_orm::QueryResult) -> Result<T, StoreError>,
+) -> Result<(u64, Vec<T>), StoreError> {
     let rows = if limit == 0 {
         Vec::new()
     } else {
-        let mut page = Sql::new(backend);
-        page.push(&format!("SELECT \"{}\".*", table.name()));
-        from_where(&mut page, table, tenant_id, filter);
-        order_by(&mut page, table, sort);
-        page.push(" LIMIT ");
-        page.bind(i64::try_from(limit).unwrap_or(i64::MAX));
-        page.push(" OFFSET ");
-        page.bind(i64::try_from(offset).unwrap_or(i64::MAX));
-        E::find().from_raw_sql(page.statement()).all(conn).await?
+        conn.query_all_raw(page())
+            .await?
+            .iter()
+            .map(decode)
+            .collect::<Result<Vec<_>, _>>()?
     };
     if let Some(total) = total_from_page(offset, limit, rows.len()) {
         return Ok((total, rows));
     }
+    let backend = conn.get_database_backend();
     let total: i64 = conn
         .query_one_raw(count_statement(backend, table, tenant_id, filter))
         .await?
         .ok_or(StoreError::NotFound)?
         .try_get("", "n")?;
     Ok((total.max(0) as u64, rows))
+}
+
+/// `SELECT <table>.* FROM <table> WHERE tenant AND filter ORDER BY … LIMIT … OFFSET …`.
+fn page_select(
+    sql: &mut Sql,
+    table: Table,
+    tenant_id: &str,
+    filter: Option<&Filter>,
+    sort: Option<&Sort>,
+    offset: u64,
+    limit: u64,
+) {
+    sql.push(&format!("SELECT \"{}\".*", table.name()));
+    from_where(sql, table, tenant_id, filter);
+    order_by(sql, table, sort);
+    sql.push(" LIMIT ");
+    sql.bind(i64::try_from(limit).unwrap_or(i64::MAX));
+    sql.push(" OFFSET ");
+    sql.bind(i64::try_from(offset).unwrap_or(i64::MAX));
+}
+
+/// A page of users with each user's groups (direct and nested) in one statement: the page
+/// as a CTE (tenant bound first, so it is `$1` of the walk), the memberships walk seeded
+/// with the page's ids (an index lookup per id: `= ANY(ARRAY(…))` on PostgreSQL, `IN` on
+/// SQLite), and the page again in its order with each user's groups as a JSON column. The
+/// search document is not returned.
+pub fn users_page_statement(
+    backend: DbBackend,
+    tenant_id: &str,
+    filter: Option<&Filter>,
+    sort: Option<&Sort>,
+    offset: u64,
+    limit: u64,
+) -> Statement {
+    let mut sql = Sql::new(backend);
+    sql.push("WITH RECURSIVE page AS (");
+    page_select(
+        &mut sql,
+        Table::Users,
+        tenant_id,
+        filter,
+        sort,
+        offset,
+        limit,
+    );
+    let seed = match backend {
+        DbBackend::Sqlite => "gm.member_id IN (SELECT id FROM page)",
+        _ => "gm.member_id = ANY(ARRAY(SELECT id FROM page))",
+    };
+    let (walk, found) = super::members::memberships_walk(backend, seed);
+    let rest = format!(
+        "), {walk}SELECT {columns}, (SELECT {groups} FROM ({found}) f \
+         WHERE f.member_id = \"page\".\"id\") AS memberships FROM page",
+        columns = super::users::read_columns(backend, "\"page\""),
+        groups = super::members::groups_aggregate(backend),
+    );
+    sql.push(&super::placeholders(backend, &rest));
+    // The page's order again, on the CTE's rows, which come in no promised order.
+    sql.root_alias = Some("page");
+    order_by(&mut sql, Table::Users, sort);
+    sql.statement()
 }
 
 /// The number of matches when a page of `returned` rows read at `offset` with `limit`
@@ -578,7 +643,8 @@ fn total_from_page(offset: u64, limit: u64, returned: usize) -> Option<u64> {
     (limit > 0 && returned < limit && (returned > 0 || offset == 0)).then_some(offset + returned)
 }
 
-/// A page of a tenant's users matching `filter`, in `sort` order (default: creation).
+/// A page of a tenant's users matching `filter`, in `sort` order (default: creation), each
+/// with its groups.
 pub async fn search_users(
     conn: &impl ConnectionTrait,
     tenant_id: &str,
@@ -586,22 +652,19 @@ pub async fn search_users(
     sort: Option<&Sort>,
     offset: u64,
     limit: u64,
-) -> Result<(u64, Vec<StoredUser>), StoreError> {
-    let (total, rows) = search::<user::Model, user::Entity>(
+) -> Result<(u64, Vec<(StoredUser, Vec<Membership>)>), StoreError> {
+    let backend = conn.get_database_backend();
+    search(
         conn,
         Table::Users,
         tenant_id,
         filter,
-        sort,
         offset,
         limit,
+        || users_page_statement(backend, tenant_id, filter, sort, offset, limit),
+        super::users::with_groups_from_row,
     )
-    .await?;
-    let users = rows
-        .into_iter()
-        .map(super::users::to_domain)
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok((total, users))
+    .await
 }
 
 /// A page of a tenant's groups matching `filter`, in `sort` order (default: creation).
@@ -613,21 +676,31 @@ pub async fn search_groups(
     offset: u64,
     limit: u64,
 ) -> Result<(u64, Vec<StoredGroup>), StoreError> {
-    let (total, rows) = search::<group::Model, group::Entity>(
+    let backend = conn.get_database_backend();
+    let page = || {
+        let mut sql = Sql::new(backend);
+        page_select(
+            &mut sql,
+            Table::Groups,
+            tenant_id,
+            filter,
+            sort,
+            offset,
+            limit,
+        );
+        sql.statement()
+    };
+    search(
         conn,
         Table::Groups,
         tenant_id,
         filter,
-        sort,
         offset,
         limit,
+        page,
+        |row| super::groups::to_domain(group::Model::from_query_result(row, "")?),
     )
-    .await?;
-    let groups = rows
-        .into_iter()
-        .map(super::groups::to_domain)
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok((total, groups))
+    .await
 }
 
 #[cfg(test)]

@@ -196,12 +196,10 @@ async fn read_with_groups(
     lock: bool,
 ) -> Result<Option<(StoredUser, Vec<Membership>)>, StoreError> {
     let statement = find_with_groups_statement(conn.get_database_backend(), tenant_id, id, lock);
-    let Some(row) = conn.query_one_raw(statement).await? else {
-        return Ok(None);
-    };
-    let groups = super::members::memberships_column(&row)?;
-    let user = to_domain(user::Model::from_query_result(&row, "")?)?;
-    Ok(Some((user, groups)))
+    conn.query_one_raw(statement)
+        .await?
+        .map(|row| with_groups_from_row(&row))
+        .transpose()
 }
 
 /// The statement of [`find_with_groups`] (`lock`: of [`find_for_update_with_groups`]).
@@ -211,19 +209,39 @@ pub fn find_with_groups_statement(
     id: &str,
     lock: bool,
 ) -> sea_orm::Statement {
-    let (no_search, lock) = match backend {
-        DbBackend::Postgres => ("NULL::jsonb", if lock { " FOR UPDATE OF r" } else { "" }),
-        _ => ("NULL", ""),
+    let lock = match backend {
+        DbBackend::Postgres if lock => " FOR UPDATE OF r",
+        _ => "",
     };
-    let columns = format!(
-        "r.tenant_id, r.id, r.user_name, r.user_name_ci, r.external_id, r.active, \
-         r.display_name, r.display_name_ci, r.resource, {no_search} AS search, r.version, \
-         r.created_at, r.updated_at"
-    );
+    let columns = read_columns(backend, "r");
     let mut statement =
         super::members::with_memberships_statement(backend, "users", &columns, tenant_id, id);
     statement.sql.push_str(lock);
     statement
+}
+
+/// The columns of a user row `alias` as [`user::Model`] reads them, but for the search
+/// document, which no answer needs (NULL: its decoding was a JSON parse per row).
+pub(super) fn read_columns(backend: DbBackend, alias: &str) -> String {
+    let no_search = match backend {
+        DbBackend::Postgres => "NULL::jsonb",
+        _ => "NULL",
+    };
+    format!(
+        "{alias}.tenant_id, {alias}.id, {alias}.user_name, {alias}.user_name_ci, \
+         {alias}.external_id, {alias}.active, {alias}.display_name, {alias}.display_name_ci, \
+         {alias}.resource, {no_search} AS search, {alias}.version, {alias}.created_at, \
+         {alias}.updated_at"
+    )
+}
+
+/// A user row read with its `memberships` column (see [`read_columns`]).
+pub(super) fn with_groups_from_row(
+    row: &sea_orm::QueryResult,
+) -> Result<(StoredUser, Vec<Membership>), StoreError> {
+    let groups = super::members::memberships_column(row)?;
+    let user = to_domain(user::Model::from_query_result(row, "")?)?;
+    Ok((user, groups))
 }
 
 /// Reads a user and locks its row until the transaction ends (PostgreSQL `FOR UPDATE`;

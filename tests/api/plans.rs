@@ -11,7 +11,7 @@
 use scimbus::domain::MemberType;
 use scimbus::scim::query::parse_filter;
 use scimbus::scim::schema::Registry;
-use scimbus::store::query::{Table, count_statement};
+use scimbus::store::query::{Table, count_statement, users_page_statement};
 use scimbus::store::{members, users};
 use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
 use serde_json::Value;
@@ -162,6 +162,17 @@ fn statements(backend: DbBackend, tenant_id: &str) -> Vec<(&'static str, Stateme
         (
             "userName eq",
             filter(Table::Users, r#"userName eq "user77""#),
+        ),
+        (
+            "userName eq, the page with its user's groups",
+            users_page_statement(
+                backend,
+                tenant_id,
+                Some(&parse_filter(r, r.user(), r#"userName eq "user5""#).unwrap()),
+                None,
+                0,
+                100,
+            ),
         ),
         (
             "externalId eq",
