@@ -294,6 +294,9 @@ struct Row {
     /// Statements per request scimbus issued during its measurement (pg_stat_statements),
     /// split into the request's own and the relay's.
     sql_per_request: Option<(f64, f64)>,
+    /// PostgreSQL's execution time per request (ms): the request's statements, and the
+    /// background's (relay, sequencer, announcer).
+    db_ms_per_request: Option<(f64, f64)>,
     rss_peak_kb: Option<u64>,
     notes: Vec<String>,
 }
@@ -853,19 +856,36 @@ impl Bench {
         )
         .await?;
         row.rss_peak_kb = procs::status_kb(serve.pid, "VmHWM");
-        // Statements scimbus issued in the whole run (warm-up included), per request.
-        let stats = self.cluster.query(
-            "SELECT coalesce(sum(calls) FILTER (WHERE query ILIKE '%outbox%' AND (query ILIKE 'SELECT%' OR query ILIKE 'UPDATE%') \
-             OR query ILIKE '%pg_try_advisory%' OR query ILIKE '%pg_advisory%' OR query ILIKE 'LISTEN%'), 0) || ' ' || \
-             coalesce(sum(calls), 0) FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid \
+        // Statements scimbus issued in the whole run (warm-up included), per request, and
+        // PostgreSQL's execution time per request: the request's own statements, and the
+        // background's (the relay reading and marking the outbox, the sequencer numbering
+        // `outbox_pending` into it, the announcer's NOTIFY).
+        let relay = "(query ILIKE '%outbox%' AND (query ILIKE 'SELECT%' OR query ILIKE 'UPDATE%') \
+             OR query ILIKE '%pg_try_advisory%' OR query ILIKE '%pg_advisory%' OR query ILIKE 'LISTEN%')";
+        let background = format!(
+            "({relay} OR (query ILIKE '%outbox_pending%' AND query NOT ILIKE '%INSERT INTO outbox_pending%') \
+             OR query ILIKE '%pg_notify(%')"
+        );
+        let stats = self.cluster.query(&format!(
+            "SELECT coalesce(sum(calls) FILTER (WHERE {relay}), 0) || ' ' || \
+             coalesce(sum(calls), 0) || ' ' || \
+             coalesce(sum(total_exec_time) FILTER (WHERE {background}), 0) || ' ' || \
+             coalesce(sum(total_exec_time), 0) \
+             FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid \
              WHERE r.rolname = 'postgres' AND query NOT ILIKE '%pg_stat_statements%'",
-        )?;
+        ))?;
         let mut parts = stats
             .split_whitespace()
             .filter_map(|v| v.parse::<f64>().ok());
+        let total_requests = result.completed.max(1) as f64;
         if let (Some(relay), Some(all)) = (parts.next(), parts.next()) {
-            let total_requests = result.completed.max(1) as f64;
             row.sql_per_request = Some(((all - relay) / total_requests, relay / total_requests));
+        }
+        if let (Some(background), Some(all)) = (parts.next(), parts.next()) {
+            row.db_ms_per_request = Some((
+                (all - background) / total_requests,
+                background / total_requests,
+            ));
         }
         if result.errors > 0 {
             row.notes.push(format!(
@@ -1592,6 +1612,12 @@ fn render_row(row: &Row) -> String {
         .sql_per_request
         .map(|(req, relay)| format!("{req:.1} + relay {relay:.2}"))
         .unwrap_or_default();
+    let sql = match row.db_ms_per_request {
+        Some((own, background)) => {
+            format!("{sql}; DB ms/request {own:.3} + background {background:.3}")
+        }
+        None => sql,
+    };
     format!(
         "| {} | {} | {} | {lat} | {} | {blat} | {} | {fthr_s} | {flat} | {fratio} | {:.1} / {fstat} / {sql} | {} |",
         row.name,

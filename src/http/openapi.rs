@@ -238,7 +238,8 @@ pub struct SearchRequest {
     attributes: Option<Vec<String>>,
     excludedAttributes: Option<Vec<String>>,
     sortBy: Option<String>,
-    sortOrder: Option<String>,
+    #[schema(inline)]
+    sortOrder: Option<SortOrder>,
     cursor: Option<String>,
 }
 

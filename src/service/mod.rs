@@ -94,6 +94,9 @@ impl ListQuery {
         ),
         ServiceError,
     > {
+        // Checked whether or not `sortBy` comes with it: a value outside the RFC's two is
+        // an error, not something to ignore.
+        crate::scim::query::parse_sort_order(self.sort_order.as_deref())?;
         let filter = self
             .filter
             .as_deref()

@@ -24,6 +24,7 @@ both_backends!(
     sorting_by_meta_created_follows_creation_order_and_pages_in_it,
     pages_of_a_filter_on_a_multi_valued_attribute_list_each_match_once,
     group_filters_on_display_name_and_members_match_the_reference_evaluator,
+    a_sort_order_outside_the_rfcs_two_values_answers_400_invalid_value,
 );
 
 /// Which resource type a list endpoint serves.
@@ -639,7 +640,7 @@ async fn sorting_by_user_name_folds_case_and_orders_by_code_point_both_ways(back
         "mo'malley",
         "zed",
     ];
-    for order in [None, Some("ascending"), Some("Ascending")] {
+    for order in [None, Some("ascending")] {
         assert_eq!(
             user_names(&sorted(&app, &users, "userName", order).await),
             ascending
@@ -829,4 +830,53 @@ async fn pages_of_a_filter_on_a_multi_valued_attribute_list_each_match_once(back
         }
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n\n"));
+}
+
+/// `sortOrder` takes "ascending" or "descending" (RFC 7644 §3.4.2.3, and the enum of the
+/// OpenAPI document): any other value answers 400 `invalidValue` on every list and search
+/// endpoint, with or without `sortBy`, and the two values answer 200.
+async fn a_sort_order_outside_the_rfcs_two_values_answers_400_invalid_value(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_user(&json!({"schemas": [USER_URN], "userName": "sorted"}))
+        .await;
+    for order in ["AAA", "Descending", " ascending", ""] {
+        for path in ["/Users", "/Groups"] {
+            for sort_by in [None, Some("meta.created")] {
+                let mut query = vec![("sortOrder", order)];
+                query.extend(sort_by.map(|by| ("sortBy", by)));
+                let response = app
+                    .client
+                    .get(app.url(path))
+                    .bearer_auth(&app.token)
+                    .query(&query)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_scim_error(response, 400, Some("invalidValue")).await;
+            }
+        }
+        let mut body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"]});
+        body["sortOrder"] = json!(order);
+        for path in ["/Users/.search", "/.search"] {
+            let response = app
+                .client
+                .post(app.url(path))
+                .bearer_auth(&app.token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_scim_error(response, 400, Some("invalidValue")).await;
+        }
+    }
+    for order in ["ascending", "descending"] {
+        let listed = app
+            .list_users(&[("sortOrder", order), ("sortBy", "userName")])
+            .await;
+        assert_eq!(listed["totalResults"], 1, "{order}");
+        assert_eq!(
+            app.list_users(&[("sortOrder", order)]).await["totalResults"],
+            1
+        );
+    }
 }

@@ -226,6 +226,19 @@ async fn cost_centers(app: &TestApp, value: &str) -> u64 {
         .unwrap()
 }
 
+/// The request registering the extension `urn:example:acme:1.0:User` (a `costCenter`
+/// string) for tenant `acme`.
+fn register_cost_center(app: &TestApp) -> reqwest::RequestBuilder {
+    let definition = json!({
+        "id": "urn:example:acme:1.0:User", "name": "Acme", "resourceType": "User",
+        "attributes": [{"name": "costCenter", "type": "string"}]
+    });
+    app.client
+        .post(format!("{}/admin/v1/tenants/acme/schemas", app.address))
+        .bearer_auth(crate::helpers::ADMIN_TOKEN)
+        .json(&definition)
+}
+
 /// Finding 10: re-indexing after a registration reads a batch, a PUT changes one of its
 /// users and a DELETE removes another, then the batch is written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -237,17 +250,7 @@ async fn reindexing_never_overwrites_a_concurrent_write_or_fails_after_committin
     let gone = app.create_user(&body("gone", "X")).await;
     let tenant_id = app.tenant_row().await.id;
     let mut pause = Pause::arm("reindex.batch", &tenant_id);
-    let definition = json!({
-        "id": URN, "name": "Acme", "resourceType": "User",
-        "attributes": [{"name": "costCenter", "type": "string"}]
-    });
-    let registration = tokio::spawn(
-        app.client
-            .post(format!("{}/admin/v1/tenants/acme/schemas", app.address))
-            .bearer_auth(crate::helpers::ADMIN_TOKEN)
-            .json(&definition)
-            .send(),
-    );
+    let registration = tokio::spawn(register_cost_center(&app).send());
     assert!(pause.reached().await);
     let put = tokio::spawn(
         app.client
@@ -298,18 +301,7 @@ async fn a_write_built_before_a_registration_never_lands_with_the_old_typing() {
                 .send(),
         );
         assert!(pause.reached().await);
-        let definition = json!({
-            "id": URN, "name": "Acme", "resourceType": "User",
-            "attributes": [{"name": "costCenter", "type": "string"}]
-        });
-        let registered = app
-            .client
-            .post(format!("{}/admin/v1/tenants/acme/schemas", app.address))
-            .bearer_auth(crate::helpers::ADMIN_TOKEN)
-            .json(&definition)
-            .send()
-            .await
-            .unwrap();
+        let registered = register_cost_center(&app).send().await.unwrap();
         assert_eq!(registered.status(), 201, "{backend:?}");
         pause.release();
         let answer = put.await.unwrap().unwrap();
@@ -357,18 +349,7 @@ async fn a_create_built_before_a_registration_lands_nothing() {
                 .send(),
         );
         assert!(pause.reached().await);
-        let definition = json!({
-            "id": URN, "name": "Acme", "resourceType": "User",
-            "attributes": [{"name": "costCenter", "type": "string"}]
-        });
-        let registered = app
-            .client
-            .post(format!("{}/admin/v1/tenants/acme/schemas", app.address))
-            .bearer_auth(crate::helpers::ADMIN_TOKEN)
-            .json(&definition)
-            .send()
-            .await
-            .unwrap();
+        let registered = register_cost_center(&app).send().await.unwrap();
         assert_eq!(registered.status(), 201, "{backend:?}");
         pause.release();
         assert_eq!(create.await.unwrap().unwrap().status(), 503, "{backend:?}");

@@ -9,5 +9,5 @@ mod resolve;
 mod search;
 
 pub use ast::{Attr, CmpOp, Filter, Literal, Op, Relation, Sort, SortOrder};
-pub use resolve::{parse_filter, parse_sort};
+pub use resolve::{parse_filter, parse_sort, parse_sort_order};
 pub use search::search_document;

@@ -43,6 +43,21 @@ pub fn parse_filter(
     .filter(&parsed)
 }
 
+/// `sortOrder` (RFC 7644 §3.4.2.3): "ascending" (also when absent) or "descending", the
+/// two values the RFC allows; anything else is refused with 400 `invalidValue`, with or
+/// without `sortBy`.
+pub fn parse_sort_order(sort_order: Option<&str>) -> Result<SortOrder, ScimError> {
+    match sort_order {
+        None | Some("ascending") => Ok(SortOrder::Ascending),
+        Some("descending") => Ok(SortOrder::Descending),
+        Some(o) => Err(ScimError::new(
+            400,
+            Some(ScimType::InvalidValue),
+            format!("sortOrder `{o}` is neither `ascending` nor `descending`"),
+        )),
+    }
+}
+
 /// Parses `sortBy`/`sortOrder` (RFC 7644 §3.4.2.3): a singular attribute the registry knows.
 pub fn parse_sort(
     registry: &Registry,
@@ -51,16 +66,7 @@ pub fn parse_sort(
     sort_order: Option<&str>,
 ) -> Result<Sort, ScimError> {
     let invalid = |d: String| ScimError::new(400, Some(ScimType::InvalidValue), d);
-    let order = match sort_order.map(str::trim) {
-        None | Some("") => SortOrder::Ascending,
-        Some(o) if o.eq_ignore_ascii_case("ascending") => SortOrder::Ascending,
-        Some(o) if o.eq_ignore_ascii_case("descending") => SortOrder::Descending,
-        Some(o) => {
-            return Err(invalid(format!(
-                "sortOrder `{o}` is neither ascending nor descending"
-            )));
-        }
-    };
+    let order = parse_sort_order(sort_order)?;
     let path = match PatchPath::from_str(sort_by.trim()) {
         Ok(PatchPath::Attr(path)) => path,
         _ => {
@@ -549,9 +555,11 @@ mod tests {
     #[test]
     fn sort_keys_are_singular_known_attributes() {
         let r = Registry::core();
-        let s = parse_sort(r, r.user(), "name.familyName", Some("Descending")).unwrap();
+        let s = parse_sort(r, r.user(), "name.familyName", Some("descending")).unwrap();
         assert_eq!(s.attr.path, vec!["name", "familyName"]);
         assert_eq!(s.order, SortOrder::Descending);
+        // The RFC's two values as it writes them, as the OpenAPI document's enum says.
+        assert!(parse_sort(r, r.user(), "userName", Some("Descending")).is_err());
         assert!(parse_sort(r, r.user(), "emails", None).is_err());
         assert!(parse_sort(r, r.user(), "name", None).is_err());
         assert!(parse_sort(r, r.user(), "nope", None).is_err());
