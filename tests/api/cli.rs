@@ -483,7 +483,7 @@ async fn config_prints_the_effective_settings_from_environment_and_file_with_sec
         "{printed}"
     );
     assert!(
-        printed.contains("SCIMBUS_RATE_LIMIT=25/s (burst 50)"),
+        printed.contains("SCIMBUS_RATE_LIMIT=25/s (burst 250)"),
         "{printed}"
     );
     assert!(
