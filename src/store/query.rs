@@ -596,8 +596,8 @@ fn page_select(
 /// A page of users with each user's groups (direct and nested) in one statement: the page
 /// as a CTE (tenant bound first, so it is `$1` of the walk), the memberships walk seeded
 /// with the page's ids (an index lookup per id: `= ANY(ARRAY(…))` on PostgreSQL, `IN` on
-/// SQLite), and the page again in its order with each user's groups as a JSON column. The
-/// search document is not returned.
+/// SQLite) and grouped by member once, and the page again in its order, each user with
+/// its groups as a JSON column. The search document is not returned.
 pub fn users_page_statement(
     backend: DbBackend,
     tenant_id: &str,
@@ -622,9 +622,17 @@ pub fn users_page_statement(
         _ => "gm.member_id = ANY(ARRAY(SELECT id FROM page))",
     };
     let (walk, found) = super::members::memberships_walk(backend, seed);
+    // The walk is read once: grouped by member, then joined to the page (a subquery per
+    // row would read every row of the walk for each user of the page).
+    let empty = match backend {
+        DbBackend::Sqlite => "'[]'",
+        _ => "'[]'::jsonb",
+    };
     let rest = format!(
-        "), {walk}SELECT {columns}, (SELECT {groups} FROM ({found}) f \
-         WHERE f.member_id = \"page\".\"id\") AS memberships FROM page",
+        "), {walk}, grouped AS (SELECT f.member_id AS member_id, {groups} AS memberships \
+         FROM ({found}) f GROUP BY f.member_id) \
+         SELECT {columns}, COALESCE(grouped.memberships, {empty}) AS memberships \
+         FROM page LEFT JOIN grouped ON grouped.member_id = \"page\".\"id\"",
         columns = super::users::read_columns(backend, "\"page\""),
         groups = super::members::groups_aggregate(backend),
     );
