@@ -1,6 +1,5 @@
 //! User use cases: create, read, replace, delete and list, each write with its events.
 
-use sea_orm::DbBackend;
 use serde_json::{Map, Value, json};
 
 use scim_v2::models::errors::ScimType;
@@ -21,7 +20,7 @@ use crate::scim::resource::{ListResponse, Page, etag};
 use crate::scim::schema::Registry;
 use crate::scim::validate::validate_resource;
 use crate::store::users::AnnouncedWrite;
-use crate::store::{StoreError, query, users};
+use crate::store::{Backend, StoreError, query, users};
 
 /// A user as the API returns it, with its version for the `ETag` header.
 #[derive(Debug, Clone)]
@@ -148,7 +147,7 @@ pub async fn create(ctx: &Context, tenant: &Tenant, body: Value) -> Result<UserV
     let new = parse_user(&tenant.registry, body)?;
     crate::failpoints::point("user.create", &tenant.id).await;
     let id = uuid::Uuid::new_v4().to_string();
-    if ctx.store.conn().get_database_backend() == DbBackend::Postgres {
+    if ctx.store.backend() == Backend::Postgres {
         return create_in_one_statement(ctx, tenant, id, new).await;
     }
     let txn = ctx.store.begin_write().await?;
@@ -156,10 +155,7 @@ pub async fn create(ctx: &Context, tenant: &Tenant, body: Value) -> Result<UserV
     let stored = users::insert(&txn, &tenant.id, &id, new, &now)
         .await
         .map_err(taken)?;
-    let created = view(ctx, tenant, &stored);
-    let mut changed: Vec<String> = stored.document.keys().cloned().collect();
-    changed.sort();
-    let events = vec![event(EventType::UserCreated, &created, changed, Map::new())];
+    let (created, events) = creation(ctx, tenant, &stored);
     emit(&txn, tenant, &now, events).await?;
     txn.commit().await?;
     ctx.signal_events(&tenant.id);
@@ -176,8 +172,6 @@ async fn create_in_one_statement(
     new: NewUser,
 ) -> Result<UserView, ServiceError> {
     let now = ctx.now();
-    let mut changed: Vec<String> = new.document.keys().cloned().collect();
-    changed.sort();
     let stored = StoredUser {
         id,
         active: new.hot.active,
@@ -186,8 +180,7 @@ async fn create_in_one_statement(
         created_at: now.clone(),
         updated_at: now.clone(),
     };
-    let created = view(ctx, tenant, &stored);
-    let events = vec![event(EventType::UserCreated, &created, changed, Map::new())];
+    let (created, events) = creation(ctx, tenant, &stored);
     crate::failpoints::point("emit", &tenant.id).await;
     let rows = super::emit::unnumbered(tenant, &now, events)?;
     users::write_announced(
@@ -204,6 +197,15 @@ async fn create_in_one_statement(
     .map_err(taken)?;
     ctx.signal_events(&tenant.id);
     Ok(created)
+}
+
+/// The answer to a create of `stored` and its `user.created` (every attribute changed).
+fn creation(ctx: &Context, tenant: &Tenant, stored: &StoredUser) -> (UserView, Vec<PendingEvent>) {
+    let created = view(ctx, tenant, stored);
+    let mut changed: Vec<String> = stored.document.keys().cloned().collect();
+    changed.sort();
+    let events = vec![event(EventType::UserCreated, &created, changed, Map::new())];
+    (created, events)
 }
 
 #[tracing::instrument(skip_all, fields(tenant = %tenant.slug, id), err(level = "debug"))]
@@ -293,7 +295,7 @@ async fn write(
     change: impl Fn(&StoredUser) -> Result<NewUser, ServiceError>,
 ) -> Result<Replaced, ServiceError> {
     crate::failpoints::point("user.write", &tenant.id).await;
-    if ctx.store.conn().get_database_backend() == DbBackend::Postgres
+    if ctx.store.backend() == Backend::Postgres
         && let Some(done) = write_unlocked(ctx, tenant, id, if_match, &change).await?
     {
         return Ok(done);
