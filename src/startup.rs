@@ -164,7 +164,9 @@ impl Application {
         let metrics_token = web::Data::new(crate::http::metrics::MetricsToken(
             settings.metrics_token.clone(),
         ));
-        let openapi = crate::http::openapi::document();
+        let openapi = web::Data::new(crate::http::openapi::Served(
+            serde_json::to_vec(&crate::http::openapi::document()?)?.into(),
+        ));
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(actix_web::middleware::from_fn(crate::http::metrics::record))
@@ -195,9 +197,11 @@ impl Application {
                 .into_app()
                 // The document of every route (admin included), and Swagger UI served from
                 // the binary (vendored: it works offline).
+                .app_data(openapi.clone())
+                .route("/openapi.json", web::get().to(crate::http::openapi::serve))
                 .service(
                     utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}")
-                        .url("/openapi.json", openapi.clone()),
+                        .config(utoipa_swagger_ui::Config::from("/openapi.json")),
                 )
         })
         .listen(listener)?

@@ -5,7 +5,10 @@
 mod names;
 mod records;
 
-pub use names::{ExternalId, Scope, TenantSlug, TokenName, UserName, check_name_length};
+pub use names::{
+    ExternalId, MAX_FOLDED_NAME_BYTES, MAX_NAME_BYTES, Scope, TenantSlug, TokenName, UserName,
+    check_name_length,
+};
 pub use records::{
     AppInfo, GroupHot, Member, MemberType, Membership, NewGroup, NewUser, StoredGroup, StoredUser,
     Tenant, TokenInfo, UserHot,

@@ -112,7 +112,7 @@ pub struct TokenName(String);
 impl TokenName {
     pub fn parse(value: &str) -> Result<Self, String> {
         let trimmed = value.trim();
-        if trimmed.is_empty() || trimmed.len() > 100 {
+        if trimmed.is_empty() || trimmed.chars().count() > 100 {
             Err("token name must be 1 to 100 characters".to_owned())
         } else {
             Ok(Self(trimmed.to_owned()))

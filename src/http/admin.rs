@@ -8,6 +8,7 @@ use actix_web::{delete, get, post, put};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::json;
+use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 use validator::Validate;
 
@@ -105,11 +106,18 @@ async fn list_schemas(
     Ok(response::scim(StatusCode::OK, &json!({ "schemas": list })))
 }
 
-#[derive(Debug, Deserialize, Validate)]
+/// `POST /admin/v1/tenants/{slug}/events/purge`.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = PurgeRequest)]
 struct PurgeEvents {
     /// `Users/{id}` or `Groups/{id}`.
     #[validate(length(min = 3, max = 300))]
+    #[schema(
+        min_length = 3,
+        max_length = 300,
+        pattern = "^(Users|Groups)/[^\\u0000]+$"
+    )]
     subject: String,
 }
 
@@ -118,7 +126,7 @@ struct PurgeEvents {
     operation_id = "purgeEvents",
     tag = "Admin",
     params(("slug" = String, Path, description = "Tenant slug.")),
-    request_body(content = super::openapi::PurgeRequest, content_type = "application/json"),
+    request_body(content = PurgeEvents, content_type = "application/json"),
     responses(
         (status = 200, description = "What was redacted", content_type = SCIM, body = super::openapi::PurgeResult),
         (status = "default", description = "A SCIM error (400, 401, 404)", content_type = SCIM, body = ScimErrorBody),
@@ -190,22 +198,50 @@ async fn list_audit(
     ))
 }
 
-#[derive(Debug, Deserialize, Validate)]
+/// `POST /admin/v1/tenants`.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateTenant {
     #[validate(length(min = 1, max = 63))]
+    #[schema(pattern = "^[a-z0-9-]{1,63}$")]
     slug: String,
 }
 
-#[derive(Debug, Deserialize, Validate)]
+/// `POST /admin/v1/tenants/{slug}/tokens`.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct IssueToken {
+    /// 1 to 100 characters, not only spaces (kept trimmed).
     #[validate(length(min = 1, max = 100))]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
+    )]
     name: String,
+    /// Default `["scim"]`.
     #[serde(default)]
+    #[schema(value_type = Vec<ScopeName>, inline)]
     scopes: Vec<String>,
-    /// RFC 3339 instant.
+    /// RFC 3339 instant in the future, in the years 0000 to 9999.
+    #[schema(format = DateTime)]
     expires_at: Option<String>,
+}
+
+/// A tenant slug in a request body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = String, pattern = "^[a-z0-9-]{1,63}$")]
+struct SlugText(String);
+
+/// A token's scope (`domain::Scope`; another is 400 `invalidValue`).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+enum ScopeName {
+    #[schema(rename = "scim")]
+    Scim,
+    #[schema(rename = "events:read")]
+    EventsRead,
 }
 
 /// 201 with a credential just issued and its secret, shown this once.
@@ -232,7 +268,7 @@ fn parse<T: serde::de::DeserializeOwned + Validate>(body: JsonBody) -> Result<T,
 #[utoipa::path(
     operation_id = "createTenant",
     tag = "Admin",
-    request_body(content = super::openapi::CreateTenant, content_type = "application/json"),
+    request_body(content = CreateTenant, content_type = "application/json"),
     responses(
         (status = 201, description = "The tenant", content_type = SCIM, body = super::openapi::Tenant),
         (status = "default", description = "A SCIM error (400, 401, 409 slug taken)", content_type = SCIM, body = ScimErrorBody),
@@ -314,7 +350,7 @@ async fn delete_tenant(
     operation_id = "issueToken",
     tag = "Admin",
     params(("slug" = String, Path, description = "Tenant slug.")),
-    request_body(content = super::openapi::IssueToken, content_type = "application/json"),
+    request_body(content = IssueToken, content_type = "application/json"),
     responses(
         (status = 201, description = "The token with its secret", content_type = SCIM, body = super::openapi::IssuedToken),
         (status = "default", description = "A SCIM error (400, 401, 404)", content_type = SCIM, body = ScimErrorBody),
@@ -388,15 +424,26 @@ async fn revoke_token(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Debug, Deserialize, Validate)]
+/// `POST /admin/v1/apps`: name the tenants, or set `all_tenants` (one of the two).
+#[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct IssueApp {
+    /// 1 to 100 characters, not only spaces (kept trimmed).
     #[validate(length(min = 1, max = 100))]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
+    )]
     name: String,
+    /// Every tenant, those created later included (default false).
     #[serde(default)]
     all_tenants: bool,
-    tenants: Option<Vec<String>>,
-    /// RFC 3339 instant.
+    /// 1 to 10 000 live tenant slugs, when not `all_tenants`.
+    #[schema(min_items = 1, max_items = 10_000, inline)]
+    tenants: Option<Vec<SlugText>>,
+    /// RFC 3339 instant in the future, in the years 0000 to 9999.
+    #[schema(format = DateTime)]
     expires_at: Option<String>,
 }
 
@@ -418,7 +465,7 @@ fn expiry(value: Option<&str>) -> Result<Option<chrono::DateTime<chrono::Utc>>, 
 #[utoipa::path(
     operation_id = "issueApp",
     tag = "Admin",
-    request_body(content = super::openapi::IssueApp, content_type = "application/json"),
+    request_body(content = IssueApp, content_type = "application/json"),
     responses(
         (status = 201, description = "The credential with its secret", content_type = SCIM, body = super::openapi::IssuedApp),
         (status = "default", description = "A SCIM error (400 invalidValue: no tenants, both, an unknown tenant; 401)", content_type = SCIM, body = ScimErrorBody),
@@ -433,7 +480,7 @@ async fn issue_app(
     let input: IssueApp = parse(body)?;
     let tenants = match (input.all_tenants, input.tenants) {
         (true, None) => TenantScope::All,
-        (false, Some(slugs)) => TenantScope::Only(slugs),
+        (false, Some(slugs)) => TenantScope::Only(slugs.into_iter().map(|s| s.0).collect()),
         _ => {
             return Err(ApiError::Scim(ScimError::invalid_value(
                 "give `tenants` (a list of slugs) or `all_tenants: true`, not both",

@@ -117,6 +117,17 @@ fn json(status: StatusCode, body: &impl serde::Serialize) -> HttpResponse {
         .json(body)
 }
 
+/// `types` as a pattern: event type names, separated by commas, each with optional white
+/// space around it; empty items are skipped.
+pub(super) fn types_pattern() -> String {
+    let names: Vec<String> = crate::events::EventType::ALL
+        .iter()
+        .map(|t| t.name().replace('.', "\\."))
+        .collect();
+    let item = format!("\\s*({})?\\s*", names.join("|"));
+    format!("^{item}(,{item})*$")
+}
+
 /// Query parameters are read as text: unknown ones are ignored, bad numbers are a 400.
 #[derive(Debug, Deserialize)]
 struct PullQuery {

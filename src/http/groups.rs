@@ -54,7 +54,7 @@ async fn list(
     operation_id = "createGroup",
     tag = "SCIM Groups",
     params(TenantPath, ProjectionQuery),
-    request_body(content = super::openapi::Group, content_type = SCIM),
+    request_body(content = super::openapi::GroupRequest, content_type = SCIM),
     responses(
         (status = 201, description = "Created; `Location` and `ETag` set", content_type = SCIM, body = super::openapi::Group, headers(("ETag" = String, description = "W/\"<version>\""), ("Location" = String, description = "The resource URL"))),
         (status = "default", description = "A SCIM error (400 invalidValue, 409 uniqueness, 413, 415)", content_type = SCIM, body = super::openapi::ScimErrorBody),
@@ -118,7 +118,7 @@ async fn get(
     operation_id = "replaceGroup",
     tag = "SCIM Groups",
     params(TenantPath, ("id" = String, Path, description = "Server-issued resource id."), ProjectionQuery),
-    request_body(content = super::openapi::Group, content_type = SCIM),
+    request_body(content = super::openapi::GroupRequest, content_type = SCIM),
     responses(
         (status = 200, description = "The group after the replace", content_type = SCIM, body = super::openapi::Group, headers(("ETag" = String, description = "W/\"<version>\""))),
         (status = "default", description = "A SCIM error (400, 404, 409, 412)", content_type = SCIM, body = super::openapi::ScimErrorBody),

@@ -115,7 +115,7 @@ fn allowed_methods() -> &'static std::collections::HashMap<String, String> {
     static ALLOWED: std::sync::OnceLock<std::collections::HashMap<String, String>> =
         std::sync::OnceLock::new();
     ALLOWED.get_or_init(|| {
-        let doc = serde_json::to_value(openapi::document()).unwrap_or_default();
+        let doc = openapi::document().unwrap_or_default();
         doc["paths"]
             .as_object()
             .map(|paths| {

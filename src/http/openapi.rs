@@ -5,6 +5,8 @@
 //! bearer scheme, and the document's frame. `scimbus openapi` prints it;
 //! `openapi/openapi.json` is the committed copy a test compares with the code.
 
+mod refine;
+
 use std::collections::BTreeMap;
 
 use serde_json::Value;
@@ -76,10 +78,11 @@ pub struct TenantPath {
 pub struct ReadQuery {
     /// RFC 7644 §3.4.2.2 filter, e.g. `userName eq "bjensen"`.
     filter: Option<String>,
-    /// 1-based index of the first result (index paging).
+    /// 1-based index of the first result (index paging); less than 1 counts as 1 (RFC 7644
+    /// §3.4.2.4).
     startIndex: Option<i64>,
-    /// Results per page, at most 1000 (larger is clamped); 0 gives only `totalResults`.
-    #[param(minimum = 0)]
+    /// Results per page, at most 1000 (larger is clamped); 0 gives only `totalResults`, and
+    /// so does a negative value (RFC 7644 §3.4.2.4).
     count: Option<i64>,
     /// Comma-separated attributes to return.
     attributes: Option<String>,
@@ -137,6 +140,14 @@ pub struct Meta {
     /// `W/"<version>"`, also the `ETag` header.
     version: Option<String>,
 }
+
+/// The body of POST and PUT on /Users: written by `refine` from the schema registry.
+#[derive(Debug, ToSchema)]
+pub struct UserRequest {}
+
+/// The body of POST and PUT on /Groups: written by `refine` from the schema registry.
+#[derive(Debug, ToSchema)]
+pub struct GroupRequest {}
 
 /// A SCIM User (RFC 7643 §4.1). Attributes scimbus does not know, and extensions, are kept
 /// as sent, so the object is open.
@@ -211,10 +222,32 @@ pub struct ListResponse {
 #[allow(dead_code, non_snake_case)]
 pub struct PatchOperation {
     /// `add`, `remove` or `replace` (any case).
+    #[schema(pattern = "^([Aa][Dd][Dd]|[Rr][Ee][Mm][Oo][Vv][Ee]|[Rr][Ee][Pp][Ll][Aa][Cc][Ee])$")]
     op: String,
     path: Option<String>,
     /// Any JSON value (an attribute's value, an object of them, a member list).
     value: Option<Value>,
+}
+
+/// What a PATCH operation needs besides its shape (`scim::patch::dialect`): `remove` a
+/// `path` (RFC 7644 §3.5.2.2, else 400 `noTarget`); `add` and `replace` a `value`, which is an
+/// object of attributes when there is no `path` (§3.5.2.1, §3.5.2.3). A blank path is none.
+fn patch_operation_rules() -> Value {
+    use refine::{NOT_BLANK, any_case};
+    let path = serde_json::json!({ "required": ["path"], "properties": { "path": { "type": "string", "pattern": NOT_BLANK } } });
+    serde_json::json!({ "allOf": [
+        {
+            "if": { "properties": { "op": { "pattern": any_case("remove") } } },
+            "then": path,
+        },
+        {
+            "if": { "properties": { "op": { "pattern": format!("{}|{}", any_case("add"), any_case("replace")) } } },
+            "then": {
+                "required": ["value"],
+                "anyOf": [path, { "properties": { "value": { "type": "object" } } }],
+            },
+        },
+    ] })
 }
 
 /// A PatchOp request (RFC 7644 §3.5.2).
@@ -223,6 +256,7 @@ pub struct PatchOperation {
 pub struct PatchOp {
     /// `["urn:ietf:params:scim:api:messages:2.0:PatchOp"]`.
     schemas: Vec<String>,
+    #[schema(min_items = 1)]
     Operations: Vec<PatchOperation>,
 }
 
@@ -230,17 +264,29 @@ pub struct PatchOp {
 #[derive(Debug, ToSchema)]
 #[allow(dead_code, non_snake_case)]
 pub struct SearchRequest {
-    /// `["urn:ietf:params:scim:api:messages:2.0:SearchRequest"]`.
-    schemas: Vec<String>,
+    /// May be left out; when present, it must contain the SearchRequest URN.
+    schemas: Option<Vec<String>>,
     filter: Option<String>,
     startIndex: Option<i64>,
     count: Option<i64>,
-    attributes: Option<Vec<String>>,
-    excludedAttributes: Option<Vec<String>>,
+    #[schema(inline)]
+    attributes: Option<NameList>,
+    #[schema(inline)]
+    excludedAttributes: Option<NameList>,
     sortBy: Option<String>,
     #[schema(inline)]
     sortOrder: Option<SortOrder>,
+    /// With a cursor (RFC 9865), `count` must not be negative.
     cursor: Option<String>,
+}
+
+/// Attribute names: a list, or one comma-separated string as in a query.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+#[serde(untagged)]
+pub enum NameList {
+    List(Vec<String>),
+    Text(String),
 }
 
 /// One operation of a BulkRequest (RFC 7644 §3.7).
@@ -266,7 +312,8 @@ pub struct BulkOperation {
 pub struct BulkRequest {
     /// `["urn:ietf:params:scim:api:messages:2.0:BulkRequest"]`.
     schemas: Vec<String>,
-    /// Stop after this many errors.
+    /// Stop after this many errors (a positive integer).
+    #[schema(minimum = 1)]
     failOnErrors: Option<i64>,
     Operations: Vec<BulkOperation>,
 }
@@ -311,14 +358,6 @@ pub struct Tenant {
     purged_at: Option<String>,
 }
 
-/// `POST /admin/v1/tenants`.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)]
-pub struct CreateTenant {
-    /// `[a-z0-9-]{1,63}`.
-    slug: String,
-}
-
 /// The tenants.
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)]
@@ -354,17 +393,6 @@ pub struct IssuedToken {
     last_used_at: Option<String>,
     /// The secret (`scimbus_t_…`).
     token: String,
-}
-
-/// `POST /admin/v1/tenants/{slug}/tokens`.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)]
-pub struct IssueToken {
-    name: String,
-    /// Default `["scim"]`.
-    scopes: Option<Vec<String>>,
-    /// RFC 3339 instant.
-    expires_at: Option<String>,
 }
 
 /// A tenant's tokens.
@@ -407,19 +435,6 @@ pub struct IssuedApp {
     token: String,
 }
 
-/// `POST /admin/v1/apps`: name the tenants, or set `all_tenants`.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)]
-pub struct IssueApp {
-    name: String,
-    /// Every tenant, those created later included (default false).
-    all_tenants: Option<bool>,
-    /// 1 to 10 000 live tenant slugs, when not `all_tenants`.
-    tenants: Option<Vec<String>>,
-    /// RFC 3339 instant.
-    expires_at: Option<String>,
-}
-
 /// The application credentials.
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)]
@@ -449,14 +464,6 @@ pub struct TenantPage {
     hasMore: bool,
 }
 
-/// `POST /admin/v1/tenants/{slug}/events/purge`.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)]
-pub struct PurgeRequest {
-    /// `Users/{id}` or `Groups/{id}`.
-    subject: String,
-}
-
 /// What erasure did.
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)]
@@ -471,15 +478,27 @@ pub struct PurgeResult {
 #[derive(Debug, ToSchema)]
 #[allow(dead_code, non_snake_case)]
 pub struct SchemaDefinition {
-    /// The extension's URN, e.g. `urn:okta:acme:1.0:user:custom`.
+    /// The extension's URN, e.g. `urn:okta:acme:1.0:user:custom`: no white space, at most
+    /// 300 bytes, not one of the built-in schemas.
+    #[schema(pattern = "^[Uu][Rr][Nn]:[^\\s\\u0000]*$", max_length = 300)]
     id: String,
     name: Option<String>,
     description: Option<String>,
     /// `User` (default) or `Group`.
-    resourceType: Option<String>,
-    /// 1 to 200 RFC 7643 §7 attribute definitions; none `required`.
+    #[schema(inline)]
+    resourceType: Option<ExtendedType>,
+    /// 1 to 200 RFC 7643 §7 attribute definitions; none `required`; names differ without
+    /// regard to case.
     #[schema(min_items = 1, max_items = 200)]
     attributes: Vec<AttributeDefinition>,
+}
+
+/// The resource type an extension extends.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub enum ExtendedType {
+    User,
+    Group,
 }
 
 /// An RFC 7643 §7 attribute definition.
@@ -489,21 +508,91 @@ pub struct AttributeDefinition {
     /// A letter, then letters, digits, `-` or `_`.
     #[schema(pattern = "^[A-Za-z][A-Za-z0-9_-]{0,127}$")]
     name: String,
-    /// `string` (default), `boolean`, `decimal`, `integer`, `dateTime`, `binary`,
-    /// `reference` or `complex`.
-    r#type: Option<String>,
+    /// Default `string`.
+    #[schema(inline)]
+    r#type: Option<AttributeType>,
     multiValued: Option<bool>,
+    /// Extension attributes cannot be required: `false` or left out.
+    required: Option<bool>,
     caseExact: Option<bool>,
     description: Option<String>,
-    /// `readWrite` (default), `readOnly`, `immutable` or `writeOnly`.
-    mutability: Option<String>,
-    /// `default` (default), `always`, `never` or `request`.
-    returned: Option<String>,
+    /// Default `readWrite`.
+    #[schema(inline)]
+    mutability: Option<AttributeMutability>,
+    /// Default `default`.
+    #[schema(inline)]
+    returned: Option<AttributeReturned>,
+    /// Only `none` (uniqueness of extension values is not enforced).
+    #[schema(inline)]
+    uniqueness: Option<AttributeUniqueness>,
     canonicalValues: Option<Vec<String>>,
     referenceTypes: Option<Vec<String>>,
-    /// For `complex` attributes: their sub-attributes (not complex themselves).
-    #[schema(value_type = Option<Vec<Object>>)]
-    subAttributes: Option<Value>,
+    /// For `complex` attributes, and only for them: 1 or more sub-attributes, not complex
+    /// themselves.
+    #[schema(no_recursion)]
+    subAttributes: Option<Vec<AttributeDefinition>>,
+}
+
+/// RFC 7643 §2.3 data types.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code, non_camel_case_types)]
+pub enum AttributeType {
+    string,
+    boolean,
+    decimal,
+    integer,
+    dateTime,
+    binary,
+    reference,
+    complex,
+}
+
+/// RFC 7643 §7 `mutability`.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code, non_camel_case_types)]
+pub enum AttributeMutability {
+    readWrite,
+    readOnly,
+    immutable,
+    writeOnly,
+}
+
+/// RFC 7643 §7 `returned`.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code, non_camel_case_types)]
+pub enum AttributeReturned {
+    default,
+    always,
+    never,
+    request,
+}
+
+/// RFC 7643 §7 `uniqueness`, as extensions support it.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code, non_camel_case_types)]
+pub enum AttributeUniqueness {
+    none,
+}
+
+/// What an attribute definition needs besides its shape (`scim::extension`): not
+/// `required`; `subAttributes` on complex attributes only, and non-complex ones there.
+fn attribute_definition_rules() -> Value {
+    let complex = serde_json::json!({ "required": ["type"], "properties": { "type": { "const": "complex" } } });
+    serde_json::json!({ "allOf": [
+        { "properties": { "required": { "enum": [false, null] } } },
+        {
+            "if": complex,
+            "then": {
+                "required": ["subAttributes"],
+                "properties": { "subAttributes": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": { "not": complex, "properties": { "subAttributes": { "type": "null" } } },
+                } },
+            },
+            "else": { "properties": { "subAttributes": { "type": "null" } } },
+        },
+    ] })
 }
 
 /// A resource whose stored value does not fit the registered extension.
@@ -616,20 +705,78 @@ pub struct Ready {
     relay: BTreeMap<String, Value>,
 }
 
-/// The whole document, from the routes `http::configure` mounts (admin API included).
-pub fn document() -> utoipa::openapi::OpenApi {
+/// The whole document, from the routes `http::configure` mounts (admin API included), with
+/// what the annotations cannot state added by [`refine`].
+pub fn document() -> Result<Value, serde_json::Error> {
     use utoipa_actix_web::AppExt;
     let (_, api) = actix_web::App::new()
         .into_utoipa_app()
         .openapi(ApiDoc::openapi())
         .configure(|cfg| super::configure(cfg, true))
         .split_for_parts();
-    api
+    let mut doc = serde_json::to_value(api)?;
+    refine::messages(
+        &mut doc,
+        &[
+            ("PatchOp", crate::scim::patch::PATCH_OP_URN),
+            ("SearchRequest", super::search::SEARCH_REQUEST_URN),
+            ("BulkRequest", crate::service::bulk::BULK_REQUEST_URN),
+        ],
+    );
+    refine::rules(&mut doc, "PatchOperation", patch_operation_rules());
+    refine::rules(
+        &mut doc,
+        "AttributeDefinition",
+        attribute_definition_rules(),
+    );
+    // RFC 9865: with a cursor, a negative `count` is an error (invalidCount).
+    refine::rules(
+        &mut doc,
+        "SearchRequest",
+        serde_json::json!({
+            "if": { "required": ["cursor"], "properties": { "cursor": { "type": "string" } } },
+            "then": { "properties": { "count": { "minimum": 0 } } },
+        }),
+    );
+    // `all_tenants: true`, or a list of `tenants`: one of the two.
+    refine::rules(
+        &mut doc,
+        "IssueApp",
+        serde_json::json!({ "oneOf": [
+            {
+                "required": ["all_tenants"],
+                "properties": { "all_tenants": { "const": true }, "tenants": { "type": "null" } },
+            },
+            {
+                "required": ["tenants"],
+                "properties": { "all_tenants": { "const": false }, "tenants": { "type": "array" } },
+            },
+        ] }),
+    );
+    refine::parameter(
+        &mut doc,
+        "pullEvents",
+        "types",
+        "pattern",
+        Value::String(super::events::types_pattern()),
+    );
+    refine::refine(&mut doc);
+    Ok(doc)
 }
 
 /// The document as committed in `openapi/openapi.json`: pretty JSON and a final newline.
 pub fn document_json() -> Result<String, serde_json::Error> {
-    let mut text = serde_json::to_string_pretty(&document())?;
+    let mut text = serde_json::to_string_pretty(&document()?)?;
     text.push('\n');
     Ok(text)
+}
+
+/// The document as `/openapi.json` serves it.
+pub struct Served(pub actix_web::web::Bytes);
+
+/// GET /openapi.json (public, like Swagger UI under /docs/ that reads it).
+pub async fn serve(doc: actix_web::web::Data<Served>) -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok()
+        .content_type("application/json")
+        .body(doc.0.clone())
 }

@@ -26,21 +26,6 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
 
 pub const SEARCH_REQUEST_URN: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
 
-fn text(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Array(items) => Some(
-            items
-                .iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join(","),
-        ),
-        _ => None,
-    }
-}
-
 /// The SearchRequest body as the same parameters a GET takes (names case-insensitive).
 pub fn params(body: Value) -> Result<ReadParams, ApiError> {
     let Value::Object(fields) = body else {
@@ -53,9 +38,12 @@ pub fn params(body: Value) -> Result<ReadParams, ApiError> {
             .map(|(_, v)| v)
     };
     if let Some(schemas) = get("schemas") {
-        let named = schemas
-            .as_array()
-            .is_some_and(|s| s.iter().any(|u| u.as_str() == Some(SEARCH_REQUEST_URN)));
+        let named = schemas.as_array().is_some_and(|s| {
+            s.iter().any(|u| {
+                u.as_str()
+                    .is_some_and(|u| u.eq_ignore_ascii_case(SEARCH_REQUEST_URN))
+            })
+        });
         if !named {
             return Err(ScimError::invalid_syntax(format!(
                 "`schemas` must contain {SEARCH_REQUEST_URN}"
@@ -63,22 +51,73 @@ pub fn params(body: Value) -> Result<ReadParams, ApiError> {
             .into());
         }
     }
-    let field = |name: &str| get(name).and_then(text);
-    for name in ["attributes", "excludedAttributes"] {
-        if let Some(list) = field(name) {
-            projection::check_names(name, &list)?;
+    // RFC 7644 §3.4.3 types each parameter; null is absent. `attributes` may also be one
+    // comma-separated string, as in a query.
+    let string = |name: &str| -> Result<Option<String>, ApiError> {
+        match get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(ScimError::invalid_value(format!("`{name}` must be a string")).into()),
         }
-    }
+    };
+    let integer = |name: &str| -> Result<Option<String>, ApiError> {
+        match get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => crate::scim::validate::whole_number(v)
+                .map(|n| Some(n.to_string()))
+                .ok_or_else(|| {
+                    ScimError::invalid_value(format!("`{name}` must be an integer")).into()
+                }),
+        }
+    };
+    let names = |name: &str| -> Result<Option<String>, ApiError> {
+        let list = match get(name) {
+            None | Some(Value::Null) => return Ok(None),
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| v.as_str())
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| {
+                    ScimError::invalid_value(format!("`{name}` must be a list of strings"))
+                })?
+                .join(","),
+            Some(_) => {
+                return Err(ScimError::invalid_value(format!(
+                    "`{name}` must be a list of strings"
+                ))
+                .into());
+            }
+        };
+        projection::check_names(name, &list)?;
+        Ok(Some(list))
+    };
     Ok(ReadParams {
-        filter: field("filter"),
-        start_index: field("startIndex"),
-        count: field("count"),
-        attributes: field("attributes"),
-        excluded_attributes: field("excludedAttributes"),
-        sort_by: field("sortBy"),
-        sort_order: field("sortOrder"),
-        cursor: field("cursor"),
+        filter: string("filter")?,
+        start_index: integer("startIndex")?,
+        count: integer("count")?,
+        attributes: names("attributes")?,
+        excluded_attributes: names("excludedAttributes")?,
+        sort_by: string("sortBy")?,
+        sort_order: string("sortOrder")?,
+        cursor: string("cursor")?,
     })
+}
+
+/// RFC 9865: beside a cursor, a negative `count` is an error (`invalidCount`), where index
+/// paging reads it as 0.
+fn cursor_count(count: Option<i64>) -> Result<(), ApiError> {
+    if count.is_some_and(|c| c < 0) {
+        return Err(ScimError::new(
+            400,
+            Some(scim_v2::models::errors::ScimType::Other(
+                "invalidCount".into(),
+            )),
+            "`count` must not be negative",
+        )
+        .into());
+    }
+    Ok(())
 }
 
 fn page(params: &ReadParams) -> Result<Page, ApiError> {
@@ -121,6 +160,8 @@ pub async fn list(
     kind: Kind,
 ) -> Result<ListResponse<Listed>, ApiError> {
     let count = integer("count", params.count.as_deref())?;
+    // Checked in cursor paging too, where it is not used.
+    integer("startIndex", params.start_index.as_deref())?;
     let query = params.query();
     let (resource, members) = match kind {
         Kind::Users => ("User", groups::Members::Exclude),
@@ -130,16 +171,7 @@ pub async fn list(
     let (page, scope) = match cursor {
         None => (page(params)?, None),
         Some(cursor) => {
-            if count.is_some_and(|c| c < 0) {
-                return Err(ScimError::new(
-                    400,
-                    Some(scim_v2::models::errors::ScimType::Other(
-                        "invalidCount".into(),
-                    )),
-                    "`count` must not be negative",
-                )
-                .into());
-            }
+            cursor_count(count)?;
             let size = Page::new(None, count).count;
             let scope = CursorScope {
                 tenant_id: &auth.tenant.id,
@@ -264,6 +296,10 @@ pub async fn search_root(
 ) -> Result<HttpResponse, ApiError> {
     let params = params(body.0)?;
     let requested = page(&params)?;
+    // The merged list pages by index only; a cursor is checked as on /Users, then unused.
+    if params.cursor.is_some() {
+        cursor_count(integer("count", params.count.as_deref())?)?;
+    }
     let query = params.query();
     let count_only = Page::new(Some(1), Some(0));
     let user_total = users::list(&ctx, &auth.tenant, &query, count_only).await;

@@ -58,7 +58,7 @@ async fn list(
     operation_id = "createUser",
     tag = "SCIM Users",
     params(TenantPath, ProjectionQuery),
-    request_body(content = super::openapi::User, content_type = SCIM),
+    request_body(content = super::openapi::UserRequest, content_type = SCIM),
     responses(
         (status = 201, description = "Created; `Location` and `ETag` set", content_type = SCIM, body = super::openapi::User, headers(("ETag" = String, description = "W/\"<version>\""), ("Location" = String, description = "The resource URL"))),
         (status = "default", description = "A SCIM error (400 invalidValue/invalidSyntax, 409 uniqueness, 413, 415)", content_type = SCIM, body = super::openapi::ScimErrorBody),
@@ -118,7 +118,7 @@ async fn get(
     operation_id = "replaceUser",
     tag = "SCIM Users",
     params(TenantPath, ("id" = String, Path, description = "Server-issued resource id."), ProjectionQuery),
-    request_body(content = super::openapi::User, content_type = SCIM),
+    request_body(content = super::openapi::UserRequest, content_type = SCIM),
     responses(
         (status = 200, description = "The user after the replace", content_type = SCIM, body = super::openapi::User, headers(("ETag" = String, description = "W/\"<version>\""))),
         (status = "default", description = "A SCIM error (400, 404, 409 uniqueness, 412)", content_type = SCIM, body = super::openapi::ScimErrorBody),

@@ -18,8 +18,13 @@ pub struct ExtensionDefinition {
     pub resource_type: String,
 }
 
-fn text<'a>(object: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
-    object.get(name).and_then(Value::as_str)
+/// A string member: absent or null is `None`; any other type is refused.
+fn text<'a>(object: &'a Map<String, Value>, name: &str) -> Result<Option<&'a str>, String> {
+    match object.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(format!("`{name}` must be a string")),
+    }
 }
 
 fn flag(object: &Map<String, Value>, name: &str) -> Result<bool, String> {
@@ -42,13 +47,13 @@ fn attribute(value: &Value, nested: bool) -> Result<Attribute, String> {
     let object = value
         .as_object()
         .ok_or("each attribute must be a JSON object")?;
-    let name = text(object, "name").ok_or("each attribute needs a `name`")?;
+    let name = text(object, "name")?.ok_or("each attribute needs a `name`")?;
     if !valid_name(name) {
         return Err(format!(
             "`{name}` is not an attribute name (a letter, then letters, digits, `-` or `_`)"
         ));
     }
-    let ty = match text(object, "type").unwrap_or("string") {
+    let ty = match text(object, "type")?.unwrap_or("string") {
         "string" => AttrType::String,
         "boolean" => AttrType::Boolean,
         "decimal" => AttrType::Decimal,
@@ -59,21 +64,21 @@ fn attribute(value: &Value, nested: bool) -> Result<Attribute, String> {
         "complex" => AttrType::Complex,
         other => return Err(format!("`{name}`: type `{other}` is not an RFC 7643 type")),
     };
-    let mutability = match text(object, "mutability").unwrap_or("readWrite") {
+    let mutability = match text(object, "mutability")?.unwrap_or("readWrite") {
         "readWrite" => Mutability::ReadWrite,
         "readOnly" => Mutability::ReadOnly,
         "immutable" => Mutability::Immutable,
         "writeOnly" => Mutability::WriteOnly,
         other => return Err(format!("`{name}`: mutability `{other}` is not known")),
     };
-    let returned = match text(object, "returned").unwrap_or("default") {
+    let returned = match text(object, "returned")?.unwrap_or("default") {
         "default" => Returned::Default,
         "always" => Returned::Always,
         "never" => Returned::Never,
         "request" => Returned::Request,
         other => return Err(format!("`{name}`: returned `{other}` is not known")),
     };
-    let uniqueness = match text(object, "uniqueness").unwrap_or("none") {
+    let uniqueness = match text(object, "uniqueness")?.unwrap_or("none") {
         "none" => Uniqueness::None,
         // Uniqueness of extension values is not enforced: say so rather than pretend.
         other => {
@@ -127,7 +132,7 @@ fn attribute(value: &Value, nested: bool) -> Result<Attribute, String> {
         mutability,
         returned,
         uniqueness,
-        description: text(object, "description").unwrap_or_default().to_owned(),
+        description: text(object, "description")?.unwrap_or_default().to_owned(),
         canonical_values: strings("canonicalValues")?,
         reference_types: strings("referenceTypes")?,
         sub_attributes,
@@ -140,7 +145,7 @@ pub fn parse_definition(value: &Value) -> Result<ExtensionDefinition, String> {
     let object = value
         .as_object()
         .ok_or("a schema definition must be a JSON object")?;
-    let id = text(object, "id").ok_or("a schema definition needs an `id` (its URN)")?;
+    let id = text(object, "id")?.ok_or("a schema definition needs an `id` (its URN)")?;
     let lower = id.to_ascii_lowercase();
     if !lower.starts_with("urn:") || id.len() > 300 || id.chars().any(char::is_whitespace) {
         return Err(format!("`{id}` is not a URN"));
@@ -151,7 +156,7 @@ pub fn parse_definition(value: &Value) -> Result<ExtensionDefinition, String> {
     {
         return Err(format!("`{id}` is a built-in schema"));
     }
-    let resource_type = match text(object, "resourceType").unwrap_or("User") {
+    let resource_type = match text(object, "resourceType")?.unwrap_or("User") {
         rt @ ("User" | "Group") => rt.to_owned(),
         other => return Err(format!("resourceType `{other}` is not User or Group")),
     };
@@ -178,8 +183,8 @@ pub fn parse_definition(value: &Value) -> Result<ExtensionDefinition, String> {
     Ok(ExtensionDefinition {
         schema: Schema {
             id: id.to_owned(),
-            name: text(object, "name").unwrap_or(id).to_owned(),
-            description: text(object, "description").unwrap_or_default().to_owned(),
+            name: text(object, "name")?.unwrap_or(id).to_owned(),
+            description: text(object, "description")?.unwrap_or_default().to_owned(),
             attributes,
         },
         resource_type,

@@ -363,6 +363,10 @@ fn check_single(attr: &Attribute, value: Value, path: &str) -> Result<Option<Val
         (AttrType::Integer, Value::Number(n)) if n.is_i64() || n.is_u64() => {
             Ok(Some(Value::Number(n)))
         }
+        // `2.0` is the integer 2 (JSON does not tell them apart).
+        (AttrType::Integer, value @ Value::Number(_)) if whole_number(&value).is_some() => {
+            Ok(whole_number(&value).map(Value::from))
+        }
         (AttrType::Integer, _) => wrong("an integer"),
         (AttrType::Decimal, Value::Number(n)) => Ok(Some(Value::Number(n))),
         (AttrType::Decimal, _) => wrong("a number"),
@@ -379,6 +383,17 @@ fn check_single(attr: &Attribute, value: Value, path: &str) -> Result<Option<Val
         }
         (AttrType::String | AttrType::Binary | AttrType::Reference, _) => wrong("a string"),
     }
+}
+
+/// A whole number within `i64`, however the JSON writes it (`2`, `2.0`, `2e0`): JSON, and
+/// JSON Schema's `integer`, do not tell them apart.
+pub fn whole_number(value: &Value) -> Option<i64> {
+    let n = value.as_number()?;
+    n.as_i64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && f.abs() < 2f64.powi(63))
+            .map(|f| f as i64)
+    })
 }
 
 /// Deepest nesting a body may have (a SCIM resource needs four or five levels).

@@ -298,7 +298,12 @@ pub async fn execute(ctx: &Context, tenant: &Tenant, body: Value) -> Result<Valu
     };
     let named = field(&request, "schemas")
         .and_then(Value::as_array)
-        .is_some_and(|s| s.iter().any(|u| u.as_str() == Some(BULK_REQUEST_URN)));
+        .is_some_and(|s| {
+            s.iter().any(|u| {
+                u.as_str()
+                    .is_some_and(|u| u.eq_ignore_ascii_case(BULK_REQUEST_URN))
+            })
+        });
     if !named {
         return Err(
             ScimError::invalid_syntax(format!("`schemas` must list {BULK_REQUEST_URN}")).into(),
@@ -306,9 +311,13 @@ pub async fn execute(ctx: &Context, tenant: &Tenant, body: Value) -> Result<Valu
     }
     let fail_on_errors = match field(&request, "failOnErrors") {
         None | Some(Value::Null) => None,
-        Some(v) => Some(v.as_u64().filter(|n| *n > 0).ok_or_else(|| {
-            ScimError::invalid_value("`failOnErrors` must be a positive integer")
-        })?),
+        Some(v) => Some(
+            crate::scim::validate::whole_number(v)
+                .filter(|n| *n > 0)
+                .ok_or_else(|| {
+                    ScimError::invalid_value("`failOnErrors` must be a positive integer")
+                })?,
+        ),
     };
     let raw = field(&request, "Operations")
         .and_then(Value::as_array)
@@ -349,7 +358,7 @@ pub async fn execute(ctx: &Context, tenant: &Tenant, body: Value) -> Result<Valu
     }
     let mut errors = outcomes.iter().flatten().count() as u64;
     let mut resolved: HashMap<String, String> = HashMap::new();
-    let stop = |errors: u64| fail_on_errors.is_some_and(|n| errors >= n);
+    let stop = |errors: u64| fail_on_errors.is_some_and(|n| errors >= n.unsigned_abs());
     // Passes: run every operation whose references are all resolved, in request order,
     // until a pass runs nothing.
     'passes: loop {

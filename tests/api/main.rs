@@ -19,6 +19,7 @@ mod cli;
 mod contracts;
 mod discovery;
 mod errors;
+mod exact;
 mod extensions;
 mod fairness;
 mod groups;

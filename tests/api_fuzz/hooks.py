@@ -151,12 +151,138 @@ def me_501_for_any_method(failure, case, response) -> bool:
     return failure.code == "ST101" and response.status_code == 501 and case.path.endswith("/Me")
 
 
+def _declared_query_parameters(case) -> set[str]:  # noqa: D103
+    try:
+        raw = case.operation.definition.raw
+    except AttributeError:
+        return set()
+    return {p.get("name") for p in raw.get("parameters", []) if p.get("in") == "query"}
+
+
+# Parameters schemathesis.toml pins to one value (exclusions.toml, restrictions): a case
+# whose only mutations are of these is sent with the pinned, valid value.
+PINNED = {"tenant", "slug", "wait", "Authorization"}
+
+
+def _ignored_mutation(mutation, case) -> bool:
+    location = getattr(getattr(mutation, "parameter_location", None), "value", "")
+    keywords = set(getattr(mutation, "keywords", ()) or ())
+    parameter = getattr(mutation, "parameter", None)
+    if parameter in PINNED:
+        return True
+    # The stateful phase sets a parameter from an earlier response after generation: the
+    # mutated value was never sent.
+    new = getattr(mutation, "new_value", None)
+    sent = {"query": case.query, "path": case.path_parameters}.get(location) or {}
+    if parameter in sent and new is not None and str(sent[parameter]) != str(new):
+        return True
+    path = getattr(mutation, "path", ()) or ()
+    if location == "body" and any(p in PINNED for p in path):
+        return True
+    # Undeclared query parameters and header fields: ignored by design (DESIGN 4; RFC 9110
+    # §5.1: a recipient ignores unrecognized header fields).
+    return location in ("query", "header") and "additionalProperties" in keywords
+
+
+def mutation_not_sent_or_ignored(failure, case, response) -> bool:
+    """A schema-violating request accepted whose every mutation is of a pinned parameter
+    (sent with its pinned, valid value) or adds a query parameter or header the operation
+    does not declare (ignored)."""
+    if failure.code != "ST201":
+        return False
+    meta = getattr(case, "meta", None)
+    data = getattr(getattr(meta, "phase", None), "data", None)
+    mutations = getattr(data, "mutations", None) or ()
+    if mutations:
+        return all(_ignored_mutation(m, case) for m in mutations)
+    # No structured mutations: an undeclared query parameter is all there is to go on.
+    return bool(set(case.query or {}) - _declared_query_parameters(case))
+
+
+def bulk_operation_errors_reported(failure, case, response) -> bool:
+    """A schema-violating BulkRequest answered 200 whose BulkResponse reports an error for
+    an operation: RFC 7644 §3.7.3 answers a bad operation in its own entry."""
+    if failure.code != "ST201" or response.status_code != 200:
+        return False
+    try:
+        body = response.json()
+    except Exception:  # not JSON: not a BulkResponse
+        return False
+    operations = body.get("Operations") if isinstance(body, dict) else None
+    return isinstance(operations, list) and any(
+        str(op.get("status", "")).startswith("4") for op in operations if isinstance(op, dict)
+    )
+
+
+def _scim_error(response) -> tuple[str, str]:
+    try:
+        body = response.json()
+    except Exception:  # not JSON: no SCIM error
+        return "", ""
+    if not isinstance(body, dict):
+        return "", ""
+    return str(body.get("scimType") or ""), str(body.get("detail") or "")
+
+
+# Grammar-bound strings: filters (RFC 7644 §3.4.2.2) and PATCH paths (§3.5.2) are defined
+# by recursive ABNF (`valFilter` nests filters in brackets and parentheses), which no
+# JSON Schema pattern (a regular expression) can express.
+GRAMMAR_TYPES = {"invalidFilter", "invalidPath"}
+
+
+def grammar_rejection(failure, case, response) -> bool:
+    """A schema-valid request refused with 400 `invalidFilter` or `invalidPath`."""
+    if failure.code != "ST202" or response.status_code != 400:
+        return False
+    return _scim_error(response)[0] in GRAMMAR_TYPES
+
+
+# Refusals that depend on what the server holds or on the clock, which a request's schema
+# cannot know: RFC 9865 cursors are opaque and only the server's own are valid (400
+# `invalidCursor`; a negative `count` beside one is `invalidCount`, a rule across two query
+# parameters, which OpenAPI cannot state); a PATCH target that matches nothing (RFC 7644
+# §3.5.2 `noTarget`) or a value whose type is not its target attribute's (§3.5.2: the
+# value's type is the attribute's, served at /Schemas); members and tenants that do not
+# exist; an expiry in the past.
+DATA_TYPES = {"invalidCursor", "invalidCount", "noTarget"}
+DATA_DETAILS = (
+    "is neither a user nor a group of this tenant",
+    "expiry must be in the future",
+    "is a built-in schema",
+    "is not a singular attribute this server can sort on",
+    "is not an attribute path",
+    "attribute names must differ",
+    " not found",
+)
+
+
+def data_dependent_rejection(failure, case, response) -> bool:
+    """A schema-valid request refused for what the server holds or the time it is."""
+    if failure.code != "ST202" or response.status_code != 400:
+        return False
+    scim_type, detail = _scim_error(response)
+    return scim_type in DATA_TYPES or any(d in detail for d in DATA_DETAILS)
+
+
+def patch_value_rejection(failure, case, response) -> bool:
+    """A schema-valid PatchOp refused with 400 `invalidValue`: its `value` does not fit the
+    attribute its `path` (or, without a path, its keys) names."""
+    if failure.code != "ST202" or response.status_code != 400:
+        return False
+    return _scim_error(response)[0] == "invalidValue"
+
+
 INPUTS = {
     "attribute_name_sliced_mid_char": attribute_name_sliced_mid_char,
     "near_f64_max_number": near_f64_max_number,
     "nul_in_body": nul_in_body,
 }
 FAILURES = {
+    "mutation_not_sent_or_ignored": mutation_not_sent_or_ignored,
+    "bulk_operation_errors_reported": bulk_operation_errors_reported,
+    "grammar_rejection": grammar_rejection,
+    "data_dependent_rejection": data_dependent_rejection,
+    "patch_value_rejection": patch_value_rejection,
     "projected_resource_lacks_required": projected_resource_lacks_required,
     "auth_status_undocumented": auth_status_undocumented,
     "me_501_for_any_method": me_501_for_any_method,

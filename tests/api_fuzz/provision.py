@@ -80,6 +80,13 @@ def main() -> None:
         for s in (slug, victim_slug):
             status, body = request("POST", f"{base}/admin/v1/tenants", admin, {"slug": s})
             expect(status, 201, f"creating tenant {s}", body)
+        # The fuzzer deletes and deactivates users by the dozen, which is what the brake
+        # holds (exclusions.toml, restriction): off for the run's tenant.
+        status, brake = request("GET", f"{base}/admin/v1/tenants/{slug}/brake", admin)
+        expect(status, 200, "reading the brake", brake)
+        settings = dict(brake["settings"], enabled=False)
+        status, body = request("PUT", f"{base}/admin/v1/tenants/{slug}/brake", admin, settings)
+        expect(status, 200, "turning the brake off", body)
         status, token = request("POST", f"{base}/admin/v1/tenants/{slug}/tokens", admin,
                                 {"name": "fuzz", "scopes": ["scim", "events:read"]})
         expect(status, 201, "issuing the fuzz token", token)

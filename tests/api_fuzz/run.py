@@ -24,6 +24,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 CHECKS = {
+    "positive_data_acceptance", "negative_data_acceptance", "unsupported_method",
+    "use_after_free", "ensure_resource_availability", "ignored_auth", "missing_required_header",
     "not_a_server_error",
     "status_code_conformance",
     "content_type_conformance",
