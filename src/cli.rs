@@ -14,7 +14,7 @@ use crate::clock::SystemClock;
 use crate::config::Settings;
 use crate::domain::Scope;
 use crate::events::Relay;
-use crate::service::{Context, apps, brake, events, tenants};
+use crate::service::{Context, apps, brake, events, operators, tenants};
 use crate::startup::{Application, open_context};
 use crate::store::{Backend, Store};
 
@@ -56,6 +56,12 @@ pub enum Command {
     App {
         #[command(subcommand)]
         command: AppCommand,
+    },
+    /// Manage the operators' admin tokens; the audit log names the operator of each admin
+    /// action.
+    Operator {
+        #[command(subcommand)]
+        command: OperatorCommand,
     },
     /// The mass-deprovisioning brake: show, configure, release, discard.
     Brake {
@@ -211,6 +217,22 @@ pub enum AppCommand {
     Revoke { id: String },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// Issue an admin token for the operator `name`; its secret is printed once.
+    Issue {
+        name: String,
+        /// Days until the token expires (default: never).
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+    },
+    /// List the admin tokens (never their secrets), the bootstrap one included.
+    List,
+    /// Revoke an admin token (the bootstrap one included: it stays revoked when `serve`
+    /// starts again with the same SCIMBUS_ADMIN_TOKEN).
+    Revoke { id: String },
+}
+
 pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { demo } => serve(settings, demo).await,
@@ -224,6 +246,9 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         Command::Tenant { command } => tenant(&offline_context(&settings).await?, command).await,
         Command::Token { command } => token(&offline_context(&settings).await?, command).await,
         Command::App { command } => app(&offline_context(&settings).await?, command).await,
+        Command::Operator { command } => {
+            operator(&offline_context(&settings).await?, command).await
+        }
         Command::Brake { command } => {
             brake_command(&offline_context(&settings).await?, command).await
         }
@@ -426,6 +451,39 @@ async fn app(ctx: &Context, command: AppCommand) -> anyhow::Result<()> {
         AppCommand::Revoke { id } => {
             apps::revoke(ctx, &Actor::os_user(), &id).await?;
             println!("application credential {id} revoked");
+        }
+    }
+    Ok(())
+}
+
+async fn operator(ctx: &Context, command: OperatorCommand) -> anyhow::Result<()> {
+    match command {
+        OperatorCommand::Issue {
+            name,
+            expires_in_days,
+        } => {
+            let expires_at = expiry_in(expires_in_days)?;
+            let (info, secret) =
+                operators::issue(ctx, &Actor::os_user(), &name, expires_at).await?;
+            println!(
+                "admin token {} issued for operator {}; its secret is shown once:",
+                info.id, info.name
+            );
+            println!("{}", secret.expose_secret());
+        }
+        OperatorCommand::List => {
+            for t in operators::list(ctx).await? {
+                let state = match (&t.revoked_at, &t.expires_at) {
+                    (Some(r), _) => format!("revoked {r}"),
+                    (None, Some(e)) => format!("expires {e}"),
+                    (None, None) => "live".to_owned(),
+                };
+                println!("{}\t{}\t{state}", t.id, t.name);
+            }
+        }
+        OperatorCommand::Revoke { id } => {
+            operators::revoke(ctx, &Actor::os_user(), &id).await?;
+            println!("admin token {id} revoked");
         }
     }
     Ok(())

@@ -1,4 +1,4 @@
-//! `Application::build` opens the store, migrates, bootstraps the admin token and binds the
+//! `Application::build` opens the store, migrates, stores the bootstrap admin token and binds the
 //! listener (port 0 in tests); `run_until_stopped` serves until the server is stopped (the
 //! CLI stops it on SIGTERM/SIGINT), then lets the relay finish its batch.
 
@@ -25,8 +25,9 @@ use crate::scim::error::ScimError;
 use crate::service::{Context, tenants};
 use crate::store::Store;
 
-/// Opens the store, applies migrations (unless `SCIMBUS_MIGRATE=off`) and stores the
-/// bootstrap admin token: everything but HTTP, shared by `serve` and the CLI commands.
+/// Opens the store and applies migrations (unless `SCIMBUS_MIGRATE=off`): everything but
+/// HTTP, shared by `serve` and the CLI commands. The bootstrap admin token is `serve`'s
+/// alone ([`Application::build`]): other commands never touch it.
 pub async fn open_context(
     settings: &Settings,
     clock: Arc<dyn Clock>,
@@ -61,9 +62,6 @@ pub async fn open_context(
         metrics: Arc::new(crate::metrics::Metrics::new()),
         backlog_cache: crate::service::readiness::BacklogCache::default(),
     };
-    if let Some(secret) = &settings.admin_token {
-        tenants::bootstrap_admin(&context, secret).await?;
-    }
     let filled = crate::service::backfill_search_documents(&context).await?;
     if filled > 0 {
         tracing::info!(
@@ -105,6 +103,9 @@ impl Application {
             None => Url::parse(&format!("http://{local}"))?,
         };
         let context = open_context(&settings, clock, public_url).await?;
+        if let Some(secret) = &settings.admin_token {
+            tenants::bootstrap_admin(&context, secret).await?;
+        }
         let admin_enabled = tenants::admin_enabled(&context).await?;
         let (stop, stopped) = watch::channel(false);
         let mut background = Vec::new();

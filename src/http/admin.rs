@@ -21,7 +21,7 @@ use crate::scim::error::ScimError;
 use crate::scim::time;
 use crate::service::apps::{AppRequest, TenantScope};
 use crate::service::audit::{self, Actor};
-use crate::service::{Context, apps, brake, events, schemas, tenants};
+use crate::service::{Context, apps, brake, events, operators, schemas, tenants};
 use crate::tenancy::auth::AdminActor;
 
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -42,7 +42,10 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(discard_brake)
         .service(list_apps)
         .service(issue_app)
-        .service(revoke_app);
+        .service(revoke_app)
+        .service(list_operators)
+        .service(issue_operator)
+        .service(revoke_operator);
     super::other_methods(
         cfg,
         &[
@@ -55,6 +58,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
             "/audit",
             "/apps",
             "/apps/{id}",
+            "/operators",
+            "/operators/{id}",
             "/tenants/{slug}/brake",
             "/tenants/{slug}/brake/release",
             "/tenants/{slug}/brake/discard",
@@ -380,6 +385,87 @@ async fn issue_token(
         tenants::issue_token(&ctx, &Actor::admin(&actor.name), &slug, request).await?;
     tracing::info!(actor = %actor.name, tenant = %slug, token = %info.id, "token issued");
     issued(&info, &secret)
+}
+
+/// `POST /admin/v1/operators`.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct IssueOperator {
+    /// The operator: 1 to 100 characters, not only spaces (kept trimmed), not `bootstrap`
+    /// (the token of `SCIMBUS_ADMIN_TOKEN`).
+    #[validate(length(min = 1, max = 100))]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
+    )]
+    name: String,
+    /// RFC 3339 instant in the future, in the years 0000 to 9999.
+    #[schema(format = DateTime)]
+    expires_at: Option<String>,
+}
+
+/// Issues an admin token for a named operator; its secret is in this response only.
+/// Every admin action taken with it is audited under `admin:<name>`.
+#[utoipa::path(
+    operation_id = "issueOperatorToken",
+    tag = "Admin",
+    request_body(content = IssueOperator, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The token with its secret", content_type = SCIM, body = super::openapi::IssuedOperatorToken),
+        (status = "default", description = "A SCIM error (400, 401)", content_type = SCIM, body = ScimErrorBody),
+    )
+)]
+#[post("/operators")]
+async fn issue_operator(
+    ctx: web::Data<Context>,
+    actor: AdminActor,
+    body: JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    let input: IssueOperator = parse(body)?;
+    let expires_at = expiry(input.expires_at.as_deref())?;
+    let (info, secret) =
+        operators::issue(&ctx, &Actor::admin(&actor.name), &input.name, expires_at).await?;
+    tracing::info!(actor = %actor.name, operator = %info.name, token = %info.id, "admin token issued");
+    issued(&info, &secret)
+}
+
+/// Lists the admin tokens of every operator (the bootstrap one included), never their
+/// secrets.
+#[utoipa::path(
+    operation_id = "listOperatorTokens",
+    tag = "Admin",
+    responses(
+        (status = 200, description = "The admin tokens", content_type = SCIM, body = super::openapi::OperatorTokenList),
+        (status = "default", description = "A SCIM error (401)", content_type = SCIM, body = ScimErrorBody),
+    )
+)]
+#[get("/operators")]
+async fn list_operators(ctx: web::Data<Context>, _: AdminActor) -> Result<HttpResponse, ApiError> {
+    let tokens = operators::list(&ctx).await?;
+    Ok(response::scim(StatusCode::OK, &json!({ "tokens": tokens })))
+}
+
+/// Revokes an admin token (the bootstrap one included, which stays revoked when `serve`
+/// starts again with the same `SCIMBUS_ADMIN_TOKEN`): its next request gets 401.
+#[utoipa::path(
+    operation_id = "revokeOperatorToken",
+    tag = "Admin",
+    params(("id" = String, Path, description = "Admin token id.")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = "default", description = "A SCIM error (401, 404)", content_type = SCIM, body = ScimErrorBody),
+    )
+)]
+#[delete("/operators/{id}")]
+async fn revoke_operator(
+    ctx: web::Data<Context>,
+    actor: AdminActor,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    operators::revoke(&ctx, &Actor::admin(&actor.name), &id).await?;
+    tracing::info!(actor = %actor.name, token = %id, "admin token revoked");
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// Lists a tenant's tokens, never their secrets.

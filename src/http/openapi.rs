@@ -402,6 +402,41 @@ pub struct TokenList {
     tokens: Vec<Token>,
 }
 
+/// An operator's admin token as listed (never its secret).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct OperatorToken {
+    id: String,
+    /// The operator (`bootstrap` for the token of `SCIMBUS_ADMIN_TOKEN`).
+    name: String,
+    created_at: String,
+    expires_at: Option<String>,
+    revoked_at: Option<String>,
+    /// Not recorded for admin tokens: always null.
+    last_used_at: Option<String>,
+}
+
+/// An admin token just issued: its secret, shown this once.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct IssuedOperatorToken {
+    id: String,
+    name: String,
+    created_at: String,
+    expires_at: Option<String>,
+    revoked_at: Option<String>,
+    last_used_at: Option<String>,
+    /// The secret (`scimbus_a_…`).
+    token: String,
+}
+
+/// The admin tokens.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct OperatorTokenList {
+    tokens: Vec<OperatorToken>,
+}
+
 /// An application credential as listed (never its secret).
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)]

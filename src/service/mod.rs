@@ -12,6 +12,7 @@ mod error;
 pub mod events;
 pub mod groups;
 pub mod maintenance;
+pub mod operators;
 pub mod readiness;
 pub mod schemas;
 pub mod tenants;

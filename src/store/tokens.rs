@@ -219,7 +219,11 @@ pub async fn find_admin_by_hash(
         }))
 }
 
-/// Stores the bootstrap admin token under `name`, replacing an earlier secret of that name.
+/// Stores the bootstrap admin token under `name` (only `serve` calls this, at start).
+/// A secret already stored, live or revoked, is left as it is: replicas started with the
+/// same value agree, and a revoked bootstrap token stays revoked. A new secret revokes the
+/// live tokens of that name and is stored; replicas doing so at once insert it once (the
+/// hash is unique; the loser's insert does nothing).
 pub async fn put_named_admin(
     conn: &impl ConnectionTrait,
     id: &str,
@@ -227,34 +231,106 @@ pub async fn put_named_admin(
     hash: &str,
     now: &str,
 ) -> Result<(), StoreError> {
-    if find_admin_by_hash(conn, hash)
-        .await?
-        .is_some_and(|t| t.revoked_at.is_none())
-    {
+    if find_admin_by_hash(conn, hash).await?.is_some() {
         return Ok(());
     }
     admin_token::Entity::update_many()
         .col_expr(admin_token::Column::RevokedAt, Expr::value(now))
         .filter(admin_token::Column::Name.eq(name))
         .filter(admin_token::Column::RevokedAt.is_null())
+        .filter(admin_token::Column::TokenHash.ne(hash))
         .exec(conn)
         .await?;
-    admin_token::Entity::delete_many()
-        .filter(admin_token::Column::TokenHash.eq(hash))
-        .exec(conn)
-        .await?;
-    admin_token::ActiveModel {
+    insert_admin(conn, id, name, hash, now, None).await
+}
+
+/// Inserts an admin token; a token of the same hash already stored is left as it is.
+pub async fn insert_admin(
+    conn: &impl ConnectionTrait,
+    id: &str,
+    name: &str,
+    hash: &str,
+    now: &str,
+    expires_at: Option<&str>,
+) -> Result<(), StoreError> {
+    let insert = admin_token::Entity::insert(admin_token::ActiveModel {
         id: Set(id.to_owned()),
         name: Set(name.to_owned()),
         token_hash: Set(hash.to_owned()),
         created_at: Set(now.to_owned()),
-        expires_at: Set(None),
+        expires_at: Set(expires_at.map(str::to_owned)),
         revoked_at: Set(None),
         last_used_at: Set(None),
-    }
-    .insert(conn)
-    .await?;
+    })
+    .on_conflict(
+        sea_orm::sea_query::OnConflict::column(admin_token::Column::TokenHash)
+            .do_nothing()
+            .to_owned(),
+    )
+    .try_insert();
+    insert.exec(conn).await?;
     Ok(())
+}
+
+/// An operator's admin token as listed (never its hash).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AdminTokenInfo {
+    pub id: String,
+    /// The operator it belongs to.
+    pub name: String,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    pub revoked_at: Option<String>,
+    pub last_used_at: Option<String>,
+}
+
+fn admin_info(m: admin_token::Model) -> AdminTokenInfo {
+    AdminTokenInfo {
+        id: m.id,
+        name: m.name,
+        created_at: m.created_at,
+        expires_at: m.expires_at,
+        revoked_at: m.revoked_at,
+        last_used_at: m.last_used_at,
+    }
+}
+
+/// Every admin token, oldest first.
+pub async fn list_admin(conn: &impl ConnectionTrait) -> Result<Vec<AdminTokenInfo>, StoreError> {
+    Ok(admin_token::Entity::find()
+        .order_by_asc(admin_token::Column::Id)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(admin_info)
+        .collect())
+}
+
+/// The admin token `id`, if stored.
+pub async fn find_admin(
+    conn: &impl ConnectionTrait,
+    id: &str,
+) -> Result<Option<AdminTokenInfo>, StoreError> {
+    Ok(admin_token::Entity::find_by_id(id.to_owned())
+        .one(conn)
+        .await?
+        .map(admin_info))
+}
+
+/// Revokes the live admin token `id`; false when there is none.
+pub async fn revoke_admin(
+    conn: &impl ConnectionTrait,
+    id: &str,
+    now: &str,
+) -> Result<bool, StoreError> {
+    Ok(admin_token::Entity::update_many()
+        .col_expr(admin_token::Column::RevokedAt, Expr::value(now))
+        .filter(admin_token::Column::Id.eq(id))
+        .filter(admin_token::Column::RevokedAt.is_null())
+        .exec(conn)
+        .await?
+        .rows_affected
+        == 1)
 }
 
 /// How many admin tokens are not revoked.

@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::helpers::{ADMIN_TOKEN, Backend, TestApp, assert_scim_error, spawn_app, user};
+use crate::helpers::{ADMIN_TOKEN, Backend, assert_scim_error, spawn_app, user};
 
 both_backends!(
     an_admin_creates_a_tenant_and_a_token_that_works_on_scim,
@@ -14,40 +14,24 @@ both_backends!(
     a_wrong_admin_token_answers_401,
 );
 
-async fn admin(
-    app: &TestApp,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> reqwest::Response {
-    let mut request = app
-        .client
-        .request(method, format!("{}/admin/v1{path}", app.address))
-        .bearer_auth(ADMIN_TOKEN);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    request.send().await.unwrap()
-}
-
 async fn an_admin_creates_a_tenant_and_a_token_that_works_on_scim(backend: Backend) {
     let app = spawn_app(backend).await;
-    let created = admin(
-        &app,
-        reqwest::Method::POST,
-        "/tenants",
-        Some(json!({"slug": "globex"})),
-    )
-    .await;
+    let created = app
+        .admin(
+            reqwest::Method::POST,
+            "/tenants",
+            Some(json!({"slug": "globex"})),
+        )
+        .await;
     assert_eq!(created.status(), 201);
     assert_eq!(created.json::<Value>().await.unwrap()["slug"], "globex");
-    let issued = admin(
-        &app,
-        reqwest::Method::POST,
-        "/tenants/globex/tokens",
-        Some(json!({"name": "okta"})),
-    )
-    .await;
+    let issued = app
+        .admin(
+            reqwest::Method::POST,
+            "/tenants/globex/tokens",
+            Some(json!({"name": "okta"})),
+        )
+        .await;
     assert_eq!(issued.status(), 201);
     let issued: Value = issued.json().await.unwrap();
     assert_eq!(issued["scopes"], json!(["scim"]));
@@ -62,7 +46,8 @@ async fn an_admin_creates_a_tenant_and_a_token_that_works_on_scim(backend: Backe
         .await
         .unwrap();
     assert_eq!(response.status(), 201);
-    let tenants: Value = admin(&app, reqwest::Method::GET, "/tenants", None)
+    let tenants: Value = app
+        .admin(reqwest::Method::GET, "/tenants", None)
         .await
         .json()
         .await
@@ -74,15 +59,15 @@ async fn an_admin_creates_a_tenant_and_a_token_that_works_on_scim(backend: Backe
         .map(|t| t["slug"].as_str().unwrap())
         .collect();
     assert_eq!(slugs, vec!["acme", "globex", "other"]);
-    let one = admin(&app, reqwest::Method::GET, "/tenants/globex", None).await;
+    let one = app
+        .admin(reqwest::Method::GET, "/tenants/globex", None)
+        .await;
     assert_eq!(one.status(), 200);
 }
 
 async fn the_token_secret_is_shown_once_and_never_listed(backend: Backend) {
     let app = spawn_app(backend).await;
-    let issued: Value = admin(
-        &app,
-        reqwest::Method::POST,
+    let issued: Value = app.admin(reqwest::Method::POST,
         "/tenants/acme/tokens",
         Some(json!({"name": "entra", "scopes": ["scim", "events:read"], "expires_at": "2030-01-01T00:00:00Z"})),
     )
@@ -93,7 +78,8 @@ async fn the_token_secret_is_shown_once_and_never_listed(backend: Backend) {
     assert_eq!(issued["scopes"], json!(["scim", "events:read"]));
     assert_eq!(issued["expires_at"], "2030-01-01T00:00:00.000Z");
     let secret = issued["token"].as_str().unwrap();
-    let listing = admin(&app, reqwest::Method::GET, "/tenants/acme/tokens", None)
+    let listing = app
+        .admin(reqwest::Method::GET, "/tenants/acme/tokens", None)
         .await
         .text()
         .await
@@ -112,50 +98,53 @@ async fn the_token_secret_is_shown_once_and_never_listed(backend: Backend) {
 
 async fn a_revoked_token_fails_on_the_next_request(backend: Backend) {
     let app = spawn_app(backend).await;
-    let listing: Value = admin(&app, reqwest::Method::GET, "/tenants/acme/tokens", None)
+    let listing: Value = app
+        .admin(reqwest::Method::GET, "/tenants/acme/tokens", None)
         .await
         .json()
         .await
         .unwrap();
     let id = listing["tokens"][0]["id"].as_str().unwrap();
     assert_eq!(app.get("/Users").await.status(), 200);
-    let revoked = admin(
-        &app,
-        reqwest::Method::DELETE,
-        &format!("/tenants/acme/tokens/{id}"),
-        None,
-    )
-    .await;
+    let revoked = app
+        .admin(
+            reqwest::Method::DELETE,
+            &format!("/tenants/acme/tokens/{id}"),
+            None,
+        )
+        .await;
     assert_eq!(revoked.status(), 204);
     assert_scim_error(app.get("/Users").await, 401, None).await;
-    let again = admin(
-        &app,
-        reqwest::Method::DELETE,
-        &format!("/tenants/acme/tokens/{id}"),
-        None,
-    )
-    .await;
+    let again = app
+        .admin(
+            reqwest::Method::DELETE,
+            &format!("/tenants/acme/tokens/{id}"),
+            None,
+        )
+        .await;
     assert_scim_error(again, 404, None).await;
 }
 
 async fn deleting_a_tenant_over_the_admin_api_disables_it(backend: Backend) {
     let app = spawn_app(backend).await;
-    let deleted = admin(&app, reqwest::Method::DELETE, "/tenants/acme", None).await;
+    let deleted = app
+        .admin(reqwest::Method::DELETE, "/tenants/acme", None)
+        .await;
     assert_eq!(deleted.status(), 204);
     assert_scim_error(app.get("/Users").await, 401, None).await;
     assert_scim_error(
-        admin(&app, reqwest::Method::GET, "/tenants/acme", None).await,
+        app.admin(reqwest::Method::GET, "/tenants/acme", None).await,
         404,
         None,
     )
     .await;
-    let reuse = admin(
-        &app,
-        reqwest::Method::POST,
-        "/tenants",
-        Some(json!({"slug": "acme"})),
-    )
-    .await;
+    let reuse = app
+        .admin(
+            reqwest::Method::POST,
+            "/tenants",
+            Some(json!({"slug": "acme"})),
+        )
+        .await;
     assert_scim_error(reuse, 409, Some("uniqueness")).await;
 }
 
@@ -167,16 +156,18 @@ async fn bad_admin_input_answers_400_and_taken_slugs_409(backend: Backend) {
         json!({}),
         json!({"slug": "ok", "extra": 1}),
     ] {
-        let response = admin(&app, reqwest::Method::POST, "/tenants", Some(body.clone())).await;
+        let response = app
+            .admin(reqwest::Method::POST, "/tenants", Some(body.clone()))
+            .await;
         assert_eq!(response.status(), 400, "{body}");
     }
-    let taken = admin(
-        &app,
-        reqwest::Method::POST,
-        "/tenants",
-        Some(json!({"slug": "acme"})),
-    )
-    .await;
+    let taken = app
+        .admin(
+            reqwest::Method::POST,
+            "/tenants",
+            Some(json!({"slug": "acme"})),
+        )
+        .await;
     assert_scim_error(taken, 409, Some("uniqueness")).await;
     for body in [
         json!({"name": ""}),
@@ -186,24 +177,25 @@ async fn bad_admin_input_answers_400_and_taken_slugs_409(backend: Backend) {
         // Year 10000 in UTC: no fixed-width timestamp holds it (it overflowed the column).
         json!({"name": "x", "expires_at": "9999-12-31T23:30:00-01:00"}),
     ] {
-        let response = admin(
-            &app,
-            reqwest::Method::POST,
-            "/tenants/acme/tokens",
-            Some(body.clone()),
-        )
-        .await;
+        let response = app
+            .admin(
+                reqwest::Method::POST,
+                "/tenants/acme/tokens",
+                Some(body.clone()),
+            )
+            .await;
         assert_scim_error(response, 400, Some("invalidValue")).await;
     }
-    let missing = admin(
-        &app,
-        reqwest::Method::POST,
-        "/tenants/ghost/tokens",
-        Some(json!({"name": "x"})),
-    )
-    .await;
+    let missing = app
+        .admin(
+            reqwest::Method::POST,
+            "/tenants/ghost/tokens",
+            Some(json!({"name": "x"})),
+        )
+        .await;
     assert_scim_error(missing, 404, None).await;
-    let tenants: Value = admin(&app, reqwest::Method::GET, "/tenants", None)
+    let tenants: Value = app
+        .admin(reqwest::Method::GET, "/tenants", None)
         .await
         .json()
         .await

@@ -504,3 +504,41 @@ async fn config_prints_the_effective_settings_from_environment_and_file_with_sec
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(stderr.contains("SCIMBUS_RATE_LIMIT"), "{stderr}");
 }
+
+#[tokio::test]
+async fn operator_commands_issue_list_and_revoke_admin_tokens_and_never_touch_the_bootstrap_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let mut command = scimbus(&dir);
+        command.env("SCIMBUS_ADMIN_TOKEN", ADMIN_TOKEN).args(args);
+        command
+    };
+    let output = run(&["operator", "issue", "alice"]).output().await.unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let printed = String::from_utf8_lossy(&output.stdout).to_string();
+    let id = printed
+        .split_whitespace()
+        .nth(2)
+        .unwrap_or_default()
+        .to_owned();
+    assert!(printed.contains("scimbus_a_"), "{printed}");
+    let output = run(&["operator", "list"]).output().await.unwrap();
+    let listed = String::from_utf8_lossy(&output.stdout).to_string();
+    // The CLI never stores SCIMBUS_ADMIN_TOKEN: only `serve` does, at start.
+    assert!(
+        listed.contains("alice") && !listed.contains("bootstrap"),
+        "{listed}"
+    );
+    assert!(!listed.contains("scimbus_a_"), "{listed}");
+    let output = run(&["operator", "revoke", &id]).output().await.unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let output = run(&["operator", "list"]).output().await.unwrap();
+    let listed = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(listed.contains("revoked"), "{listed}");
+    let output = run(&["audit"]).output().await.unwrap();
+    let audit = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        audit.contains("operator.issue") && audit.contains("operator.revoke"),
+        "{audit}"
+    );
+}

@@ -344,10 +344,21 @@ impl TestApp {
         path: &str,
         body: Option<Value>,
     ) -> Response {
+        self.admin_as(ADMIN_TOKEN, method, path, body).await
+    }
+
+    /// A request to `/admin/v1{path}` with the admin token `token`.
+    pub async fn admin_as(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Response {
         let mut request = self
             .client
             .request(method, format!("{}/admin/v1{path}", self.address))
-            .bearer_auth(ADMIN_TOKEN);
+            .bearer_auth(token);
         if let Some(body) = body {
             request = request.json(&body);
         }

@@ -29,6 +29,7 @@ mod isolation;
 mod lifecycle;
 mod longpoll;
 mod openapi;
+mod operators;
 mod outbox;
 mod pages;
 mod patch;

@@ -272,10 +272,21 @@ def patch_value_rejection(failure, case, response) -> bool:
     return _scim_error(response)[0] == "invalidValue"
 
 
+def revokes_the_runs_admin_token(case) -> bool:
+    """A revocation of an admin token the run authenticates with (provision.py wrote their
+    ids to protected_admin_ids.dict in the work directory, schemathesis's cwd)."""
+    path = Path("protected_admin_ids.dict")
+    if not path.exists():
+        return False
+    protected = {json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line}
+    return (case.path_parameters or {}).get("id") in protected
+
+
 INPUTS = {
     "attribute_name_sliced_mid_char": attribute_name_sliced_mid_char,
     "near_f64_max_number": near_f64_max_number,
     "nul_in_body": nul_in_body,
+    "revokes_the_runs_admin_token": revokes_the_runs_admin_token,
 }
 FAILURES = {
     "mutation_not_sent_or_ignored": mutation_not_sent_or_ignored,

@@ -128,6 +128,16 @@ def main() -> None:
     write_dict(dict_dir, "group_ids", groups)
     write_dict(dict_dir, "resource_ids", users + groups)
     write_dict(dict_dir, "victim_token_ids", [victim["id"]])
+    # The admin tokens the run authenticates with (the bootstrap one): hooks.py keeps the
+    # admin pass from revoking them; a victim operator token is there to be revoked.
+    status, operators = request("GET", f"{base}/admin/v1/operators", admin)
+    expect(status, 200, "listing the admin tokens", operators)
+    write_dict(dict_dir, "protected_admin_ids",
+               [t["id"] for t in operators["tokens"] if t["name"] == "bootstrap"])
+    status, victim_operator = request("POST", f"{base}/admin/v1/operators", admin,
+                                      {"name": "fuzz-victim-operator"})
+    expect(status, 201, "issuing the victim operator token", victim_operator)
+    write_dict(dict_dir, "victim_operator_ids", [victim_operator["id"]])
     write_dict(dict_dir, "bulk_paths",
                ["/Users", "/Groups", f"/Users/{users[-3]}", f"/Groups/{groups[0]}",
                 "/Users/bulkId:b1"])
