@@ -14,7 +14,7 @@ use crate::clock::SystemClock;
 use crate::config::Settings;
 use crate::domain::Scope;
 use crate::events::Relay;
-use crate::service::{Context, apps, brake, events, operators, tenants};
+use crate::service::{Context, apps, brake, events, journal, operators, tenants};
 use crate::startup::{Application, open_context};
 use crate::store::{Backend, Store};
 
@@ -134,6 +134,23 @@ pub enum TenantCommand {
     /// Disable a tenant and revoke its tokens at once; its data is purged in the background
     /// by `serve`, then `scimbus.tenant.deleted` is emitted.
     Delete { slug: String },
+    /// The tenant's request journal, newest first, one JSON entry per line: what its IdP
+    /// sent and was answered, bodies redacted.
+    Journal {
+        slug: String,
+        /// Entries at or after this RFC 3339 instant.
+        #[arg(long)]
+        since: Option<String>,
+        /// A status (`409`) or a class (`4xx`).
+        #[arg(long)]
+        status: Option<String>,
+        /// Only this method (GET, POST, PUT, PATCH, DELETE).
+        #[arg(long)]
+        method: Option<String>,
+        /// At most this many entries (default 100).
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -559,6 +576,41 @@ async fn tenant(ctx: &Context, command: TenantCommand) -> anyhow::Result<()> {
                     .as_deref()
                     .map_or("live".to_owned(), |d| format!("deleted {d}"));
                 println!("{}\t{}\t{state}", t.slug, t.created_at);
+            }
+        }
+        TenantCommand::Journal {
+            slug,
+            since,
+            status,
+            method,
+            limit,
+        } => {
+            let since = since
+                .as_deref()
+                .map(|s| {
+                    crate::scim::time::parse(s)
+                        .map(crate::scim::time::format)
+                        .ok_or_else(|| anyhow::anyhow!("--since {s} is not an RFC 3339 instant"))
+                })
+                .transpose()?;
+            let status = status
+                .as_deref()
+                .map(|s| {
+                    journal::status_range(s).ok_or_else(|| {
+                        anyhow::anyhow!("--status {s} is not a status or a class such as 4xx")
+                    })
+                })
+                .transpose()?;
+            let method = method.map(|m| m.to_uppercase());
+            let query = crate::store::journal::JournalQuery {
+                before: None,
+                since: since.as_deref(),
+                status,
+                method: method.as_deref(),
+                limit: limit.clamp(1, 10_000),
+            };
+            for entry in journal::list(ctx, &slug, &query).await? {
+                println!("{}", serde_json::to_string(&entry)?);
             }
         }
         TenantCommand::Delete { slug } => {

@@ -70,6 +70,36 @@ pub struct Settings {
     /// `SCIMBUS_MAINTENANCE` (`on`/`off`): run retention and tenant purges in this process
     /// (on by default; any number of replicas may run them).
     pub maintenance: bool,
+    /// The request journal's bounds (`SCIMBUS_JOURNAL_*`).
+    pub journal: JournalSettings,
+}
+
+/// What the request journal keeps of each tenant's SCIM requests (DESIGN 20).
+#[derive(Clone, Debug, PartialEq)]
+pub struct JournalSettings {
+    /// `SCIMBUS_JOURNAL_ENTRIES`: the newest entries kept per tenant (0: no journal).
+    pub entries: u64,
+    /// `SCIMBUS_JOURNAL_MAX_AGE_HOURS`: entries older than this are removed.
+    pub max_age: Duration,
+    /// `SCIMBUS_JOURNAL_BODY_BYTES`: a request or response body larger than this is not
+    /// kept (the entry says how large it was).
+    pub body_bytes: usize,
+    /// `SCIMBUS_JOURNAL_MASK` (`on`/`off`): replace personal data in kept bodies by `***`.
+    pub mask: bool,
+    /// `SCIMBUS_JOURNAL_TENANTS_OFF`: slugs whose requests are not journaled.
+    pub tenants_off: Vec<String>,
+}
+
+impl Default for JournalSettings {
+    fn default() -> Self {
+        Self {
+            entries: 1000,
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            body_bytes: 64 * 1024,
+            mask: false,
+            tenants_off: Vec::new(),
+        }
+    }
 }
 
 /// Where and how the relay publishes (DESIGN 12).
@@ -249,6 +279,20 @@ impl Settings {
                 },
             ),
             ("SCIMBUS_MAINTENANCE", on(self.maintenance)),
+            ("SCIMBUS_JOURNAL_ENTRIES", self.journal.entries.to_string()),
+            (
+                "SCIMBUS_JOURNAL_MAX_AGE_HOURS",
+                (self.journal.max_age.as_secs() / 3600).to_string(),
+            ),
+            (
+                "SCIMBUS_JOURNAL_BODY_BYTES",
+                self.journal.body_bytes.to_string(),
+            ),
+            ("SCIMBUS_JOURNAL_MASK", on(self.journal.mask)),
+            (
+                "SCIMBUS_JOURNAL_TENANTS_OFF",
+                self.journal.tenants_off.join(","),
+            ),
             (
                 "SCIMBUS_MAINTENANCE_INTERVAL_SECS",
                 self.maintenance_interval.as_secs().to_string(),
@@ -561,6 +605,37 @@ impl Settings {
         let shutdown_timeout = Duration::from_secs(number("SCIMBUS_SHUTDOWN_TIMEOUT_SECS", 30, 1)?);
         let maintenance_interval =
             Duration::from_secs(number("SCIMBUS_MAINTENANCE_INTERVAL_SECS", 60, 1)?);
+        let defaults = JournalSettings::default();
+        let journal = JournalSettings {
+            entries: number("SCIMBUS_JOURNAL_ENTRIES", defaults.entries, 0)?,
+            max_age: Duration::from_secs(
+                number(
+                    "SCIMBUS_JOURNAL_MAX_AGE_HOURS",
+                    defaults.max_age.as_secs() / 3600,
+                    1,
+                )?
+                .saturating_mul(3600),
+            ),
+            body_bytes: usize::try_from(number(
+                "SCIMBUS_JOURNAL_BODY_BYTES",
+                defaults.body_bytes as u64,
+                1024,
+            )?)
+            .unwrap_or(usize::MAX),
+            mask: match get("SCIMBUS_JOURNAL_MASK") {
+                None => false,
+                Some(_) => switch("SCIMBUS_JOURNAL_MASK")?,
+            },
+            tenants_off: get("SCIMBUS_JOURNAL_TENANTS_OFF")
+                .map(|v| {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
         Ok(Self {
             database_url,
             listen,
@@ -583,6 +658,7 @@ impl Settings {
             maintenance,
             metrics_token,
             retention_unpublished,
+            journal,
         })
     }
 }

@@ -58,6 +58,7 @@ pub async fn open_context(
         ),
         event_retention: settings.event_retention,
         keep_unpublished,
+        journal: crate::service::journal::Journal::new(settings.journal.clone()),
         maintenance_wake: Arc::new(tokio::sync::Notify::new()),
         metrics: Arc::new(crate::metrics::Metrics::new()),
         backlog_cache: crate::service::readiness::BacklogCache::default(),
@@ -142,6 +143,10 @@ impl Application {
             )));
         }
 
+        background.push(tokio::spawn(crate::service::journal::run(
+            context.clone(),
+            stopped.clone(),
+        )));
         if settings.maintenance {
             background.push(tokio::spawn(crate::service::maintenance::run(
                 context.clone(),

@@ -24,6 +24,7 @@ mod m20261206_000004_add_group_members_nested_up_idx;
 mod m20261207_000001_tenant_tombstones_and_lengths;
 mod m20261208_000001_create_app_credentials;
 mod m20261208_000002_create_tenant_brakes;
+mod m20261209_000001_create_request_journal;
 
 pub struct Migrator;
 
@@ -51,6 +52,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000001_tenant_tombstones_and_lengths::Migration),
             Box::new(m20261208_000001_create_app_credentials::Migration),
             Box::new(m20261208_000002_create_tenant_brakes::Migration),
+            Box::new(m20261209_000001_create_request_journal::Migration),
         ]
     }
 }

@@ -21,7 +21,7 @@ use crate::scim::error::ScimError;
 use crate::scim::time;
 use crate::service::apps::{AppRequest, TenantScope};
 use crate::service::audit::{self, Actor};
-use crate::service::{Context, apps, brake, events, operators, schemas, tenants};
+use crate::service::{Context, apps, brake, events, journal, operators, schemas, tenants};
 use crate::tenancy::auth::AdminActor;
 
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -43,6 +43,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(list_apps)
         .service(issue_app)
         .service(revoke_app)
+        .service(read_journal)
         .service(list_operators)
         .service(issue_operator)
         .service(revoke_operator);
@@ -60,6 +61,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
             "/apps/{id}",
             "/operators",
             "/operators/{id}",
+            "/tenants/{slug}/journal",
             "/tenants/{slug}/brake",
             "/tenants/{slug}/brake/release",
             "/tenants/{slug}/brake/discard",
@@ -385,6 +387,102 @@ async fn issue_token(
         tenants::issue_token(&ctx, &Actor::admin(&actor.name), &slug, request).await?;
     tracing::info!(actor = %actor.name, tenant = %slug, token = %info.id, "token issued");
     issued(&info, &secret)
+}
+
+#[derive(Debug, Deserialize, Validate, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct JournalParams {
+    /// Entries at or after this RFC 3339 instant.
+    #[param(format = DateTime)]
+    since: Option<String>,
+    /// A status (`409`) or a class (`4xx`).
+    #[param(pattern = "^\\s*([1-5](xx|XX)|[1-5][0-9][0-9])\\s*$")]
+    status: Option<String>,
+    /// Only this method.
+    #[param(inline, value_type = Option<JournalMethod>)]
+    method: Option<String>,
+    /// Entries older than this entry id (the previous page's `next`).
+    before: Option<String>,
+    /// 1 to 1000 (default 100).
+    #[validate(range(min = 1, max = 1000))]
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u64>,
+}
+
+/// A SCIM request method.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code, clippy::upper_case_acronyms)]
+enum JournalMethod {
+    GET,
+    POST,
+    PUT,
+    PATCH,
+    DELETE,
+}
+
+/// The tenant's request journal, newest first: what its IdP sent and was answered, bodies
+/// redacted (passwords, `writeOnly` values and bearer tokens never kept).
+#[utoipa::path(
+    operation_id = "readJournal",
+    tag = "Admin",
+    params(("slug" = String, Path, description = "Tenant slug."), JournalParams),
+    responses(
+        (status = 200, description = "A page of entries", content_type = SCIM, body = super::openapi::JournalPage),
+        (status = "default", description = "A SCIM error (400, 401, 404)", content_type = SCIM, body = ScimErrorBody),
+    )
+)]
+#[get("/tenants/{slug}/journal")]
+async fn read_journal(
+    ctx: web::Data<Context>,
+    _: AdminActor,
+    slug: web::Path<String>,
+    query: web::Query<JournalParams>,
+) -> Result<HttpResponse, ApiError> {
+    let bad = |what: &str| ApiError::Scim(ScimError::invalid_value(what.to_owned()));
+    query
+        .validate()
+        .map_err(|_| bad("`limit` must be 1 to 1000"))?;
+    let since = query
+        .since
+        .as_deref()
+        .map(|s| {
+            time::parse(s)
+                .map(time::format)
+                .ok_or_else(|| bad("`since` must be an RFC 3339 instant"))
+        })
+        .transpose()?;
+    let status = query
+        .status
+        .as_deref()
+        .map(|s| {
+            journal::status_range(s)
+                .ok_or_else(|| bad("`status` must be a status such as 409 or a class such as 4xx"))
+        })
+        .transpose()?;
+    let method = query.method.as_deref().map(str::trim);
+    if method.is_some_and(|m| !["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&m)) {
+        return Err(bad("`method` must be GET, POST, PUT, PATCH or DELETE"));
+    }
+    let limit = query.limit.unwrap_or(100);
+    let entries = journal::list(
+        &ctx,
+        &slug,
+        &crate::store::journal::JournalQuery {
+            before: query.before.as_deref(),
+            since: since.as_deref(),
+            status,
+            method,
+            limit,
+        },
+    )
+    .await?;
+    let next = (entries.len() as u64 == limit)
+        .then(|| entries.last().map(|e| e.id.clone()))
+        .flatten();
+    Ok(response::scim(
+        StatusCode::OK,
+        &json!({ "entries": entries, "next": next }),
+    ))
 }
 
 /// `POST /admin/v1/operators`.

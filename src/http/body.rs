@@ -54,6 +54,11 @@ pub(super) fn read(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     let mut payload = payload.take();
+    // The request journal keeps a copy of a body within its limit (`http::journal`).
+    let journal = req
+        .app_data::<web::Data<crate::service::Context>>()
+        .filter(|ctx| ctx.journal.settings.entries > 0)
+        .map(|ctx| (req.clone(), ctx.journal.settings.body_bytes));
     Box::pin(async move {
         if !ok_type {
             return Err(ApiError::UnsupportedMediaType);
@@ -77,6 +82,13 @@ pub(super) fn read(
             return Err(ApiError::Scim(ScimError::invalid_syntax(
                 "the request body is empty",
             )));
+        }
+        if let Some((req, limit)) = journal {
+            let kept = (buf.len() <= limit).then(|| actix_web::web::Bytes::copy_from_slice(&buf));
+            actix_web::HttpMessage::extensions_mut(&req).insert(super::journal::RawBody {
+                len: buf.len(),
+                kept,
+            });
         }
         Ok(buf)
     })

@@ -11,6 +11,7 @@ pub mod error;
 pub mod events;
 pub mod groups;
 pub mod health;
+pub mod journal;
 pub mod metrics;
 pub mod openapi;
 pub mod precondition;
@@ -38,6 +39,8 @@ pub fn configure(cfg: &mut ServiceConfig, admin_enabled: bool) {
     cfg.service(
         scope("/scim/v2/{tenant}")
             .wrap(from_fn(auth::require_scim_token))
+            // Outside authentication: it reads the tenant authentication found.
+            .wrap(from_fn(journal::capture))
             .configure(search::configure)
             .configure(discovery::configure)
             .configure(users::configure)

@@ -402,6 +402,38 @@ pub struct TokenList {
     tokens: Vec<Token>,
 }
 
+/// One request of a tenant's journal.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code, non_snake_case)]
+pub struct JournalEntry {
+    id: String,
+    at: String,
+    method: String,
+    /// Path and query, as sent.
+    target: String,
+    status: i32,
+    scimType: Option<String>,
+    durationMs: i64,
+    requestId: String,
+    /// The name of the token the request came with.
+    tokenName: String,
+    /// `Users/{id}` or `Groups/{id}`, when the request was about one resource.
+    subject: Option<String>,
+    /// The request body as JSON text, redacted; or a note saying why it is not kept.
+    requestBody: Option<String>,
+    /// The response body as JSON text, redacted; or a note saying why it is not kept.
+    responseBody: Option<String>,
+}
+
+/// A page of a tenant's journal, newest first.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct JournalPage {
+    entries: Vec<JournalEntry>,
+    /// The `before` of the next page, null at the end.
+    next: Option<String>,
+}
+
 /// An operator's admin token as listed (never its secret).
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)]

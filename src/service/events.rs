@@ -333,6 +333,9 @@ pub async fn purge_subject(
         outbox::replace_payload(&txn, &tenant.id, sequence, payload).await?;
         redacted += 1;
     }
+    // The request journal's entries about it go too (their bodies hold its data).
+    let id = subject.split_once('/').map_or(subject, |(_, id)| id);
+    let journal_entries = crate::store::journal::erase(&txn, &tenant.id, id).await?;
     audit::record(
         &txn,
         ctx,
@@ -340,7 +343,7 @@ pub async fn purge_subject(
         "events.purge",
         Some(slug.as_str()),
         Some(subject),
-        json!({"redacted": redacted}),
+        json!({"redacted": redacted, "journalEntriesRemoved": journal_entries}),
     )
     .await?;
     txn.commit().await?;

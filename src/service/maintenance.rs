@@ -65,6 +65,8 @@ async fn purge_step(
     }
     let txn = ctx.store.begin_write().await?;
     let now = ctx.now();
+    // Its request journal (at most `SCIMBUS_JOURNAL_ENTRIES` rows) goes with the purge.
+    crate::store::journal::delete_all(&txn, &tenant.id).await?;
     // Exactly once across replicas: only the process that sets `purged_at` emits.
     if tenants::mark_purged(&txn, &tenant.id, &now).await? {
         let event = PendingEvent {

@@ -11,6 +11,7 @@ mod emit;
 mod error;
 pub mod events;
 pub mod groups;
+pub mod journal;
 pub mod maintenance;
 pub mod operators;
 pub mod readiness;
@@ -147,6 +148,8 @@ pub struct Context {
     /// Whether retention keeps unpublished events whatever their age (a relay will publish
     /// them), or prunes them by age alone (no relay ever will).
     pub keep_unpublished: bool,
+    /// The request journal's queue and bounds (DESIGN 20).
+    pub journal: journal::Journal,
     /// Wakes the maintenance loop (a tenant was deleted: start purging now).
     pub maintenance_wake: Arc<Notify>,
     /// The process's Prometheus metrics.

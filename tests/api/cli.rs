@@ -542,3 +542,49 @@ async fn operator_commands_issue_list_and_revoke_admin_tokens_and_never_touch_th
         "{audit}"
     );
 }
+
+#[tokio::test]
+async fn tenant_journal_prints_what_the_idp_sent_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, url, token) = start_demo(&dir).await;
+    let client = reqwest::Client::new();
+    let response = client
+        .get(format!("{url}?filter=userName%20eq%20%22nobody%22"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let response = client
+        .get(format!("{url}?filter=userName%20zz%20%22x%22"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    // The writer is off the request path: give it a moment, then stop the server (one
+    // process per SQLite file).
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    server.kill().await.unwrap();
+    let output = scimbus(&dir)
+        .args(["tenant", "journal", "demo", "--status", "4xx"])
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let printed = String::from_utf8_lossy(&output.stdout).to_string();
+    let entries: Vec<serde_json::Value> = printed
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(entries.len(), 1, "{printed}");
+    assert_eq!(entries[0]["scimType"], "invalidFilter");
+    assert!(!printed.contains(&token), "{printed}");
+    let output = scimbus(&dir)
+        .args(["tenant", "journal", "demo"])
+        .output()
+        .await
+        .unwrap();
+    let all = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(all.lines().count() >= 2, "{all}");
+}

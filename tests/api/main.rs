@@ -26,6 +26,7 @@ mod groups;
 mod hardening;
 mod health;
 mod isolation;
+mod journal;
 mod lifecycle;
 mod longpoll;
 mod openapi;
