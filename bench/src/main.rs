@@ -222,6 +222,11 @@ impl Server {
         for (k, v) in env {
             c.env(k, v);
         }
+        // The request journal's settings pass through, so a run can compare it on and off
+        // (`SCIMBUS_JOURNAL_ENTRIES=0 bench/run create-user patch-put`).
+        for (k, v) in std::env::vars().filter(|(k, _)| k.starts_with("SCIMBUS_JOURNAL_")) {
+            c.env(k, v);
+        }
         let child = c
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
