@@ -27,10 +27,12 @@ pub struct Statement {
 
 /// Whether a statement belongs to scimbus's background work rather than to the request:
 /// numbering events after commit (`events::sequencer`, PostgreSQL) and announcing them to
-/// other processes (`events::announce`). They run on their own sessions while the request
-/// is answered; their transactions are left out of the request's script.
+/// other processes (`events::announce`), and writing the request journal
+/// (`service::journal`). They run on their own sessions while the request is answered;
+/// their transactions are left out of the request's script.
 fn is_background(sql: &str) -> bool {
     (sql.contains("outbox_pending") && !sql.contains("INSERT INTO outbox_pending"))
+        || sql.contains("request_journal")
         || sql.contains("pg_notify(")
         || sql.starts_with("SELECT event_seq FROM tenants WHERE id = $1 FOR UPDATE")
         || sql.starts_with("UPDATE tenants SET event_seq = $2 WHERE id = $1")

@@ -3,9 +3,10 @@
 //!
 //! `http::journal` captures each authenticated SCIM request with its bodies and hands it to
 //! [`Journal::record`], which never waits: the entry goes to a bounded queue (a full queue
-//! drops it and counts it) that [`run`] writes in batches, off the request path, pruning
-//! each tenant to its newest `SCIMBUS_JOURNAL_ENTRIES` younger than
-//! `SCIMBUS_JOURNAL_MAX_AGE_HOURS`. Bodies are redacted before they are queued ([`redact`]):
+//! drops it and counts it) that [`run`] writes in batches (one statement each), off the
+//! request path, pruning each tenant to its newest `SCIMBUS_JOURNAL_ENTRIES` younger than
+//! `SCIMBUS_JOURNAL_MAX_AGE_HOURS` at most once a second while it is busy, and at once when
+//! it goes idle. Bodies are redacted before they are queued ([`redact`]):
 //! passwords, `writeOnly` attributes and the request's own bearer token never reach the
 //! database; with `SCIMBUS_JOURNAL_MASK=on` every other string but the structural ones is
 //! masked too. Erasure of a subject and tenant purge remove entries.
@@ -69,29 +70,61 @@ impl Journal {
     }
 }
 
+/// How often a tenant's journal is pruned at most while requests keep coming; an idle
+/// writer prunes what is left at once.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Writes queued entries until `stop`, then what is still queued. One process writes its
 /// own entries; every replica's go to the one database.
 pub async fn run(ctx: Context, mut stop: watch::Receiver<bool>) {
     let Some(mut receiver) = ctx.journal.receiver.lock().await.take() else {
         return;
     };
+    // Tenants written since their last prune, and when each was last pruned.
+    let mut dirty: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut pruned: std::collections::HashMap<String, std::time::Instant> =
+        std::collections::HashMap::new();
     loop {
         let first = tokio::select! {
-            entry = receiver.recv() => entry,
+            entry = receiver.recv() => entry.map(Some),
             _ = stop.changed() => None,
+            () = tokio::time::sleep(PRUNE_EVERY), if !dirty.is_empty() => Some(None),
         };
-        let Some(first) = first else {
-            break;
-        };
-        let mut batch = vec![first];
-        while batch.len() < BATCH {
-            match receiver.try_recv() {
-                Ok(entry) => batch.push(entry),
-                Err(_) => break,
+        let batch = match first {
+            None => break,
+            // Idle: the tenants written since their last prune are pruned now.
+            Some(None) => Vec::new(),
+            Some(Some(first)) => {
+                let mut batch = vec![first];
+                while batch.len() < BATCH {
+                    match receiver.try_recv() {
+                        Ok(entry) => batch.push(entry),
+                        Err(_) => break,
+                    }
+                }
+                batch
             }
+        };
+        let idle = batch.is_empty();
+        for entry in &batch {
+            dirty.insert(entry.tenant_id.clone());
         }
-        if let Err(error) = write(&ctx, &batch).await {
-            tracing::warn!(%error, entries = batch.len(), "journal entries not written");
+        let now = std::time::Instant::now();
+        let due: Vec<String> = dirty
+            .iter()
+            .filter(|t| idle || pruned.get(*t).is_none_or(|at| now - *at >= PRUNE_EVERY))
+            .cloned()
+            .collect();
+        match write(&ctx, &batch, &due).await {
+            Ok(()) => {
+                for tenant in due {
+                    dirty.remove(&tenant);
+                    pruned.insert(tenant, now);
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, entries = batch.len(), "journal entries not written");
+            }
         }
     }
     receiver.close();
@@ -99,17 +132,20 @@ pub async fn run(ctx: Context, mut stop: watch::Receiver<bool>) {
     while let Ok(entry) = receiver.try_recv() {
         rest.push(entry);
     }
-    if !rest.is_empty()
-        && let Err(error) = write(&ctx, &rest).await
-    {
+    let due: Vec<String> = dirty.into_iter().collect();
+    if let Err(error) = write(&ctx, &rest, &due).await {
         tracing::warn!(%error, entries = rest.len(), "journal entries not written at stop");
     }
 }
 
-async fn write(ctx: &Context, batch: &[JournalEntry]) -> Result<(), ServiceError> {
+/// Inserts `batch` and prunes the tenants `due`, in one transaction.
+async fn write(ctx: &Context, batch: &[JournalEntry], due: &[String]) -> Result<(), ServiceError> {
+    if batch.is_empty() && due.is_empty() {
+        return Ok(());
+    }
     let txn = ctx.store.begin_write().await?;
-    for entry in batch {
-        journal::insert(&txn, entry).await?;
+    for chunk in batch.chunks(BATCH) {
+        journal::insert(&txn, chunk).await?;
     }
     let settings = &ctx.journal.settings;
     let cutoff = ctx
@@ -118,8 +154,7 @@ async fn write(ctx: &Context, batch: &[JournalEntry]) -> Result<(), ServiceError
         .checked_sub_signed(chrono::TimeDelta::from_std(settings.max_age).unwrap_or_default())
         .map(crate::scim::time::format)
         .unwrap_or_default();
-    let tenants: BTreeSet<&str> = batch.iter().map(|e| e.tenant_id.as_str()).collect();
-    for tenant in tenants {
+    for tenant in due {
         journal::prune(&txn, tenant, settings.entries, &cutoff).await?;
     }
     txn.commit().await?;

@@ -36,14 +36,21 @@ pub struct JournalEntry {
     pub response_body: Option<String>,
 }
 
-pub async fn insert(conn: &impl ConnectionTrait, e: &JournalEntry) -> Result<(), StoreError> {
-    let sql = "INSERT INTO request_journal (id, tenant_id, at, method, target, status, \
-               scim_type, duration_ms, request_id, token_name, subject, request_body, \
-               response_body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
-    conn.execute_raw(statement(
-        conn,
-        sql,
-        vec![
+/// Inserts a batch of entries in one statement.
+pub async fn insert(
+    conn: &impl ConnectionTrait,
+    entries: &[JournalEntry],
+) -> Result<(), StoreError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let mut sql = String::from(
+        "INSERT INTO request_journal (id, tenant_id, at, method, target, status, scim_type, \
+         duration_ms, request_id, token_name, subject, request_body, response_body) VALUES ",
+    );
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(entries.len() * 13);
+    for (i, e) in entries.iter().enumerate() {
+        let row: [sea_orm::Value; 13] = [
             e.id.clone().into(),
             e.tenant_id.clone().into(),
             e.at.clone().into(),
@@ -57,9 +64,19 @@ pub async fn insert(conn: &impl ConnectionTrait, e: &JournalEntry) -> Result<(),
             e.subject.clone().into(),
             e.request_body.clone().into(),
             e.response_body.clone().into(),
-        ],
-    ))
-    .await?;
+        ];
+        let first = values.len();
+        let placeholders: Vec<String> =
+            (1..=row.len()).map(|n| format!("${}", first + n)).collect();
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        sql.push_str(&placeholders.join(", "));
+        sql.push(')');
+        values.extend(row);
+    }
+    conn.execute_raw(statement(conn, &sql, values)).await?;
     Ok(())
 }
 
