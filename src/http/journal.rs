@@ -77,25 +77,24 @@ pub async fn capture(
     } else {
         None
     };
-    let mask = ctx.journal.settings.mask;
-    let redact = |bytes: &[u8]| {
-        crate::service::journal::redact(bytes, registry, resource_type, bearer.as_deref(), mask)
-    };
+    let redactor = crate::service::journal::Redactor::new(
+        registry,
+        resource_type,
+        bearer.as_deref(),
+        ctx.journal.settings.mask,
+    );
     let request_body = raw.and_then(|raw| match raw.kept {
-        Some(bytes) => redact(&bytes),
+        Some(bytes) => redactor.body(&bytes),
         None => Some(format!(
             "[{} bytes: over the journal's limit, not kept]",
             raw.len
         )),
     });
-    let (response_body, answered) = match &kept {
-        Ok(bytes) => (redact(bytes), serde_json::from_slice::<Value>(bytes).ok()),
-        Err(0) => (None, None),
-        Err(n) => (
-            Some(format!("[{n} bytes: over the journal's limit, not kept]")),
-            None,
-        ),
-    };
+    // The answer is parsed once: its `scimType` and `id` are read, then it is redacted.
+    let answered = kept
+        .as_ref()
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<Value>(bytes).ok());
     let scim_type = answered
         .as_ref()
         .filter(|_| status >= 400)
@@ -103,6 +102,12 @@ pub async fn capture(
         .and_then(Value::as_str)
         .map(str::to_owned);
     let subject = subject(&target, answered.as_ref());
+    let response_body = match (kept, answered) {
+        (Ok(_), Some(value)) => Some(redactor.value(value)),
+        (Ok(bytes), None) => redactor.body(&bytes),
+        (Err(0), _) => None,
+        (Err(n), _) => Some(format!("[{n} bytes: over the journal's limit, not kept]")),
+    };
     ctx.journal.record(JournalEntry {
         id: uuid::Uuid::now_v7().to_string(),
         tenant_id: auth.tenant.id.clone(),

@@ -6,7 +6,7 @@
 //! drops it and counts it) that [`run`] writes in batches (one statement each), off the
 //! request path, pruning each tenant to its newest `SCIMBUS_JOURNAL_ENTRIES` younger than
 //! `SCIMBUS_JOURNAL_MAX_AGE_HOURS` at most once a second while it is busy, and at once when
-//! it goes idle. Bodies are redacted before they are queued ([`redact`]):
+//! it goes idle. Bodies are redacted before they are queued ([`Redactor`]):
 //! passwords, `writeOnly` attributes and the request's own bearer token never reach the
 //! database; with `SCIMBUS_JOURNAL_MASK=on` every other string but the structural ones is
 //! masked too. Erasure of a subject and tenant purge remove entries.
@@ -224,72 +224,100 @@ const STRUCTURAL: [&str; 16] = [
     "sortorder",
 ];
 
-/// A body as the journal keeps it: JSON with secrets redacted (and, with `mask`, personal
-/// data masked), the request's bearer token nowhere; `None` for an empty body. A body that
-/// is not JSON is kept only as its size (it cannot be redacted).
-pub fn redact(
-    body: &[u8],
-    registry: &Registry,
-    resource_type: Option<&ResourceType>,
-    bearer: Option<&str>,
+/// Redacts the bodies of one request (built once per request: the secret names come from
+/// the tenant's registry). A kept body is JSON with secrets redacted (and, with `mask`,
+/// personal data masked) and the request's bearer token nowhere.
+pub struct Redactor<'a> {
+    /// `password` and the `writeOnly` attributes, lower case.
+    secrets: BTreeSet<String>,
+    /// The same names as the end of a URN-qualified key (`:password`).
+    qualified: Vec<String>,
+    bearer: Option<&'a str>,
     mask: bool,
-) -> Option<String> {
-    if body.is_empty() {
-        return None;
-    }
-    let Ok(mut value) = serde_json::from_slice::<Value>(body) else {
-        return Some(format!("[{} bytes, not JSON: not kept]", body.len()));
-    };
-    let secrets = secret_names(registry, resource_type);
-    scrub(&mut value, &secrets, mask, None);
-    let mut text = value.to_string();
-    if let Some(bearer) = bearer.filter(|b| !b.is_empty()) {
-        text = text.replace(bearer, REDACTED);
-    }
-    Some(text)
 }
 
-/// Whether a PATCH path (`password`, `urn:…:User:password`, `emails[…].value`) ends at a
-/// secret attribute.
-fn names_secret(path: &str, secrets: &BTreeSet<String>) -> bool {
-    let head = path.split('[').next().unwrap_or(path);
-    let last = head.rsplit([':', '.']).next().unwrap_or(head);
-    secrets.contains(&last.trim().to_lowercase())
-}
+impl<'a> Redactor<'a> {
+    pub fn new(
+        registry: &Registry,
+        resource_type: Option<&ResourceType>,
+        bearer: Option<&'a str>,
+        mask: bool,
+    ) -> Self {
+        let secrets = secret_names(registry, resource_type);
+        let qualified = secrets.iter().map(|s| format!(":{s}")).collect();
+        Self {
+            secrets,
+            qualified,
+            bearer: bearer.filter(|b| !b.is_empty()),
+            mask,
+        }
+    }
 
-fn scrub(value: &mut Value, secrets: &BTreeSet<String>, mask: bool, key: Option<&str>) {
-    match value {
-        Value::Object(map) => {
-            // A PATCH operation whose path names a secret: its value is the secret.
-            let secret_path = map
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case("path"))
-                .and_then(|(_, p)| p.as_str())
-                .is_some_and(|p| names_secret(p, secrets));
-            for (k, v) in map.iter_mut() {
-                let lower = k.to_lowercase();
-                let is_secret = secrets.contains(&lower)
-                    || (secret_path && lower == "value")
-                    || secrets.iter().any(|s| lower.ends_with(&format!(":{s}")));
-                if is_secret {
-                    *v = Value::String(REDACTED.to_owned());
-                } else {
-                    scrub(v, secrets, mask, Some(&lower));
+    /// A body as the journal keeps it; `None` for an empty body. A body that is not JSON is
+    /// kept only as its size (it cannot be redacted).
+    pub fn body(&self, body: &[u8]) -> Option<String> {
+        if body.is_empty() {
+            return None;
+        }
+        match serde_json::from_slice::<Value>(body) {
+            Ok(value) => Some(self.value(value)),
+            Err(_) => Some(format!("[{} bytes, not JSON: not kept]", body.len())),
+        }
+    }
+
+    /// A parsed body as the journal keeps it.
+    pub fn value(&self, mut value: Value) -> String {
+        self.scrub(&mut value, None);
+        let text = value.to_string();
+        match self.bearer {
+            Some(bearer) => text.replace(bearer, REDACTED),
+            None => text,
+        }
+    }
+
+    /// Whether a PATCH path (`password`, `urn:…:User:password`, `emails[…].value`) ends at
+    /// a secret attribute.
+    fn names_secret(&self, path: &str) -> bool {
+        let head = path.split('[').next().unwrap_or(path);
+        let last = head.rsplit([':', '.']).next().unwrap_or(head);
+        self.secrets.contains(&last.trim().to_lowercase())
+    }
+
+    fn scrub(&self, value: &mut Value, key: Option<&str>) {
+        match value {
+            Value::Object(map) => {
+                // A PATCH operation whose path names a secret: its value is the secret.
+                let secret_path = map
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("path"))
+                    .and_then(|(_, p)| p.as_str())
+                    .is_some_and(|p| self.names_secret(p));
+                for (k, v) in map.iter_mut() {
+                    let lower = k.to_lowercase();
+                    let is_secret = self.secrets.contains(&lower)
+                        || (secret_path && lower == "value")
+                        || self.qualified.iter().any(|s| lower.ends_with(s.as_str()));
+                    if is_secret {
+                        *v = Value::String(REDACTED.to_owned());
+                    } else {
+                        self.scrub(v, Some(&lower));
+                    }
                 }
             }
-        }
-        Value::Array(items) => {
-            for item in items {
-                scrub(item, secrets, mask, key);
+            Value::Array(items) => {
+                for item in items {
+                    self.scrub(item, key);
+                }
             }
-        }
-        Value::String(s) if mask => {
-            let structural = key.is_some_and(|k| STRUCTURAL.contains(&k) || k.starts_with("urn:"));
-            if !structural {
-                *s = MASKED.to_owned();
+            Value::String(s) if self.mask => {
+                let structural =
+                    key.is_some_and(|k| STRUCTURAL.contains(&k) || k.starts_with("urn:"));
+                if !structural {
+                    *s = MASKED.to_owned();
+                }
             }
+            _ => {}
         }
-        _ => {}
     }
 }
 
@@ -312,19 +340,16 @@ mod tests {
             ],
         })
         .to_string();
-        let kept = redact(
-            body.as_bytes(),
-            registry,
-            user,
-            Some("scimbus_t_secret"),
-            false,
-        )
-        .unwrap_or_default();
+        let kept = Redactor::new(registry, user, Some("scimbus_t_secret"), false)
+            .body(body.as_bytes())
+            .unwrap_or_default();
         for secret in ["hunter2", "hunter3", "hunter4", "scimbus_t_secret"] {
             assert!(!kept.contains(secret), "{kept}");
         }
         assert!(kept.contains("bjensen"), "{kept}");
-        let masked = redact(body.as_bytes(), registry, user, None, true).unwrap_or_default();
+        let masked = Redactor::new(registry, user, None, true)
+            .body(body.as_bytes())
+            .unwrap_or_default();
         assert!(
             !masked.contains("bjensen") && masked.contains("replace"),
             "{masked}"

@@ -158,7 +158,15 @@ async fn whole_numbers_written_with_a_fraction_are_integers(backend: Backend) {
     let mut settings = view["settings"].clone();
     settings["window_seconds"] = json!(600.5);
     let response = app.admin(Method::PUT, &path, Some(settings)).await;
-    assert_eq!(response.status(), 400);
+    assert_scim_error(response, 400, Some("invalidSyntax")).await;
+    // Nothing changed.
+    let view: Value = app
+        .admin(Method::GET, &path, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(view["settings"]["window_seconds"], 600);
 }
 
 async fn an_extension_definition_with_a_non_string_type_answers_400(backend: Backend) {

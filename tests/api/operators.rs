@@ -88,6 +88,9 @@ async fn an_operator_token_is_issued_listed_used_and_revoked_and_the_audit_names
         )
         .await;
     assert_scim_error(response, 400, Some("invalidValue")).await;
+    // Nothing was issued.
+    let after = tokens(&app, ADMIN_TOKEN).await;
+    assert_eq!(after.len(), listed.len(), "{after:?}");
 
     // Revoked: her next request is a 401, and the revocation is audited.
     let response = app
