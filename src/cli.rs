@@ -99,18 +99,62 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum SchemaCommand {
     /// Register an extension from a JSON file (RFC 7643 §7 schema format, plus
-    /// `resourceType`); prints the existing values that do not fit.
+    /// `resourceType`), then re-index the tenant's resources with a progress bar.
     Register {
         #[arg(long)]
         tenant: String,
         #[arg(long)]
         file: std::path::PathBuf,
+        #[command(flatten)]
+        run: SchemaRun,
+    },
+    /// Update a registered extension from a JSON file (its `id` names it): add attributes,
+    /// widen types; then re-index.
+    Update {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        file: std::path::PathBuf,
+        #[command(flatten)]
+        run: SchemaRun,
+    },
+    /// Remove a registered extension (stored values are kept, untyped); then re-index.
+    Remove {
+        #[arg(long)]
+        tenant: String,
+        /// The extension's URN.
+        urn: String,
+        #[command(flatten)]
+        run: SchemaRun,
     },
     /// List the tenant's extensions.
     List {
         #[arg(long)]
         tenant: String,
     },
+    /// List the tenant's re-index jobs, newest first.
+    Jobs {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Follow a re-index job to its end with a progress bar (running it here if no server
+    /// holds it), then print its report.
+    Job {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+    },
+}
+
+/// How `schema register|update|remove` runs.
+#[derive(Debug, clap::Args)]
+pub struct SchemaRun {
+    /// Check the change against the stored resources and report; store nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Queue the re-index and return: a running `serve` takes it up.
+    #[arg(long, conflicts_with = "dry_run")]
+    no_wait: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -270,37 +314,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
             brake_command(&offline_context(&settings).await?, command).await
         }
         Command::Schema { command } => {
-            let ctx = offline_context(&settings).await?;
-            match command {
-                SchemaCommand::Register { tenant, file } => {
-                    let text = std::fs::read_to_string(&file)
-                        .with_context(|| format!("cannot read {}", file.display()))?;
-                    let definition: serde_json::Value = serde_json::from_str(&text)
-                        .with_context(|| format!("{} is not JSON", file.display()))?;
-                    let report = crate::service::schemas::register(
-                        &ctx,
-                        &Actor::os_user(),
-                        &tenant,
-                        definition,
-                    )
-                    .await?;
-                    println!(
-                        "schema {} registered for {tenant}: {} resources re-indexed, {} with values that do not fit",
-                        report.schema["id"].as_str().unwrap_or_default(),
-                        report.checked,
-                        report.non_conforming_count
-                    );
-                    for bad in report.non_conforming {
-                        println!("  {}\t{}", bad.id, bad.detail);
-                    }
-                }
-                SchemaCommand::List { tenant } => {
-                    for schema in crate::service::schemas::list(&ctx, &tenant).await? {
-                        println!("{}", serde_json::to_string_pretty(&schema)?);
-                    }
-                }
-            }
-            Ok(())
+            schema_command(&offline_context(&settings).await?, command).await
         }
         Command::Events {
             command: EventsCommand::Purge { tenant, subject },
@@ -661,6 +675,112 @@ async fn token(ctx: &Context, command: TokenCommand) -> anyhow::Result<()> {
             tenants::revoke_token(ctx, &Actor::os_user(), &tenant, &id).await?;
             println!("token {id} revoked");
         }
+    }
+    Ok(())
+}
+
+fn definition_file(file: &std::path::Path) -> anyhow::Result<serde_json::Value> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not JSON", file.display()))
+}
+
+async fn schema_command(ctx: &Context, command: SchemaCommand) -> anyhow::Result<()> {
+    use crate::service::schemas::Change;
+    let (tenant, change, run) = match command {
+        SchemaCommand::Register { tenant, file, run } => {
+            (tenant, Change::Register(definition_file(&file)?), run)
+        }
+        SchemaCommand::Update { tenant, file, run } => {
+            let definition = definition_file(&file)?;
+            let urn = definition["id"]
+                .as_str()
+                .with_context(|| format!("{} has no `id` (the extension's URN)", file.display()))?
+                .to_owned();
+            (tenant, Change::Update(urn, definition), run)
+        }
+        SchemaCommand::Remove { tenant, urn, run } => (tenant, Change::Remove(urn), run),
+        SchemaCommand::List { tenant } => {
+            for schema in crate::service::schemas::list(ctx, &tenant).await? {
+                println!("{}", serde_json::to_string_pretty(&schema)?);
+            }
+            return Ok(());
+        }
+        SchemaCommand::Jobs { tenant } => {
+            for job in crate::service::jobs::list(ctx, &tenant).await? {
+                println!(
+                    "{}\t{}\t{} {}\t{}/{}\t{} not fitting\t{}",
+                    job.id,
+                    job.state,
+                    job.action,
+                    job.schema,
+                    job.processed,
+                    job.total,
+                    job.non_conforming_count,
+                    job.created_at
+                );
+            }
+            return Ok(());
+        }
+        SchemaCommand::Job { tenant, id } => return follow_job(ctx, &tenant, &id).await,
+    };
+    if run.dry_run {
+        let report = crate::service::schemas::preview(ctx, &tenant, &change).await?;
+        println!(
+            "dry run of {} for {tenant}, nothing stored: {} {} resources checked, {} hold values under the URN, {} would not fit",
+            report.action,
+            report.checked,
+            report.resource_type,
+            report.with_values,
+            report.non_conforming_count
+        );
+        for bad in report.non_conforming {
+            println!("  {}\t{}", bad.id, bad.detail);
+        }
+        return Ok(());
+    }
+    let applied = crate::service::schemas::apply(ctx, &Actor::os_user(), &tenant, &change).await?;
+    println!(
+        "schema {} {}ed for {tenant}; re-index job {}",
+        applied.job.schema,
+        applied.job.action.trim_end_matches('e'),
+        applied.job.id
+    );
+    if run.no_wait {
+        println!(
+            "follow it with: scimbus schema job --tenant {tenant} {}",
+            applied.job.id
+        );
+        return Ok(());
+    }
+    follow_job(ctx, &tenant, &applied.job.id).await
+}
+
+/// Follows a job with a progress bar on a terminal (nothing drawn otherwise), then prints
+/// its report.
+async fn follow_job(ctx: &Context, tenant: &str, id: &str) -> anyhow::Result<()> {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "re-indexing {bar:40} {pos}/{len} resources ({per_sec}, {eta} left)",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let job = crate::service::jobs::follow(ctx, tenant, id, &mut |job| {
+        bar.set_length(u64::try_from(job.total).unwrap_or(0));
+        bar.set_position(u64::try_from(job.processed).unwrap_or(0));
+    })
+    .await?;
+    bar.finish_and_clear();
+    println!(
+        "job {}: {}; {} resources re-indexed, {} with values that do not fit",
+        job.id, job.state, job.processed, job.non_conforming_count
+    );
+    for bad in &job.non_conforming {
+        println!("  {}\t{}", bad.id, bad.detail);
+    }
+    if let Some(error) = &job.error {
+        anyhow::bail!("job {} failed: {error}", job.id);
     }
     Ok(())
 }

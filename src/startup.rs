@@ -60,6 +60,7 @@ pub async fn open_context(
         keep_unpublished,
         journal: crate::service::journal::Journal::new(settings.journal.clone()),
         maintenance_wake: Arc::new(tokio::sync::Notify::new()),
+        jobs_wake: Arc::new(tokio::sync::Notify::new()),
         metrics: Arc::new(crate::metrics::Metrics::new()),
         backlog_cache: crate::service::readiness::BacklogCache::default(),
     };
@@ -144,6 +145,10 @@ impl Application {
         }
 
         background.push(tokio::spawn(crate::service::journal::run(
+            context.clone(),
+            stopped.clone(),
+        )));
+        background.push(tokio::spawn(crate::service::jobs::run(
             context.clone(),
             stopped.clone(),
         )));

@@ -25,6 +25,7 @@ mod m20261207_000001_tenant_tombstones_and_lengths;
 mod m20261208_000001_create_app_credentials;
 mod m20261208_000002_create_tenant_brakes;
 mod m20261209_000001_create_request_journal;
+mod m20261210_000001_create_schema_jobs;
 
 pub struct Migrator;
 
@@ -53,6 +54,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261208_000001_create_app_credentials::Migration),
             Box::new(m20261208_000002_create_tenant_brakes::Migration),
             Box::new(m20261209_000001_create_request_journal::Migration),
+            Box::new(m20261210_000001_create_schema_jobs::Migration),
         ]
     }
 }

@@ -35,6 +35,11 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(purge_events)
         .service(register_schema)
         .service(list_schemas)
+        .service(get_schema)
+        .service(update_schema)
+        .service(remove_schema)
+        .service(list_jobs)
+        .service(get_job)
         .service(list_audit)
         .service(show_brake)
         .service(configure_brake)
@@ -56,6 +61,9 @@ pub fn configure(cfg: &mut ServiceConfig) {
             "/tenants/{slug}/tokens/{id}",
             "/tenants/{slug}/events/purge",
             "/tenants/{slug}/schemas",
+            "/tenants/{slug}/schemas/{urn}",
+            "/tenants/{slug}/jobs",
+            "/tenants/{slug}/jobs/{id}",
             "/audit",
             "/apps",
             "/apps/{id}",
@@ -69,15 +77,60 @@ pub fn configure(cfg: &mut ServiceConfig) {
     );
 }
 
-/// Registers a schema extension (custom attributes) for the tenant: values already stored
-/// under its URN become typed, filterable and sortable; those that do not fit are reported.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct DryRunParams {
+    /// `true`: check the change against the stored resources and report, storing nothing.
+    #[serde(rename = "dryRun")]
+    #[param(rename = "dryRun")]
+    dry_run: Option<bool>,
+}
+
+/// Previews `change` (`dryRun=true`: 200 and the report) or applies it (202, the job that
+/// re-indexes, and its `Location`).
+async fn change_schema(
+    ctx: &Context,
+    actor: &AdminActor,
+    slug: &str,
+    dry_run: bool,
+    change: schemas::Change,
+) -> Result<HttpResponse, ApiError> {
+    if dry_run {
+        let preview = schemas::preview(ctx, slug, &change).await?;
+        return Ok(response::scim(StatusCode::OK, &preview));
+    }
+    let applied = schemas::apply(ctx, &Actor::admin(&actor.name), slug, &change).await?;
+    tracing::info!(actor = %actor.name, tenant = %slug, schema = %applied.job.schema,
+        action = %applied.job.action, job = %applied.job.id, "schema extension changed");
+    let mut answer = response::scim(StatusCode::ACCEPTED, &applied);
+    let location = format!(
+        "{}/admin/v1/tenants/{slug}/jobs/{}",
+        ctx.public_url.as_str().trim_end_matches('/'),
+        applied.job.id
+    );
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&location) {
+        answer
+            .headers_mut()
+            .insert(actix_web::http::header::LOCATION, value);
+    }
+    Ok(answer)
+}
+
+/// Registers a schema extension (custom attributes) for the tenant. From the answer on,
+/// writes type its values; the values already stored under its URN become filterable and
+/// sortable as the re-index job (`Location`) goes through them, and those that do not fit
+/// are reported by the job, never changed. `dryRun=true` reports what the registration
+/// would find, storing nothing.
 #[utoipa::path(
     operation_id = "registerSchema",
     tag = "Admin",
-    params(("slug" = String, Path, description = "Tenant slug.")),
+    params(("slug" = String, Path, description = "Tenant slug."), DryRunParams),
     request_body(content = super::openapi::SchemaDefinition, content_type = "application/json"),
     responses(
-        (status = 201, description = "Registered; the report of existing values", content_type = SCIM, body = super::openapi::SchemaRegistration),
+        (status = 200, description = "Dry run: what the registration would find", content_type = SCIM, body = super::openapi::SchemaPreview),
+        (status = 202, description = "Registered; the re-index job, also at `Location`", content_type = SCIM, body = super::openapi::SchemaChangeAccepted,
+            headers(("Location" = String, description = "The job"))),
         (status = "default", description = "A SCIM error (400 invalidValue, 401, 404, 409 already registered)", content_type = SCIM, body = ScimErrorBody),
     )
 )]
@@ -86,11 +139,145 @@ async fn register_schema(
     ctx: web::Data<Context>,
     actor: AdminActor,
     slug: web::Path<String>,
+    query: web::Query<DryRunParams>,
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    let registration = schemas::register(&ctx, &Actor::admin(&actor.name), &slug, body.0).await?;
-    tracing::info!(actor = %actor.name, tenant = %slug, "schema extension registered");
-    Ok(response::scim(StatusCode::CREATED, &registration))
+    let change = schemas::Change::Register(body.0);
+    change_schema(&ctx, &actor, &slug, query.dry_run.unwrap_or(false), change).await
+}
+
+/// One registered extension of the tenant, as `/Schemas` serves it.
+#[utoipa::path(
+    operation_id = "getSchemaExtension",
+    tag = "Admin",
+    params(
+        ("slug" = String, Path, description = "Tenant slug."),
+        ("urn" = String, Path, description = "The extension's URN."),
+    ),
+    responses(
+        (status = 200, description = "The extension", content_type = SCIM, body = super::openapi::DiscoveryDocument),
+        (status = "default", description = "A SCIM error (401, 404)", content_type = SCIM, body = ScimErrorBody),
+    )
+)]
+#[get("/tenants/{slug}/schemas/{urn}")]
+async fn get_schema(
+    ctx: web::Data<Context>,
+    _: AdminActor,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (slug, urn) = path.into_inner();
+    let schema = schemas::get(&ctx, &slug, &urn).await?;
+    Ok(response::scim(StatusCode::OK, &schema))
+}
+
+/// Updates a registered extension: the new definition (same `id` and `resourceType`) may
+/// add attributes and widen types — integer to decimal; dateTime, binary or reference to
+/// string; single- to multi-valued — and change descriptions, `mutability`, `returned`
+/// and `caseExact`, so every value that fit still fits. Any other change is a removal and
+/// a new registration. Re-indexes as a registration does; `dryRun=true` only reports.
+#[utoipa::path(
+    operation_id = "updateSchema",
+    tag = "Admin",
+    params(
+        ("slug" = String, Path, description = "Tenant slug."),
+        ("urn" = String, Path, description = "The extension's URN."),
+        DryRunParams,
+    ),
+    request_body(content = super::openapi::SchemaDefinition, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Dry run: what the update would find", content_type = SCIM, body = super::openapi::SchemaPreview),
+        (status = 202, description = "Updated; the re-index job, also at `Location`", content_type = SCIM, body = super::openapi::SchemaChangeAccepted,
+            headers(("Location" = String, description = "The job"))),
+        (status = "default", description = "A SCIM error (400 invalidValue: not a widening, or another id; 401, 404)", content_type = SCIM, body = ScimErrorBody),
+    )
+)]
+#[put("/tenants/{slug}/schemas/{urn}")]
+async fn update_schema(
+    ctx: web::Data<Context>,
+    actor: AdminActor,
+    path: web::Path<(String, String)>,
+    query: web::Query<DryRunParams>,
+    body: JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    let (slug, urn) = path.into_inner();
+    let change = schemas::Change::Update(urn, body.0);
+    change_schema(&ctx, &actor, &slug, query.dry_run.unwrap_or(false), change).await
+}
+
+/// Removes a registered extension. Values stored under its URN are kept and go on
+/// travelling in events, untyped again (RFC 7643 §3.3 lets unknown extensions through);
+/// the re-index job takes them out of filters and sorting. `dryRun=true` reports how many
+/// resources hold such values.
+#[utoipa::path(
+    operation_id = "removeSchema",
+    tag = "Admin",
+    params(
+        ("slug" = String, Path, description = "Tenant slug."),
+        ("urn" = String, Path, description = "The extension's URN."),
+        DryRunParams,
+    ),
+    responses(
+        (status = 200, description = "Dry run: what the removal would untype", content_type = SCIM, body = super::openapi::SchemaPreview),
+        (status = 202, description = "Removed; the re-index job, also at `Location`", content_type = SCIM, body = super::openapi::SchemaChangeAccepted,
+            headers(("Location" = String, description = "The job"))),
+        (status = "default", description = "A SCIM error (401, 404)", content_type = SCIM, body = ScimErrorBody),
+    )
+)]
+#[delete("/tenants/{slug}/schemas/{urn}")]
+async fn remove_schema(
+    ctx: web::Data<Context>,
+    actor: AdminActor,
+    path: web::Path<(String, String)>,
+    query: web::Query<DryRunParams>,
+) -> Result<HttpResponse, ApiError> {
+    let (slug, urn) = path.into_inner();
+    let change = schemas::Change::Remove(urn);
+    change_schema(&ctx, &actor, &slug, query.dry_run.unwrap_or(false), change).await
+}
+
+/// The tenant's schema jobs (re-indexes after extension changes), newest first, at most 100.
+#[utoipa::path(
+    operation_id = "listSchemaJobs",
+    tag = "Admin",
+    params(("slug" = String, Path, description = "Tenant slug.")),
+    responses(
+        (status = 200, description = "The jobs", content_type = SCIM, body = super::openapi::SchemaJobList),
+        (status = "default", description = "A SCIM error (401, 404)", content_type = SCIM, body = ScimErrorBody),
+    )
+)]
+#[get("/tenants/{slug}/jobs")]
+async fn list_jobs(
+    ctx: web::Data<Context>,
+    _: AdminActor,
+    slug: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let jobs = crate::service::jobs::list(&ctx, &slug).await?;
+    Ok(response::scim(StatusCode::OK, &json!({ "jobs": jobs })))
+}
+
+/// One schema job: its state and progress (`processed` of `total`) and the resources
+/// whose values do not fit.
+#[utoipa::path(
+    operation_id = "getSchemaJob",
+    tag = "Admin",
+    params(
+        ("slug" = String, Path, description = "Tenant slug."),
+        ("id" = String, Path, description = "The job's id."),
+    ),
+    responses(
+        (status = 200, description = "The job", content_type = SCIM, body = super::openapi::SchemaJob),
+        (status = "default", description = "A SCIM error (401, 404)", content_type = SCIM, body = ScimErrorBody),
+    )
+)]
+#[get("/tenants/{slug}/jobs/{id}")]
+async fn get_job(
+    ctx: web::Data<Context>,
+    _: AdminActor,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (slug, id) = path.into_inner();
+    let job = crate::service::jobs::get(&ctx, &slug, &id).await?;
+    Ok(response::scim(StatusCode::OK, &job))
 }
 
 /// The schema extensions the tenant registered.
@@ -391,6 +578,7 @@ async fn issue_token(
 
 #[derive(Debug, Deserialize, Validate, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 struct JournalParams {
     /// Entries at or after this RFC 3339 instant.
     #[param(format = DateTime)]

@@ -670,17 +670,93 @@ pub struct NonConforming {
     detail: String,
 }
 
-/// What a registration did.
+/// What a change of an extension would do (a dry run; nothing was stored).
 #[derive(Debug, ToSchema)]
 #[allow(dead_code, non_snake_case)]
-pub struct SchemaRegistration {
-    /// The schema as `/Schemas` now serves it.
-    schema: DiscoveryDocument,
-    /// Resources of the extended type re-indexed.
+pub struct SchemaPreview {
+    #[schema(inline)]
+    action: SchemaAction,
+    /// The schema as `/Schemas` would serve it (absent for a removal).
+    schema: Option<DiscoveryDocument>,
+    #[schema(inline)]
+    resourceType: ExtendedType,
+    /// Resources of the extended type that would be re-indexed.
     checked: u64,
+    /// Those holding values under the URN: typed from then on (a removal: untyped).
+    withValues: u64,
+    /// How many would hold values that do not fit (kept as they are).
     nonConformingCount: u64,
     /// The first 100 of them.
     nonConforming: Vec<NonConforming>,
+}
+
+/// What changed an extension.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code, non_camel_case_types)]
+pub enum SchemaAction {
+    register,
+    update,
+    remove,
+}
+
+/// A schema job's state: `superseded` when a later change of the same resource type's
+/// extensions re-indexes instead; `failed` when the tenant was deleted.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code, non_camel_case_types)]
+pub enum SchemaJobState {
+    queued,
+    running,
+    succeeded,
+    superseded,
+    failed,
+}
+
+/// The re-index that follows a change of an extension.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code, non_snake_case)]
+pub struct SchemaJob {
+    id: String,
+    #[schema(inline)]
+    action: SchemaAction,
+    /// The extension's URN.
+    schema: String,
+    #[schema(inline)]
+    resourceType: ExtendedType,
+    #[schema(inline)]
+    state: SchemaJobState,
+    /// Resources to re-index (counted when queued; the number processed once finished).
+    total: u64,
+    /// Resources re-indexed so far.
+    processed: u64,
+    /// How many hold values that do not fit (kept as they are, left out of filters).
+    nonConformingCount: u64,
+    /// The first 100 of them.
+    nonConforming: Vec<NonConforming>,
+    error: Option<String>,
+    /// `admin:<operator>` or `os:<user>`.
+    actor: String,
+    #[schema(format = DateTime)]
+    createdAt: String,
+    #[schema(format = DateTime)]
+    updatedAt: String,
+    #[schema(format = DateTime)]
+    finishedAt: Option<String>,
+}
+
+/// A change of an extension, accepted: the schema as served now and its re-index job.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct SchemaChangeAccepted {
+    /// The schema as `/Schemas` now serves it (absent after a removal).
+    schema: Option<DiscoveryDocument>,
+    job: SchemaJob,
+}
+
+/// A tenant's schema jobs, newest first.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct SchemaJobList {
+    jobs: Vec<SchemaJob>,
 }
 
 /// A tenant's registered extensions.

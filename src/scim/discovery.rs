@@ -82,23 +82,10 @@ pub fn resource_type(base: &str, rt: &ResourceType) -> Value {
     })
 }
 
-fn type_name(ty: AttrType) -> &'static str {
-    match ty {
-        AttrType::String => "string",
-        AttrType::Boolean => "boolean",
-        AttrType::Decimal => "decimal",
-        AttrType::Integer => "integer",
-        AttrType::DateTime => "dateTime",
-        AttrType::Binary => "binary",
-        AttrType::Reference => "reference",
-        AttrType::Complex => "complex",
-    }
-}
-
 fn attribute(a: &Attribute) -> Value {
     let mut out = json!({
         "name": a.name,
-        "type": type_name(a.ty),
+        "type": a.ty.name(),
         "multiValued": a.multi_valued,
         "description": a.description,
         "required": a.required,

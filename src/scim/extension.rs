@@ -191,6 +191,65 @@ pub fn parse_definition(value: &Value) -> Result<ExtensionDefinition, String> {
     })
 }
 
+/// Whether every value of type `from` is a value of type `to` as validation reads it: the
+/// same type, an integer as a decimal, or a date-time, binary or reference as a string.
+fn widens(from: AttrType, to: AttrType) -> bool {
+    from == to
+        || matches!(
+            (from, to),
+            (AttrType::Integer, AttrType::Decimal)
+                | (
+                    AttrType::DateTime | AttrType::Binary | AttrType::Reference,
+                    AttrType::String
+                )
+        )
+}
+
+fn widened_attributes(old: &[Attribute], new: &[Attribute], within: &str) -> Result<(), String> {
+    for before in old {
+        let path = format!("{within}{}", before.name);
+        let Some(after) = new
+            .iter()
+            .find(|a| a.name.eq_ignore_ascii_case(&before.name))
+        else {
+            return Err(format!("`{path}` is left out"));
+        };
+        if !widens(before.ty, after.ty) {
+            return Err(format!(
+                "`{path}` would change from {} to {}, which not every stored value fits",
+                before.ty.name(),
+                after.ty.name()
+            ));
+        }
+        if before.multi_valued && !after.multi_valued {
+            return Err(format!(
+                "`{path}` would change from multi-valued to single-valued"
+            ));
+        }
+        widened_attributes(
+            &before.sub_attributes,
+            &after.sub_attributes,
+            &format!("{path}."),
+        )?;
+    }
+    Ok(())
+}
+
+/// Checks that `new` only widens `old` (an update of a registered extension): it keeps the
+/// resource type and every attribute, adds attributes or sub-attributes, changes a type
+/// only to one every old value fits, single-valued to multi-valued, and anything else
+/// (description, mutability, returned, caseExact, canonical values) freely — so a value
+/// that fit before fits after. Any other change is a removal and a new registration.
+pub fn check_widening(old: &ExtensionDefinition, new: &ExtensionDefinition) -> Result<(), String> {
+    if old.resource_type != new.resource_type {
+        return Err(format!(
+            "the resource type would change from {} to {}",
+            old.resource_type, new.resource_type
+        ));
+    }
+    widened_attributes(&old.schema.attributes, &new.schema.attributes, "")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,5 +312,72 @@ mod tests {
             let e = parse_definition(&bad).unwrap_err();
             assert!(e.contains(why), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn an_update_may_add_and_widen_but_never_narrow() {
+        let old = parse_definition(&json!({
+            "id": "urn:x",
+            "attributes": [
+                {"name": "badge", "type": "integer"},
+                {"name": "hired", "type": "dateTime"},
+                {"name": "skills", "type": "string", "multiValued": true},
+                {"name": "office", "type": "complex", "subAttributes": [
+                    {"name": "floor", "type": "integer"}
+                ]}
+            ]
+        }))
+        .unwrap();
+        let with = |badge: &str, skills_multi: bool, floor: &str, extra: bool| {
+            let mut attributes = vec![
+                json!({"name": "Badge", "type": badge}),
+                json!({"name": "hired", "type": "string"}),
+                json!({"name": "skills", "type": "string", "multiValued": skills_multi}),
+                json!({"name": "office", "type": "complex", "subAttributes": [
+                    {"name": "floor", "type": floor}, {"name": "room", "type": "string"}
+                ]}),
+            ];
+            if extra {
+                attributes.push(json!({"name": "costCenter"}));
+            }
+            parse_definition(&json!({"id": "urn:x", "attributes": attributes})).unwrap()
+        };
+        assert_eq!(
+            check_widening(&old, &with("decimal", true, "integer", true)),
+            Ok(())
+        );
+        assert_eq!(
+            check_widening(&old, &with("integer", true, "decimal", false)),
+            Ok(())
+        );
+        for (new, why) in [
+            (
+                with("string", true, "integer", false),
+                "`badge` would change from integer to string",
+            ),
+            (
+                with("integer", false, "integer", false),
+                "multi-valued to single-valued",
+            ),
+            (with("integer", true, "string", false), "`office.floor`"),
+        ] {
+            let e = check_widening(&old, &new).unwrap_err();
+            assert!(e.contains(why), "{e}");
+        }
+        let fewer = parse_definition(
+            &json!({"id": "urn:x", "attributes": [{"name": "badge", "type": "integer"}]}),
+        )
+        .unwrap();
+        assert!(
+            check_widening(&old, &fewer)
+                .unwrap_err()
+                .contains("`hired` is left out")
+        );
+        let group = parse_definition(&json!({"id": "urn:x", "resourceType": "Group", "attributes": [{"name": "badge", "type": "integer"}]})).unwrap();
+        assert!(
+            check_widening(&fewer, &group)
+                .unwrap_err()
+                .contains("resource type")
+        );
     }
 }

@@ -22,6 +22,22 @@ pub enum AttrType {
     Complex,
 }
 
+impl AttrType {
+    /// The RFC 7643 §7 name of the type.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::String => "string",
+            Self::Boolean => "boolean",
+            Self::Decimal => "decimal",
+            Self::Integer => "integer",
+            Self::DateTime => "dateTime",
+            Self::Binary => "binary",
+            Self::Reference => "reference",
+            Self::Complex => "complex",
+        }
+    }
+}
+
 /// RFC 7643 §7 `mutability`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mutability {

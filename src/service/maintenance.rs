@@ -67,6 +67,7 @@ async fn purge_step(
     let now = ctx.now();
     // Its request journal (at most `SCIMBUS_JOURNAL_ENTRIES` rows) goes with the purge.
     crate::store::journal::delete_all(&txn, &tenant.id).await?;
+    crate::store::jobs::delete_all(&txn, &tenant.id).await?;
     // Exactly once across replicas: only the process that sets `purged_at` emits.
     if tenants::mark_purged(&txn, &tenant.id, &now).await? {
         let event = PendingEvent {

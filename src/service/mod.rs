@@ -11,6 +11,7 @@ mod emit;
 mod error;
 pub mod events;
 pub mod groups;
+pub mod jobs;
 pub mod journal;
 pub mod maintenance;
 pub mod operators;
@@ -152,6 +153,8 @@ pub struct Context {
     pub journal: journal::Journal,
     /// Wakes the maintenance loop (a tenant was deleted: start purging now).
     pub maintenance_wake: Arc<Notify>,
+    /// Wakes this process's schema job worker (a job was queued).
+    pub jobs_wake: Arc<Notify>,
     /// The process's Prometheus metrics.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The last read of the outbox backlog, for `/readyz`.

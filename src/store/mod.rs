@@ -7,6 +7,7 @@ pub mod brake;
 pub mod entities;
 mod error;
 pub mod groups;
+pub mod jobs;
 pub mod journal;
 pub mod members;
 pub mod outbox;

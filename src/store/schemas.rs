@@ -54,3 +54,72 @@ pub async fn list(
         })
         .collect())
 }
+
+/// One definition of the tenant (the URN compared exactly, as registered).
+pub async fn find(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    urn: &str,
+) -> Result<Option<StoredSchema>, StoreError> {
+    Ok(list(conn, tenant_id)
+        .await?
+        .into_iter()
+        .find(|s| s.urn.eq_ignore_ascii_case(urn)))
+}
+
+/// Replaces a definition (same URN and resource type).
+pub async fn replace(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    urn: &str,
+    definition: Value,
+) -> Result<(), StoreError> {
+    tenant_schema::Entity::update_many()
+        .col_expr(
+            tenant_schema::Column::Definition,
+            sea_orm::sea_query::Expr::value(definition),
+        )
+        .filter(tenant_schema::Column::TenantId.eq(tenant_id))
+        .filter(tenant_schema::Column::Urn.eq(urn))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// Removes a definition.
+pub async fn delete(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    urn: &str,
+) -> Result<(), StoreError> {
+    tenant_schema::Entity::delete_many()
+        .filter(tenant_schema::Column::TenantId.eq(tenant_id))
+        .filter(tenant_schema::Column::Urn.eq(urn))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// How many resources of `resource_type` (`User` or `Group`) the tenant has.
+pub async fn count_resources(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    resource_type: &str,
+) -> Result<i64, StoreError> {
+    let table = if resource_type == "Group" {
+        "groups"
+    } else {
+        "users"
+    };
+    let row = conn
+        .query_one_raw(super::statement(
+            conn,
+            &format!("SELECT COUNT(*) AS n FROM {table} WHERE tenant_id = $1"),
+            vec![tenant_id.into()],
+        ))
+        .await?;
+    Ok(match row {
+        Some(row) => row.try_get("", "n")?,
+        None => 0,
+    })
+}

@@ -245,18 +245,58 @@ pub async fn events_pruned_through(
     Ok(row(conn, tenant_id).await?.events_pruned_through)
 }
 
-/// Counts one more extension registration of the tenant (locking its row until commit).
+/// Counts one more change of the tenant's schema extensions and returns the new version.
+/// On PostgreSQL the tenant row is first locked `FOR UPDATE`, which waits for every write
+/// in hand (each holds it `FOR KEY SHARE` from its `live` check to its commit): a write
+/// either commits before the change — and the re-index that follows reads what it wrote —
+/// or sees the new version and fails with `SchemaChanged`. Its search documents, computed
+/// with the old registry, never land after the re-index has passed.
 pub async fn bump_schema_version(
     conn: &impl ConnectionTrait,
     tenant_id: &str,
-) -> Result<(), StoreError> {
-    tenant::Entity::update_many()
-        .col_expr(
-            tenant::Column::SchemaVersion,
-            Expr::col(tenant::Column::SchemaVersion).add(1),
-        )
-        .filter(tenant::Column::Id.eq(tenant_id))
-        .exec(conn)
+) -> Result<i64, StoreError> {
+    if conn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        conn.execute_raw(super::statement(
+            conn,
+            "SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE",
+            vec![tenant_id.into()],
+        ))
         .await?;
-    Ok(())
+    }
+    let row = conn
+        .query_one_raw(super::statement(
+            conn,
+            "UPDATE tenants SET schema_version = schema_version + 1 WHERE id = $1 \
+             RETURNING schema_version",
+            vec![tenant_id.into()],
+        ))
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    Ok(row.try_get("", "schema_version")?)
+}
+
+/// The schema version of the live tenant, read as a write reads it (PostgreSQL: `FOR KEY
+/// SHARE` until commit, so a schema change waits for this transaction); `None` when the
+/// tenant is deleted.
+pub async fn schema_version_for_write(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+) -> Result<Option<i64>, StoreError> {
+    let lock = match conn.get_database_backend() {
+        sea_orm::DbBackend::Postgres => " FOR KEY SHARE",
+        _ => "",
+    };
+    let row = conn
+        .query_one_raw(super::statement(
+            conn,
+            &format!(
+                "SELECT schema_version FROM tenants WHERE id = $1 AND deleted_at IS NULL{lock}"
+            ),
+            vec![tenant_id.into()],
+        ))
+        .await?;
+    Ok(match row {
+        Some(row) => Some(row.try_get("", "schema_version")?),
+        None => None,
+    })
 }

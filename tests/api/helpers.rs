@@ -365,6 +365,56 @@ impl TestApp {
         request.send().await.unwrap()
     }
 
+    /// A change of an extension of this app's tenant (`POST /schemas`, `PUT` or `DELETE
+    /// /schemas/{urn}`): answered 202 with its re-index job at `Location`, which this
+    /// follows to its end; returns the finished job.
+    pub async fn change_schema(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Value {
+        let response = self
+            .admin(
+                method,
+                &format!("/tenants/{}/schemas{path}", self.tenant),
+                body,
+            )
+            .await;
+        assert_eq!(response.status(), 202, "{:?}", response.text().await);
+        let location = response.headers()["location"].to_str().unwrap().to_owned();
+        let accepted: Value = response.json().await.unwrap();
+        let job = accepted["job"]["id"].as_str().unwrap();
+        assert!(
+            location.ends_with(&format!("/admin/v1/tenants/{}/jobs/{job}", self.tenant)),
+            "{location}"
+        );
+        self.finished_job(job).await
+    }
+
+    /// The tenant's schema job `id` once it is over (waits up to a minute).
+    pub async fn finished_job(&self, id: &str) -> Value {
+        let mut last = Value::Null;
+        for _ in 0..1200 {
+            let job: Value = self
+                .admin(
+                    reqwest::Method::GET,
+                    &format!("/tenants/{}/jobs/{id}", self.tenant),
+                    None,
+                )
+                .await
+                .json()
+                .await
+                .unwrap();
+            if !matches!(job["state"].as_str(), Some("queued" | "running")) {
+                return job;
+            }
+            last = job;
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("schema job {id} did not finish within a minute: {last}");
+    }
+
     /// `POST /scim/v2/{tenant}/Users` of `user(name)` with another tenant's `token`; 201.
     pub async fn create_user_in(&self, tenant: &str, token: &str, name: &str) {
         let response = self

@@ -40,5 +40,6 @@ mod query;
 mod query_props;
 mod races;
 mod relay;
+mod schema_jobs;
 mod search;
 mod users;

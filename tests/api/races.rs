@@ -226,6 +226,17 @@ async fn cost_centers(app: &TestApp, value: &str) -> u64 {
         .unwrap()
 }
 
+/// Registers the extension of [`register_cost_center`] and waits for its re-index.
+async fn registered_cost_center(app: &TestApp) {
+    let registered = register_cost_center(app).send().await.unwrap();
+    assert_eq!(registered.status(), 202);
+    let accepted: Value = registered.json().await.unwrap();
+    let job = app
+        .finished_job(accepted["job"]["id"].as_str().unwrap())
+        .await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+}
+
 /// The request registering the extension `urn:example:acme:1.0:User` (a `costCenter`
 /// string) for tenant `acme`.
 fn register_cost_center(app: &TestApp) -> reqwest::RequestBuilder {
@@ -249,8 +260,10 @@ async fn reindexing_never_overwrites_a_concurrent_write_or_fails_after_committin
     let changed = app.create_user(&body("changed", "OLD")).await;
     let gone = app.create_user(&body("gone", "X")).await;
     let tenant_id = app.tenant_row().await.id;
-    let mut pause = Pause::arm("reindex.batch", &tenant_id);
-    let registration = tokio::spawn(register_cost_center(&app).send());
+    let mut pause = Pause::arm("reindex.batch", &format!("{tenant_id}:0"));
+    let registration = register_cost_center(&app).send().await.unwrap();
+    assert_eq!(registration.status(), 202);
+    let accepted: Value = registration.json().await.unwrap();
     assert!(pause.reached().await);
     let put = tokio::spawn(
         app.client
@@ -267,7 +280,10 @@ async fn reindexing_never_overwrites_a_concurrent_write_or_fails_after_committin
     );
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     pause.release();
-    assert_eq!(registration.await.unwrap().unwrap().status(), 201);
+    let job = app
+        .finished_job(accepted["job"]["id"].as_str().unwrap())
+        .await;
+    assert_eq!(job["state"], "succeeded", "{job}");
     assert_eq!(put.await.unwrap().unwrap().status(), 200);
     assert_eq!(delete.await.unwrap().unwrap().status(), 204);
     let found = |value: &'static str| cost_centers(&app, value);
@@ -301,8 +317,7 @@ async fn a_write_built_before_a_registration_never_lands_with_the_old_typing() {
                 .send(),
         );
         assert!(pause.reached().await);
-        let registered = register_cost_center(&app).send().await.unwrap();
-        assert_eq!(registered.status(), 201, "{backend:?}");
+        registered_cost_center(&app).await;
         pause.release();
         let answer = put.await.unwrap().unwrap();
         let status = answer.status().as_u16();
@@ -349,8 +364,7 @@ async fn a_create_built_before_a_registration_lands_nothing() {
                 .send(),
         );
         assert!(pause.reached().await);
-        let registered = register_cost_center(&app).send().await.unwrap();
-        assert_eq!(registered.status(), 201, "{backend:?}");
+        registered_cost_center(&app).await;
         pause.release();
         assert_eq!(create.await.unwrap().unwrap().status(), 503, "{backend:?}");
         let found = app.list_users(&[("filter", "userName eq \"early\"")]).await;

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod group;
 pub mod group_member;
 pub mod outbox;
+pub mod schema_job;
 pub mod tenant;
 pub mod tenant_schema;
 pub mod token;
