@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
-use serde_json::Value;
 use tokio::sync::watch;
 
 use super::audit::Actor;
@@ -26,7 +25,7 @@ use crate::domain::Tenant;
 use crate::scim::query::search_document;
 use crate::scim::schema::Registry;
 use crate::store::jobs::{self, Progress, StoredJob};
-use crate::store::{StoreError, groups, schemas, tenants, users};
+use crate::store::{schemas, tenants};
 
 /// Resources re-indexed per transaction.
 const BATCH: u64 = 500;
@@ -220,6 +219,7 @@ pub async fn process(
             "Group" => registry.group(),
             _ => registry.user(),
         };
+        let mut searches = Vec::with_capacity(documents.len());
         for (id, document) in &documents {
             processed += 1;
             if let Some(detail) = check(&registry, &job.resource_type, document) {
@@ -231,8 +231,9 @@ pub async fn process(
                     });
                 }
             }
-            set_search(&txn, &job, id, search_document(&registry, rt, document)).await?;
+            searches.push((id.clone(), search_document(&registry, rt, document)));
         }
+        schemas::set_search_many(&txn, &job.tenant_id, &job.resource_type, searches).await?;
         if let Some((last, _)) = documents.last() {
             after = Some(last.clone());
         }
@@ -269,19 +270,6 @@ pub async fn process(
         if done {
             return Ok(Turn::Finished);
         }
-    }
-}
-
-async fn set_search(
-    conn: &impl sea_orm::ConnectionTrait,
-    job: &StoredJob,
-    id: &str,
-    search: Value,
-) -> Result<(), StoreError> {
-    if job.resource_type == "Group" {
-        groups::set_search(conn, &job.tenant_id, id, search).await
-    } else {
-        users::set_search(conn, &job.tenant_id, id, search).await
     }
 }
 

@@ -15,6 +15,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use sea_orm::ConnectionTrait;
 use serde_json::Value;
 use tokio::sync::{Mutex, mpsc, watch};
 
@@ -70,6 +71,9 @@ impl Journal {
     }
 }
 
+/// How long the writer gathers entries after the first before it writes them.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// How often a tenant's journal is pruned at most while requests keep coming; an idle
 /// writer prunes what is left at once.
 const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
@@ -95,11 +99,14 @@ pub async fn run(ctx: Context, mut stop: watch::Receiver<bool>) {
             // Idle: the tenants written since their last prune are pruned now.
             Some(None) => Vec::new(),
             Some(Some(first)) => {
+                // More entries for up to `LINGER`: a busy process writes one transaction
+                // per batch, not one per request.
                 let mut batch = vec![first];
+                let deadline = tokio::time::Instant::now() + LINGER;
                 while batch.len() < BATCH {
-                    match receiver.try_recv() {
-                        Ok(entry) => batch.push(entry),
-                        Err(_) => break,
+                    match tokio::time::timeout_at(deadline, receiver.recv()).await {
+                        Ok(Some(entry)) => batch.push(entry),
+                        _ => break,
                     }
                 }
                 batch
@@ -144,6 +151,13 @@ async fn write(ctx: &Context, batch: &[JournalEntry], due: &[String]) -> Result<
         return Ok(());
     }
     let txn = ctx.store.begin_write().await?;
+    if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        // The journal is diagnostics: its commit need not wait for the disk (a crash may
+        // lose the last fraction of a second of entries, never a resource or an event),
+        // and it leaves the fsyncs to the writes that need them.
+        txn.execute_unprepared("SET LOCAL synchronous_commit TO off")
+            .await?;
+    }
     for chunk in batch.chunks(BATCH) {
         journal::insert(&txn, chunk).await?;
     }

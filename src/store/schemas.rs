@@ -123,3 +123,41 @@ pub async fn count_resources(
         None => 0,
     })
 }
+
+/// Sets the search documents of the tenant's resources of `resource_type` (`User` or
+/// `Group`), `(id, document)` each, in one statement; a resource deleted meanwhile is no
+/// error.
+pub async fn set_search_many(
+    conn: &impl ConnectionTrait,
+    tenant_id: &str,
+    resource_type: &str,
+    rows: Vec<(String, Value)>,
+) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let table = if resource_type == "Group" {
+        "groups"
+    } else {
+        "users"
+    };
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(rows.len() * 2 + 1);
+    values.push(tenant_id.into());
+    let mut list = String::new();
+    for (i, (id, search)) in rows.into_iter().enumerate() {
+        if i > 0 {
+            list.push_str(", ");
+        }
+        list.push_str(&format!("(${}, ${})", values.len() + 1, values.len() + 2));
+        values.push(id.into());
+        values.push(search.into());
+    }
+    // `column1`, `column2`: the names both PostgreSQL and SQLite give a VALUES list's columns.
+    let sql = format!(
+        "UPDATE {table} SET search = v.column2 FROM (VALUES {list}) AS v \
+         WHERE {table}.tenant_id = $1 AND {table}.id = v.column1"
+    );
+    conn.execute_raw(super::statement(conn, &sql, values))
+        .await?;
+    Ok(())
+}
