@@ -368,6 +368,9 @@ async fn offline_context(settings: &Settings) -> anyhow::Result<Context> {
         .context("cannot open the database (on SQLite, use the admin API while `serve` runs)")
 }
 
+/// The user the demo's create command sends.
+const DEMO_USER: &str = r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"bjensen@example.com"}"#;
+
 async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
     if demo && !settings.listen.ip().is_loopback() {
         bail!(
@@ -378,19 +381,33 @@ async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
     let app = Application::build(settings).await?;
     let ctx = app.context().clone();
     let base = ctx.public_url.as_str().trim_end_matches('/').to_owned();
-    if demo {
+    // What `serve` prints is for whoever started it; a closed stdout (`| head`, a parent
+    // that stopped reading) must not stop the server, so write errors are ignored.
+    let text = if demo {
         let (tenant, secret) = tenants::demo(&ctx, &Actor::os_user()).await?;
         let scim = ctx.scim_base(&tenant.slug);
-        println!("scimbus is serving on {base}");
-        println!("SCIM base URL: {scim}");
-        println!("Bearer token (shown once): {}", secret.expose_secret());
-        println!("Try:");
-        println!(
-            "  curl -H 'Authorization: Bearer {}' {scim}/Users",
-            secret.expose_secret()
-        );
+        let token = secret.expose_secret();
+        let events = format!("{base}/events/v1/{}", tenant.slug);
+        format!(
+            "scimbus is serving on {base}\n\
+             SCIM base URL: {scim}\n\
+             Bearer token (shown once): {token}\n\
+             Try:\n\
+             \x20 # the users (none yet)\n\
+             \x20 curl -H 'Authorization: Bearer {token}' {scim}/Users\n\
+             \x20 # create one\n\
+             \x20 curl -H 'Authorization: Bearer {token}' -H 'Content-Type: application/scim+json' \\\n\
+             \x20   -d '{DEMO_USER}' {scim}/Users\n\
+             \x20 # the event it published (the pull API; RabbitMQ consumers get the same)\n\
+             \x20 curl -H 'Authorization: Bearer {token}' {events}\n"
+        )
     } else {
-        println!("scimbus is serving on {base} (health: {base}/healthz)");
+        format!("scimbus is serving on {base} (health: {base}/healthz)\n")
+    };
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
     }
     let handle = app.server_handle();
     let waiters = ctx.event_waiters.clone();

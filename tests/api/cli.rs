@@ -734,3 +734,66 @@ async fn schema_commands_dry_run_register_update_remove_and_follow_jobs() {
         "{listed}"
     );
 }
+
+#[tokio::test]
+async fn serve_demo_prints_commands_that_create_a_user_and_show_its_event_without_colour() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = scimbus(&dir)
+        .env("SCIMBUS_LOG", "info")
+        .args(["serve", "--demo"])
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let mut printed = Vec::new();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        let done = line.contains("/events/v1/");
+        printed.push(line);
+        if done {
+            break;
+        }
+    }
+    let after_token = |line: &str| -> (String, String) {
+        let rest = line.split("Bearer ").nth(1).unwrap();
+        let (token, rest) = rest.split_once('\'').unwrap();
+        (token.to_owned(), rest.to_owned())
+    };
+    let events_line = printed.last().unwrap().trim().to_owned();
+    let (token, events_url) = after_token(&events_line);
+    let create = printed
+        .iter()
+        .map(|l| l.trim())
+        .find(|l| l.starts_with("-d '"))
+        .unwrap_or_else(|| panic!("no create command in {printed:?}"));
+    let (body, url) = create["-d '".len()..].split_once("' ").unwrap();
+    let client = reqwest::Client::new();
+    let created = client
+        .post(url.trim())
+        .bearer_auth(&token)
+        .header("Content-Type", "application/scim+json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201, "{printed:?}");
+    let events = client
+        .get(events_url.trim())
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), 200);
+    let events = events.text().await.unwrap();
+    assert!(
+        events.contains("scimbus.user.created") && events.contains("bjensen@example.com"),
+        "{events}"
+    );
+    // Its log went to a pipe: plain text, no colour codes.
+    child.kill().await.unwrap();
+    let mut log = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut child.stderr.take().unwrap(), &mut log)
+        .await
+        .unwrap();
+    assert!(log.contains("INFO"), "{log}");
+    assert!(!log.contains('\u{1b}'), "{log:?}");
+}
