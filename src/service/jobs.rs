@@ -264,9 +264,18 @@ pub async fn process(
             jobs::finish(&txn, &job.id, owner, jobs::SUCCEEDED, None, &now).await?;
         }
         txn.commit().await?;
-        if let Some(now) = jobs::find(ctx.store.conn(), &job.tenant_id, &job.id).await? {
-            progress(&view(now));
-        }
+        // What was just committed, told without reading it back.
+        progress(&view(StoredJob {
+            state: (if done { jobs::SUCCEEDED } else { jobs::RUNNING }).to_owned(),
+            total: if done { processed } else { total },
+            processed,
+            after: after.clone(),
+            non_conforming_count: bad_count,
+            non_conforming: listed,
+            updated_at: now.clone(),
+            finished_at: done.then(|| now.clone()),
+            ..job.clone()
+        }));
         if done {
             return Ok(Turn::Finished);
         }
