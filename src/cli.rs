@@ -11,7 +11,7 @@ use secrecy::ExposeSecret;
 use url::Url;
 
 use crate::clock::SystemClock;
-use crate::config::Settings;
+use crate::config::{LoadError, Settings};
 use crate::domain::Scope;
 use crate::events::Relay;
 use crate::service::{Context, apps, brake, events, journal, operators, tenants};
@@ -27,6 +27,32 @@ use crate::store::{Backend, Store};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    #[command(flatten)]
+    pub settings: crate::config::Declared,
+}
+
+/// The command line: every setting is a global flag, so `scimbus serve --listen …` works
+/// and each command's `--help` lists the settings with their variables.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory as _;
+    Cli::command().mut_args(|a| {
+        if a.get_env().is_some() {
+            a.global(true)
+        } else {
+            a
+        }
+    })
+}
+
+/// Parses the command line and the settings (flags, `SCIMBUS_*` variables, the
+/// `SCIMBUS_CONFIG` file, defaults) of this process.
+pub fn parse(argv: Vec<std::ffi::OsString>) -> Result<(Cli, Settings), LoadError> {
+    use clap::FromArgMatches as _;
+    let (matches, effective) =
+        crate::config::parse_with(command(), argv, &|name| std::env::var(name).ok(), true)?;
+    let cli = Cli::from_arg_matches(&matches).map_err(LoadError::Usage)?;
+    let settings = Settings::from_declared(cli.settings.clone(), effective);
+    Ok((cli, settings))
 }
 
 #[derive(Debug, Subcommand)]
@@ -78,9 +104,13 @@ pub enum Command {
         #[command(subcommand)]
         command: EventsCommand,
     },
-    /// Print the effective configuration (environment, then `SCIMBUS_CONFIG`'s file,
-    /// then defaults), secrets masked.
-    Config,
+    /// Print the effective configuration (flags, then the environment, then
+    /// `SCIMBUS_CONFIG`'s file, then defaults) and where each value came from, secrets
+    /// masked.
+    Config {
+        #[command(flatten)]
+        output: Output,
+    },
     /// Print the OpenAPI document of every route (the committed `openapi/openapi.json`).
     Openapi,
     /// Read the audit log of admin actions.
@@ -93,6 +123,8 @@ pub enum Command {
         after: Option<String>,
         #[arg(long, default_value_t = 100)]
         limit: u64,
+        #[command(flatten)]
+        output: Output,
     },
 }
 
@@ -136,6 +168,8 @@ pub enum SchemaCommand {
     Jobs {
         #[arg(long)]
         tenant: String,
+        #[command(flatten)]
+        output: Output,
     },
     /// Follow a re-index job to its end with a progress bar (running it here if no server
     /// holds it), then print its report.
@@ -144,6 +178,25 @@ pub enum SchemaCommand {
         tenant: String,
         id: String,
     },
+}
+
+/// How a listing command prints.
+#[derive(Debug, clap::Args)]
+pub struct Output {
+    /// Print one JSON array (the admin API's representation) instead of lines of text.
+    #[arg(long)]
+    json: bool,
+}
+
+impl Output {
+    /// Prints `items` as one JSON array and returns true under `--json`; false otherwise
+    /// (the caller prints its lines).
+    fn json<T: serde::Serialize>(&self, items: &[T]) -> anyhow::Result<bool> {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(items)?);
+        }
+        Ok(self.json)
+    }
 }
 
 /// How `schema register|update|remove` runs.
@@ -174,7 +227,10 @@ pub enum TenantCommand {
     /// Create a tenant; its SCIM base URL is /scim/v2/<slug>.
     Create { slug: String },
     /// List tenants.
-    List,
+    List {
+        #[command(flatten)]
+        output: Output,
+    },
     /// Disable a tenant and revoke its tokens at once; its data is purged in the background
     /// by `serve`, then `scimbus.tenant.deleted` is emitted.
     Delete { slug: String },
@@ -216,6 +272,8 @@ pub enum TokenCommand {
     List {
         #[arg(long)]
         tenant: String,
+        #[command(flatten)]
+        output: Output,
     },
     /// Revoke a token; the next request with it gets 401.
     Revoke {
@@ -273,7 +331,10 @@ pub enum AppCommand {
         expires_in_days: Option<u32>,
     },
     /// List the credentials (never their secrets).
-    List,
+    List {
+        #[command(flatten)]
+        output: Output,
+    },
     /// Revoke a credential; its next request gets 401.
     Revoke { id: String },
 }
@@ -288,7 +349,10 @@ pub enum OperatorCommand {
         expires_in_days: Option<u32>,
     },
     /// List the admin tokens (never their secrets), the bootstrap one included.
-    List,
+    List {
+        #[command(flatten)]
+        output: Output,
+    },
     /// Revoke an admin token (the bootstrap one included: it stays revoked when `serve`
     /// starts again with the same SCIMBUS_ADMIN_TOKEN).
     Revoke { id: String },
@@ -324,9 +388,19 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
             println!("{n} events of {subject} in tenant {tenant} redacted");
             Ok(())
         }
-        Command::Config => {
-            for (name, value) in settings.effective() {
-                println!("{name}={value}");
+        Command::Config { output } => {
+            if output.json {
+                println!("{}", serde_json::to_string_pretty(settings.effective())?);
+                return Ok(());
+            }
+            for e in settings.effective() {
+                let value = e.value.as_deref().unwrap_or("(unset)");
+                let source = serde_json::to_value(e.source)?;
+                println!(
+                    "{}={value}\t# {}",
+                    e.name,
+                    source.as_str().unwrap_or_default()
+                );
             }
             Ok(())
         }
@@ -338,9 +412,13 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
             tenant,
             after,
             limit,
+            output,
         } => {
             let ctx = offline_context(&settings).await?;
             let entries = audit::list(&ctx, tenant.as_deref(), after.as_deref(), limit).await?;
+            if output.json(&entries)? {
+                return Ok(());
+            }
             for e in entries {
                 println!(
                     "{}\t{}\t{}\t{}\t{}\t{}\t{}",
@@ -477,8 +555,12 @@ async fn app(ctx: &Context, command: AppCommand) -> anyhow::Result<()> {
             );
             println!("{}", secret.expose_secret());
         }
-        AppCommand::List => {
-            for a in apps::list(ctx).await? {
+        AppCommand::List { output } => {
+            let list = apps::list(ctx).await?;
+            if output.json(&list)? {
+                return Ok(());
+            }
+            for a in list {
                 let state = match (&a.revoked_at, &a.expires_at) {
                     (Some(r), _) => format!("revoked {r}"),
                     (None, Some(e)) => format!("expires {e}"),
@@ -519,8 +601,12 @@ async fn operator(ctx: &Context, command: OperatorCommand) -> anyhow::Result<()>
             );
             println!("{}", secret.expose_secret());
         }
-        OperatorCommand::List => {
-            for t in operators::list(ctx).await? {
+        OperatorCommand::List { output } => {
+            let list = operators::list(ctx).await?;
+            if output.json(&list)? {
+                return Ok(());
+            }
+            for t in list {
                 let state = match (&t.revoked_at, &t.expires_at) {
                     (Some(r), _) => format!("revoked {r}"),
                     (None, Some(e)) => format!("expires {e}"),
@@ -600,8 +686,12 @@ async fn tenant(ctx: &Context, command: TenantCommand) -> anyhow::Result<()> {
             let t = tenants::create_tenant(ctx, &Actor::os_user(), &slug).await?;
             println!("tenant {} created: {}", t.slug, ctx.scim_base(&t.slug));
         }
-        TenantCommand::List => {
-            for t in tenants::list_tenants(ctx).await? {
+        TenantCommand::List { output } => {
+            let list = tenants::list_tenants(ctx).await?;
+            if output.json(&list)? {
+                return Ok(());
+            }
+            for t in list {
                 let state = t
                     .deleted_at
                     .as_deref()
@@ -678,8 +768,12 @@ async fn token(ctx: &Context, command: TokenCommand) -> anyhow::Result<()> {
             println!("token {} issued; its secret is shown once:", info.id);
             println!("{}", secret.expose_secret());
         }
-        TokenCommand::List { tenant } => {
-            for t in tenants::list_tokens(ctx, &tenant).await? {
+        TokenCommand::List { tenant, output } => {
+            let list = tenants::list_tokens(ctx, &tenant).await?;
+            if output.json(&list)? {
+                return Ok(());
+            }
+            for t in list {
                 let state = match (&t.revoked_at, &t.expires_at) {
                     (Some(r), _) => format!("revoked {r}"),
                     (None, Some(e)) => format!("expires {e}"),
@@ -723,8 +817,12 @@ async fn schema_command(ctx: &Context, command: SchemaCommand) -> anyhow::Result
             }
             return Ok(());
         }
-        SchemaCommand::Jobs { tenant } => {
-            for job in crate::service::jobs::list(ctx, &tenant).await? {
+        SchemaCommand::Jobs { tenant, output } => {
+            let list = crate::service::jobs::list(ctx, &tenant).await?;
+            if output.json(&list)? {
+                return Ok(());
+            }
+            for job in list {
                 println!(
                     "{}\t{}\t{} {}\t{}/{}\t{} not fitting\t{}",
                     job.id,
@@ -800,4 +898,30 @@ async fn follow_job(ctx: &Context, tenant: &str, id: &str) -> anyhow::Result<()>
         anyhow::bail!("job {} failed: {error}", job.id);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    const BEGIN: &str = "<!-- settings table: made from src/config.rs; after changing a setting run \
+                         `SCIMBUS_BLESS=1 cargo test --lib settings_table` -->\n";
+    const END: &str = "<!-- end of the settings table -->";
+
+    #[test]
+    fn the_readme_settings_table_is_the_declaration() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
+        let readme = std::fs::read_to_string(path).unwrap();
+        let table = crate::config::markdown_table(&super::command());
+        let (before, rest) = readme.split_once(BEGIN).expect("the README's table start");
+        let (current, after) = rest.split_once(END).expect("the README's table end");
+        if current != table {
+            if std::env::var_os("SCIMBUS_BLESS").is_some() {
+                std::fs::write(path, format!("{before}{BEGIN}{table}{END}{after}")).unwrap();
+            } else {
+                panic!(
+                    "README.md's settings table differs from the declaration; \
+                     run `SCIMBUS_BLESS=1 cargo test --lib settings_table`"
+                );
+            }
+        }
+    }
 }

@@ -1,11 +1,21 @@
-//! Typed settings from `SCIMBUS_*` variables, validated at start. Secrets are wrapped so
-//! they are never printed by `Debug`. Nothing here is global: `Settings` is passed along.
+//! Settings, declared once. [`Declared`] names each setting's flag, environment variable,
+//! default, validation and whether it is secret; from it come parsing (flag, then
+//! `SCIMBUS_*` variable, then the `SCIMBUS_CONFIG` file, then the default), `scimbus
+//! config`, `scimbus --help` and the README's table (a test keeps that table equal to
+//! [`markdown_table`]). [`Settings`] is the typed view the rest of the service reads;
+//! nothing here is global: `Settings` is passed along. Secrets never reach `Debug`, help
+//! or `scimbus config`.
 
+use std::collections::HashMap;
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use clap::{ArgMatches, Command, FromArgMatches as _};
 use secrecy::SecretString;
 use url::Url;
+
+use crate::telemetry::LogFormat;
 
 /// Smallest body limit accepted: a 10 000-member group PUT must fit (DESIGN 17).
 pub const MIN_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -14,64 +24,353 @@ pub const MIN_BODY_BYTES: usize = 4 * 1024 * 1024;
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://scimbus.db?mode=rwc";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
+/// The environment variable naming the settings file.
+const CONFIG_VARIABLE: &str = "SCIMBUS_CONFIG";
+
+/// Every setting. The first paragraph of each comment is its `-h` line; the whole comment
+/// is its `--help` text and its row in the README's table.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Settings (each flag may instead be set by the variable shown)")]
+pub struct Declared {
+    /// Where the data lives: `postgres://user@host/db` or `sqlite://file?mode=rwc`. SQLite
+    /// means one process: a second one on the same file refuses to start. A password in
+    /// it is masked wherever scimbus prints the URL.
+    #[arg(long, env = "SCIMBUS_DATABASE_URL", value_name = "URL", hide_env_values = true,
+          default_value = DEFAULT_DATABASE_URL, value_parser = database_url)]
+    pub database_url: String,
+    /// Address to bind, `host:port`; port `0` picks a free one.
+    #[arg(long, env = "SCIMBUS_LISTEN", value_name = "ADDR", default_value = DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+    /// A second address serving only `/admin/v1/…`, `/metrics`, `/healthz` and `/readyz`;
+    /// set, the admin API and `/metrics` leave `SCIMBUS_LISTEN`.
+    #[arg(long, env = "SCIMBUS_ADMIN_LISTEN", value_name = "ADDR")]
+    pub admin_listen: Option<SocketAddr>,
+    /// The URL clients use, `http` or `https` (TLS terminates at a proxy; Entra requires
+    /// HTTPS); builds `Location`, `meta.location` and `$ref`. Unset: `http://` and the
+    /// listen address.
+    #[arg(long, env = "SCIMBUS_PUBLIC_URL", value_name = "URL", value_parser = public_url)]
+    pub public_url: Option<Url>,
+    /// `serve` stores it at start as the admin token of the operator `bootstrap` (16
+    /// characters or more); once revoked it stays revoked. With none set and none stored,
+    /// the admin API is off.
+    #[arg(long, env = "SCIMBUS_ADMIN_TOKEN", value_name = "SECRET", hide_env_values = true,
+          value_parser = secret::<16>)]
+    pub admin_token: Option<SecretString>,
+    /// `on`: apply pending migrations at start (under a PostgreSQL advisory lock); `off`
+    /// leaves them to `scimbus migrate`.
+    #[arg(long, env = "SCIMBUS_MIGRATE", value_name = "on|off", default_value = "on",
+          value_parser = switch, action = clap::ArgAction::Set)]
+    pub migrate: bool,
+    /// Request body limit in bytes, at least 4 MiB; larger bodies answer 413.
+    #[arg(long, env = "SCIMBUS_MAX_BODY_BYTES", value_name = "BYTES", default_value = "8388608",
+          value_parser = clap::value_parser!(u64).range(MIN_BODY_BYTES as u64..))]
+    pub max_body_bytes: u64,
+    /// Tracing filter, e.g. `info` or `scimbus=debug` (query strings, which carry filter
+    /// values, are logged only at debug).
+    #[arg(long, env = "SCIMBUS_LOG", value_name = "FILTER", default_value = "info",
+          value_parser = log_filter)]
+    pub log: String,
+    /// `text` (coloured only when stderr is a terminal and `NO_COLOR` is unset) or `json`:
+    /// one object per line, each line of a request carrying its `request_id` (also sent as
+    /// `X-Request-Id`, in its events as `correlationid` and in a 5xx body as the
+    /// reference).
+    #[arg(
+        long,
+        env = "SCIMBUS_LOG_FORMAT",
+        value_name = "FORMAT",
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+    /// The key sealing pagination cursors (32 characters or more); replicas behind one
+    /// load balancer must share it. Unset: a random key per process.
+    #[arg(long, env = "SCIMBUS_CURSOR_KEY", value_name = "SECRET", hide_env_values = true,
+          value_parser = secret::<32>)]
+    pub cursor_key: Option<SecretString>,
+    /// How long a pagination cursor stays valid, in seconds (`expiredCursor` after).
+    #[arg(long, env = "SCIMBUS_CURSOR_TIMEOUT_SECS", value_name = "SECS", default_value = "3600",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub cursor_timeout_secs: u32,
+    /// RabbitMQ URL (`amqp://user:pass@host:5672/%2f` or `amqps://…`); set, `serve` runs a
+    /// relay. The `SCIMBUS_AMQP_*` and `SCIMBUS_RELAY_*` settings apply only with it.
+    #[arg(long, env = "SCIMBUS_AMQP_URL", value_name = "URL", hide_env_values = true,
+          value_parser = amqp_url)]
+    pub amqp_url: Option<SecretString>,
+    /// The durable topic exchange events go to.
+    #[arg(long, env = "SCIMBUS_AMQP_EXCHANGE", value_name = "NAME",
+          default_value = "scimbus.events", value_parser = amqp_name)]
+    pub amqp_exchange: String,
+    /// The exchange's alternate exchange (fanout), where events no queue takes go.
+    #[arg(long, env = "SCIMBUS_AMQP_UNROUTED_EXCHANGE", value_name = "NAME",
+          default_value = "scimbus.unrouted", value_parser = amqp_name)]
+    pub amqp_unrouted_exchange: String,
+    /// The durable queue behind the alternate exchange.
+    #[arg(long, env = "SCIMBUS_AMQP_UNROUTED_QUEUE", value_name = "NAME",
+          default_value = "scimbus.unrouted", value_parser = amqp_name)]
+    pub amqp_unrouted_queue: String,
+    /// That queue's length limit (oldest dropped first).
+    #[arg(long, env = "SCIMBUS_AMQP_UNROUTED_MAX_LENGTH", value_name = "N",
+          default_value = "100000", value_parser = clap::value_parser!(u32).range(1..))]
+    pub amqp_unrouted_max_length: u32,
+    /// Events per publish batch.
+    #[arg(long, env = "SCIMBUS_RELAY_BATCH_SIZE", value_name = "N", default_value = "500",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub relay_batch_size: u64,
+    /// Milliseconds between the relay's looks when no wake-up comes; also how often a
+    /// standby relay tries to lead.
+    #[arg(long, env = "SCIMBUS_RELAY_POLL_MS", value_name = "MS", default_value = "1000",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub relay_poll_ms: u64,
+    /// Larger events are parked as unpublishable (metric and log line) instead of
+    /// blocking their tenant's lane.
+    #[arg(long, env = "SCIMBUS_RELAY_MAX_MESSAGE_BYTES", value_name = "BYTES",
+          default_value = "67108864", value_parser = clap::value_parser!(u64).range(1024..))]
+    pub relay_max_message_bytes: u64,
+    /// Addresses or CIDR ranges (comma-separated) of the reverse proxies whose `Forwarded`
+    /// and `X-Forwarded-*` headers are believed; from anyone else those headers are dropped.
+    #[arg(long, env = "SCIMBUS_TRUSTED_PROXIES", value_name = "LIST",
+          value_parser = trusted_proxies)]
+    pub trusted_proxies: Option<TrustedProxies>,
+    /// Each tenant token's request budget: `<n>/s`, `<n>/min` or `off`. Bursts of ten
+    /// seconds of the rate and at least twice `n` (1 000 at once by default; Entra's gallery
+    /// asks for at least 25/s). Per process: with N replicas a token may get N times it.
+    /// Over it: 429 SCIM error with `Retry-After`.
+    #[arg(long, env = "SCIMBUS_RATE_LIMIT", value_name = "BUDGET", default_value = "100/s",
+          value_parser = budget)]
+    pub rate_limit: Budget,
+    /// Per-tenant budgets, e.g. `acme=50/s,globex=off`.
+    #[arg(long, env = "SCIMBUS_RATE_LIMIT_TENANTS", value_name = "LIST",
+          value_parser = tenant_budgets)]
+    pub rate_limit_tenants: Option<TenantBudgets>,
+    /// Seconds after which a request still running answers 503 with `Retry-After` (below
+    /// Okta's 60 s client timeout). Its transaction rolls back, but a create or a user's
+    /// PATCH/PUT on PostgreSQL is one statement that PostgreSQL may still commit if it was
+    /// already running (a retry then finds it: 409 for the create, the same state for the
+    /// PATCH).
+    #[arg(long, env = "SCIMBUS_REQUEST_TIMEOUT_SECS", value_name = "SECS", default_value = "50",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout_secs: u64,
+    /// On SIGTERM or SIGINT `serve` stops accepting connections, lets requests in flight
+    /// finish within this many seconds, lets the relay finish its batch, and exits 0.
+    #[arg(long, env = "SCIMBUS_SHUTDOWN_TIMEOUT_SECS", value_name = "SECS", default_value = "30",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub shutdown_timeout_secs: u64,
+    /// How long events are kept in the outbox and the pull API, in hours; older ones are
+    /// pruned once published.
+    #[arg(long, env = "SCIMBUS_EVENT_RETENTION_HOURS", value_name = "HOURS",
+          default_value = "168", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub event_retention_hours: u64,
+    /// Whether retention may prune events no relay published: `prune` only where no relay
+    /// runs at all. Unset: `prune` on SQLite without `SCIMBUS_AMQP_URL` (one process, so
+    /// nothing else will publish them), `keep` otherwise.
+    #[arg(long, env = "SCIMBUS_RETENTION_UNPUBLISHED", value_name = "keep|prune",
+          value_parser = unpublished)]
+    pub retention_unpublished: Option<Unpublished>,
+    /// `on`: run retention and the purge of deleted tenants in this process (safe in every
+    /// replica).
+    #[arg(long, env = "SCIMBUS_MAINTENANCE", value_name = "on|off", default_value = "on",
+          value_parser = switch, action = clap::ArgAction::Set)]
+    pub maintenance: bool,
+    /// How often maintenance runs, in seconds; a tenant deletion in this process starts its
+    /// purge at once.
+    #[arg(long, env = "SCIMBUS_MAINTENANCE_INTERVAL_SECS", value_name = "SECS",
+          default_value = "60", value_parser = clap::value_parser!(u64).range(1..))]
+    pub maintenance_interval_secs: u64,
+    /// The token `/metrics` asks for (`Authorization: Bearer <it>`, 16 characters or more).
+    /// On `SCIMBUS_LISTEN` `/metrics` answers only with it; on `SCIMBUS_ADMIN_LISTEN` it is
+    /// open unless this is set.
+    #[arg(long, env = "SCIMBUS_METRICS_TOKEN", value_name = "SECRET", hide_env_values = true,
+          value_parser = secret::<16>)]
+    pub metrics_token: Option<SecretString>,
+    /// The request journal's newest entries kept per tenant; `0` turns the journal off.
+    #[arg(
+        long,
+        env = "SCIMBUS_JOURNAL_ENTRIES",
+        value_name = "N",
+        default_value = "1000"
+    )]
+    pub journal_entries: u64,
+    /// Journal entries older than this many hours are removed.
+    #[arg(long, env = "SCIMBUS_JOURNAL_MAX_AGE_HOURS", value_name = "HOURS",
+          default_value = "168", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub journal_max_age_hours: u64,
+    /// A request or response body larger than this many bytes is journaled as its size only.
+    #[arg(long, env = "SCIMBUS_JOURNAL_BODY_BYTES", value_name = "BYTES",
+          default_value = "65536", value_parser = clap::value_parser!(u64).range(1024..))]
+    pub journal_body_bytes: u64,
+    /// `on`: personal data in journaled bodies (every string but structural ones such as
+    /// `schemas`, `op`, `path`, `id`) is kept as `***`.
+    #[arg(long, env = "SCIMBUS_JOURNAL_MASK", value_name = "on|off", default_value = "off",
+          value_parser = switch, action = clap::ArgAction::Set)]
+    pub journal_mask: bool,
+    /// Comma-separated slugs whose requests are not journaled.
+    #[arg(long, env = "SCIMBUS_JOURNAL_TENANTS_OFF", value_name = "LIST", value_parser = slugs)]
+    pub journal_tenants_off: Option<Slugs>,
+    /// A TOML file with these settings for what flags and the environment leave unset:
+    /// keys are the variables' names without `SCIMBUS_`, in lower case (`rate_limit =
+    /// "50/s"`); a key that names no setting stops the process.
+    #[arg(long, env = CONFIG_VARIABLE, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
+}
+
+/// `SCIMBUS_TRUSTED_PROXIES`, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustedProxies(pub Vec<ipnet::IpNet>);
+
+/// `SCIMBUS_JOURNAL_TENANTS_OFF`, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slugs(pub Vec<String>);
+
+/// A request budget setting: `None` is `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget(pub Option<RateLimit>);
+
+/// `SCIMBUS_RATE_LIMIT_TENANTS`, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantBudgets(pub HashMap<String, Option<RateLimit>>);
+
+/// `SCIMBUS_RETENTION_UNPUBLISHED`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unpublished {
+    Keep,
+    Prune,
+}
+
+fn database_url(value: &str) -> Result<String, String> {
+    if ["postgres://", "postgresql://", "sqlite:"]
+        .iter()
+        .any(|p| value.starts_with(p))
+    {
+        Ok(value.to_owned())
+    } else {
+        Err("must start with postgres://, postgresql:// or sqlite:".to_owned())
+    }
+}
+
+fn public_url(value: &str) -> Result<Url, String> {
+    let url = Url::parse(value.trim_end_matches('/')).map_err(|e| e.to_string())?;
+    if matches!(url.scheme(), "http" | "https") {
+        Ok(url)
+    } else {
+        Err("must be http or https".to_owned())
+    }
+}
+
+/// A secret of at least `MIN` characters; the message never repeats the value.
+fn secret<const MIN: usize>(value: &str) -> Result<SecretString, String> {
+    if value.len() < MIN {
+        Err(format!("must be at least {MIN} characters"))
+    } else {
+        Ok(SecretString::from(value.to_owned()))
+    }
+}
+
+fn switch(value: &str) -> Result<bool, String> {
+    match value.trim() {
+        "on" | "true" | "1" => Ok(true),
+        "off" | "false" | "0" => Ok(false),
+        other => Err(format!("`{other}` is not on or off")),
+    }
+}
+
+fn log_filter(value: &str) -> Result<String, String> {
+    tracing_subscriber::EnvFilter::try_new(value)
+        .map(|_| value.to_owned())
+        .map_err(|e| format!("`{value}` is not a tracing filter: {e}"))
+}
+
+fn amqp_url(value: &str) -> Result<SecretString, String> {
+    if value.starts_with("amqp://") || value.starts_with("amqps://") {
+        Ok(SecretString::from(value.to_owned()))
+    } else {
+        Err("must start with amqp:// or amqps://".to_owned())
+    }
+}
+
+fn amqp_name(value: &str) -> Result<String, String> {
+    if value.is_empty() || value.len() > 255 || value.chars().any(char::is_whitespace) {
+        Err("must be 1 to 255 characters without spaces".to_owned())
+    } else {
+        Ok(value.to_owned())
+    }
+}
+
+fn list(value: &str) -> impl Iterator<Item = &str> {
+    value.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
+
+fn trusted_proxies(value: &str) -> Result<TrustedProxies, String> {
+    list(value)
+        .map(|p| {
+            p.parse::<ipnet::IpNet>()
+                .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| format!("`{p}` is not an IP address or CIDR range"))
+        })
+        .collect::<Result<_, _>>()
+        .map(TrustedProxies)
+}
+
+fn budget(value: &str) -> Result<Budget, String> {
+    RateLimit::parse(value).map(Budget)
+}
+
+fn tenant_budgets(value: &str) -> Result<TenantBudgets, String> {
+    list(value)
+        .map(|pair| {
+            let (tenant, limit) = pair
+                .split_once('=')
+                .ok_or_else(|| format!("`{pair}` is not <tenant>=<limit>"))?;
+            Ok((tenant.trim().to_owned(), RateLimit::parse(limit)?))
+        })
+        .collect::<Result<_, String>>()
+        .map(TenantBudgets)
+}
+
+fn unpublished(value: &str) -> Result<Unpublished, String> {
+    match value.trim() {
+        "keep" => Ok(Unpublished::Keep),
+        "prune" => Ok(Unpublished::Prune),
+        other => Err(format!("`{other}` is not keep or prune")),
+    }
+}
+
+fn slugs(value: &str) -> Result<Slugs, String> {
+    Ok(Slugs(list(value).map(str::to_owned).collect()))
+}
+
+/// The typed settings the service reads, made from [`Declared`].
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// `SCIMBUS_DATABASE_URL`: `postgres://…` or `sqlite://file?mode=rwc`.
     pub database_url: String,
-    /// `SCIMBUS_LISTEN`: address to bind (port 0 picks a free port).
     pub listen: SocketAddr,
-    /// `SCIMBUS_PUBLIC_URL`: the URL clients reach (TLS terminates at a proxy); builds
-    /// `Location` and `meta.location`. Default: `http://<listen address>`.
+    /// `None`: the admin API and `/metrics` are served on `listen`.
+    pub admin_listen: Option<SocketAddr>,
+    /// `None`: `http://<listen address>`.
     pub public_url: Option<Url>,
-    /// `SCIMBUS_ADMIN_TOKEN`: bootstraps the admin token named `bootstrap`.
     pub admin_token: Option<SecretString>,
-    /// `SCIMBUS_MIGRATE` (`on`/`off`): apply migrations at start-up.
     pub migrate: bool,
-    /// `SCIMBUS_MAX_BODY_BYTES`: request body limit, at least 4 MiB.
     pub max_body_bytes: usize,
-    /// `SCIMBUS_LOG`: tracing filter, e.g. `info` or `scimbus=debug`.
     pub log: String,
-    /// `SCIMBUS_LOG_FORMAT` (`text`/`json`): human-readable lines or JSON lines.
-    pub log_format: crate::telemetry::LogFormat,
-    /// `SCIMBUS_CURSOR_KEY`: the key sealing pagination cursors; replicas must share it.
-    /// Unset: a random key per process.
+    pub log_format: LogFormat,
+    /// `None`: a random key per process.
     pub cursor_key: Option<SecretString>,
-    /// `SCIMBUS_CURSOR_TIMEOUT_SECS`: how long a cursor stays valid.
     pub cursor_timeout_secs: u32,
     /// The relay's broker and topology; `None` without `SCIMBUS_AMQP_URL`.
     pub relay: Option<RelaySettings>,
-    /// `SCIMBUS_EVENT_RETENTION_HOURS`: how long events stay in the outbox (and the pull
-    /// API) before retention prunes them; default 168 (7 days).
     pub event_retention: Duration,
-    /// `SCIMBUS_RATE_LIMIT`: each tenant token's request budget (`<n>/s`, `<n>/min` or
-    /// `off`; default 100/s, bursts of 1 000), per process.
+    /// `None`: no budget.
     pub rate_limit: Option<RateLimit>,
-    /// `SCIMBUS_RATE_LIMIT_TENANTS`: per-tenant budgets, `acme=50/s,globex=off`.
-    pub rate_limit_tenants: std::collections::HashMap<String, Option<RateLimit>>,
-    /// `SCIMBUS_TRUSTED_PROXIES`: addresses or CIDR ranges of the reverse proxies whose
-    /// `Forwarded` / `X-Forwarded-*` headers are believed; from anyone else they are
-    /// dropped before anything reads them.
+    pub rate_limit_tenants: HashMap<String, Option<RateLimit>>,
     pub trusted_proxies: Vec<ipnet::IpNet>,
-    /// `SCIMBUS_REQUEST_TIMEOUT_SECS`: a request still running after this answers 503
-    /// (below Okta's 60 s client timeout, so the IdP sees a SCIM error, not a dropped call).
     pub request_timeout: Duration,
-    /// `SCIMBUS_SHUTDOWN_TIMEOUT_SECS`: on SIGTERM/SIGINT, how long requests in flight may
-    /// take to finish.
     pub shutdown_timeout: Duration,
-    /// `SCIMBUS_MAINTENANCE_INTERVAL_SECS`: how often retention and tenant purges run.
     pub maintenance_interval: Duration,
-    /// `SCIMBUS_METRICS_TOKEN`: when set, `/metrics` needs `Authorization: Bearer <it>`.
     pub metrics_token: Option<SecretString>,
-    /// `SCIMBUS_RETENTION_UNPUBLISHED` (`keep`/`prune`): whether retention may prune events
-    /// no relay has published. Unset: `prune` on SQLite without `SCIMBUS_AMQP_URL` (one
-    /// process, so nothing else will publish them), `keep` otherwise (on PostgreSQL another
-    /// process may be the relay).
+    /// `Some(true)`: prune; `None`: the backend's default.
     pub retention_unpublished: Option<bool>,
-    /// `SCIMBUS_MAINTENANCE` (`on`/`off`): run retention and tenant purges in this process
-    /// (on by default; any number of replicas may run them).
     pub maintenance: bool,
-    /// The request journal's bounds (`SCIMBUS_JOURNAL_*`).
     pub journal: JournalSettings,
+    /// Every setting's effective value and where it came from, secrets masked.
+    pub effective: Vec<Effective>,
 }
 
 /// What the request journal keeps of each tenant's SCIM requests (DESIGN 20).
@@ -190,144 +489,257 @@ impl std::fmt::Display for RateLimit {
     }
 }
 
-impl Settings {
-    /// Every setting with its effective value, secrets masked (`scimbus config`).
-    pub fn effective(&self) -> Vec<(&'static str, String)> {
-        fn secret(value: Option<&SecretString>) -> String {
-            value.map_or_else(|| "(unset)".to_owned(), |_| "(set, hidden)".to_owned())
-        }
-        fn opt(value: Option<String>) -> String {
-            value.unwrap_or_else(|| "(unset)".to_owned())
-        }
-        fn on(value: bool) -> String {
-            if value { "on" } else { "off" }.to_owned()
-        }
-        let database_url = match url::Url::parse(&self.database_url) {
-            Ok(mut url) if url.password().is_some() => {
-                let _ = url.set_password(Some("****"));
-                url.to_string()
-            }
-            _ => self.database_url.clone(),
-        };
-        let relay = self.relay.as_ref();
-        let mut out = vec![
-            ("SCIMBUS_DATABASE_URL", database_url),
-            ("SCIMBUS_LISTEN", self.listen.to_string()),
-            (
-                "SCIMBUS_PUBLIC_URL",
-                opt(self.public_url.as_ref().map(ToString::to_string)),
-            ),
-            ("SCIMBUS_ADMIN_TOKEN", secret(self.admin_token.as_ref())),
-            ("SCIMBUS_MIGRATE", on(self.migrate)),
-            ("SCIMBUS_MAX_BODY_BYTES", self.max_body_bytes.to_string()),
-            ("SCIMBUS_LOG", self.log.clone()),
-            (
-                "SCIMBUS_LOG_FORMAT",
-                match self.log_format {
-                    crate::telemetry::LogFormat::Text => "text",
-                    crate::telemetry::LogFormat::Json => "json",
-                }
-                .to_owned(),
-            ),
-            ("SCIMBUS_CURSOR_KEY", secret(self.cursor_key.as_ref())),
-            (
-                "SCIMBUS_CURSOR_TIMEOUT_SECS",
-                self.cursor_timeout_secs.to_string(),
-            ),
-            ("SCIMBUS_AMQP_URL", secret(relay.map(|r| &r.amqp_url))),
-        ];
-        if let Some(r) = relay {
-            out.extend([
-                ("SCIMBUS_AMQP_EXCHANGE", r.exchange.clone()),
-                (
-                    "SCIMBUS_AMQP_UNROUTED_EXCHANGE",
-                    r.unrouted_exchange.clone(),
-                ),
-                ("SCIMBUS_AMQP_UNROUTED_QUEUE", r.unrouted_queue.clone()),
-                (
-                    "SCIMBUS_AMQP_UNROUTED_MAX_LENGTH",
-                    r.unrouted_max_length.to_string(),
-                ),
-                ("SCIMBUS_RELAY_BATCH_SIZE", r.batch_size.to_string()),
-                (
-                    "SCIMBUS_RELAY_POLL_MS",
-                    r.poll_interval.as_millis().to_string(),
-                ),
-                (
-                    "SCIMBUS_RELAY_MAX_MESSAGE_BYTES",
-                    r.max_message_bytes.to_string(),
-                ),
-            ]);
-        }
-        let mut tenants: Vec<String> = self
-            .rate_limit_tenants
-            .iter()
-            .map(|(t, l)| format!("{t}={}", l.map_or("off".to_owned(), |l| l.to_string())))
-            .collect();
-        tenants.sort();
-        out.extend([
-            (
-                "SCIMBUS_EVENT_RETENTION_HOURS",
-                (self.event_retention.as_secs() / 3600).to_string(),
-            ),
-            (
-                "SCIMBUS_RETENTION_UNPUBLISHED",
-                match self.retention_unpublished {
-                    None => "(default for the backend)".to_owned(),
-                    Some(true) => "prune".to_owned(),
-                    Some(false) => "keep".to_owned(),
-                },
-            ),
-            ("SCIMBUS_MAINTENANCE", on(self.maintenance)),
-            ("SCIMBUS_JOURNAL_ENTRIES", self.journal.entries.to_string()),
-            (
-                "SCIMBUS_JOURNAL_MAX_AGE_HOURS",
-                (self.journal.max_age.as_secs() / 3600).to_string(),
-            ),
-            (
-                "SCIMBUS_JOURNAL_BODY_BYTES",
-                self.journal.body_bytes.to_string(),
-            ),
-            ("SCIMBUS_JOURNAL_MASK", on(self.journal.mask)),
-            (
-                "SCIMBUS_JOURNAL_TENANTS_OFF",
-                self.journal.tenants_off.join(","),
-            ),
-            (
-                "SCIMBUS_MAINTENANCE_INTERVAL_SECS",
-                self.maintenance_interval.as_secs().to_string(),
-            ),
-            ("SCIMBUS_METRICS_TOKEN", secret(self.metrics_token.as_ref())),
-            (
-                "SCIMBUS_RATE_LIMIT",
-                self.rate_limit.map_or("off".to_owned(), |l| l.to_string()),
-            ),
-            ("SCIMBUS_RATE_LIMIT_TENANTS", tenants.join(",")),
-            (
-                "SCIMBUS_TRUSTED_PROXIES",
-                self.trusted_proxies
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(","),
-            ),
-            (
-                "SCIMBUS_REQUEST_TIMEOUT_SECS",
-                self.request_timeout.as_secs().to_string(),
-            ),
-            (
-                "SCIMBUS_SHUTDOWN_TIMEOUT_SECS",
-                self.shutdown_timeout.as_secs().to_string(),
-            ),
-        ]);
-        out
+/// Where a setting's effective value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Flag,
+    Environment,
+    File,
+    Default,
+    Unset,
+}
+
+/// One setting as `scimbus config` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Effective {
+    /// The environment variable.
+    pub name: String,
+    /// The flag, `--listen`.
+    pub flag: String,
+    /// The value, masked when secret; `None` when unset.
+    pub value: Option<String>,
+    pub source: Source,
+    pub secret: bool,
+}
+
+/// Why settings could not be read.
+#[derive(Debug)]
+pub enum LoadError {
+    /// A bad setting: the process stops with exit code 2 and this message.
+    Setting(ConfigError),
+    /// Anything else clap reports (usage errors, `--help`, `--version`): `exit()` it.
+    Usage(clap::Error),
+}
+
+impl From<ConfigError> for LoadError {
+    fn from(e: ConfigError) -> Self {
+        Self::Setting(e)
     }
 }
 
+#[derive(Debug, thiserror::Error)]
+#[error("invalid setting {name}: {reason}")]
+pub struct ConfigError {
+    pub name: String,
+    pub reason: String,
+}
+
+/// A declared setting: an argument with a `SCIMBUS_*` variable.
+#[derive(Clone)]
+struct Setting {
+    id: clap::Id,
+    name: String,
+    flag: String,
+    secret: bool,
+    is_url: bool,
+}
+
+fn settings_of(command: &Command) -> Vec<Setting> {
+    command
+        .get_arguments()
+        .filter_map(|arg| {
+            Some(Setting {
+                id: arg.get_id().clone(),
+                name: arg.get_env()?.to_str()?.to_owned(),
+                flag: format!("--{}", arg.get_long()?),
+                secret: arg.is_hide_env_values_set(),
+                is_url: arg
+                    .get_value_names()
+                    .is_some_and(|n| n.iter().any(|n| n.as_str() == "URL")),
+            })
+        })
+        .collect()
+}
+
+/// Parses `argv` with `command` (which holds [`Declared`]'s arguments). Each setting comes
+/// from its flag, else `env(variable)` (an empty value counts as unset), else the
+/// `SCIMBUS_CONFIG` file, else its default. Only `env` is read: the process environment
+/// is consulted by clap only when `env` is the process environment (`env_is_process`),
+/// which keeps `--help` showing each variable.
+pub fn parse_with(
+    command: Command,
+    argv: Vec<OsString>,
+    env: &dyn Fn(&str) -> Option<String>,
+    env_is_process: bool,
+) -> Result<(ArgMatches, Vec<Effective>), LoadError> {
+    let env = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+    let given = |flag: &str| {
+        argv.iter().skip(1).any(|a| {
+            a.to_str()
+                .is_some_and(|a| a == flag || a.starts_with(&format!("{flag}=")))
+        })
+    };
+    let config_path = flag_value(&argv, "--config").or_else(|| env(CONFIG_VARIABLE));
+    let file = match config_path {
+        None => HashMap::new(),
+        Some(path) => read_file(&path)?,
+    };
+    let mut injected: Vec<OsString> = Vec::new();
+    let mut sources: HashMap<String, Source> = HashMap::new();
+    let mut reset: Vec<clap::Id> = Vec::new();
+    let declared = settings_of(&command);
+    for Setting { id, name, flag, .. } in &declared {
+        let from = if given(flag) {
+            Some((Source::Flag, None))
+        } else if let Some(value) = env(name) {
+            Some((Source::Environment, Some(value)))
+        } else {
+            file.get(name)
+                .map(|value| (Source::File, Some(value.clone())))
+        };
+        if let Some((source, value)) = from {
+            sources.insert(name.clone(), source);
+            if let Some(value) = value {
+                injected.push(format!("{flag}={value}").into());
+            }
+        }
+        let blank_in_process =
+            std::env::var_os(name).is_some_and(|v| v.to_str().is_some_and(|v| v.trim().is_empty()));
+        if !env_is_process || blank_in_process {
+            reset.push(id.clone());
+        }
+    }
+    let known: std::collections::HashSet<&String> = declared.iter().map(|s| &s.name).collect();
+    let mut unknown: Vec<&String> = file.keys().filter(|k| !known.contains(*k)).collect();
+    unknown.sort();
+    if let Some(key) = unknown.first() {
+        return Err(ConfigError {
+            name: CONFIG_VARIABLE.to_owned(),
+            reason: format!(
+                "`{}` is not a setting",
+                key.trim_start_matches("SCIMBUS_").to_lowercase()
+            ),
+        }
+        .into());
+    }
+    let mut command = command.args_override_self(true);
+    for id in reset {
+        command = command.mut_arg(id, |a| a.env(None));
+    }
+    let mut full = argv.clone();
+    let at = usize::from(!full.is_empty());
+    full.splice(at..at, injected);
+    let matches = match command.clone().try_get_matches_from(full) {
+        Ok(matches) => matches,
+        Err(e) => return Err(naming_the_setting(&declared, &sources, e)),
+    };
+    let effective = declared
+        .into_iter()
+        .map(|setting| {
+            let Setting {
+                id,
+                name,
+                flag,
+                secret,
+                is_url,
+            } = setting;
+            let value = matches.get_raw(id.as_str()).map(|values| {
+                let raw = values
+                    .map(|v| v.to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join(",");
+                mask(&raw, secret, is_url)
+            });
+            let source = match (sources.get(&name), &value) {
+                (Some(source), _) => *source,
+                (None, Some(_)) => Source::Default,
+                (None, None) => Source::Unset,
+            };
+            Effective {
+                name,
+                flag,
+                value,
+                source,
+                secret,
+            }
+        })
+        .collect();
+    Ok((matches, effective))
+}
+
+/// The value of `--flag value` or `--flag=value` in `argv`.
+fn flag_value(argv: &[OsString], flag: &str) -> Option<String> {
+    let args: Vec<&str> = argv.iter().skip(1).filter_map(|a| a.to_str()).collect();
+    args.iter().enumerate().find_map(|(i, a)| {
+        if *a == flag {
+            args.get(i + 1).map(|v| (*v).to_owned())
+        } else {
+            a.strip_prefix(flag)
+                .and_then(|rest| rest.strip_prefix('='))
+                .map(str::to_owned)
+        }
+    })
+}
+
+/// A secret is shown as `(set, hidden)`, except a URL, shown with its password masked.
+fn mask(raw: &str, secret: bool, is_url: bool) -> String {
+    match Url::parse(raw) {
+        Ok(mut url) if is_url && url.password().is_some() => {
+            let _ = url.set_password(Some("****"));
+            url.to_string()
+        }
+        Ok(url) if is_url => url.to_string(),
+        _ if secret => "(set, hidden)".to_owned(),
+        _ => raw.to_owned(),
+    }
+}
+
+/// A clap error about a setting's value becomes one naming its variable and where the
+/// value came from (never repeating a secret value).
+fn naming_the_setting(
+    declared: &[Setting],
+    sources: &HashMap<String, Source>,
+    e: clap::Error,
+) -> LoadError {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if !matches!(
+        e.kind(),
+        ErrorKind::ValueValidation | ErrorKind::InvalidValue
+    ) {
+        return LoadError::Usage(e);
+    }
+    let Some(ContextValue::String(invalid)) = e.get(ContextKind::InvalidArg) else {
+        return LoadError::Usage(e);
+    };
+    let flag = invalid.split([' ', '=']).next().unwrap_or_default();
+    let Some(setting) = declared.iter().find(|s| s.flag == flag) else {
+        return LoadError::Usage(e);
+    };
+    let cause =
+        std::error::Error::source(&e).map_or_else(|| e.kind().to_string(), ToString::to_string);
+    let value = match e.get(ContextKind::InvalidValue) {
+        Some(ContextValue::String(v)) if !setting.secret && !cause.contains(v.as_str()) => {
+            format!("`{v}`: ")
+        }
+        _ => String::new(),
+    };
+    let name = setting.name.clone();
+    let from = match sources.get(&name) {
+        Some(Source::File) => " (from the SCIMBUS_CONFIG file)",
+        Some(Source::Flag) => " (from the command line)",
+        _ => "",
+    };
+    LoadError::Setting(ConfigError {
+        name,
+        reason: format!("{value}{cause}{from}"),
+    })
+}
+
 /// Reads a TOML settings file into `SCIMBUS_<KEY>` → value.
-fn read_file(path: &str) -> Result<std::collections::HashMap<String, String>, ConfigError> {
+fn read_file(path: &str) -> Result<HashMap<String, String>, ConfigError> {
     let err = |reason: String| ConfigError {
-        name: "SCIMBUS_CONFIG",
+        name: CONFIG_VARIABLE.to_owned(),
         reason,
     };
     let text = std::fs::read_to_string(path).map_err(|e| err(format!("{path}: {e}")))?;
@@ -340,9 +752,14 @@ fn read_file(path: &str) -> Result<std::collections::HashMap<String, String>, Co
                 toml::Value::Integer(i) => i.to_string(),
                 toml::Value::Boolean(b) => if b { "on" } else { "off" }.to_owned(),
                 toml::Value::Float(f) => f.to_string(),
+                toml::Value::Array(items) => items
+                    .iter()
+                    .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
+                    .collect::<Vec<_>>()
+                    .join(","),
                 other => {
                     return Err(err(format!(
-                        "{path}: `{key}` must be a string, number or boolean, not {}",
+                        "{path}: `{key}` must be a string, number, boolean or list, not {}",
                         other.type_str()
                     )));
                 }
@@ -352,315 +769,109 @@ fn read_file(path: &str) -> Result<std::collections::HashMap<String, String>, Co
         .collect()
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("invalid setting {name}: {reason}")]
-pub struct ConfigError {
-    pub name: &'static str,
-    pub reason: String,
+impl Settings {
+    /// Reads the settings from `env` and the file it names (tests and benches pass a map).
+    pub fn from_lookup(env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let command = <Declared as clap::Args>::augment_args(Command::new("scimbus"));
+        let (matches, effective) = parse_with(command, vec!["scimbus".into()], &env, false)
+            .map_err(|e| match e {
+                LoadError::Setting(e) => e,
+                LoadError::Usage(e) => ConfigError {
+                    name: "settings".to_owned(),
+                    reason: e.to_string(),
+                },
+            })?;
+        let declared = Declared::from_arg_matches(&matches).map_err(|e| ConfigError {
+            name: "settings".to_owned(),
+            reason: e.to_string(),
+        })?;
+        Ok(Self::from_declared(declared, effective))
+    }
+
+    /// The typed view of validated settings.
+    pub fn from_declared(d: Declared, effective: Vec<Effective>) -> Self {
+        let hours = |h: u64| Duration::from_secs(h.saturating_mul(3600));
+        let relay = d.amqp_url.map(|amqp_url| RelaySettings {
+            amqp_url,
+            exchange: d.amqp_exchange,
+            unrouted_exchange: d.amqp_unrouted_exchange,
+            unrouted_queue: d.amqp_unrouted_queue,
+            unrouted_max_length: d.amqp_unrouted_max_length,
+            batch_size: d.relay_batch_size,
+            poll_interval: Duration::from_millis(d.relay_poll_ms),
+            max_message_bytes: usize::try_from(d.relay_max_message_bytes).unwrap_or(usize::MAX),
+        });
+        Self {
+            database_url: d.database_url,
+            listen: d.listen,
+            admin_listen: d.admin_listen,
+            public_url: d.public_url,
+            admin_token: d.admin_token,
+            migrate: d.migrate,
+            max_body_bytes: usize::try_from(d.max_body_bytes).unwrap_or(usize::MAX),
+            log: d.log,
+            log_format: d.log_format,
+            cursor_key: d.cursor_key,
+            cursor_timeout_secs: d.cursor_timeout_secs,
+            relay,
+            event_retention: hours(d.event_retention_hours),
+            rate_limit: d.rate_limit.0,
+            rate_limit_tenants: d.rate_limit_tenants.map(|t| t.0).unwrap_or_default(),
+            trusted_proxies: d.trusted_proxies.map(|p| p.0).unwrap_or_default(),
+            request_timeout: Duration::from_secs(d.request_timeout_secs),
+            shutdown_timeout: Duration::from_secs(d.shutdown_timeout_secs),
+            maintenance_interval: Duration::from_secs(d.maintenance_interval_secs),
+            metrics_token: d.metrics_token,
+            retention_unpublished: d.retention_unpublished.map(|u| u == Unpublished::Prune),
+            maintenance: d.maintenance,
+            journal: JournalSettings {
+                entries: d.journal_entries,
+                max_age: hours(d.journal_max_age_hours),
+                body_bytes: usize::try_from(d.journal_body_bytes).unwrap_or(usize::MAX),
+                mask: d.journal_mask,
+                tenants_off: d.journal_tenants_off.map(|s| s.0).unwrap_or_default(),
+            },
+            effective,
+        }
+    }
+
+    /// Every setting with its effective value, secrets masked (`scimbus config`).
+    pub fn effective(&self) -> &[Effective] {
+        &self.effective
+    }
 }
 
-impl Settings {
-    /// Reads the process environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_env_and_file(|name| std::env::var(name).ok())
-    }
-
-    /// Settings from `env`, and from the TOML file `SCIMBUS_CONFIG` names for what `env`
-    /// leaves unset. The file's keys are the variables' names without `SCIMBUS_`, in lower
-    /// case (`database_url = "postgres://…"`); a key that names no setting is an error.
-    pub fn from_env_and_file(env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let file = match env("SCIMBUS_CONFIG").filter(|p| !p.trim().is_empty()) {
-            None => std::collections::HashMap::new(),
-            Some(path) => read_file(&path)?,
+/// The README's settings table, made from the declaration: variable, flag, default and
+/// the setting's whole help text.
+pub fn markdown_table(command: &Command) -> String {
+    let mut out = String::from("| variable | flag | default | meaning |\n|---|---|---|---|\n");
+    for Setting { id, name, flag, .. } in settings_of(command) {
+        let Some(arg) = command.get_arguments().find(|a| *a.get_id() == id) else {
+            continue;
         };
-        let asked = std::cell::RefCell::new(std::collections::HashSet::new());
-        let settings = Self::from_lookup(|name| {
-            asked.borrow_mut().insert(name.to_owned());
-            env(name).or_else(|| file.get(name).cloned())
-        })?;
-        let asked = asked.into_inner();
-        let mut unknown: Vec<&String> = file.keys().filter(|k| !asked.contains(*k)).collect();
-        unknown.sort();
-        if let Some(key) = unknown.first() {
-            return Err(ConfigError {
-                name: "SCIMBUS_CONFIG",
-                reason: format!(
-                    "`{}` is not a setting",
-                    key.trim_start_matches("SCIMBUS_").to_lowercase()
-                ),
-            });
-        }
-        Ok(settings)
-    }
-
-    /// Reads settings through `lookup` (tests pass a map).
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let err = |name: &'static str, reason: String| ConfigError { name, reason };
-
-        let database_url =
-            get("SCIMBUS_DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
-        if !(database_url.starts_with("postgres://")
-            || database_url.starts_with("postgresql://")
-            || database_url.starts_with("sqlite:"))
-        {
-            return Err(err(
-                "SCIMBUS_DATABASE_URL",
-                "must start with postgres://, postgresql:// or sqlite:".to_owned(),
-            ));
-        }
-        let listen = get("SCIMBUS_LISTEN")
-            .unwrap_or_else(|| DEFAULT_LISTEN.to_owned())
-            .parse()
-            .map_err(|e| err("SCIMBUS_LISTEN", format!("{e} (expected host:port)")))?;
-        let public_url = get("SCIMBUS_PUBLIC_URL")
-            .map(|v| {
-                let url = Url::parse(v.trim_end_matches('/'))
-                    .map_err(|e| err("SCIMBUS_PUBLIC_URL", e.to_string()))?;
-                if matches!(url.scheme(), "http" | "https") {
-                    Ok(url)
-                } else {
-                    Err(err(
-                        "SCIMBUS_PUBLIC_URL",
-                        "must be http or https".to_owned(),
-                    ))
-                }
-            })
-            .transpose()?;
-        let admin_token = get("SCIMBUS_ADMIN_TOKEN").map(|v| {
-            if v.len() < 16 {
-                Err(err(
-                    "SCIMBUS_ADMIN_TOKEN",
-                    "must be at least 16 characters".to_owned(),
-                ))
-            } else {
-                Ok(SecretString::from(v))
-            }
-        });
-        let admin_token = admin_token.transpose()?;
-        let switch = |name: &'static str| match get(name).as_deref() {
-            None | Some("on" | "true" | "1") => Ok(true),
-            Some("off" | "false" | "0") => Ok(false),
-            Some(other) => Err(err(name, format!("`{other}` is not on or off"))),
+        let default = arg
+            .get_default_values()
+            .iter()
+            .map(|v| format!("`{}`", v.to_string_lossy()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let default = if default.is_empty() {
+            "unset".to_owned()
+        } else {
+            default
         };
-        let migrate = switch("SCIMBUS_MIGRATE")?;
-        let maintenance = switch("SCIMBUS_MAINTENANCE")?;
-        let retention_unpublished = match get("SCIMBUS_RETENTION_UNPUBLISHED").as_deref() {
-            None => None,
-            Some("prune") => Some(true),
-            Some("keep") => Some(false),
-            Some(other) => {
-                return Err(err(
-                    "SCIMBUS_RETENTION_UNPUBLISHED",
-                    format!("`{other}` is not keep or prune"),
-                ));
-            }
-        };
-        let metrics_token = get("SCIMBUS_METRICS_TOKEN")
-            .map(|v| {
-                if v.len() < 16 {
-                    Err(err(
-                        "SCIMBUS_METRICS_TOKEN",
-                        "must be at least 16 characters".to_owned(),
-                    ))
-                } else {
-                    Ok(SecretString::from(v))
-                }
-            })
-            .transpose()?;
-        let max_body_bytes = match get("SCIMBUS_MAX_BODY_BYTES") {
-            None => 8 * 1024 * 1024,
-            Some(v) => {
-                let n: usize = v
-                    .parse()
-                    .map_err(|_| err("SCIMBUS_MAX_BODY_BYTES", format!("`{v}` is not a number")))?;
-                if n < MIN_BODY_BYTES {
-                    return Err(err(
-                        "SCIMBUS_MAX_BODY_BYTES",
-                        format!("must be at least {MIN_BODY_BYTES}"),
-                    ));
-                }
-                n
-            }
-        };
-        let log = get("SCIMBUS_LOG").unwrap_or_else(|| "info".to_owned());
-        let log_format = match get("SCIMBUS_LOG_FORMAT").as_deref() {
-            None | Some("text") => crate::telemetry::LogFormat::Text,
-            Some("json") => crate::telemetry::LogFormat::Json,
-            Some(other) => {
-                return Err(err(
-                    "SCIMBUS_LOG_FORMAT",
-                    format!("`{other}` is not text or json"),
-                ));
-            }
-        };
-        let number = |name: &'static str, default: u64, min: u64| -> Result<u64, ConfigError> {
-            match get(name) {
-                None => Ok(default),
-                Some(v) => match v.trim().parse::<u64>() {
-                    Ok(n) if n >= min => Ok(n),
-                    _ => Err(err(name, format!("`{v}` is not a whole number ≥ {min}"))),
-                },
-            }
-        };
-        let cursor_key = get("SCIMBUS_CURSOR_KEY")
-            .map(|k| {
-                if k.len() < 32 {
-                    Err(err(
-                        "SCIMBUS_CURSOR_KEY",
-                        "must be at least 32 characters".to_owned(),
-                    ))
-                } else {
-                    Ok(SecretString::from(k))
-                }
-            })
-            .transpose()?;
-        let cursor_timeout_secs = u32::try_from(number("SCIMBUS_CURSOR_TIMEOUT_SECS", 3600, 1)?)
-            .map_err(|_| err("SCIMBUS_CURSOR_TIMEOUT_SECS", "too large".to_owned()))?;
-        let relay = match get("SCIMBUS_AMQP_URL") {
-            None => None,
-            Some(url) => {
-                if !(url.starts_with("amqp://") || url.starts_with("amqps://")) {
-                    return Err(err(
-                        "SCIMBUS_AMQP_URL",
-                        "must start with amqp:// or amqps://".to_owned(),
-                    ));
-                }
-                let name = |var: &'static str, default: &str| -> Result<String, ConfigError> {
-                    let value = get(var).unwrap_or_else(|| default.to_owned());
-                    if value.len() > 255 || value.chars().any(char::is_whitespace) {
-                        Err(err(
-                            var,
-                            "must be 1 to 255 characters without spaces".to_owned(),
-                        ))
-                    } else {
-                        Ok(value)
-                    }
-                };
-                Some(RelaySettings {
-                    amqp_url: SecretString::from(url),
-                    exchange: name("SCIMBUS_AMQP_EXCHANGE", "scimbus.events")?,
-                    unrouted_exchange: name("SCIMBUS_AMQP_UNROUTED_EXCHANGE", "scimbus.unrouted")?,
-                    unrouted_queue: name("SCIMBUS_AMQP_UNROUTED_QUEUE", "scimbus.unrouted")?,
-                    unrouted_max_length: u32::try_from(number(
-                        "SCIMBUS_AMQP_UNROUTED_MAX_LENGTH",
-                        100_000,
-                        1,
-                    )?)
-                    .map_err(|_| err("SCIMBUS_AMQP_UNROUTED_MAX_LENGTH", "too large".to_owned()))?,
-                    batch_size: number("SCIMBUS_RELAY_BATCH_SIZE", 500, 1)?,
-                    poll_interval: Duration::from_millis(number("SCIMBUS_RELAY_POLL_MS", 1000, 1)?),
-                    max_message_bytes: usize::try_from(number(
-                        "SCIMBUS_RELAY_MAX_MESSAGE_BYTES",
-                        64 * 1024 * 1024,
-                        1024,
-                    )?)
-                    .unwrap_or(usize::MAX),
-                })
-            }
-        };
-        let event_retention = Duration::from_secs(
-            number("SCIMBUS_EVENT_RETENTION_HOURS", 168, 1)?
-                .checked_mul(3600)
-                .ok_or_else(|| err("SCIMBUS_EVENT_RETENTION_HOURS", "too large".to_owned()))?,
-        );
-        let rate_limit = match get("SCIMBUS_RATE_LIMIT") {
-            None => RateLimit::parse("100/s"),
-            Some(v) => RateLimit::parse(&v),
-        }
-        .map_err(|e| err("SCIMBUS_RATE_LIMIT", e))?;
-        let mut rate_limit_tenants = std::collections::HashMap::new();
-        for pair in get("SCIMBUS_RATE_LIMIT_TENANTS")
+        let help = arg
+            .get_long_help()
+            .or_else(|| arg.get_help())
+            .map(ToString::to_string)
             .unwrap_or_default()
-            .split(',')
-            .filter(|p| !p.trim().is_empty())
-        {
-            let (tenant, limit) = pair.split_once('=').ok_or_else(|| {
-                err(
-                    "SCIMBUS_RATE_LIMIT_TENANTS",
-                    format!("`{pair}` is not <tenant>=<limit>"),
-                )
-            })?;
-            let limit =
-                RateLimit::parse(limit).map_err(|e| err("SCIMBUS_RATE_LIMIT_TENANTS", e))?;
-            rate_limit_tenants.insert(tenant.trim().to_owned(), limit);
-        }
-        let trusted_proxies = get("SCIMBUS_TRUSTED_PROXIES")
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(|p| {
-                p.parse::<ipnet::IpNet>()
-                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                    .map_err(|_| {
-                        err(
-                            "SCIMBUS_TRUSTED_PROXIES",
-                            format!("`{p}` is not an IP address or CIDR range"),
-                        )
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let request_timeout = Duration::from_secs(number("SCIMBUS_REQUEST_TIMEOUT_SECS", 50, 1)?);
-        let shutdown_timeout = Duration::from_secs(number("SCIMBUS_SHUTDOWN_TIMEOUT_SECS", 30, 1)?);
-        let maintenance_interval =
-            Duration::from_secs(number("SCIMBUS_MAINTENANCE_INTERVAL_SECS", 60, 1)?);
-        let defaults = JournalSettings::default();
-        let journal = JournalSettings {
-            entries: number("SCIMBUS_JOURNAL_ENTRIES", defaults.entries, 0)?,
-            max_age: Duration::from_secs(
-                number(
-                    "SCIMBUS_JOURNAL_MAX_AGE_HOURS",
-                    defaults.max_age.as_secs() / 3600,
-                    1,
-                )?
-                .saturating_mul(3600),
-            ),
-            body_bytes: usize::try_from(number(
-                "SCIMBUS_JOURNAL_BODY_BYTES",
-                defaults.body_bytes as u64,
-                1024,
-            )?)
-            .unwrap_or(usize::MAX),
-            mask: match get("SCIMBUS_JOURNAL_MASK") {
-                None => false,
-                Some(_) => switch("SCIMBUS_JOURNAL_MASK")?,
-            },
-            tenants_off: get("SCIMBUS_JOURNAL_TENANTS_OFF")
-                .map(|v| {
-                    v.split(',')
-                        .map(str::trim)
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default(),
-        };
-        Ok(Self {
-            database_url,
-            listen,
-            public_url,
-            admin_token,
-            migrate,
-            max_body_bytes,
-            log,
-            log_format,
-            cursor_key,
-            cursor_timeout_secs,
-            relay,
-            event_retention,
-            rate_limit,
-            rate_limit_tenants,
-            trusted_proxies,
-            request_timeout,
-            shutdown_timeout,
-            maintenance_interval,
-            maintenance,
-            metrics_token,
-            retention_unpublished,
-            journal,
-        })
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .replace('|', "\\|");
+        out.push_str(&format!("| `{name}` | `{flag}` | {default} | {help} |\n"));
     }
+    out
 }
 
 #[cfg(test)]
@@ -772,7 +983,7 @@ mod tests {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
-        let s = Settings::from_env_and_file(|k| env.get(k).cloned()).unwrap();
+        let s = Settings::from_lookup(|k| env.get(k).cloned()).unwrap();
         assert_eq!(s.listen.to_string(), "127.0.0.1:9999");
         assert!(!s.maintenance);
         assert_eq!(s.event_retention, Duration::from_secs(24 * 3600));
@@ -782,11 +993,11 @@ mod tests {
         );
 
         std::fs::write(&path, "lisen = \"127.0.0.1:1\"\n").unwrap();
-        let e = Settings::from_env_and_file(|k| env.get(k).cloned()).unwrap_err();
+        let e = Settings::from_lookup(|k| env.get(k).cloned()).unwrap_err();
         assert_eq!(e.name, "SCIMBUS_CONFIG");
         assert!(e.reason.contains("lisen"), "{e}");
         std::fs::write(&path, "listen = \"nowhere\"\n").unwrap();
-        let e = Settings::from_env_and_file(|k| env.get(k).cloned()).unwrap_err();
+        let e = Settings::from_lookup(|k| env.get(k).cloned()).unwrap_err();
         assert_eq!(e.name, "SCIMBUS_LISTEN");
         std::fs::remove_dir_all(dir).unwrap();
     }
@@ -810,7 +1021,12 @@ mod tests {
             ("SCIMBUS_METRICS_TOKEN", "metrics-token-0123456789"),
         ])
         .unwrap();
-        let printed = format!("{:?}", s.effective());
+        let printed: String = s
+            .effective()
+            .iter()
+            .filter_map(|e| e.value.clone())
+            .collect::<Vec<_>>()
+            .join("\n");
         for secret in [
             "super-secret",
             "db-password-1",
@@ -821,10 +1037,111 @@ mod tests {
             assert!(!printed.contains(secret), "{secret} in {printed}");
         }
         assert!(printed.contains("postgres://scimbus:****@db:5432/scimbus"));
-        let names: Vec<&str> = s.effective().iter().map(|(n, _)| *n).collect();
+        let names: Vec<&str> = s.effective().iter().map(|e| e.name.as_str()).collect();
         assert!(
             names.contains(&"SCIMBUS_RATE_LIMIT") && names.contains(&"SCIMBUS_RELAY_BATCH_SIZE")
         );
+    }
+
+    #[test]
+    fn a_flag_beats_the_environment_which_beats_the_file_which_beats_the_default() {
+        let dir = tempfile_dir();
+        let path = dir.join("scimbus.toml");
+        std::fs::write(
+            &path,
+            "rate_limit = \"9/s\"\nlisten = \"127.0.0.1:1\"\nlog = \"debug\"\n",
+        )
+        .unwrap();
+        let env: HashMap<String, String> = [
+            ("SCIMBUS_CONFIG", path.display().to_string()),
+            ("SCIMBUS_LISTEN", "127.0.0.1:2".to_owned()),
+            ("SCIMBUS_RATE_LIMIT", "7/s".to_owned()),
+            // Empty counts as unset: the file's value is used.
+            ("SCIMBUS_LOG", " ".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let command = <Declared as clap::Args>::augment_args(Command::new("scimbus"));
+        let argv = ["scimbus", "--rate-limit", "5/s"]
+            .map(OsString::from)
+            .to_vec();
+        let (matches, effective) =
+            parse_with(command, argv, &|k| env.get(k).cloned(), false).unwrap();
+        let d = Declared::from_arg_matches(&matches).unwrap();
+        assert_eq!(d.rate_limit.0.unwrap().requests, 5);
+        assert_eq!(d.listen.to_string(), "127.0.0.1:2");
+        assert_eq!(d.log, "debug");
+        assert_eq!(d.cursor_timeout_secs, 3600);
+        let source = |name: &str| effective.iter().find(|e| e.name == name).unwrap().source;
+        assert_eq!(source("SCIMBUS_RATE_LIMIT"), Source::Flag);
+        assert_eq!(source("SCIMBUS_LISTEN"), Source::Environment);
+        assert_eq!(source("SCIMBUS_LOG"), Source::File);
+        assert_eq!(source("SCIMBUS_CURSOR_TIMEOUT_SECS"), Source::Default);
+        assert_eq!(source("SCIMBUS_CURSOR_KEY"), Source::Unset);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn every_setting_has_a_variable_a_flag_and_help_and_secrets_hide_their_values() {
+        let command = <Declared as clap::Args>::augment_args(Command::new("scimbus"));
+        let settings = settings_of(&command);
+        assert_eq!(settings.len(), command.get_arguments().count());
+        for s in &settings {
+            assert_eq!(
+                s.flag
+                    .trim_start_matches("--")
+                    .replace('-', "_")
+                    .to_uppercase(),
+                s.name.trim_start_matches("SCIMBUS_"),
+                "the flag and the variable name one setting"
+            );
+        }
+        let secret: Vec<&str> = settings
+            .iter()
+            .filter(|s| s.secret)
+            .map(|s| s.name.as_str())
+            .collect();
+        for name in [
+            "SCIMBUS_ADMIN_TOKEN",
+            "SCIMBUS_CURSOR_KEY",
+            "SCIMBUS_METRICS_TOKEN",
+            "SCIMBUS_AMQP_URL",
+            "SCIMBUS_DATABASE_URL",
+        ] {
+            assert!(secret.contains(&name), "{name} must be secret");
+        }
+        let table = markdown_table(&command);
+        assert_eq!(table.lines().count(), settings.len() + 2);
+        assert!(!table.contains("|  |"), "a setting without help:\n{table}");
+    }
+
+    #[test]
+    fn the_kubernetes_config_map_holds_valid_settings() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/deploy/kubernetes/configmap.yaml"
+        );
+        let text = std::fs::read_to_string(path).unwrap();
+        let map: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
+        let data: HashMap<String, String> = map["data"]
+            .as_mapping()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().unwrap().to_owned(),
+                    v.as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        let command = <Declared as clap::Args>::augment_args(Command::new("scimbus"));
+        let declared: Vec<String> = settings_of(&command).into_iter().map(|s| s.name).collect();
+        for key in data.keys() {
+            assert!(declared.contains(key), "{key} is not a setting");
+        }
+        let s = Settings::from_lookup(|k| data.get(k).cloned()).unwrap();
+        assert!(s.admin_listen.is_some());
     }
 
     #[test]

@@ -1,13 +1,11 @@
 //! The `scimbus` binary: parse the command line, load settings, start telemetry, run.
 
-use clap::Parser;
-
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let cli = scimbus::cli::Cli::parse();
-    let settings = match scimbus::config::Settings::from_env() {
-        Ok(s) => s,
-        Err(e) => {
+    let (cli, settings) = match scimbus::cli::parse(std::env::args_os().collect()) {
+        Ok(parsed) => parsed,
+        Err(scimbus::config::LoadError::Usage(e)) => e.exit(),
+        Err(scimbus::config::LoadError::Setting(e)) => {
             eprintln!("scimbus: {e}");
             return std::process::ExitCode::from(2);
         }

@@ -1,6 +1,10 @@
-//! Prometheus metrics (`/metrics`): HTTP requests and latencies by route template, method
-//! and status; requests per tenant (the tenant label is on counters only, never on
-//! histograms); outbox, relay and token gauges read when scraped.
+//! Prometheus metrics (`/metrics`), named by Prometheus's conventions: counters end in
+//! `_total` (the encoder adds it), units are in names, every label is bounded except
+//! `tenant` (DESIGN 17), which is on counters and per-tenant gauges only, never on
+//! histograms. HTTP requests and latencies by route template, method and status;
+//! requests per tenant; the relay's counters (incremented by the relay itself); outbox,
+//! token and brake gauges read when scraped. docs/operations.md lists each one; a test
+//! keeps that list equal to what is registered.
 
 use std::sync::atomic::AtomicU64;
 
@@ -47,10 +51,6 @@ pub struct Metrics {
     pub rate_limited: Family<TenantOnly, Counter>,
     pub outbox_backlog: Gauge,
     pub outbox_oldest_age: Gauge<f64, AtomicU64>,
-    pub relay_published: Gauge,
-    pub relay_publish_failures: Gauge,
-    pub relay_returned: Gauge,
-    pub relay_unpublishable: Gauge,
     pub tokens_expiring_soon: Family<TenantOnly, Gauge>,
     pub brake_held_events: Family<TenantOnly, Gauge>,
 }
@@ -61,19 +61,14 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
-/// Latency buckets in seconds: 1 ms to 30 s.
-const BUCKETS: [f64; 14] = [
+/// Latency buckets in seconds: 1 ms to 30 s (docs/operations.md repeats them).
+pub const BUCKETS: [f64; 14] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Metrics {
-    pub fn new() -> Self {
+    /// Registers every metric, the relay's counters (which the relay increments) included.
+    pub fn new(relay: &crate::events::RelayMetrics) -> Self {
         let mut registry = Registry::with_prefix("scimbus");
         let requests = Family::<RouteLabels, Counter>::default();
         registry.register(
@@ -108,7 +103,7 @@ impl Metrics {
         );
         let outbox_backlog = Gauge::default();
         registry.register(
-            "outbox_backlog",
+            "outbox_backlog_events",
             "Events committed and not yet published (nor parked)",
             outbox_backlog.clone(),
         );
@@ -118,31 +113,30 @@ impl Metrics {
             "Age of the oldest unpublished event (0 when none)",
             outbox_oldest_age.clone(),
         );
-        let gauge = |registry: &mut Registry, name: &str, help: &str| {
-            let g = Gauge::default();
-            registry.register(name, help, g.clone());
-            g
-        };
-        let relay_published = gauge(
-            &mut registry,
-            "relay_published_events",
-            "Events this process's relay published and marked (since start)",
-        );
-        let relay_publish_failures = gauge(
-            &mut registry,
-            "relay_publish_failures",
-            "Publish attempts nacked or failed (since start)",
-        );
-        let relay_returned = gauge(
-            &mut registry,
-            "relay_returned_messages",
-            "Messages the broker returned as unroutable (since start)",
-        );
-        let relay_unpublishable = gauge(
-            &mut registry,
-            "relay_unpublishable_events",
-            "Events parked as unpublishable (since start)",
-        );
+        for (name, help, counter) in [
+            (
+                "relay_published_events",
+                "Events this process's relay published and marked",
+                &relay.published,
+            ),
+            (
+                "relay_publish_failures",
+                "Publish attempts nacked or failed",
+                &relay.publish_failures,
+            ),
+            (
+                "relay_returned_messages",
+                "Messages the broker returned as unroutable (a topology mistake)",
+                &relay.returned,
+            ),
+            (
+                "relay_unpublishable_events",
+                "Events parked as unpublishable (larger than the broker accepts)",
+                &relay.unpublishable,
+            ),
+        ] {
+            registry.register(name, help, counter.clone());
+        }
         let tokens_expiring_soon = Family::<TenantOnly, Gauge>::default();
         registry.register(
             "tokens_expiring_soon",
@@ -164,10 +158,6 @@ impl Metrics {
             rate_limited,
             outbox_backlog,
             outbox_oldest_age,
-            relay_published,
-            relay_publish_failures,
-            relay_returned,
-            relay_unpublishable,
             tokens_expiring_soon,
             brake_held_events,
         }
@@ -178,5 +168,90 @@ impl Metrics {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `(name, type)` of every registered metric, as exposed (counters with `_total`).
+    fn exposed(metrics: &Metrics) -> Vec<(String, String)> {
+        metrics
+            .encode()
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .map(|l| {
+                let (name, kind) = l.split_once(' ').unwrap();
+                let name = if kind == "counter" {
+                    format!("{name}_total")
+                } else {
+                    name.to_owned()
+                };
+                (name, kind.to_owned())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_metric_is_documented_with_its_type_and_counters_end_in_total() {
+        let metrics = Metrics::new(&crate::events::RelayMetrics::default());
+        // A family is exposed once it has a series.
+        let route = RouteLabels {
+            route: "/healthz".to_owned(),
+            method: "GET".to_owned(),
+            status: 200,
+        };
+        metrics.requests.get_or_create(&route).inc();
+        metrics
+            .latency
+            .get_or_create(&LatencyLabels {
+                route: route.route,
+                method: route.method,
+            })
+            .observe(0.1);
+        let tenant = TenantOnly {
+            tenant: "acme".to_owned(),
+        };
+        metrics
+            .tenant_requests
+            .get_or_create(&TenantLabels {
+                tenant: "acme".to_owned(),
+                class: "2xx".to_owned(),
+            })
+            .inc();
+        metrics.rate_limited.get_or_create(&tenant).inc();
+        metrics.tokens_expiring_soon.get_or_create(&tenant).set(1);
+        metrics.brake_held_events.get_or_create(&tenant).set(1);
+        let docs =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/operations.md"))
+                .unwrap();
+        let documented: Vec<(String, String)> = docs
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `scimbus_"))
+            .map(|l| {
+                let mut cells = l.split('|').map(str::trim);
+                let name = format!("scimbus_{}", cells.next().unwrap().trim_end_matches('`'));
+                (name, cells.next().unwrap().to_owned())
+            })
+            .collect();
+        let mut exposed = exposed(&metrics);
+        exposed.sort();
+        let mut sorted = documented.clone();
+        sorted.sort();
+        assert_eq!(
+            exposed, sorted,
+            "docs/operations.md's metrics table must list every metric with its type"
+        );
+        for (name, kind) in &exposed {
+            assert_eq!(kind == "counter", name.ends_with("_total"), "{name}");
+        }
+        for bucket in BUCKETS {
+            assert!(
+                docs.contains(&format!("{bucket}")),
+                "bucket {bucket} not documented"
+            );
+        }
     }
 }

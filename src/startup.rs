@@ -37,6 +37,8 @@ pub async fn open_context(
     if settings.migrate {
         store.migrate().await.context("migrations failed")?;
     }
+    let relay_metrics = Arc::new(RelayMetrics::default());
+    let metrics = Arc::new(crate::metrics::Metrics::new(&relay_metrics));
     let keep_unpublished = !settings
         .retention_unpublished
         .unwrap_or(store.backend() == crate::store::Backend::Sqlite && settings.relay.is_none());
@@ -48,7 +50,7 @@ pub async fn open_context(
         events_written: Arc::new(tokio::sync::Notify::new()),
         events_announce: Arc::default(),
         event_waiters: crate::events::waiters::EventWaiters::default(),
-        relay_metrics: Arc::new(RelayMetrics::default()),
+        relay_metrics,
         cursors: crate::service::cursor::Cursors::new(
             settings
                 .cursor_key
@@ -61,7 +63,7 @@ pub async fn open_context(
         journal: crate::service::journal::Journal::new(settings.journal.clone()),
         maintenance_wake: Arc::new(tokio::sync::Notify::new()),
         jobs_wake: Arc::new(tokio::sync::Notify::new()),
-        metrics: Arc::new(crate::metrics::Metrics::new()),
+        metrics,
         backlog_cache: crate::service::readiness::BacklogCache::default(),
     };
     let filled = crate::service::backfill_search_documents(&context).await?;
@@ -76,6 +78,7 @@ pub async fn open_context(
 
 pub struct Application {
     port: u16,
+    admin_port: Option<u16>,
     server: Server,
     context: Context,
     /// Turns true once the HTTP server has stopped: the relay and maintenance finish the
@@ -100,6 +103,17 @@ impl Application {
         let listener = TcpListener::bind(settings.listen)
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let local = listener.local_addr()?;
+        let admin_listener = settings
+            .admin_listen
+            .map(|address| {
+                TcpListener::bind(address)
+                    .with_context(|| format!("cannot listen on {address} (SCIMBUS_ADMIN_LISTEN)"))
+            })
+            .transpose()?;
+        let admin_local = admin_listener
+            .as_ref()
+            .map(TcpListener::local_addr)
+            .transpose()?;
         let public_url = match &settings.public_url {
             Some(url) => url.clone(),
             None => Url::parse(&format!("http://{local}"))?,
@@ -175,11 +189,15 @@ impl Application {
         let metrics_token = web::Data::new(crate::http::metrics::MetricsToken(
             settings.metrics_token.clone(),
         ));
+        let listeners = web::Data::new(crate::http::context::Listeners { admin: admin_local });
         let openapi = web::Data::new(crate::http::openapi::Served(
             serde_json::to_vec(&crate::http::openapi::document()?)?.into(),
         ));
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(actix_web::middleware::from_fn(
+                    crate::http::context::listener_surface,
+                ))
                 .wrap(actix_web::middleware::from_fn(crate::http::metrics::record))
                 .wrap(actix_web::middleware::from_fn(
                     crate::http::context::security_headers,
@@ -197,6 +215,7 @@ impl Application {
                 .app_data(rate_limits.clone())
                 .app_data(proxies.clone())
                 .app_data(metrics_token.clone())
+                .app_data(listeners.clone())
                 .app_data(web::QueryConfig::default().error_handler(|err, _| {
                     ApiError::Scim(ScimError::invalid_value(err.to_string())).into()
                 }))
@@ -215,13 +234,18 @@ impl Application {
                         .config(utoipa_swagger_ui::Config::from("/openapi.json")),
                 )
         })
-        .listen(listener)?
+        .listen(listener)?;
+        let server = match admin_listener {
+            Some(admin) => server.listen(admin)?,
+            None => server,
+        }
         // Signals are the caller's (`serve` stops gracefully on SIGTERM and SIGINT alike).
         .disable_signals()
         .shutdown_timeout(settings.shutdown_timeout.as_secs())
         .run();
         Ok(Self {
             port: local.port(),
+            admin_port: admin_local.map(|a| a.port()),
             server,
             context,
             stop,
@@ -231,6 +255,11 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of `SCIMBUS_ADMIN_LISTEN`'s listener, when there is one.
+    pub fn admin_port(&self) -> Option<u16> {
+        self.admin_port
     }
 
     /// The service context (store, clock, registry), for the CLI and tests.

@@ -129,6 +129,53 @@ mod tests {
     }
 }
 
+/// Where the admin surface is served: `None` on the main listener with everything else,
+/// `Some(address)` on its own listener (`SCIMBUS_ADMIN_LISTEN`), which then serves only
+/// the admin API, `/metrics` and the health checks, and the main listener none of the
+/// first two.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Listeners {
+    pub admin: Option<std::net::SocketAddr>,
+}
+
+impl Listeners {
+    /// Whether the request came in on the separate admin listener.
+    pub fn on_admin(&self, req: &actix_web::HttpRequest) -> bool {
+        self.admin == Some(req.app_config().local_addr())
+    }
+}
+
+/// A path of the admin surface.
+fn admin_path(path: &str) -> bool {
+    path == "/metrics" || path == "/admin" || path.starts_with("/admin/")
+}
+
+/// Keeps each listener to its surface (see [`Listeners`]): anything else answers 404 as
+/// an unknown route would.
+pub async fn listener_surface<B: MessageBody>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<actix_web::body::EitherBody<B>>, actix_web::Error> {
+    let listeners = req
+        .app_data::<web::Data<Listeners>>()
+        .map(|l| *l.get_ref())
+        .unwrap_or_default();
+    if listeners.admin.is_some() {
+        let path = req.path();
+        let health = path == "/healthz" || path == "/readyz";
+        let allowed = if listeners.on_admin(req.request()) {
+            admin_path(path) || health
+        } else {
+            !admin_path(path)
+        };
+        if !allowed {
+            let response = req.error_response(ApiError::NotFound("no such endpoint".to_owned()));
+            return Ok(response.map_into_right_body());
+        }
+    }
+    Ok(next.call(req).await?.map_into_left_body())
+}
+
 /// The reverse proxies whose forwarding headers are believed (`SCIMBUS_TRUSTED_PROXIES`).
 #[derive(Debug, Clone, Default)]
 pub struct TrustedProxies(pub Vec<ipnet::IpNet>);

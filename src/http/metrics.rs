@@ -1,4 +1,5 @@
-//! `/metrics` in the Prometheus text format (optionally behind `SCIMBUS_METRICS_TOKEN`),
+//! `/metrics` in the Prometheus text format (behind `SCIMBUS_METRICS_TOKEN`, or open on the
+//! separate admin listener only),
 //! and the middleware that counts and times every request by its route template.
 
 use std::time::Instant;
@@ -14,7 +15,6 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
-use crate::events::RelayMetrics;
 use crate::metrics::{LatencyLabels, RouteLabels, TenantLabels, TenantOnly};
 use crate::scim::time;
 use crate::service::Context;
@@ -85,18 +85,36 @@ pub async fn record(
     Ok(response)
 }
 
-fn authorised(req: &HttpRequest, token: &MetricsToken) -> bool {
+/// With `SCIMBUS_METRICS_TOKEN` set, the request must carry it; without, `/metrics` is
+/// served only on the separate admin listener (it names every tenant).
+fn authorised(req: &HttpRequest, token: &MetricsToken) -> Result<(), ApiError> {
     let Some(expected) = &token.0 else {
-        return true;
+        let on_admin = req
+            .app_data::<web::Data<super::context::Listeners>>()
+            .is_some_and(|l| l.on_admin(req));
+        return if on_admin {
+            Ok(())
+        } else {
+            Err(ApiError::NotFound(
+                "/metrics is served here only with SCIMBUS_METRICS_TOKEN set (or on \
+                 SCIMBUS_ADMIN_LISTEN)"
+                    .to_owned(),
+            ))
+        };
     };
     let given = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     // Compare digests: equal length, so the comparison time says nothing of the token.
-    bearer(given).is_some_and(|given| {
+    let matches = bearer(given).is_some_and(|given| {
         Sha256::digest(given.as_bytes()) == Sha256::digest(expected.expose_secret().as_bytes())
-    })
+    });
+    if matches {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthenticated)
+    }
 }
 
 /// Prometheus metrics in the text exposition format.
@@ -107,6 +125,7 @@ fn authorised(req: &HttpRequest, token: &MetricsToken) -> bool {
     responses(
         (status = 200, description = "Prometheus text format", content_type = "text/plain", body = String),
         (status = 401, description = "`SCIMBUS_METRICS_TOKEN` is set and the request lacks it", content_type = "application/scim+json", body = super::openapi::ScimErrorBody),
+        (status = 404, description = "No `SCIMBUS_METRICS_TOKEN` is set: `/metrics` is served only on `SCIMBUS_ADMIN_LISTEN`", content_type = "application/scim+json", body = super::openapi::ScimErrorBody),
     )
 )]
 #[get("/metrics")]
@@ -115,9 +134,7 @@ pub async fn metrics(
     ctx: web::Data<Context>,
     token: web::Data<MetricsToken>,
 ) -> Result<HttpResponse, ApiError> {
-    if !authorised(&req, &token) {
-        return Err(ApiError::Unauthenticated);
-    }
+    authorised(&req, &token)?;
     let m = &ctx.metrics;
     let conn = ctx.store.conn();
     let now = ctx.clock.now();
@@ -131,13 +148,6 @@ pub async fn metrics(
         .and_then(time::parse)
         .map_or(0.0, |t| (now - t).as_seconds_f64().max(0.0));
     m.outbox_oldest_age.set(age);
-    let r = &ctx.relay_metrics;
-    let as_gauge =
-        |c: &std::sync::atomic::AtomicU64| i64::try_from(RelayMetrics::get(c)).unwrap_or(i64::MAX);
-    m.relay_published.set(as_gauge(&r.published));
-    m.relay_publish_failures.set(as_gauge(&r.publish_failures));
-    m.relay_returned.set(as_gauge(&r.returned));
-    m.relay_unpublishable.set(as_gauge(&r.unpublishable));
     let expiring = tokens::expiring_between(
         conn,
         &time::format(now),

@@ -479,11 +479,15 @@ async fn config_prints_the_effective_settings_from_environment_and_file_with_sec
     assert!(output.status.success());
     let printed = String::from_utf8(output.stdout).unwrap();
     assert!(
-        printed.contains("SCIMBUS_LISTEN=127.0.0.1:9123"),
+        printed.contains("SCIMBUS_LISTEN=127.0.0.1:9123\t# environment"),
         "{printed}"
     );
     assert!(
-        printed.contains("SCIMBUS_RATE_LIMIT=25/s (burst 250)"),
+        printed.contains("SCIMBUS_RATE_LIMIT=25/s\t# file"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("SCIMBUS_MIGRATE=on\t# default"),
         "{printed}"
     );
     assert!(
@@ -491,6 +495,62 @@ async fn config_prints_the_effective_settings_from_environment_and_file_with_sec
         "{printed}"
     );
     assert!(!printed.contains("file-admin-token"));
+
+    // A flag wins over the environment; `--json` gives the same for programs.
+    let output = scimbus(&dir)
+        .env("SCIMBUS_CONFIG", &file)
+        .env("SCIMBUS_LISTEN", "127.0.0.1:9123")
+        .args(["config", "--listen", "127.0.0.1:9124", "--json"])
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let settings: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap();
+    let setting = |name: &str| {
+        settings
+            .iter()
+            .find(|s| s["name"] == name)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(setting("SCIMBUS_LISTEN")["value"], "127.0.0.1:9124");
+    assert_eq!(setting("SCIMBUS_LISTEN")["source"], "flag");
+    assert_eq!(setting("SCIMBUS_ADMIN_TOKEN")["value"], "(set, hidden)");
+    assert_eq!(setting("SCIMBUS_PUBLIC_URL")["source"], "unset");
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("file-admin-token"));
+
+    // `--help` lists every setting's variable, never a secret's value.
+    let output = scimbus(&dir)
+        .env("SCIMBUS_ADMIN_TOKEN", "env-admin-token-0123456789")
+        .arg("--help")
+        .output()
+        .await
+        .unwrap();
+    let help = String::from_utf8(output.stdout).unwrap();
+    for s in &settings {
+        let name = s["name"].as_str().unwrap();
+        assert!(
+            help.contains(&format!("[env: {name}")),
+            "{name} not in --help"
+        );
+    }
+    assert!(!help.contains("env-admin-token"), "{help}");
+
+    // An empty variable counts as unset.
+    let output = scimbus(&dir)
+        .env("SCIMBUS_LISTEN", "")
+        .env("SCIMBUS_AMQP_URL", " ")
+        .arg("config")
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let printed = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        printed.contains("SCIMBUS_LISTEN=127.0.0.1:8080\t# default"),
+        "{printed}"
+    );
+    assert!(printed.contains("SCIMBUS_AMQP_URL=(unset)"), "{printed}");
 
     // A bad setting stops the process with a message naming it.
     std::fs::write(&file, "rate_limit = \"lots\"\n").unwrap();
@@ -796,4 +856,43 @@ async fn serve_demo_prints_commands_that_create_a_user_and_show_its_event_withou
         .unwrap();
     assert!(log.contains("INFO"), "{log}");
     assert!(!log.contains('\u{1b}'), "{log:?}");
+}
+
+#[tokio::test]
+async fn listing_commands_print_json_arrays_with_json() {
+    let dir = tempfile::tempdir().unwrap();
+    run_ok(&dir, &["tenant", "create", "acme"]).await;
+    run_ok(
+        &dir,
+        &["token", "issue", "--tenant", "acme", "--name", "okta"],
+    )
+    .await;
+    run_ok(&dir, &["app", "issue", "--name", "crm", "--all-tenants"]).await;
+    run_ok(&dir, &["operator", "issue", "alice"]).await;
+    let json = |printed: String| -> Vec<serde_json::Value> {
+        serde_json::from_str(&printed).unwrap_or_else(|e| panic!("{e}: {printed}"))
+    };
+    let tenants = json(run_ok(&dir, &["tenant", "list", "--json"]).await);
+    assert_eq!(tenants.len(), 1);
+    assert_eq!(tenants[0]["slug"], "acme");
+    let tokens = json(run_ok(&dir, &["token", "list", "--tenant", "acme", "--json"]).await);
+    assert_eq!(tokens[0]["name"], "okta");
+    assert!(
+        !tokens[0].to_string().contains("scimbus_t_"),
+        "never a secret"
+    );
+    let apps = json(run_ok(&dir, &["app", "list", "--json"]).await);
+    assert_eq!(apps[0]["name"], "crm");
+    let operators = json(run_ok(&dir, &["operator", "list", "--json"]).await);
+    assert_eq!(operators[0]["name"], "alice");
+    let audit = json(run_ok(&dir, &["audit", "--json"]).await);
+    assert!(audit.len() >= 4, "{audit:?}");
+    let jobs = json(run_ok(&dir, &["schema", "jobs", "--tenant", "acme", "--json"]).await);
+    assert!(jobs.is_empty());
+    // Without --json: lines of text, as before.
+    assert!(
+        run_ok(&dir, &["tenant", "list"])
+            .await
+            .starts_with("acme\t")
+    );
 }

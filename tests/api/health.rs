@@ -1,7 +1,9 @@
 use chrono::{TimeDelta, Utc};
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestApp, spawn_app, spawn_app_with, user};
+use crate::helpers::{
+    ADMIN_TOKEN, Backend, METRICS_TOKEN, TestApp, spawn_app, spawn_app_with, user,
+};
 use scimbus::domain::Scope;
 use scimbus::service::audit::Actor;
 use scimbus::service::tenants::{self, TokenRequest};
@@ -9,7 +11,8 @@ use scimbus::service::tenants::{self, TokenRequest};
 both_backends!(
     healthz_and_readyz_answer_200_once_up,
     metrics_count_requests_by_route_template_and_tenant_and_read_the_outbox,
-    metrics_can_require_a_token,
+    metrics_need_their_token_unless_on_the_admin_listener,
+    an_admin_listener_takes_the_admin_api_and_metrics_off_the_main_one,
     readyz_tolerates_newer_migrations_and_reports_missing_ones,
     readyz_reads_the_backlog_at_most_once_per_refresh,
 );
@@ -104,7 +107,7 @@ async fn metrics_count_requests_by_route_template_and_tenant_and_read_the_outbox
     .await
     .unwrap();
 
-    let response = scrape(&app, None).await;
+    let response = scrape(&app, Some(METRICS_TOKEN)).await;
     assert_eq!(response.status(), 200);
     assert!(
         response.headers()["content-type"]
@@ -149,7 +152,16 @@ async fn metrics_count_requests_by_route_template_and_tenant_and_read_the_outbox
             .any(|l| l.starts_with("scimbus_http_request_duration") && l.contains("tenant=")),
         "no tenant label on histograms"
     );
-    assert_eq!(sample(&text, "scimbus_outbox_backlog "), Some(1.0));
+    assert_eq!(sample(&text, "scimbus_outbox_backlog_events "), Some(1.0));
+    // The relay's counts are counters (no relay runs here: 0).
+    assert!(
+        text.contains("# TYPE scimbus_relay_published_events counter"),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "scimbus_relay_published_events_total "),
+        Some(0.0)
+    );
     assert_eq!(
         sample(&text, "scimbus_tokens_expiring_soon{tenant=\"other\"}"),
         Some(1.0)
@@ -161,16 +173,92 @@ async fn metrics_count_requests_by_route_template_and_tenant_and_read_the_outbox
     );
 }
 
-async fn metrics_can_require_a_token(backend: Backend) {
-    let secret = "metrics-scraper-secret-1234";
-    let app = spawn_app_with(backend, &[("SCIMBUS_METRICS_TOKEN", secret.to_owned())]).await;
+async fn metrics_need_their_token_unless_on_the_admin_listener(backend: Backend) {
+    let app = spawn_app(backend).await;
     assert_eq!(scrape(&app, None).await.status(), 401);
     assert_eq!(
         scrape(&app, Some("wrong-token-value-xyz")).await.status(),
         401
     );
     assert_eq!(scrape(&app, Some(&app.token)).await.status(), 401);
-    assert_eq!(scrape(&app, Some(secret)).await.status(), 200);
+    assert_eq!(scrape(&app, Some(METRICS_TOKEN)).await.status(), 200);
+
+    // Without a metrics token, the main listener does not serve /metrics at all (it names
+    // every tenant); the separate admin listener does, to whoever reaches it.
+    let app = spawn_app_with(backend, &[("SCIMBUS_METRICS_TOKEN", String::new())]).await;
+    let response = scrape(&app, None).await;
+    assert_eq!(response.status(), 404);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("SCIMBUS_METRICS_TOKEN"),
+        "{body}"
+    );
+    let app = spawn_app_with(
+        backend,
+        &[
+            ("SCIMBUS_METRICS_TOKEN", String::new()),
+            ("SCIMBUS_ADMIN_LISTEN", "127.0.0.1:0".to_owned()),
+        ],
+    )
+    .await;
+    let admin = app.admin_address.clone().unwrap();
+    let response = app
+        .client
+        .get(format!("{admin}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.text().await.unwrap().contains("scimbus_"));
+}
+
+async fn an_admin_listener_takes_the_admin_api_and_metrics_off_the_main_one(backend: Backend) {
+    let app = spawn_app_with(
+        backend,
+        &[("SCIMBUS_ADMIN_LISTEN", "127.0.0.1:0".to_owned())],
+    )
+    .await;
+    let admin = app.admin_address.clone().unwrap();
+    let get = |url: String, token: &'static str| {
+        let client = app.client.clone();
+        async move {
+            let response = client.get(url).bearer_auth(token).send().await.unwrap();
+            response.status().as_u16()
+        }
+    };
+    // The admin listener: admin API, metrics (with the token, which is set) and health.
+    assert_eq!(
+        get(format!("{admin}/admin/v1/tenants"), ADMIN_TOKEN).await,
+        200
+    );
+    assert_eq!(get(format!("{admin}/metrics"), METRICS_TOKEN).await, 200);
+    assert_eq!(
+        get(format!("{admin}/metrics"), "wrong-token-value-xyz").await,
+        401
+    );
+    assert_eq!(get(format!("{admin}/healthz"), "").await, 200);
+    assert_eq!(get(format!("{admin}/readyz"), "").await, 200);
+    // ... and nothing else: no SCIM, no events, no documents.
+    let scim_token: &'static str = Box::leak(app.token.clone().into_boxed_str());
+    assert_eq!(
+        get(format!("{admin}/scim/v2/acme/Users"), scim_token).await,
+        404
+    );
+    assert_eq!(get(format!("{admin}/openapi.json"), "").await, 404);
+    // The main listener: SCIM and health, no admin API and no metrics.
+    assert_eq!(get(format!("{}/Users", app.base), scim_token).await, 200);
+    assert_eq!(get(format!("{}/healthz", app.address), "").await, 200);
+    assert_eq!(
+        get(format!("{}/admin/v1/tenants", app.address), ADMIN_TOKEN).await,
+        404
+    );
+    assert_eq!(
+        get(format!("{}/metrics", app.address), METRICS_TOKEN).await,
+        404
+    );
 }
 
 async fn healthz_and_readyz_answer_200_once_up(backend: Backend) {

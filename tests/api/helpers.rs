@@ -21,6 +21,8 @@ use tokio::sync::OnceCell;
 pub const USER_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const ERROR_URN: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+/// The `SCIMBUS_METRICS_TOKEN` of test servers.
+pub const METRICS_TOKEN: &str = "test-metrics-token-0123456789";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -48,6 +50,8 @@ macro_rules! both_backends {
 pub struct TestApp {
     /// `http://127.0.0.1:<port>`
     pub address: String,
+    /// The `SCIMBUS_ADMIN_LISTEN` listener's `http://127.0.0.1:<port>`, when set.
+    pub admin_address: Option<String>,
     /// `<address>/scim/v2/acme`
     pub base: String,
     pub client: Client,
@@ -157,6 +161,7 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, String)]) -> TestA
         // Property tests and concurrency tests are bursts no IdP sends; the limit has its
         // own test.
         ("SCIMBUS_RATE_LIMIT", "off".to_owned()),
+        ("SCIMBUS_METRICS_TOKEN", METRICS_TOKEN.to_owned()),
     ];
     vars.extend(extra.iter().cloned());
     let clock = Arc::new(ManualClock::new(
@@ -166,6 +171,9 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, String)]) -> TestA
         .await
         .unwrap();
     let address = format!("http://127.0.0.1:{}", app.port());
+    let admin_address = app
+        .admin_port()
+        .map(|port| format!("http://127.0.0.1:{port}"));
     let ctx = app.context().clone();
     tokio::spawn(app.run_until_stopped());
 
@@ -180,6 +188,7 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, String)]) -> TestA
     TestApp {
         base: format!("{address}/scim/v2/acme"),
         address,
+        admin_address,
         client: Client::new(),
         token,
         tenant: "acme".to_owned(),
@@ -445,10 +454,11 @@ impl TestApp {
             .collect()
     }
 
-    /// The `/metrics` text (no metrics token in tests).
+    /// The `/metrics` text.
     pub async fn metrics_text(&self) -> String {
         self.client
             .get(format!("{}/metrics", self.address))
+            .bearer_auth(METRICS_TOKEN)
             .send()
             .await
             .unwrap()

@@ -83,6 +83,12 @@ async fn each_user_write_is_published_in_sequence_order_with_its_envelope(backen
         ]
     );
     assert_eq!(RelayMetrics::get(&app.ctx.relay_metrics.published), 4);
+    assert!(
+        app.metrics_text()
+            .await
+            .contains("scimbus_relay_published_events_total 4"),
+        "the relay's count is the exposed counter"
+    );
     relay.shutdown().await;
     cleanup(&settings).await;
 }

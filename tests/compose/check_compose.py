@@ -39,6 +39,9 @@ import yaml
 from jsonschema import Draft7Validator
 from jsonschema.exceptions import ValidationError, best_match
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from strict_yaml import StrictLoader  # noqa: E402 (tests/strict_yaml.py)
+
 EXEMPT_KEY = "x-healthcheck-exempt"
 NAME = re.compile(r"[_A-Za-z][_A-Za-z0-9]*")
 # Go's time.ParseDuration, which Compose uses for healthcheck times.
@@ -51,22 +54,7 @@ class CheckError(Exception):
 
 
 # --- YAML without duplicate keys ----------------------------------------------------------
-class _Loader(yaml.SafeLoader):
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            key = self.construct_object(key_node, deep=True)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    "while constructing a mapping",
-                    node.start_mark,
-                    f"found duplicate key {key!r}",
-                    key_node.start_mark,
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep)
+_Loader = StrictLoader
 
 
 def load_yaml(path: Path) -> Any:

@@ -27,6 +27,7 @@ AMQP_URL = "amqp://guest:guest@{}:{}/".format(
     os.environ.get("SCIMBUS_TEST_AMQP_HOST", "127.0.0.1"), os.environ.get("SCIMBUS_TEST_AMQP_PORT", "5672")
 )
 ADMIN_TOKEN = "e2e-admin-token-0123456789"
+METRICS_TOKEN = "e2e-metrics-token-0123456789"
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -60,6 +61,7 @@ class Scimbus:
             "SCIMBUS_LISTEN": "127.0.0.1:0",
             "SCIMBUS_RATE_LIMIT": "off",
             "SCIMBUS_ADMIN_TOKEN": ADMIN_TOKEN,
+            "SCIMBUS_METRICS_TOKEN": METRICS_TOKEN,
             "SCIMBUS_LOG": "warn",
         }
         if self.broker:

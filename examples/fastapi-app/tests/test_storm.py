@@ -27,7 +27,7 @@ import asyncpg
 import httpx
 import pytest
 
-from harness import BRAKE_OFF, set_brake, ADMIN_DB, BIN, GROUP, PATCH, USER, ExampleApp, Scim, Scimbus, delete_broker_objects, provision_tenant, queue_consumers
+from harness import BRAKE_OFF, METRICS_TOKEN, set_brake, ADMIN_DB, BIN, GROUP, PATCH, USER, ExampleApp, Scim, Scimbus, delete_broker_objects, provision_tenant, queue_consumers
 from scimbus_consumer import PullClient
 
 pytestmark = pytest.mark.skipif(not BIN, reason="SCIMBUS_BIN is not set (scripts/python-test sets it)")
@@ -336,7 +336,9 @@ async def test_a_queue_that_refuses_publishes_still_ends_in_scimbus_state(tmp_pa
                     await storm.run(i)
 
             await asyncio.gather(*(client_loop() for _ in range(CLIENTS)))
-            metrics = (await client.get(f"{scimbus.url}/metrics")).text
+            metrics = (
+                await client.get(f"{scimbus.url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+            ).text
             refused = sum(
                 float(line.split()[-1]) for line in metrics.splitlines() if line.startswith("scimbus_relay_publish_failures")
             )
