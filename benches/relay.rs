@@ -957,9 +957,12 @@ async fn latency_in(
     )
     .await?;
     let writer = Arc::new(Writer {
-        client: reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()?,
+        client: {
+            scimbus::telemetry::install_tls_provider();
+            reqwest::Client::builder()
+        }
+        .timeout(Duration::from_secs(30))
+        .build()?,
         url: format!("{address}/scim/v2/{TENANT}/Users"),
         token: secret.expose_secret().to_owned(),
     });

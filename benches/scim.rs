@@ -715,11 +715,13 @@ async fn probe_writes(
     member: String,
     done: Arc<AtomicBool>,
 ) -> Vec<(f64, u16)> {
-    let Ok(client) = reqwest::Client::builder()
-        .timeout(Duration::from_secs(300))
-        .pool_max_idle_per_host(0)
-        .build()
-    else {
+    let Ok(client) = {
+        scimbus::telemetry::install_tls_provider();
+        reqwest::Client::builder()
+    }
+    .timeout(Duration::from_secs(300))
+    .pool_max_idle_per_host(0)
+    .build() else {
         return Vec::new();
     };
     let url = format!("{base}/Groups/{group}");
@@ -1383,7 +1385,12 @@ async fn bench_in(opts: &Options, db: &BenchDb) -> anyhow::Result<()> {
     let result = async {
         let alpha = tenants::create_tenant(&ctx, &Actor::system(), ALPHA).await?;
         let beta = tenants::create_tenant(&ctx, &Actor::system(), BETA).await?;
-        let http = reqwest::Client::builder().timeout(OKTA_TIMEOUT).build()?;
+        let http = {
+            scimbus::telemetry::install_tls_provider();
+            reqwest::Client::builder()
+        }
+        .timeout(OKTA_TIMEOUT)
+        .build()?;
         let api = |slug: &str, token: String| Api {
             http: http.clone(),
             base: format!("{address}/scim/v2/{slug}"),

@@ -81,6 +81,14 @@ pub struct Declared {
         default_value = "text"
     )]
     pub log_format: LogFormat,
+    /// Where to send traces: an OpenTelemetry collector's OTLP/HTTP base URL
+    /// (`http://otel-collector:4318`; spans are posted as protobuf to `<it>/v1/traces`,
+    /// service name `scimbus`). A request's W3C `traceparent` becomes its span's parent, and
+    /// each event it writes carries that span as its `traceparent`. Unset: no spans are
+    /// exported, and an incoming `traceparent` is still copied into the events. The SDK's
+    /// `OTEL_BSP_*` and `OTEL_EXPORTER_OTLP_TIMEOUT` variables tune the export.
+    #[arg(long, env = "SCIMBUS_OTLP_ENDPOINT", value_name = "URL", value_parser = public_url)]
+    pub otlp_endpoint: Option<Url>,
     /// The key sealing pagination cursors (32 characters or more); replicas behind one
     /// load balancer must share it. Unset: a random key per process.
     #[arg(long, env = "SCIMBUS_CURSOR_KEY", value_name = "SECRET", hide_env_values = true,
@@ -351,6 +359,8 @@ pub struct Settings {
     pub max_body_bytes: usize,
     pub log: String,
     pub log_format: LogFormat,
+    /// `None`: no traces exported.
+    pub otlp_endpoint: Option<Url>,
     /// `None`: a random key per process.
     pub cursor_key: Option<SecretString>,
     pub cursor_timeout_secs: u32,
@@ -811,6 +821,7 @@ impl Settings {
             max_body_bytes: usize::try_from(d.max_body_bytes).unwrap_or(usize::MAX),
             log: d.log,
             log_format: d.log_format,
+            otlp_endpoint: d.otlp_endpoint,
             cursor_key: d.cursor_key,
             cursor_timeout_secs: d.cursor_timeout_secs,
             relay,

@@ -33,6 +33,7 @@ pub async fn open_context(
     clock: Arc<dyn Clock>,
     public_url: Url,
 ) -> anyhow::Result<Context> {
+    crate::telemetry::install_tls_provider();
     let store = Store::connect(&settings.database_url).await?;
     if settings.migrate {
         store.migrate().await.context("migrations failed")?;

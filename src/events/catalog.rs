@@ -160,6 +160,14 @@ pub struct Envelope {
     /// `X-Request-Id`), absent for changes no request made.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub correlationid: Option<String>,
+    /// CloudEvents distributed-tracing extension: the W3C trace context of the request
+    /// that made the change (its span when scimbus exports traces, else the
+    /// `traceparent` it came with); absent without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+    /// The W3C `tracestate` that came with `traceparent`, when not empty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tracestate: Option<String>,
     pub data: Value,
 }
 
@@ -172,6 +180,7 @@ pub fn format_sequence(sequence: i64) -> String {
 
 impl Envelope {
     pub fn new(tenant: &str, sequence: i64, time: &str, event: PendingEvent) -> Self {
+        let trace = crate::telemetry::current_trace();
         Self {
             specversion: "1.0",
             id: uuid::Uuid::now_v7().to_string(),
@@ -184,6 +193,8 @@ impl Envelope {
             tenant: tenant.to_owned(),
             sequence: format_sequence(sequence),
             correlationid: crate::telemetry::current_request_id(),
+            traceparent: trace.as_ref().map(|t| t.traceparent.clone()),
+            tracestate: trace.and_then(|t| t.tracestate),
             data: event.data,
         }
     }

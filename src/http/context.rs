@@ -12,7 +12,7 @@ use actix_web::middleware::Next;
 use tracing_actix_web::RequestId;
 
 use super::error::ApiError;
-use crate::telemetry::with_request_id;
+use crate::telemetry::with_request;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
@@ -37,11 +37,12 @@ pub async fn request_context(
     let metrics = req
         .app_data::<web::Data<crate::service::Context>>()
         .map(|ctx| ctx.metrics.clone());
+    let trace = crate::telemetry::request_trace(req.headers());
     // On timeout the handler's future is dropped (its transaction rolls back) and the
     // error travels out as a 503; the request itself is gone by then, so that answer
     // carries no `X-Request-Id` (the log line has it).
     let Ok(response) =
-        tokio::time::timeout(timeout, with_request_id(id.clone(), next.call(req))).await
+        tokio::time::timeout(timeout, with_request(id.clone(), trace, next.call(req))).await
     else {
         tracing::warn!(timeout_secs = timeout.as_secs(), "request timed out");
         if let Some(metrics) = metrics {

@@ -803,6 +803,14 @@ pub struct Event {
     tenant: String,
     /// 19 zero-padded digits.
     sequence: String,
+    /// The `X-Request-Id` of the request that made the change; absent for changes no
+    /// request made.
+    correlationid: Option<String>,
+    /// W3C `traceparent` of the request that made the change (CloudEvents distributed
+    /// tracing); absent without one.
+    traceparent: Option<String>,
+    /// W3C `tracestate` that came with `traceparent`; absent when none or empty.
+    tracestate: Option<String>,
     #[schema(value_type = Object)]
     data: Value,
 }

@@ -239,7 +239,7 @@ async fn without_any_admin_token_the_admin_api_is_off() {
         .unwrap();
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
-    let response = reqwest::Client::new()
+    let response = crate::helpers::client()
         .get(format!("{address}/admin/v1/tenants"))
         .bearer_auth(ADMIN_TOKEN)
         .send()

@@ -50,7 +50,7 @@ async fn serve_demo_prints_a_curl_line_that_works_and_revokes_the_previous_token
         url.starts_with("http://127.0.0.1:") && url.ends_with("/scim/v2/demo/Users"),
         "{url}"
     );
-    let client = reqwest::Client::new();
+    let client = crate::helpers::client();
     let response = client
         .get(&url)
         .bearer_auth(&first_token)
@@ -151,7 +151,7 @@ async fn tenant_and_token_commands_issue_a_token_that_authenticates() {
     let url = format!("http://127.0.0.1:{}/scim/v2/acme/Users", app.port());
     let ctx = app.context().clone();
     tokio::spawn(app.run_until_stopped());
-    let client = reqwest::Client::new();
+    let client = crate::helpers::client();
     assert_eq!(
         client
             .get(&url)
@@ -305,7 +305,7 @@ async fn cli_issues_lists_and_revokes_application_credentials() {
     assert!(secret.starts_with("scimbus_app_"), "{out}");
     let id = out.split_whitespace().nth(2).unwrap().to_owned();
     let pull = |slug: &str| {
-        reqwest::Client::new()
+        crate::helpers::client()
             .get(format!("{address}/events/v1/{slug}"))
             .bearer_auth(&secret)
             .send()
@@ -346,7 +346,7 @@ async fn json_logs_carry_the_request_id_and_never_the_token_or_query_values_at_i
         }
     }
     let (url, token) = found.expect("serve --demo printed a curl line");
-    let response = reqwest::Client::new()
+    let response = crate::helpers::client()
         .get(&url)
         .query(&[("filter", "userName eq \"secret.person@example.com\"")])
         .bearer_auth(&token)
@@ -407,7 +407,7 @@ async fn sigterm_and_sigint_stop_serve_gracefully_with_exit_code_0() {
     for signal in ["TERM", "INT"] {
         let dir = tempfile::tempdir().unwrap();
         let (mut child, url, token) = start_demo(&dir).await;
-        let client = reqwest::Client::new();
+        let client = crate::helpers::client();
         let response = client.get(&url).bearer_auth(&token).send().await.unwrap();
         assert_eq!(response.status(), 200);
         let status = stop_with(&mut child, signal).await;
@@ -444,7 +444,7 @@ async fn serve_with_a_relay_stops_gracefully_on_sigterm() {
     }
     let curl = curl.expect("a curl line");
     let (token, url) = curl.split_once("' ").unwrap();
-    let response = reqwest::Client::new()
+    let response = crate::helpers::client()
         .post(url.trim())
         .bearer_auth(token)
         .json(&serde_json::json!({
@@ -607,7 +607,7 @@ async fn operator_commands_issue_list_and_revoke_admin_tokens_and_never_touch_th
 async fn tenant_journal_prints_what_the_idp_sent_newest_first() {
     let dir = tempfile::tempdir().unwrap();
     let (mut server, url, token) = start_demo(&dir).await;
-    let client = reqwest::Client::new();
+    let client = crate::helpers::client();
     let response = client
         .get(format!("{url}?filter=userName%20eq%20%22nobody%22"))
         .bearer_auth(&token)
@@ -661,7 +661,7 @@ async fn schema_commands_dry_run_register_update_remove_and_follow_jobs() {
     const EXT: &str = "urn:example:cli:1.0:User";
     let dir = tempfile::tempdir().unwrap();
     let (mut server, url, token) = start_demo(&dir).await;
-    let client = reqwest::Client::new();
+    let client = crate::helpers::client();
     for (name, badge) in [
         ("ada", serde_json::json!(7)),
         ("bob", serde_json::json!("B-12")),
@@ -826,7 +826,7 @@ async fn serve_demo_prints_commands_that_create_a_user_and_show_its_event_withou
         .find(|l| l.starts_with("-d '"))
         .unwrap_or_else(|| panic!("no create command in {printed:?}"));
     let (body, url) = create["-d '".len()..].split_once("' ").unwrap();
-    let client = reqwest::Client::new();
+    let client = crate::helpers::client();
     let created = client
         .post(url.trim())
         .bearer_auth(&token)

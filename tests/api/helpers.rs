@@ -21,6 +21,13 @@ use tokio::sync::OnceCell;
 pub const USER_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const ERROR_URN: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+/// An HTTP client. The process's rustls provider is installed first: scimbus's trace
+/// exporter makes reqwest build with rustls and no provider of its own.
+pub fn client() -> Client {
+    scimbus::telemetry::install_tls_provider();
+    Client::new()
+}
+
 /// The `SCIMBUS_METRICS_TOKEN` of test servers.
 pub const METRICS_TOKEN: &str = "test-metrics-token-0123456789";
 
@@ -189,7 +196,7 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, String)]) -> TestA
         base: format!("{address}/scim/v2/acme"),
         address,
         admin_address,
-        client: Client::new(),
+        client: client(),
         token,
         tenant: "acme".to_owned(),
         ctx,

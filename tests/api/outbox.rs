@@ -215,3 +215,54 @@ async fn relays_elsewhere_are_woken_by_the_announcer_not_by_the_write_transactio
         );
     }
 }
+
+both_backends!(an_event_carries_the_trace_context_of_the_request_that_made_it);
+
+/// CloudEvents distributed tracing: without an exporter (as here) a valid incoming
+/// `traceparent` is copied unchanged, `tracestate` with it; an invalid one is no context.
+async fn an_event_carries_the_trace_context_of_the_request_that_made_it(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let post = |name: &'static str, headers: Vec<(&'static str, &'static str)>| {
+        let mut request = app
+            .client
+            .post(app.url("/Users"))
+            .bearer_auth(&app.token)
+            .header("Content-Type", "application/scim+json")
+            .body(user(name).to_string());
+        for (header, value) in headers {
+            request = request.header(header, value);
+        }
+        async move { request.send().await.unwrap().status() }
+    };
+    let traced = [
+        ("traceparent", traceparent),
+        ("tracestate", "vendor=opaque,other=1"),
+    ];
+    assert_eq!(post("traced", traced.to_vec()).await, 201);
+    let broken = [("traceparent", "00-not-a-trace-01")];
+    assert_eq!(post("broken", broken.to_vec()).await, 201);
+    assert_eq!(post("plain", vec![]).await, 201);
+
+    let events = app.events().await;
+    let by_user = |name: &str| {
+        events
+            .iter()
+            .find(|e| e.payload["data"]["resource"]["userName"] == name)
+            .unwrap()
+            .payload
+            .clone()
+    };
+    let event = by_user("traced");
+    assert_eq!(event["traceparent"], traceparent);
+    assert_eq!(event["tracestate"], "vendor=opaque,other=1");
+    let schema = schema_for("scimbus.user.created");
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    assert!(validator.is_valid(&event), "{event}");
+    for name in ["broken", "plain"] {
+        let event = by_user(name);
+        assert!(event.get("traceparent").is_none(), "{event}");
+        assert!(event.get("tracestate").is_none(), "{event}");
+        assert!(validator.is_valid(&event), "{event}");
+    }
+}

@@ -37,7 +37,10 @@ struct Target {
 }
 
 async fn target() -> Target {
-    let client = reqwest::Client::new();
+    let client = {
+        scimbus::telemetry::install_tls_provider();
+        reqwest::Client::new()
+    };
     if let (Ok(base), Ok(token)) = (std::env::var(URL_VAR), std::env::var(TOKEN_VAR)) {
         return Target {
             base: base.trim_end_matches('/').to_owned(),

@@ -94,7 +94,10 @@ impl Scimbus {
 
     /// A tenant (created if absent) and a fresh SCIM token of it.
     pub async fn tenant(&self, slug: &str) -> Tenant {
-        let client = reqwest::Client::new();
+        let client = {
+            scimbus::telemetry::install_tls_provider();
+            reqwest::Client::new()
+        };
         let _ = client
             .post(format!("{}/admin/v1/tenants", self.base))
             .bearer_auth(ADMIN_TOKEN)
@@ -119,14 +122,17 @@ impl Scimbus {
     }
 
     pub async fn status_of(&self, tenant: &Tenant, id: &str) -> u16 {
-        reqwest::Client::new()
-            .get(format!("{}/scim/v2/{}/Users/{id}", self.base, tenant.slug))
-            .bearer_auth(&tenant.token)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
+        {
+            scimbus::telemetry::install_tls_provider();
+            reqwest::Client::new()
+        }
+        .get(format!("{}/scim/v2/{}/Users/{id}", self.base, tenant.slug))
+        .bearer_auth(&tenant.token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
     }
 
     /// SIGKILL: no shutdown, no last batch.

@@ -33,7 +33,10 @@ struct Load {
 }
 
 async fn create_users(tenant: &Tenant, base: &str, prefix: &str, n: usize) -> Load {
-    let client = reqwest::Client::new();
+    let client = {
+        scimbus::telemetry::install_tls_provider();
+        reqwest::Client::new()
+    };
     let mut load = Load::default();
     for i in 0..n {
         let body = serde_json::json!({
@@ -164,7 +167,10 @@ async fn a_broker_cut_fails_no_write_loses_no_event_and_keeps_per_resource_order
     proxy.cut();
     // Writes during the cut: creations and updates of the same users (order matters).
     let during = create_users(&tenant, &scimbus.base, "during", 40).await;
-    let client = reqwest::Client::new();
+    let client = {
+        scimbus::telemetry::install_tls_provider();
+        reqwest::Client::new()
+    };
     let mut updates = 0;
     for id in first.acknowledged.iter().take(10) {
         for title in ["a", "b", "c"] {

@@ -42,10 +42,12 @@ def free_port() -> int:
 
 class Scimbus:
     """A scimbus process on a fresh PostgreSQL database with exchanges of its own, or
-    without RabbitMQ at all (`broker=False`: apps read its pull API)."""
+    without RabbitMQ at all (`broker=False`: apps read its pull API); `env` adds to (or
+    overrides) its environment."""
 
-    def __init__(self, run: str, *, broker: bool = True) -> None:
+    def __init__(self, run: str, *, broker: bool = True, env: dict[str, str] | None = None) -> None:
         self.broker = broker
+        self.extra_env = dict(env or {})
         self.db = f"scimbus_e2e_{run}"
         self.exchange = f"e2e.{run}.events"
         self.unrouted = f"e2e.{run}.unrouted"
@@ -72,6 +74,7 @@ class Scimbus:
                 "SCIMBUS_AMQP_UNROUTED_QUEUE": self.unrouted,
                 "SCIMBUS_RELAY_POLL_MS": "200",
             }
+        env |= self.extra_env
         assert BIN is not None
         self.proc = subprocess.Popen([BIN, "serve"], env=env, stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None

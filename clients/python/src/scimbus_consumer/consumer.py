@@ -53,6 +53,7 @@ from .models import (
 )
 from .pull import MAX_WAIT, EventPage, Gone, PullClient
 from .store import MemoryStore, ResourceState, Store
+from .tracing import Tracing
 
 log = logging.getLogger("scimbus_consumer")
 
@@ -365,6 +366,10 @@ class Consumer:
     restart, from its first event (`scimbus.tenant.created`). Bindings of a tenant that left
     the credential while the app was stopped stay on the queue (remove them with
     `rabbitmqctl`).
+
+    With the OpenTelemetry API installed (extra `otel`), each attempt at an event runs in a
+    CONSUMER span `process <type>` whose parent is the event's `traceparent` (the SCIM
+    request's span in scimbus), on `tracer_provider` (default: the global provider).
     """
 
     def __init__(
@@ -399,6 +404,7 @@ class Consumer:
         metrics: Metrics | None = None,
         poll_wait: float = 30.0,
         tenant_refresh_interval: float = 30.0,
+        tracer_provider: Any = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -471,6 +477,9 @@ class Consumer:
         # Side effects outside the app's database, performed after commit (app-side outbox).
         self.metrics = metrics or Metrics()
         self.effects = Effects(self.store, max_attempts=effect_max_attempts, metrics=self.metrics)
+        # With the OpenTelemetry API installed, each attempt at an event runs in a CONSUMER
+        # span continuing the event's `traceparent` (see `scimbus_consumer.tracing`).
+        self.tracing = Tracing(tracer_provider, exchange=exchange if amqp_url is not None else None, queue=queue)
         self._revoked: list[Handler] = []
         self._granted: list[Handler] = []
         self._handlers: dict[str, list[Handler]] = {}
@@ -1095,6 +1104,14 @@ class Consumer:
             return outcome
 
     async def _handle_once(self, event: Envelope, origin: Origin, force: bool, attempt: int) -> Outcome:
+        """One attempt at an event, whatever brought it (queue, pull API, snapshot, resync,
+        reconcile, replay), in its tracing span: every event's handlers run from here."""
+        with self.tracing.process(event, origin, attempt) as span:
+            outcome = await self._apply_once(event, origin, force, attempt)
+            self.tracing.outcome(span, outcome.value)
+            return outcome
+
+    async def _apply_once(self, event: Envelope, origin: Origin, force: bool, attempt: int) -> Outcome:
         tenant, subject = event.tenant, event.subject
         is_snapshot = event.type in SNAPSHOTS
         resynced = redacted = applied = resync_gate = marked = False

@@ -194,6 +194,12 @@ class Envelope(BaseModel):
     sequence: str
     correlationid: str | None = None
     """The id of the request that made the change (scimbus's `X-Request-Id`)."""
+    traceparent: str | None = None
+    """CloudEvents distributed-tracing extension: the W3C `traceparent` of the request that
+    made the change (naming scimbus's server span of it); absent for changes no request made.
+    The consumer's span of the event continues that trace (`scimbus_consumer.tracing`)."""
+    tracestate: str | None = None
+    """The W3C `tracestate` that came with `traceparent`, when the request had one."""
 
     @property
     def sequence_number(self) -> int:
