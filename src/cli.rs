@@ -159,10 +159,12 @@ pub enum SchemaCommand {
         #[command(flatten)]
         run: SchemaRun,
     },
-    /// List the tenant's extensions.
+    /// List the tenant's extensions (each as the admin API shows it).
     List {
         #[arg(long)]
         tenant: String,
+        #[command(flatten)]
+        output: Output,
     },
     /// List the tenant's re-index jobs, newest first.
     Jobs {
@@ -811,8 +813,12 @@ async fn schema_command(ctx: &Context, command: SchemaCommand) -> anyhow::Result
             (tenant, Change::Update(urn, definition), run)
         }
         SchemaCommand::Remove { tenant, urn, run } => (tenant, Change::Remove(urn), run),
-        SchemaCommand::List { tenant } => {
-            for schema in crate::service::schemas::list(ctx, &tenant).await? {
+        SchemaCommand::List { tenant, output } => {
+            let list = crate::service::schemas::list(ctx, &tenant).await?;
+            if output.json(&list)? {
+                return Ok(());
+            }
+            for schema in list {
                 println!("{}", serde_json::to_string_pretty(&schema)?);
             }
             return Ok(());

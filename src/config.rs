@@ -29,7 +29,7 @@ const CONFIG_VARIABLE: &str = "SCIMBUS_CONFIG";
 
 /// Every setting. The first paragraph of each comment is its `-h` line; the whole comment
 /// is its `--help` text and its row in the README's table.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Clone, clap::Args)]
 #[command(next_help_heading = "Settings (each flag may instead be set by the variable shown)")]
 pub struct Declared {
     /// Where the data lives: `postgres://user@host/db` or `sqlite://file?mode=rwc`. SQLite
@@ -220,6 +220,14 @@ pub struct Declared {
     pub config: Option<std::path::PathBuf>,
 }
 
+/// Values are never printed by `Debug` (the database URL may hold a password):
+/// [`Settings::effective`] shows them, masked.
+impl std::fmt::Debug for Declared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Declared").finish_non_exhaustive()
+    }
+}
+
 /// `SCIMBUS_TRUSTED_PROXIES`, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrustedProxies(pub Vec<ipnet::IpNet>);
@@ -345,8 +353,9 @@ fn slugs(value: &str) -> Result<Slugs, String> {
     Ok(Slugs(list(value).map(str::to_owned).collect()))
 }
 
-/// The typed settings the service reads, made from [`Declared`].
-#[derive(Debug, Clone)]
+/// The typed settings the service reads, made from [`Declared`]. `Debug` shows the
+/// effective values, secrets masked, as `scimbus config` does.
+#[derive(Clone)]
 pub struct Settings {
     pub database_url: String,
     pub listen: SocketAddr,
@@ -499,6 +508,16 @@ impl std::fmt::Display for RateLimit {
     }
 }
 
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut out = f.debug_struct("Settings");
+        for e in &self.effective {
+            out.field(&e.name, &e.value.as_deref().unwrap_or("(unset)"));
+        }
+        out.finish()
+    }
+}
+
 /// Where a setting's effective value came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -591,9 +610,12 @@ pub fn parse_with(
         })
     };
     let config_path = flag_value(&argv, "--config").or_else(|| env(CONFIG_VARIABLE));
-    let file = match config_path {
-        None => HashMap::new(),
-        Some(path) => read_file(&path)?,
+    // A file that cannot be read is reported after clap has had its say, so `--help`
+    // and `--version` work whatever the file.
+    let (file, file_error) = match config_path.map(|path| read_file(&path)) {
+        None => (HashMap::new(), None),
+        Some(Ok(file)) => (file, None),
+        Some(Err(e)) => (HashMap::new(), Some(e)),
     };
     let mut injected: Vec<OsString> = Vec::new();
     let mut sources: HashMap<String, Source> = HashMap::new();
@@ -644,6 +666,9 @@ pub fn parse_with(
         Ok(matches) => matches,
         Err(e) => return Err(naming_the_setting(&declared, &sources, e)),
     };
+    if let Some(e) = file_error {
+        return Err(e.into());
+    }
     let effective = declared
         .into_iter()
         .map(|setting| {
@@ -692,14 +717,31 @@ fn flag_value(argv: &[OsString], flag: &str) -> Option<String> {
     })
 }
 
-/// A secret is shown as `(set, hidden)`, except a URL, shown with its password masked.
+/// A secret is shown as `(set, hidden)`, except a URL, shown with its password masked,
+/// in the user information or in a query parameter (`?password=…`).
 fn mask(raw: &str, secret: bool, is_url: bool) -> String {
     match Url::parse(raw) {
-        Ok(mut url) if is_url && url.password().is_some() => {
-            let _ = url.set_password(Some("****"));
+        Ok(mut url) if is_url => {
+            if url.password().is_some() {
+                let _ = url.set_password(Some("****"));
+            }
+            if url.query().is_some() {
+                let pairs: Vec<(String, String)> = url
+                    .query_pairs()
+                    .map(|(k, v)| {
+                        let hidden = k.to_ascii_lowercase().contains("password");
+                        let v = if hidden {
+                            "****".to_owned()
+                        } else {
+                            v.into_owned()
+                        };
+                        (k.into_owned(), v)
+                    })
+                    .collect();
+                url.query_pairs_mut().clear().extend_pairs(pairs);
+            }
             url.to_string()
         }
-        Ok(url) if is_url => url.to_string(),
         _ if secret => "(set, hidden)".to_owned(),
         _ => raw.to_owned(),
     }
@@ -753,7 +795,17 @@ fn read_file(path: &str) -> Result<HashMap<String, String>, ConfigError> {
         reason,
     };
     let text = std::fs::read_to_string(path).map_err(|e| err(format!("{path}: {e}")))?;
-    let table: toml::Table = text.parse().map_err(|e| err(format!("{path}: {e}")))?;
+    // The parser's own message quotes the offending line, which may hold a secret: only
+    // the reason and the line number are reported.
+    let table: toml::Table = toml::from_str(&text).map_err(|e: toml::de::Error| {
+        let line = e
+            .span()
+            .map(|span| text[..span.start.min(text.len())].lines().count().max(1));
+        match line {
+            Some(line) => err(format!("{path}, line {line}: {}", e.message())),
+            None => err(format!("{path}: {}", e.message())),
+        }
+    })?;
     table
         .into_iter()
         .map(|(key, value)| {
@@ -1156,8 +1208,46 @@ mod tests {
     }
 
     #[test]
-    fn the_admin_token_is_not_printed() {
-        let s = settings(&[("SCIMBUS_ADMIN_TOKEN", "super-secret-admin-token")]).unwrap();
-        assert!(!format!("{s:?}").contains("super-secret"));
+    fn secrets_are_not_printed_by_debug_nor_repeated_by_errors() {
+        let s = settings(&[
+            ("SCIMBUS_ADMIN_TOKEN", "super-secret-admin-token"),
+            ("SCIMBUS_DATABASE_URL", "postgres://u:db-password-1@db/x"),
+        ])
+        .unwrap();
+        let debug = format!("{s:?}");
+        assert!(!debug.contains("super-secret") && !debug.contains("db-password-1"));
+        assert!(debug.contains("postgres://u:****@db/x"), "{debug}");
+        // A rejected secret is not quoted back.
+        let e = settings(&[("SCIMBUS_ADMIN_TOKEN", "tooshort")]).unwrap_err();
+        assert!(!e.to_string().contains("tooshort"), "{e}");
+        // A password in the query string is masked too.
+        let s = settings(&[(
+            "SCIMBUS_DATABASE_URL",
+            "postgres://u@db/x?sslmode=require&password=query-pw-2",
+        )])
+        .unwrap();
+        let shown = s.effective()[0].value.clone().unwrap();
+        assert!(
+            !shown.contains("query-pw-2") && shown.contains("sslmode=require"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn a_malformed_settings_file_is_reported_without_quoting_its_lines() {
+        let dir = tempfile_dir();
+        let path = dir.join("scimbus.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:1\"\nadmin_token = \"file-secret-0123456789\n",
+        )
+        .unwrap();
+        let env: HashMap<String, String> =
+            HashMap::from([("SCIMBUS_CONFIG".to_owned(), path.display().to_string())]);
+        let e = Settings::from_lookup(|k| env.get(k).cloned()).unwrap_err();
+        assert_eq!(e.name, "SCIMBUS_CONFIG");
+        assert!(e.reason.contains("line 2"), "{e}");
+        assert!(!e.to_string().contains("file-secret"), "{e}");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -85,15 +85,13 @@ pub fn install_tls_provider() {
 
 /// Spans batched and posted as OTLP/HTTP protobuf to `<base>/v1/traces`.
 fn tracer_provider(base: &url::Url) -> anyhow::Result<opentelemetry_sdk::trace::SdkTracerProvider> {
-    use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _};
+    use opentelemetry_otlp::WithExportConfig as _;
+    // The exporter builds its blocking reqwest client itself (with the timeout of
+    // `OTEL_EXPORTER_OTLP_TIMEOUT`, 10 s by default); its rustls needs the provider.
     install_tls_provider();
-    let client = reqwest::blocking::Client::builder()
-        .timeout(std::time::Duration::from_secs(10))
-        .build()?;
     let endpoint = format!("{}/v1/traces", base.as_str().trim_end_matches('/'));
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
-        .with_http_client(client)
         .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
         .with_endpoint(endpoint)
         .build()?;

@@ -162,7 +162,9 @@ pub async fn listener_surface<B: MessageBody>(
         .map(|l| *l.get_ref())
         .unwrap_or_default();
     if listeners.admin.is_some() {
-        let path = req.path();
+        // The path routing matches (percent-decoded), not the raw one: `/%61dmin/…` is
+        // `/admin/…` to the router.
+        let path = req.match_info().as_str();
         let health = path == "/healthz" || path == "/readyz";
         let allowed = if listeners.on_admin(req.request()) {
             admin_path(path) || health

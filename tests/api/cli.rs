@@ -536,6 +536,33 @@ async fn config_prints_the_effective_settings_from_environment_and_file_with_sec
     }
     assert!(!help.contains("env-admin-token"), "{help}");
 
+    // `--config` names the file as the variable does; `--help` works whatever the file.
+    let output = scimbus(&dir)
+        .args(["--config", file.to_str().unwrap(), "config"])
+        .output()
+        .await
+        .unwrap();
+    let printed = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        printed.contains("SCIMBUS_RATE_LIMIT=25/s\t# file"),
+        "{printed}"
+    );
+    let output = scimbus(&dir)
+        .env("SCIMBUS_CONFIG", dir.path().join("missing.toml"))
+        .arg("--help")
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let output = scimbus(&dir)
+        .env("SCIMBUS_CONFIG", dir.path().join("missing.toml"))
+        .arg("config")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("SCIMBUS_CONFIG"));
+
     // An empty variable counts as unset.
     let output = scimbus(&dir)
         .env("SCIMBUS_LISTEN", "")

@@ -255,6 +255,11 @@ async fn an_admin_listener_takes_the_admin_api_and_metrics_off_the_main_one(back
         get(format!("{}/admin/v1/tenants", app.address), ADMIN_TOKEN).await,
         404
     );
+    // The router decodes the path: `/%61dmin/…` is `/admin/…`, and is refused as well.
+    assert_eq!(
+        get(format!("{}/%61dmin/v1/tenants", app.address), ADMIN_TOKEN).await,
+        404
+    );
     assert_eq!(
         get(format!("{}/metrics", app.address), METRICS_TOKEN).await,
         404

@@ -259,6 +259,23 @@ async fn an_event_carries_the_trace_context_of_the_request_that_made_it(backend:
     let schema = schema_for("scimbus.user.created");
     let validator = jsonschema::validator_for(&schema).unwrap();
     assert!(validator.is_valid(&event), "{event}");
+    // A snapshot is no change: the read asking for it does not put it in its trace.
+    let mut snapshots = app
+        .client
+        .get(format!("{}/events/v1/acme/snapshot/Users", app.address))
+        .bearer_auth(
+            crate::helpers::issue(&app.ctx, "acme", vec![scimbus::domain::Scope::EventsRead]).await,
+        )
+        .header("traceparent", traceparent)
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    let snapshots = snapshots["events"].as_array_mut().unwrap();
+    assert_eq!(snapshots.len(), 3);
+    assert!(snapshots.iter().all(|e| e.get("traceparent").is_none()));
     for name in ["broken", "plain"] {
         let event = by_user(name);
         assert!(event.get("traceparent").is_none(), "{event}");

@@ -21,7 +21,8 @@
      port is one the container declares;
    - drain timing: each Deployment container has a preStop delay of N seconds (exec
      `sleep N`, or the `sleep` action), and terminationGracePeriodSeconds (default 30) >
-     N + SCIMBUS_SHUTDOWN_TIMEOUT_SECS (from the container's env or a ConfigMap it names in
+     N + SCIMBUS_SHUTDOWN_TIMEOUT_SECS + 10 s for background tasks (the timeout from the
+     container's env or a ConfigMap it names in
      envFrom; default 30);
    - a ConfigMap named by envFrom or configMapKeyRef exists in the set (Secrets are created
      outside the manifests and are not looked for);
@@ -78,6 +79,9 @@ KUSTOMIZE_KEYS = {
 }
 SHUTDOWN_SETTING = "SCIMBUS_SHUTDOWN_TIMEOUT_SECS"
 SHUTDOWN_DEFAULT = 30
+# After the HTTP server stops, scimbus gives the relay and other background tasks up to
+# this long to finish their step (src/startup.rs, BACKGROUND_STOP_TIMEOUT).
+BACKGROUND_STOP_SECONDS = 10
 GRACE_DEFAULT = 30  # Kubernetes' default terminationGracePeriodSeconds
 
 
@@ -385,9 +389,10 @@ def rule_errors(docs: list[Doc]) -> list[str]:
             except ValueError:
                 errors.append(f"{d.where()}: {SHUTDOWN_SETTING}={raw!r} is not a number")
                 continue
-            if not grace > sleep + shutdown:
+            if not grace > sleep + shutdown + BACKGROUND_STOP_SECONDS:
                 errors.append(f"{d.where()}: terminationGracePeriodSeconds {grace} must exceed "
-                              f"the preStop sleep {sleep} + {SHUTDOWN_SETTING} {shutdown}")
+                              f"the preStop sleep {sleep} + {SHUTDOWN_SETTING} {shutdown} + "
+                              f"the background tasks' {BACKGROUND_STOP_SECONDS} s")
 
     for d in docs:
         spec = d.body.get("spec") or {}

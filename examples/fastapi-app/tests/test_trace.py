@@ -294,3 +294,31 @@ async def test_tracing_one_trace_runs_from_the_scim_request_through_scimbus_to_t
         )
     ]
     assert elsewhere == [], elsewhere
+
+
+async def test_tracing_spans_still_buffered_are_exported_when_scimbus_stops(receiver: OtlpReceiver):
+    """With an export delay far longer than the test, the request's span is buffered when
+    SIGTERM arrives: scimbus exports it before exiting."""
+    run = uuid.uuid4().hex[:12]
+    scimbus = Scimbus(
+        run, broker=False, env={"SCIMBUS_OTLP_ENDPOINT": receiver.url, "OTEL_BSP_SCHEDULE_DELAY": "600000"}
+    )
+    scimbus.start()
+    trace_id, sent_span_id = secrets.token_hex(16), secrets.token_hex(8)
+    try:
+        async with httpx.AsyncClient(timeout=30) as client:
+            scim, _ = await provision_tenant(client, scimbus, f"flush-{run[:8]}")
+            response = await client.get(
+                f"{scim.base}/Users",
+                headers={"Authorization": f"Bearer {scim.token}", "traceparent": f"00-{trace_id}-{sent_span_id}-01"},
+            )
+            assert response.status_code == 200, response.text
+        assert not [s for s in receiver.spans() if s.trace_id == trace_id], "exported before the stop"
+    finally:
+        scimbus.stop()
+    server = [
+        s
+        for s in receiver.spans()
+        if s.trace_id == trace_id and s.service == "scimbus" and s.kind == Span.SPAN_KIND_SERVER
+    ]
+    assert [(s.name, s.parent_span_id) for s in server] == [("GET /scim/v2/{tenant}/Users", sent_span_id)], server
