@@ -725,7 +725,7 @@ async fn tenant(ctx: &Context, command: TenantCommand) -> anyhow::Result<()> {
                 })
                 .transpose()?;
             let method = method.map(|m| m.to_uppercase());
-            let query = crate::store::journal::JournalQuery {
+            let query = crate::domain::JournalQuery {
                 before: None,
                 since: since.as_deref(),
                 status,

@@ -1,7 +1,10 @@
-//! Tracing set-up: one subscriber, filtered by `SCIMBUS_LOG`, human-readable by default and
-//! JSON lines with `SCIMBUS_LOG_FORMAT=json`. Every line of a request carries its request
-//! id (the root span's field). Tokens are never logged; the query string (which carries
-//! filter values such as user names) only at debug.
+//! Tracing set-up: one subscriber. Log lines to stderr, filtered by `SCIMBUS_LOG`,
+//! human-readable by default and JSON lines with `SCIMBUS_LOG_FORMAT=json`; every line of a
+//! request carries its request id (the root span's field). Tokens are never logged; the
+//! query string (which carries filter values such as user names) only at debug. With
+//! `SCIMBUS_OTLP_ENDPOINT`, spans go to an OpenTelemetry collector too: each request is a
+//! server span whose parent is the caller's W3C `traceparent`, and its trace context (the
+//! task-local [`current_trace`]) is written into the events it makes.
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};

@@ -2,8 +2,13 @@
 //! and the records the store hands to services. Untrusted strings become these types once,
 //! at the edge; after that, functions take the newtype.
 
+mod brake;
+mod journal;
 mod names;
 mod records;
+
+pub use brake::{BrakeSettings, Threshold};
+pub use journal::{JournalEntry, JournalQuery};
 
 pub use names::{
     ExternalId, MAX_FOLDED_NAME_BYTES, MAX_NAME_BYTES, Scope, TenantSlug, TokenName, UserName,

@@ -655,7 +655,7 @@ async fn read_journal(
     let entries = journal::list(
         &ctx,
         &slug,
-        &crate::store::journal::JournalQuery {
+        &crate::domain::JournalQuery {
             before: query.before.as_deref(),
             since: since.as_deref(),
             status,
@@ -933,7 +933,7 @@ async fn show_brake(
     operation_id = "configureBrake",
     tag = "Admin",
     params(("slug" = String, Path, description = "Tenant slug.")),
-    request_body(content = crate::events::brake::BrakeSettings, content_type = "application/json"),
+    request_body(content = crate::domain::BrakeSettings, content_type = "application/json"),
     responses(
         (status = 200, description = "The brake", content_type = SCIM, body = crate::service::brake::BrakeView),
         (status = "default", description = "A SCIM error (400 invalidValue/invalidSyntax, 401, 404)", content_type = SCIM, body = ScimErrorBody),
@@ -946,7 +946,7 @@ async fn configure_brake(
     slug: web::Path<String>,
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    let settings: crate::events::brake::BrakeSettings = serde_json::from_value(body.0)
+    let settings: crate::domain::BrakeSettings = serde_json::from_value(body.0)
         .map_err(|e| ApiError::Scim(ScimError::invalid_syntax(e.to_string())))?;
     let view = brake::configure(&ctx, &Actor::admin(&actor.name), &slug, Some(settings)).await?;
     Ok(response::scim(StatusCode::OK, &view))

@@ -12,7 +12,6 @@ use super::SCIM_JSON;
 use crate::domain::Scope;
 use crate::scim::error::ScimError;
 use crate::service::ServiceError;
-use crate::store::StoreError;
 use crate::tenancy::auth::AuthError;
 
 #[derive(Debug, thiserror::Error)]
@@ -196,10 +195,10 @@ impl From<AuthError> for ApiError {
         match e {
             AuthError::Unauthenticated => ApiError::Unauthenticated,
             AuthError::InsufficientScope(s) => ApiError::InsufficientScope(s),
-            AuthError::Store(StoreError::Unavailable(_)) => {
+            AuthError::Unavailable => {
                 ApiError::Unavailable("the database is unavailable; retry shortly".to_owned())
             }
-            AuthError::Store(cause) => ApiError::Internal(cause.into()),
+            AuthError::Internal(cause) => ApiError::Internal(cause),
         }
     }
 }

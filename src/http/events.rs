@@ -120,9 +120,9 @@ fn json(status: StatusCode, body: &impl serde::Serialize) -> HttpResponse {
 /// `types` as a pattern: event type names, separated by commas, each with optional white
 /// space around it; empty items are skipped.
 pub(super) fn types_pattern() -> String {
-    let names: Vec<String> = crate::events::EventType::ALL
+    let names: Vec<String> = crate::service::events::type_names()
         .iter()
-        .map(|t| t.name().replace('.', "\\."))
+        .map(|name| name.replace('.', "\\."))
         .collect();
     let item = format!("\\s*({})?\\s*", names.join("|"));
     format!("^{item}(,{item})*$")

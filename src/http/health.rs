@@ -6,7 +6,6 @@ use actix_web::{HttpResponse, web};
 use serde_json::json;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::events::RelayMetrics;
 use crate::service::{Context, readiness};
 
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -41,30 +40,21 @@ async fn healthz() -> HttpResponse {
 )]
 #[get("/readyz")]
 async fn readyz(ctx: web::Data<Context>) -> HttpResponse {
-    let database = ctx.store.ping().await.is_ok();
-    let migrations = database && ctx.store.migrations_applied().await.unwrap_or(false);
-    // The relay's state is reported, not judged: a broker outage does not make the
-    // service unready (SCIM writes go on; events wait in the outbox).
-    let backlog = if migrations {
-        readiness::backlog(&ctx).await.unwrap_or_default()
-    } else {
-        readiness::Backlog::default()
-    };
-    let m = &ctx.relay_metrics;
+    let r = readiness::check(&ctx).await;
     let body = json!({
-        "status": if migrations { "ready" } else { "not ready" },
-        "database": database,
-        "migrations": migrations,
+        "status": if r.migrations { "ready" } else { "not ready" },
+        "database": r.database,
+        "migrations": r.migrations,
         "relay": {
-            "backlog": backlog.events,
-            "oldest_unpublished": backlog.oldest,
-            "published": RelayMetrics::get(&m.published),
-            "publish_failures": RelayMetrics::get(&m.publish_failures),
-            "returned": RelayMetrics::get(&m.returned),
-            "unpublishable": RelayMetrics::get(&m.unpublishable),
+            "backlog": r.backlog.events,
+            "oldest_unpublished": r.backlog.oldest,
+            "published": r.relay.published,
+            "publish_failures": r.relay.publish_failures,
+            "returned": r.relay.returned,
+            "unpublishable": r.relay.unpublishable,
         },
     });
-    if migrations {
+    if r.migrations {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)

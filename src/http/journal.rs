@@ -11,8 +11,8 @@ use actix_web::middleware::Next;
 use actix_web::{HttpMessage, web};
 use serde_json::Value;
 
+use crate::domain::JournalEntry;
 use crate::service::Context;
-use crate::store::journal::JournalEntry;
 use crate::tenancy::auth::AuthenticatedTenant;
 
 /// The request body as the body extractor read it: its size, and a copy when it is within

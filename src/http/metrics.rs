@@ -10,23 +10,17 @@ use actix_web::get;
 use actix_web::http::header;
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
-use chrono::TimeDelta;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
-use crate::metrics::{LatencyLabels, RouteLabels, TenantLabels, TenantOnly};
-use crate::scim::time;
+use crate::metrics::{LatencyLabels, RouteLabels, TenantLabels};
 use crate::service::Context;
-use crate::store::{outbox, tokens};
 use crate::tenancy::auth::{AuthenticatedTenant, bearer};
 
 /// The token `/metrics` requires, if any.
 #[derive(Clone)]
 pub struct MetricsToken(pub Option<SecretString>);
-
-/// How far ahead `scimbus_tokens_expiring_soon` looks.
-pub const EXPIRY_WARNING: TimeDelta = TimeDelta::days(7);
 
 /// The method as a label: the standard methods by name, anything else (any token is a
 /// valid HTTP method, so a client could make up one per request) as `other`, so the label
@@ -135,44 +129,7 @@ pub async fn metrics(
     token: web::Data<MetricsToken>,
 ) -> Result<HttpResponse, ApiError> {
     authorised(&req, &token)?;
-    let m = &ctx.metrics;
-    let conn = ctx.store.conn();
-    let now = ctx.clock.now();
-    let (backlog, oldest) = outbox::backlog(conn)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
-    m.outbox_backlog
-        .set(i64::try_from(backlog).unwrap_or(i64::MAX));
-    let age = oldest
-        .as_deref()
-        .and_then(time::parse)
-        .map_or(0.0, |t| (now - t).as_seconds_f64().max(0.0));
-    m.outbox_oldest_age.set(age);
-    let expiring = tokens::expiring_between(
-        conn,
-        &time::format(now),
-        &time::format(now + EXPIRY_WARNING),
-    )
-    .await
-    .map_err(|e| ApiError::Internal(e.into()))?;
-    m.tokens_expiring_soon.clear();
-    for (tenant, n) in expiring {
-        m.tokens_expiring_soon
-            .get_or_create(&TenantOnly { tenant })
-            .set(n);
-    }
-    let held = crate::store::brake::held_counts(conn)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
-    m.brake_held_events.clear();
-    for (tenant, n) in held {
-        m.brake_held_events
-            .get_or_create(&TenantOnly { tenant })
-            .set(n);
-    }
-    let body = m
-        .encode()
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("metrics do not encode: {e}")))?;
+    let body = crate::service::scrape::render(&ctx).await?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(body))

@@ -142,3 +142,56 @@ fn allowed_methods() -> &'static std::collections::HashMap<String, String> {
             .unwrap_or_default()
     })
 }
+
+#[cfg(test)]
+mod layering {
+    /// `http` reaches storage and the relay only through `service` (and `tenancy` for
+    /// authentication): no path into `store` or `events`, whatever the spelling.
+    #[test]
+    fn http_names_neither_the_store_nor_the_relay() {
+        fn files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    files(&path, out);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    out.push(path);
+                }
+            }
+        }
+        let mut found = Vec::new();
+        files(
+            std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/src/http")),
+            &mut found,
+        );
+        assert!(found.len() > 10);
+        let mut leaks = Vec::new();
+        for path in found {
+            let text = std::fs::read_to_string(&path).unwrap();
+            for (n, line) in text.lines().enumerate() {
+                let code = line.split("//").next().unwrap_or_default();
+                let code: String = code.split_whitespace().collect();
+                // `crate::{service, store::x}`: each item of a grouped import.
+                let grouped = code.split("crate::{").skip(1).any(|rest| {
+                    rest.split('}')
+                        .next()
+                        .unwrap_or_default()
+                        .split(',')
+                        .any(|item| item.starts_with("store") || item.starts_with("events"))
+                });
+                // Spelled in pieces, so that this file does not find itself.
+                let paths = ["store", "events"].map(|m| format!("crate::{m}"));
+                let up = format!("super::super::{}", "store");
+                if grouped || paths.iter().any(|p| code.contains(p.as_str())) || code.contains(&up)
+                {
+                    leaks.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
+                }
+            }
+        }
+        assert!(
+            leaks.is_empty(),
+            "http must go through service:\n{}",
+            leaks.join("\n")
+        );
+    }
+}

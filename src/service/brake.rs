@@ -10,9 +10,10 @@ use serde_json::json;
 use super::audit::{self, Actor};
 use super::tenants::live_tenant;
 use super::{Context, ServiceError};
+use crate::domain::BrakeSettings;
 use crate::domain::Tenant;
 use crate::events::EventType;
-use crate::events::brake::{BrakeSettings, MEASURES};
+use crate::events::brake::MEASURES;
 use crate::store::brake::{self, HeldEvent};
 use crate::store::users;
 

@@ -295,6 +295,11 @@ pub async fn snapshot_one(
     snapshot_envelope(tenant, sequence, &now, event)
 }
 
+/// Every event type's name (`scimbus.user.created`, …), the values of a `types` filter.
+pub fn type_names() -> Vec<String> {
+    EventType::ALL.iter().map(|t| t.name()).collect()
+}
+
 /// What erasure leaves of an event's `data`.
 pub fn redacted_data() -> Value {
     json!({"redacted": true})

@@ -21,8 +21,9 @@ use tokio::sync::{Mutex, mpsc, watch};
 
 use super::{Context, ServiceError};
 use crate::config::JournalSettings;
+use crate::domain::{JournalEntry, JournalQuery};
 use crate::scim::schema::{Mutability, Registry, ResourceType};
-use crate::store::journal::{self, JournalEntry, JournalQuery};
+use crate::store::journal;
 
 /// Entries waiting to be written, at most (a burst beyond it is dropped and counted).
 const QUEUE: usize = 10_000;

@@ -17,6 +17,7 @@ pub mod maintenance;
 pub mod operators;
 pub mod readiness;
 pub mod schemas;
+pub mod scrape;
 pub mod tenants;
 pub mod users;
 

@@ -9,8 +9,9 @@ use serde_json::json;
 
 use super::StoreError;
 use super::audit::{self, AuditEntry};
+use crate::domain::BrakeSettings;
 use crate::events::EventType;
-use crate::events::brake::{self, BrakeSettings, Window};
+use crate::events::brake::{self, Window};
 use crate::scim::time;
 
 /// A tenant's brake as stored (defaults when it has no row yet).

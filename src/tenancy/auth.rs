@@ -42,8 +42,21 @@ pub enum AuthError {
     /// 403: the credential is valid but lacks the scope.
     #[error("the token lacks the `{}` scope", .0.as_str())]
     InsufficientScope(Scope),
+    /// 503: the database is out of reach (the IdP retries).
+    #[error("the database is unavailable")]
+    Unavailable,
+    /// 500: anything else the store reported.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Internal(anyhow::Error),
+}
+
+impl From<StoreError> for AuthError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(_) => Self::Unavailable,
+            other => Self::Internal(other.into()),
+        }
+    }
 }
 
 /// The token of an `Authorization: Bearer <token>` header value.

@@ -224,7 +224,7 @@ async fn the_journal_keeps_the_newest_entries_and_erasure_removes_a_subjects(bac
     let gone = scimbus::store::journal::list(
         app.ctx.store.conn(),
         &tenant_id,
-        &scimbus::store::journal::JournalQuery {
+        &scimbus::domain::JournalQuery {
             limit: 100,
             ..Default::default()
         },

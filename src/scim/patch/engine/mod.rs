@@ -273,10 +273,7 @@ impl<'r> Engine<'r> {
         }
     }
 
-    fn existing_container_mut(
-        &mut self,
-        container: &Container,
-    ) -> Option<&mut Map<String, Value>> {
+    fn existing_container_mut(&mut self, container: &Container) -> Option<&mut Map<String, Value>> {
         match container {
             Container::Core => Some(&mut self.doc),
             Container::Extension(key) => {
