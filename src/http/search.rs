@@ -13,9 +13,8 @@ use super::precondition::ReadParams;
 use super::response;
 use crate::scim::error::ScimError;
 use crate::scim::projection;
-use crate::scim::resource::{ListResponse, Page};
-use crate::service::cursor::CursorScope;
-use crate::service::{Context, groups, users};
+use crate::service::Context;
+use crate::service::listing::{self, Kind, ListRequest};
 use crate::tenancy::auth::AuthenticatedTenant;
 
 /// Mounts `POST /.search` (the per-type searches are mounted with their resources).
@@ -104,131 +103,19 @@ pub fn params(body: Value) -> Result<ReadParams, ApiError> {
     })
 }
 
-/// RFC 9865: beside a cursor, a negative `count` is an error (`invalidCount`), where index
-/// paging reads it as 0.
-fn cursor_count(count: Option<i64>) -> Result<(), ApiError> {
-    if count.is_some_and(|c| c < 0) {
-        return Err(ScimError::new(
-            400,
-            Some(scim_v2::models::errors::ScimType::Other(
-                "invalidCount".into(),
-            )),
-            "`count` must not be negative",
-        )
-        .into());
-    }
-    Ok(())
-}
-
-fn page(params: &ReadParams) -> Result<Page, ApiError> {
-    Ok(Page::new(
-        integer("startIndex", params.start_index.as_deref())?,
-        integer("count", params.count.as_deref())?,
-    ))
-}
-
-/// Which resources a list reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Users,
-    Groups,
-}
-
-/// A listed resource: a user as a JSON value, or a group's body, whose members are written
-/// from their rows.
-#[derive(Debug)]
-pub enum Listed {
-    Value(Value),
-    Group(groups::GroupBody),
-}
-
-impl serde::Serialize for Listed {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Self::Value(value) => value.serialize(serializer),
-            Self::Group(body) => body.serialize(serializer),
-        }
-    }
-}
-
-/// A list of users or groups for GET and `.search`: filtered, sorted, paged by index or
-/// by cursor (RFC 9865), projected.
-pub async fn list(
-    ctx: &Context,
-    auth: &AuthenticatedTenant,
-    params: &ReadParams,
-    kind: Kind,
-) -> Result<ListResponse<Listed>, ApiError> {
+/// The parsed list request of `params`: `count` read before `startIndex`, as their
+/// errors are reported in that order.
+pub fn request(params: &ReadParams) -> Result<ListRequest, ApiError> {
     let count = integer("count", params.count.as_deref())?;
-    // Checked in cursor paging too, where it is not used.
-    integer("startIndex", params.start_index.as_deref())?;
-    let query = params.query();
-    let (resource, members) = match kind {
-        Kind::Users => ("User", groups::Members::Exclude),
-        Kind::Groups => ("Group", params.members()),
-    };
-    let cursor = params.cursor.as_deref().map(str::trim);
-    let (page, scope) = match cursor {
-        None => (page(params)?, None),
-        Some(cursor) => {
-            cursor_count(count)?;
-            let size = Page::new(None, count).count;
-            let scope = CursorScope {
-                tenant_id: &auth.tenant.id,
-                resource,
-                filter: query.filter.as_deref(),
-                sort_by: query.sort_by.as_deref(),
-                sort_order: query.sort_order.as_deref(),
-                count: size,
-            };
-            let offset = if cursor.is_empty() {
-                0
-            } else {
-                ctx.cursors.open(cursor, &scope, ctx.clock.now())?
-            };
-            (
-                Page {
-                    start_index: offset + 1,
-                    count: size,
-                },
-                Some(scope),
-            )
-        }
-    };
-    let registry = &auth.tenant.registry;
-    let mut list = match kind {
-        Kind::Users => {
-            let projection = params.projection().prepare(registry, registry.user());
-            users::list(ctx, &auth.tenant, &query, page)
-                .await?
-                .map(|mut user| {
-                    projection.apply(&mut user);
-                    Listed::Value(user)
-                })
-        }
-        Kind::Groups => {
-            let projection = params.projection().prepare(registry, registry.group());
-            groups::list(ctx, &auth.tenant, &query, page, members)
-                .await?
-                .map(|group| Listed::Group(group.respond_prepared(&projection)))
-        }
-    };
-    if let Some(scope) = scope {
-        let offset = page.offset();
-        let now = ctx.clock.now();
-        list.start_index = None;
-        // After what the page holds: a page of groups may stop short of `count` at the
-        // member budget.
-        let returned = list.resources.len() as u64;
-        if offset + returned < list.total_results && page.count > 0 {
-            list.next_cursor = Some(ctx.cursors.seal(&scope, offset + returned, now)?);
-        }
-        if offset > 0 {
-            let previous = offset.saturating_sub(page.count.max(1));
-            list.previous_cursor = Some(ctx.cursors.seal(&scope, previous, now)?);
-        }
-    }
-    Ok(list)
+    let start_index = integer("startIndex", params.start_index.as_deref())?;
+    Ok(ListRequest {
+        query: params.query(),
+        start_index,
+        count,
+        cursor: params.cursor.clone(),
+        projection: params.projection(),
+        members: params.members(),
+    })
 }
 
 /// Searches users with a SearchRequest body (RFC 7644 §3.4.3).
@@ -248,8 +135,8 @@ pub async fn search_users(
     auth: AuthenticatedTenant,
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    let params = params(body.0)?;
-    let list = list(&ctx, &auth, &params, Kind::Users).await?;
+    let request = request(&params(body.0)?)?;
+    let list = listing::list(&ctx, &auth.tenant, &request, Kind::Users).await?;
     Ok(response::scim(StatusCode::OK, &list))
 }
 
@@ -270,8 +157,8 @@ pub async fn search_groups(
     auth: AuthenticatedTenant,
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    let params = params(body.0)?;
-    let list = list(&ctx, &auth, &params, Kind::Groups).await?;
+    let request = request(&params(body.0)?)?;
+    let list = listing::list(&ctx, &auth.tenant, &request, Kind::Groups).await?;
     Ok(response::scim(StatusCode::OK, &list))
 }
 
@@ -295,53 +182,9 @@ pub async fn search_root(
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     let params = params(body.0)?;
-    let requested = page(&params)?;
-    // The merged list pages by index only; a cursor is checked as on /Users, then unused.
-    if params.cursor.is_some() {
-        cursor_count(integer("count", params.count.as_deref())?)?;
-    }
-    let query = params.query();
-    let count_only = Page::new(Some(1), Some(0));
-    let user_total = users::list(&ctx, &auth.tenant, &query, count_only).await;
-    let group_total = groups::list(
-        &ctx,
-        &auth.tenant,
-        &query,
-        count_only,
-        groups::Members::Exclude,
-    )
-    .await;
-    let (user_total, group_total) = match (user_total, group_total) {
-        (Err(e), Err(_)) => return Err(e.into()),
-        (u, g) => (
-            u.map(|l| l.total_results).ok(),
-            g.map(|l| l.total_results).ok(),
-        ),
-    };
-    let offset = requested.offset();
-    let mut remaining = requested.count;
-    let mut resources = Vec::new();
-    let users_total = user_total.unwrap_or(0);
-    if user_total.is_some() && offset < users_total && remaining > 0 {
-        let take = remaining.min(users_total - offset);
-        let mut p = params.clone();
-        p.start_index = Some((offset + 1).to_string());
-        p.count = Some(take.to_string());
-        let list = list(&ctx, &auth, &p, Kind::Users).await?;
-        remaining -= list.resources.len() as u64;
-        resources.extend(list.resources);
-    }
-    if group_total.is_some() && remaining > 0 {
-        let start = offset.saturating_sub(users_total);
-        let mut p = params.clone();
-        p.start_index = Some((start + 1).to_string());
-        p.count = Some(remaining.to_string());
-        let list = list(&ctx, &auth, &p, Kind::Groups).await?;
-        resources.extend(list.resources);
-    }
-    let total = users_total + group_total.unwrap_or(0);
-    Ok(response::scim(
-        StatusCode::OK,
-        &ListResponse::new(total, requested.start_index, resources),
-    ))
+    // Here `startIndex` is read before `count`.
+    integer("startIndex", params.start_index.as_deref())?;
+    let request = request(&params)?;
+    let list = listing::search_all(&ctx, &auth.tenant, &request).await?;
+    Ok(response::scim(StatusCode::OK, &list))
 }

@@ -49,7 +49,14 @@ async fn list(
     auth: AuthenticatedTenant,
     params: web::Query<ReadParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let list = super::search::list(&ctx, &auth, &params, super::search::Kind::Users).await?;
+    let request = super::search::request(&params)?;
+    let list = crate::service::listing::list(
+        &ctx,
+        &auth.tenant,
+        &request,
+        crate::service::listing::Kind::Users,
+    )
+    .await?;
     Ok(response::scim(StatusCode::OK, &list))
 }
 

@@ -13,6 +13,7 @@ pub mod events;
 pub mod groups;
 pub mod jobs;
 pub mod journal;
+pub mod listing;
 pub mod maintenance;
 pub mod operators;
 pub mod readiness;

@@ -25,7 +25,7 @@ fn slug(value: &str) -> Result<TenantSlug, ServiceError> {
 }
 
 /// The live tenant with this slug; 404 when there is none (or it is deleted).
-pub(crate) async fn live_tenant(ctx: &Context, slug_value: &str) -> Result<Tenant, ServiceError> {
+pub async fn live_tenant(ctx: &Context, slug_value: &str) -> Result<Tenant, ServiceError> {
     let slug = slug(slug_value)?;
     tenants::find_live(ctx.store.conn(), &slug)
         .await?

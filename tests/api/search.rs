@@ -248,3 +248,73 @@ async fn a_cursor_of_another_query_a_forged_one_or_an_expired_one_answers_400(ba
     let expired = get(vec![("cursor", next), ("count", "1".into())]).await;
     assert_scim_error(expired, 400, Some("expiredCursor")).await;
 }
+
+both_backends!(listing_pages_by_cursor_and_merges_both_types_without_http);
+
+/// `service::listing` is the whole of listing: called directly, no HTTP in between.
+async fn listing_pages_by_cursor_and_merges_both_types_without_http(backend: Backend) {
+    use scimbus::scim::projection::Projection;
+    use scimbus::service::groups::Members;
+    use scimbus::service::listing::{self, Kind, ListRequest, Listed};
+    let app = spawn_app(backend).await;
+    for i in 0..5 {
+        app.create_user(&crate::helpers::user(&format!("u{i}")))
+            .await;
+    }
+    for name in ["g0", "g1"] {
+        assert_eq!(app.post("/Groups", &group(name, &[])).await.status(), 201);
+    }
+    let tenant = scimbus::service::tenants::live_tenant(&app.ctx, "acme")
+        .await
+        .unwrap();
+    let request = |cursor: Option<String>, start: Option<i64>, count: i64| ListRequest {
+        query: scimbus::service::ListQuery::default(),
+        start_index: start,
+        count: Some(count),
+        cursor,
+        projection: Projection::default(),
+        members: Members::Exclude,
+    };
+    let id = |l: &Listed| match l {
+        Listed::Value(v) => v["id"].as_str().unwrap().to_owned(),
+        Listed::Group(g) => serde_json::to_value(g).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    };
+    // Cursor paging: 2 at a time, to the end, each user once.
+    let mut seen = Vec::new();
+    let mut cursor = Some(String::new());
+    while let Some(c) = cursor {
+        let page = listing::list(&app.ctx, &tenant, &request(Some(c), None, 2), Kind::Users)
+            .await
+            .unwrap();
+        assert_eq!(page.total_results, 5);
+        seen.extend(page.resources.iter().map(id));
+        cursor = page.next_cursor;
+    }
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 5);
+    // A negative count beside a cursor is invalidCount.
+    let refused = listing::list(
+        &app.ctx,
+        &tenant,
+        &request(Some(String::new()), None, -1),
+        Kind::Users,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(refused.into_scim().status, 400);
+    // The root search: users then groups, one index page across both.
+    let merged = listing::search_all(&app.ctx, &tenant, &request(None, Some(5), 3))
+        .await
+        .unwrap();
+    assert_eq!(merged.total_results, 7);
+    let kinds: Vec<bool> = merged
+        .resources
+        .iter()
+        .map(|l| matches!(l, Listed::Group(_)))
+        .collect();
+    assert_eq!(kinds, [false, true, true]);
+}
