@@ -34,7 +34,7 @@ use anyhow::{Context as _, bail, ensure};
 use rand::Rng;
 use scimbus::config::Settings;
 use scimbus::domain::{
-    ExternalId, GroupHot, MemberType, NewGroup, NewUser, Scope, Tenant, UserHot, UserName,
+    ExternalId, GroupHot, NewGroup, NewUser, ResourceKind, Scope, Tenant, UserHot, UserName,
 };
 use scimbus::scim::query::{parse_filter, search_document};
 use scimbus::scim::schema::Registry;
@@ -43,7 +43,7 @@ use scimbus::service::Context;
 use scimbus::service::cursor::CursorScope;
 use scimbus::service::tenants::{self, TokenRequest};
 use scimbus::startup::Application;
-use scimbus::store::query::{Table, count_statement};
+use scimbus::store::query::count_statement;
 use scimbus::store::{Backend, groups, members, users};
 use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
 use secrecy::ExposeSecret;
@@ -366,9 +366,9 @@ async fn make_group(
     let now = ctx.now();
     groups::insert(&txn, &tenant.id, &id, new, &now).await?;
     for chunk in member_ids.chunks(MEMBER_CHUNK) {
-        let rows: Vec<(String, MemberType)> = chunk
+        let rows: Vec<(String, ResourceKind)> = chunk
             .iter()
-            .map(|m| (m.clone(), MemberType::User))
+            .map(|m| (m.clone(), ResourceKind::User))
             .collect();
         members::add(&txn, &tenant.id, &id, &rows, &now).await?;
     }
@@ -835,7 +835,7 @@ fn list_statements(
         .map(|f| parse_filter(r, r.user(), f))
         .transpose()
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let count = count_statement(backend, Table::Users, tenant_id, typed.as_ref());
+    let count = count_statement(backend, ResourceKind::User, tenant_id, typed.as_ref());
     let rest = count
         .sql
         .strip_prefix("SELECT COUNT(*) AS n")
@@ -1015,7 +1015,7 @@ async fn bench_queries(
     let sorted_middle_index = (middle + 1).to_string();
     let scope = CursorScope {
         tenant_id: &tenant.id,
-        resource: "User",
+        kind: ResourceKind::User,
         filter: None,
         sort_by: None,
         sort_order: None,

@@ -15,6 +15,6 @@ pub use names::{
     check_name_length,
 };
 pub use records::{
-    AppInfo, GroupHot, Member, MemberType, Membership, NewGroup, NewUser, StoredGroup, StoredUser,
-    Tenant, TokenInfo, UserHot,
+    AppInfo, GroupHot, Member, Membership, NewGroup, NewUser, ResourceKind, StoredGroup,
+    StoredUser, Tenant, TokenInfo, UserHot,
 };

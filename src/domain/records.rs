@@ -4,6 +4,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::{ExternalId, Scope, TenantSlug, UserName};
+use crate::scim::schema::{Registry, ResourceType};
 
 /// A tenant.
 #[derive(Debug, Clone, Serialize)]
@@ -114,25 +115,28 @@ pub struct StoredGroup {
     pub updated_at: String,
 }
 
-/// What a member is.
+/// The two kinds of SCIM resource: what a member is, what a list, a bulk operation, a
+/// snapshot or a cursor is about, and which table holds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-pub enum MemberType {
+pub enum ResourceKind {
     User,
     Group,
 }
 
-impl MemberType {
+impl ResourceKind {
+    /// The resource type's name (`meta.resourceType`, a member's `type`).
     pub fn as_str(self) -> &'static str {
         match self {
-            MemberType::User => "User",
-            MemberType::Group => "Group",
+            ResourceKind::User => "User",
+            ResourceKind::Group => "Group",
         }
     }
 
+    /// From the resource type's name.
     pub fn parse(value: &str) -> Option<Self> {
         match value {
-            "User" => Some(MemberType::User),
-            "Group" => Some(MemberType::Group),
+            "User" => Some(ResourceKind::User),
+            "Group" => Some(ResourceKind::Group),
             _ => None,
         }
     }
@@ -140,8 +144,33 @@ impl MemberType {
     /// The SCIM endpoint of this kind of resource.
     pub fn endpoint(self) -> &'static str {
         match self {
-            MemberType::User => "Users",
-            MemberType::Group => "Groups",
+            ResourceKind::User => "Users",
+            ResourceKind::Group => "Groups",
+        }
+    }
+
+    /// From the endpoint's name (`Users`, `Groups`).
+    pub fn from_endpoint(value: &str) -> Option<Self> {
+        match value {
+            "Users" => Some(ResourceKind::User),
+            "Groups" => Some(ResourceKind::Group),
+            _ => None,
+        }
+    }
+
+    /// Its resource type in `registry`.
+    pub fn resource_type(self, registry: &Registry) -> &ResourceType {
+        match self {
+            ResourceKind::User => registry.user(),
+            ResourceKind::Group => registry.group(),
+        }
+    }
+
+    /// The table that holds resources of this kind.
+    pub fn table(self) -> &'static str {
+        match self {
+            ResourceKind::User => "users",
+            ResourceKind::Group => "groups",
         }
     }
 }
@@ -150,7 +179,7 @@ impl MemberType {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
     pub id: String,
-    pub member_type: MemberType,
+    pub member_type: ResourceKind,
     pub display: Option<String>,
 }
 

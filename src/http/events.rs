@@ -15,9 +15,10 @@ use super::context::RequestTimeout;
 use super::error::ApiError;
 use super::integer;
 use super::openapi::{SCIM, ScimErrorBody, TenantPath};
+use crate::domain::ResourceKind;
 use crate::scim::error::ScimError;
 use crate::service::Context;
-use crate::service::events::{self, DEFAULT_PAGE, SnapshotKind};
+use crate::service::events::{self, DEFAULT_PAGE};
 use crate::tenancy::auth::{AuthenticatedTenant, Reader};
 
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -220,8 +221,8 @@ fn live(auth: &AuthenticatedTenant) -> Result<(), ApiError> {
     }
 }
 
-fn kind(value: &str) -> Result<SnapshotKind, ApiError> {
-    SnapshotKind::parse(value)
+fn kind(value: &str) -> Result<ResourceKind, ApiError> {
+    ResourceKind::from_endpoint(value)
         .ok_or_else(|| ApiError::NotFound(format!("no snapshot of `{value}`: Users or Groups")))
 }
 

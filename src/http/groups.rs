@@ -9,9 +9,11 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use super::body::GroupJson;
 use super::error::ApiError;
 use super::openapi::{ProjectionQuery, ReadQuery, SCIM, TenantPath};
-use super::precondition::{Preconditions, ReadParams};
+use super::precondition::ReadParams;
 use super::response;
 use super::shaped::GroupPatchJson;
+use super::target::Target;
+use crate::domain::ResourceKind;
 use crate::service::Context;
 use crate::service::groups::{self, Members};
 use crate::tenancy::auth::AuthenticatedTenant;
@@ -45,15 +47,7 @@ async fn list(
     auth: AuthenticatedTenant,
     params: web::Query<ReadParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let request = super::search::request(&params)?;
-    let list = crate::service::listing::list(
-        &ctx,
-        &auth.tenant,
-        &request,
-        crate::service::listing::Kind::Groups,
-    )
-    .await?;
-    Ok(response::scim(StatusCode::OK, &list))
+    super::search::list(&ctx, &auth, &params, ResourceKind::Group).await
 }
 
 /// Creates a group, with members that must exist in the tenant (RFC 7644 §3.3).
@@ -75,15 +69,7 @@ async fn create(
     body: GroupJson,
 ) -> Result<HttpResponse, ApiError> {
     let group = groups::create(&ctx, &auth.tenant, body.body, body.members).await?;
-    let etag = group.etag();
-    let location = group.location().map(str::to_owned);
-    let body = group.respond(&auth.tenant.registry, &params.projection());
-    Ok(response::resource(
-        StatusCode::CREATED,
-        &body,
-        &etag,
-        location.as_deref(),
-    ))
+    Ok(response::view(StatusCode::CREATED, group, &auth, &params))
 }
 
 /// Reads a group (RFC 7644 §3.4.1); `If-None-Match` answers 304.
@@ -98,26 +84,10 @@ async fn create(
     )
 )]
 #[get("/Groups/{id}")]
-async fn get(
-    ctx: web::Data<Context>,
-    auth: AuthenticatedTenant,
-    id: web::Path<(String, String)>,
-    params: web::Query<ReadParams>,
-    conditions: Preconditions,
-) -> Result<HttpResponse, ApiError> {
-    let group = groups::get(&ctx, &auth.tenant, &id.1, params.members()).await?;
-    if let Some(not_modified) = conditions.not_modified(group.version, &group.etag()) {
-        return Ok(not_modified);
-    }
-    let etag = group.etag();
-    let location = group.location().map(str::to_owned);
-    let body = group.respond(&auth.tenant.registry, &params.projection());
-    Ok(response::resource(
-        StatusCode::OK,
-        &body,
-        &etag,
-        location.as_deref(),
-    ))
+async fn get(target: Target, params: web::Query<ReadParams>) -> Result<HttpResponse, ApiError> {
+    let (ctx, tenant) = (&target.ctx, &target.auth.tenant);
+    let group = groups::get(ctx, tenant, &target.id, params.members()).await?;
+    Ok(target.read(group, &params))
 }
 
 /// Replaces a group and its member list (RFC 7644 §3.5.1); only the difference is written.
@@ -133,32 +103,22 @@ async fn get(
 )]
 #[put("/Groups/{id}")]
 async fn replace(
-    ctx: web::Data<Context>,
-    auth: AuthenticatedTenant,
-    id: web::Path<(String, String)>,
+    target: Target,
     params: web::Query<ReadParams>,
-    conditions: Preconditions,
     body: GroupJson,
 ) -> Result<HttpResponse, ApiError> {
+    let (ctx, tenant) = (&target.ctx, &target.auth.tenant);
+    let (document, members) = (body.body, body.members);
     let written = groups::replace(
-        &ctx,
-        &auth.tenant,
-        &id.1,
-        body.body,
-        body.members,
-        conditions.if_match.as_deref(),
+        ctx,
+        tenant,
+        &target.id,
+        document,
+        members,
+        target.if_match(),
     )
     .await?;
-    let group = written.group;
-    let etag = group.etag();
-    let location = group.location().map(str::to_owned);
-    let body = group.respond(&auth.tenant.registry, &params.projection());
-    Ok(response::resource(
-        StatusCode::OK,
-        &body,
-        &etag,
-        location.as_deref(),
-    ))
+    Ok(target.written(written.view, &params))
 }
 
 /// Modifies a group (RFC 7644 §3.5.2): 204 with the `ETag`, or 200 with the body when
@@ -176,11 +136,8 @@ async fn replace(
 )]
 #[patch("/Groups/{id}")]
 async fn patch(
-    ctx: web::Data<Context>,
-    auth: AuthenticatedTenant,
-    id: web::Path<(String, String)>,
+    target: Target,
     params: web::Query<ReadParams>,
-    conditions: Preconditions,
     body: GroupPatchJson,
 ) -> Result<HttpResponse, ApiError> {
     let with_body = params.attributes.is_some();
@@ -189,29 +146,14 @@ async fn patch(
     } else {
         Members::Exclude
     };
-    let written = groups::patch(
-        &ctx,
-        &auth.tenant,
-        &id.1,
-        body.0,
-        conditions.if_match.as_deref(),
-        members,
-    )
-    .await?;
-    let group = written.group;
+    let (ctx, tenant) = (&target.ctx, &target.auth.tenant);
+    let written =
+        groups::patch(ctx, tenant, &target.id, body.0, target.if_match(), members).await?;
     if with_body {
-        let etag = group.etag();
-        let location = group.location().map(str::to_owned);
-        let body = group.respond(&auth.tenant.registry, &params.projection());
-        return Ok(response::resource(
-            StatusCode::OK,
-            &body,
-            &etag,
-            location.as_deref(),
-        ));
+        return Ok(target.written(written.view, &params));
     }
     Ok(HttpResponse::NoContent()
-        .insert_header((header::ETAG, group.etag()))
+        .insert_header((header::ETAG, written.view.etag()))
         .finish())
 }
 
@@ -226,12 +168,13 @@ async fn patch(
     )
 )]
 #[delete("/Groups/{id}")]
-async fn delete(
-    ctx: web::Data<Context>,
-    auth: AuthenticatedTenant,
-    id: web::Path<(String, String)>,
-    conditions: Preconditions,
-) -> Result<HttpResponse, ApiError> {
-    groups::delete(&ctx, &auth.tenant, &id.1, conditions.if_match.as_deref()).await?;
+async fn delete(target: Target) -> Result<HttpResponse, ApiError> {
+    groups::delete(
+        &target.ctx,
+        &target.auth.tenant,
+        &target.id,
+        target.if_match(),
+    )
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }

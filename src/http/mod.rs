@@ -19,6 +19,7 @@ pub mod ratelimit;
 pub mod response;
 pub mod search;
 pub mod shaped;
+pub mod target;
 pub mod users;
 
 use actix_web::middleware::from_fn;

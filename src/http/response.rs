@@ -6,6 +6,9 @@ use actix_web::http::header;
 use serde::Serialize;
 
 use super::SCIM_JSON;
+use super::precondition::ReadParams;
+use crate::service::resource::ResourceView;
+use crate::tenancy::auth::AuthenticatedTenant;
 
 /// A SCIM body with `status`.
 pub fn scim(status: StatusCode, body: &impl Serialize) -> HttpResponse {
@@ -29,4 +32,19 @@ pub fn resource(
         builder.insert_header((header::LOCATION, location));
     }
     builder.json(body)
+}
+
+/// A user or group read or written: its representation under the request's projection,
+/// `ETag` and
+/// `Location`.
+pub fn view(
+    status: StatusCode,
+    view: ResourceView,
+    auth: &AuthenticatedTenant,
+    params: &ReadParams,
+) -> HttpResponse {
+    let etag = view.etag();
+    let location = view.location().map(str::to_owned);
+    let body = view.respond(&auth.tenant.registry, &params.projection());
+    resource(status, &body, &etag, location.as_deref())
 }

@@ -11,11 +11,23 @@ use super::error::ApiError;
 use super::integer;
 use super::precondition::ReadParams;
 use super::response;
+use crate::domain::ResourceKind;
 use crate::scim::error::ScimError;
 use crate::scim::projection;
 use crate::service::Context;
-use crate::service::listing::{self, Kind, ListRequest};
+use crate::service::listing::{self, ListRequest};
 use crate::tenancy::auth::AuthenticatedTenant;
+
+/// A list or search of `kind` (`GET /Users`, `POST /Users/.search`, …).
+pub async fn list(
+    ctx: &Context,
+    auth: &AuthenticatedTenant,
+    params: &ReadParams,
+    kind: ResourceKind,
+) -> Result<HttpResponse, ApiError> {
+    let list = listing::list(ctx, &auth.tenant, &request(params)?, kind).await?;
+    Ok(response::scim(StatusCode::OK, &list))
+}
 
 /// Mounts `POST /.search` (the per-type searches are mounted with their resources).
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
@@ -135,9 +147,7 @@ pub async fn search_users(
     auth: AuthenticatedTenant,
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    let request = request(&params(body.0)?)?;
-    let list = listing::list(&ctx, &auth.tenant, &request, Kind::Users).await?;
-    Ok(response::scim(StatusCode::OK, &list))
+    list(&ctx, &auth, &params(body.0)?, ResourceKind::User).await
 }
 
 /// Searches groups with a SearchRequest body (RFC 7644 §3.4.3).
@@ -157,9 +167,7 @@ pub async fn search_groups(
     auth: AuthenticatedTenant,
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    let request = request(&params(body.0)?)?;
-    let list = listing::list(&ctx, &auth.tenant, &request, Kind::Groups).await?;
-    Ok(response::scim(StatusCode::OK, &list))
+    list(&ctx, &auth, &params(body.0)?, ResourceKind::Group).await
 }
 
 /// `POST /.search`: users, then groups, as one list. A filter that does not fit one of the

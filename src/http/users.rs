@@ -8,17 +8,12 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use super::body::{BoundedBody, USER_BODY_VALUES, USER_PATCH_VALUES};
 use super::error::ApiError;
 use super::openapi::{ProjectionQuery, ReadQuery, SCIM, TenantPath};
-use super::precondition::{Preconditions, ReadParams};
+use super::precondition::ReadParams;
 use super::response;
-use crate::domain::Tenant;
+use super::target::Target;
+use crate::domain::ResourceKind;
 use crate::service::{Context, users};
 use crate::tenancy::auth::AuthenticatedTenant;
-
-/// Applies `attributes`/`excludedAttributes` to a user representation.
-pub(super) fn project(tenant: &Tenant, params: &ReadParams, body: &mut serde_json::Value) {
-    let registry = &tenant.registry;
-    params.projection().apply(registry, registry.user(), body);
-}
 
 pub fn configure(cfg: &mut ServiceConfig) {
     // `/Users/.search` before `/Users/{id}`, which would take it as an id.
@@ -49,15 +44,7 @@ async fn list(
     auth: AuthenticatedTenant,
     params: web::Query<ReadParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let request = super::search::request(&params)?;
-    let list = crate::service::listing::list(
-        &ctx,
-        &auth.tenant,
-        &request,
-        crate::service::listing::Kind::Users,
-    )
-    .await?;
-    Ok(response::scim(StatusCode::OK, &list))
+    super::search::list(&ctx, &auth, &params, ResourceKind::User).await
 }
 
 /// Creates a user (RFC 7644 §3.3); readOnly attributes in the body are ignored.
@@ -78,14 +65,8 @@ async fn create(
     params: web::Query<ReadParams>,
     body: BoundedBody<USER_BODY_VALUES>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut user = users::create(&ctx, &auth.tenant, body.0).await?;
-    project(&auth.tenant, &params, &mut user.body);
-    Ok(response::resource(
-        StatusCode::CREATED,
-        &user.body,
-        &user.etag(),
-        user.location(),
-    ))
+    let user = users::create(&ctx, &auth.tenant, body.0).await?;
+    Ok(response::view(StatusCode::CREATED, user, &auth, &params))
 }
 
 /// Reads a user (RFC 7644 §3.4.1); `If-None-Match` answers 304.
@@ -100,24 +81,9 @@ async fn create(
     )
 )]
 #[get("/Users/{id}")]
-async fn get(
-    ctx: web::Data<Context>,
-    auth: AuthenticatedTenant,
-    id: web::Path<(String, String)>,
-    params: web::Query<ReadParams>,
-    conditions: Preconditions,
-) -> Result<HttpResponse, ApiError> {
-    let mut user = users::get(&ctx, &auth.tenant, &id.1).await?;
-    if let Some(not_modified) = conditions.not_modified(user.version, &user.etag()) {
-        return Ok(not_modified);
-    }
-    project(&auth.tenant, &params, &mut user.body);
-    Ok(response::resource(
-        StatusCode::OK,
-        &user.body,
-        &user.etag(),
-        user.location(),
-    ))
+async fn get(target: Target, params: web::Query<ReadParams>) -> Result<HttpResponse, ApiError> {
+    let user = users::get(&target.ctx, &target.auth.tenant, &target.id).await?;
+    Ok(target.read(user, &params))
 }
 
 /// Replaces a user (RFC 7644 §3.5.1); a PUT that changes nothing bumps nothing.
@@ -133,29 +99,13 @@ async fn get(
 )]
 #[put("/Users/{id}")]
 async fn replace(
-    ctx: web::Data<Context>,
-    auth: AuthenticatedTenant,
-    id: web::Path<(String, String)>,
+    target: Target,
     params: web::Query<ReadParams>,
-    conditions: Preconditions,
     body: BoundedBody<USER_BODY_VALUES>,
 ) -> Result<HttpResponse, ApiError> {
-    let written = users::replace(
-        &ctx,
-        &auth.tenant,
-        &id.1,
-        body.0,
-        conditions.if_match.as_deref(),
-    )
-    .await?;
-    let mut user = written.user;
-    project(&auth.tenant, &params, &mut user.body);
-    Ok(response::resource(
-        StatusCode::OK,
-        &user.body,
-        &user.etag(),
-        user.location(),
-    ))
+    let (ctx, tenant) = (&target.ctx, &target.auth.tenant);
+    let written = users::replace(ctx, tenant, &target.id, body.0, target.if_match()).await?;
+    Ok(target.written(written.view, &params))
 }
 
 /// Modifies a user (RFC 7644 §3.5.2), atomically.
@@ -171,29 +121,13 @@ async fn replace(
 )]
 #[patch("/Users/{id}")]
 async fn patch(
-    ctx: web::Data<Context>,
-    auth: AuthenticatedTenant,
-    id: web::Path<(String, String)>,
+    target: Target,
     params: web::Query<ReadParams>,
-    conditions: Preconditions,
     body: BoundedBody<USER_PATCH_VALUES>,
 ) -> Result<HttpResponse, ApiError> {
-    let written = users::patch(
-        &ctx,
-        &auth.tenant,
-        &id.1,
-        body.0,
-        conditions.if_match.as_deref(),
-    )
-    .await?;
-    let mut user = written.user;
-    project(&auth.tenant, &params, &mut user.body);
-    Ok(response::resource(
-        StatusCode::OK,
-        &user.body,
-        &user.etag(),
-        user.location(),
-    ))
+    let (ctx, tenant) = (&target.ctx, &target.auth.tenant);
+    let written = users::patch(ctx, tenant, &target.id, body.0, target.if_match()).await?;
+    Ok(target.written(written.view, &params))
 }
 
 /// Deletes a user (RFC 7644 §3.6); it leaves its groups first.
@@ -207,12 +141,13 @@ async fn patch(
     )
 )]
 #[delete("/Users/{id}")]
-async fn delete(
-    ctx: web::Data<Context>,
-    auth: AuthenticatedTenant,
-    id: web::Path<(String, String)>,
-    conditions: Preconditions,
-) -> Result<HttpResponse, ApiError> {
-    users::delete(&ctx, &auth.tenant, &id.1, conditions.if_match.as_deref()).await?;
+async fn delete(target: Target) -> Result<HttpResponse, ApiError> {
+    users::delete(
+        &target.ctx,
+        &target.auth.tenant,
+        &target.id,
+        target.if_match(),
+    )
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -15,6 +15,7 @@ use crate::domain::Tenant;
 use crate::events::EventType;
 use crate::events::brake::MEASURES;
 use crate::store::brake::{self, HeldEvent};
+use crate::store::resources::Lock;
 use crate::store::users;
 
 /// One held event, as listed.
@@ -241,7 +242,7 @@ async fn discardable(
     let id = event.subject.split_once('/').map_or("", |(_, id)| id);
     Ok(match EventType::from_name(&event.event_type) {
         Some(EventType::UserDeactivated | EventType::UserDeleted) => Some(
-            users::find(conn, &tenant.id, id)
+            users::find(conn, &tenant.id, id, Lock::None)
                 .await?
                 .is_some_and(|u| u.active),
         ),

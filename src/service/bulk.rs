@@ -11,8 +11,9 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value, json};
 
+use super::resource::ResourceView;
 use super::{Context, ServiceError, groups, users};
-use crate::domain::Tenant;
+use crate::domain::{ResourceKind, Tenant};
 use scim_v2::models::errors::ScimType;
 
 use crate::scim::error::ScimError;
@@ -44,19 +45,13 @@ impl Method {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Users,
-    Groups,
-}
-
 /// One operation as sent, checked for shape.
 #[derive(Debug)]
 struct Operation {
     method: Method,
     bulk_id: Option<String>,
     version: Option<String>,
-    kind: Kind,
+    kind: ResourceKind,
     /// The target id (PUT, PATCH, DELETE), possibly `bulkId:…`.
     id: Option<String>,
     data: Value,
@@ -145,10 +140,9 @@ fn parse_operation(value: &Value) -> Result<Operation, ScimError> {
     let path =
         text("path").ok_or_else(|| ScimError::invalid_syntax("an operation needs a `path`"))?;
     let mut segments = path.trim_start_matches('/').splitn(2, '/');
-    let kind = match segments.next() {
-        Some("Users") => Kind::Users,
-        Some("Groups") => Kind::Groups,
-        _ => {
+    let kind = match segments.next().and_then(ResourceKind::from_endpoint) {
+        Some(kind) => kind,
+        None => {
             return Err(ScimError::new(
                 400,
                 Some(ScimType::InvalidPath),
@@ -211,22 +205,12 @@ struct Written {
     location: Option<String>,
 }
 
-impl From<users::UserView> for Written {
-    fn from(u: users::UserView) -> Self {
+impl From<ResourceView> for Written {
+    fn from(view: ResourceView) -> Self {
         Self {
-            version: u.etag(),
-            location: u.location().map(str::to_owned),
-            id: u.id,
-        }
-    }
-}
-
-impl From<groups::GroupView> for Written {
-    fn from(g: groups::GroupView) -> Self {
-        Self {
-            version: g.etag(),
-            location: g.location().map(str::to_owned),
-            id: g.id,
+            version: view.etag(),
+            location: view.location().map(str::to_owned),
+            id: view.id,
         }
     }
 }
@@ -240,34 +224,40 @@ async fn run(
 ) -> Outcome {
     let if_match = op.version.as_deref();
     let result: Result<(u16, Option<Written>), ServiceError> = match (op.kind, op.method, id) {
-        (Kind::Users, Method::Post, _) => users::create(ctx, tenant, data)
+        (ResourceKind::User, Method::Post, _) => users::create(ctx, tenant, data)
             .await
             .map(|u| (201, Some(u.into()))),
-        (Kind::Groups, Method::Post, _) => groups::create(ctx, tenant, data, None)
+        (ResourceKind::Group, Method::Post, _) => groups::create(ctx, tenant, data, None)
             .await
             .map(|g| (201, Some(g.into()))),
-        (Kind::Users, Method::Put, Some(id)) => users::replace(ctx, tenant, id, data, if_match)
-            .await
-            .map(|w| (200, Some(w.user.into()))),
-        (Kind::Groups, Method::Put, Some(id)) => {
+        (ResourceKind::User, Method::Put, Some(id)) => {
+            users::replace(ctx, tenant, id, data, if_match)
+                .await
+                .map(|w| (200, Some(w.view.into())))
+        }
+        (ResourceKind::Group, Method::Put, Some(id)) => {
             groups::replace(ctx, tenant, id, data, None, if_match)
                 .await
-                .map(|w| (200, Some(w.group.into())))
+                .map(|w| (200, Some(w.view.into())))
         }
-        (Kind::Users, Method::Patch, Some(id)) => users::patch(ctx, tenant, id, data, if_match)
-            .await
-            .map(|w| (200, Some(w.user.into()))),
-        (Kind::Groups, Method::Patch, Some(id)) => {
+        (ResourceKind::User, Method::Patch, Some(id)) => {
+            users::patch(ctx, tenant, id, data, if_match)
+                .await
+                .map(|w| (200, Some(w.view.into())))
+        }
+        (ResourceKind::Group, Method::Patch, Some(id)) => {
             groups::patch(ctx, tenant, id, data, if_match, groups::Members::Exclude)
                 .await
-                .map(|w| (200, Some(w.group.into())))
+                .map(|w| (200, Some(w.view.into())))
         }
-        (Kind::Users, Method::Delete, Some(id)) => users::delete(ctx, tenant, id, if_match)
+        (ResourceKind::User, Method::Delete, Some(id)) => users::delete(ctx, tenant, id, if_match)
             .await
             .map(|()| (204, None)),
-        (Kind::Groups, Method::Delete, Some(id)) => groups::delete(ctx, tenant, id, if_match)
-            .await
-            .map(|()| (204, None)),
+        (ResourceKind::Group, Method::Delete, Some(id)) => {
+            groups::delete(ctx, tenant, id, if_match)
+                .await
+                .map(|()| (204, None))
+        }
         _ => Err(ServiceError::invalid_value("the operation has no target")),
     };
     match result {

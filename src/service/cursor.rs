@@ -12,6 +12,7 @@ use scim_v2::models::errors::ScimType;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::domain::ResourceKind;
 use crate::scim::error::ScimError;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -36,7 +37,7 @@ impl std::fmt::Debug for Cursors {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CursorScope<'a> {
     pub tenant_id: &'a str,
-    pub resource: &'a str,
+    pub kind: ResourceKind,
     pub filter: Option<&'a str>,
     pub sort_by: Option<&'a str>,
     pub sort_order: Option<&'a str>,
@@ -48,7 +49,7 @@ impl CursorScope<'_> {
         let mut h = Sha256::new();
         for part in [
             Some(self.tenant_id),
-            Some(self.resource),
+            Some(self.kind.as_str()),
             self.filter,
             self.sort_by,
             self.sort_order,
@@ -164,7 +165,7 @@ mod tests {
     fn scope(count: u64) -> CursorScope<'static> {
         CursorScope {
             tenant_id: "t1",
-            resource: "User",
+            kind: ResourceKind::User,
             filter: Some("userName pr"),
             sort_by: None,
             sort_order: None,

@@ -2,6 +2,7 @@
 
 use scim_v2::models::errors::ScimType;
 
+use crate::domain::ResourceKind;
 use crate::scim::error::ScimError;
 use crate::store::StoreError;
 
@@ -34,6 +35,11 @@ impl ServiceError {
 
     pub fn uniqueness(detail: impl Into<String>) -> Self {
         Self::Conflict(detail.into())
+    }
+
+    /// 404 for the resource of `kind` named `id`.
+    pub fn not_found(kind: ResourceKind, id: &str) -> Self {
+        Self::NotFound(format!("{} {id} not found", kind.as_str()))
     }
 
     /// The SCIM error this failure answers with (RFC 7644 §3.12). A 5xx says nothing
@@ -77,6 +83,12 @@ impl From<StoreError> for ServiceError {
                  written: retry"
                     .to_owned(),
             ),
+            StoreError::Unique("users_tenant_id_user_name_ci_key") => {
+                Self::uniqueness("userName is already taken in this tenant")
+            }
+            StoreError::Unique("groups_tenant_id_display_name_ci_key") => {
+                Self::uniqueness("displayName is already taken in this tenant")
+            }
             StoreError::Unique(name) => Self::Conflict(format!("a unique value is taken ({name})")),
             StoreError::Unavailable(cause) => {
                 tracing::warn!(error = %cause, "database unavailable");

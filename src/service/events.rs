@@ -6,9 +6,10 @@ use serde_json::{Value, json};
 
 use super::audit::{self, Actor};
 use super::{Context, ServiceError};
-use crate::domain::{Tenant, TenantSlug};
+use crate::domain::{ResourceKind, Tenant, TenantSlug};
 use crate::events::{Envelope, EventType, PendingEvent};
 use crate::scim::error::ScimError;
+use crate::store::resources::Lock;
 use crate::store::{groups, members, outbox, tenants, users};
 
 /// Most events or snapshots one page returns.
@@ -133,23 +134,6 @@ async fn refuse_if_held(ctx: &Context, tenant: &Tenant) -> Result<(), ServiceErr
     }
 }
 
-/// Which resources a snapshot reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SnapshotKind {
-    Users,
-    Groups,
-}
-
-impl SnapshotKind {
-    pub fn parse(value: &str) -> Option<Self> {
-        match value {
-            "Users" => Some(Self::Users),
-            "Groups" => Some(Self::Groups),
-            _ => None,
-        }
-    }
-}
-
 /// A page of snapshots.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -215,7 +199,7 @@ fn user_snapshot(ctx: &Context, tenant: &Tenant, user: &crate::domain::StoredUse
 pub async fn snapshot_page(
     ctx: &Context,
     tenant: &Tenant,
-    kind: SnapshotKind,
+    kind: ResourceKind,
     after: Option<&str>,
     limit: u64,
 ) -> Result<SnapshotPage, ServiceError> {
@@ -231,14 +215,14 @@ pub async fn snapshot_page(
     // How many of the resources read (one more than the limit, to know if more follow)
     // this page returns.
     let fit = match kind {
-        SnapshotKind::Users => {
+        ResourceKind::User => {
             for user in users::page_by_id(conn, &tenant.id, after, limit + 1, false).await? {
                 ids.push(user.id.clone());
                 events.push(user_snapshot(ctx, tenant, &user));
             }
             most.min(ids.len())
         }
-        SnapshotKind::Groups => {
+        ResourceKind::Group => {
             let page = groups::page_by_id(conn, &tenant.id, after, limit + 1, false).await?;
             ids = page.iter().map(|g| g.id.clone()).collect();
             // A page stops at the member budget, like a list of groups.
@@ -273,7 +257,7 @@ pub async fn snapshot_page(
 pub async fn snapshot_one(
     ctx: &Context,
     tenant: &Tenant,
-    kind: SnapshotKind,
+    kind: ResourceKind,
     id: &str,
 ) -> Result<Value, ServiceError> {
     let conn = ctx.store.conn();
@@ -281,10 +265,10 @@ pub async fn snapshot_one(
     let sequence = tenants::event_sequence(conn, &tenant.id).await?;
     let now = ctx.now();
     let event = match kind {
-        SnapshotKind::Users => users::find(conn, &tenant.id, id)
+        ResourceKind::User => users::find(conn, &tenant.id, id, Lock::None)
             .await?
             .map(|u| user_snapshot(ctx, tenant, &u)),
-        SnapshotKind::Groups => match groups::find(conn, &tenant.id, id).await? {
+        ResourceKind::Group => match groups::find(conn, &tenant.id, id, Lock::None).await? {
             Some(g) => Some(group_snapshot(ctx, tenant, &g).await?),
             None => None,
         },

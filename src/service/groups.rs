@@ -9,155 +9,19 @@ use serde_json::{Map, Value, json};
 use super::ListQuery;
 use super::changes::diff;
 use super::emit::emit;
+use super::resource::{ResourceView, Written};
 use super::{Context, ServiceError};
-use crate::domain::{
-    ExternalId, GroupHot, Member, MemberType, NewGroup, StoredGroup, Tenant, check_name_length,
-};
+use crate::domain::{GroupHot, NewGroup, ResourceKind, StoredGroup, Tenant, check_name_length};
 use crate::events::catalog::membership_events;
 use crate::events::{EventType, PendingEvent};
 use crate::scim::patch::{self, MemberRef, MembersPatch};
 use crate::scim::projection::returnable;
-use crate::scim::projection::{Prepared, Projection};
 use crate::scim::query::search_document;
 use crate::scim::resource::{ListResponse, Page, etag};
 use crate::scim::schema::Registry;
 use crate::scim::validate::{check_item, validate_resource};
-use crate::store::{StoreError, groups, members, query};
-
-/// A group as the API returns it, with its version for the `ETag` header. The members
-/// stay rows until the response is written: a group of 100 000 as `Value` objects was
-/// most of a group PUT's memory.
-#[derive(Debug, Clone)]
-pub struct GroupView {
-    pub id: String,
-    pub version: i64,
-    /// The representation without `members`.
-    pub body: Value,
-    members: Vec<Member>,
-    /// `…/scim/v2/{tenant}`, for the members' `$ref`.
-    base: String,
-}
-
-impl GroupView {
-    pub fn etag(&self) -> String {
-        etag(self.version)
-    }
-
-    /// `meta.location`, also the `Location` header.
-    pub fn location(&self) -> Option<&str> {
-        self.body["meta"]["location"].as_str()
-    }
-
-    /// The whole representation as one `Value` (lists, projections that pick members'
-    /// sub-attributes).
-    pub fn into_value(self) -> Value {
-        let mut body = self.body;
-        if !self.members.is_empty() {
-            let members = serde_json::to_value(MembersOut {
-                members: &self.members,
-                base: &self.base,
-            })
-            .unwrap_or(Value::Null);
-            body["members"] = members;
-        }
-        body
-    }
-
-    /// The response for `projection`: the default one streams the members from their rows;
-    /// any other is applied to the whole representation.
-    pub fn respond(self, registry: &Registry, projection: &Projection) -> GroupBody {
-        self.respond_prepared(&projection.prepare(registry, registry.group()))
-    }
-
-    /// [`respond`](Self::respond) with the projection resolved once for a page of groups.
-    pub fn respond_prepared(self, projection: &Prepared<'_>) -> GroupBody {
-        if projection.is_default() {
-            let mut body = self.body;
-            projection.apply(&mut body);
-            return GroupBody {
-                body,
-                members: self.members,
-                base: self.base,
-            };
-        }
-        let mut body = self.into_value();
-        projection.apply(&mut body);
-        GroupBody {
-            body,
-            members: Vec::new(),
-            base: String::new(),
-        }
-    }
-}
-
-/// A group response body: the document's attributes in order, with `members` written from
-/// the rows in its place.
-#[derive(Debug)]
-pub struct GroupBody {
-    body: Value,
-    members: Vec<Member>,
-    base: String,
-}
-
-impl serde::Serialize for GroupBody {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let Value::Object(fields) = &self.body else {
-            return self.body.serialize(serializer);
-        };
-        let mut map = serializer.serialize_map(None)?;
-        let members = MembersOut {
-            members: &self.members,
-            base: &self.base,
-        };
-        let mut pending = !self.members.is_empty();
-        for (key, value) in fields {
-            if pending && key.as_str() > "members" {
-                map.serialize_entry("members", &members)?;
-                pending = false;
-            }
-            map.serialize_entry(key, value)?;
-        }
-        if pending {
-            map.serialize_entry("members", &members)?;
-        }
-        map.end()
-    }
-}
-
-/// Members as SCIM writes them: `$ref`, `display` (when known), `type`, `value`.
-struct MembersOut<'a> {
-    members: &'a [Member],
-    base: &'a str,
-}
-
-impl serde::Serialize for MembersOut<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::{SerializeMap, SerializeSeq};
-        struct One<'a>(&'a Member, &'a str);
-        impl serde::Serialize for One<'_> {
-            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                let One(m, base) = self;
-                let mut map = serializer.serialize_map(None)?;
-                map.serialize_entry(
-                    "$ref",
-                    &format_args!("{base}/{}/{}", m.member_type.endpoint(), m.id),
-                )?;
-                if let Some(display) = &m.display {
-                    map.serialize_entry("display", display)?;
-                }
-                map.serialize_entry("type", m.member_type.as_str())?;
-                map.serialize_entry("value", &m.id)?;
-                map.end()
-            }
-        }
-        let mut seq = serializer.serialize_seq(Some(self.members.len()))?;
-        for m in self.members {
-            seq.serialize_element(&One(m, self.base))?;
-        }
-        seq.end()
-    }
-}
+use crate::store::resources::Lock;
+use crate::store::{groups, members, query, resources};
 
 /// Whether a response carries the member list (`excludedAttributes=members` or an
 /// `attributes` list without it leaves it out, and then it is never read).
@@ -165,19 +29,6 @@ impl serde::Serialize for MembersOut<'_> {
 pub enum Members {
     Include,
     Exclude,
-}
-
-fn not_found(id: &str) -> ServiceError {
-    ServiceError::NotFound(format!("Group {id} not found"))
-}
-
-fn taken(err: StoreError) -> ServiceError {
-    match err {
-        StoreError::Unique("groups_tenant_id_display_name_ci_key") => {
-            ServiceError::uniqueness("displayName is already taken in this tenant")
-        }
-        other => other.into(),
-    }
 }
 
 fn hot(document: &Map<String, Value>) -> Result<GroupHot, ServiceError> {
@@ -188,12 +39,7 @@ fn hot(document: &Map<String, Value>) -> Result<GroupHot, ServiceError> {
         .ok_or_else(|| ServiceError::invalid_value("`displayName` must be a non-empty string"))?
         .to_owned();
     check_name_length("displayName", &display_name).map_err(ServiceError::invalid_value)?;
-    let external_id = document
-        .get("externalId")
-        .and_then(Value::as_str)
-        .map(ExternalId::parse)
-        .transpose()
-        .map_err(ServiceError::invalid_value)?;
+    let external_id = super::resource::external_id(document)?;
     Ok(GroupHot {
         display_name,
         external_id,
@@ -297,38 +143,30 @@ async fn represent(
     tenant: &Tenant,
     group: &StoredGroup,
     members_wanted: Members,
-) -> Result<GroupView, ServiceError> {
+) -> Result<ResourceView, ServiceError> {
     let base = ctx.scim_base(&tenant.slug);
     let body = snapshot(tenant, &base, group);
     let members = match members_wanted {
         Members::Include => members::list(conn, &tenant.id, &group.id).await?,
         Members::Exclude => Vec::new(),
     };
-    Ok(GroupView {
-        id: group.id.clone(),
-        version: group.version,
-        body,
-        members,
-        base,
-    })
+    Ok(
+        ResourceView::new(ResourceKind::Group, group.id.clone(), group.version, body)
+            .with_members(members, base),
+    )
 }
 
 /// The representation without members: what events carry.
 pub(crate) fn snapshot(tenant: &Tenant, base: &str, group: &StoredGroup) -> Value {
-    let registry = &tenant.registry;
-    let mut body = returnable(registry, registry.group(), &group.document);
-    body.insert("id".to_owned(), Value::String(group.id.clone()));
-    body.insert(
-        "meta".to_owned(),
-        json!({
-            "resourceType": "Group",
-            "created": group.created_at,
-            "lastModified": group.updated_at,
-            "location": format!("{base}/Groups/{}", group.id),
-            "version": etag(group.version),
-        }),
-    );
-    Value::Object(body)
+    super::resource::represent(
+        tenant,
+        base,
+        ResourceKind::Group,
+        &group.id,
+        &group.document,
+        group.version,
+        [&group.created_at, &group.updated_at],
+    )
 }
 
 fn resource_event(
@@ -358,7 +196,7 @@ async fn resolve_members(
     tenant: &Tenant,
     group_id: &str,
     refs: &[MemberRef],
-) -> Result<Vec<(String, MemberType)>, ServiceError> {
+) -> Result<Vec<(String, ResourceKind)>, ServiceError> {
     let ids: Vec<String> = refs.iter().map(|r| r.value.clone()).collect();
     let stated_types: std::collections::HashMap<&str, &str> = refs
         .iter()
@@ -384,7 +222,7 @@ async fn resolve_members(
     }
     let nested: Vec<String> = resolved
         .iter()
-        .filter(|(_, k)| *k == MemberType::Group)
+        .filter(|(_, k)| *k == ResourceKind::Group)
         .map(|(id, _)| id.clone())
         .collect();
     if !nested.is_empty() {
@@ -447,14 +285,12 @@ pub async fn create(
     tenant: &Tenant,
     body: Value,
     members: Option<RawMembers>,
-) -> Result<GroupView, ServiceError> {
+) -> Result<ResourceView, ServiceError> {
     let (new, refs) = parse_group(&tenant.registry, body, members)?;
     let id = uuid::Uuid::new_v4().to_string();
     let txn = ctx.store.begin_write().await?;
     let now = ctx.now();
-    let stored = groups::insert(&txn, &tenant.id, &id, new, &now)
-        .await
-        .map_err(taken)?;
+    let stored = groups::insert(&txn, &tenant.id, &id, new, &now).await?;
     let change = MembersPatch {
         clear: false,
         remove: Vec::new(),
@@ -487,11 +323,11 @@ pub async fn get(
     tenant: &Tenant,
     id: &str,
     members_wanted: Members,
-) -> Result<GroupView, ServiceError> {
+) -> Result<ResourceView, ServiceError> {
     let conn = ctx.store.conn();
-    let group = groups::find(conn, &tenant.id, id)
+    let group = groups::find(conn, &tenant.id, id, Lock::None)
         .await?
-        .ok_or_else(|| not_found(id))?;
+        .ok_or_else(|| ServiceError::not_found(ResourceKind::Group, id))?;
     represent(ctx, conn, tenant, &group, members_wanted).await
 }
 
@@ -508,13 +344,6 @@ pub fn check_if_match(if_match: Option<&str>, version: i64) -> Result<(), Servic
     }
 }
 
-/// What a write did.
-#[derive(Debug)]
-pub struct Written {
-    pub group: GroupView,
-    pub changed: bool,
-}
-
 async fn write(
     ctx: &Context,
     tenant: &Tenant,
@@ -524,19 +353,19 @@ async fn write(
     change: impl FnOnce(&StoredGroup) -> Result<(NewGroup, MembersPatch), ServiceError>,
 ) -> Result<Written, ServiceError> {
     let txn = ctx.store.begin_write().await?;
-    let old = groups::find_for_change(&txn, &tenant.id, id)
+    let old = groups::find(&txn, &tenant.id, id, Lock::NoKeyUpdate)
         .await?
-        .ok_or_else(|| not_found(id))?;
+        .ok_or_else(|| ServiceError::not_found(ResourceKind::Group, id))?;
     check_if_match(if_match, old.version)?;
     let (new, member_change) = change(&old)?;
     let now = ctx.now();
     let (added, removed) = change_members(&txn, tenant, id, &member_change, &now).await?;
     let document_changed = new.document != old.document;
     if !document_changed && added.is_empty() && removed.is_empty() {
-        let group = represent(ctx, &txn, tenant, &old, members_wanted).await?;
+        let view = represent(ctx, &txn, tenant, &old, members_wanted).await?;
         txn.rollback().await?;
         return Ok(Written {
-            group,
+            view,
             changed: false,
         });
     }
@@ -546,9 +375,7 @@ async fn write(
         &returnable(registry, registry.group(), &old.document),
         &returnable(registry, registry.group(), &new.document),
     );
-    let stored = groups::update(&txn, &tenant.id, id, new, version, &now)
-        .await
-        .map_err(taken)?;
+    let stored = groups::update(&txn, &tenant.id, id, new, version, &now).await?;
     let base = ctx.scim_base(&tenant.slug);
     let mut events = Vec::new();
     if document_changed {
@@ -563,12 +390,12 @@ async fn write(
     }
     events.extend(member_events(id, version, &added, &removed));
     // Reads first: `emit` ends the transaction (on SQLite it locks the tenant's counter).
-    let group = represent(ctx, &txn, tenant, &stored, members_wanted).await?;
+    let view = represent(ctx, &txn, tenant, &stored, members_wanted).await?;
     emit(&txn, tenant, &now, events).await?;
     txn.commit().await?;
     ctx.signal_events(&tenant.id);
     Ok(Written {
-        group,
+        view,
         changed: true,
     })
 }
@@ -635,7 +462,7 @@ pub(crate) async fn lock_parents(
     let mut parents = members::groups_of(txn, &tenant.id, member_id).await?;
     parents.sort();
     for group_id in parents {
-        groups::find_for_change(txn, &tenant.id, &group_id).await?;
+        groups::find(txn, &tenant.id, &group_id, Lock::NoKeyUpdate).await?;
     }
     Ok(())
 }
@@ -648,7 +475,7 @@ pub(crate) async fn leave_all_groups(
 ) -> Result<Vec<PendingEvent>, ServiceError> {
     let mut events = Vec::new();
     for group_id in members::groups_of(txn, &tenant.id, member_id).await? {
-        let Some(group) = groups::find_for_change(txn, &tenant.id, &group_id).await? else {
+        let Some(group) = groups::find(txn, &tenant.id, &group_id, Lock::NoKeyUpdate).await? else {
             continue;
         };
         let removed = members::remove(txn, &tenant.id, &group_id, &[member_id.to_owned()]).await?;
@@ -678,13 +505,13 @@ pub async fn delete(
     // The groups it is a member of first, then itself: the order a write adding it to one
     // of them takes (that group, then the member), so the two never wait on each other.
     lock_parents(&txn, tenant, id).await?;
-    let old = groups::find_for_update(&txn, &tenant.id, id)
+    let old = groups::find(&txn, &tenant.id, id, Lock::Update)
         .await?
-        .ok_or_else(|| not_found(id))?;
+        .ok_or_else(|| ServiceError::not_found(ResourceKind::Group, id))?;
     check_if_match(if_match, old.version)?;
     let now = ctx.now();
     let mut events = leave_all_groups(&txn, tenant, id, &now).await?;
-    groups::delete(&txn, &tenant.id, id).await?;
+    resources::delete(&txn, ResourceKind::Group, &tenant.id, id).await?;
     let base = ctx.scim_base(&tenant.slug);
     events.push(resource_event(
         EventType::GroupDeleted,
@@ -730,7 +557,7 @@ pub(crate) async fn within_member_budget(
 
 /// GET /Groups (and POST /Groups/.search): `filter`, `sortBy`/`sortOrder`, paging; a
 /// page with members stops at [`MEMBER_BUDGET`]. The groups come as views, so a response
-/// writes their members from the rows ([`GroupView::respond`]) instead of building them as
+/// writes their members from the rows ([`ResourceView::respond`]) instead of building them as
 /// JSON values: a group larger than the budget, alone on its page, costs its rows.
 #[tracing::instrument(skip_all, fields(tenant = %tenant.slug), err(level = "debug"))]
 pub async fn list(
@@ -739,7 +566,7 @@ pub async fn list(
     query: &ListQuery,
     page: Page,
     members_wanted: Members,
-) -> Result<ListResponse<GroupView>, ServiceError> {
+) -> Result<ListResponse<ResourceView>, ServiceError> {
     let rt = tenant.registry.group();
     let (filter, sort) = query.typed(&tenant.registry, rt)?;
     let conn = ctx.store.conn();

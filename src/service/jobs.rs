@@ -21,11 +21,11 @@ use tokio::sync::watch;
 use super::audit::Actor;
 use super::schemas::{MAX_REPORTED, NonConforming, build, check, page};
 use super::{Context, ServiceError};
-use crate::domain::Tenant;
+use crate::domain::{ResourceKind, Tenant};
 use crate::scim::query::search_document;
 use crate::scim::schema::Registry;
 use crate::store::jobs::{self, Progress, StoredJob};
-use crate::store::{schemas, tenants};
+use crate::store::{resources, schemas, tenants};
 
 /// Resources re-indexed per transaction.
 const BATCH: u64 = 500;
@@ -94,7 +94,7 @@ fn view(job: StoredJob) -> JobView {
     }
 }
 
-/// Queues the re-index of the tenant's resources of `resource_type`, in the transaction
+/// Queues the re-index of the tenant's resources of `kind`, in the transaction
 /// of the change that calls for it (superseding the tenant's unfinished jobs of that type).
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn queue(
@@ -104,7 +104,7 @@ pub(crate) async fn queue(
     tenant: &Tenant,
     action: &str,
     urn: &str,
-    resource_type: &str,
+    kind: ResourceKind,
     schema_version: i64,
 ) -> Result<JobView, ServiceError> {
     let now = ctx.now();
@@ -113,10 +113,10 @@ pub(crate) async fn queue(
         tenant_id: tenant.id.clone(),
         action: action.to_owned(),
         urn: urn.to_owned(),
-        resource_type: resource_type.to_owned(),
+        resource_type: kind.as_str().to_owned(),
         schema_version,
         state: jobs::QUEUED.to_owned(),
-        total: schemas::count_resources(conn, &tenant.id, resource_type).await?,
+        total: resources::count(conn, &tenant.id, kind).await?,
         processed: 0,
         after: None,
         non_conforming_count: 0,
@@ -175,6 +175,7 @@ pub async fn process(
     progress: &mut (dyn FnMut(&JobView) + Send),
     stopping: &(dyn Fn() -> bool + Sync),
 ) -> Result<Turn, ServiceError> {
+    let kind = super::schemas::kind_of(&job.resource_type)?;
     let mut registry: Option<(i64, Arc<Registry>)> = None;
     let mut after = job.after.clone();
     let mut processed = job.processed;
@@ -206,23 +207,12 @@ pub async fn process(
                 built
             }
         };
-        let documents = page(
-            &txn,
-            &job.tenant_id,
-            &job.resource_type,
-            after.as_deref(),
-            BATCH,
-            true,
-        )
-        .await?;
-        let rt = match job.resource_type.as_str() {
-            "Group" => registry.group(),
-            _ => registry.user(),
-        };
+        let documents = page(&txn, &job.tenant_id, kind, after.as_deref(), BATCH, true).await?;
+        let rt = kind.resource_type(&registry);
         let mut searches = Vec::with_capacity(documents.len());
         for (id, document) in &documents {
             processed += 1;
-            if let Some(detail) = check(&registry, &job.resource_type, document) {
+            if let Some(detail) = check(&registry, kind, document) {
                 bad_count += 1;
                 if bad.len() < MAX_REPORTED {
                     bad.push(NonConforming {
@@ -233,7 +223,7 @@ pub async fn process(
             }
             searches.push((id.clone(), search_document(&registry, rt, document)));
         }
-        schemas::set_search_many(&txn, &job.tenant_id, &job.resource_type, searches).await?;
+        resources::set_search_many(&txn, &job.tenant_id, kind, searches).await?;
         if let Some((last, _)) = documents.last() {
             after = Some(last.clone());
         }

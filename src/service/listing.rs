@@ -3,22 +3,14 @@
 //! search that merges both resource types into one list. HTTP parses the parameters into a
 //! [`ListRequest`]; everything after that is here.
 
-use serde_json::Value;
-
 use super::cursor::CursorScope;
-use super::groups::{self, GroupBody, Members};
+use super::groups::{self, Members};
+use super::resource::ResourceBody;
 use super::{Context, ListQuery, ServiceError, users};
-use crate::domain::Tenant;
+use crate::domain::{ResourceKind, Tenant};
 use crate::scim::error::ScimError;
 use crate::scim::projection::Projection;
 use crate::scim::resource::{ListResponse, Page};
-
-/// Which resources a list reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Users,
-    Groups,
-}
 
 /// What a list asks for, parsed.
 #[derive(Debug, Clone)]
@@ -33,23 +25,6 @@ pub struct ListRequest {
     pub projection: Projection,
     /// Whether a group's members are wanted (never read otherwise).
     pub members: Members,
-}
-
-/// A listed resource: a user as a JSON value, or a group's body, whose members are written
-/// from their rows.
-#[derive(Debug)]
-pub enum Listed {
-    Value(Value),
-    Group(GroupBody),
-}
-
-impl serde::Serialize for Listed {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Self::Value(value) => value.serialize(serializer),
-            Self::Group(body) => body.serialize(serializer),
-        }
-    }
 }
 
 /// RFC 9865: beside a cursor, a negative `count` is an error (`invalidCount`), where index
@@ -73,13 +48,9 @@ pub async fn list(
     ctx: &Context,
     tenant: &Tenant,
     request: &ListRequest,
-    kind: Kind,
-) -> Result<ListResponse<Listed>, ServiceError> {
+    kind: ResourceKind,
+) -> Result<ListResponse<ResourceBody>, ServiceError> {
     let query = &request.query;
-    let (resource, members) = match kind {
-        Kind::Users => ("User", Members::Exclude),
-        Kind::Groups => ("Group", request.members),
-    };
     let cursor = request.cursor.as_deref().map(str::trim);
     let (page, scope) = match cursor {
         None => (Page::new(request.start_index, request.count), None),
@@ -88,7 +59,7 @@ pub async fn list(
             let size = Page::new(None, request.count).count;
             let scope = CursorScope {
                 tenant_id: &tenant.id,
-                resource,
+                kind,
                 filter: query.filter.as_deref(),
                 sort_by: query.sort_by.as_deref(),
                 sort_order: query.sort_order.as_deref(),
@@ -109,23 +80,14 @@ pub async fn list(
         }
     };
     let registry = &tenant.registry;
-    let mut list = match kind {
-        Kind::Users => {
-            let projection = request.projection.prepare(registry, registry.user());
-            users::list(ctx, tenant, query, page)
-                .await?
-                .map(|mut user| {
-                    projection.apply(&mut user);
-                    Listed::Value(user)
-                })
-        }
-        Kind::Groups => {
-            let projection = request.projection.prepare(registry, registry.group());
-            groups::list(ctx, tenant, query, page, members)
-                .await?
-                .map(|group| Listed::Group(group.respond_prepared(&projection)))
-        }
+    let projection = request
+        .projection
+        .prepare(registry, kind.resource_type(registry));
+    let views = match kind {
+        ResourceKind::User => users::list(ctx, tenant, query, page).await?,
+        ResourceKind::Group => groups::list(ctx, tenant, query, page, request.members).await?,
     };
+    let mut list = views.map(|view| view.respond_prepared(&projection));
     if let Some(scope) = scope {
         let offset = page.offset();
         let now = ctx.clock.now();
@@ -151,7 +113,7 @@ pub async fn search_all(
     ctx: &Context,
     tenant: &Tenant,
     request: &ListRequest,
-) -> Result<ListResponse<Listed>, ServiceError> {
+) -> Result<ListResponse<ResourceBody>, ServiceError> {
     let requested = Page::new(request.start_index, request.count);
     if request.cursor.is_some() {
         check_cursor_count(request.count)?;
@@ -179,13 +141,13 @@ pub async fn search_all(
     };
     if user_total.is_some() && offset < users_total && remaining > 0 {
         let take = remaining.min(users_total - offset);
-        let list = list(ctx, tenant, &part(offset, take), Kind::Users).await?;
+        let list = list(ctx, tenant, &part(offset, take), ResourceKind::User).await?;
         remaining -= list.resources.len() as u64;
         resources.extend(list.resources);
     }
     if group_total.is_some() && remaining > 0 {
         let start = offset.saturating_sub(users_total);
-        let list = list(ctx, tenant, &part(start, remaining), Kind::Groups).await?;
+        let list = list(ctx, tenant, &part(start, remaining), ResourceKind::Group).await?;
         resources.extend(list.resources);
     }
     let total = users_total + group_total.unwrap_or(0);

@@ -17,6 +17,7 @@ pub mod listing;
 pub mod maintenance;
 pub mod operators;
 pub mod readiness;
+pub mod resource;
 pub mod schemas;
 pub mod scrape;
 pub mod tenants;
@@ -48,31 +49,24 @@ pub fn etag_matches(header: &str, version: i64) -> bool {
 /// Computes the search documents of rows written before they existed (run at start-up,
 /// after migrations; a no-op once every row has one).
 pub async fn backfill_search_documents(ctx: &Context) -> Result<u64, ServiceError> {
+    use crate::domain::ResourceKind;
     use crate::scim::query::search_document;
-    use crate::store::{groups, users};
+    use crate::store::resources;
     let mut filled = 0;
-    loop {
-        let rows = users::missing_search(ctx.store.conn(), 500).await?;
-        if rows.is_empty() {
-            break;
-        }
-        for (tenant_id, id, document) in rows {
-            let doc = document.as_object().cloned().unwrap_or_default();
-            let search = search_document(Registry::core(), Registry::core().user(), &doc);
-            users::set_search(ctx.store.conn(), &tenant_id, &id, search).await?;
-            filled += 1;
-        }
-    }
-    loop {
-        let rows = groups::missing_search(ctx.store.conn(), 500).await?;
-        if rows.is_empty() {
-            break;
-        }
-        for (tenant_id, id, document) in rows {
-            let doc = document.as_object().cloned().unwrap_or_default();
-            let search = search_document(Registry::core(), Registry::core().group(), &doc);
-            groups::set_search(ctx.store.conn(), &tenant_id, &id, search).await?;
-            filled += 1;
+    for kind in [ResourceKind::User, ResourceKind::Group] {
+        let core = Registry::core();
+        loop {
+            let rows = resources::missing_search(ctx.store.conn(), kind, 500).await?;
+            if rows.is_empty() {
+                break;
+            }
+            for (tenant_id, id, document) in rows {
+                let doc = document.as_object().cloned().unwrap_or_default();
+                let search = search_document(core, kind.resource_type(core), &doc);
+                resources::set_search_many(ctx.store.conn(), &tenant_id, kind, vec![(id, search)])
+                    .await?;
+                filled += 1;
+            }
         }
     }
     Ok(filled)

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use super::audit::{self, Actor};
 use super::jobs::{self, JobView};
 use super::{Context, ServiceError};
-use crate::domain::Tenant;
+use crate::domain::{ResourceKind, Tenant};
 use crate::scim::discovery;
 use crate::scim::extension::{ExtensionDefinition, check_widening, parse_definition};
 use crate::scim::schema::Registry;
@@ -112,7 +112,7 @@ impl Change {
 /// leads to.
 struct Plan {
     urn: String,
-    resource_type: String,
+    kind: ResourceKind,
     /// The definition to store (none for a removal).
     definition: Option<Value>,
     /// Whether the URN is registered now (an update or removal) or not (a registration).
@@ -139,7 +139,7 @@ fn plan(stored: &[StoredSchema], change: &Change) -> Result<Plan, ServiceError> 
             after.push(stored_schema(&parsed, definition));
             Ok(Plan {
                 urn: parsed.schema.id,
-                resource_type: parsed.resource_type,
+                kind: kind_of(&parsed.resource_type)?,
                 definition: Some(definition.clone()),
                 existing: false,
                 registry: build(&after)?,
@@ -170,7 +170,7 @@ fn plan(stored: &[StoredSchema], change: &Change) -> Result<Plan, ServiceError> 
             };
             Ok(Plan {
                 urn: stored[i].urn.clone(),
-                resource_type: parsed.resource_type,
+                kind: kind_of(&parsed.resource_type)?,
                 definition: Some(definition.clone()),
                 existing: true,
                 registry: build(&after)?,
@@ -182,13 +182,22 @@ fn plan(stored: &[StoredSchema], change: &Change) -> Result<Plan, ServiceError> 
             let removed = after.remove(i);
             Ok(Plan {
                 urn: removed.urn,
-                resource_type: removed.resource_type,
+                kind: kind_of(&removed.resource_type)?,
                 definition: None,
                 existing: true,
                 registry: build(&after)?,
             })
         }
     }
+}
+
+/// The kind an extension definition names (`User` or `Group`, checked when it parsed).
+pub(crate) fn kind_of(resource_type: &str) -> Result<ResourceKind, ServiceError> {
+    ResourceKind::parse(resource_type).ok_or_else(|| {
+        ServiceError::Internal(anyhow::anyhow!(
+            "resource type `{resource_type}` is not User or Group"
+        ))
+    })
 }
 
 fn stored_schema(parsed: &ExtensionDefinition, definition: &Value) -> StoredSchema {
@@ -251,7 +260,7 @@ pub async fn preview(ctx: &Context, slug: &str, change: &Change) -> Result<Previ
     let mut report = Preview {
         action: change.action(),
         schema: served(ctx, &tenant, &plan.registry, &plan.urn),
-        resource_type: plan.resource_type.clone(),
+        resource_type: plan.kind.as_str().to_owned(),
         checked: 0,
         with_values: 0,
         non_conforming_count: 0,
@@ -263,7 +272,7 @@ pub async fn preview(ctx: &Context, slug: &str, change: &Change) -> Result<Previ
         let documents = page(
             ctx.store.conn(),
             &tenant.id,
-            &plan.resource_type,
+            plan.kind,
             after.as_deref(),
             BATCH,
             false,
@@ -282,7 +291,7 @@ pub async fn preview(ctx: &Context, slug: &str, change: &Change) -> Result<Previ
             if removing {
                 continue;
             }
-            if let Some(detail) = check(&plan.registry, &plan.resource_type, document) {
+            if let Some(detail) = check(&plan.registry, plan.kind, document) {
                 report.non_conforming_count += 1;
                 if report.non_conforming.len() < MAX_REPORTED {
                     report.non_conforming.push(NonConforming {
@@ -302,40 +311,36 @@ pub async fn preview(ctx: &Context, slug: &str, change: &Change) -> Result<Previ
 /// Why `document` does not fit `registry`, if it does not.
 pub(crate) fn check(
     registry: &Registry,
-    resource_type: &str,
+    kind: ResourceKind,
     document: &serde_json::Map<String, Value>,
 ) -> Option<String> {
-    let rt = match resource_type {
-        "Group" => registry.group(),
-        _ => registry.user(),
-    };
+    let rt = kind.resource_type(registry);
     validate_resource(registry, rt, Value::Object(document.clone()))
         .err()
         .map(|e| e.detail)
 }
 
-/// A page of the tenant's documents of `resource_type` in id order after `after` (with
-/// `lock`, locked for the re-index that rewrites their search documents).
+/// A page of the tenant's documents of `kind` in id order after `after` (with `lock`,
+/// locked for the re-index that rewrites their search documents).
 pub(crate) async fn page(
     conn: &impl sea_orm::ConnectionTrait,
     tenant_id: &str,
-    resource_type: &str,
+    kind: ResourceKind,
     after: Option<&str>,
     limit: u64,
     lock: bool,
 ) -> Result<Vec<(String, serde_json::Map<String, Value>)>, StoreError> {
-    Ok(if resource_type == "Group" {
-        groups::page_by_id(conn, tenant_id, after, limit, lock)
+    Ok(match kind {
+        ResourceKind::Group => groups::page_by_id(conn, tenant_id, after, limit, lock)
             .await?
             .into_iter()
             .map(|g| (g.id, g.document))
-            .collect()
-    } else {
-        users::page_by_id(conn, tenant_id, after, limit, lock)
+            .collect(),
+        ResourceKind::User => users::page_by_id(conn, tenant_id, after, limit, lock)
             .await?
             .into_iter()
             .map(|u| (u.id, u.document))
-            .collect()
+            .collect(),
     })
 }
 
@@ -364,7 +369,7 @@ pub async fn apply(
             &tenant.id,
             StoredSchema {
                 urn: plan.urn.clone(),
-                resource_type: plan.resource_type.clone(),
+                resource_type: plan.kind.as_str().to_owned(),
                 definition: definition.clone(),
                 created_at: now.clone(),
             },
@@ -388,7 +393,7 @@ pub async fn apply(
         &tenant,
         change.action(),
         &plan.urn,
-        &plan.resource_type,
+        plan.kind,
         version,
     )
     .await?;
@@ -399,7 +404,7 @@ pub async fn apply(
         &format!("schema.{}", change.action()),
         Some(tenant.slug.as_str()),
         Some(&plan.urn),
-        json!({"resourceType": plan.resource_type, "job": job.id}),
+        json!({"resourceType": plan.kind.as_str(), "job": job.id}),
     )
     .await?;
     txn.commit().await?;

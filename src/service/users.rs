@@ -7,59 +7,22 @@ use scim_v2::models::errors::ScimType;
 use super::ListQuery;
 use super::changes::diff;
 use super::emit::emit;
+use super::resource::{ResourceView, Written};
 use super::{Context, ServiceError};
 use crate::domain::{
-    ExternalId, Membership, NewUser, StoredUser, Tenant, UserHot, UserName, check_name_length,
+    Membership, NewUser, ResourceKind, StoredUser, Tenant, UserHot, UserName, check_name_length,
 };
 use crate::events::{EventType, PendingEvent};
 use crate::scim::error::ScimError;
 use crate::scim::patch;
 use crate::scim::projection::returnable;
 use crate::scim::query::search_document;
-use crate::scim::resource::{ListResponse, Page, etag};
+use crate::scim::resource::{ListResponse, Page};
 use crate::scim::schema::Registry;
 use crate::scim::validate::validate_resource;
+use crate::store::resources::Lock;
 use crate::store::users::AnnouncedWrite;
-use crate::store::{Backend, StoreError, query, users};
-
-/// A user as the API returns it, with its version for the `ETag` header.
-#[derive(Debug, Clone)]
-pub struct UserView {
-    pub id: String,
-    pub version: i64,
-    pub body: Value,
-}
-
-impl UserView {
-    pub fn etag(&self) -> String {
-        etag(self.version)
-    }
-
-    /// `meta.location`, also the `Location` header (RFC 7644 §3.3, §3.4.1).
-    pub fn location(&self) -> Option<&str> {
-        self.body["meta"]["location"].as_str()
-    }
-}
-
-/// The outcome of a replace: whether anything changed.
-#[derive(Debug)]
-pub struct Replaced {
-    pub user: UserView,
-    pub changed: bool,
-}
-
-fn not_found(id: &str) -> ServiceError {
-    ServiceError::NotFound(format!("User {id} not found"))
-}
-
-fn taken(err: StoreError) -> ServiceError {
-    match err {
-        StoreError::Unique("users_tenant_id_user_name_ci_key") => {
-            ServiceError::uniqueness("userName is already taken in this tenant")
-        }
-        other => other.into(),
-    }
-}
+use crate::store::{Backend, query, resources, users};
 
 /// Validates a full User body (POST or PUT) and derives its hot columns.
 fn parse_user(registry: &Registry, body: Value) -> Result<NewUser, ServiceError> {
@@ -69,12 +32,7 @@ fn parse_user(registry: &Registry, body: Value) -> Result<NewUser, ServiceError>
         .and_then(Value::as_str)
         .ok_or_else(|| ServiceError::invalid_value("`userName` must be a string"))?;
     let user_name = UserName::parse(user_name).map_err(ServiceError::invalid_value)?;
-    let external_id = document
-        .get("externalId")
-        .and_then(Value::as_str)
-        .map(ExternalId::parse)
-        .transpose()
-        .map_err(ServiceError::invalid_value)?;
+    let external_id = super::resource::external_id(&document)?;
     let active = document
         .get("active")
         .and_then(Value::as_bool)
@@ -100,33 +58,29 @@ fn parse_user(registry: &Registry, body: Value) -> Result<NewUser, ServiceError>
 
 /// The SCIM representation: the stored document, `id` and `meta` (RFC 7643 §3.1).
 pub fn represent(ctx: &Context, tenant: &Tenant, user: &StoredUser) -> Value {
-    let registry = &tenant.registry;
-    let mut body = returnable(registry, registry.user(), &user.document);
-    body.insert("id".to_owned(), Value::String(user.id.clone()));
-    body.insert(
-        "meta".to_owned(),
-        json!({
-            "resourceType": "User",
-            "created": user.created_at,
-            "lastModified": user.updated_at,
-            "location": format!("{}/Users/{}", ctx.scim_base(&tenant.slug), user.id),
-            "version": etag(user.version),
-        }),
-    );
-    Value::Object(body)
+    super::resource::represent(
+        tenant,
+        &ctx.scim_base(&tenant.slug),
+        ResourceKind::User,
+        &user.id,
+        &user.document,
+        user.version,
+        [&user.created_at, &user.updated_at],
+    )
 }
 
-fn view(ctx: &Context, tenant: &Tenant, user: &StoredUser) -> UserView {
-    UserView {
-        id: user.id.clone(),
-        version: user.version,
-        body: represent(ctx, tenant, user),
-    }
+fn view(ctx: &Context, tenant: &Tenant, user: &StoredUser) -> ResourceView {
+    ResourceView::new(
+        ResourceKind::User,
+        user.id.clone(),
+        user.version,
+        represent(ctx, tenant, user),
+    )
 }
 
 fn event(
     event_type: EventType,
-    view: &UserView,
+    view: &ResourceView,
     changed: Vec<String>,
     previous: Map<String, Value>,
 ) -> PendingEvent {
@@ -143,7 +97,11 @@ fn event(
 }
 
 #[tracing::instrument(skip_all, fields(tenant = %tenant.slug), err(level = "debug"))]
-pub async fn create(ctx: &Context, tenant: &Tenant, body: Value) -> Result<UserView, ServiceError> {
+pub async fn create(
+    ctx: &Context,
+    tenant: &Tenant,
+    body: Value,
+) -> Result<ResourceView, ServiceError> {
     let new = parse_user(&tenant.registry, body)?;
     crate::failpoints::point("user.create", &tenant.id).await;
     let id = uuid::Uuid::new_v4().to_string();
@@ -152,9 +110,7 @@ pub async fn create(ctx: &Context, tenant: &Tenant, body: Value) -> Result<UserV
     }
     let txn = ctx.store.begin_write().await?;
     let now = ctx.now();
-    let stored = users::insert(&txn, &tenant.id, &id, new, &now)
-        .await
-        .map_err(taken)?;
+    let stored = users::insert(&txn, &tenant.id, &id, new, &now).await?;
     let (created, events) = creation(ctx, tenant, &stored);
     emit(&txn, tenant, &now, events).await?;
     txn.commit().await?;
@@ -170,7 +126,7 @@ async fn create_in_one_statement(
     tenant: &Tenant,
     id: String,
     new: NewUser,
-) -> Result<UserView, ServiceError> {
+) -> Result<ResourceView, ServiceError> {
     let now = ctx.now();
     let stored = StoredUser {
         id,
@@ -193,14 +149,17 @@ async fn create_in_one_statement(
         &new.search,
         rows,
     )
-    .await
-    .map_err(taken)?;
+    .await?;
     ctx.signal_events(&tenant.id);
     Ok(created)
 }
 
 /// The answer to a create of `stored` and its `user.created` (every attribute changed).
-fn creation(ctx: &Context, tenant: &Tenant, stored: &StoredUser) -> (UserView, Vec<PendingEvent>) {
+fn creation(
+    ctx: &Context,
+    tenant: &Tenant,
+    stored: &StoredUser,
+) -> (ResourceView, Vec<PendingEvent>) {
     let created = view(ctx, tenant, stored);
     let mut changed: Vec<String> = stored.document.keys().cloned().collect();
     changed.sort();
@@ -209,10 +168,10 @@ fn creation(ctx: &Context, tenant: &Tenant, stored: &StoredUser) -> (UserView, V
 }
 
 #[tracing::instrument(skip_all, fields(tenant = %tenant.slug, id), err(level = "debug"))]
-pub async fn get(ctx: &Context, tenant: &Tenant, id: &str) -> Result<UserView, ServiceError> {
+pub async fn get(ctx: &Context, tenant: &Tenant, id: &str) -> Result<ResourceView, ServiceError> {
     let (user, groups) = users::find_with_groups(ctx.store.conn(), &tenant.id, id)
         .await?
-        .ok_or_else(|| not_found(id))?;
+        .ok_or_else(|| ServiceError::not_found(ResourceKind::User, id))?;
     let mut user = view(ctx, tenant, &user);
     set_groups(ctx, tenant, &mut user.body, groups);
     Ok(user)
@@ -247,7 +206,7 @@ pub async fn replace(
     id: &str,
     body: Value,
     if_match: Option<&str>,
-) -> Result<Replaced, ServiceError> {
+) -> Result<Written, ServiceError> {
     let new = parse_user(&tenant.registry, body)?;
     write(ctx, tenant, id, if_match, |_| Ok(new.clone())).await
 }
@@ -260,7 +219,7 @@ pub async fn patch(
     id: &str,
     body: Value,
     if_match: Option<&str>,
-) -> Result<Replaced, ServiceError> {
+) -> Result<Written, ServiceError> {
     let operations = patch::parse_patch(body)?;
     write(ctx, tenant, id, if_match, |old| {
         let outcome = patch::apply(
@@ -293,7 +252,7 @@ async fn write(
     id: &str,
     if_match: Option<&str>,
     change: impl Fn(&StoredUser) -> Result<NewUser, ServiceError>,
-) -> Result<Replaced, ServiceError> {
+) -> Result<Written, ServiceError> {
     crate::failpoints::point("user.write", &tenant.id).await;
     if ctx.store.backend() == Backend::Postgres
         && let Some(done) = write_unlocked(ctx, tenant, id, if_match, &change).await?
@@ -304,7 +263,7 @@ async fn write(
     // The groups the answer carries, read with the row: a user's write never changes them.
     let (old, groups) = users::find_for_update_with_groups(&txn, &tenant.id, id)
         .await?
-        .ok_or_else(|| not_found(id))?;
+        .ok_or_else(|| ServiceError::not_found(ResourceKind::User, id))?;
     super::groups::check_if_match(if_match, old.version)?;
     let new = change(&old)?;
     if old.document == new.document {
@@ -312,16 +271,14 @@ async fn write(
         return Ok(unchanged(ctx, tenant, &old, groups));
     }
     let now = ctx.now();
-    let stored = users::update(&txn, &tenant.id, id, new, old.version + 1, &now)
-        .await
-        .map_err(taken)?;
+    let stored = users::update(&txn, &tenant.id, id, new, old.version + 1, &now).await?;
     let (mut user, pending) = announce(ctx, tenant, &old, &stored);
     set_groups(ctx, tenant, &mut user.body, groups);
     emit(&txn, tenant, &now, vec![pending]).await?;
     txn.commit().await?;
     ctx.signal_events(&tenant.id);
-    Ok(Replaced {
-        user,
+    Ok(Written {
+        view: user,
         changed: true,
     })
 }
@@ -334,11 +291,11 @@ async fn write_unlocked(
     id: &str,
     if_match: Option<&str>,
     change: &impl Fn(&StoredUser) -> Result<NewUser, ServiceError>,
-) -> Result<Option<Replaced>, ServiceError> {
+) -> Result<Option<Written>, ServiceError> {
     let conn = ctx.store.conn();
     let (old, groups) = users::find_with_groups(conn, &tenant.id, id)
         .await?
-        .ok_or_else(|| not_found(id))?;
+        .ok_or_else(|| ServiceError::not_found(ResourceKind::User, id))?;
     super::groups::check_if_match(if_match, old.version)?;
     let new = change(&old)?;
     if old.document == new.document {
@@ -371,30 +328,24 @@ async fn write_unlocked(
         &search,
         rows,
     )
-    .await
-    .map_err(taken)?;
+    .await?;
     if !written {
         return Ok(None);
     }
     set_groups(ctx, tenant, &mut user.body, groups);
     ctx.signal_events(&tenant.id);
-    Ok(Some(Replaced {
-        user,
+    Ok(Some(Written {
+        view: user,
         changed: true,
     }))
 }
 
 /// The answer to a write that changes nothing: the user as it is, nothing bumped.
-fn unchanged(
-    ctx: &Context,
-    tenant: &Tenant,
-    old: &StoredUser,
-    groups: Vec<Membership>,
-) -> Replaced {
+fn unchanged(ctx: &Context, tenant: &Tenant, old: &StoredUser, groups: Vec<Membership>) -> Written {
     let mut user = view(ctx, tenant, old);
     set_groups(ctx, tenant, &mut user.body, groups);
-    Replaced {
-        user,
+    Written {
+        view: user,
         changed: false,
     }
 }
@@ -408,7 +359,7 @@ fn announce(
     tenant: &Tenant,
     old: &StoredUser,
     stored: &StoredUser,
-) -> (UserView, PendingEvent) {
+) -> (ResourceView, PendingEvent) {
     let registry = &tenant.registry;
     let (changed, previous) = diff(
         &returnable(registry, registry.user(), &old.document),
@@ -436,13 +387,13 @@ pub async fn delete(
     let txn = ctx.store.begin_write().await?;
     // Its groups first, then the user: the order a write adding it to a group takes.
     super::groups::lock_parents(&txn, tenant, id).await?;
-    let old = users::find_for_update(&txn, &tenant.id, id)
+    let old = users::find(&txn, &tenant.id, id, Lock::Update)
         .await?
-        .ok_or_else(|| not_found(id))?;
+        .ok_or_else(|| ServiceError::not_found(ResourceKind::User, id))?;
     super::groups::check_if_match(if_match, old.version)?;
     let now = ctx.now();
     let mut events = super::groups::leave_all_groups(&txn, tenant, id, &now).await?;
-    users::delete(&txn, &tenant.id, id).await?;
+    resources::delete(&txn, ResourceKind::User, &tenant.id, id).await?;
     let mut last = view(ctx, tenant, &old);
     // The deletion is a change of its own: it takes the next version.
     last.version += 1;
@@ -460,7 +411,7 @@ pub async fn list(
     tenant: &Tenant,
     query: &ListQuery,
     page: Page,
-) -> Result<ListResponse, ServiceError> {
+) -> Result<ListResponse<ResourceView>, ServiceError> {
     let rt = tenant.registry.user();
     let (filter, sort) = query.typed(&tenant.registry, rt)?;
     let conn = ctx.store.conn();
@@ -476,9 +427,9 @@ pub async fn list(
     .await?;
     let mut resources = Vec::with_capacity(rows.len());
     for (user, groups) in rows {
-        let mut body = view(ctx, tenant, &user).body;
-        set_groups(ctx, tenant, &mut body, groups);
-        resources.push(body);
+        let mut user = view(ctx, tenant, &user);
+        set_groups(ctx, tenant, &mut user.body, groups);
+        resources.push(user);
     }
     Ok(ListResponse::new(total, page.start_index, resources))
 }

@@ -1,10 +1,11 @@
 //! Groups: the SCIM document (without members) with hot columns beside it.
 
-use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, QuerySelect, Set};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};
 use serde_json::Value;
 
 use super::StoreError;
 use super::entities::group;
+use super::resources::Lock;
 use crate::domain::{NewGroup, StoredGroup};
 use crate::scim::fold::fold;
 
@@ -52,42 +53,14 @@ pub async fn insert(
     to_domain(model.insert(conn).await?)
 }
 
+/// Reads one group, locked as `lock` says.
 pub async fn find(
     conn: &impl ConnectionTrait,
     tenant_id: &str,
     id: &str,
+    lock: Lock,
 ) -> Result<Option<StoredGroup>, StoreError> {
-    group::Entity::find_by_id((tenant_id.to_owned(), id.to_owned()))
-        .one(conn)
-        .await?
-        .map(to_domain)
-        .transpose()
-}
-
-/// Reads a group and locks its row until the transaction ends: membership changes of one
-/// group are serialised (PostgreSQL `FOR UPDATE`; SQLite serialises writes already).
-pub async fn find_for_update(
-    conn: &impl ConnectionTrait,
-    tenant_id: &str,
-    id: &str,
-) -> Result<Option<StoredGroup>, StoreError> {
-    group::Entity::find_by_id((tenant_id.to_owned(), id.to_owned()))
-        .lock_exclusive()
-        .one(conn)
-        .await?
-        .map(to_domain)
-        .transpose()
-}
-
-/// Like [`find_for_update`], for a change that keeps the row (`FOR NO KEY UPDATE` on
-/// PostgreSQL): writes adding the group as a member (`FOR KEY SHARE`) do not wait for it.
-pub async fn find_for_change(
-    conn: &impl ConnectionTrait,
-    tenant_id: &str,
-    id: &str,
-) -> Result<Option<StoredGroup>, StoreError> {
-    group::Entity::find_by_id((tenant_id.to_owned(), id.to_owned()))
-        .lock(sea_orm::sea_query::LockType::NoKeyUpdate)
+    super::resources::by_key::<group::Entity>(tenant_id, id, lock)?
         .one(conn)
         .await?
         .map(to_domain)
@@ -133,57 +106,6 @@ pub async fn touch(
     Ok(())
 }
 
-pub async fn delete(
-    conn: &impl ConnectionTrait,
-    tenant_id: &str,
-    id: &str,
-) -> Result<(), StoreError> {
-    let result = group::Entity::delete_by_id((tenant_id.to_owned(), id.to_owned()))
-        .exec(conn)
-        .await?;
-    if result.rows_affected == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
-}
-
-/// Up to `limit` rows written before search documents existed: (tenant, id, document).
-pub async fn missing_search(
-    conn: &impl ConnectionTrait,
-    limit: u64,
-) -> Result<Vec<(String, String, Value)>, StoreError> {
-    use sea_orm::{ColumnTrait, QueryFilter};
-    Ok(group::Entity::find()
-        .filter(group::Column::Search.is_null())
-        .limit(limit)
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(|m| (m.tenant_id, m.id, m.resource))
-        .collect())
-}
-
-/// Stores the search document of one row.
-pub async fn set_search(
-    conn: &impl ConnectionTrait,
-    tenant_id: &str,
-    id: &str,
-    search: Value,
-) -> Result<(), StoreError> {
-    use sea_orm::{ColumnTrait, QueryFilter};
-    // `update_many`: a row deleted meanwhile is no error.
-    group::Entity::update_many()
-        .col_expr(
-            group::Column::Search,
-            sea_orm::sea_query::Expr::value(search),
-        )
-        .filter(group::Column::TenantId.eq(tenant_id))
-        .filter(group::Column::Id.eq(id))
-        .exec(conn)
-        .await?;
-    Ok(())
-}
-
 /// A page of the tenant's groups in id order after `after` (snapshots for resync; with
 /// `for_change`, locked for the re-index that rewrites their search documents).
 pub async fn page_by_id(
@@ -193,19 +115,7 @@ pub async fn page_by_id(
     limit: u64,
     for_change: bool,
 ) -> Result<Vec<StoredGroup>, StoreError> {
-    use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};
-    let mut query = group::Entity::find().filter(group::Column::TenantId.eq(tenant_id));
-    if let Some(after) = after {
-        query = query.filter(group::Column::Id.gt(after));
-    }
-    if for_change {
-        // Locked until commit (`FOR NO KEY UPDATE` on PostgreSQL): a write of one of
-        // these waits, and one that went first is what is read.
-        query = query.lock(sea_orm::sea_query::LockType::NoKeyUpdate);
-    }
-    query
-        .order_by_asc(group::Column::Id)
-        .limit(limit)
+    super::resources::page_by_id::<group::Entity>(tenant_id, after, limit, for_change)?
         .all(conn)
         .await?
         .into_iter()

@@ -5,7 +5,7 @@
 use sea_orm::{ConnectionTrait, DbBackend, Value as SqlValue};
 
 use super::{StoreError, backend_statement, statement};
-use crate::domain::{Member, MemberType, Membership};
+use crate::domain::{Member, Membership, ResourceKind};
 
 /// A JSON array of text as a set of rows with one column `id`.
 fn ids_table(backend: DbBackend, param: usize) -> String {
@@ -90,7 +90,7 @@ pub async fn resolve(
     conn: &impl ConnectionTrait,
     tenant_id: &str,
     ids: &[String],
-) -> Result<Vec<(String, Option<MemberType>)>, StoreError> {
+) -> Result<Vec<(String, Option<ResourceKind>)>, StoreError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -100,7 +100,7 @@ pub async fn resolve(
         .map(|row| {
             let id: String = row.try_get("", "id")?;
             let kind: Option<String> = row.try_get("", "member_type")?;
-            Ok((id, kind.as_deref().and_then(MemberType::parse)))
+            Ok((id, kind.as_deref().and_then(ResourceKind::parse)))
         })
         .collect()
 }
@@ -111,7 +111,7 @@ pub fn add_statement(
     backend: DbBackend,
     tenant_id: &str,
     group_id: &str,
-    members: &[(String, MemberType)],
+    members: &[(String, ResourceKind)],
     now: &str,
 ) -> sea_orm::Statement {
     let rows: Vec<NewMember<'_>> = members
@@ -151,7 +151,7 @@ pub async fn add(
     conn: &impl ConnectionTrait,
     tenant_id: &str,
     group_id: &str,
-    members: &[(String, MemberType)],
+    members: &[(String, ResourceKind)],
     now: &str,
 ) -> Result<Vec<String>, StoreError> {
     if members.is_empty() {
@@ -268,7 +268,7 @@ pub async fn list(
             let kind: String = row.try_get("", "member_type")?;
             Ok(Member {
                 id: row.try_get("", "id")?,
-                member_type: MemberType::parse(&kind)
+                member_type: ResourceKind::parse(&kind)
                     .ok_or_else(|| StoreError::Corrupt(format!("member type {kind}")))?,
                 display: row.try_get("", "display")?,
             })

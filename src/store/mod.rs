@@ -13,6 +13,7 @@ pub mod members;
 pub mod outbox;
 pub mod purge;
 pub mod query;
+pub mod resources;
 pub mod schemas;
 pub mod tenants;
 pub mod tokens;

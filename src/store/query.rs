@@ -12,52 +12,30 @@ use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, Value};
 
 use super::StoreError;
 use super::entities::group;
-use crate::domain::{Membership, StoredGroup, StoredUser};
+use crate::domain::{Membership, ResourceKind, StoredGroup, StoredUser};
 use crate::scim::fold::fold;
 use crate::scim::query::{Attr, CmpOp, Filter, Literal, Op, Relation, Sort, SortOrder};
 use crate::scim::schema::AttrType;
 
-/// Which resource table a query reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Table {
-    Users,
-    Groups,
-}
-
-impl Table {
-    fn name(self) -> &'static str {
-        match self {
-            Table::Users => "users",
-            Table::Groups => "groups",
-        }
-    }
-
-    fn resource_type(self) -> &'static str {
-        match self {
-            Table::Users => "User",
-            Table::Groups => "Group",
-        }
-    }
-
-    /// The column holding a singular attribute, and whether it holds the folded value.
-    fn column(self, path: &[String]) -> Option<&'static str> {
-        let p: Vec<&str> = path.iter().map(String::as_str).collect();
-        match (self, p.as_slice()) {
-            (_, ["id"]) => Some("id"),
-            (_, ["externalId"]) => Some("external_id"),
-            (_, ["meta", "created"]) => Some("created_at"),
-            (_, ["meta", "lastModified"]) => Some("updated_at"),
-            (Table::Users, ["userName"]) => Some("user_name_ci"),
-            (_, ["displayName"]) => Some("display_name_ci"),
-            _ => None,
-        }
+/// The column holding a singular attribute of `kind`'s table, and whether it holds the
+/// folded value.
+fn column(kind: ResourceKind, path: &[String]) -> Option<&'static str> {
+    let p: Vec<&str> = path.iter().map(String::as_str).collect();
+    match (kind, p.as_slice()) {
+        (_, ["id"]) => Some("id"),
+        (_, ["externalId"]) => Some("external_id"),
+        (_, ["meta", "created"]) => Some("created_at"),
+        (_, ["meta", "lastModified"]) => Some("updated_at"),
+        (ResourceKind::User, ["userName"]) => Some("user_name_ci"),
+        (_, ["displayName"]) => Some("display_name_ci"),
+        _ => None,
     }
 }
 
 /// Where attribute paths are resolved.
 #[derive(Clone, Copy)]
 enum Scope {
-    Root(Table),
+    Root(ResourceKind),
     /// An element of a JSON array, bound to alias `e`.
     Element,
     /// A row of the membership relation.
@@ -84,8 +62,8 @@ impl Sql {
     }
 
     /// How SQL names the root table's rows.
-    fn root(&self, table: Table) -> &'static str {
-        self.root_alias.unwrap_or(table.name())
+    fn root(&self, table: ResourceKind) -> &'static str {
+        self.root_alias.unwrap_or(table.table())
     }
 
     fn push(&mut self, s: &str) -> &mut Self {
@@ -192,7 +170,7 @@ impl Compiler {
                     self.sql.push("(1 = 0)");
                     return;
                 };
-                let column = format!("\"{}\".\"search\"", table.name());
+                let column = format!("\"{}\".\"search\"", table.table());
                 if self.sql.pg() {
                     // A single value where a list is expected (a row indexed before the
                     // rule that stores one value as a list of one) is walked as that list:
@@ -251,7 +229,7 @@ impl Compiler {
         match scope {
             Scope::Root(table) => {
                 let name = self.sql.root(table);
-                if let Some(column) = table.column(&attr.path) {
+                if let Some(column) = column(table, &attr.path) {
                     self.sql.push(&format!("\"{name}\".\"{column}\""));
                     return true;
                 }
@@ -306,7 +284,7 @@ impl Compiler {
         {
             let holds = match op {
                 Op::Present => true,
-                Op::Cmp(op, Literal::Str(s)) => compare_str(*op, table.resource_type(), s),
+                Op::Cmp(op, Literal::Str(s)) => compare_str(*op, table.as_str(), s),
                 Op::Cmp(..) => false,
             };
             self.sql.push(if holds { "(1 = 1)" } else { "(1 = 0)" });
@@ -475,10 +453,10 @@ fn compare_str(op: CmpOp, value: &str, literal: &str) -> bool {
 }
 
 /// `FROM <table> WHERE tenant AND filter`, shared by the count and the page.
-fn from_where(sql: &mut Sql, table: Table, tenant_id: &str, filter: Option<&Filter>) {
+fn from_where(sql: &mut Sql, table: ResourceKind, tenant_id: &str, filter: Option<&Filter>) {
     sql.push(&format!(
         " FROM \"{0}\" WHERE \"{0}\".\"tenant_id\" = ",
-        table.name()
+        table.table()
     ));
     sql.bind(tenant_id.to_owned());
     if let Some(filter) = filter {
@@ -491,7 +469,7 @@ fn from_where(sql: &mut Sql, table: Table, tenant_id: &str, filter: Option<&Filt
     }
 }
 
-fn order_by(sql: &mut Sql, table: Table, sort: Option<&Sort>) {
+fn order_by(sql: &mut Sql, table: ResourceKind, sort: Option<&Sort>) {
     let t = sql.root(table);
     match sort {
         None => {
@@ -525,7 +503,7 @@ fn order_by(sql: &mut Sql, table: Table, sort: Option<&Sort>) {
 /// The statement counting the matches of a filter (for query plans in tests and docs).
 pub fn count_statement(
     backend: DbBackend,
-    table: Table,
+    table: ResourceKind,
     tenant_id: &str,
     filter: Option<&Filter>,
 ) -> Statement {
@@ -545,7 +523,7 @@ pub fn count_statement(
 #[allow(clippy::too_many_arguments)]
 async fn search<T>(
     conn: &impl ConnectionTrait,
-    table: Table,
+    table: ResourceKind,
     tenant_id: &str,
     filter: Option<&Filter>,
     offset: u64,
@@ -577,14 +555,14 @@ async fn search<T>(
 /// `SELECT <table>.* FROM <table> WHERE tenant AND filter ORDER BY … LIMIT … OFFSET …`.
 fn page_select(
     sql: &mut Sql,
-    table: Table,
+    table: ResourceKind,
     tenant_id: &str,
     filter: Option<&Filter>,
     sort: Option<&Sort>,
     offset: u64,
     limit: u64,
 ) {
-    sql.push(&format!("SELECT \"{}\".*", table.name()));
+    sql.push(&format!("SELECT \"{}\".*", table.table()));
     from_where(sql, table, tenant_id, filter);
     order_by(sql, table, sort);
     sql.push(" LIMIT ");
@@ -610,7 +588,7 @@ pub fn users_page_statement(
     sql.push("WITH RECURSIVE page AS (");
     page_select(
         &mut sql,
-        Table::Users,
+        ResourceKind::User,
         tenant_id,
         filter,
         sort,
@@ -639,7 +617,7 @@ pub fn users_page_statement(
     sql.push(&super::placeholders(backend, &rest));
     // The page's order again, on the CTE's rows, which come in no promised order.
     sql.root_alias = Some("page");
-    order_by(&mut sql, Table::Users, sort);
+    order_by(&mut sql, ResourceKind::User, sort);
     sql.statement()
 }
 
@@ -664,7 +642,7 @@ pub async fn search_users(
     let backend = conn.get_database_backend();
     search(
         conn,
-        Table::Users,
+        ResourceKind::User,
         tenant_id,
         filter,
         offset,
@@ -689,7 +667,7 @@ pub async fn search_groups(
         let mut sql = Sql::new(backend);
         page_select(
             &mut sql,
-            Table::Groups,
+            ResourceKind::Group,
             tenant_id,
             filter,
             sort,
@@ -700,7 +678,7 @@ pub async fn search_groups(
     };
     search(
         conn,
-        Table::Groups,
+        ResourceKind::Group,
         tenant_id,
         filter,
         offset,

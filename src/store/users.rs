@@ -1,12 +1,11 @@
 //! Users: the SCIM document with hot columns beside it. Every function takes the tenant.
 
-use sea_orm::{
-    ActiveModelTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QuerySelect, Set,
-};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, DbBackend, FromQueryResult, Set};
 use serde_json::Value;
 
 use super::StoreError;
 use super::entities::user;
+use super::resources::Lock;
 use crate::domain::{Membership, NewUser, StoredUser, UserHot};
 use crate::scim::fold::fold;
 
@@ -156,12 +155,14 @@ pub async fn write_announced(
     Ok(written > 0)
 }
 
+/// Reads one user, locked as `lock` says.
 pub async fn find(
     conn: &impl ConnectionTrait,
     tenant_id: &str,
     id: &str,
+    lock: Lock,
 ) -> Result<Option<StoredUser>, StoreError> {
-    user::Entity::find_by_id((tenant_id.to_owned(), id.to_owned()))
+    super::resources::by_key::<user::Entity>(tenant_id, id, lock)?
         .one(conn)
         .await?
         .map(to_domain)
@@ -244,21 +245,6 @@ pub(super) fn with_groups_from_row(
     Ok((user, groups))
 }
 
-/// Reads a user and locks its row until the transaction ends (PostgreSQL `FOR UPDATE`;
-/// SQLite's write transactions are serialised already).
-pub async fn find_for_update(
-    conn: &impl ConnectionTrait,
-    tenant_id: &str,
-    id: &str,
-) -> Result<Option<StoredUser>, StoreError> {
-    user::Entity::find_by_id((tenant_id.to_owned(), id.to_owned()))
-        .lock_exclusive()
-        .one(conn)
-        .await?
-        .map(to_domain)
-        .transpose()
-}
-
 /// Replaces a user's document and hot columns and sets its version.
 pub async fn update(
     conn: &impl ConnectionTrait,
@@ -293,57 +279,6 @@ pub async fn update(
     to_domain(model)
 }
 
-pub async fn delete(
-    conn: &impl ConnectionTrait,
-    tenant_id: &str,
-    id: &str,
-) -> Result<(), StoreError> {
-    let result = user::Entity::delete_by_id((tenant_id.to_owned(), id.to_owned()))
-        .exec(conn)
-        .await?;
-    if result.rows_affected == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
-}
-
-/// Up to `limit` rows written before search documents existed: (tenant, id, document).
-pub async fn missing_search(
-    conn: &impl ConnectionTrait,
-    limit: u64,
-) -> Result<Vec<(String, String, Value)>, StoreError> {
-    use sea_orm::{ColumnTrait, QueryFilter};
-    Ok(user::Entity::find()
-        .filter(user::Column::Search.is_null())
-        .limit(limit)
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(|m| (m.tenant_id, m.id, m.resource))
-        .collect())
-}
-
-/// Stores the search document of one row.
-pub async fn set_search(
-    conn: &impl ConnectionTrait,
-    tenant_id: &str,
-    id: &str,
-    search: Value,
-) -> Result<(), StoreError> {
-    use sea_orm::{ColumnTrait, QueryFilter};
-    // `update_many`: a row deleted meanwhile is no error.
-    user::Entity::update_many()
-        .col_expr(
-            user::Column::Search,
-            sea_orm::sea_query::Expr::value(search),
-        )
-        .filter(user::Column::TenantId.eq(tenant_id))
-        .filter(user::Column::Id.eq(id))
-        .exec(conn)
-        .await?;
-    Ok(())
-}
-
 /// A page of the tenant's users in id order after `after` (snapshots for resync; with
 /// `for_change`, locked for the re-index that rewrites their search documents).
 pub async fn page_by_id(
@@ -353,19 +288,7 @@ pub async fn page_by_id(
     limit: u64,
     for_change: bool,
 ) -> Result<Vec<StoredUser>, StoreError> {
-    use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};
-    let mut query = user::Entity::find().filter(user::Column::TenantId.eq(tenant_id));
-    if let Some(after) = after {
-        query = query.filter(user::Column::Id.gt(after));
-    }
-    if for_change {
-        // Locked until commit (`FOR NO KEY UPDATE` on PostgreSQL): a write of one of
-        // these waits, and one that went first is what is read.
-        query = query.lock(sea_orm::sea_query::LockType::NoKeyUpdate);
-    }
-    query
-        .order_by_asc(user::Column::Id)
-        .limit(limit)
+    super::resources::page_by_id::<user::Entity>(tenant_id, after, limit, for_change)?
         .all(conn)
         .await?
         .into_iter()

@@ -8,10 +8,10 @@
 //! long-lived prepared statement ends up with. SQLite: `EXPLAIN QUERY PLAN` shows no scan
 //! of a table and no index search on the tenant alone.
 
-use scimbus::domain::MemberType;
+use scimbus::domain::ResourceKind;
 use scimbus::scim::query::parse_filter;
 use scimbus::scim::schema::Registry;
-use scimbus::store::query::{Table, count_statement, users_page_statement};
+use scimbus::store::query::{count_statement, users_page_statement};
 use scimbus::store::{members, users};
 use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
 use serde_json::Value;
@@ -106,10 +106,10 @@ async fn seed(app: &TestApp, tenant_id: &str) {
 /// The statements under test, each with what it must return (to know the plan ran it).
 fn statements(backend: DbBackend, tenant_id: &str) -> Vec<(&'static str, Statement)> {
     let r = Registry::core();
-    let filter = |table: Table, text: &str| {
+    let filter = |table: ResourceKind, text: &str| {
         let rt = match table {
-            Table::Users => r.user(),
-            Table::Groups => r.group(),
+            ResourceKind::User => r.user(),
+            ResourceKind::Group => r.group(),
         };
         let typed = parse_filter(r, rt, text).unwrap();
         count_statement(backend, table, tenant_id, Some(&typed))
@@ -139,7 +139,7 @@ fn statements(backend: DbBackend, tenant_id: &str) -> Vec<(&'static str, Stateme
                 backend,
                 tenant_id,
                 "all",
-                &[("nC".to_owned(), MemberType::Group)],
+                &[("nC".to_owned(), ResourceKind::Group)],
                 now,
             ),
         ),
@@ -161,7 +161,7 @@ fn statements(backend: DbBackend, tenant_id: &str) -> Vec<(&'static str, Stateme
         ),
         (
             "userName eq",
-            filter(Table::Users, r#"userName eq "user77""#),
+            filter(ResourceKind::User, r#"userName eq "user77""#),
         ),
         (
             "userName eq, the page with its user's groups",
@@ -176,19 +176,19 @@ fn statements(backend: DbBackend, tenant_id: &str) -> Vec<(&'static str, Stateme
         ),
         (
             "externalId eq",
-            filter(Table::Users, r#"externalId eq "e77""#),
+            filter(ResourceKind::User, r#"externalId eq "e77""#),
         ),
         (
             "displayName eq (users)",
-            filter(Table::Users, r#"displayName eq "User 77""#),
+            filter(ResourceKind::User, r#"displayName eq "User 77""#),
         ),
         (
             "displayName eq (groups)",
-            filter(Table::Groups, r#"displayName eq "Spread 7""#),
+            filter(ResourceKind::Group, r#"displayName eq "Spread 7""#),
         ),
         (
             "externalId eq (groups)",
-            filter(Table::Groups, r#"externalId eq "x7""#),
+            filter(ResourceKind::Group, r#"externalId eq "x7""#),
         ),
     ]
 }

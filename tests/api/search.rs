@@ -253,9 +253,11 @@ both_backends!(listing_pages_by_cursor_and_merges_both_types_without_http);
 
 /// `service::listing` is the whole of listing: called directly, no HTTP in between.
 async fn listing_pages_by_cursor_and_merges_both_types_without_http(backend: Backend) {
+    use scimbus::domain::ResourceKind;
     use scimbus::scim::projection::Projection;
     use scimbus::service::groups::Members;
-    use scimbus::service::listing::{self, Kind, ListRequest, Listed};
+    use scimbus::service::listing::{self, ListRequest};
+    use scimbus::service::resource::ResourceBody;
     let app = spawn_app(backend).await;
     for i in 0..5 {
         app.create_user(&crate::helpers::user(&format!("u{i}")))
@@ -275,20 +277,20 @@ async fn listing_pages_by_cursor_and_merges_both_types_without_http(backend: Bac
         projection: Projection::default(),
         members: Members::Exclude,
     };
-    let id = |l: &Listed| match l {
-        Listed::Value(v) => v["id"].as_str().unwrap().to_owned(),
-        Listed::Group(g) => serde_json::to_value(g).unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
-    };
+    let json = |l: &ResourceBody| serde_json::to_value(l).unwrap();
+    let id = |l: &ResourceBody| json(l)["id"].as_str().unwrap().to_owned();
     // Cursor paging: 2 at a time, to the end, each user once.
     let mut seen = Vec::new();
     let mut cursor = Some(String::new());
     while let Some(c) = cursor {
-        let page = listing::list(&app.ctx, &tenant, &request(Some(c), None, 2), Kind::Users)
-            .await
-            .unwrap();
+        let page = listing::list(
+            &app.ctx,
+            &tenant,
+            &request(Some(c), None, 2),
+            ResourceKind::User,
+        )
+        .await
+        .unwrap();
         assert_eq!(page.total_results, 5);
         seen.extend(page.resources.iter().map(id));
         cursor = page.next_cursor;
@@ -301,7 +303,7 @@ async fn listing_pages_by_cursor_and_merges_both_types_without_http(backend: Bac
         &app.ctx,
         &tenant,
         &request(Some(String::new()), None, -1),
-        Kind::Users,
+        ResourceKind::User,
     )
     .await
     .unwrap_err();
@@ -314,7 +316,7 @@ async fn listing_pages_by_cursor_and_merges_both_types_without_http(backend: Bac
     let kinds: Vec<bool> = merged
         .resources
         .iter()
-        .map(|l| matches!(l, Listed::Group(_)))
+        .map(|l| json(l)["meta"]["resourceType"] == "Group")
         .collect();
     assert_eq!(kinds, [false, true, true]);
 }
