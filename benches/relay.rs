@@ -317,7 +317,7 @@ async fn fill(ctx: &Context, tenant: &Tenant, n: u64) -> anyhow::Result<()> {
                 data: created_data(i, &id, &now),
             };
             let sequence = first + j as i64;
-            let envelope = Envelope::new(slug, sequence, &now, event);
+            let envelope = Envelope::new(slug, sequence, &now, None, event);
             rows.push(OutboxRow {
                 sequence,
                 id: envelope.id.clone(),

@@ -3,8 +3,8 @@
 //! request carries its request id (the root span's field). Tokens are never logged; the
 //! query string (which carries filter values such as user names) only at debug. With
 //! `SCIMBUS_OTLP_ENDPOINT`, spans go to an OpenTelemetry collector too: each request is a
-//! server span whose parent is the caller's W3C `traceparent`, and its trace context (the
-//! task-local [`current_trace`]) is written into the events it makes.
+//! server span whose parent is the caller's W3C `traceparent`, and its trace context (in
+//! the request's [`Correlation`], passed to the writes) is written into the events it makes.
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -221,28 +221,11 @@ impl RootSpanBuilder for RequestSpan {
     }
 }
 
-tokio::task_local! {
-    /// The id of the request this task serves (the `X-Request-Id` header, the
-    /// `correlationid` of the events it writes and the reference of a 5xx) and its trace
-    /// context (the events' `traceparent`).
-    static REQUEST: (String, Option<TraceContext>);
-}
-
-/// The request id of the current task, if it serves a request.
-pub fn current_request_id() -> Option<String> {
-    REQUEST.try_with(|(id, _)| id.clone()).ok()
-}
-
-/// The trace context of the request the current task serves, if any.
-pub fn current_trace() -> Option<TraceContext> {
-    REQUEST.try_with(|(_, trace)| trace.clone()).ok().flatten()
-}
-
-/// Runs `future` as the request `id` with its trace context.
-pub async fn with_request<F: std::future::Future>(
-    id: String,
-    trace: Option<TraceContext>,
-    future: F,
-) -> F::Output {
-    REQUEST.scope((id, trace), future).await
+/// The request a change comes from, passed with it to the events it writes: its id (the
+/// `X-Request-Id` header, the events' `correlationid`, the reference of a 5xx) and its
+/// trace context (the events' `traceparent`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Correlation {
+    pub id: String,
+    pub trace: Option<TraceContext>,
 }

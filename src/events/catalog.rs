@@ -1,6 +1,7 @@
 //! The event catalogue and the CloudEvents 1.0 structured envelope. `openapi/events/`
 //! holds one JSON Schema per type; tests validate real rows against them.
 
+use crate::telemetry::Correlation;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -179,8 +180,15 @@ pub fn format_sequence(sequence: i64) -> String {
 }
 
 impl Envelope {
-    pub fn new(tenant: &str, sequence: i64, time: &str, event: PendingEvent) -> Self {
-        let trace = crate::telemetry::current_trace();
+    /// The envelope of `event`, from the request `correlation` when it comes from one.
+    pub fn new(
+        tenant: &str,
+        sequence: i64,
+        time: &str,
+        correlation: Option<&Correlation>,
+        event: PendingEvent,
+    ) -> Self {
+        let trace = correlation.and_then(|c| c.trace.as_ref());
         Self {
             specversion: "1.0",
             id: uuid::Uuid::now_v7().to_string(),
@@ -192,9 +200,9 @@ impl Envelope {
             dataschema: event.event_type.dataschema(),
             tenant: tenant.to_owned(),
             sequence: format_sequence(sequence),
-            correlationid: crate::telemetry::current_request_id(),
-            traceparent: trace.as_ref().map(|t| t.traceparent.clone()),
-            tracestate: trace.and_then(|t| t.tracestate),
+            correlationid: correlation.map(|c| c.id.clone()),
+            traceparent: trace.map(|t| t.traceparent.clone()),
+            tracestate: trace.and_then(|t| t.tracestate.clone()),
             data: event.data,
         }
     }

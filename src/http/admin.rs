@@ -22,6 +22,7 @@ use crate::scim::time;
 use crate::service::apps::{AppRequest, TenantScope};
 use crate::service::audit::{self, Actor};
 use crate::service::{Context, apps, brake, events, journal, operators, schemas, tenants};
+use crate::telemetry::Correlation;
 use crate::tenancy::auth::AdminActor;
 
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -444,7 +445,7 @@ fn issued(
     secret: &secrecy::SecretString,
 ) -> Result<HttpResponse, ApiError> {
     let mut body =
-        serde_json::to_value(info).map_err(|e| ApiError::Internal(anyhow::Error::new(e)))?;
+        serde_json::to_value(info).map_err(|e| ApiError::internal(anyhow::Error::new(e)))?;
     body["token"] = json!(secret.expose_secret());
     Ok(response::scim(StatusCode::CREATED, &body))
 }
@@ -472,10 +473,12 @@ fn parse<T: serde::de::DeserializeOwned + Validate>(body: JsonBody) -> Result<T,
 async fn create_tenant(
     ctx: web::Data<Context>,
     actor: AdminActor,
+    correlation: Option<Correlation>,
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     let input: CreateTenant = parse(body)?;
-    let tenant = tenants::create_tenant(&ctx, &Actor::admin(&actor.name), &input.slug).await?;
+    let acting = Actor::admin(&actor.name).in_request(correlation);
+    let tenant = tenants::create_tenant(&ctx, &acting, &input.slug).await?;
     tracing::info!(actor = %actor.name, tenant = %tenant.slug, "tenant created");
     Ok(response::scim(StatusCode::CREATED, &tenant))
 }

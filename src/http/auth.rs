@@ -21,7 +21,7 @@ use crate::tenancy::auth::{
 fn context(req: &ServiceRequest) -> Result<web::Data<Context>, ApiError> {
     req.app_data::<web::Data<Context>>()
         .cloned()
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no service context")))
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("no service context")))
 }
 
 fn token(req: &ServiceRequest) -> Option<String> {

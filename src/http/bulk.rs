@@ -10,6 +10,7 @@ use super::openapi::{SCIM, ScimErrorBody, TenantPath};
 use super::response;
 use super::shaped::BulkJson;
 use crate::service::{Context, bulk};
+use crate::telemetry::Correlation;
 use crate::tenancy::auth::AuthenticatedTenant;
 
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -33,8 +34,9 @@ pub fn configure(cfg: &mut ServiceConfig) {
 async fn run_bulk(
     ctx: web::Data<Context>,
     auth: AuthenticatedTenant,
+    correlation: Option<Correlation>,
     body: BulkJson,
 ) -> Result<HttpResponse, ApiError> {
-    let result = bulk::execute(&ctx, &auth.tenant, body.0).await?;
+    let result = bulk::execute(&ctx, &auth.tenant, correlation.as_ref(), body.0).await?;
     Ok(response::scim(StatusCode::OK, &result))
 }

@@ -5,14 +5,15 @@
 use actix_web::{HttpMessage, web};
 use std::time::Duration;
 
-use actix_web::body::MessageBody;
+use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use tracing_actix_web::RequestId;
 
 use super::error::ApiError;
-use crate::telemetry::with_request;
+use crate::service::ServiceError;
+use crate::telemetry::Correlation;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
@@ -20,12 +21,14 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 #[derive(Debug, Clone, Copy)]
 pub struct RequestTimeout(pub Duration);
 
-/// Sets the request id, and answers 503 (with `Retry-After`) for a request still running
-/// after the timeout.
+/// Sets the request's [`Correlation`] (read by handlers and the journal from the request),
+/// answers 503 (with `Retry-After`) for a request still running after the timeout, and
+/// reports every failure answered with a 5xx: logged once with the request id, which
+/// `X-Request-Id` and the body name (`service::report`).
 pub async fn request_context(
     req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let id = req
         .extensions()
         .get::<RequestId>()
@@ -38,25 +41,71 @@ pub async fn request_context(
         .app_data::<web::Data<crate::service::Context>>()
         .map(|ctx| ctx.metrics.clone());
     let trace = crate::telemetry::request_trace(req.headers());
+    req.extensions_mut().insert(Correlation {
+        id: id.clone(),
+        trace,
+    });
     // On timeout the handler's future is dropped (its transaction rolls back) and the
     // error travels out as a 503; the request itself is gone by then, so that answer
     // carries no `X-Request-Id` (the log line has it).
-    let Ok(response) =
-        tokio::time::timeout(timeout, with_request(id.clone(), trace, next.call(req))).await
-    else {
+    let Ok(outcome) = tokio::time::timeout(timeout, next.call(req)).await else {
         tracing::warn!(timeout_secs = timeout.as_secs(), "request timed out");
         if let Some(metrics) = metrics {
             metrics.request_timeouts.inc();
         }
         return Err(ApiError::Timeout(timeout.as_secs()).into());
     };
-    let mut response = response?;
+    let mut response = match outcome {
+        Ok(response) => response.map_into_boxed_body(),
+        // A middleware's failure (a handler's is a response by now): reported the same way.
+        Err(error) => {
+            return Err(match server_failure(&error) {
+                Some(e) => ApiError::Scim(crate::service::report(&id, e)).into(),
+                None => error,
+            });
+        }
+    };
+    // A use case's 5xx: logged here, once, and its body names the request id (actix wrote
+    // it before the id was at hand); the headers the layers inside set stay.
+    let reported = response
+        .response()
+        .error()
+        .and_then(server_failure)
+        .map(|e| serde_json::to_vec(&crate::service::report(&id, e).to_body()));
+    if let Some(Ok(body)) = reported {
+        response = response.map_body(|_, _| BoxBody::new(body));
+    }
     if let Ok(value) = HeaderValue::from_str(&id) {
         response
             .headers_mut()
             .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
     }
     Ok(response)
+}
+
+/// A use case's failure answered with a 5xx, if `error` is one.
+fn server_failure(error: &actix_web::Error) -> Option<&ServiceError> {
+    match error.as_error::<ApiError>() {
+        Some(ApiError::Service(e)) if e.to_scim("").status >= 500 => Some(e),
+        _ => None,
+    }
+}
+
+/// The request's correlation, as [`request_context`] set it (absent outside it).
+impl actix_web::FromRequest for Correlation {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &actix_web::HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        std::future::ready(
+            req.extensions()
+                .get::<Correlation>()
+                .cloned()
+                .ok_or_else(|| {
+                    ApiError::internal(anyhow::anyhow!("the request context is not mounted"))
+                }),
+        )
+    }
 }
 
 #[cfg(test)]
@@ -82,8 +131,7 @@ mod tests {
         let error =
             test::try_call_service(&app, test::TestRequest::get().uri("/never").to_request())
                 .await
-                .err()
-                .expect("the request times out");
+                .expect_err("the request times out");
         let response = error.error_response();
         assert_eq!(response.status().as_u16(), 503);
         assert_eq!(response.headers().get("retry-after").unwrap(), "1");
@@ -95,6 +143,48 @@ mod tests {
         let response =
             test::call_service(&app, test::TestRequest::get().uri("/quick").to_request()).await;
         assert_eq!(response.status().as_u16(), 200);
+    }
+
+    #[actix_web::test]
+    async fn a_5xx_names_the_request_id_that_its_log_line_has() {
+        let app = test::init_service(
+            App::new()
+                .wrap(from_fn(request_context))
+                .wrap(from_fn(security_headers))
+                .route(
+                    "/fail",
+                    web::get().to(|| async {
+                        Err::<HttpResponse, _>(ApiError::internal(anyhow::anyhow!("disk on fire")))
+                    }),
+                )
+                .route(
+                    "/missing",
+                    web::get().to(|| async {
+                        Err::<HttpResponse, _>(ApiError::not_found("no such thing"))
+                    }),
+                ),
+        )
+        .await;
+        let response =
+            test::call_service(&app, test::TestRequest::get().uri("/fail").to_request()).await;
+        assert_eq!(response.status().as_u16(), 500);
+        let id = response
+            .headers()
+            .get(REQUEST_ID_HEADER)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        // The headers set inside stay with the rewritten body.
+        assert!(response.headers().contains_key("x-content-type-options"));
+        let body: serde_json::Value = test::read_body_json(response).await;
+        assert_eq!(body["detail"], format!("internal error (reference {id})"));
+        assert!(!body.to_string().contains("fire"));
+        let response =
+            test::call_service(&app, test::TestRequest::get().uri("/missing").to_request()).await;
+        assert_eq!(response.status().as_u16(), 404);
+        let body: serde_json::Value = test::read_body_json(response).await;
+        assert_eq!(body["detail"], "no such thing");
     }
 
     #[actix_web::test]
@@ -172,7 +262,7 @@ pub async fn listener_surface<B: MessageBody>(
             !admin_path(path)
         };
         if !allowed {
-            let response = req.error_response(ApiError::NotFound("no such endpoint".to_owned()));
+            let response = req.error_response(ApiError::not_found("no such endpoint".to_owned()));
             return Ok(response.map_into_right_body());
         }
     }

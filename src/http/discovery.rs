@@ -104,7 +104,7 @@ async fn resource_type(
         .resource_types
         .iter()
         .find(|rt| rt.id == path.1)
-        .ok_or_else(|| ApiError::NotFound(format!("no resource type {}", path.1)))?;
+        .ok_or_else(|| ApiError::not_found(format!("no resource type {}", path.1)))?;
     Ok(response::scim(
         StatusCode::OK,
         &discovery::resource_type(&base(&ctx, &auth), rt),
@@ -147,7 +147,7 @@ async fn get_schema(
         .tenant
         .registry
         .schema(&path.1)
-        .ok_or_else(|| ApiError::NotFound(format!("no schema {}", path.1)))?;
+        .ok_or_else(|| ApiError::not_found(format!("no schema {}", path.1)))?;
     Ok(response::scim(
         StatusCode::OK,
         &discovery::schema(&base(&ctx, &auth), s),

@@ -213,7 +213,7 @@ async fn pull(
 /// until retention removes it) is being purged, and its events end with `tenant.deleted`.
 fn live(auth: &AuthenticatedTenant) -> Result<(), ApiError> {
     match auth.tenant.deleted_at {
-        Some(_) => Err(ApiError::NotFound(format!(
+        Some(_) => Err(ApiError::not_found(format!(
             "tenant {} was deleted: no snapshot (its events end with scimbus.tenant.deleted)",
             auth.tenant.slug
         ))),
@@ -223,7 +223,7 @@ fn live(auth: &AuthenticatedTenant) -> Result<(), ApiError> {
 
 fn kind(value: &str) -> Result<ResourceKind, ApiError> {
     ResourceKind::from_endpoint(value)
-        .ok_or_else(|| ApiError::NotFound(format!("no snapshot of `{value}`: Users or Groups")))
+        .ok_or_else(|| ApiError::not_found(format!("no snapshot of `{value}`: Users or Groups")))
 }
 
 #[derive(Debug, Deserialize)]

@@ -16,6 +16,7 @@ use super::target::Target;
 use crate::domain::ResourceKind;
 use crate::service::Context;
 use crate::service::groups::{self, Members};
+use crate::telemetry::Correlation;
 use crate::tenancy::auth::AuthenticatedTenant;
 
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -65,10 +66,12 @@ async fn list(
 async fn create(
     ctx: web::Data<Context>,
     auth: AuthenticatedTenant,
+    correlation: Option<Correlation>,
     params: web::Query<ReadParams>,
     body: GroupJson,
 ) -> Result<HttpResponse, ApiError> {
-    let group = groups::create(&ctx, &auth.tenant, body.body, body.members).await?;
+    let correlation = correlation.as_ref();
+    let group = groups::create(&ctx, &auth.tenant, correlation, body.body, body.members).await?;
     Ok(response::view(StatusCode::CREATED, group, &auth, &params))
 }
 
@@ -112,6 +115,7 @@ async fn replace(
     let written = groups::replace(
         ctx,
         tenant,
+        target.correlation(),
         &target.id,
         document,
         members,
@@ -147,8 +151,16 @@ async fn patch(
         Members::Exclude
     };
     let (ctx, tenant) = (&target.ctx, &target.auth.tenant);
-    let written =
-        groups::patch(ctx, tenant, &target.id, body.0, target.if_match(), members).await?;
+    let written = groups::patch(
+        ctx,
+        tenant,
+        target.correlation(),
+        &target.id,
+        body.0,
+        target.if_match(),
+        members,
+    )
+    .await?;
     if with_body {
         return Ok(target.written(written.view, &params));
     }
@@ -172,6 +184,7 @@ async fn delete(target: Target) -> Result<HttpResponse, ApiError> {
     groups::delete(
         &target.ctx,
         &target.auth.tenant,
+        target.correlation(),
         &target.id,
         target.if_match(),
     )

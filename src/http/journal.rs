@@ -41,6 +41,11 @@ pub async fn capture(
         .get(actix_web::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split_once(' ').map(|(_, t)| t.trim().to_owned()));
+    let request_id = req
+        .extensions()
+        .get::<crate::telemetry::Correlation>()
+        .map(|c| c.id.clone())
+        .unwrap_or_default();
     let response = next.call(req).await?.map_into_boxed_body();
     let Some(ctx) = ctx else {
         return Ok(response);
@@ -117,7 +122,7 @@ pub async fn capture(
         status: i32::from(status),
         scim_type,
         duration_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
-        request_id: crate::telemetry::current_request_id().unwrap_or_default(),
+        request_id,
         token_name: auth.token_name.clone(),
         subject,
         request_body,

@@ -89,7 +89,7 @@ fn authorised(req: &HttpRequest, token: &MetricsToken) -> Result<(), ApiError> {
         return if on_admin {
             Ok(())
         } else {
-            Err(ApiError::NotFound(
+            Err(ApiError::not_found(
                 "/metrics is served here only with SCIMBUS_METRICS_TOKEN set (or on \
                  SCIMBUS_ADMIN_LISTEN)"
                     .to_owned(),

@@ -81,7 +81,7 @@ pub fn other_methods(cfg: &mut ServiceConfig, paths: &[&str]) {
 }
 
 async fn unknown_route() -> Result<actix_web::HttpResponse, ApiError> {
-    Err(ApiError::NotFound("no such endpoint".to_owned()))
+    Err(ApiError::not_found("no such endpoint".to_owned()))
 }
 
 /// An integer query parameter (`startIndex`, `count`), 400 `invalidValue` otherwise.

@@ -12,6 +12,7 @@ use super::precondition::{Preconditions, ReadParams};
 use super::response;
 use crate::service::Context;
 use crate::service::resource::ResourceView;
+use crate::telemetry::Correlation;
 use crate::tenancy::auth::AuthenticatedTenant;
 
 /// A request on one resource.
@@ -21,9 +22,16 @@ pub struct Target {
     /// The `{id}` of the path.
     pub id: String,
     pub conditions: Preconditions,
+    /// The request's id and trace context, for the events a write records.
+    pub correlation: Option<Correlation>,
 }
 
 impl Target {
+    /// The correlation, for a write.
+    pub fn correlation(&self) -> Option<&Correlation> {
+        self.correlation.as_ref()
+    }
+
     /// `If-Match`, for a write.
     pub fn if_match(&self) -> Option<&str> {
         self.conditions.if_match.as_deref()
@@ -53,7 +61,7 @@ impl FromRequest for Target {
             .app_data::<web::Data<Context>>()
             .cloned()
             .ok_or_else(|| {
-                ApiError::Internal(anyhow::anyhow!("the service context is not registered"))
+                ApiError::internal(anyhow::anyhow!("the service context is not registered"))
             });
         let auth = AuthenticatedTenant::extract(req).into_inner();
         let id = req
@@ -61,7 +69,7 @@ impl FromRequest for Target {
             .get("id")
             .map(str::to_owned)
             .ok_or_else(|| {
-                ApiError::Internal(anyhow::anyhow!("a resource route without an `{{id}}`"))
+                ApiError::internal(anyhow::anyhow!("a resource route without an `{{id}}`"))
             });
         ready((|| {
             Ok(Target {
@@ -69,6 +77,7 @@ impl FromRequest for Target {
                 auth: auth?,
                 id: id?,
                 conditions: Preconditions::extract(req).into_inner()?,
+                correlation: Correlation::extract(req).into_inner().ok(),
             })
         })())
     }

@@ -13,6 +13,7 @@ use super::response;
 use super::target::Target;
 use crate::domain::ResourceKind;
 use crate::service::{Context, users};
+use crate::telemetry::Correlation;
 use crate::tenancy::auth::AuthenticatedTenant;
 
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -62,10 +63,11 @@ async fn list(
 async fn create(
     ctx: web::Data<Context>,
     auth: AuthenticatedTenant,
+    correlation: Option<Correlation>,
     params: web::Query<ReadParams>,
     body: BoundedBody<USER_BODY_VALUES>,
 ) -> Result<HttpResponse, ApiError> {
-    let user = users::create(&ctx, &auth.tenant, body.0).await?;
+    let user = users::create(&ctx, &auth.tenant, correlation.as_ref(), body.0).await?;
     Ok(response::view(StatusCode::CREATED, user, &auth, &params))
 }
 
@@ -104,7 +106,15 @@ async fn replace(
     body: BoundedBody<USER_BODY_VALUES>,
 ) -> Result<HttpResponse, ApiError> {
     let (ctx, tenant) = (&target.ctx, &target.auth.tenant);
-    let written = users::replace(ctx, tenant, &target.id, body.0, target.if_match()).await?;
+    let written = users::replace(
+        ctx,
+        tenant,
+        target.correlation(),
+        &target.id,
+        body.0,
+        target.if_match(),
+    )
+    .await?;
     Ok(target.written(written.view, &params))
 }
 
@@ -126,7 +136,15 @@ async fn patch(
     body: BoundedBody<USER_PATCH_VALUES>,
 ) -> Result<HttpResponse, ApiError> {
     let (ctx, tenant) = (&target.ctx, &target.auth.tenant);
-    let written = users::patch(ctx, tenant, &target.id, body.0, target.if_match()).await?;
+    let written = users::patch(
+        ctx,
+        tenant,
+        target.correlation(),
+        &target.id,
+        body.0,
+        target.if_match(),
+    )
+    .await?;
     Ok(target.written(written.view, &params))
 }
 
@@ -145,6 +163,7 @@ async fn delete(target: Target) -> Result<HttpResponse, ApiError> {
     users::delete(
         &target.ctx,
         &target.auth.tenant,
+        target.correlation(),
         &target.id,
         target.if_match(),
     )

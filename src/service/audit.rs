@@ -7,15 +7,16 @@ use serde_json::Value;
 use super::{Context, ServiceError};
 use crate::store::StoreError;
 use crate::store::audit::{self, AuditEntry};
+use crate::telemetry::Correlation;
 
 /// The actor of an admin action: a named admin token or the OS user running the CLI.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Actor(String);
+pub struct Actor(String, Option<Correlation>);
 
 impl Actor {
     /// An admin token, by its name (`admin:<name>`).
     pub fn admin(name: &str) -> Self {
-        Self(format!("admin:{name}"))
+        Self(format!("admin:{name}"), None)
     }
 
     /// The OS user running the CLI (`os:<user>`), from `$USER` or `$LOGNAME`.
@@ -23,12 +24,22 @@ impl Actor {
         let user = std::env::var("USER")
             .or_else(|_| std::env::var("LOGNAME"))
             .unwrap_or_else(|_| "unknown".to_owned());
-        Self(format!("os:{user}"))
+        Self(format!("os:{user}"), None)
     }
 
     /// The process itself (background maintenance).
     pub fn system() -> Self {
-        Self("system".to_owned())
+        Self("system".to_owned(), None)
+    }
+
+    /// Acting in the request `correlation` (an admin API call).
+    pub fn in_request(self, correlation: Option<Correlation>) -> Self {
+        Self(self.0, correlation)
+    }
+
+    /// The request the action comes from, if any.
+    pub fn correlation(&self) -> Option<&Correlation> {
+        self.1.as_ref()
     }
 
     pub fn as_str(&self) -> &str {

@@ -14,6 +14,7 @@ use serde_json::{Map, Value, json};
 use super::resource::ResourceView;
 use super::{Context, ServiceError, groups, users};
 use crate::domain::{ResourceKind, Tenant};
+use crate::telemetry::Correlation;
 use scim_v2::models::errors::ScimType;
 
 use crate::scim::error::ScimError;
@@ -218,43 +219,54 @@ impl From<ResourceView> for Written {
 async fn run(
     ctx: &Context,
     tenant: &Tenant,
+    correlation: Option<&Correlation>,
     op: &Operation,
     id: Option<&str>,
     data: Value,
 ) -> Outcome {
     let if_match = op.version.as_deref();
     let result: Result<(u16, Option<Written>), ServiceError> = match (op.kind, op.method, id) {
-        (ResourceKind::User, Method::Post, _) => users::create(ctx, tenant, data)
+        (ResourceKind::User, Method::Post, _) => users::create(ctx, tenant, correlation, data)
             .await
             .map(|u| (201, Some(u.into()))),
-        (ResourceKind::Group, Method::Post, _) => groups::create(ctx, tenant, data, None)
-            .await
-            .map(|g| (201, Some(g.into()))),
+        (ResourceKind::Group, Method::Post, _) => {
+            groups::create(ctx, tenant, correlation, data, None)
+                .await
+                .map(|g| (201, Some(g.into())))
+        }
         (ResourceKind::User, Method::Put, Some(id)) => {
-            users::replace(ctx, tenant, id, data, if_match)
+            users::replace(ctx, tenant, correlation, id, data, if_match)
                 .await
                 .map(|w| (200, Some(w.view.into())))
         }
         (ResourceKind::Group, Method::Put, Some(id)) => {
-            groups::replace(ctx, tenant, id, data, None, if_match)
+            groups::replace(ctx, tenant, correlation, id, data, None, if_match)
                 .await
                 .map(|w| (200, Some(w.view.into())))
         }
         (ResourceKind::User, Method::Patch, Some(id)) => {
-            users::patch(ctx, tenant, id, data, if_match)
+            users::patch(ctx, tenant, correlation, id, data, if_match)
                 .await
                 .map(|w| (200, Some(w.view.into())))
         }
-        (ResourceKind::Group, Method::Patch, Some(id)) => {
-            groups::patch(ctx, tenant, id, data, if_match, groups::Members::Exclude)
+        (ResourceKind::Group, Method::Patch, Some(id)) => groups::patch(
+            ctx,
+            tenant,
+            correlation,
+            id,
+            data,
+            if_match,
+            groups::Members::Exclude,
+        )
+        .await
+        .map(|w| (200, Some(w.view.into()))),
+        (ResourceKind::User, Method::Delete, Some(id)) => {
+            users::delete(ctx, tenant, correlation, id, if_match)
                 .await
-                .map(|w| (200, Some(w.view.into())))
+                .map(|()| (204, None))
         }
-        (ResourceKind::User, Method::Delete, Some(id)) => users::delete(ctx, tenant, id, if_match)
-            .await
-            .map(|()| (204, None)),
         (ResourceKind::Group, Method::Delete, Some(id)) => {
-            groups::delete(ctx, tenant, id, if_match)
+            groups::delete(ctx, tenant, correlation, id, if_match)
                 .await
                 .map(|()| (204, None))
         }
@@ -275,14 +287,22 @@ async fn run(
             id: id.map(str::to_owned),
             error: None,
         },
-        Err(e) => Outcome::failed(e.into_scim()),
+        Err(e) => {
+            let reference = correlation.map_or("", |c| c.id.as_str());
+            Outcome::failed(super::report(reference, &e))
+        }
     }
 }
 
 /// Runs a BulkRequest and returns the BulkResponse. Request-level problems (not a
 /// BulkRequest, too many operations) are errors; an operation's failure is its entry.
 #[tracing::instrument(skip_all, fields(tenant = %tenant.slug), err(level = "debug"))]
-pub async fn execute(ctx: &Context, tenant: &Tenant, body: Value) -> Result<Value, ServiceError> {
+pub async fn execute(
+    ctx: &Context,
+    tenant: &Tenant,
+    correlation: Option<&Correlation>,
+    body: Value,
+) -> Result<Value, ServiceError> {
     let Value::Object(request) = body else {
         return Err(ScimError::invalid_syntax("a BulkRequest must be a JSON object").into());
     };
@@ -389,7 +409,7 @@ pub async fn execute(ctx: &Context, tenant: &Tenant, body: Value) -> Result<Valu
                     Some(b) => resolved.get(b).cloned().unwrap_or_else(|| id.to_owned()),
                     None => id.to_owned(),
                 });
-            let outcome = run(ctx, tenant, op, id.as_deref(), data).await;
+            let outcome = run(ctx, tenant, correlation, op, id.as_deref(), data).await;
             if outcome.error.is_some() {
                 errors += 1;
             } else if let (Some(b), Some(id)) = (&op.bulk_id, &outcome.id) {

@@ -12,14 +12,19 @@ use crate::domain::Tenant;
 use crate::events::{Envelope, EventType, PendingEvent};
 use crate::store::outbox::{OutboxRow, UnnumberedRow};
 use crate::store::{StoreError, brake, outbox, tenants};
+use crate::telemetry::Correlation;
 
 /// The CloudEvents envelope of `event` with `sequence`, and its routing key.
-fn envelope(tenant: &Tenant, now: &str, sequence: i64, event: PendingEvent) -> (Envelope, String) {
+fn envelope(
+    tenant: &Tenant,
+    now: &str,
+    sequence: i64,
+    correlation: Option<&Correlation>,
+    event: PendingEvent,
+) -> (Envelope, String) {
     let routing_key = event.event_type.routing_key(tenant.slug.as_str());
-    (
-        Envelope::new(tenant.slug.as_str(), sequence, now, event),
-        routing_key,
-    )
+    let envelope = Envelope::new(tenant.slug.as_str(), sequence, now, correlation, event);
+    (envelope, routing_key)
 }
 
 fn unserialisable(e: serde_json::Error) -> StoreError {
@@ -31,12 +36,13 @@ fn unserialisable(e: serde_json::Error) -> StoreError {
 pub fn unnumbered(
     tenant: &Tenant,
     now: &str,
+    correlation: Option<&Correlation>,
     events: Vec<PendingEvent>,
 ) -> Result<Vec<UnnumberedRow>, StoreError> {
     events
         .into_iter()
         .map(|event| {
-            let (envelope, routing_key) = envelope(tenant, now, 0, event);
+            let (envelope, routing_key) = envelope(tenant, now, 0, correlation, event);
             let payload = serde_json::to_string(&envelope).map_err(unserialisable)?;
             Ok(UnnumberedRow {
                 id: envelope.id,
@@ -54,6 +60,7 @@ pub async fn emit(
     conn: &impl ConnectionTrait,
     tenant: &Tenant,
     now: &str,
+    correlation: Option<&Correlation>,
     events: Vec<PendingEvent>,
 ) -> Result<(), StoreError> {
     if events.is_empty() {
@@ -69,7 +76,7 @@ pub async fn emit(
         return outbox::insert_unnumbered(
             conn,
             &tenant.id,
-            unnumbered(tenant, now, events)?,
+            unnumbered(tenant, now, correlation, events)?,
             require_live,
             tenant.schema_version,
         )
@@ -101,7 +108,7 @@ pub async fn emit(
         .enumerate()
         .map(|(i, event)| {
             let sequence = first + i as i64;
-            let (envelope, routing_key) = envelope(tenant, now, sequence, event);
+            let (envelope, routing_key) = envelope(tenant, now, sequence, correlation, event);
             let payload = serde_json::to_value(&envelope).map_err(unserialisable)?;
             Ok(OutboxRow {
                 sequence,

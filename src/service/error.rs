@@ -20,9 +20,13 @@ pub enum ServiceError {
     /// 412: `If-Match` names another version.
     #[error("{0}")]
     PreconditionFailed(String),
-    /// 503: the database is out of reach for now; the client retries.
+    /// 503: the service cannot answer now (a brake hold, a schema change in flight); the
+    /// client retries.
     #[error("{0}")]
     Unavailable(String),
+    /// 503: the database is out of reach for now; the client retries.
+    #[error("database unavailable: {0}")]
+    DatabaseUnavailable(sea_orm::DbErr),
     /// 500: a failure of ours; the cause goes to the log, not to the client.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -42,19 +46,23 @@ impl ServiceError {
         Self::NotFound(format!("{} {id} not found", kind.as_str()))
     }
 
-    /// The SCIM error this failure answers with (RFC 7644 §3.12). A 5xx says nothing
-    /// internal: its cause is logged with the request id, which the detail names.
-    pub fn into_scim(self) -> ScimError {
+    /// The SCIM error this failure answers with (RFC 7644 §3.12): the one table from
+    /// service errors to statuses and `scimType`s. A 5xx says nothing internal; its
+    /// detail names `reference` (the request's id), which [`report`] logs with the cause.
+    pub fn to_scim(&self, reference: &str) -> ScimError {
         match self {
-            Self::Invalid(e) => e,
-            Self::NotFound(d) => ScimError::new(404, None, d),
-            Self::Conflict(d) => ScimError::new(409, Some(ScimType::Uniqueness), d),
-            Self::PreconditionFailed(d) => ScimError::new(412, None, d),
-            Self::Unavailable(d) => ScimError::new(503, None, d),
-            Self::Internal(cause) => {
-                let reference = crate::telemetry::current_request_id()
-                    .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-                tracing::error!(%reference, error = ?cause, "request failed");
+            Self::Invalid(e) => e.clone(),
+            Self::NotFound(d) => ScimError::new(404, None, d.clone()),
+            Self::Conflict(d) => ScimError::new(409, Some(ScimType::Uniqueness), d.clone()),
+            Self::PreconditionFailed(d) => ScimError::new(412, None, d.clone()),
+            Self::Unavailable(d) => ScimError::new(503, None, d.clone()),
+            Self::DatabaseUnavailable(_) => {
+                ScimError::new(503, None, "the database is unavailable; retry shortly")
+            }
+            Self::Internal(_) if reference.is_empty() => {
+                ScimError::new(500, None, "internal error")
+            }
+            Self::Internal(_) => {
                 ScimError::new(500, None, format!("internal error (reference {reference})"))
             }
         }
@@ -90,10 +98,7 @@ impl From<StoreError> for ServiceError {
                 Self::uniqueness("displayName is already taken in this tenant")
             }
             StoreError::Unique(name) => Self::Conflict(format!("a unique value is taken ({name})")),
-            StoreError::Unavailable(cause) => {
-                tracing::warn!(error = %cause, "database unavailable");
-                Self::Unavailable("the database is unavailable; retry shortly".to_owned())
-            }
+            StoreError::Unavailable(cause) => Self::DatabaseUnavailable(cause),
             other => Self::Internal(anyhow::Error::new(other)),
         }
     }
@@ -103,4 +108,21 @@ impl From<sea_orm::DbErr> for ServiceError {
     fn from(err: sea_orm::DbErr) -> Self {
         StoreError::from(err).into()
     }
+}
+
+/// Logs a failure answered with a 5xx, once, with `reference` (the request's id, also in
+/// the `X-Request-Id` header and the body), and returns its SCIM error. The one place a
+/// 5xx is logged: the HTTP request context calls it for every answer, bulk for each
+/// operation.
+pub fn report(reference: &str, error: &ServiceError) -> ScimError {
+    match error {
+        ServiceError::Internal(cause) => {
+            tracing::error!(%reference, error = ?cause, "request failed");
+        }
+        ServiceError::DatabaseUnavailable(cause) => {
+            tracing::warn!(%reference, error = %cause, "database unavailable");
+        }
+        _ => {}
+    }
+    error.to_scim(reference)
 }

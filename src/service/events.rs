@@ -154,11 +154,9 @@ fn snapshot_envelope(
     now: &str,
     event: PendingEvent,
 ) -> Result<Value, ServiceError> {
-    let mut envelope = Envelope::new(tenant.slug.as_str(), sequence, now, event);
-    // A snapshot is not a change: it is in no request's trace (the read that asked for it
-    // is not what made the resource so).
-    envelope.traceparent = None;
-    envelope.tracestate = None;
+    // A snapshot is not a change: it comes from no request (the read that asked for it is
+    // not what made the resource so), so it has no correlation id and is in no trace.
+    let envelope = Envelope::new(tenant.slug.as_str(), sequence, now, None, event);
     serde_json::to_value(envelope).map_err(|e| ServiceError::Internal(e.into()))
 }
 

@@ -22,6 +22,7 @@ use crate::scim::schema::Registry;
 use crate::scim::validate::{check_item, validate_resource};
 use crate::store::resources::Lock;
 use crate::store::{groups, members, query, resources};
+use crate::telemetry::Correlation;
 
 /// Whether a response carries the member list (`excludedAttributes=members` or an
 /// `attributes` list without it leaves it out, and then it is never read).
@@ -283,6 +284,7 @@ fn member_events(
 pub async fn create(
     ctx: &Context,
     tenant: &Tenant,
+    correlation: Option<&Correlation>,
     body: Value,
     members: Option<RawMembers>,
 ) -> Result<ResourceView, ServiceError> {
@@ -311,7 +313,7 @@ pub async fn create(
     events.extend(member_events(&id, 1, &added, &[]));
     // Reads first: `emit` ends the transaction (on SQLite it locks the tenant's counter).
     let view = represent(ctx, &txn, tenant, &stored, Members::Include).await?;
-    emit(&txn, tenant, &now, events).await?;
+    emit(&txn, tenant, &now, correlation, events).await?;
     txn.commit().await?;
     ctx.signal_events(&tenant.id);
     Ok(view)
@@ -347,6 +349,7 @@ pub fn check_if_match(if_match: Option<&str>, version: i64) -> Result<(), Servic
 async fn write(
     ctx: &Context,
     tenant: &Tenant,
+    correlation: Option<&Correlation>,
     id: &str,
     if_match: Option<&str>,
     members_wanted: Members,
@@ -391,7 +394,7 @@ async fn write(
     events.extend(member_events(id, version, &added, &removed));
     // Reads first: `emit` ends the transaction (on SQLite it locks the tenant's counter).
     let view = represent(ctx, &txn, tenant, &stored, members_wanted).await?;
-    emit(&txn, tenant, &now, events).await?;
+    emit(&txn, tenant, &now, correlation, events).await?;
     txn.commit().await?;
     ctx.signal_events(&tenant.id);
     Ok(Written {
@@ -406,6 +409,7 @@ async fn write(
 pub async fn replace(
     ctx: &Context,
     tenant: &Tenant,
+    correlation: Option<&Correlation>,
     id: &str,
     body: Value,
     members: Option<RawMembers>,
@@ -417,9 +421,15 @@ pub async fn replace(
         remove: Vec::new(),
         add: refs,
     };
-    write(ctx, tenant, id, if_match, Members::Include, |_| {
-        Ok((new, change))
-    })
+    write(
+        ctx,
+        tenant,
+        correlation,
+        id,
+        if_match,
+        Members::Include,
+        |_| Ok((new, change)),
+    )
     .await
 }
 
@@ -428,25 +438,34 @@ pub async fn replace(
 pub async fn patch(
     ctx: &Context,
     tenant: &Tenant,
+    correlation: Option<&Correlation>,
     id: &str,
     body: Value,
     if_match: Option<&str>,
     members_wanted: Members,
 ) -> Result<Written, ServiceError> {
     let operations = patch::parse_patch(body)?;
-    write(ctx, tenant, id, if_match, members_wanted, |old| {
-        let outcome = patch::apply(
-            &tenant.registry,
-            tenant.registry.group(),
-            &old.document,
-            id,
-            &operations,
-        )?;
-        Ok((
-            new_group(&tenant.registry, outcome.document)?,
-            outcome.members,
-        ))
-    })
+    write(
+        ctx,
+        tenant,
+        correlation,
+        id,
+        if_match,
+        members_wanted,
+        |old| {
+            let outcome = patch::apply(
+                &tenant.registry,
+                tenant.registry.group(),
+                &old.document,
+                id,
+                &operations,
+            )?;
+            Ok((
+                new_group(&tenant.registry, outcome.document)?,
+                outcome.members,
+            ))
+        },
+    )
     .await
 }
 
@@ -498,6 +517,7 @@ pub(crate) async fn leave_all_groups(
 pub async fn delete(
     ctx: &Context,
     tenant: &Tenant,
+    correlation: Option<&Correlation>,
     id: &str,
     if_match: Option<&str>,
 ) -> Result<(), ServiceError> {
@@ -521,7 +541,7 @@ pub async fn delete(
         Vec::new(),
         Map::new(),
     ));
-    emit(&txn, tenant, &now, events).await?;
+    emit(&txn, tenant, &now, correlation, events).await?;
     txn.commit().await?;
     ctx.signal_events(&tenant.id);
     Ok(())

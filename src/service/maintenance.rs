@@ -75,7 +75,7 @@ async fn purge_step(
             subject: format!("Tenants/{}", tenant.slug),
             data: json!({"tenant": tenant.slug.as_str()}),
         };
-        emit(&txn, tenant, &now, vec![event]).await?;
+        emit(&txn, tenant, &now, None, vec![event]).await?;
     }
     txn.commit().await?;
     ctx.signal_events(&tenant.id);

@@ -34,7 +34,7 @@ use crate::events::RelayMetrics;
 use crate::scim::schema::Registry;
 use crate::store::Store;
 
-pub use error::ServiceError;
+pub use error::{ServiceError, report};
 
 /// Whether an `If-Match`/`If-None-Match` value names `version`: `*` names any; entity tags
 /// compare weakly (RFC 7232 §2.3.2, RFC 7644 §3.14), so `W/"3"` and `"3"` both name 3.

@@ -74,7 +74,14 @@ pub async fn create_tenant(
         subject: format!("Tenants/{slug}"),
         data: json!({"tenant": slug.as_str()}),
     };
-    emit(&txn, &tenant, &tenant.created_at, vec![event]).await?;
+    emit(
+        &txn,
+        &tenant,
+        &tenant.created_at,
+        actor.correlation(),
+        vec![event],
+    )
+    .await?;
     txn.commit().await?;
     ctx.signal_events(&tenant.id);
     Ok(tenant)

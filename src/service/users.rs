@@ -23,6 +23,7 @@ use crate::scim::validate::validate_resource;
 use crate::store::resources::Lock;
 use crate::store::users::AnnouncedWrite;
 use crate::store::{Backend, query, resources, users};
+use crate::telemetry::Correlation;
 
 /// Validates a full User body (POST or PUT) and derives its hot columns.
 fn parse_user(registry: &Registry, body: Value) -> Result<NewUser, ServiceError> {
@@ -100,19 +101,20 @@ fn event(
 pub async fn create(
     ctx: &Context,
     tenant: &Tenant,
+    correlation: Option<&Correlation>,
     body: Value,
 ) -> Result<ResourceView, ServiceError> {
     let new = parse_user(&tenant.registry, body)?;
     crate::failpoints::point("user.create", &tenant.id).await;
     let id = uuid::Uuid::new_v4().to_string();
     if ctx.store.backend() == Backend::Postgres {
-        return create_in_one_statement(ctx, tenant, id, new).await;
+        return create_in_one_statement(ctx, tenant, correlation, id, new).await;
     }
     let txn = ctx.store.begin_write().await?;
     let now = ctx.now();
     let stored = users::insert(&txn, &tenant.id, &id, new, &now).await?;
     let (created, events) = creation(ctx, tenant, &stored);
-    emit(&txn, tenant, &now, events).await?;
+    emit(&txn, tenant, &now, correlation, events).await?;
     txn.commit().await?;
     ctx.signal_events(&tenant.id);
     Ok(created)
@@ -124,6 +126,7 @@ pub async fn create(
 async fn create_in_one_statement(
     ctx: &Context,
     tenant: &Tenant,
+    correlation: Option<&Correlation>,
     id: String,
     new: NewUser,
 ) -> Result<ResourceView, ServiceError> {
@@ -138,7 +141,7 @@ async fn create_in_one_statement(
     };
     let (created, events) = creation(ctx, tenant, &stored);
     crate::failpoints::point("emit", &tenant.id).await;
-    let rows = super::emit::unnumbered(tenant, &now, events)?;
+    let rows = super::emit::unnumbered(tenant, &now, correlation, events)?;
     users::write_announced(
         ctx.store.conn(),
         &tenant.id,
@@ -203,12 +206,13 @@ fn set_groups(ctx: &Context, tenant: &Tenant, body: &mut Value, memberships: Vec
 pub async fn replace(
     ctx: &Context,
     tenant: &Tenant,
+    correlation: Option<&Correlation>,
     id: &str,
     body: Value,
     if_match: Option<&str>,
 ) -> Result<Written, ServiceError> {
     let new = parse_user(&tenant.registry, body)?;
-    write(ctx, tenant, id, if_match, |_| Ok(new.clone())).await
+    write(ctx, tenant, correlation, id, if_match, |_| Ok(new.clone())).await
 }
 
 /// PATCH (RFC 7644 §3.5.2), atomic.
@@ -216,12 +220,13 @@ pub async fn replace(
 pub async fn patch(
     ctx: &Context,
     tenant: &Tenant,
+    correlation: Option<&Correlation>,
     id: &str,
     body: Value,
     if_match: Option<&str>,
 ) -> Result<Written, ServiceError> {
     let operations = patch::parse_patch(body)?;
-    write(ctx, tenant, id, if_match, |old| {
+    write(ctx, tenant, correlation, id, if_match, |old| {
         let outcome = patch::apply(
             &tenant.registry,
             tenant.registry.user(),
@@ -249,13 +254,14 @@ pub async fn patch(
 async fn write(
     ctx: &Context,
     tenant: &Tenant,
+    correlation: Option<&Correlation>,
     id: &str,
     if_match: Option<&str>,
     change: impl Fn(&StoredUser) -> Result<NewUser, ServiceError>,
 ) -> Result<Written, ServiceError> {
     crate::failpoints::point("user.write", &tenant.id).await;
     if ctx.store.backend() == Backend::Postgres
-        && let Some(done) = write_unlocked(ctx, tenant, id, if_match, &change).await?
+        && let Some(done) = write_unlocked(ctx, tenant, correlation, id, if_match, &change).await?
     {
         return Ok(done);
     }
@@ -274,7 +280,7 @@ async fn write(
     let stored = users::update(&txn, &tenant.id, id, new, old.version + 1, &now).await?;
     let (mut user, pending) = announce(ctx, tenant, &old, &stored);
     set_groups(ctx, tenant, &mut user.body, groups);
-    emit(&txn, tenant, &now, vec![pending]).await?;
+    emit(&txn, tenant, &now, correlation, vec![pending]).await?;
     txn.commit().await?;
     ctx.signal_events(&tenant.id);
     Ok(Written {
@@ -288,6 +294,7 @@ async fn write(
 async fn write_unlocked(
     ctx: &Context,
     tenant: &Tenant,
+    correlation: Option<&Correlation>,
     id: &str,
     if_match: Option<&str>,
     change: &impl Fn(&StoredUser) -> Result<NewUser, ServiceError>,
@@ -317,7 +324,7 @@ async fn write_unlocked(
     };
     let (mut user, pending) = announce(ctx, tenant, &old, &stored);
     crate::failpoints::point("emit", &tenant.id).await;
-    let rows = super::emit::unnumbered(tenant, &now, vec![pending])?;
+    let rows = super::emit::unnumbered(tenant, &now, correlation, vec![pending])?;
     let written = users::write_announced(
         conn,
         &tenant.id,
@@ -381,6 +388,7 @@ fn announce(
 pub async fn delete(
     ctx: &Context,
     tenant: &Tenant,
+    correlation: Option<&Correlation>,
     id: &str,
     if_match: Option<&str>,
 ) -> Result<(), ServiceError> {
@@ -398,7 +406,7 @@ pub async fn delete(
     // The deletion is a change of its own: it takes the next version.
     last.version += 1;
     events.push(event(EventType::UserDeleted, &last, Vec::new(), Map::new()));
-    emit(&txn, tenant, &now, events).await?;
+    emit(&txn, tenant, &now, correlation, events).await?;
     txn.commit().await?;
     ctx.signal_events(&tenant.id);
     Ok(())

@@ -215,9 +215,10 @@ async fn cli_erasure_tenant_delete_and_audit_act_on_a_database_a_server_uses() {
     let tenant = scimbus::service::tenants::get_tenant(&ctx, "acme")
         .await
         .unwrap();
-    let user = scimbus::service::users::create(&ctx, &tenant, crate::helpers::user("bjensen"))
-        .await
-        .unwrap();
+    let user =
+        scimbus::service::users::create(&ctx, &tenant, None, crate::helpers::user("bjensen"))
+            .await
+            .unwrap();
 
     let subject = format!("Users/{}", user.id);
     let purged = run(&["events", "purge", "--tenant", "acme", "--subject", &subject]).await;

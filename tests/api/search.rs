@@ -307,7 +307,7 @@ async fn listing_pages_by_cursor_and_merges_both_types_without_http(backend: Bac
     )
     .await
     .unwrap_err();
-    assert_eq!(refused.into_scim().status, 400);
+    assert_eq!(refused.to_scim("").status, 400);
     // The root search: users then groups, one index page across both.
     let merged = listing::search_all(&app.ctx, &tenant, &request(None, Some(5), 3))
         .await
