@@ -19,18 +19,10 @@
 
 use scimbus::service::audit::Actor;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
-use futures_util::StreamExt;
-use lapin::options::{
-    BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeleteOptions,
-    QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
-};
-use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::{BasicProperties, Confirmation, Connection, ConnectionProperties};
 use scimbus::clock::{Clock, SystemClock};
 use scimbus::config::{RelaySettings, Settings};
 use scimbus::domain::{Scope, Tenant};
@@ -43,7 +35,10 @@ use scimbus::service::tenants::{self, TokenRequest};
 use scimbus::startup::{Application, open_context};
 use scimbus::store::outbox::{self, OutboxRow, Pending};
 use scimbus::store::{Backend, Store, tenants as tenant_store};
-use sea_orm::{ConnectionTrait, Database};
+use scimbus_support::amqp::{self, Message, Sink, SinkOptions};
+use scimbus_support::database::Scratch;
+use scimbus_support::stats::{median, percentile_of_sorted};
+use sea_orm::ConnectionTrait;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
@@ -166,69 +161,10 @@ impl Options {
 // ---------------------------------------------------------------------------------------
 // A database of the bench's own
 
-enum BenchDb {
-    Postgres {
-        admin: String,
-        name: String,
-        url: String,
-    },
-    Sqlite {
-        _dir: tempfile::TempDir,
-        url: String,
-    },
-}
-
-impl BenchDb {
-    async fn create(opts: &Options) -> anyhow::Result<Self> {
-        match opts.backend {
-            Backend::Postgres => {
-                let name = format!("scimbus_bench_{}", uuid::Uuid::new_v4().simple());
-                let admin = Database::connect(opts.database_url.as_str())
-                    .await
-                    .with_context(|| format!("connecting to {}", opts.database_url))?;
-                admin
-                    .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-                    .await?;
-                admin.close().await?;
-                let url = match opts.database_url.rsplit_once('/') {
-                    Some((server, _)) => format!("{server}/{name}"),
-                    None => bail!("the PostgreSQL URL names no database"),
-                };
-                Ok(Self::Postgres {
-                    admin: opts.database_url.clone(),
-                    name,
-                    url,
-                })
-            }
-            Backend::Sqlite => {
-                let dir = tempfile::tempdir()?;
-                let url = format!("sqlite://{}/bench.db?mode=rwc", dir.path().display());
-                Ok(Self::Sqlite { _dir: dir, url })
-            }
-        }
-    }
-
-    fn url(&self) -> &str {
-        match self {
-            Self::Postgres { url, .. } | Self::Sqlite { url, .. } => url,
-        }
-    }
-
-    async fn drop_it(self) {
-        if let Self::Postgres { admin, name, .. } = self {
-            let dropped = async {
-                let admin = Database::connect(admin.as_str()).await?;
-                admin
-                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                    .await?;
-                admin.close().await?;
-                anyhow::Ok(())
-            }
-            .await;
-            if let Err(e) = dropped {
-                eprintln!("warning: could not drop database {name}: {e:#}");
-            }
-        }
+async fn bench_db(opts: &Options) -> anyhow::Result<Scratch> {
+    match opts.backend {
+        Backend::Postgres => Scratch::postgres(&opts.database_url, "scimbus_bench_").await,
+        Backend::Sqlite => Scratch::sqlite("bench.db"),
     }
 }
 
@@ -335,13 +271,6 @@ async fn fill(ctx: &Context, tenant: &Tenant, n: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One message as both publishers send it.
-struct Message {
-    id: String,
-    routing_key: String,
-    body: Vec<u8>,
-}
-
 /// The backlog as the relay will see it: same order, the same body bytes (the stored text).
 async fn load_messages(store: &Store, _tenant_id: &str) -> anyhow::Result<Vec<Message>> {
     Ok(outbox::fetch_unpublished(store.conn(), u64::MAX)
@@ -392,137 +321,34 @@ fn relay_settings(amqp: &str) -> RelaySettings {
     }
 }
 
-fn table(entries: &[(&str, AMQPValue)]) -> FieldTable {
-    let mut table = FieldTable::default();
-    for (k, v) in entries {
-        table.insert(ShortString::from(*k), v.clone());
-    }
-    table
+/// Declares the relay's topology, then a queue bound to `#` on its exchange, consumed with
+/// auto-ack from the start; `on_message` sees every body with its arrival instant.
+async fn sink(
+    settings: &RelaySettings,
+    durable: bool,
+    on_message: impl Fn(&[u8], Instant) + Send + 'static,
+) -> anyhow::Result<Sink> {
+    Publisher::connect(settings).await?.close().await;
+    let options = SinkOptions {
+        durable,
+        ..SinkOptions::new("scimbus-bench-consumer", "bench")
+    };
+    Sink::start(
+        settings.amqp_url.expose_secret(),
+        &settings.exchange,
+        options,
+        on_message,
+    )
+    .await
 }
 
-/// A queue bound to `#` on the relay's exchange, consumed with auto-ack from the start.
-struct Sink {
-    connection: Connection,
-    queue: String,
-    received: Arc<AtomicU64>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Sink {
-    /// Declares the relay's topology, then the queue; `on_message` sees every body with its
-    /// arrival instant.
-    async fn start(
-        settings: &RelaySettings,
-        durable: bool,
-        on_message: impl Fn(&[u8], Instant) + Send + 'static,
-    ) -> anyhow::Result<Self> {
-        Publisher::connect(settings).await?.close().await;
-        let amqp = settings.amqp_url.expose_secret();
-        let connection = Connection::connect(
-            amqp,
-            ConnectionProperties::default()
-                .with_connection_name(LongString::from("scimbus-bench-consumer")),
-        )
-        .await?;
-        let channel = connection.create_channel().await?;
-        let queue = format!("bench.{}.consumer", uuid::Uuid::new_v4().simple());
-        channel
-            .queue_declare(
-                ShortString::from(queue.as_str()),
-                QueueDeclareOptions {
-                    durable,
-                    ..Default::default()
-                },
-                table(&[("x-expires", AMQPValue::LongLongInt(600_000))]),
-            )
-            .await?;
-        channel
-            .queue_bind(
-                ShortString::from(queue.as_str()),
-                ShortString::from(settings.exchange.as_str()),
-                ShortString::from("#"),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-        let mut consumer = channel
-            .basic_consume(
-                ShortString::from(queue.as_str()),
-                ShortString::from("scimbus-bench"),
-                BasicConsumeOptions {
-                    no_ack: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await?;
-        let received = Arc::new(AtomicU64::new(0));
-        let counter = received.clone();
-        let task = tokio::spawn(async move {
-            while let Some(Ok(delivery)) = consumer.next().await {
-                on_message(&delivery.data, Instant::now());
-                counter.fetch_add(1, Ordering::Relaxed);
-            }
-        });
-        Ok(Self {
-            connection,
-            queue,
-            received,
-            task,
-        })
-    }
-
-    fn received(&self) -> u64 {
-        self.received.load(Ordering::Relaxed)
-    }
-
-    /// Waits (bounded) until `target` messages have arrived; the instant they had.
-    async fn wait_for(&self, target: u64, timeout: Duration) -> Option<Instant> {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if self.received() >= target {
-                return Some(Instant::now());
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        None
-    }
-
-    /// Deletes the queue and the relay's exchanges and unrouted queue.
-    async fn remove(self, settings: &RelaySettings) {
-        self.task.abort();
-        let removed = async {
-            let channel = self.connection.create_channel().await?;
-            channel
-                .queue_delete(
-                    ShortString::from(self.queue.as_str()),
-                    QueueDeleteOptions::default(),
-                )
-                .await?;
-            channel
-                .queue_delete(
-                    ShortString::from(settings.unrouted_queue.as_str()),
-                    QueueDeleteOptions::default(),
-                )
-                .await?;
-            for exchange in [&settings.exchange, &settings.unrouted_exchange] {
-                channel
-                    .exchange_delete(
-                        ShortString::from(exchange.as_str()),
-                        ExchangeDeleteOptions::default(),
-                    )
-                    .await?;
-            }
-            self.connection
-                .close(200, ShortString::from("bench done"))
-                .await?;
-            anyhow::Ok(())
-        }
-        .await;
-        if let Err(e) = removed {
-            eprintln!("warning: broker clean-up failed: {e:#}");
-        }
-    }
+/// Deletes the sink's queue and the relay's exchanges and unrouted queue.
+async fn remove(sink: Sink, settings: &RelaySettings) {
+    sink.remove(
+        &[&settings.unrouted_queue],
+        &[&settings.exchange, &settings.unrouted_exchange],
+    )
+    .await;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -566,49 +392,15 @@ async fn relay_run(store: &Store, settings: &RelaySettings, n: u64) -> anyhow::R
 /// (b) A plain lapin publisher: same connection setup (confirm mode), same properties,
 /// same bodies in the same order, 500 pipelined then every confirm awaited.
 async fn plain_run(settings: &RelaySettings, messages: &[Message]) -> anyhow::Result<Duration> {
-    let exchange = ShortString::from(settings.exchange.as_str());
-    let start = Instant::now();
-    let connection = Connection::connect(
+    amqp::plain_publish(
         settings.amqp_url.expose_secret(),
-        ConnectionProperties::default().with_connection_name(LongString::from("scimbus-bench")),
+        "scimbus-bench",
+        &settings.exchange,
+        CLOUDEVENTS_JSON,
+        messages,
+        BATCH as usize,
     )
-    .await?;
-    let channel = connection.create_channel().await?;
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await?;
-    for batch in messages.chunks(BATCH as usize) {
-        let mut confirms = Vec::with_capacity(batch.len());
-        for m in batch {
-            let properties = BasicProperties::default()
-                .with_delivery_mode(2)
-                .with_message_id(ShortString::from(m.id.as_str()))
-                .with_content_type(ShortString::from(CLOUDEVENTS_JSON))
-                .with_app_id(ShortString::from("scimbus"));
-            let confirm = channel
-                .basic_publish(
-                    exchange.clone(),
-                    ShortString::from(m.routing_key.as_str()),
-                    BasicPublishOptions {
-                        mandatory: true,
-                        ..Default::default()
-                    },
-                    &m.body,
-                    properties,
-                )
-                .await?;
-            confirms.push(confirm);
-        }
-        for confirm in confirms {
-            match confirm.await? {
-                Confirmation::Ack(_) => {}
-                other => bail!("the broker did not ack: {other:?}"),
-            }
-        }
-    }
-    let elapsed = start.elapsed();
-    connection.close(200, ShortString::from("done")).await?;
-    Ok(elapsed)
+    .await
 }
 
 /// Where a relay step's time goes, measured by replaying `relay_once` with the same
@@ -703,40 +495,30 @@ struct Throughput {
     phases: Option<Phases>,
 }
 
-fn median(values: &[f64]) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
-
 fn rate(n: u64, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64()
 }
 
 async fn throughput(opts: &Options) -> anyhow::Result<Throughput> {
-    let db = BenchDb::create(opts).await?;
+    let db = bench_db(opts).await?;
     let settings = relay_settings(&opts.amqp_url);
-    let sink = Sink::start(&settings, opts.durable_queue, |_, _| {}).await;
+    let sink = sink(&settings, opts.durable_queue, |_, _| {}).await;
     let sink = match sink {
         Ok(s) => s,
         Err(e) => {
-            db.drop_it().await;
+            db.remove().await;
             return Err(e);
         }
     };
     let result = throughput_in(opts, &db, &settings, &sink).await;
-    sink.remove(&settings).await;
-    db.drop_it().await;
+    remove(sink, &settings).await;
+    db.remove().await;
     result
 }
 
 async fn throughput_in(
     opts: &Options,
-    db: &BenchDb,
+    db: &Scratch,
     settings: &RelaySettings,
     sink: &Sink,
 ) -> anyhow::Result<Throughput> {
@@ -797,7 +579,7 @@ async fn throughput_in(
             if consumed.is_none() {
                 bail!(
                     "the consumer got {} of {expected} messages in {consumer_timeout:?}",
-                    sink.received()
+                    sink.count()
                 );
             }
             if relay_turn {
@@ -890,11 +672,11 @@ impl Writer {
 }
 
 async fn latency(opts: &Options) -> anyhow::Result<Latency> {
-    let db = BenchDb::create(opts).await?;
+    let db = bench_db(opts).await?;
     let settings = relay_settings(&opts.amqp_url);
     let receipts: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let seen = receipts.clone();
-    let sink = Sink::start(&settings, opts.durable_queue, move |body, at| {
+    let sink = sink(&settings, opts.durable_queue, move |body, at| {
         if let Ok(s) = serde_json::from_slice::<Subject>(body) {
             seen.lock().unwrap().insert(s.subject, at);
         }
@@ -903,19 +685,19 @@ async fn latency(opts: &Options) -> anyhow::Result<Latency> {
     let sink = match sink {
         Ok(s) => s,
         Err(e) => {
-            db.drop_it().await;
+            db.remove().await;
             return Err(e);
         }
     };
     let result = latency_in(opts, &db, &settings, &sink, receipts).await;
-    sink.remove(&settings).await;
-    db.drop_it().await;
+    remove(sink, &settings).await;
+    db.remove().await;
     result
 }
 
 async fn latency_in(
     opts: &Options,
-    db: &BenchDb,
+    db: &Scratch,
     relay: &RelaySettings,
     sink: &Sink,
     receipts: Arc<Mutex<HashMap<String, Instant>>>,
@@ -979,7 +761,7 @@ async fn latency_in(
     {
         bail!(
             "the relay published {} of {warm_up} warm-up events",
-            sink.received()
+            sink.count()
         );
     }
 
@@ -1054,23 +836,14 @@ async fn latency_in(
     Ok(out)
 }
 
-/// Nearest-rank percentile of sorted values.
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
 fn summary(values: &[f64]) -> String {
     let mut v = values.to_vec();
     v.sort_by(f64::total_cmp);
     format!(
         "p50 {:.1} ms  p90 {:.1} ms  p99 {:.1} ms  max {:.1} ms",
-        percentile(&v, 50.0),
-        percentile(&v, 90.0),
-        percentile(&v, 99.0),
+        percentile_of_sorted(&v, 50.0),
+        percentile_of_sorted(&v, 90.0),
+        percentile_of_sorted(&v, 99.0),
         v.last().copied().unwrap_or(f64::NAN)
     )
 }

@@ -45,7 +45,9 @@ use scimbus::service::tenants::{self, TokenRequest};
 use scimbus::startup::Application;
 use scimbus::store::query::{Table, count_statement};
 use scimbus::store::{Backend, groups, members, users};
-use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
+use scimbus_support::database::Scratch;
+use scimbus_support::stats::{max, median, percentile};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
@@ -178,71 +180,12 @@ impl Options {
 }
 
 // ---------------------------------------------------------------------------------------
-// A database of the bench's own (as in benches/relay.rs)
+// A database of the bench's own
 
-enum BenchDb {
-    Postgres {
-        admin: String,
-        name: String,
-        url: String,
-    },
-    Sqlite {
-        _dir: tempfile::TempDir,
-        url: String,
-    },
-}
-
-impl BenchDb {
-    async fn create(opts: &Options) -> anyhow::Result<Self> {
-        match opts.backend {
-            Backend::Postgres => {
-                let name = format!("scimbus_bench_{}", uuid::Uuid::new_v4().simple());
-                let admin = Database::connect(opts.database_url.as_str())
-                    .await
-                    .with_context(|| format!("connecting to {}", opts.database_url))?;
-                admin
-                    .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-                    .await?;
-                admin.close().await?;
-                let url = match opts.database_url.rsplit_once('/') {
-                    Some((server, _)) => format!("{server}/{name}"),
-                    None => bail!("the PostgreSQL URL names no database"),
-                };
-                Ok(Self::Postgres {
-                    admin: opts.database_url.clone(),
-                    name,
-                    url,
-                })
-            }
-            Backend::Sqlite => {
-                let dir = tempfile::tempdir()?;
-                let url = format!("sqlite://{}/bench.db?mode=rwc", dir.path().display());
-                Ok(Self::Sqlite { _dir: dir, url })
-            }
-        }
-    }
-
-    fn url(&self) -> &str {
-        match self {
-            Self::Postgres { url, .. } | Self::Sqlite { url, .. } => url,
-        }
-    }
-
-    async fn drop_it(self) {
-        if let Self::Postgres { admin, name, .. } = self {
-            let dropped = async {
-                let admin = Database::connect(admin.as_str()).await?;
-                admin
-                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                    .await?;
-                admin.close().await?;
-                anyhow::Ok(())
-            }
-            .await;
-            if let Err(e) = dropped {
-                eprintln!("warning: could not drop database {name}: {e:#}");
-            }
-        }
+async fn bench_db(opts: &Options) -> anyhow::Result<Scratch> {
+    match opts.backend {
+        Backend::Postgres => Scratch::postgres(&opts.database_url, "scimbus_bench_").await,
+        Backend::Sqlite => Scratch::sqlite("bench.db"),
     }
 }
 
@@ -394,33 +337,12 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-fn median(values: &[f64]) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
-
-/// Nearest-rank percentile.
-fn percentile(values: &[f64], p: f64) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
-    v[rank.clamp(1, v.len()) - 1]
-}
-
 fn summary(values: &[f64]) -> String {
     format!(
         "median {:>8.2} ms  p90 {:>8.2} ms  max {:>8.2} ms  (n={})",
         median(values),
         percentile(values, 90.0),
-        values.iter().copied().fold(f64::NAN, f64::max),
+        max(values),
         values.len()
     )
 }
@@ -699,7 +621,7 @@ async fn bench_groups(
             probes.len(),
             distinct(&statuses),
             median(&waits),
-            waits.iter().copied().fold(f64::NAN, f64::max),
+            max(&waits),
         );
         f.probes.extend(probes);
     }
@@ -1362,13 +1284,13 @@ async fn bench(opts: &Options) -> anyhow::Result<()> {
         opts.small,
         opts.users
     );
-    let db = BenchDb::create(opts).await?;
+    let db = bench_db(opts).await?;
     let result = bench_in(opts, &db).await;
-    db.drop_it().await;
+    db.remove().await;
     result
 }
 
-async fn bench_in(opts: &Options, db: &BenchDb) -> anyhow::Result<()> {
+async fn bench_in(opts: &Options, db: &Scratch) -> anyhow::Result<()> {
     let vars: HashMap<&str, String> = [
         ("SCIMBUS_DATABASE_URL", db.url().to_owned()),
         ("SCIMBUS_LISTEN", "127.0.0.1:0".to_owned()),

@@ -47,8 +47,9 @@ use std::time::{Duration, Instant};
 use crate::broker::Consumer;
 use crate::capture::{Bindings, Script};
 use crate::cluster::{Cluster, free_port};
-use crate::load::{Conn, Latency, LoadResult, Req, Target};
+use crate::load::{Conn, LoadResult, Req, Target};
 use crate::procs::{CpuSplit, Groups};
+use scimbus_support::stats::{Latency, histogram};
 
 const TENANT: &str = "bench";
 const BASE: &str = "/scim/v2/bench";
@@ -485,7 +486,7 @@ impl Bench {
     }
 
     fn scimbus_env(&self, role: &str, relay: bool) -> Vec<(String, String)> {
-        let mut env = vec![("SCIMBUS_DATABASE_URL".to_owned(), self.cluster.url(role))];
+        let mut env = vec![("SCIMBUS_DATABASE_URL".to_owned(), self.cluster.url_as(role))];
         if relay {
             env.extend([
                 ("SCIMBUS_AMQP_URL".to_owned(), self.args.amqp_url.clone()),
@@ -515,7 +516,7 @@ impl Bench {
     }
 
     async fn cli(&self, args: &[&str]) -> anyhow::Result<String> {
-        self.cli_at(&self.cluster.url("postgres"), args).await
+        self.cli_at(&self.cluster.url(), args).await
     }
 
     /// `scimbus <args>` on the database at `url`.
@@ -1507,8 +1508,8 @@ impl Bench {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let mut from_ok = load::histogram();
-        let mut from_sent = load::histogram();
+        let mut from_ok = histogram();
+        let mut from_sent = histogram();
         let mut early = 0;
         {
             let seen = consumer
@@ -1688,7 +1689,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     );
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!("load average at start: {}", load.trim());
-    let cluster = tokio::task::spawn_blocking(Cluster::start).await??;
+    let cluster = tokio::task::spawn_blocking(cluster::start).await??;
     let exchange = format!("bench.{}", uuid::Uuid::new_v4().simple());
     let mut bench = Bench {
         args,

@@ -11,16 +11,14 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod cluster;
 mod harness;
-#[path = "../support/proxy.rs"]
-mod proxy;
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use harness::{Consumer, Scimbus, Tenant, long_run, report};
-use proxy::Proxy;
+use harness::{Consumer, Scimbus, Tenant, long_run, private_cluster, report};
+use scimbus_support::amqp::broker_address;
+use scimbus_support::proxy::Proxy;
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -70,7 +68,7 @@ async fn create_users(tenant: &Tenant, base: &str, prefix: &str, n: usize) -> Lo
 async fn kill_9_during_writes_loses_no_acknowledged_write_or_event() {
     let _serial = SERIAL.lock().await;
     let n = if long_run() { 2000 } else { 200 };
-    let pg = cluster::Cluster::start().await;
+    let pg = private_cluster();
     let consumer = Consumer::bind().await;
     let mut scimbus = Scimbus::start(&pg.url(), &consumer.settings, None).await;
     let tenant = scimbus.tenant("faults").await;
@@ -112,7 +110,7 @@ async fn kill_9_during_writes_loses_no_acknowledged_write_or_event() {
 async fn a_postgresql_restart_answers_503_then_recovers_without_restarting_scimbus() {
     let _serial = SERIAL.lock().await;
     let n = if long_run() { 1000 } else { 150 };
-    let pg = cluster::Cluster::start().await;
+    let pg = private_cluster();
     let consumer = Consumer::bind().await;
     let scimbus = Scimbus::start(&pg.url(), &consumer.settings, None).await;
     let tenant = scimbus.tenant("faults").await;
@@ -123,7 +121,7 @@ async fn a_postgresql_restart_answers_503_then_recovers_without_restarting_scimb
         tokio::spawn(async move { create_users(&tenant, &base, "p", n).await })
     };
     consumer.wait_for(n / 4, Duration::from_secs(60)).await;
-    pg.restart().await;
+    pg.restart().await.unwrap();
     let load = writer.await.unwrap();
     // During the outage answers are 503 SCIM errors, never 500; then writes work again.
     let unexpected: Vec<(&u16, &u64)> = load
@@ -156,9 +154,9 @@ async fn a_broker_cut_fails_no_write_loses_no_event_and_keeps_per_resource_order
     } else {
         Duration::from_secs(3)
     };
-    let pg = cluster::Cluster::start().await;
+    let pg = private_cluster();
     let consumer = Consumer::bind().await;
-    let proxy = Proxy::start(&proxy::broker_address()).await;
+    let proxy = Proxy::start(&broker_address()).await.unwrap();
     let scimbus = Scimbus::start(&pg.url(), &consumer.settings, Some(&proxy.url())).await;
     let tenant = scimbus.tenant("faults").await;
 
