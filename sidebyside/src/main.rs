@@ -1,4 +1,4 @@
-//! `scimbus-bench`: scimbus side by side with the database and broker work it cannot avoid.
+//! `scimbus-sidebyside`: scimbus side by side with the database and broker work it cannot avoid.
 //!
 //! One run, one machine: a private PostgreSQL cluster (`pg_stat_statements`, CSV statement
 //! log), the shared RabbitMQ, the release `scimbus` binary serving with its relay on, and
@@ -224,7 +224,7 @@ impl Server {
             c.env(k, v);
         }
         // The request journal's settings pass through, so a run can compare it on and off
-        // (`SCIMBUS_JOURNAL_ENTRIES=0 bench/run create-user patch-put`).
+        // (`SCIMBUS_JOURNAL_ENTRIES=0 sidebyside/run create-user patch-put`).
         for (k, v) in std::env::vars().filter(|(k, _)| k.starts_with("SCIMBUS_JOURNAL_")) {
             c.env(k, v);
         }
@@ -1676,9 +1676,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             bin.display()
         );
     }
-    let dir = std::env::temp_dir().join(format!("scimbus-bench-{}", uuid::Uuid::new_v4().simple()));
+    let dir = std::env::temp_dir().join(format!("scimbus-sidebyside-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir)?;
-    println!("# scimbus-bench");
+    println!("# scimbus-sidebyside");
     println!(
         "scenarios: {}; {} connections; warm-up {} s, measurement {} s per side; {} users",
         selected.join(", "),

@@ -35,7 +35,7 @@ impl Consumer {
             exclusive: true,
             expires_ms: None,
             wait_for_exchange: true,
-            ..SinkOptions::new("scimbus-bench", "bench")
+            ..SinkOptions::new("scimbus-sidebyside", "bench")
         };
         let (t, s) = (track.clone(), seen.clone());
         let sink = Sink::start(url, exchange, options, move |data, at| {
@@ -76,7 +76,7 @@ pub async fn plain_publish(
 ) -> anyhow::Result<Duration> {
     amqp::plain_publish(
         url,
-        "scimbus-bench-plain",
+        "scimbus-sidebyside-plain",
         exchange,
         "application/cloudevents+json",
         messages,
