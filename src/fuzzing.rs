@@ -83,7 +83,7 @@ pub fn validate(data: &[u8]) {
 
 /// Adversarial bodies at the default body limit (8 MiB), one or more per entry point, for
 /// the test that bounds their cost (`tests/api/adversarial.rs`) and the bench that
-/// measures it (`bench/run adversarial`).
+/// measures it (`sidebyside/run adversarial`).
 pub mod adversarial {
     use serde_json::{Value, json};
 

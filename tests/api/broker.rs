@@ -1,28 +1,24 @@
 //! RabbitMQ for tests: relay settings with names of the test's own, a consumer queue with
-//! `x-expires`, and a TCP proxy the test can cut and restore (the shared broker is never
-//! stopped).
+//! `x-expires` (`scimbus_support::amqp::TestQueue`), and a TCP proxy the test can cut and
+//! restore (the shared broker is never stopped).
 
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use lapin::message::Delivery;
-use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, ExchangeDeleteOptions, QueueBindOptions,
-    QueueDeclareOptions, QueueDeleteOptions,
-};
-use lapin::types::{AMQPValue, FieldTable, ShortString};
-use lapin::{Channel, Connection, ConnectionProperties, Consumer};
+use lapin::types::AMQPValue;
 use scimbus::config::RelaySettings;
 use scimbus::events::Relay;
 use scimbus::events::publisher::Publisher;
+use scimbus_support::amqp;
 use secrecy::SecretString;
 
 use crate::helpers::TestApp;
 
-pub fn amqp_url() -> String {
-    std::env::var("SCIMBUS_TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
-}
+pub use scimbus_support::amqp::{broker_address, test_url as amqp_url};
+pub use scimbus_support::proxy::Proxy;
+
+/// How long a test waits for a message before it fails (a guard against a hang).
+const PATIENCE: Duration = Duration::from_secs(20);
 
 /// Relay settings whose exchange and queue names belong to this test alone.
 pub fn relay_settings(amqp: &str) -> RelaySettings {
@@ -49,20 +45,13 @@ pub fn relay(app: &TestApp, settings: &RelaySettings) -> Relay {
 }
 
 /// A queue of the test's, bound to the relay's exchange.
-pub struct TestQueue {
-    pub channel: Channel,
+pub struct TestQueue(amqp::TestQueue);
 
-    name: String,
-    consumer: Option<Consumer>,
-    _connection: Connection,
-}
-
-fn table(entries: &[(&str, AMQPValue)]) -> FieldTable {
-    let mut table = FieldTable::default();
-    for (k, v) in entries {
-        table.insert(ShortString::from(*k), v.clone());
+impl std::ops::Deref for TestQueue {
+    type Target = amqp::TestQueue;
+    fn deref(&self) -> &amqp::TestQueue {
+        &self.0
     }
-    table
 }
 
 impl TestQueue {
@@ -73,109 +62,33 @@ impl TestQueue {
         arguments: &[(&str, AMQPValue)],
     ) -> Self {
         Publisher::connect(settings).await.unwrap().close().await;
-        let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
-            .await
-            .unwrap();
-        let channel = connection.create_channel().await.unwrap();
-        let name = format!("test.{}.consumer", uuid::Uuid::new_v4().simple());
-        let mut args = vec![("x-expires", AMQPValue::LongLongInt(120_000))];
-        args.extend(arguments.iter().cloned());
-        channel
-            .queue_declare(
-                ShortString::from(name.as_str()),
-                QueueDeclareOptions::default(),
-                table(&args),
-            )
-            .await
-            .unwrap();
-        for key in keys {
-            channel
-                .queue_bind(
-                    ShortString::from(name.as_str()),
-                    ShortString::from(settings.exchange.as_str()),
-                    ShortString::from(*key),
-                    QueueBindOptions::default(),
-                    FieldTable::default(),
-                )
+        Self(
+            amqp::TestQueue::bind(&amqp_url(), &settings.exchange, keys, arguments)
                 .await
-                .unwrap();
-        }
-        Self {
-            channel,
-            name,
-            consumer: None,
-            _connection: connection,
-        }
+                .unwrap(),
+        )
     }
 
     /// Consumes another queue (e.g. the unrouted one) on this connection.
-    pub async fn other(&self, queue: &str) -> Consumer {
-        Self::consume(&self.channel, queue).await
+    pub async fn other(&self, queue: &str) -> lapin::Consumer {
+        self.0.other(queue).await.unwrap()
     }
 
-    async fn consume(channel: &Channel, queue: &str) -> Consumer {
-        channel
-            .basic_consume(
-                ShortString::from(queue),
-                ShortString::from(format!("c-{}", uuid::Uuid::new_v4().simple()).as_str()),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .unwrap()
-    }
-
-    /// The next `n` messages, acknowledged (a generous timeout guards against a hang). The
-    /// queue is consumed from the first call on.
+    /// The next `n` messages, acknowledged. The queue is consumed from the first call on.
     pub async fn take(&mut self, n: usize) -> Vec<Delivery> {
-        if self.consumer.is_none() {
-            self.consumer = Some(Self::consume(&self.channel, &self.name).await);
-        }
-        match self.consumer.as_mut() {
-            Some(consumer) => take(consumer, n).await,
-            None => unreachable!(),
-        }
+        self.0.take(n, PATIENCE).await.unwrap()
     }
 
     /// Up to `n` messages that are in the queue now, fetched one by one and acknowledged,
     /// without a standing consumer (so the queue can fill up).
     pub async fn get(&self, n: usize) -> Vec<lapin::message::BasicGetMessage> {
-        let mut out = Vec::new();
-        while out.len() < n {
-            let Some(message) = self
-                .channel
-                .basic_get(
-                    ShortString::from(self.name.as_str()),
-                    lapin::options::BasicGetOptions::default(),
-                )
-                .await
-                .unwrap()
-            else {
-                break;
-            };
-            message
-                .delivery
-                .ack(BasicAckOptions::default())
-                .await
-                .unwrap();
-            out.push(message);
-        }
-        out
+        self.0.get(n).await.unwrap()
     }
 }
 
-pub async fn take(consumer: &mut Consumer, n: usize) -> Vec<Delivery> {
-    let mut out = Vec::with_capacity(n);
-    while out.len() < n {
-        let next = tokio::time::timeout(Duration::from_secs(20), consumer.next())
-            .await
-            .expect("a message within 20 s")
-            .expect("the consumer is open")
-            .unwrap();
-        next.ack(BasicAckOptions::default()).await.unwrap();
-        out.push(next);
-    }
-    out
+/// The next `n` messages of `consumer`, acknowledged.
+pub async fn take(consumer: &mut lapin::Consumer, n: usize) -> Vec<Delivery> {
+    amqp::take(consumer, n, PATIENCE).await.unwrap()
 }
 
 pub fn body(delivery: &Delivery) -> serde_json::Value {
@@ -184,24 +97,10 @@ pub fn body(delivery: &Delivery) -> serde_json::Value {
 
 /// Deletes the relay's exchanges and unrouted queue.
 pub async fn cleanup(settings: &RelaySettings) {
-    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
-        .await
-        .unwrap();
-    let channel = connection.create_channel().await.unwrap();
-    let _ = channel
-        .queue_delete(
-            ShortString::from(settings.unrouted_queue.as_str()),
-            QueueDeleteOptions::default(),
-        )
-        .await;
-    for exchange in [&settings.exchange, &settings.unrouted_exchange] {
-        let _ = channel
-            .exchange_delete(
-                ShortString::from(exchange.as_str()),
-                ExchangeDeleteOptions::default(),
-            )
-            .await;
-    }
+    let _ = amqp::delete(
+        &amqp_url(),
+        &[&settings.unrouted_queue],
+        &[&settings.exchange, &settings.unrouted_exchange],
+    )
+    .await;
 }
-
-pub use super::proxy::{Proxy, broker_address};

@@ -14,6 +14,7 @@ use scimbus::service::Context;
 use scimbus::service::tenants::{self, TokenRequest};
 use scimbus::startup::Application;
 use scimbus::store::{Store, outbox, tenants as tenant_store};
+use scimbus_support::database;
 use secrecy::ExposeSecret;
 use serde_json::Value;
 use tokio::sync::OnceCell;
@@ -69,70 +70,28 @@ pub struct TestApp {
     _dir: tempfile::TempDir,
 }
 
-fn admin_url() -> String {
-    std::env::var("SCIMBUS_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
-fn database_url(admin: &str, name: &str) -> String {
-    match admin.rsplit_once('/') {
-        Some((server, _)) => format!("{server}/{name}"),
-        None => format!("{admin}/{name}"),
-    }
-}
-
 const TEMPLATE: &str = "scimbus_test_template";
 
-/// Migrates a template database once per test process (leftovers of earlier runs dropped).
-async fn template() -> &'static str {
+/// A fresh PostgreSQL database, copied from a template migrated once per test process
+/// (leftovers of earlier runs, `scimbus_test_…`, dropped first).
+pub async fn fresh_postgres() -> String {
     static READY: OnceCell<()> = OnceCell::const_new();
+    let server = database::Server::new(&database::test_admin_url());
     READY
         .get_or_init(|| async {
-            use sea_orm::{ConnectionTrait, Database};
-            let admin = Database::connect(admin_url())
+            server
+                .prepare_template("scimbus_test_", TEMPLATE, async |url| {
+                    let store = Store::connect(url).await?;
+                    store.migrate().await?;
+                    store.close().await?;
+                    Ok(())
+                })
                 .await
-                .expect("PostgreSQL answers");
-            let rows = admin
-                .query_all_raw(sea_orm::Statement::from_string(
-                    admin.get_database_backend(),
-                    "SELECT datname FROM pg_database WHERE datname LIKE 'scimbus_test_%'",
-                ))
-                .await
-                .unwrap();
-            for row in rows {
-                let name: String = row.try_get("", "datname").unwrap();
-                admin
-                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                    .await
-                    .unwrap();
-            }
-            admin
-                .execute_unprepared(&format!("CREATE DATABASE {TEMPLATE}"))
-                .await
-                .unwrap();
-            let store = Store::connect(&database_url(&admin_url(), TEMPLATE))
-                .await
-                .unwrap();
-            store.migrate().await.unwrap();
-            store.close().await.unwrap();
-            admin.close().await.unwrap();
+                .expect("PostgreSQL answers and the template migrates");
         })
         .await;
-    TEMPLATE
-}
-
-/// A fresh PostgreSQL database, copied from the migrated template.
-pub async fn fresh_postgres() -> String {
-    use sea_orm::{ConnectionTrait, Database};
-    let template = template().await;
     let name = format!("scimbus_test_{}", uuid::Uuid::new_v4().simple());
-    let admin = Database::connect(admin_url()).await.unwrap();
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE {name} TEMPLATE {template}"))
-        .await
-        .unwrap();
-    admin.close().await.unwrap();
-    database_url(&admin_url(), &name)
+    server.create(&name, Some(TEMPLATE)).await.unwrap()
 }
 
 pub async fn database_for(backend: Backend, dir: &tempfile::TempDir) -> String {

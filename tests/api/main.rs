@@ -6,8 +6,6 @@
 
 mod broker;
 mod helpers;
-#[path = "../support/proxy.rs"]
-mod proxy;
 
 mod admin;
 mod adversarial;

@@ -127,7 +127,7 @@ async fn while_the_broker_is_unreachable_writes_succeed_and_everything_arrives_a
     backend: Backend,
 ) {
     let app = spawn_app(backend).await;
-    let proxy = Proxy::start(&broker_address()).await;
+    let proxy = Proxy::start(&broker_address()).await.unwrap();
     let settings = relay_settings(&proxy.url());
     let mut queue = TestQueue::bind(&relay_settings_named(&settings), &["acme.#"], &[]).await;
     let mut relay = relay(&app, &settings);
@@ -405,7 +405,7 @@ async fn a_partitioned_leader_gives_up_in_bounded_time_and_a_standby_takes_over(
     let app = spawn_app(Backend::Postgres).await;
     let settings = relay_settings(&amqp_url());
     let mut queue = TestQueue::bind(&settings, &["#"], &[]).await;
-    let proxy = Proxy::start("127.0.0.1:5432").await;
+    let proxy = Proxy::start("127.0.0.1:5432").await.unwrap();
     let direct = app.ctx.store.url().to_owned();
     let through_proxy = direct.replace("127.0.0.1:5432", &format!("127.0.0.1:{}", proxy.port()));
     assert_ne!(direct, through_proxy);

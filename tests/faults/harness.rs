@@ -1,20 +1,15 @@
-//! The pieces of a fault run: the real binary as a child process, a consumer of the run's
-//! own exchange, a TCP proxy in front of RabbitMQ, and the report.
+//! The pieces of a fault run: a private PostgreSQL cluster, the real binary as a child
+//! process, a consumer of the run's own exchange, and the report.
 
 use std::collections::HashSet;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, ExchangeDeleteOptions, QueueBindOptions,
-    QueueDeclareOptions, QueueDeleteOptions,
-};
-use lapin::types::{AMQPValue, FieldTable, ShortString};
-use lapin::{Connection, ConnectionProperties};
 use scimbus::config::RelaySettings;
 use scimbus::events::publisher::Publisher;
+use scimbus_support::amqp::{Sink, SinkOptions, test_url as amqp_url};
+use scimbus_support::cluster::Cluster;
 use secrecy::SecretString;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -27,9 +22,10 @@ pub fn long_run() -> bool {
     std::env::var("SCIMBUS_FAULTS_LONG").is_ok_and(|v| v == "1")
 }
 
-pub fn amqp_url() -> String {
-    std::env::var("SCIMBUS_TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+/// A private PostgreSQL cluster (fsync off: the faults are the server's restarts and the
+/// service's kill, not the machine's crash).
+pub fn private_cluster() -> Cluster {
+    Cluster::start(&["fsync=off"]).unwrap()
 }
 
 #[derive(Debug, Clone)]
@@ -158,10 +154,9 @@ pub struct Delivered {
 /// A queue of the run's own, bound to every routing key of the run's exchange.
 pub struct Consumer {
     pub settings: RelaySettings,
-    queue: String,
     received: Arc<Mutex<Vec<Delivered>>>,
     arrived: Arc<Notify>,
-    _connection: Connection,
+    sink: Sink,
 }
 
 impl Consumer {
@@ -179,63 +174,31 @@ impl Consumer {
         };
         // The topology exactly as the relay declares it.
         Publisher::connect(&settings).await.unwrap().close().await;
-        let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
-            .await
-            .unwrap();
-        let channel = connection.create_channel().await.unwrap();
-        let queue = format!("faults.{id}.all");
-        let mut arguments = FieldTable::default();
-        arguments.insert(ShortString::from("x-expires"), AMQPValue::LongUInt(600_000));
-        channel
-            .queue_declare(
-                ShortString::from(queue.as_str()),
-                QueueDeclareOptions::default(),
-                arguments,
-            )
-            .await
-            .unwrap();
-        channel
-            .queue_bind(
-                ShortString::from(queue.as_str()),
-                ShortString::from(settings.exchange.as_str()),
-                ShortString::from("#"),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        let mut consumer = channel
-            .basic_consume(
-                ShortString::from(queue.as_str()),
-                ShortString::from("faults"),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
+        let options = SinkOptions {
+            queue: format!("faults.{id}.all"),
+            ack: true,
+            ..SinkOptions::new("faults", "faults")
+        };
         let received = Arc::new(Mutex::new(Vec::new()));
         let arrived = Arc::new(Notify::new());
         let (r, a) = (received.clone(), arrived.clone());
-        tokio::spawn(async move {
-            while let Some(Ok(delivery)) = consumer.next().await {
-                let body: serde_json::Value =
-                    serde_json::from_slice(&delivery.data).unwrap_or_default();
-                let _ = delivery.ack(BasicAckOptions::default()).await;
-                r.lock().unwrap().push(Delivered {
-                    id: body["id"].as_str().unwrap_or_default().to_owned(),
-                    subject: body["subject"].as_str().unwrap_or_default().to_owned(),
-                    event_type: body["type"].as_str().unwrap_or_default().to_owned(),
-                    version: body["data"]["version"].as_i64().unwrap_or_default(),
-                });
-                a.notify_waiters();
-            }
-        });
+        let sink = Sink::start(&amqp_url(), &settings.exchange, options, move |data, _| {
+            let body: serde_json::Value = serde_json::from_slice(data).unwrap_or_default();
+            r.lock().unwrap().push(Delivered {
+                id: body["id"].as_str().unwrap_or_default().to_owned(),
+                subject: body["subject"].as_str().unwrap_or_default().to_owned(),
+                event_type: body["type"].as_str().unwrap_or_default().to_owned(),
+                version: body["data"]["version"].as_i64().unwrap_or_default(),
+            });
+            a.notify_waiters();
+        })
+        .await
+        .unwrap();
         Self {
             settings,
-            queue,
             received,
             arrived,
-            _connection: connection,
+            sink,
         }
     }
 
@@ -310,26 +273,13 @@ impl Consumer {
     }
 
     pub async fn cleanup(&self) {
-        let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
-            .await
-            .unwrap();
-        let channel = connection.create_channel().await.unwrap();
-        for queue in [&self.queue, &self.settings.unrouted_queue] {
-            let _ = channel
-                .queue_delete(
-                    ShortString::from(queue.as_str()),
-                    QueueDeleteOptions::default(),
-                )
-                .await;
-        }
-        for exchange in [&self.settings.exchange, &self.settings.unrouted_exchange] {
-            let _ = channel
-                .exchange_delete(
-                    ShortString::from(exchange.as_str()),
-                    ExchangeDeleteOptions::default(),
-                )
-                .await;
-        }
+        let _ = self
+            .sink
+            .delete(
+                &[self.sink.queue(), &self.settings.unrouted_queue],
+                &[&self.settings.exchange, &self.settings.unrouted_exchange],
+            )
+            .await;
     }
 }
 

@@ -3,7 +3,7 @@ app, at a steady rate. Each write deactivates a different signed-in user (Okta's
 PATCH); the user's old session is then polled on `GET /me` until it is refused, and the time
 from sending the PATCH to the first refusal is that write's latency.
 
-In CI this runs briefly and asserts only that every session ends refused. `bench/run
+In CI this runs briefly and asserts only that every session ends refused. `scripts/bench-revocation
 revocation` runs it longer against the release binary and reports p50/p99 (docs/benchmarks.md):
 SCIMBUS_REVOCATION_SECONDS (default 3), SCIMBUS_REVOCATION_RATE writes/s (default 50),
 SCIMBUS_REVOCATION_POLL_MS (default 25), SCIMBUS_REVOCATION_APP_DB (`postgres`, the default,

@@ -9,6 +9,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
+use scimbus_support::stats::{Latency, histogram};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -132,40 +133,6 @@ impl Conn {
 /// The start of a response body, for error messages.
 fn snippet(body: &[u8]) -> String {
     String::from_utf8_lossy(body).chars().take(300).collect()
-}
-
-/// 1 µs … 10 min, 3 significant digits.
-pub fn histogram() -> Histogram<u64> {
-    match Histogram::new_with_bounds(1, 600_000_000, 3) {
-        Ok(h) => h,
-        // Constant bounds that hdrhistogram accepts: this cannot happen.
-        Err(e) => panic!("histogram bounds: {e}"),
-    }
-}
-
-/// Latency figures of a run, in ms.
-#[derive(Clone, Debug, Default)]
-pub struct Latency {
-    pub p50: f64,
-    pub p90: f64,
-    pub p99: f64,
-    pub max: f64,
-}
-
-impl Latency {
-    pub fn of(h: &Histogram<u64>) -> Self {
-        let ms = |v: u64| v as f64 / 1000.0;
-        Self {
-            p50: ms(h.value_at_quantile(0.5)),
-            p90: ms(h.value_at_quantile(0.9)),
-            p99: ms(h.value_at_quantile(0.99)),
-            max: ms(h.max()),
-        }
-    }
-
-    pub fn render(&self) -> String {
-        format!("{:.2} / {:.2} / {:.2}", self.p50, self.p90, self.p99)
-    }
 }
 
 #[derive(Debug, Default)]

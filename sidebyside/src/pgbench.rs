@@ -7,8 +7,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use crate::cluster::{Cluster, bin};
-use crate::load::{Latency, histogram};
 use crate::procs::{CpuSplit, Groups};
+use scimbus_support::stats::{Latency, histogram};
 
 pub struct Run {
     /// pgbench transactions (= units of work) per second.
@@ -30,7 +30,7 @@ fn command(cluster: &Cluster, job: &Job<'_>, seconds: u64) -> tokio::process::Co
     let mut c = tokio::process::Command::new(bin("pgbench"));
     c.env("PGDATABASE", "scimbus")
         .args(["-n", "-M", "prepared", "-h", "127.0.0.1", "-U", "postgres"])
-        .args(["-p", &cluster.port.to_string()])
+        .args(["-p", &cluster.port().to_string()])
         .args(["-c", &job.clients.to_string()])
         .args(["-j", &job.clients.min(2).to_string()])
         .args(["-T", &seconds.to_string()]);

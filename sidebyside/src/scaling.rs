@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::load::{self, Conn, Req, Target};
+use crate::load::{Conn, Req, Target};
 use crate::{Bench, Server, USER_BASE, patch_body, user_body};
 
 const SLUG: &str = "probe";
@@ -439,7 +439,7 @@ impl Bench {
             let us = start.elapsed().as_micros() as u64;
             let _ = hist
                 .entry(tag)
-                .or_insert_with(load::histogram)
+                .or_insert_with(scimbus_support::stats::histogram)
                 .record(us.max(1));
             Ok(())
         };

@@ -1,7 +1,6 @@
 //! A TCP proxy in front of RabbitMQ or PostgreSQL that a test cuts, partitions and
-//! restores: the outage is the proxy's, never the shared server's. Shared by the test
-//! binaries (`#[path]` module), each using part of it.
-#![allow(dead_code)]
+//! restores: the outage is the proxy's, never the shared server's (tests/api and
+//! tests/faults).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,21 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-/// The real broker's URL (`SCIMBUS_TEST_AMQP_URL` or the local default).
-pub fn real_amqp_url() -> String {
-    std::env::var("SCIMBUS_TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
-}
-
-/// `host:port` of the real broker.
-pub fn broker_address() -> String {
-    let real = real_amqp_url();
-    let rest = real.split_once('@').map_or("127.0.0.1:5672", |(_, r)| r);
-    rest.split('/')
-        .next()
-        .unwrap_or("127.0.0.1:5672")
-        .to_owned()
-}
+use crate::amqp;
 
 /// A TCP proxy in front of a server that a test cuts, partitions and restores.
 pub struct Proxy {
@@ -34,9 +19,10 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    pub async fn start(target: &str) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
+    /// Listens on a free port of 127.0.0.1 and forwards to `target` (`host:port`).
+    pub async fn start(target: &str) -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
         let cut = Arc::new(AtomicBool::new(false));
         let (kill, _) = watch::channel(0u64);
         let (partition, _) = watch::channel(false);
@@ -77,12 +63,12 @@ impl Proxy {
                 });
             }
         });
-        Self {
+        Ok(Self {
             port,
             cut,
             kill,
             partition,
-        }
+        })
     }
 
     /// A network partition: nothing more reaches either side and nothing is closed on
@@ -103,14 +89,23 @@ impl Proxy {
         self.kill.send_modify(|n| *n += 1);
     }
 
+    /// Accepts connections again.
     pub fn restore(&self) {
         self.cut.store(false, Ordering::SeqCst);
     }
 
+    /// The test broker's URL ([`amqp::test_url`]) with this proxy as its host.
     pub fn url(&self) -> String {
-        let real = real_amqp_url();
-        let (scheme_auth, rest) = real.split_once('@').unwrap();
+        let real = amqp::test_url();
+        let (scheme_auth, rest) = real
+            .split_once('@')
+            .unwrap_or(("amqp://guest:guest", rest_of(&real)));
         let path = rest.split_once('/').map_or("%2f", |(_, p)| p);
         format!("{scheme_auth}@127.0.0.1:{}/{path}", self.port)
     }
+}
+
+/// An AMQP URL without credentials: what follows the scheme.
+fn rest_of(url: &str) -> &str {
+    url.split_once("://").map_or(url, |(_, r)| r)
 }
