@@ -22,10 +22,11 @@ struct Armed {
 }
 
 /// The step `name` of the write keyed `key`: pauses there once if a test armed it.
-pub async fn point(name: &'static str, key: &str) {
+pub async fn point(name: &'static str, key: &(impl AsRef<str> + ?Sized)) {
     if !ARMED.load(Ordering::Relaxed) {
         return;
     }
+    let key = key.as_ref();
     let armed = {
         let mut points = POINTS.lock().unwrap_or_else(|p| p.into_inner());
         points
@@ -48,7 +49,8 @@ pub struct Pause {
 impl Pause {
     /// Arms the step `name` of the write keyed `key`: the next request to reach it waits
     /// there until [`Pause::release`] (or until this is dropped).
-    pub fn arm(name: &'static str, key: &str) -> Self {
+    pub fn arm(name: &'static str, key: &(impl AsRef<str> + ?Sized)) -> Self {
+        let key = key.as_ref();
         let (reached_tx, reached_rx) = oneshot::channel();
         let (release_tx, release_rx) = oneshot::channel();
         POINTS

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail, ensure};
 use scimbus::clock::{Clock, SystemClock};
 use scimbus::config::{RelaySettings, Settings};
-use scimbus::domain::{Scope, Tenant};
+use scimbus::domain::{Scope, Tenant, TenantId};
 use scimbus::events::leader::Leader;
 use scimbus::events::publisher::{CLOUDEVENTS_JSON, Delivery, Publisher};
 use scimbus::events::{Envelope, EventType, PendingEvent, Relay, RelayMetrics, RelayOutcome};

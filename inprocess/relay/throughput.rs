@@ -127,7 +127,7 @@ pub(crate) async fn phases_run(
         );
 
         let t = Instant::now();
-        let mut ranges: Vec<(String, i64, i64)> = Vec::new();
+        let mut ranges: Vec<(TenantId, i64, i64)> = Vec::new();
         for event in &sendable {
             match ranges.iter_mut().find(|r| r.0 == event.tenant_id) {
                 Some(r) => r.2 = event.sequence,

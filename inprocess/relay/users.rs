@@ -69,7 +69,7 @@ pub(crate) async fn fill(ctx: &Context, tenant: &Tenant, n: u64) -> anyhow::Resu
                 data: created_data(i, &id, &now),
             };
             let sequence = first + j as i64;
-            let envelope = Envelope::new(slug, sequence, &now, event);
+            let envelope = Envelope::new(slug, sequence, &now, None, event);
             rows.push(OutboxRow {
                 sequence,
                 id: envelope.id.clone(),
@@ -88,7 +88,10 @@ pub(crate) async fn fill(ctx: &Context, tenant: &Tenant, n: u64) -> anyhow::Resu
 }
 
 /// The backlog as the relay will see it: same order, the same body bytes (the stored text).
-pub(crate) async fn load_messages(store: &Store, _tenant_id: &str) -> anyhow::Result<Vec<Message>> {
+pub(crate) async fn load_messages(
+    store: &Store,
+    _tenant_id: &TenantId,
+) -> anyhow::Result<Vec<Message>> {
     Ok(outbox::fetch_unpublished(store.conn(), u64::MAX)
         .await?
         .into_iter()

@@ -83,9 +83,12 @@ pub(crate) async fn fill_users(
         for j in i..end {
             let new = new_user(user_body(j))?;
             let user_name = new.hot.user_name.as_str().to_owned();
-            let id = uuid::Uuid::new_v4().to_string();
+            let id = ResourceId::generate();
             users::insert(&txn, &tenant.id, &id, new, &now).await?;
-            out.push(Known { id, user_name });
+            out.push(Known {
+                id: id.into_string(),
+                user_name,
+            });
         }
         txn.commit().await?;
         i = end;
@@ -115,19 +118,19 @@ pub(crate) async fn make_group(
         search: search_document(r, r.group(), &document),
         document,
     };
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = ResourceId::generate();
     let txn = ctx.store.begin_write().await?;
     let now = ctx.now();
     groups::insert(&txn, &tenant.id, &id, new, &now).await?;
     for chunk in member_ids.chunks(MEMBER_CHUNK) {
-        let rows: Vec<(String, MemberType)> = chunk
+        let rows: Vec<(ResourceId, ResourceKind)> = chunk
             .iter()
-            .map(|m| (m.clone(), MemberType::User))
+            .map(|m| (ResourceId::from(m.as_str()), ResourceKind::User))
             .collect();
         members::add(&txn, &tenant.id, &id, &rows, &now).await?;
     }
     txn.commit().await?;
-    Ok(id)
+    Ok(id.into_string())
 }
 
 /// PostgreSQL: `VACUUM ANALYZE` (what autovacuum does in a steady state). SQLite: a WAL

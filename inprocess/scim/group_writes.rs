@@ -40,7 +40,7 @@ pub(crate) async fn member_count(
     tenant: &Tenant,
     group: &str,
 ) -> anyhow::Result<i64> {
-    let counts = members::counts(ctx.store.conn(), &tenant.id, &[group.to_owned()]).await?;
+    let counts = members::counts(ctx.store.conn(), &tenant.id, &[ResourceId::from(group)]).await?;
     Ok(counts
         .get(group)
         .map_or(0, |&n| i64::try_from(n).unwrap_or(i64::MAX)))

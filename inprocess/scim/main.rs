@@ -34,7 +34,8 @@ use anyhow::{Context as _, bail, ensure};
 use rand::Rng;
 use scimbus::config::Settings;
 use scimbus::domain::{
-    ExternalId, GroupHot, MemberType, NewGroup, NewUser, Scope, Tenant, UserHot, UserName,
+    ExternalId, GroupHot, NewGroup, NewUser, ResourceId, ResourceKind, Scope, Tenant, TenantId,
+    UserHot, UserName,
 };
 use scimbus::scim::query::{Sort, parse_filter, parse_sort, search_document};
 use scimbus::scim::schema::Registry;
@@ -43,7 +44,7 @@ use scimbus::service::Context;
 use scimbus::service::cursor::CursorScope;
 use scimbus::service::tenants::{self, TokenRequest};
 use scimbus::startup::Application;
-use scimbus::store::query::{Table, count_statement, users_page_statement};
+use scimbus::store::query::{count_statement, users_page_statement};
 use scimbus::store::{Backend, groups, members, users};
 use scimbus_support::database::Scratch;
 use scimbus_support::stats::{max, median, percentile};

@@ -21,7 +21,7 @@ pub(crate) struct Shape {
     pub(crate) plan: Vec<String>,
     pub(crate) note: String,
     /// The tenant the shape reads, when not the query tenant (beta).
-    pub(crate) tenant_id: Option<String>,
+    pub(crate) tenant_id: Option<TenantId>,
 }
 
 impl Shape {
@@ -47,7 +47,7 @@ impl Shape {
 /// count only when the page cannot tell the total; the bench times both.
 pub(crate) fn list_statements(
     backend: DbBackend,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     filter: Option<&str>,
     sort: Option<&Sort>,
     offset: u64,
@@ -58,7 +58,7 @@ pub(crate) fn list_statements(
         .transpose()
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     Ok(vec![
-        count_statement(backend, Table::Users, tenant_id, typed.as_ref()),
+        count_statement(backend, ResourceKind::User, tenant_id, typed.as_ref()),
         users_page_statement(backend, tenant_id, typed.as_ref(), sort, offset, PAGE),
     ])
 }
@@ -70,7 +70,11 @@ pub(crate) fn by_user_name() -> anyhow::Result<Sort> {
 }
 
 /// `GET /Users/{id}`: the user with its groups (`store::users::find_with_groups`).
-pub(crate) fn by_id_statement(backend: DbBackend, tenant_id: &str, id: &str) -> Statement {
+pub(crate) fn by_id_statement(
+    backend: DbBackend,
+    tenant_id: &TenantId,
+    id: &ResourceId,
+) -> Statement {
     users::find_with_groups_statement(backend, tenant_id, id, false)
 }
 
@@ -78,10 +82,10 @@ pub(crate) fn by_id_statement(backend: DbBackend, tenant_id: &str, id: &str) -> 
 /// `groups` (a list runs it once for its page).
 pub(crate) fn memberships_statement(
     backend: DbBackend,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     member_id: &str,
 ) -> Statement {
-    members::memberships_statement(backend, tenant_id, &[member_id.to_owned()])
+    members::memberships_statement(backend, tenant_id, &[ResourceId::from(member_id)])
 }
 
 /// The `id`s of a list response, in order.
@@ -208,7 +212,11 @@ pub(crate) async fn bench_queries(
         }
     }
     let sample = &people[n / 3];
-    by_id.sql = vec![by_id_statement(backend, &tenant.id, &sample.id)];
+    by_id.sql = vec![by_id_statement(
+        backend,
+        &tenant.id,
+        &ResourceId::from(sample.id.as_str()),
+    )];
     by_id.note = "one fixed user for the SQL".to_owned();
     let filter = format!("userName eq \"{}\"", sample.user_name);
     by_name.sql = list_statements(backend, &tenant.id, Some(&filter), None, 0)?;
@@ -221,7 +229,7 @@ pub(crate) async fn bench_queries(
     let sorted_middle_index = (middle + 1).to_string();
     let scope = CursorScope {
         tenant_id: &tenant.id,
-        resource: "User",
+        kind: ResourceKind::User,
         filter: None,
         sort_by: None,
         sort_order: None,
@@ -347,7 +355,11 @@ pub(crate) async fn bench_queries(
         lookup.tenant_id = Some(alpha.id.clone());
         let mut grouped_by_id = Shape::new(
             "GET /Users/{id} of a user in 1-2 groups (tenant alpha)",
-            vec![by_id_statement(backend, &alpha.id, &alpha_people[0].id)],
+            vec![by_id_statement(
+                backend,
+                &alpha.id,
+                &ResourceId::from(alpha_people[0].id.as_str()),
+            )],
         );
         grouped_by_id.note = "tenant alpha; one fixed user for the SQL".to_owned();
         grouped_by_id.tenant_id = Some(alpha.id.clone());
@@ -398,8 +410,12 @@ pub(crate) async fn bench_queries(
         }
         // What a list adds per returned row: the user's groups (one query per row).
         if shape.sql.len() == 2 {
-            let listed = run_sql(ctx, &shape.sql).await?;
-            let tenant_id = shape.tenant_id.as_deref().unwrap_or(&tenant.id);
+            let listed: Vec<ResourceId> = run_sql(ctx, &shape.sql)
+                .await?
+                .into_iter()
+                .map(ResourceId::from)
+                .collect();
+            let tenant_id = shape.tenant_id.as_ref().unwrap_or(&tenant.id);
             for _ in 0..reps.min(20) {
                 let t = Instant::now();
                 for id in &listed {

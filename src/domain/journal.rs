@@ -1,12 +1,14 @@
 //! The request journal's values (DESIGN 20): an entry as `http::journal` captures it and
 //! the store keeps it, and what a listing asks for.
 
+use super::TenantId;
+
 /// One journaled request.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct JournalEntry {
     pub id: String,
     #[serde(skip)]
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
     pub at: String,
     pub method: String,
     /// Path and query, as sent.

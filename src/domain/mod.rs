@@ -3,11 +3,13 @@
 //! at the edge; after that, functions take the newtype.
 
 mod brake;
+mod ids;
 mod journal;
 mod names;
 mod records;
 
 pub use brake::{BrakeSettings, Threshold};
+pub use ids::{ResourceId, TenantId};
 pub use journal::{JournalEntry, JournalQuery};
 
 pub use names::{

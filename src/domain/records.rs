@@ -3,14 +3,14 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::{ExternalId, Scope, TenantSlug, UserName};
+use super::{ExternalId, ResourceId, Scope, TenantId, TenantSlug, UserName};
 use crate::scim::schema::{Registry, ResourceType};
 
 /// A tenant.
 #[derive(Debug, Clone, Serialize)]
 pub struct Tenant {
     #[serde(skip)]
-    pub id: String,
+    pub id: TenantId,
     pub slug: TenantSlug,
     pub created_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -79,7 +79,7 @@ pub struct NewUser {
 /// A user as stored.
 #[derive(Debug, Clone)]
 pub struct StoredUser {
-    pub id: String,
+    pub id: ResourceId,
     pub active: bool,
     pub document: Map<String, Value>,
     pub version: i64,
@@ -107,7 +107,7 @@ pub struct NewGroup {
 /// A group as stored (without its members).
 #[derive(Debug, Clone)]
 pub struct StoredGroup {
-    pub id: String,
+    pub id: ResourceId,
     pub display_name: String,
     pub document: Map<String, Value>,
     pub version: i64,
@@ -178,7 +178,7 @@ impl ResourceKind {
 /// A member as listed: its id, kind and display name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
-    pub id: String,
+    pub id: ResourceId,
     pub member_type: ResourceKind,
     pub display: Option<String>,
 }
@@ -186,7 +186,7 @@ pub struct Member {
 /// A group a user belongs to, directly or through nested groups.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Membership {
-    pub group_id: String,
+    pub group_id: ResourceId,
     pub display: String,
     pub direct: bool,
 }

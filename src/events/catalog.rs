@@ -1,6 +1,7 @@
 //! The event catalogue and the CloudEvents 1.0 structured envelope. `openapi/events/`
 //! holds one JSON Schema per type; tests validate real rows against them.
 
+use crate::domain::ResourceId;
 use crate::telemetry::Correlation;
 use serde::Serialize;
 use serde_json::Value;
@@ -108,11 +109,11 @@ impl EventType {
 /// [`MEMBERS_PER_EVENT`], each saying which chunk it is (`i` of `n`, from 1).
 pub fn membership_events(
     event_type: EventType,
-    group_id: &str,
+    group_id: &ResourceId,
     version: i64,
-    ids: &[String],
+    ids: &[ResourceId],
 ) -> Vec<PendingEvent> {
-    let chunks: Vec<&[String]> = ids.chunks(MEMBERS_PER_EVENT).collect();
+    let chunks: Vec<&[ResourceId]> = ids.chunks(MEMBERS_PER_EVENT).collect();
     let count = chunks.len();
     chunks
         .into_iter()
@@ -235,8 +236,9 @@ mod tests {
 
     #[test]
     fn membership_changes_are_split_in_chunks_of_500() {
-        let ids: Vec<String> = (0..1201).map(|i| i.to_string()).collect();
-        let events = membership_events(EventType::GroupMembersRemoved, "g", 7, &ids);
+        let ids: Vec<ResourceId> = (0..1201).map(|i| ResourceId::from(i.to_string())).collect();
+        let g = ResourceId::from("g");
+        let events = membership_events(EventType::GroupMembersRemoved, &g, 7, &ids);
         assert_eq!(events.len(), 3);
         assert_eq!(events[2].data["members"].as_array().unwrap().len(), 201);
         assert_eq!(
@@ -248,6 +250,6 @@ mod tests {
                 .iter()
                 .all(|e| e.data["version"] == 7 && e.subject == "Groups/g")
         );
-        assert!(membership_events(EventType::GroupMembersAdded, "g", 1, &[]).is_empty());
+        assert!(membership_events(EventType::GroupMembersAdded, &g, 1, &[]).is_empty());
     }
 }

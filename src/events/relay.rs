@@ -20,6 +20,7 @@ use super::metrics::RelayMetrics;
 use super::publisher::{Delivery, Publisher};
 use crate::clock::Clock;
 use crate::config::RelaySettings;
+use crate::domain::TenantId;
 use crate::scim::time;
 use crate::store::outbox::{self, EventKey, Pending};
 use crate::store::{Backend, Store, StoreError};
@@ -65,16 +66,16 @@ pub struct Relay {
 #[derive(Debug, Default)]
 struct Lanes {
     /// The last tenant of the last batch: the next one starts after it.
-    cursor: String,
+    cursor: TenantId,
     /// Refused tenants: when to try again, and the pause that led there.
-    backoff: HashMap<String, (Instant, Duration)>,
+    backoff: HashMap<TenantId, (Instant, Duration)>,
 }
 
 /// First pause of a refused lane; it doubles up to [`MAX_BACKOFF`] while refusals go on.
 const LANE_BACKOFF: Duration = Duration::from_millis(100);
 
 impl Lanes {
-    fn refused(&mut self, tenant: &str, now: Instant) {
+    fn refused(&mut self, tenant: &TenantId, now: Instant) {
         let pause = self
             .backoff
             .get(tenant)
@@ -82,11 +83,11 @@ impl Lanes {
         self.backoff.insert(tenant.to_owned(), (now + pause, pause));
     }
 
-    fn delivered(&mut self, tenant: &str) {
+    fn delivered(&mut self, tenant: &TenantId) {
         self.backoff.remove(tenant);
     }
 
-    fn waiting(&self, tenant: &str, now: Instant) -> bool {
+    fn waiting(&self, tenant: &TenantId, now: Instant) -> bool {
         self.backoff
             .get(tenant)
             .is_some_and(|(until, _)| *until > now)
@@ -119,15 +120,15 @@ impl Lanes {
     async fn next_batch(
         &mut self,
         store: &Store,
-        seen: &mut HashMap<String, i64>,
+        seen: &mut HashMap<TenantId, i64>,
         limit: u64,
     ) -> Result<Vec<Pending>, StoreError> {
         let now = Instant::now();
         let want = limit.saturating_add(self.backoff.len() as u64);
         let mut tenants = outbox::pending_tenants(store.conn(), &self.cursor, want).await?;
-        if (tenants.len() as u64) < want && !self.cursor.is_empty() {
+        if (tenants.len() as u64) < want && !self.cursor.as_str().is_empty() {
             // Round the table: the tenants up to the cursor come after those past it.
-            let first = outbox::pending_tenants(store.conn(), "", want).await?;
+            let first = outbox::pending_tenants(store.conn(), &TenantId::default(), want).await?;
             tenants.extend(first.into_iter().filter(|t| *t <= self.cursor));
         }
         tenants.retain(|t| !self.waiting(t, now));
@@ -137,7 +138,7 @@ impl Lanes {
         };
         self.cursor = last.clone();
         let per_lane = (limit / tenants.len() as u64).max(1);
-        let lanes: Vec<(String, i64)> = tenants
+        let lanes: Vec<(TenantId, i64)> = tenants
             .into_iter()
             .map(|t| {
                 let after = seen.get(&t).copied().unwrap_or(i64::MIN);
@@ -452,9 +453,9 @@ struct Settledness {
     held_back: usize,
     connection_failed: bool,
     /// Tenants with events confirmed.
-    delivered: Vec<String>,
+    delivered: Vec<TenantId>,
     /// Tenants with an event the broker refused or that failed.
-    refused: Vec<String>,
+    refused: Vec<TenantId>,
 }
 
 impl Settledness {
@@ -523,24 +524,24 @@ async fn settle(
 #[derive(Debug, PartialEq)]
 struct Settled {
     /// Per tenant, the range of its events confirmed before its first unconfirmed one.
-    ranges: Vec<(String, i64, i64)>,
+    ranges: Vec<(TenantId, i64, i64)>,
     /// The events not confirmed, or held back behind one of their tenant.
     unconfirmed: Vec<EventKey>,
     /// The tenants with an event not confirmed, in batch order.
-    refused: Vec<String>,
+    refused: Vec<TenantId>,
     /// The first error seen.
     error: Option<String>,
 }
 
 fn confirmed_prefixes(sent: &[Pending], deliveries: &[Delivery]) -> Settled {
-    let mut ranges: HashMap<&str, (i64, i64)> = HashMap::new();
-    let mut order: Vec<&str> = Vec::new();
-    let mut blocked: HashSet<&str> = HashSet::new();
+    let mut ranges: HashMap<&TenantId, (i64, i64)> = HashMap::new();
+    let mut order: Vec<&TenantId> = Vec::new();
+    let mut blocked: HashSet<&TenantId> = HashSet::new();
     let mut refused = Vec::new();
     let mut unconfirmed = Vec::new();
     let mut error = None;
     for (event, delivery) in sent.iter().zip(deliveries) {
-        let tenant = event.tenant_id.as_str();
+        let tenant = &event.tenant_id;
         match delivery {
             Delivery::Acked { .. } if !blocked.contains(tenant) => {
                 ranges
@@ -554,14 +555,14 @@ fn confirmed_prefixes(sent: &[Pending], deliveries: &[Delivery]) -> Settled {
             Delivery::Acked { .. } => unconfirmed.push(event.key()),
             Delivery::Nacked => {
                 if blocked.insert(tenant) {
-                    refused.push(tenant.to_owned());
+                    refused.push(tenant.clone());
                 }
                 unconfirmed.push(event.key());
                 error.get_or_insert_with(|| "nacked by the broker".to_owned());
             }
             Delivery::Failed(reason) => {
                 if blocked.insert(tenant) {
-                    refused.push(tenant.to_owned());
+                    refused.push(tenant.clone());
                 }
                 unconfirmed.push(event.key());
                 error.get_or_insert_with(|| reason.clone());
@@ -570,7 +571,7 @@ fn confirmed_prefixes(sent: &[Pending], deliveries: &[Delivery]) -> Settled {
     }
     let ranges = order
         .into_iter()
-        .filter_map(|t| ranges.get(t).map(|(a, b)| (t.to_owned(), *a, *b)))
+        .filter_map(|t| ranges.get(t).map(|(a, b)| (t.clone(), *a, *b)))
         .collect();
     Settled {
         ranges,
@@ -586,7 +587,7 @@ mod tests {
 
     fn event(tenant: &str, sequence: i64) -> Pending {
         Pending {
-            tenant_id: tenant.to_owned(),
+            tenant_id: TenantId::from(tenant),
             sequence,
             id: format!("{tenant}-{sequence}"),
             routing_key: format!("{tenant}.user.created"),
@@ -611,7 +612,10 @@ mod tests {
             error,
             ..
         } = confirmed_prefixes(&sent, &deliveries);
-        assert_eq!(ranges, vec![("a".to_owned(), 1, 1), ("b".to_owned(), 7, 8)]);
+        assert_eq!(
+            ranges,
+            vec![(TenantId::from("a"), 1, 1), (TenantId::from("b"), 7, 8)]
+        );
         let held: Vec<i64> = unconfirmed.iter().map(|k| k.sequence).collect();
         assert_eq!(
             held,

@@ -13,13 +13,14 @@ use std::sync::Arc;
 use tokio::sync::{Notify, watch};
 
 use super::catalog::SEQUENCE_WIDTH;
+use crate::domain::TenantId;
 use crate::store::{Backend, Store, StoreError, brake, outbox};
 
 /// Rows numbered per transaction.
 pub const BATCH: u64 = 1_000;
 
 /// Numbers every waiting event of the tenant; returns how many.
-pub async fn number_tenant(store: &Store, tenant_id: &str) -> Result<u64, StoreError> {
+pub async fn number_tenant(store: &Store, tenant_id: &TenantId) -> Result<u64, StoreError> {
     if store.backend() != Backend::Postgres {
         return Ok(0);
     }

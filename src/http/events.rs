@@ -15,7 +15,7 @@ use super::context::RequestTimeout;
 use super::error::ApiError;
 use super::integer;
 use super::openapi::{SCIM, ScimErrorBody, TenantPath};
-use crate::domain::ResourceKind;
+use crate::domain::{ResourceId, ResourceKind};
 use crate::scim::error::ScimError;
 use crate::service::Context;
 use crate::service::events::{self, DEFAULT_PAGE};
@@ -252,14 +252,12 @@ async fn snapshot_page(
     live(&auth)?;
     let kind = kind(&path.1)?;
     let limit = limit(query.limit.as_deref())?;
-    let page = events::snapshot_page(
-        &ctx,
-        &auth.tenant,
-        kind,
-        query.after.as_deref().filter(|a| !a.is_empty()),
-        limit,
-    )
-    .await?;
+    let after = query
+        .after
+        .as_deref()
+        .filter(|a| !a.is_empty())
+        .map(ResourceId::from);
+    let page = events::snapshot_page(&ctx, &auth.tenant, kind, after.as_ref(), limit).await?;
     Ok(json(StatusCode::OK, &page))
 }
 
@@ -281,6 +279,7 @@ async fn snapshot_one(
 ) -> Result<HttpResponse, ApiError> {
     live(&auth)?;
     let (_, kind_name, id) = path.into_inner();
+    let id = ResourceId::from(id);
     let event = events::snapshot_one(&ctx, &auth.tenant, kind(&kind_name)?, &id).await?;
     Ok(json(StatusCode::OK, &event))
 }

@@ -10,6 +10,7 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use super::error::ApiError;
 use super::precondition::{Preconditions, ReadParams};
 use super::response;
+use crate::domain::ResourceId;
 use crate::service::Context;
 use crate::service::resource::ResourceView;
 use crate::telemetry::Correlation;
@@ -20,7 +21,7 @@ pub struct Target {
     pub ctx: web::Data<Context>,
     pub auth: AuthenticatedTenant,
     /// The `{id}` of the path.
-    pub id: String,
+    pub id: ResourceId,
     pub conditions: Preconditions,
     /// The request's id and trace context, for the events a write records.
     pub correlation: Option<Correlation>,
@@ -67,7 +68,7 @@ impl FromRequest for Target {
         let id = req
             .match_info()
             .get("id")
-            .map(str::to_owned)
+            .map(ResourceId::from)
             .ok_or_else(|| {
                 ApiError::internal(anyhow::anyhow!("a resource route without an `{{id}}`"))
             });

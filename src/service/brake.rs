@@ -11,7 +11,7 @@ use super::audit::{self, Actor};
 use super::tenants::live_tenant;
 use super::{Context, ServiceError};
 use crate::domain::BrakeSettings;
-use crate::domain::Tenant;
+use crate::domain::{ResourceId, Tenant};
 use crate::events::EventType;
 use crate::events::brake::MEASURES;
 use crate::store::brake::{self, HeldEvent};
@@ -239,23 +239,23 @@ async fn discardable(
     tenant: &Tenant,
     event: &HeldEvent,
 ) -> Result<Option<bool>, ServiceError> {
-    let id = event.subject.split_once('/').map_or("", |(_, id)| id);
+    let id = ResourceId::from(event.subject.split_once('/').map_or("", |(_, id)| id));
     Ok(match EventType::from_name(&event.event_type) {
         Some(EventType::UserDeactivated | EventType::UserDeleted) => Some(
-            users::find(conn, &tenant.id, id, Lock::None)
+            users::find(conn, &tenant.id, &id, Lock::None)
                 .await?
                 .is_some_and(|u| u.active),
         ),
         Some(EventType::GroupMembersRemoved) => {
-            let members: Vec<String> = event.payload["data"]["members"]
+            let members: Vec<ResourceId> = event.payload["data"]["members"]
                 .as_array()
                 .map(|m| {
                     m.iter()
-                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .filter_map(|v| v.as_str().map(ResourceId::from))
                         .collect()
                 })
                 .unwrap_or_default();
-            let present = brake::present_members(conn, &tenant.id, id, &members).await?;
+            let present = brake::present_members(conn, &tenant.id, &id, &members).await?;
             Some(present == members.len())
         }
         // A deleted group never comes back with its id.

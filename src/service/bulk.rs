@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 
 use super::resource::ResourceView;
 use super::{Context, ServiceError, groups, users};
-use crate::domain::{ResourceKind, Tenant};
+use crate::domain::{ResourceId, ResourceKind, Tenant};
 use crate::telemetry::Correlation;
 use scim_v2::models::errors::ScimType;
 
@@ -211,7 +211,7 @@ impl From<ResourceView> for Written {
         Self {
             version: view.etag(),
             location: view.location().map(str::to_owned),
-            id: view.id,
+            id: view.id.into_string(),
         }
     }
 }
@@ -221,7 +221,7 @@ async fn run(
     tenant: &Tenant,
     correlation: Option<&Correlation>,
     op: &Operation,
-    id: Option<&str>,
+    id: Option<&ResourceId>,
     data: Value,
 ) -> Outcome {
     let if_match = op.version.as_deref();
@@ -284,7 +284,7 @@ async fn run(
             status,
             location: None,
             version: None,
-            id: id.map(str::to_owned),
+            id: id.map(|id| id.as_str().to_owned()),
             error: None,
         },
         Err(e) => {
@@ -408,8 +408,9 @@ pub async fn execute(
                 .map(|id| match id.strip_prefix(BULK_ID_PREFIX) {
                     Some(b) => resolved.get(b).cloned().unwrap_or_else(|| id.to_owned()),
                     None => id.to_owned(),
-                });
-            let outcome = run(ctx, tenant, correlation, op, id.as_deref(), data).await;
+                })
+                .map(ResourceId::from);
+            let outcome = run(ctx, tenant, correlation, op, id.as_ref(), data).await;
             if outcome.error.is_some() {
                 errors += 1;
             } else if let (Some(b), Some(id)) = (&op.bulk_id, &outcome.id) {

@@ -12,7 +12,7 @@ use scim_v2::models::errors::ScimType;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::domain::ResourceKind;
+use crate::domain::{ResourceKind, TenantId};
 use crate::scim::error::ScimError;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -36,7 +36,7 @@ impl std::fmt::Debug for Cursors {
 /// What a cursor is bound to besides its offset.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CursorScope<'a> {
-    pub tenant_id: &'a str,
+    pub tenant_id: &'a TenantId,
     pub kind: ResourceKind,
     pub filter: Option<&'a str>,
     pub sort_by: Option<&'a str>,
@@ -48,7 +48,7 @@ impl CursorScope<'_> {
     fn digest(&self) -> String {
         let mut h = Sha256::new();
         for part in [
-            Some(self.tenant_id),
+            Some(self.tenant_id.as_str()),
             Some(self.kind.as_str()),
             self.filter,
             self.sort_by,
@@ -164,7 +164,7 @@ mod tests {
 
     fn scope(count: u64) -> CursorScope<'static> {
         CursorScope {
-            tenant_id: "t1",
+            tenant_id: Box::leak(Box::new(TenantId::from("t1"))),
             kind: ResourceKind::User,
             filter: Some("userName pr"),
             sort_by: None,

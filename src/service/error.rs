@@ -2,7 +2,7 @@
 
 use scim_v2::models::errors::ScimType;
 
-use crate::domain::ResourceKind;
+use crate::domain::{ResourceId, ResourceKind};
 use crate::scim::error::ScimError;
 use crate::store::StoreError;
 
@@ -42,7 +42,7 @@ impl ServiceError {
     }
 
     /// 404 for the resource of `kind` named `id`.
-    pub fn not_found(kind: ResourceKind, id: &str) -> Self {
+    pub fn not_found(kind: ResourceKind, id: &ResourceId) -> Self {
         Self::NotFound(format!("{} {id} not found", kind.as_str()))
     }
 

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::audit::{self, Actor};
 use super::{Context, ServiceError};
-use crate::domain::{ResourceKind, Tenant, TenantSlug};
+use crate::domain::{ResourceId, ResourceKind, Tenant, TenantSlug};
 use crate::events::{Envelope, EventType, PendingEvent};
 use crate::scim::error::ScimError;
 use crate::store::resources::Lock;
@@ -105,7 +105,7 @@ pub async fn pull_waiting(
     let deadline = tokio::time::Instant::now() + wait.min(MAX_WAIT);
     loop {
         // Before the read: a commit between the read and the wait still wakes it.
-        let mut woken = ctx.event_waiters.subscribe(&tenant.id);
+        let mut woken = ctx.event_waiters.subscribe(tenant.id.as_str());
         let page = pull(ctx, tenant, after, limit, types).await?;
         if !page.events.is_empty() || ctx.event_waiters.is_closed() {
             return Ok(page);
@@ -141,7 +141,7 @@ pub struct SnapshotPage {
     /// `scimbus.user.snapshot` / `scimbus.group.snapshot` envelopes, in id order.
     pub events: Vec<Value>,
     /// The `after` of the next page (the last id returned), `null` at the end.
-    pub next: Option<String>,
+    pub next: Option<ResourceId>,
     pub has_more: bool,
     /// The tenant's latest committed sequence when the read began: after applying every
     /// page, continue the pull API (or the queue) after it.
@@ -198,7 +198,7 @@ pub async fn snapshot_page(
     ctx: &Context,
     tenant: &Tenant,
     kind: ResourceKind,
-    after: Option<&str>,
+    after: Option<&ResourceId>,
     limit: u64,
 ) -> Result<SnapshotPage, ServiceError> {
     let limit = limit.clamp(1, MAX_PAGE);
@@ -256,7 +256,7 @@ pub async fn snapshot_one(
     ctx: &Context,
     tenant: &Tenant,
     kind: ResourceKind,
-    id: &str,
+    id: &ResourceId,
 ) -> Result<Value, ServiceError> {
     let conn = ctx.store.conn();
     refuse_if_held(ctx, tenant).await?;

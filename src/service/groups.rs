@@ -11,7 +11,9 @@ use super::changes::diff;
 use super::emit::emit;
 use super::resource::{ResourceView, Written};
 use super::{Context, ServiceError};
-use crate::domain::{GroupHot, NewGroup, ResourceKind, StoredGroup, Tenant, check_name_length};
+use crate::domain::{
+    GroupHot, NewGroup, ResourceId, ResourceKind, StoredGroup, Tenant, check_name_length,
+};
 use crate::events::catalog::membership_events;
 use crate::events::{EventType, PendingEvent};
 use crate::scim::patch::{self, MemberRef, MembersPatch};
@@ -173,7 +175,7 @@ pub(crate) fn snapshot(tenant: &Tenant, base: &str, group: &StoredGroup) -> Valu
 fn resource_event(
     event_type: EventType,
     body: Value,
-    id: &str,
+    id: &ResourceId,
     version: i64,
     changed: Vec<String>,
     previous: Map<String, Value>,
@@ -195,10 +197,13 @@ fn resource_event(
 async fn resolve_members(
     conn: &DatabaseTransaction,
     tenant: &Tenant,
-    group_id: &str,
+    group_id: &ResourceId,
     refs: &[MemberRef],
-) -> Result<Vec<(String, ResourceKind)>, ServiceError> {
-    let ids: Vec<String> = refs.iter().map(|r| r.value.clone()).collect();
+) -> Result<Vec<(ResourceId, ResourceKind)>, ServiceError> {
+    let ids: Vec<ResourceId> = refs
+        .iter()
+        .map(|r| ResourceId::from(r.value.as_str()))
+        .collect();
     let stated_types: std::collections::HashMap<&str, &str> = refs
         .iter()
         .filter_map(|r| r.member_type.as_deref().map(|t| (r.value.as_str(), t)))
@@ -221,7 +226,7 @@ async fn resolve_members(
         }
         resolved.push((id, kind));
     }
-    let nested: Vec<String> = resolved
+    let nested: Vec<ResourceId> = resolved
         .iter()
         .filter(|(_, k)| *k == ResourceKind::Group)
         .map(|(id, _)| id.clone())
@@ -245,30 +250,35 @@ async fn resolve_members(
 async fn change_members(
     txn: &DatabaseTransaction,
     tenant: &Tenant,
-    group_id: &str,
+    group_id: &ResourceId,
     change: &MembersPatch,
     now: &str,
-) -> Result<(Vec<String>, Vec<String>), ServiceError> {
+) -> Result<(Vec<ResourceId>, Vec<ResourceId>), ServiceError> {
     if change.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }
     let resolved = resolve_members(txn, tenant, group_id, &change.add).await?;
     crate::failpoints::point("group.members.resolved", group_id).await;
     let removed = if change.clear {
-        let keep: Vec<String> = resolved.iter().map(|(id, _)| id.clone()).collect();
+        let keep: Vec<ResourceId> = resolved.iter().map(|(id, _)| id.clone()).collect();
         members::remove_except(txn, &tenant.id, group_id, &keep).await?
     } else {
-        members::remove(txn, &tenant.id, group_id, &change.remove).await?
+        let remove: Vec<ResourceId> = change
+            .remove
+            .iter()
+            .map(|id| ResourceId::from(id.as_str()))
+            .collect();
+        members::remove(txn, &tenant.id, group_id, &remove).await?
     };
     let added = members::add(txn, &tenant.id, group_id, &resolved, now).await?;
     Ok((added, removed))
 }
 
 fn member_events(
-    group_id: &str,
+    group_id: &ResourceId,
     version: i64,
-    added: &[String],
-    removed: &[String],
+    added: &[ResourceId],
+    removed: &[ResourceId],
 ) -> Vec<PendingEvent> {
     let mut events = membership_events(EventType::GroupMembersRemoved, group_id, version, removed);
     events.extend(membership_events(
@@ -289,7 +299,7 @@ pub async fn create(
     members: Option<RawMembers>,
 ) -> Result<ResourceView, ServiceError> {
     let (new, refs) = parse_group(&tenant.registry, body, members)?;
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = ResourceId::generate();
     let txn = ctx.store.begin_write().await?;
     let now = ctx.now();
     let stored = groups::insert(&txn, &tenant.id, &id, new, &now).await?;
@@ -323,7 +333,7 @@ pub async fn create(
 pub async fn get(
     ctx: &Context,
     tenant: &Tenant,
-    id: &str,
+    id: &ResourceId,
     members_wanted: Members,
 ) -> Result<ResourceView, ServiceError> {
     let conn = ctx.store.conn();
@@ -350,7 +360,7 @@ async fn write(
     ctx: &Context,
     tenant: &Tenant,
     correlation: Option<&Correlation>,
-    id: &str,
+    id: &ResourceId,
     if_match: Option<&str>,
     members_wanted: Members,
     change: impl FnOnce(&StoredGroup) -> Result<(NewGroup, MembersPatch), ServiceError>,
@@ -410,7 +420,7 @@ pub async fn replace(
     ctx: &Context,
     tenant: &Tenant,
     correlation: Option<&Correlation>,
-    id: &str,
+    id: &ResourceId,
     body: Value,
     members: Option<RawMembers>,
     if_match: Option<&str>,
@@ -439,7 +449,7 @@ pub async fn patch(
     ctx: &Context,
     tenant: &Tenant,
     correlation: Option<&Correlation>,
-    id: &str,
+    id: &ResourceId,
     body: Value,
     if_match: Option<&str>,
     members_wanted: Members,
@@ -457,7 +467,7 @@ pub async fn patch(
                 &tenant.registry,
                 tenant.registry.group(),
                 &old.document,
-                id,
+                id.as_str(),
                 &operations,
             )?;
             Ok((
@@ -476,7 +486,7 @@ pub async fn patch(
 pub(crate) async fn lock_parents(
     txn: &DatabaseTransaction,
     tenant: &Tenant,
-    member_id: &str,
+    member_id: &ResourceId,
 ) -> Result<(), ServiceError> {
     let mut parents = members::groups_of(txn, &tenant.id, member_id).await?;
     parents.sort();
@@ -489,7 +499,7 @@ pub(crate) async fn lock_parents(
 pub(crate) async fn leave_all_groups(
     txn: &DatabaseTransaction,
     tenant: &Tenant,
-    member_id: &str,
+    member_id: &ResourceId,
     now: &str,
 ) -> Result<Vec<PendingEvent>, ServiceError> {
     let mut events = Vec::new();
@@ -497,7 +507,8 @@ pub(crate) async fn leave_all_groups(
         let Some(group) = groups::find(txn, &tenant.id, &group_id, Lock::NoKeyUpdate).await? else {
             continue;
         };
-        let removed = members::remove(txn, &tenant.id, &group_id, &[member_id.to_owned()]).await?;
+        let removed =
+            members::remove(txn, &tenant.id, &group_id, std::slice::from_ref(member_id)).await?;
         if removed.is_empty() {
             continue;
         }
@@ -518,7 +529,7 @@ pub async fn delete(
     ctx: &Context,
     tenant: &Tenant,
     correlation: Option<&Correlation>,
-    id: &str,
+    id: &ResourceId,
     if_match: Option<&str>,
 ) -> Result<(), ServiceError> {
     let txn = ctx.store.begin_write().await?;
@@ -558,7 +569,7 @@ pub const MEMBER_BUDGET: u64 = 10_000;
 pub(crate) async fn within_member_budget(
     conn: &impl ConnectionTrait,
     tenant: &Tenant,
-    ids: &[String],
+    ids: &[ResourceId],
 ) -> Result<usize, ServiceError> {
     if ids.len() <= 1 {
         return Ok(ids.len());
@@ -600,7 +611,7 @@ pub async fn list(
     )
     .await?;
     if members_wanted == Members::Include {
-        let ids: Vec<String> = rows.iter().map(|g| g.id.clone()).collect();
+        let ids: Vec<ResourceId> = rows.iter().map(|g| g.id.clone()).collect();
         rows.truncate(within_member_budget(conn, tenant, &ids).await?);
     }
     let mut resources = Vec::with_capacity(rows.len());

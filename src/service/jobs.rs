@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use super::audit::Actor;
 use super::schemas::{MAX_REPORTED, NonConforming, build, check, page};
 use super::{Context, ServiceError};
-use crate::domain::{ResourceKind, Tenant};
+use crate::domain::{ResourceId, ResourceKind, Tenant};
 use crate::scim::query::search_document;
 use crate::scim::schema::Registry;
 use crate::store::jobs::{self, Progress, StoredJob};
@@ -177,7 +177,7 @@ pub async fn process(
 ) -> Result<Turn, ServiceError> {
     let kind = super::schemas::kind_of(&job.resource_type)?;
     let mut registry: Option<(i64, Arc<Registry>)> = None;
-    let mut after = job.after.clone();
+    let mut after = job.after.clone().map(ResourceId::from);
     let mut processed = job.processed;
     let mut bad_count = job.non_conforming_count;
     let mut bad: Vec<NonConforming> = serde_json::from_str(&job.non_conforming).unwrap_or_default();
@@ -207,7 +207,7 @@ pub async fn process(
                 built
             }
         };
-        let documents = page(&txn, &job.tenant_id, kind, after.as_deref(), BATCH, true).await?;
+        let documents = page(&txn, &job.tenant_id, kind, after.as_ref(), BATCH, true).await?;
         let rt = kind.resource_type(&registry);
         let mut searches = Vec::with_capacity(documents.len());
         for (id, document) in &documents {
@@ -236,7 +236,7 @@ pub async fn process(
             &job.id,
             owner,
             Progress {
-                after: after.as_deref(),
+                after: after.as_ref().map(ResourceId::as_str),
                 processed,
                 total: if done { processed } else { total },
                 non_conforming_count: bad_count,
@@ -259,7 +259,7 @@ pub async fn process(
             state: (if done { jobs::SUCCEEDED } else { jobs::RUNNING }).to_owned(),
             total: if done { processed } else { total },
             processed,
-            after: after.clone(),
+            after: after.clone().map(ResourceId::into_string),
             non_conforming_count: bad_count,
             non_conforming: listed,
             updated_at: now.clone(),

@@ -21,7 +21,7 @@ use tokio::sync::{Mutex, mpsc, watch};
 
 use super::{Context, ServiceError};
 use crate::config::JournalSettings;
-use crate::domain::{JournalEntry, JournalQuery};
+use crate::domain::{JournalEntry, JournalQuery, TenantId};
 use crate::scim::schema::{Mutability, Registry, ResourceType};
 use crate::store::journal;
 
@@ -86,8 +86,8 @@ pub async fn run(ctx: Context, mut stop: watch::Receiver<bool>) {
         return;
     };
     // Tenants written since their last prune, and when each was last pruned.
-    let mut dirty: std::collections::HashSet<String> = std::collections::HashSet::new();
-    let mut pruned: std::collections::HashMap<String, std::time::Instant> =
+    let mut dirty: std::collections::HashSet<TenantId> = std::collections::HashSet::new();
+    let mut pruned: std::collections::HashMap<TenantId, std::time::Instant> =
         std::collections::HashMap::new();
     loop {
         let first = tokio::select! {
@@ -118,7 +118,7 @@ pub async fn run(ctx: Context, mut stop: watch::Receiver<bool>) {
             dirty.insert(entry.tenant_id.clone());
         }
         let now = std::time::Instant::now();
-        let due: Vec<String> = dirty
+        let due: Vec<TenantId> = dirty
             .iter()
             .filter(|t| idle || pruned.get(*t).is_none_or(|at| now - *at >= PRUNE_EVERY))
             .cloned()
@@ -140,14 +140,18 @@ pub async fn run(ctx: Context, mut stop: watch::Receiver<bool>) {
     while let Ok(entry) = receiver.try_recv() {
         rest.push(entry);
     }
-    let due: Vec<String> = dirty.into_iter().collect();
+    let due: Vec<TenantId> = dirty.into_iter().collect();
     if let Err(error) = write(&ctx, &rest, &due).await {
         tracing::warn!(%error, entries = rest.len(), "journal entries not written at stop");
     }
 }
 
 /// Inserts `batch` and prunes the tenants `due`, in one transaction.
-async fn write(ctx: &Context, batch: &[JournalEntry], due: &[String]) -> Result<(), ServiceError> {
+async fn write(
+    ctx: &Context,
+    batch: &[JournalEntry],
+    due: &[TenantId],
+) -> Result<(), ServiceError> {
     if batch.is_empty() && due.is_empty() {
         return Ok(());
     }

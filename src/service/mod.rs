@@ -29,6 +29,7 @@ use tokio::sync::Notify;
 use url::Url;
 
 use crate::clock::Clock;
+use crate::domain::TenantId;
 use crate::domain::TenantSlug;
 use crate::events::RelayMetrics;
 use crate::scim::schema::Registry;
@@ -169,10 +170,10 @@ impl Context {
 
     /// Events of `tenant_id` committed: wakes the in-process relay, this process's
     /// long-polls of the tenant, and (through the announcer) other processes'.
-    pub fn signal_events(&self, tenant_id: &str) {
+    pub fn signal_events(&self, tenant_id: &TenantId) {
         self.events_written.notify_one();
-        self.event_waiters.wake(tenant_id);
-        self.events_announce.note(tenant_id);
+        self.event_waiters.wake(tenant_id.as_str());
+        self.events_announce.note(tenant_id.as_str());
     }
 
     /// Tells the maintenance loop that work waits.

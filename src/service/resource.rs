@@ -6,7 +6,7 @@
 use serde_json::{Map, Value, json};
 
 use super::ServiceError;
-use crate::domain::{ExternalId, Member, ResourceKind, Tenant};
+use crate::domain::{ExternalId, Member, ResourceId, ResourceKind, Tenant};
 use crate::scim::projection::{Prepared, Projection, returnable};
 use crate::scim::resource::etag;
 use crate::scim::schema::Registry;
@@ -18,14 +18,14 @@ pub(super) fn represent(
     tenant: &Tenant,
     base: &str,
     kind: ResourceKind,
-    id: &str,
+    id: &ResourceId,
     document: &Map<String, Value>,
     version: i64,
     [created, last_modified]: [&str; 2],
 ) -> Value {
     let registry = &tenant.registry;
     let mut body = returnable(registry, kind.resource_type(registry), document);
-    body.insert("id".to_owned(), Value::String(id.to_owned()));
+    body.insert("id".to_owned(), Value::String(id.as_str().to_owned()));
     body.insert(
         "meta".to_owned(),
         json!({
@@ -55,7 +55,7 @@ pub(super) fn external_id(
 #[derive(Debug, Clone)]
 pub struct ResourceView {
     pub kind: ResourceKind,
-    pub id: String,
+    pub id: ResourceId,
     pub version: i64,
     /// The representation (a group's without `members`).
     pub body: Value,
@@ -74,7 +74,7 @@ pub struct Written {
 
 impl ResourceView {
     /// A resource whose representation is whole in `body`.
-    pub fn new(kind: ResourceKind, id: String, version: i64, body: Value) -> Self {
+    pub fn new(kind: ResourceKind, id: ResourceId, version: i64, body: Value) -> Self {
         Self {
             kind,
             id,

@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 use super::audit::{self, Actor};
 use super::jobs::{self, JobView};
 use super::{Context, ServiceError};
-use crate::domain::{ResourceKind, Tenant};
+use crate::domain::TenantId;
+use crate::domain::{ResourceId, ResourceKind, Tenant};
 use crate::scim::discovery;
 use crate::scim::extension::{ExtensionDefinition, check_widening, parse_definition};
 use crate::scim::schema::Registry;
@@ -32,7 +33,7 @@ type Cached = (i64, Arc<Registry>);
 
 /// Each tenant's registry, by tenant id.
 #[derive(Debug, Clone, Default)]
-pub struct Registries(Arc<Mutex<HashMap<String, Cached>>>);
+pub struct Registries(Arc<Mutex<HashMap<TenantId, Cached>>>);
 
 /// Builds the registry of `definitions` over the core.
 pub(crate) fn build(definitions: &[StoredSchema]) -> Result<Registry, ServiceError> {
@@ -83,7 +84,7 @@ pub async fn with_registry(ctx: &Context, mut tenant: Tenant) -> Result<Tenant, 
 /// reported so the admin can fix it at the IdP.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct NonConforming {
-    pub id: String,
+    pub id: ResourceId,
     pub detail: String,
 }
 
@@ -267,13 +268,13 @@ pub async fn preview(ctx: &Context, slug: &str, change: &Change) -> Result<Previ
         non_conforming: Vec::new(),
     };
     let removing = plan.definition.is_none();
-    let mut after: Option<String> = None;
+    let mut after: Option<ResourceId> = None;
     loop {
         let documents = page(
             ctx.store.conn(),
             &tenant.id,
             plan.kind,
-            after.as_deref(),
+            after.as_ref(),
             BATCH,
             false,
         )
@@ -324,12 +325,12 @@ pub(crate) fn check(
 /// locked for the re-index that rewrites their search documents).
 pub(crate) async fn page(
     conn: &impl sea_orm::ConnectionTrait,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     kind: ResourceKind,
-    after: Option<&str>,
+    after: Option<&ResourceId>,
     limit: u64,
     lock: bool,
-) -> Result<Vec<(String, serde_json::Map<String, Value>)>, StoreError> {
+) -> Result<Vec<(ResourceId, serde_json::Map<String, Value>)>, StoreError> {
     Ok(match kind {
         ResourceKind::Group => groups::page_by_id(conn, tenant_id, after, limit, lock)
             .await?

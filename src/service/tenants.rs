@@ -8,7 +8,7 @@ use serde_json::json;
 use super::audit::{self, Actor};
 use super::emit::emit;
 use super::{Context, ServiceError};
-use crate::domain::{Scope, Tenant, TenantSlug, TokenInfo, TokenName};
+use crate::domain::{Scope, Tenant, TenantId, TenantSlug, TokenInfo, TokenName};
 use crate::events::{EventType, PendingEvent};
 use crate::scim::time;
 use crate::store::tokens::NewToken;
@@ -39,7 +39,7 @@ pub async fn create_tenant(
     slug_value: &str,
 ) -> Result<Tenant, ServiceError> {
     let slug = slug(slug_value)?;
-    let id = uuid::Uuid::now_v7().to_string();
+    let id = TenantId::generate();
     let txn = ctx.store.begin_write().await?;
     let tenant = tenants::insert(&txn, &id, &slug, &ctx.now())
         .await

@@ -10,7 +10,8 @@ use super::emit::emit;
 use super::resource::{ResourceView, Written};
 use super::{Context, ServiceError};
 use crate::domain::{
-    Membership, NewUser, ResourceKind, StoredUser, Tenant, UserHot, UserName, check_name_length,
+    Membership, NewUser, ResourceId, ResourceKind, StoredUser, Tenant, UserHot, UserName,
+    check_name_length,
 };
 use crate::events::{EventType, PendingEvent};
 use crate::scim::error::ScimError;
@@ -106,7 +107,7 @@ pub async fn create(
 ) -> Result<ResourceView, ServiceError> {
     let new = parse_user(&tenant.registry, body)?;
     crate::failpoints::point("user.create", &tenant.id).await;
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = ResourceId::generate();
     if ctx.store.backend() == Backend::Postgres {
         return create_in_one_statement(ctx, tenant, correlation, id, new).await;
     }
@@ -127,7 +128,7 @@ async fn create_in_one_statement(
     ctx: &Context,
     tenant: &Tenant,
     correlation: Option<&Correlation>,
-    id: String,
+    id: ResourceId,
     new: NewUser,
 ) -> Result<ResourceView, ServiceError> {
     let now = ctx.now();
@@ -171,7 +172,11 @@ fn creation(
 }
 
 #[tracing::instrument(skip_all, fields(tenant = %tenant.slug, id), err(level = "debug"))]
-pub async fn get(ctx: &Context, tenant: &Tenant, id: &str) -> Result<ResourceView, ServiceError> {
+pub async fn get(
+    ctx: &Context,
+    tenant: &Tenant,
+    id: &ResourceId,
+) -> Result<ResourceView, ServiceError> {
     let (user, groups) = users::find_with_groups(ctx.store.conn(), &tenant.id, id)
         .await?
         .ok_or_else(|| ServiceError::not_found(ResourceKind::User, id))?;
@@ -207,7 +212,7 @@ pub async fn replace(
     ctx: &Context,
     tenant: &Tenant,
     correlation: Option<&Correlation>,
-    id: &str,
+    id: &ResourceId,
     body: Value,
     if_match: Option<&str>,
 ) -> Result<Written, ServiceError> {
@@ -221,7 +226,7 @@ pub async fn patch(
     ctx: &Context,
     tenant: &Tenant,
     correlation: Option<&Correlation>,
-    id: &str,
+    id: &ResourceId,
     body: Value,
     if_match: Option<&str>,
 ) -> Result<Written, ServiceError> {
@@ -231,7 +236,7 @@ pub async fn patch(
             &tenant.registry,
             tenant.registry.user(),
             &old.document,
-            id,
+            id.as_str(),
             &operations,
         )?;
         if !outcome.members.is_empty() {
@@ -255,7 +260,7 @@ async fn write(
     ctx: &Context,
     tenant: &Tenant,
     correlation: Option<&Correlation>,
-    id: &str,
+    id: &ResourceId,
     if_match: Option<&str>,
     change: impl Fn(&StoredUser) -> Result<NewUser, ServiceError>,
 ) -> Result<Written, ServiceError> {
@@ -295,7 +300,7 @@ async fn write_unlocked(
     ctx: &Context,
     tenant: &Tenant,
     correlation: Option<&Correlation>,
-    id: &str,
+    id: &ResourceId,
     if_match: Option<&str>,
     change: &impl Fn(&StoredUser) -> Result<NewUser, ServiceError>,
 ) -> Result<Option<Written>, ServiceError> {
@@ -389,7 +394,7 @@ pub async fn delete(
     ctx: &Context,
     tenant: &Tenant,
     correlation: Option<&Correlation>,
-    id: &str,
+    id: &ResourceId,
     if_match: Option<&str>,
 ) -> Result<(), ServiceError> {
     let txn = ctx.store.begin_write().await?;

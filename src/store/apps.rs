@@ -11,7 +11,7 @@ use sea_orm::{
 
 use super::StoreError;
 use super::entities::{app_credential, app_credential_tenant, tenant};
-use crate::domain::{AppInfo, TenantSlug};
+use crate::domain::{AppInfo, TenantId, TenantSlug};
 
 /// What authentication needs of a credential.
 #[derive(Debug, Clone)]
@@ -30,7 +30,7 @@ pub struct NewApp<'a> {
     pub name: &'a str,
     pub hash: &'a str,
     /// `None`: every tenant; otherwise `(id, slug)` of each.
-    pub tenants: Option<&'a [(String, TenantSlug)]>,
+    pub tenants: Option<&'a [(TenantId, TenantSlug)]>,
     pub now: &'a str,
     pub expires_at: Option<String>,
 }
@@ -89,7 +89,7 @@ pub async fn find_by_hash(
 pub async fn granted(
     conn: &impl ConnectionTrait,
     credential_id: &str,
-    tenant_id: &str,
+    tenant_id: &TenantId,
 ) -> Result<bool, StoreError> {
     Ok(app_credential_tenant::Entity::find()
         .filter(app_credential_tenant::Column::CredentialId.eq(credential_id))

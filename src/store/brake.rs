@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::StoreError;
 use super::audit::{self, AuditEntry};
-use crate::domain::BrakeSettings;
+use crate::domain::{BrakeSettings, ResourceId, TenantId};
 use crate::events::EventType;
 use crate::events::brake::{self, Window};
 use crate::scim::time;
@@ -45,7 +45,10 @@ pub struct Numbered {
     pub members: i64,
 }
 
-pub async fn load(conn: &impl ConnectionTrait, tenant_id: &str) -> Result<BrakeRow, StoreError> {
+pub async fn load(
+    conn: &impl ConnectionTrait,
+    tenant_id: &TenantId,
+) -> Result<BrakeRow, StoreError> {
     let row = conn
         .query_one_raw(super::statement(
             conn,
@@ -93,7 +96,7 @@ pub async fn load(conn: &impl ConnectionTrait, tenant_id: &str) -> Result<BrakeR
 
 pub async fn save(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     row: &BrakeRow,
 ) -> Result<(), StoreError> {
     let settings = row
@@ -147,7 +150,7 @@ pub async fn save(
 /// The tenant's held sequence, if its lane holds (one primary-key probe).
 pub async fn held_from(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
+    tenant_id: &TenantId,
 ) -> Result<Option<i64>, StoreError> {
     let row = conn
         .query_one_raw(super::statement(
@@ -165,7 +168,10 @@ pub async fn held_from(
 /// Active users, memberships and groups of the tenant: the shares' denominators. Reads
 /// the tenant (index-only where it can), so it runs at most once per window, and only
 /// while deprovisioning events are counted.
-async fn count_bases(conn: &impl ConnectionTrait, tenant_id: &str) -> Result<[i64; 3], StoreError> {
+async fn count_bases(
+    conn: &impl ConnectionTrait,
+    tenant_id: &TenantId,
+) -> Result<[i64; 3], StoreError> {
     let row = conn
         .query_one_raw(super::statement(
             conn,
@@ -195,7 +201,7 @@ pub struct Trip {
 /// its sequence on. Events that count for nothing cost nothing (no read, no write).
 pub async fn observe(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     events: &[Numbered],
     now: DateTime<Utc>,
 ) -> Result<Option<Trip>, StoreError> {
@@ -248,7 +254,7 @@ pub async fn observe(
             .map(|r| r.try_get::<String>("", "slug"))
             .transpose()?;
         tracing::warn!(
-            tenant = slug.as_deref().unwrap_or(tenant_id),
+            tenant = slug.as_deref().unwrap_or(tenant_id.as_str()),
             held_from = trip.held_from,
             why = ?trip.why,
             "mass-deprovisioning brake tripped: the tenant's events are held until an operator releases or discards them"
@@ -271,7 +277,10 @@ pub async fn observe(
 }
 
 /// Ends the hold and starts a fresh window (the held burst would trip it again at once).
-pub async fn clear_hold(conn: &impl ConnectionTrait, tenant_id: &str) -> Result<(), StoreError> {
+pub async fn clear_hold(
+    conn: &impl ConnectionTrait,
+    tenant_id: &TenantId,
+) -> Result<(), StoreError> {
     let mut row = load(conn, tenant_id).await?;
     row.held_from = None;
     row.held_at = None;
@@ -293,7 +302,7 @@ pub struct HeldEvent {
 /// The tenant's events from `from` on that are not discarded, in sequence order.
 pub async fn held_events(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     from: i64,
 ) -> Result<Vec<HeldEvent>, StoreError> {
     let rows = conn
@@ -322,7 +331,7 @@ pub async fn held_events(
 /// Marks events discarded: never published (parked), never served.
 pub async fn discard(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     sequences: &[i64],
     now: &str,
 ) -> Result<u64, StoreError> {
@@ -366,7 +375,7 @@ pub async fn held_counts(conn: &impl ConnectionTrait) -> Result<Vec<(String, i64
 }
 
 /// Tenants whose hold began before `before` (for a configured auto-release).
-pub async fn holds(conn: &impl ConnectionTrait) -> Result<Vec<(String, String)>, StoreError> {
+pub async fn holds(conn: &impl ConnectionTrait) -> Result<Vec<(TenantId, String)>, StoreError> {
     let rows = conn
         .query_all_raw(super::statement(
             conn,
@@ -382,7 +391,7 @@ pub async fn holds(conn: &impl ConnectionTrait) -> Result<Vec<(String, String)>,
 /// Serialises with the tenant's numbering (PostgreSQL: the tenant row, as the sequencer
 /// takes it), so a release or discard and a numbering that counts do not interleave.
 /// SQLite writes are one at a time already.
-pub async fn lock(conn: &impl ConnectionTrait, tenant_id: &str) -> Result<(), StoreError> {
+pub async fn lock(conn: &impl ConnectionTrait, tenant_id: &TenantId) -> Result<(), StoreError> {
     if conn.get_database_backend() == sea_orm::DbBackend::Postgres {
         conn.execute_raw(super::statement(
             conn,
@@ -398,9 +407,9 @@ pub async fn lock(conn: &impl ConnectionTrait, tenant_id: &str) -> Result<(), St
 /// primary-key probe.
 pub async fn present_members(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
-    group_id: &str,
-    ids: &[String],
+    tenant_id: &TenantId,
+    group_id: &ResourceId,
+    ids: &[ResourceId],
 ) -> Result<usize, StoreError> {
     let mut present = 0;
     for chunk in ids.chunks(500) {

@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::StoreError;
 use super::entities::group;
 use super::resources::Lock;
-use crate::domain::{NewGroup, StoredGroup};
+use crate::domain::{NewGroup, ResourceId, StoredGroup, TenantId};
 use crate::scim::fold::fold;
 
 pub(super) fn to_domain(m: group::Model) -> Result<StoredGroup, StoreError> {
@@ -26,7 +26,7 @@ pub(super) fn to_domain(m: group::Model) -> Result<StoredGroup, StoreError> {
     })
 }
 
-fn active_model(tenant_id: &str, id: &str, new: NewGroup) -> group::ActiveModel {
+fn active_model(tenant_id: &TenantId, id: &ResourceId, new: NewGroup) -> group::ActiveModel {
     group::ActiveModel {
         tenant_id: Set(tenant_id.to_owned()),
         id: Set(id.to_owned()),
@@ -41,8 +41,8 @@ fn active_model(tenant_id: &str, id: &str, new: NewGroup) -> group::ActiveModel 
 
 pub async fn insert(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
-    id: &str,
+    tenant_id: &TenantId,
+    id: &ResourceId,
     new: NewGroup,
     now: &str,
 ) -> Result<StoredGroup, StoreError> {
@@ -56,8 +56,8 @@ pub async fn insert(
 /// Reads one group, locked as `lock` says.
 pub async fn find(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
-    id: &str,
+    tenant_id: &TenantId,
+    id: &ResourceId,
     lock: Lock,
 ) -> Result<Option<StoredGroup>, StoreError> {
     super::resources::by_key::<group::Entity>(tenant_id, id, lock)?
@@ -70,8 +70,8 @@ pub async fn find(
 /// Writes a group's document and hot columns with `version`.
 pub async fn update(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
-    id: &str,
+    tenant_id: &TenantId,
+    id: &ResourceId,
     new: NewGroup,
     version: i64,
     now: &str,
@@ -89,8 +89,8 @@ pub async fn update(
 /// Bumps only the version and `updated_at` (a membership change).
 pub async fn touch(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
-    id: &str,
+    tenant_id: &TenantId,
+    id: &ResourceId,
     version: i64,
     now: &str,
 ) -> Result<(), StoreError> {
@@ -110,8 +110,8 @@ pub async fn touch(
 /// `for_change`, locked for the re-index that rewrites their search documents).
 pub async fn page_by_id(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
-    after: Option<&str>,
+    tenant_id: &TenantId,
+    after: Option<&ResourceId>,
     limit: u64,
     for_change: bool,
 ) -> Result<Vec<StoredGroup>, StoreError> {

@@ -11,6 +11,7 @@ use sea_orm::{
 
 use super::StoreError;
 use super::entities::schema_job;
+use crate::domain::TenantId;
 
 /// Not yet taken by a worker.
 pub const QUEUED: &str = "queued";
@@ -27,7 +28,7 @@ pub const FAILED: &str = "failed";
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredJob {
     pub id: String,
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
     /// `register`, `update` or `remove`.
     pub action: String,
     pub urn: String,
@@ -115,7 +116,7 @@ pub async fn insert(conn: &impl ConnectionTrait, job: StoredJob) -> Result<(), S
 
 pub async fn find(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     id: &str,
 ) -> Result<Option<StoredJob>, StoreError> {
     Ok(schema_job::Entity::find_by_id(id.to_owned())
@@ -128,7 +129,7 @@ pub async fn find(
 /// The tenant's jobs, newest first.
 pub async fn list(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     limit: u64,
 ) -> Result<Vec<StoredJob>, StoreError> {
     Ok(schema_job::Entity::find()
@@ -278,7 +279,10 @@ pub async fn release(conn: &impl ConnectionTrait, owner: &str) -> Result<(), Sto
 }
 
 /// Removes the tenant's jobs (tenant purge).
-pub async fn delete_all(conn: &impl ConnectionTrait, tenant_id: &str) -> Result<(), StoreError> {
+pub async fn delete_all(
+    conn: &impl ConnectionTrait,
+    tenant_id: &TenantId,
+) -> Result<(), StoreError> {
     schema_job::Entity::delete_many()
         .filter(schema_job::Column::TenantId.eq(tenant_id))
         .exec(conn)

@@ -5,7 +5,7 @@
 use sea_orm::ConnectionTrait;
 
 use super::{StoreError, statement};
-use crate::domain::{JournalEntry, JournalQuery};
+use crate::domain::{JournalEntry, JournalQuery, TenantId};
 
 /// Inserts a batch of entries in one statement.
 pub async fn insert(
@@ -54,7 +54,7 @@ pub async fn insert(
 /// Keeps the tenant's newest `keep` entries younger than `cutoff`; returns how many went.
 pub async fn prune(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     keep: u64,
     cutoff: &str,
 ) -> Result<u64, StoreError> {
@@ -75,7 +75,7 @@ pub async fn prune(
 /// The tenant's entries, newest first.
 pub async fn list(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     q: &JournalQuery<'_>,
 ) -> Result<Vec<JournalEntry>, StoreError> {
     let mut sql = String::from(
@@ -129,7 +129,7 @@ pub async fn list(
 /// the target or a body); returns how many went.
 pub async fn erase(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     id: &str,
 ) -> Result<u64, StoreError> {
     let pattern = format!(
@@ -148,7 +148,10 @@ pub async fn erase(
 }
 
 /// Removes every entry of the tenant (its purge); returns how many went.
-pub async fn delete_all(conn: &impl ConnectionTrait, tenant_id: &str) -> Result<u64, StoreError> {
+pub async fn delete_all(
+    conn: &impl ConnectionTrait,
+    tenant_id: &TenantId,
+) -> Result<u64, StoreError> {
     let done = conn
         .execute_raw(statement(
             conn,

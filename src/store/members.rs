@@ -5,7 +5,7 @@
 use sea_orm::{ConnectionTrait, DbBackend, Value as SqlValue};
 
 use super::{StoreError, backend_statement, statement};
-use crate::domain::{Member, Membership, ResourceKind};
+use crate::domain::{Member, Membership, ResourceId, ResourceKind, TenantId};
 
 /// A JSON array of text as a set of rows with one column `id`.
 fn ids_table(backend: DbBackend, param: usize) -> String {
@@ -17,7 +17,7 @@ fn ids_table(backend: DbBackend, param: usize) -> String {
 
 /// The ids as one JSON array parameter, written straight from the strings (a `Value` of
 /// 100 000 ids would be a second copy of them).
-fn ids_json(ids: &[String]) -> SqlValue {
+fn ids_json(ids: &[ResourceId]) -> SqlValue {
     SqlValue::from(serde_json::to_string(ids).unwrap_or_else(|_| "[]".to_owned()))
 }
 
@@ -34,8 +34,8 @@ struct NewMember<'a> {
 /// whole users table when the statistics were stale.
 pub fn resolve_statement(
     backend: DbBackend,
-    tenant_id: &str,
-    ids: &[String],
+    tenant_id: &TenantId,
+    ids: &[ResourceId],
 ) -> sea_orm::Statement {
     // On PostgreSQL each member found is locked `FOR KEY SHARE` until commit: deleting it
     // waits for this write, and this write, if the deletion went first, finds it gone. No
@@ -58,9 +58,9 @@ pub fn resolve_statement(
 /// index range per group, read from the primary key alone.
 pub async fn counts(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
-    group_ids: &[String],
-) -> Result<std::collections::HashMap<String, u64>, StoreError> {
+    tenant_id: &TenantId,
+    group_ids: &[ResourceId],
+) -> Result<std::collections::HashMap<ResourceId, u64>, StoreError> {
     if group_ids.is_empty() {
         return Ok(std::collections::HashMap::new());
     }
@@ -88,9 +88,9 @@ pub async fn counts(
 /// For each id, whether it is a user or a group of the tenant (`None`: neither).
 pub async fn resolve(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
-    ids: &[String],
-) -> Result<Vec<(String, Option<ResourceKind>)>, StoreError> {
+    tenant_id: &TenantId,
+    ids: &[ResourceId],
+) -> Result<Vec<(ResourceId, Option<ResourceKind>)>, StoreError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -98,7 +98,7 @@ pub async fn resolve(
     let rows = conn.query_all_raw(stmt).await?;
     rows.into_iter()
         .map(|row| {
-            let id: String = row.try_get("", "id")?;
+            let id: ResourceId = row.try_get("", "id")?;
             let kind: Option<String> = row.try_get("", "member_type")?;
             Ok((id, kind.as_deref().and_then(ResourceKind::parse)))
         })
@@ -109,15 +109,15 @@ pub async fn resolve(
 /// left alone by the primary key (`ON CONFLICT DO NOTHING`).
 pub fn add_statement(
     backend: DbBackend,
-    tenant_id: &str,
-    group_id: &str,
-    members: &[(String, ResourceKind)],
+    tenant_id: &TenantId,
+    group_id: &ResourceId,
+    members: &[(ResourceId, ResourceKind)],
     now: &str,
 ) -> sea_orm::Statement {
     let rows: Vec<NewMember<'_>> = members
         .iter()
         .map(|(id, kind)| NewMember {
-            id,
+            id: id.as_str(),
             kind: kind.as_str(),
         })
         .collect();
@@ -149,11 +149,11 @@ pub fn add_statement(
 /// Inserts the members not yet in the group; returns the ids actually added.
 pub async fn add(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
-    group_id: &str,
-    members: &[(String, ResourceKind)],
+    tenant_id: &TenantId,
+    group_id: &ResourceId,
+    members: &[(ResourceId, ResourceKind)],
     now: &str,
-) -> Result<Vec<String>, StoreError> {
+) -> Result<Vec<ResourceId>, StoreError> {
     if members.is_empty() {
         return Ok(Vec::new());
     }
@@ -166,7 +166,7 @@ pub async fn add(
     );
     let rows = conn.query_all_raw(stmt).await?;
     rows.into_iter()
-        .map(|row| Ok(row.try_get::<String>("", "member_id")?))
+        .map(|row| Ok(row.try_get::<ResourceId>("", "member_id")?))
         .collect()
 }
 
@@ -176,9 +176,9 @@ pub async fn add(
 /// into a scan of the group's rows when its statistics are stale.
 pub fn remove_statement(
     backend: DbBackend,
-    tenant_id: &str,
-    group_id: &str,
-    ids: &[String],
+    tenant_id: &TenantId,
+    group_id: &ResourceId,
+    ids: &[ResourceId],
 ) -> sea_orm::Statement {
     let (condition, value) = match ids {
         [one] => ("member_id = $3".to_owned(), SqlValue::from(one.as_str())),
@@ -198,17 +198,17 @@ pub fn remove_statement(
 /// Removes the named members; returns the ids actually removed.
 pub async fn remove(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
-    group_id: &str,
-    ids: &[String],
-) -> Result<Vec<String>, StoreError> {
+    tenant_id: &TenantId,
+    group_id: &ResourceId,
+    ids: &[ResourceId],
+) -> Result<Vec<ResourceId>, StoreError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
     let stmt = remove_statement(conn.get_database_backend(), tenant_id, group_id, ids);
     let rows = conn.query_all_raw(stmt).await?;
     rows.into_iter()
-        .map(|row| Ok(row.try_get::<String>("", "member_id")?))
+        .map(|row| Ok(row.try_get::<ResourceId>("", "member_id")?))
         .collect()
 }
 
@@ -216,10 +216,10 @@ pub async fn remove(
 /// removed. The difference is computed in SQL.
 pub async fn remove_except(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
-    group_id: &str,
-    keep: &[String],
-) -> Result<Vec<String>, StoreError> {
+    tenant_id: &TenantId,
+    group_id: &ResourceId,
+    keep: &[ResourceId],
+) -> Result<Vec<ResourceId>, StoreError> {
     let sql = format!(
         // A set difference (EXCEPT), materialised once: PostgreSQL hashes it, SQLite sorts it
         // into a temporary index. NOT IN / NOT EXISTS against the request's list are
@@ -239,15 +239,15 @@ pub async fn remove_except(
         ))
         .await?;
     rows.into_iter()
-        .map(|row| Ok(row.try_get::<String>("", "member_id")?))
+        .map(|row| Ok(row.try_get::<ResourceId>("", "member_id")?))
         .collect()
 }
 
 /// Every member of a group with its display name, in a stable order.
 pub async fn list(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
-    group_id: &str,
+    tenant_id: &TenantId,
+    group_id: &ResourceId,
 ) -> Result<Vec<Member>, StoreError> {
     let sql = "SELECT m.member_id AS id, m.member_type AS member_type, \
                COALESCE(u.display_name, u.user_name, g.display_name) AS display \
@@ -279,9 +279,9 @@ pub async fn list(
 /// The groups whose members include `member_id` directly.
 pub async fn groups_of(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
-    member_id: &str,
-) -> Result<Vec<String>, StoreError> {
+    tenant_id: &TenantId,
+    member_id: &ResourceId,
+) -> Result<Vec<ResourceId>, StoreError> {
     let sql = "SELECT group_id FROM group_members WHERE tenant_id = $1 AND member_id = $2 \
                ORDER BY group_id";
     let rows = conn
@@ -292,7 +292,7 @@ pub async fn groups_of(
         ))
         .await?;
     rows.into_iter()
-        .map(|row| Ok(row.try_get::<String>("", "group_id")?))
+        .map(|row| Ok(row.try_get::<ResourceId>("", "group_id")?))
         .collect()
 }
 
@@ -377,8 +377,8 @@ pub(crate) fn memberships_walk(backend: DbBackend, seed: &str) -> (String, Strin
 /// The statement of [`memberships_of_many`]: `$1` tenant, `$2` the member ids (JSON).
 pub fn memberships_statement(
     backend: DbBackend,
-    tenant_id: &str,
-    member_ids: &[String],
+    tenant_id: &TenantId,
+    member_ids: &[ResourceId],
 ) -> sea_orm::Statement {
     let (with, found) = memberships_walk(backend, &id_in(backend, "gm.member_id", 2));
     let sql = format!("WITH RECURSIVE {with}{found} ORDER BY display, id");
@@ -392,8 +392,8 @@ pub fn with_memberships_statement(
     backend: DbBackend,
     table: &str,
     columns: &str,
-    tenant_id: &str,
-    id: &str,
+    tenant_id: &TenantId,
+    id: &ResourceId,
 ) -> sea_orm::Statement {
     let (with, found) = memberships_walk(backend, "gm.member_id = $2");
     let sql = format!(
@@ -434,7 +434,7 @@ pub fn memberships_column(row: &sea_orm::QueryResult) -> Result<Vec<Membership>,
             };
             match <[Value; 3]>::try_from(fields) {
                 Ok([Value::String(group_id), Value::String(display), depth]) => Ok(Membership {
-                    group_id,
+                    group_id: ResourceId::from(group_id),
                     display,
                     direct: depth.as_i64().ok_or_else(corrupt)? == 0,
                 }),
@@ -448,17 +448,17 @@ pub fn memberships_column(row: &sea_orm::QueryResult) -> Result<Vec<Membership>,
 /// of one per user), keyed by member id.
 pub async fn memberships_of_many(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
-    member_ids: &[String],
-) -> Result<std::collections::HashMap<String, Vec<Membership>>, StoreError> {
-    let mut out: std::collections::HashMap<String, Vec<Membership>> =
+    tenant_id: &TenantId,
+    member_ids: &[ResourceId],
+) -> Result<std::collections::HashMap<ResourceId, Vec<Membership>>, StoreError> {
+    let mut out: std::collections::HashMap<ResourceId, Vec<Membership>> =
         std::collections::HashMap::new();
     if member_ids.is_empty() {
         return Ok(out);
     }
     let stmt = memberships_statement(conn.get_database_backend(), tenant_id, member_ids);
     for row in conn.query_all_raw(stmt).await? {
-        let member: String = row.try_get("", "member_id")?;
+        let member: ResourceId = row.try_get("", "member_id")?;
         let depth: i64 = row.try_get("", "depth")?;
         out.entry(member).or_default().push(Membership {
             group_id: row.try_get("", "id")?,
@@ -474,9 +474,9 @@ pub async fn memberships_of_many(
 /// `group_members_nested_idx`), so a candidate with 100 000 user members costs nothing.
 pub fn would_cycle_statement(
     backend: DbBackend,
-    tenant_id: &str,
-    group_id: &str,
-    candidates: &[String],
+    tenant_id: &TenantId,
+    group_id: &ResourceId,
+    candidates: &[ResourceId],
 ) -> sea_orm::Statement {
     let source = match backend {
         DbBackend::Sqlite => "SELECT value AS id FROM json_each($2)",
@@ -517,9 +517,9 @@ pub enum Nesting {
 /// `group_id` is one of them or nested anywhere inside one of them.
 pub async fn would_cycle(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
-    group_id: &str,
-    candidates: &[String],
+    tenant_id: &TenantId,
+    group_id: &ResourceId,
+    candidates: &[ResourceId],
 ) -> Result<Nesting, StoreError> {
     if candidates.is_empty() {
         return Ok(Nesting::Fine);
@@ -541,7 +541,10 @@ pub async fn would_cycle(
 /// Serialises the changes to a tenant's group nesting (PostgreSQL; SQLite writes one at
 /// a time anyway) until commit: two writes that each nest a group into the other would
 /// otherwise both pass their cycle check on what is committed.
-pub async fn lock_nesting(conn: &impl ConnectionTrait, tenant_id: &str) -> Result<(), StoreError> {
+pub async fn lock_nesting(
+    conn: &impl ConnectionTrait,
+    tenant_id: &TenantId,
+) -> Result<(), StoreError> {
     if conn.get_database_backend() != DbBackend::Postgres {
         return Ok(());
     }

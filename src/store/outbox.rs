@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::StoreError;
 use super::entities::outbox;
+use crate::domain::TenantId;
 
 /// An event row ready to insert.
 #[derive(Debug, Clone)]
@@ -45,7 +46,7 @@ pub const NOTIFY_CHANNEL: &str = "scimbus_outbox";
 /// text, published as it is (no parse and re-serialise on the relay's hot path).
 #[derive(Debug, Clone)]
 pub struct Pending {
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
     pub sequence: i64,
     pub id: String,
     pub routing_key: String,
@@ -55,7 +56,7 @@ pub struct Pending {
 /// Identifies one event row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventKey {
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
     pub sequence: i64,
 }
 
@@ -131,9 +132,9 @@ pub async fn fetch_unpublished(
 /// of the partial index of unpublished events), however many events each has waiting.
 pub async fn pending_tenants(
     conn: &impl ConnectionTrait,
-    after: &str,
+    after: &TenantId,
     limit: u64,
-) -> Result<Vec<String>, StoreError> {
+) -> Result<Vec<TenantId>, StoreError> {
     const NEXT: &str = "SELECT o.tenant_id FROM outbox o \
          WHERE o.published_at IS NULL AND o.failed_at IS NULL AND o.tenant_id > {after} \
          ORDER BY o.tenant_id LIMIT 1";
@@ -164,7 +165,7 @@ pub async fn pending_tenants(
 /// `per_lane` events with a sequence above `after`, in `sequence` order, lane after lane.
 pub async fn fetch_lanes(
     conn: &impl ConnectionTrait,
-    lanes: &[(String, i64)],
+    lanes: &[(TenantId, i64)],
     per_lane: u64,
 ) -> Result<Vec<Pending>, StoreError> {
     if lanes.is_empty() {
@@ -198,7 +199,7 @@ pub async fn fetch_lanes(
 /// first to its last confirmed sequence (the confirmed prefix of that tenant in the batch).
 pub async fn mark_published(
     conn: &impl ConnectionTrait,
-    ranges: &[(String, i64, i64)],
+    ranges: &[(TenantId, i64, i64)],
     now: &str,
 ) -> Result<u64, StoreError> {
     if ranges.is_empty() {
@@ -208,7 +209,7 @@ pub async fn mark_published(
     for (tenant_id, first, last) in ranges {
         any = any.add(
             Condition::all()
-                .add(outbox::Column::TenantId.eq(tenant_id.as_str()))
+                .add(outbox::Column::TenantId.eq(tenant_id))
                 .add(outbox::Column::Sequence.between(*first, *last)),
         );
     }
@@ -305,7 +306,7 @@ pub async fn backlog(conn: &impl ConnectionTrait) -> Result<(u64, Option<String>
 
 pub async fn insert(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     rows: Vec<OutboxRow>,
 ) -> Result<(), StoreError> {
     if rows.is_empty() {
@@ -333,7 +334,7 @@ pub async fn insert(
 /// A tenant's events after `after`, in sequence order.
 pub async fn list_after(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     after: i64,
 ) -> Result<Vec<StoredEvent>, StoreError> {
     Ok(outbox::Entity::find()
@@ -357,7 +358,7 @@ const UNHELD: i64 = i64::MAX;
 /// not empty.
 pub async fn page(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     after: i64,
     types: &[String],
     limit: u64,
@@ -408,7 +409,7 @@ pub struct Age {
 /// The oldest `limit` events of a tenant after `after`, in sequence order.
 pub async fn oldest(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     after: i64,
     limit: u64,
 ) -> Result<Vec<Age>, StoreError> {
@@ -438,7 +439,7 @@ pub async fn oldest(
 /// Deletes the tenant's events with `sequence <= through`.
 pub async fn delete_through(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     through: i64,
 ) -> Result<u64, StoreError> {
     let result = outbox::Entity::delete_many()
@@ -452,7 +453,7 @@ pub async fn delete_through(
 /// The tenant's events about `subject` (`Users/{id}`, `Groups/{id}`), oldest first.
 pub async fn of_subject(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     subject: &str,
 ) -> Result<Vec<(i64, Value)>, StoreError> {
     Ok(outbox::Entity::find()
@@ -470,7 +471,7 @@ pub async fn of_subject(
 /// Replaces one event's stored payload (erasure).
 pub async fn replace_payload(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     sequence: i64,
     payload: Value,
 ) -> Result<(), StoreError> {
@@ -564,7 +565,7 @@ pub(crate) fn pending_values(rows: Vec<UnnumberedRow>, values: &mut Vec<sea_orm:
 /// anything another write of the tenant needs.
 pub async fn insert_unnumbered(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     rows: Vec<UnnumberedRow>,
     require_live: bool,
     schema_version: i64,
@@ -590,7 +591,7 @@ pub async fn insert_unnumbered(
 /// The tenants with events waiting to be numbered.
 pub async fn tenants_with_unnumbered(
     conn: &impl ConnectionTrait,
-) -> Result<Vec<String>, StoreError> {
+) -> Result<Vec<TenantId>, StoreError> {
     let rows = conn
         .query_all_raw(Statement::from_string(
             conn.get_database_backend(),
@@ -598,14 +599,14 @@ pub async fn tenants_with_unnumbered(
         ))
         .await?;
     rows.into_iter()
-        .map(|row| Ok(row.try_get::<String>("", "tenant_id")?))
+        .map(|row| Ok(row.try_get::<TenantId>("", "tenant_id")?))
         .collect()
 }
 
 /// Whether the tenant has events waiting for their number.
 pub async fn has_unnumbered(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
+    tenant_id: &TenantId,
 ) -> Result<bool, StoreError> {
     let row = conn
         .query_one_raw(super::statement(
@@ -626,7 +627,7 @@ pub async fn has_unnumbered(
 /// `sequence_width` is the zero-padded width of the envelope's `sequence` text.
 pub async fn number_unnumbered(
     txn: &sea_orm::DatabaseTransaction,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     limit: u64,
     sequence_width: usize,
 ) -> Result<Vec<super::brake::Numbered>, StoreError> {

@@ -4,6 +4,7 @@
 use sea_orm::ConnectionTrait;
 
 use super::{StoreError, statement};
+use crate::domain::TenantId;
 
 /// Tables holding a tenant's resources, in the order a purge empties them (memberships
 /// first: they reference both users and groups).
@@ -14,7 +15,7 @@ pub const RESOURCE_TABLES: [&str; 3] = ["group_members", "users", "groups"];
 pub async fn delete_batch(
     conn: &impl ConnectionTrait,
     table: &str,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     limit: u64,
 ) -> Result<u64, StoreError> {
     let key = match table {
@@ -38,7 +39,7 @@ pub async fn delete_batch(
 /// events are gone.
 pub async fn remove_tenant(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     slug: &str,
     now: &str,
 ) -> Result<(), StoreError> {

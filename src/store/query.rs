@@ -12,7 +12,7 @@ use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, Value};
 
 use super::StoreError;
 use super::entities::group;
-use crate::domain::{Membership, ResourceKind, StoredGroup, StoredUser};
+use crate::domain::{Membership, ResourceKind, StoredGroup, StoredUser, TenantId};
 use crate::scim::fold::fold;
 use crate::scim::query::{Attr, CmpOp, Filter, Literal, Op, Relation, Sort, SortOrder};
 use crate::scim::schema::AttrType;
@@ -453,7 +453,7 @@ fn compare_str(op: CmpOp, value: &str, literal: &str) -> bool {
 }
 
 /// `FROM <table> WHERE tenant AND filter`, shared by the count and the page.
-fn from_where(sql: &mut Sql, table: ResourceKind, tenant_id: &str, filter: Option<&Filter>) {
+fn from_where(sql: &mut Sql, table: ResourceKind, tenant_id: &TenantId, filter: Option<&Filter>) {
     sql.push(&format!(
         " FROM \"{0}\" WHERE \"{0}\".\"tenant_id\" = ",
         table.table()
@@ -504,7 +504,7 @@ fn order_by(sql: &mut Sql, table: ResourceKind, sort: Option<&Sort>) {
 pub fn count_statement(
     backend: DbBackend,
     table: ResourceKind,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     filter: Option<&Filter>,
 ) -> Statement {
     let mut count = Sql::new(backend);
@@ -524,7 +524,7 @@ pub fn count_statement(
 async fn search<T>(
     conn: &impl ConnectionTrait,
     table: ResourceKind,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     filter: Option<&Filter>,
     offset: u64,
     limit: u64,
@@ -556,7 +556,7 @@ async fn search<T>(
 fn page_select(
     sql: &mut Sql,
     table: ResourceKind,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     filter: Option<&Filter>,
     sort: Option<&Sort>,
     offset: u64,
@@ -578,7 +578,7 @@ fn page_select(
 /// its groups as a JSON column. The search document is not returned.
 pub fn users_page_statement(
     backend: DbBackend,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     filter: Option<&Filter>,
     sort: Option<&Sort>,
     offset: u64,
@@ -633,7 +633,7 @@ fn total_from_page(offset: u64, limit: u64, returned: usize) -> Option<u64> {
 /// with its groups.
 pub async fn search_users(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     filter: Option<&Filter>,
     sort: Option<&Sort>,
     offset: u64,
@@ -656,7 +656,7 @@ pub async fn search_users(
 /// A page of a tenant's groups matching `filter`, in `sort` order (default: creation).
 pub async fn search_groups(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     filter: Option<&Filter>,
     sort: Option<&Sort>,
     offset: u64,

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::StoreError;
 use super::entities::{group, user};
-use crate::domain::ResourceKind;
+use crate::domain::{ResourceId, ResourceKind, TenantId};
 
 /// The columns of `E` named `names`.
 fn columns<E: EntityTrait, const N: usize>(names: [&str; N]) -> Result<[E::Column; N], StoreError> {
@@ -41,8 +41,8 @@ pub enum Lock {
 
 /// The query of one row of `E` by (tenant, id), locked as `lock` says.
 pub(super) fn by_key<E: EntityTrait>(
-    tenant_id: &str,
-    id: &str,
+    tenant_id: &TenantId,
+    id: &ResourceId,
     lock: Lock,
 ) -> Result<sea_orm::Select<E>, StoreError> {
     let [tenant, key] = columns::<E, 2>(["tenant_id", "id"])?;
@@ -58,13 +58,13 @@ pub(super) fn by_key<E: EntityTrait>(
 pub async fn delete(
     conn: &impl ConnectionTrait,
     kind: ResourceKind,
-    tenant_id: &str,
-    id: &str,
+    tenant_id: &TenantId,
+    id: &ResourceId,
 ) -> Result<(), StoreError> {
     async fn delete<E: EntityTrait>(
         conn: &impl ConnectionTrait,
-        tenant_id: &str,
-        id: &str,
+        tenant_id: &TenantId,
+        id: &ResourceId,
     ) -> Result<u64, StoreError> {
         let [tenant, key] = columns::<E, 2>(["tenant_id", "id"])?;
         let result = E::delete_many()
@@ -89,11 +89,11 @@ pub async fn missing_search(
     conn: &impl ConnectionTrait,
     kind: ResourceKind,
     limit: u64,
-) -> Result<Vec<(String, String, Value)>, StoreError> {
+) -> Result<Vec<(TenantId, ResourceId, Value)>, StoreError> {
     async fn missing<E: EntityTrait>(
         conn: &impl ConnectionTrait,
         limit: u64,
-    ) -> Result<Vec<(String, String, Value)>, StoreError> {
+    ) -> Result<Vec<(TenantId, ResourceId, Value)>, StoreError> {
         let [tenant, id, resource, search] =
             columns::<E, 4>(["tenant_id", "id", "resource", "search"])?;
         Ok(E::find()
@@ -117,8 +117,8 @@ pub async fn missing_search(
 /// `for_change`, locked until commit (`FOR NO KEY UPDATE` on PostgreSQL): a write of one
 /// of these waits, and one that went first is what is read.
 pub(super) fn page_by_id<E: EntityTrait>(
-    tenant_id: &str,
-    after: Option<&str>,
+    tenant_id: &TenantId,
+    after: Option<&ResourceId>,
     limit: u64,
     for_change: bool,
 ) -> Result<sea_orm::Select<E>, StoreError> {
@@ -136,7 +136,7 @@ pub(super) fn page_by_id<E: EntityTrait>(
 /// How many resources of `kind` the tenant has.
 pub async fn count(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     kind: ResourceKind,
 ) -> Result<i64, StoreError> {
     let sql = format!(
@@ -156,9 +156,9 @@ pub async fn count(
 /// in one statement; a resource deleted meanwhile is no error.
 pub async fn set_search_many(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     kind: ResourceKind,
-    rows: Vec<(String, Value)>,
+    rows: Vec<(ResourceId, Value)>,
 ) -> Result<(), StoreError> {
     if rows.is_empty() {
         return Ok(());
@@ -172,7 +172,7 @@ pub async fn set_search_many(
             list.push_str(", ");
         }
         list.push_str(&format!("(${}, ${})", values.len() + 1, values.len() + 2));
-        values.push(id.into());
+        values.push(id.into_string().into());
         values.push(search.into());
     }
     // `column1`, `column2`: the names both PostgreSQL and SQLite give a VALUES list's columns.

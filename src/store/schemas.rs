@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::StoreError;
 use super::entities::tenant_schema;
+use crate::domain::TenantId;
 
 /// A stored definition.
 #[derive(Debug, Clone)]
@@ -19,7 +20,7 @@ pub struct StoredSchema {
 
 pub async fn insert(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     schema: StoredSchema,
 ) -> Result<(), StoreError> {
     tenant_schema::ActiveModel {
@@ -37,7 +38,7 @@ pub async fn insert(
 /// The tenant's definitions in registration order.
 pub async fn list(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
+    tenant_id: &TenantId,
 ) -> Result<Vec<StoredSchema>, StoreError> {
     Ok(tenant_schema::Entity::find()
         .filter(tenant_schema::Column::TenantId.eq(tenant_id))
@@ -58,7 +59,7 @@ pub async fn list(
 /// One definition of the tenant (the URN compared exactly, as registered).
 pub async fn find(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     urn: &str,
 ) -> Result<Option<StoredSchema>, StoreError> {
     Ok(list(conn, tenant_id)
@@ -70,7 +71,7 @@ pub async fn find(
 /// Replaces a definition (same URN and resource type).
 pub async fn replace(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     urn: &str,
     definition: Value,
 ) -> Result<(), StoreError> {
@@ -89,7 +90,7 @@ pub async fn replace(
 /// Removes a definition.
 pub async fn delete(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     urn: &str,
 ) -> Result<(), StoreError> {
     tenant_schema::Entity::delete_many()

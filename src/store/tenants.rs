@@ -8,7 +8,7 @@ use sea_orm::{
 
 use super::StoreError;
 use super::entities::tenant;
-use crate::domain::{Tenant, TenantSlug};
+use crate::domain::{Tenant, TenantId, TenantSlug};
 
 pub(super) fn to_domain(m: tenant::Model) -> Result<Tenant, StoreError> {
     Ok(Tenant {
@@ -25,12 +25,12 @@ pub(super) fn to_domain(m: tenant::Model) -> Result<Tenant, StoreError> {
 
 pub async fn insert(
     conn: &impl ConnectionTrait,
-    id: &str,
+    id: &TenantId,
     slug: &TenantSlug,
     now: &str,
 ) -> Result<Tenant, StoreError> {
     let model = tenant::ActiveModel {
-        id: Set(id.to_owned()),
+        id: Set(id.clone()),
         slug: Set(slug.as_str().to_owned()),
         event_seq: Set(0),
         created_at: Set(now.to_owned()),
@@ -61,9 +61,9 @@ pub async fn find(
 /// The tenant with this id, deleted or not.
 pub async fn find_by_id(
     conn: &impl ConnectionTrait,
-    id: &str,
+    id: &TenantId,
 ) -> Result<Option<Tenant>, StoreError> {
-    tenant::Entity::find_by_id(id.to_owned())
+    tenant::Entity::find_by_id(id.clone())
         .one(conn)
         .await?
         .map(to_domain)
@@ -90,7 +90,7 @@ pub async fn list(conn: &impl ConnectionTrait) -> Result<Vec<Tenant>, StoreError
 
 pub async fn mark_deleted(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     now: &str,
 ) -> Result<(), StoreError> {
     // `FOR UPDATE` waits for every write in hand (each holds the row `FOR KEY SHARE` from
@@ -117,7 +117,7 @@ pub async fn mark_deleted(
 /// (DESIGN 10).
 pub async fn advance_sequence(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     n: i64,
     require_live: bool,
     schema_version: Option<i64>,
@@ -168,7 +168,7 @@ pub async fn next_to_purge(conn: &impl ConnectionTrait) -> Result<Option<Tenant>
 /// Counts a failed purge step of a tenant (see [`next_to_purge`]).
 pub async fn record_purge_failure(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
+    tenant_id: &TenantId,
 ) -> Result<(), StoreError> {
     conn.execute_raw(super::statement(
         conn,
@@ -195,7 +195,7 @@ pub async fn slug_retired(conn: &impl ConnectionTrait, slug: &str) -> Result<boo
 /// (the row lock taken here makes the two wait for each other).
 pub async fn mark_purged(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     now: &str,
 ) -> Result<bool, StoreError> {
     let result = tenant::Entity::update_many()
@@ -210,7 +210,7 @@ pub async fn mark_purged(
 /// Raises the tenant's retention mark to `sequence` (never lowers it).
 pub async fn set_pruned_through(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     sequence: i64,
 ) -> Result<(), StoreError> {
     tenant::Entity::update_many()
@@ -225,12 +225,15 @@ pub async fn set_pruned_through(
 /// The tenant's latest committed event sequence.
 pub async fn event_sequence(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
+    tenant_id: &TenantId,
 ) -> Result<i64, StoreError> {
     Ok(row(conn, tenant_id).await?.event_seq)
 }
 
-async fn row(conn: &impl ConnectionTrait, tenant_id: &str) -> Result<tenant::Model, StoreError> {
+async fn row(
+    conn: &impl ConnectionTrait,
+    tenant_id: &TenantId,
+) -> Result<tenant::Model, StoreError> {
     tenant::Entity::find_by_id(tenant_id.to_owned())
         .one(conn)
         .await?
@@ -240,7 +243,7 @@ async fn row(conn: &impl ConnectionTrait, tenant_id: &str) -> Result<tenant::Mod
 /// The tenant's retention mark now: events up to it are gone.
 pub async fn events_pruned_through(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
+    tenant_id: &TenantId,
 ) -> Result<i64, StoreError> {
     Ok(row(conn, tenant_id).await?.events_pruned_through)
 }
@@ -253,7 +256,7 @@ pub async fn events_pruned_through(
 /// with the old registry, never land after the re-index has passed.
 pub async fn bump_schema_version(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
+    tenant_id: &TenantId,
 ) -> Result<i64, StoreError> {
     if conn.get_database_backend() == sea_orm::DbBackend::Postgres {
         conn.execute_raw(super::statement(
@@ -280,7 +283,7 @@ pub async fn bump_schema_version(
 /// tenant is deleted.
 pub async fn schema_version_for_write(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
+    tenant_id: &TenantId,
 ) -> Result<Option<i64>, StoreError> {
     let lock = match conn.get_database_backend() {
         sea_orm::DbBackend::Postgres => " FOR KEY SHARE",

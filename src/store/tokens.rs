@@ -8,7 +8,7 @@ use sea_orm::{
 
 use super::StoreError;
 use super::entities::{admin_token, tenant, token};
-use crate::domain::{Scope, Tenant, TenantSlug, TokenInfo};
+use crate::domain::{Scope, Tenant, TenantId, TenantSlug, TokenInfo};
 
 /// A token row needed to authenticate a request.
 #[derive(Debug, Clone)]
@@ -35,7 +35,7 @@ fn info(m: token::Model) -> TokenInfo {
 
 /// A new token's row.
 pub struct NewToken<'a> {
-    pub tenant_id: &'a str,
+    pub tenant_id: &'a TenantId,
     pub id: &'a str,
     pub name: &'a str,
     pub hash: &'a str,
@@ -46,7 +46,7 @@ pub struct NewToken<'a> {
 
 pub async fn insert(conn: &impl ConnectionTrait, t: NewToken<'_>) -> Result<TokenInfo, StoreError> {
     let model = token::ActiveModel {
-        tenant_id: Set(t.tenant_id.to_owned()),
+        tenant_id: Set(t.tenant_id.clone()),
         id: Set(t.id.to_owned()),
         name: Set(t.name.to_owned()),
         token_hash: Set(t.hash.to_owned()),
@@ -132,7 +132,7 @@ async fn find_in(
 /// Records that a token was used at `now`.
 pub async fn touch(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     id: &str,
     now: &str,
 ) -> Result<(), StoreError> {
@@ -147,7 +147,7 @@ pub async fn touch(
 
 pub async fn list(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
+    tenant_id: &TenantId,
 ) -> Result<Vec<TokenInfo>, StoreError> {
     Ok(token::Entity::find()
         .filter(token::Column::TenantId.eq(tenant_id))
@@ -163,7 +163,7 @@ pub async fn list(
 /// Revokes one live token; `false` when there is no live token with that id.
 pub async fn revoke(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     id: &str,
     now: &str,
 ) -> Result<bool, StoreError> {
@@ -180,7 +180,7 @@ pub async fn revoke(
 /// Revokes every live token of a tenant, or only those named `name`.
 pub async fn revoke_all(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     name: Option<&str>,
     now: &str,
 ) -> Result<u64, StoreError> {

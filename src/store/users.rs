@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::StoreError;
 use super::entities::user;
 use super::resources::Lock;
-use crate::domain::{Membership, NewUser, StoredUser, UserHot};
+use crate::domain::{Membership, NewUser, ResourceId, StoredUser, TenantId, UserHot};
 use crate::scim::fold::fold;
 
 pub(super) fn to_domain(m: user::Model) -> Result<StoredUser, StoreError> {
@@ -46,8 +46,8 @@ fn columns(
 
 pub async fn insert(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
-    id: &str,
+    tenant_id: &TenantId,
+    id: &ResourceId,
     new: NewUser,
     now: &str,
 ) -> Result<StoredUser, StoreError> {
@@ -89,7 +89,7 @@ pub enum AnnouncedWrite {
 #[allow(clippy::too_many_arguments)]
 pub async fn write_announced(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     schema_version: i64,
     how: AnnouncedWrite,
     user: &StoredUser,
@@ -158,8 +158,8 @@ pub async fn write_announced(
 /// Reads one user, locked as `lock` says.
 pub async fn find(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
-    id: &str,
+    tenant_id: &TenantId,
+    id: &ResourceId,
     lock: Lock,
 ) -> Result<Option<StoredUser>, StoreError> {
     super::resources::by_key::<user::Entity>(tenant_id, id, lock)?
@@ -173,8 +173,8 @@ pub async fn find(
 /// answers with, in one round trip. The search document is not read.
 pub async fn find_with_groups(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
-    id: &str,
+    tenant_id: &TenantId,
+    id: &ResourceId,
 ) -> Result<Option<(StoredUser, Vec<Membership>)>, StoreError> {
     read_with_groups(conn, tenant_id, id, false).await
 }
@@ -184,16 +184,16 @@ pub async fn find_with_groups(
 /// it changes and what it answers with in one round trip.
 pub async fn find_for_update_with_groups(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
-    id: &str,
+    tenant_id: &TenantId,
+    id: &ResourceId,
 ) -> Result<Option<(StoredUser, Vec<Membership>)>, StoreError> {
     read_with_groups(conn, tenant_id, id, true).await
 }
 
 async fn read_with_groups(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
-    id: &str,
+    tenant_id: &TenantId,
+    id: &ResourceId,
     lock: bool,
 ) -> Result<Option<(StoredUser, Vec<Membership>)>, StoreError> {
     let statement = find_with_groups_statement(conn.get_database_backend(), tenant_id, id, lock);
@@ -206,8 +206,8 @@ async fn read_with_groups(
 /// The statement of [`find_with_groups`] (`lock`: of [`find_for_update_with_groups`]).
 pub fn find_with_groups_statement(
     backend: DbBackend,
-    tenant_id: &str,
-    id: &str,
+    tenant_id: &TenantId,
+    id: &ResourceId,
     lock: bool,
 ) -> sea_orm::Statement {
     let lock = match backend {
@@ -248,8 +248,8 @@ pub(super) fn with_groups_from_row(
 /// Replaces a user's document and hot columns and sets its version.
 pub async fn update(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
-    id: &str,
+    tenant_id: &TenantId,
+    id: &ResourceId,
     new: NewUser,
     version: i64,
     now: &str,
@@ -283,8 +283,8 @@ pub async fn update(
 /// `for_change`, locked for the re-index that rewrites their search documents).
 pub async fn page_by_id(
     conn: &impl ConnectionTrait,
-    tenant_id: &str,
-    after: Option<&str>,
+    tenant_id: &TenantId,
+    after: Option<&ResourceId>,
     limit: u64,
     for_change: bool,
 ) -> Result<Vec<StoredUser>, StoreError> {

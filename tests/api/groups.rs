@@ -574,9 +574,15 @@ async fn a_group_put_with_ten_thousand_members_fits_and_emits_chunks(backend: Ba
             search: json!({"userName": format!("bulk{i}")}),
             document: doc.as_object().unwrap().clone(),
         };
-        scimbus::store::users::insert(&txn, &tenant.id, &id, new, "2026-01-01T00:00:00.000Z")
-            .await
-            .unwrap();
+        scimbus::store::users::insert(
+            &txn,
+            &tenant.id,
+            &id.as_str().into(),
+            new,
+            "2026-01-01T00:00:00.000Z",
+        )
+        .await
+        .unwrap();
         ids.push(id);
     }
     txn.commit().await.unwrap();

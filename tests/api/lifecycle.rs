@@ -77,7 +77,7 @@ async fn tenant_row(app: &TestApp, slug: &str) -> Option<scimbus::domain::Tenant
         .unwrap()
 }
 
-async fn count(app: &TestApp, table: &str, tenant_id: &str) -> i64 {
+async fn count(app: &TestApp, table: &str, tenant_id: &scimbus::domain::TenantId) -> i64 {
     use sea_orm::ConnectionTrait;
     let backend = app.ctx.store.db_backend();
     let sql = match backend {
@@ -234,7 +234,7 @@ async fn a_deleted_tenant_slug_is_never_reused(backend: Backend) {
 }
 
 /// Makes every purge of `tenant_id` fail, as a database fault would.
-async fn refuse_purges_of(app: &TestApp, tenant_id: &str) {
+async fn refuse_purges_of(app: &TestApp, tenant_id: &scimbus::domain::TenantId) {
     use sea_orm::ConnectionTrait;
     let conn = app.ctx.store.conn();
     let statements = match app.ctx.store.db_backend() {

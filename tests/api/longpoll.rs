@@ -40,7 +40,7 @@ fn poll(app: &TestApp, address: &str, token: &str, query: &str) -> tokio::task::
 async fn until_waiting(app: &TestApp, n: usize) {
     let tenant = app.tenant_row().await.id;
     for _ in 0..2000 {
-        if app.ctx.event_waiters.waiting(&tenant) >= n {
+        if app.ctx.event_waiters.waiting(tenant.as_str()) >= n {
             // Past their first read (which found nothing): give them a moment to wait.
             tokio::time::sleep(Duration::from_millis(50)).await;
             return;

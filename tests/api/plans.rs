@@ -8,7 +8,7 @@
 //! long-lived prepared statement ends up with. SQLite: `EXPLAIN QUERY PLAN` shows no scan
 //! of a table and no index search on the tenant alone.
 
-use scimbus::domain::ResourceKind;
+use scimbus::domain::{ResourceId, ResourceKind, TenantId};
 use scimbus::scim::query::parse_filter;
 use scimbus::scim::schema::Registry;
 use scimbus::store::query::{count_statement, users_page_statement};
@@ -18,6 +18,11 @@ use serde_json::Value;
 
 use crate::both_backends;
 use crate::helpers::{Backend, TestApp, series, spawn_app};
+
+/// A resource id in the seeded tenant.
+fn rid(id: &str) -> ResourceId {
+    ResourceId::from(id)
+}
 
 both_backends!(
     membership_and_lookup_queries_read_rows_bounded_by_their_result,
@@ -37,7 +42,7 @@ const PER_RESULT_ROW: f64 = 4.0;
 /// `SELECT g FROM <series 1..=n>` on either backend.
 /// The tenant: users `u1…u100000`; group `all` holds every user, `spread-1…1000` hold 900
 /// users each, `small` holds the probe `u5`, and `u5` is in `nA`, itself in `nB`, in `nC`.
-async fn seed(app: &TestApp, tenant_id: &str) {
+async fn seed(app: &TestApp, tenant_id: &TenantId) {
     let conn = app.ctx.store.conn();
     let backend = conn.get_database_backend();
     let ts = "'2026-01-01T00:00:00.000Z'";
@@ -104,7 +109,7 @@ async fn seed(app: &TestApp, tenant_id: &str) {
 }
 
 /// The statements under test, each with what it must return (to know the plan ran it).
-fn statements(backend: DbBackend, tenant_id: &str) -> Vec<(&'static str, Statement)> {
+fn statements(backend: DbBackend, tenant_id: &TenantId) -> Vec<(&'static str, Statement)> {
     let r = Registry::core();
     let filter = |table: ResourceKind, text: &str| {
         let rt = match table {
@@ -114,20 +119,20 @@ fn statements(backend: DbBackend, tenant_id: &str) -> Vec<(&'static str, Stateme
         let typed = parse_filter(r, rt, text).unwrap();
         count_statement(backend, table, tenant_id, Some(&typed))
     };
-    let page: Vec<String> = (1..=100).map(|i| format!("u{i}")).collect();
+    let page: Vec<ResourceId> = (1..=100).map(|i| rid(&format!("u{i}"))).collect();
     let now = "2026-01-02T00:00:00.000Z";
     vec![
         (
             "a user's groups",
-            members::memberships_statement(backend, tenant_id, &["u5".to_owned()]),
+            members::memberships_statement(backend, tenant_id, &[rid("u5")]),
         ),
         (
             "a user with its groups (GET)",
-            users::find_with_groups_statement(backend, tenant_id, "u5", false),
+            users::find_with_groups_statement(backend, tenant_id, &rid("u5"), false),
         ),
         (
             "a user with its groups, locked (PATCH, PUT)",
-            users::find_with_groups_statement(backend, tenant_id, "u5", true),
+            users::find_with_groups_statement(backend, tenant_id, &rid("u5"), true),
         ),
         (
             "a page's groups",
@@ -138,26 +143,26 @@ fn statements(backend: DbBackend, tenant_id: &str) -> Vec<(&'static str, Stateme
             members::add_statement(
                 backend,
                 tenant_id,
-                "all",
-                &[("nC".to_owned(), ResourceKind::Group)],
+                &rid("all"),
+                &[(rid("nC"), ResourceKind::Group)],
                 now,
             ),
         ),
         (
             "remove a member from a group of 100 000",
-            members::remove_statement(backend, tenant_id, "all", &["u7".to_owned()]),
+            members::remove_statement(backend, tenant_id, &rid("all"), &[rid("u7")]),
         ),
         (
             "resolve the members a request names",
-            members::resolve_statement(backend, tenant_id, &["u9".to_owned(), "nB".to_owned()]),
+            members::resolve_statement(backend, tenant_id, &[rid("u9"), rid("nB")]),
         ),
         (
             "cycle check of a group of 100 000 users",
-            members::would_cycle_statement(backend, tenant_id, "nA", &["all".to_owned()]),
+            members::would_cycle_statement(backend, tenant_id, &rid("nA"), &[rid("all")]),
         ),
         (
             "cycle check through nesting",
-            members::would_cycle_statement(backend, tenant_id, "nA", &["nC".to_owned()]),
+            members::would_cycle_statement(backend, tenant_id, &rid("nA"), &[rid("nC")]),
         ),
         (
             "userName eq",
@@ -293,7 +298,7 @@ async fn assert_sqlite_plans(app: &TestApp, statements: &[(&str, Statement)], wh
     }
 }
 
-async fn assert_plans(app: &TestApp, backend: Backend, tenant_id: &str, when: &str) {
+async fn assert_plans(app: &TestApp, backend: Backend, tenant_id: &TenantId, when: &str) {
     match backend {
         Backend::Postgres => {
             let statements = statements(DbBackend::Postgres, tenant_id);
@@ -319,17 +324,19 @@ async fn membership_and_lookup_queries_read_rows_bounded_by_their_result(backend
     assert_plans(&app, backend, &tenant.id, "after ANALYZE").await;
 
     // The queries still answer right at this size.
-    let (user, groups) = users::find_with_groups(conn, &tenant.id, "u5")
+    let (user, groups) = users::find_with_groups(conn, &tenant.id, &rid("u5"))
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(user.id, "u5");
-    let mut page = members::memberships_of_many(conn, &tenant.id, &["u5".to_owned()])
+    assert_eq!(user.id, rid("u5"));
+    let mut page = members::memberships_of_many(conn, &tenant.id, &[rid("u5")])
         .await
         .unwrap();
-    assert_eq!(page.remove("u5").unwrap_or_default(), groups);
-    let mut found: Vec<(String, bool)> =
-        groups.into_iter().map(|m| (m.group_id, m.direct)).collect();
+    assert_eq!(page.remove(&rid("u5")).unwrap_or_default(), groups);
+    let mut found: Vec<(String, bool)> = groups
+        .into_iter()
+        .map(|m| (m.group_id.into_string(), m.direct))
+        .collect();
     found.sort();
     assert_eq!(
         found,
@@ -343,13 +350,13 @@ async fn membership_and_lookup_queries_read_rows_bounded_by_their_result(backend
         .map(|(g, d)| (g.to_owned(), d))
     );
     assert_eq!(
-        members::would_cycle(conn, &tenant.id, "nA", &["nC".to_owned()])
+        members::would_cycle(conn, &tenant.id, &rid("nA"), &[rid("nC")])
             .await
             .unwrap(),
         members::Nesting::Cycle
     );
     assert_eq!(
-        members::would_cycle(conn, &tenant.id, "nA", &["all".to_owned()])
+        members::would_cycle(conn, &tenant.id, &rid("nA"), &[rid("all")])
             .await
             .unwrap(),
         members::Nesting::Fine

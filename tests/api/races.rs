@@ -211,7 +211,7 @@ async fn no_write_lands_and_no_event_follows_once_the_tenant_is_deleted() {
         "no event follows tenant.deleted"
     );
     assert_eq!(
-        users_in_database(&app, &tenant_id).await,
+        users_in_database(&app, tenant_id.as_str()).await,
         0,
         "no user of a purged tenant"
     );

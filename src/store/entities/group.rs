@@ -1,12 +1,14 @@
 use sea_orm::entity::prelude::*;
 
+use crate::domain::{ResourceId, TenantId};
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "groups")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: String,
+    pub id: ResourceId,
     pub display_name: String,
     pub display_name_ci: String,
     pub external_id: Option<String>,

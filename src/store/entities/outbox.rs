@@ -1,10 +1,12 @@
 use sea_orm::entity::prelude::*;
 
+use crate::domain::TenantId;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "outbox")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
     #[sea_orm(primary_key, auto_increment = false)]
     pub sequence: i64,
     pub id: String,

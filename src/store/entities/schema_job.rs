@@ -1,11 +1,13 @@
 use sea_orm::entity::prelude::*;
 
+use crate::domain::TenantId;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "schema_jobs")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: String,
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
     pub action: String,
     pub urn: String,
     pub resource_type: String,

@@ -1,10 +1,12 @@
 use sea_orm::entity::prelude::*;
 
+use crate::domain::TenantId;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "tenants")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: String,
+    pub id: TenantId,
     pub slug: String,
     pub event_seq: i64,
     pub created_at: String,
