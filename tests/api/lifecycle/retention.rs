@@ -4,7 +4,7 @@
 use chrono::TimeDelta;
 use reqwest::Method;
 use scimbus::domain::Scope;
-use scimbus::service::maintenance::{self};
+use scimbus::service::maintenance;
 use scimbus::store::outbox;
 use serde_json::{Value, json};
 
