@@ -1,77 +1,22 @@
-//! The mass-deprovisioning brake (DESIGN 20) over HTTP: an Entra- or Okta-shaped burst of
-//! deactivations trips it while the IdP gets its usual answers; the tenant's lane holds
-//! (RabbitMQ, the pull API and snapshots reveal nothing from the first event over the
-//! threshold on) while other tenants flow; release delivers everything in order; after
-//! the IdP corrects itself, discard drops the held deactivations and delivers the rest;
-//! the hold survives a restart and replicas count together.
+//! Tripping the brake: an Entra burst held and released in order, discard after the IdP
+//! reactivates, validated settings.
 
 use reqwest::Method;
+use scimbus::domain::Scope;
 use serde_json::{Value, json};
 
 use crate::both_backends;
 use crate::broker::{TestQueue, amqp_url, body, cleanup, relay, relay_settings};
-use crate::helpers::{Backend, TestApp, assert_scim_error, issue, settings, spawn_app, user};
+use crate::helpers::{Backend, TestApp, assert_scim_error, issue, spawn_app, user};
 use crate::pull::event_types;
-use scimbus::domain::Scope;
-use scimbus::startup::Application;
+
+use super::{brake, configure, create_users, entra_deactivate, pull_all, small_brake};
 
 both_backends!(
     an_entra_burst_trips_the_brake_the_lane_holds_and_release_delivers_in_order,
     after_the_idp_reactivates_discard_drops_the_held_deactivations_and_delivers_the_rest,
     brake_settings_are_validated_and_nothing_held_is_a_conflict,
-    a_snapshot_read_while_the_brake_trips_is_refused,
-    a_hold_with_an_auto_release_ends_by_itself_after_its_time,
-    deleting_a_held_tenant_lets_its_events_and_its_deletion_flow,
 );
-
-/// Users over 5 deprovisioned within the window trip it (no share).
-fn small_brake() -> Value {
-    json!({
-        "enabled": true,
-        "window_seconds": 3600,
-        "users": {"count": 5, "percent": 100.0, "min": 1_000_000},
-        "members": {"count": 1000, "percent": 100.0, "min": 1_000_000},
-        "groups": {"count": 1000, "percent": 100.0, "min": 1_000_000},
-        "auto_release_seconds": null
-    })
-}
-
-async fn configure(app: &TestApp, body: Value) -> reqwest::Response {
-    app.admin(Method::PUT, "/tenants/acme/brake", Some(body))
-        .await
-}
-
-async fn brake(app: &TestApp) -> Value {
-    let response = app.admin(Method::GET, "/tenants/acme/brake", None).await;
-    assert_eq!(response.status(), 200);
-    response.json().await.unwrap()
-}
-
-async fn create_users(app: &TestApp, n: usize) -> Vec<String> {
-    let mut ids = Vec::new();
-    for i in 0..n {
-        let created = app.create_user(&user(&format!("staff{i}"))).await;
-        ids.push(created["id"].as_str().unwrap().to_owned());
-    }
-    ids
-}
-
-/// Entra's deactivation: `Replace` with a path and the string "False".
-async fn entra_deactivate(app: &TestApp, id: &str) {
-    let body = json!({
-        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-        "Operations": [{"op": "Replace", "path": "active", "value": "False"}]
-    });
-    let response = app
-        .client
-        .patch(format!("{}/Users/{id}", app.base))
-        .bearer_auth(&app.token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "the IdP gets its usual answer");
-}
 
 /// Okta's: a PUT of the whole user with `active: false`, or a path-less replace.
 async fn okta_set_active(app: &TestApp, id: &str, name: &str, active: bool, put: bool) {
@@ -93,12 +38,6 @@ async fn okta_set_active(app: &TestApp, id: &str, name: &str, active: bool, put:
             .unwrap()
     };
     assert_eq!(response.status(), 200, "the IdP gets its usual answer");
-}
-
-async fn pull_all(app: &TestApp, tenant: &str, token: &str) -> Value {
-    let response = app.events_api(tenant, "?after=1&limit=1000", token).await;
-    assert_eq!(response.status(), 200);
-    response.json().await.unwrap()
 }
 
 fn sequences(page: &Value) -> Vec<i64> {
@@ -340,187 +279,4 @@ async fn brake_settings_are_validated_and_nothing_held_is_a_conflict(backend: Ba
         entra_deactivate(&app, id).await;
     }
     assert_eq!(brake(&app).await["hold"], Value::Null);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replicas_count_together_and_a_hold_survives_a_restart() {
-    let app = spawn_app(Backend::Postgres).await;
-    assert_eq!(configure(&app, small_brake()).await.status(), 200);
-    let ids = create_users(&app, 8).await;
-    let start = |url: String| async move {
-        let replica = Application::build(settings(&[
-            ("SCIMBUS_DATABASE_URL", url),
-            ("SCIMBUS_LISTEN", "127.0.0.1:0".to_owned()),
-            ("SCIMBUS_MAINTENANCE", "off".to_owned()),
-            ("SCIMBUS_RATE_LIMIT", "off".to_owned()),
-        ]))
-        .await
-        .unwrap();
-        let address = format!("http://127.0.0.1:{}", replica.port());
-        let handle = replica.server_handle();
-        tokio::spawn(replica.run_until_stopped());
-        (address, handle)
-    };
-    let url = app.ctx.store.url().to_owned();
-    let (replica, handle) = start(url.clone()).await;
-    // Three deactivations through each replica: six in all, over the limit of five.
-    for (i, id) in ids[..6].iter().enumerate() {
-        let base = if i % 2 == 0 {
-            app.base.clone()
-        } else {
-            format!("{replica}/scim/v2/acme")
-        };
-        let response = app
-            .client
-            .patch(format!("{base}/Users/{id}"))
-            .bearer_auth(&app.token)
-            .json(&json!({
-                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-                "Operations": [{"op": "Replace", "path": "active", "value": "False"}]
-            }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-    }
-    let view = brake(&app).await;
-    assert_eq!(view["hold"]["held_from"], 2 + 8 + 5, "{view}");
-    // A restarted replica holds as well.
-    handle.stop(true).await;
-    let (replica, _handle) = start(url).await;
-    let token = issue(&app.ctx, "acme", vec![Scope::EventsRead]).await;
-    let response = app
-        .client
-        .get(format!("{replica}/events/v1/acme?after=14"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    let page: Value = response.json().await.unwrap();
-    assert_eq!(page["events"], json!([]), "nothing held is served");
-    let response = app
-        .client
-        .get(format!("{replica}/admin/v1/tenants/acme/brake"))
-        .bearer_auth(crate::helpers::ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    let view: Value = response.json().await.unwrap();
-    assert_eq!(view["hold"]["held_from"], 15);
-}
-
-/// A bootstrap page read while a burst trips the brake would show states whose events are
-/// held: the snapshot checks again once the writes it read are counted.
-async fn a_snapshot_read_while_the_brake_trips_is_refused(backend: Backend) {
-    let app = spawn_app(backend).await;
-    assert_eq!(configure(&app, small_brake()).await.status(), 200);
-    let token = issue(&app.ctx, "acme", vec![Scope::EventsRead]).await;
-    let ids = create_users(&app, 8).await;
-    let tenant_id = app.tenant_row().await.id;
-    let mut pause = scimbus::failpoints::Pause::arm("snapshot.read", &tenant_id);
-    let request = tokio::spawn(
-        app.client
-            .get(format!(
-                "{}/events/v1/acme/snapshot/Users?limit=100",
-                app.address
-            ))
-            .bearer_auth(&token)
-            .send(),
-    );
-    assert!(pause.reached().await);
-    for id in &ids[..6] {
-        entra_deactivate(&app, id).await;
-    }
-    pause.release();
-    let response = request.await.unwrap().unwrap();
-    assert_eq!(
-        response.status(),
-        503,
-        "the page would show held deactivations"
-    );
-}
-
-async fn a_hold_with_an_auto_release_ends_by_itself_after_its_time(backend: Backend) {
-    let app = spawn_app(backend).await;
-    let mut settings = small_brake();
-    settings["auto_release_seconds"] = json!(600);
-    assert_eq!(configure(&app, settings).await.status(), 200);
-    let ids = create_users(&app, 8).await;
-    for id in &ids[..6] {
-        entra_deactivate(&app, id).await;
-    }
-    assert!(brake(&app).await["hold"].is_object());
-    // Not before its time. (The hold is stamped with the wall clock, where events are
-    // numbered; the test's manual clock starts at 2026-01-01, so it is moved past both.)
-    let wall = chrono::Utc::now();
-    let lag = wall - scimbus::clock::Clock::now(app.clock.as_ref());
-    app.clock.advance(lag + chrono::TimeDelta::seconds(60));
-    assert_eq!(
-        scimbus::service::brake::auto_release(&app.ctx)
-            .await
-            .unwrap(),
-        0
-    );
-    assert!(brake(&app).await["hold"].is_object());
-    app.clock.advance(chrono::TimeDelta::seconds(600));
-    assert_eq!(
-        scimbus::service::brake::auto_release(&app.ctx)
-            .await
-            .unwrap(),
-        1
-    );
-    assert_eq!(brake(&app).await["hold"], Value::Null);
-    let audit = app.audit_of("?tenant=acme", "brake.").await;
-    let last = audit.last().unwrap().clone();
-    assert_eq!(
-        (last["actor"].as_str(), last["action"].as_str()),
-        (Some("system"), Some("brake.release"))
-    );
-}
-
-/// Nothing could release a deleted tenant's hold (the brake's API is of live tenants), and
-/// its `tenant.deleted` would stay held forever: the deletion decides, and everything flows.
-async fn deleting_a_held_tenant_lets_its_events_and_its_deletion_flow(backend: Backend) {
-    let app = spawn_app(backend).await;
-    assert_eq!(configure(&app, small_brake()).await.status(), 200);
-    let ids = create_users(&app, 8).await;
-    for id in &ids[..6] {
-        entra_deactivate(&app, id).await;
-    }
-    assert!(brake(&app).await["hold"].is_object());
-    let response = app
-        .admin(
-            Method::POST,
-            "/apps",
-            Some(json!({"name": "crm", "all_tenants": true})),
-        )
-        .await;
-    let credential = response.json::<Value>().await.unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(
-        app.admin(Method::DELETE, "/tenants/acme", None)
-            .await
-            .status(),
-        204
-    );
-    while scimbus::service::maintenance::purge_once(&app.ctx)
-        .await
-        .unwrap()
-        != scimbus::service::maintenance::PurgeStep::Idle
-    {}
-    let page = pull_all(&app, "acme", &credential).await;
-    let types = event_types(&page);
-    assert_eq!(
-        types
-            .iter()
-            .filter(|t| *t == "scimbus.user.deactivated")
-            .count(),
-        6
-    );
-    assert_eq!(
-        types.last().map(String::as_str),
-        Some("scimbus.tenant.deleted")
-    );
 }

@@ -1,276 +1,21 @@
-//! Property tests of `GET /Users?filter=…` on both backends: a random population created
-//! over HTTP, random filters from a grammar over its attributes (sometimes with `sortBy` and
-//! small pages); the server must list exactly the users the reference evaluator
-//! (`scim::query::eval`) accepts, in an order its comparator accepts.
-
-// CI runs one fixed seed: 64 cases over one population of 40 users per backend, after the
-// committed regressions (query_props.proptest-regressions). A long random run:
-//
-//     SCIMBUS_PROPTEST_CASES=2000 SCIMBUS_PROPTEST_SEED=random \
-//         cargo test --test api query_props -- --nocapture
-//
-// The seed in use is printed and named in every failure; `SCIMBUS_PROPTEST_SEED=<u64>`
-// replays it (population and filters). A failure shows the shrunk case, both id sets and
-// the users on which they differ.
-
-use std::sync::Arc;
+//! The filters' leaves: a pool of the population's values to draw literals from, spellings
+//! of attribute names and literals, comparisons, presence and value-path elements.
 
 use chrono::{DateTime, FixedOffset, SecondsFormat, TimeDelta, Utc};
-use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::{Index, select};
-use proptest::strategy::ValueTree;
-use proptest::test_runner::{
-    Config, FileFailurePersistence, RngAlgorithm, RngSeed, TestCaseError, TestError, TestRng,
-    TestRunner,
-};
 use scimbus::scim::schema::ENTERPRISE_USER_URN;
 use scimbus::scim::time;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
-use crate::both_backends;
-use crate::helpers::{Backend, TestApp, USER_URN, spawn_app};
-use crate::query::{Kind, list_all, mismatch_sorted};
+use crate::helpers::USER_URN;
 
-both_backends!(listed_users_are_exactly_those_the_reference_evaluator_accepts);
-
-const DEFAULT_SEED: u64 = 7644;
-const DEFAULT_CASES: u32 = 64;
-const POPULATION: usize = 40;
-const REGRESSIONS: &str = "tests/api/query_props.proptest-regressions";
-
-/// Case variants, non-ASCII (folding: É/é, ß has no one-letter upper case, ﬁ is NFKC "fi"),
-/// and LIKE's metacharacters.
-const ALPHABET: &[&str] = &["a", "A", "b", "B", "É", "é", "ß", "ﬁ", "%", "_", "\\", " "];
-
-fn seed() -> u64 {
-    match std::env::var("SCIMBUS_PROPTEST_SEED").as_deref() {
-        Ok("random") => rand::random(),
-        Ok(n) => n
-            .parse()
-            .unwrap_or_else(|_| panic!("SCIMBUS_PROPTEST_SEED={n}: a u64 or `random`")),
-        Err(_) => DEFAULT_SEED,
-    }
-}
-
-fn cases() -> u32 {
-    std::env::var("SCIMBUS_PROPTEST_CASES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(DEFAULT_CASES)
-}
-
-fn text(len: std::ops::RangeInclusive<usize>) -> impl Strategy<Value = String> + Clone {
-    vec(select(ALPHABET), len).prop_map(|chars| chars.concat())
-}
-
-// ---------------------------------------------------------------------------------------
-// The population.
-
-#[derive(Debug, Clone)]
-struct Email {
-    value: Option<String>,
-    kind: Option<String>,
-    primary: Option<bool>,
-}
-
-#[derive(Debug, Clone)]
-struct Person {
-    user_name: String,
-    strings: [Option<String>; 7],
-    active: Option<bool>,
-    emails: Vec<Email>,
-    department: Option<String>,
-    /// Milliseconds the clock moves before the user is created.
-    gap: i64,
-    /// Whether a later PUT moves `meta.lastModified` past `meta.created`.
-    touched: bool,
-}
-
-/// The optional string attributes of a [`Person`], in `strings` order.
-const STRING_ATTRS: [&str; 7] = [
-    "displayName",
-    "title",
-    "userType",
-    "nickName",
-    "name.givenName",
-    "name.familyName",
-    "externalId",
-];
-
-fn maybe(s: impl Strategy<Value = String>) -> impl Strategy<Value = Option<String>> {
-    prop_oneof![1 => Just(None), 2 => s.prop_map(Some)]
-}
-
-fn user_type() -> impl Strategy<Value = String> {
-    prop_oneof![
-        select(
-            &[
-                "Employee",
-                "employee",
-                "EMPLOYEE",
-                "Intern",
-                "Contractor",
-                ""
-            ][..]
-        )
-        .prop_map(str::to_owned),
-        text(0..=3),
-    ]
-}
-
-fn email(first: bool) -> impl Strategy<Value = Email> {
-    let kind = prop_oneof![
-        select(&["work", "Work", "home", "other", ""][..]).prop_map(str::to_owned),
-        text(1..=2),
-    ];
-    let primary = if first {
-        prop_oneof![Just(None), Just(Some(true)), Just(Some(false))].boxed()
-    } else {
-        prop_oneof![Just(None), Just(Some(false))].boxed()
-    };
-    (maybe(text(0..=4)), maybe(kind), primary).prop_map(|(value, kind, primary)| Email {
-        value,
-        kind,
-        primary,
-    })
-}
-
-fn person() -> impl Strategy<Value = Person> {
-    let strings = (
-        maybe(text(0..=4)),
-        maybe(text(0..=4)),
-        maybe(user_type()),
-        maybe(text(0..=4)),
-        maybe(text(0..=4)),
-        maybe(text(0..=4)),
-        maybe(text(1..=4)),
-    )
-        .prop_map(|(a, b, c, d, e, f, g)| [a, b, c, d, e, f, g]);
-    let emails = prop_oneof![
-        Just(Vec::new()),
-        email(true).prop_map(|e| vec![e]),
-        (email(true), vec(email(false), 1..=2)).prop_map(|(first, mut rest)| {
-            rest.insert(0, first);
-            rest
-        }),
-    ];
-    let gap = select(&[0_i64, 1, 999, 1_000, 3_600_000][..]);
-    (
-        text(1..=4),
-        strings,
-        prop_oneof![Just(None), any::<bool>().prop_map(Some)],
-        emails,
-        maybe(text(0..=4)),
-        gap,
-        prop::bool::weighted(0.2),
-    )
-        .prop_map(
-            |(user_name, strings, active, emails, department, gap, touched)| Person {
-                user_name,
-                strings,
-                active,
-                emails,
-                department,
-                gap,
-                touched,
-            },
-        )
-}
-
-impl Person {
-    fn body(&self, user_name: &str) -> Value {
-        let mut body = Map::new();
-        let mut schemas = vec![json!(USER_URN)];
-        body.insert("userName".into(), json!(user_name));
-        let mut name = Map::new();
-        for (attr, value) in STRING_ATTRS.iter().zip(&self.strings) {
-            let Some(value) = value else { continue };
-            match attr.strip_prefix("name.") {
-                Some(sub) => {
-                    name.insert(sub.into(), json!(value));
-                }
-                None => {
-                    body.insert((*attr).into(), json!(value));
-                }
-            }
-        }
-        if !name.is_empty() {
-            body.insert("name".into(), Value::Object(name));
-        }
-        if let Some(active) = self.active {
-            body.insert("active".into(), json!(active));
-        }
-        let emails: Vec<Value> = self
-            .emails
-            .iter()
-            .map(|e| {
-                let mut m = Map::new();
-                if let Some(v) = &e.value {
-                    m.insert("value".into(), json!(v));
-                }
-                if let Some(t) = &e.kind {
-                    m.insert("type".into(), json!(t));
-                }
-                if let Some(p) = e.primary {
-                    m.insert("primary".into(), json!(p));
-                }
-                Value::Object(m)
-            })
-            .collect();
-        if !emails.is_empty() {
-            body.insert("emails".into(), Value::Array(emails));
-        }
-        if let Some(d) = &self.department {
-            schemas.push(json!(ENTERPRISE_USER_URN));
-            body.insert(ENTERPRISE_USER_URN.into(), json!({"department": d}));
-        }
-        body.insert("schemas".into(), Value::Array(schemas));
-        Value::Object(body)
-    }
-}
-
-/// Creates `people` over HTTP (a taken userName gets a suffix) and returns their
-/// representations as the list endpoint gives them.
-async fn populate(app: &TestApp, people: &[Person]) -> Vec<Value> {
-    let mut touched = Vec::new();
-    for (i, p) in people.iter().enumerate() {
-        app.clock.advance(TimeDelta::milliseconds(p.gap));
-        let mut user_name = p.user_name.clone();
-        if user_name.trim().is_empty() {
-            // A blank userName is refused (400), and is not what this test is about.
-            user_name.push('a');
-        }
-        let created = loop {
-            let response = app.post("/Users", &p.body(&user_name)).await;
-            match response.status().as_u16() {
-                201 => break response.json::<Value>().await.unwrap(),
-                409 => user_name = format!("{user_name}{i}"),
-                status => panic!("{status}: {:?}", response.text().await),
-            }
-        };
-        if p.touched {
-            touched.push((
-                created["id"].as_str().unwrap().to_owned(),
-                p.body(&user_name),
-            ));
-        }
-    }
-    for (id, mut body) in touched {
-        app.clock.advance(TimeDelta::seconds(1));
-        body["preferredLanguage"] = json!("fr");
-        let response = app.put(&format!("/Users/{id}"), &body).await;
-        assert_eq!(response.status(), 200, "{:?}", response.text().await);
-    }
-    list_all(app, Kind::Users, &[]).await.unwrap()
-}
-
-// ---------------------------------------------------------------------------------------
-// The filters.
+use super::population::STRING_ATTRS;
+use super::text;
 
 /// What literals are drawn from: the population's values per attribute.
 #[derive(Debug)]
-struct Pool {
+pub(super) struct Pool {
     strings: Vec<Vec<String>>,
     email_values: Vec<String>,
     email_types: Vec<String>,
@@ -282,7 +27,7 @@ struct Pool {
 }
 
 impl Pool {
-    fn of(users: &[Value]) -> Self {
+    pub(super) fn of(users: &[Value]) -> Self {
         let collect = |f: &dyn Fn(&Value) -> Vec<Value>| -> Vec<String> {
             let mut out: Vec<String> = users
                 .iter()
@@ -326,7 +71,7 @@ impl Pool {
 
 /// A random piece of `values`: a substring, in its case, upper case or lower case.
 #[derive(Debug, Clone)]
-struct Piece {
+pub(super) struct Piece {
     which: Index,
     from: Index,
     to: Index,
@@ -354,7 +99,7 @@ impl Piece {
 
 /// A string literal: random text, or a piece of the population's values.
 #[derive(Debug, Clone)]
-enum Lit {
+pub(super) enum Lit {
     Text(String),
     Piece(Piece),
 }
@@ -370,7 +115,7 @@ fn lit() -> impl Strategy<Value = Lit> {
 
 /// Spelling of a name, operator or literal.
 #[derive(Debug, Clone, Copy)]
-struct Style {
+pub(super) struct Style {
     case: u8,
     escape: bool,
 }
@@ -442,7 +187,7 @@ impl Source {
 
 /// One attribute expression.
 #[derive(Debug, Clone)]
-enum Leaf {
+pub(super) enum Leaf {
     /// `<attr> <op> "<literal>"`; `qualify` writes a core attribute with its URN.
     Str {
         attr: usize,
@@ -536,7 +281,7 @@ fn written_attr(i: usize, qualify: bool, style: Style) -> String {
 
 /// An element filter inside `emails[…]`.
 #[derive(Debug, Clone)]
-enum Element {
+pub(super) enum Element {
     Value { op: usize, lit: Lit },
     Type { op: usize, lit: Lit },
     Primary { op: usize, value: bool },
@@ -616,7 +361,7 @@ impl Lit {
     }
 }
 
-fn leaf() -> impl Strategy<Value = Leaf> {
+pub(super) fn leaf() -> impl Strategy<Value = Leaf> {
     prop_oneof![
         6 => (0..STR_ATTRS, 0..STRING_OPS.len(), lit(), prop::bool::weighted(0.1), style())
             .prop_map(|(attr, op, lit, qualify, style)| Leaf::Str { attr, op, lit, qualify, style }),
@@ -645,7 +390,7 @@ fn leaf() -> impl Strategy<Value = Leaf> {
 }
 
 impl Leaf {
-    fn render(&self, pool: &Pool) -> String {
+    pub(super) fn render(&self, pool: &Pool) -> String {
         match self {
             Leaf::Str {
                 attr,
@@ -739,173 +484,4 @@ impl Leaf {
             }
         }
     }
-}
-
-/// A whole filter.
-#[derive(Debug, Clone)]
-enum Expr {
-    Leaf(Leaf),
-    /// `not (…)`, or `not(…)` without the space when the flag is set.
-    Not(Box<Expr>, bool),
-    /// The flag puts the expression in parentheses.
-    And(Box<Expr>, Box<Expr>, bool),
-    Or(Box<Expr>, Box<Expr>, bool),
-}
-
-fn expr() -> impl Strategy<Value = Expr> {
-    leaf()
-        .prop_map(Expr::Leaf)
-        .prop_recursive(3, 10, 2, |inner| {
-            prop_oneof![
-                (inner.clone(), prop::bool::weighted(0.2))
-                    .prop_map(|(e, tight)| Expr::Not(Box::new(e), tight)),
-                (inner.clone(), inner.clone(), any::<bool>()).prop_map(|(a, b, p)| Expr::And(
-                    Box::new(a),
-                    Box::new(b),
-                    p
-                )),
-                (inner.clone(), inner, any::<bool>()).prop_map(|(a, b, p)| Expr::Or(
-                    Box::new(a),
-                    Box::new(b),
-                    p
-                )),
-            ]
-        })
-}
-
-impl Expr {
-    fn render(&self, pool: &Pool) -> String {
-        let group = |s: String, parens: bool| if parens { format!("({s})") } else { s };
-        match self {
-            Expr::Leaf(leaf) => leaf.render(pool),
-            Expr::Not(e, true) => format!("not({})", e.render(pool)),
-            Expr::Not(e, false) => format!("not ({})", e.render(pool)),
-            Expr::And(a, b, p) => group(format!("{} and {}", a.render(pool), b.render(pool)), *p),
-            Expr::Or(a, b, p) => group(format!("{} or {}", a.render(pool), b.render(pool)), *p),
-        }
-    }
-}
-
-/// The sort keys a case may ask for (RFC 7644 §3.4.2.3).
-const SORT_KEYS: [&str; 13] = [
-    "userName",
-    "displayName",
-    "title",
-    "userType",
-    "nickName",
-    "name.givenName",
-    "name.familyName",
-    "externalId",
-    "id",
-    "active",
-    "meta.created",
-    "meta.lastModified",
-    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
-];
-
-/// One request: a filter, maybe a sort key and order, and a page size (a small one checks
-/// that pages neither overlap nor skip, so ties must be broken the same way each time).
-#[derive(Debug, Clone)]
-struct Case {
-    filter: Expr,
-    sort: Option<(usize, bool)>,
-    page: usize,
-}
-
-fn case() -> impl Strategy<Value = Case> {
-    (
-        expr(),
-        prop::option::weighted(0.4, (0..SORT_KEYS.len(), any::<bool>())),
-        select(&[1000_usize, 1000, 7][..]),
-    )
-        .prop_map(|(filter, sort, page)| Case { filter, sort, page })
-}
-
-impl Case {
-    fn sort(&self) -> Option<(&'static str, &'static str)> {
-        self.sort.map(|(key, descending)| {
-            let order = if descending {
-                "descending"
-            } else {
-                "ascending"
-            };
-            (SORT_KEYS[key], order)
-        })
-    }
-
-    fn describe(&self, pool: &Pool) -> String {
-        let mut out = self.filter.render(pool);
-        if let Some((by, order)) = self.sort() {
-            out.push_str(&format!("  [sortBy={by} sortOrder={order}]"));
-        }
-        if self.page != 1000 {
-            out.push_str(&format!("  [count={}]", self.page));
-        }
-        out
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-
-async fn listed_users_are_exactly_those_the_reference_evaluator_accepts(backend: Backend) {
-    let seed = seed();
-    let cases = cases();
-    println!("{backend:?}: SCIMBUS_PROPTEST_SEED={seed} SCIMBUS_PROPTEST_CASES={cases}");
-    let app = spawn_app(backend).await;
-
-    let mut seeder = TestRunner::new_with_rng(
-        Config::default(),
-        TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes(seed)),
-    );
-    let people = vec(person(), POPULATION)
-        .new_tree(&mut seeder)
-        .unwrap()
-        .current();
-    let users = populate(&app, &people).await;
-    let pool = Pool::of(&users);
-
-    let config = Config {
-        cases,
-        rng_algorithm: RngAlgorithm::ChaCha,
-        rng_seed: RngSeed::Fixed(seed),
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(REGRESSIONS))),
-        max_shrink_iters: 512,
-        ..Config::default()
-    };
-    let app = Arc::new(app);
-    let handle = tokio::runtime::Handle::current();
-    let outcome = tokio::task::spawn_blocking({
-        let app = app.clone();
-        move || {
-            let mut runner = TestRunner::new(config);
-            let result = runner.run(&case(), |c| {
-                let raw = c.filter.render(&pool);
-                let checked = mismatch_sorted(&app, Kind::Users, &raw, c.sort(), c.page, &users);
-                match handle.block_on(checked) {
-                    None => Ok(()),
-                    Some(m) => Err(TestCaseError::fail(m)),
-                }
-            });
-            result.map_err(|e| match e {
-                TestError::Fail(why, c) => format!("{why}\n(shrunk case: {})", c.describe(&pool)),
-                TestError::Abort(why) => format!("aborted: {why}"),
-            })
-        }
-    })
-    .await
-    .unwrap();
-    if let Err(failure) = outcome {
-        panic!(
-            "{backend:?}, SCIMBUS_PROPTEST_SEED={seed}: the server and the reference evaluator \
-             disagree\n{failure}"
-        );
-    }
-}
-
-fn seed_bytes(seed: u64) -> [u8; 32] {
-    let mut bytes = [0_u8; 32];
-    for (i, chunk) in bytes.chunks_mut(8).enumerate() {
-        chunk.copy_from_slice(&(seed.wrapping_add(i as u64)).to_le_bytes());
-    }
-    bytes
 }

@@ -1,101 +1,22 @@
-//! Extensions that can be fixed: a change of a tenant's extension is previewed against the
-//! stored resources (dry run), applied (register, update that only widens, removal) with
-//! a 202 and a re-index job, and a wrong type is corrected without SQL. Jobs report their
-//! progress, are superseded by a later change, resume after their process stops, and
-//! never write a search document computed with a registry no longer in force.
+//! Schema changes: dry runs, updates that add and widen, refused narrowings, wrong types
+//! corrected by removing and registering again.
 
-use std::sync::Arc;
-
-use chrono::{TimeDelta, TimeZone, Utc};
 use reqwest::Method;
-use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::helpers::{
-    ADMIN_TOKEN, Backend, TestApp, USER_URN, assert_scim_error, series, spawn_app,
+use crate::helpers::{Backend, USER_URN, assert_scim_error, spawn_app};
+
+use super::{
+    EXT, admin_get, at_ext, column, definition, found, registered_schemas, schema_request,
+    user_with,
 };
-use scimbus::clock::ManualClock;
-use scimbus::failpoints::Pause;
-use scimbus::startup::Application;
 
 both_backends!(
     a_dry_run_reports_what_a_change_would_find_and_stores_nothing,
     an_update_adds_and_widens_and_a_narrowing_is_refused_leaving_everything_as_it_was,
     a_wrong_type_is_corrected_by_removing_and_registering_again,
-    a_later_change_supersedes_a_running_reindex_and_the_index_follows_the_latest,
 );
-
-const EXT: &str = "urn:example:acme:2.0:User";
-
-fn definition(badge: &str) -> Value {
-    json!({
-        "id": EXT,
-        "name": "AcmeUser",
-        "attributes": [
-            {"name": "costCenter", "type": "string"},
-            {"name": "badge", "type": badge}
-        ]
-    })
-}
-
-fn user_with(name: &str, custom: Value) -> Value {
-    json!({"schemas": [USER_URN, EXT], "userName": name, EXT: custom})
-}
-
-/// How many users `filter` finds, or the SCIM error status it answers.
-async fn found(app: &TestApp, filter: &str) -> Result<u64, u16> {
-    let response = app
-        .client
-        .get(app.url("/Users"))
-        .bearer_auth(&app.token)
-        .query(&[("filter", filter)])
-        .send()
-        .await
-        .unwrap();
-    if !response.status().is_success() {
-        return Err(response.status().as_u16());
-    }
-    let body: Value = response.json().await.unwrap();
-    Ok(body["totalResults"].as_u64().unwrap())
-}
-
-async fn schema_request(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> reqwest::Response {
-    app.admin(method, &format!("/tenants/acme/schemas{path}"), body)
-        .await
-}
-
-/// `PUT|DELETE /schemas/{EXT}` (`?dryRun=true` with `dry`).
-fn at_ext(dry: bool) -> String {
-    format!("/{EXT}{}", if dry { "?dryRun=true" } else { "" })
-}
-
-/// `GET /admin/v1{path}`, its JSON body.
-async fn admin_get(app: &TestApp, path: &str) -> Value {
-    app.admin(Method::GET, path, None)
-        .await
-        .json()
-        .await
-        .unwrap()
-}
-
-/// The string `field` of each element of the array `list`.
-fn column<'a>(list: &'a Value, field: &str) -> Vec<&'a str> {
-    list.as_array()
-        .unwrap()
-        .iter()
-        .map(|item| item[field].as_str().unwrap())
-        .collect()
-}
-
-async fn registered_schemas(app: &TestApp) -> Value {
-    admin_get(app, "/tenants/acme/schemas").await["schemas"].clone()
-}
 
 async fn a_dry_run_reports_what_a_change_would_find_and_stores_nothing(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -418,156 +339,4 @@ async fn a_wrong_type_is_corrected_by_removing_and_registering_again(backend: Ba
     let jobs: Value = admin_get(&app, "/tenants/acme/jobs").await;
     let actions = column(&jobs["jobs"], "action");
     assert_eq!(actions, ["register", "remove", "register"], "newest first");
-}
-
-/// Inserts `n` users `u1…un` whose extension values are `costCenter` `C<i>` and `badge`
-/// `<i>`, by SQL.
-async fn seed(app: &TestApp, n: u64) {
-    let tenant_id = app.tenant_row().await.id;
-    let conn = app.ctx.store.conn();
-    let backend = conn.get_database_backend();
-    let ts = "'2026-01-01T00:00:00.000Z'";
-    let document = format!(
-        r#"'{{"schemas":["{USER_URN}","{EXT}"],"userName":"u' || g || '","{EXT}":{{"costCenter":"C' || g || '","badge":' || g || '}}}}'"#
-    );
-    let document = match backend {
-        sea_orm::DbBackend::Postgres => format!("CAST({document} AS jsonb)"),
-        _ => document,
-    };
-    conn.execute_unprepared(&format!(
-        "INSERT INTO users (tenant_id, id, user_name, user_name_ci, active, resource, version, \
-         created_at, updated_at) SELECT '{tenant_id}', 'u' || g, 'u' || g, 'u' || g, true, \
-         {document}, 1, {ts}, {ts} FROM {}",
-        series(backend, n)
-    ))
-    .await
-    .unwrap();
-}
-
-async fn a_later_change_supersedes_a_running_reindex_and_the_index_follows_the_latest(
-    backend: Backend,
-) {
-    let app = spawn_app(backend).await;
-    seed(&app, 3).await;
-    let tenant_id = app.tenant_row().await.id;
-    let mut pause = Pause::arm("reindex.batch", &format!("{tenant_id}:0"));
-    let first: Value = schema_request(
-        &app,
-        Method::POST,
-        "",
-        Some(json!({"id": EXT, "attributes": [{"name": "costCenter"}]})),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
-    assert!(pause.reached().await);
-    // The first job is about to index with its registry; the update commits meanwhile.
-    let second: Value = schema_request(
-        &app,
-        Method::PUT,
-        &at_ext(false),
-        Some(definition("integer")),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
-    pause.release();
-    let first = app.finished_job(first["job"]["id"].as_str().unwrap()).await;
-    let second = app
-        .finished_job(second["job"]["id"].as_str().unwrap())
-        .await;
-    assert_eq!(first["state"], "superseded", "{first}");
-    assert_eq!(first["processed"], 0, "the superseded job wrote nothing");
-    assert_eq!(second["state"], "succeeded", "{second}");
-    assert_eq!(second["processed"], 3);
-    assert_eq!(
-        found(&app, &format!("{EXT}:costCenter eq \"C2\"")).await,
-        Ok(1)
-    );
-    // The latest registry is what the index holds: the added attribute's values are typed.
-    assert_eq!(found(&app, &format!("{EXT}:badge gt 1")).await, Ok(2));
-}
-
-/// A second process on the same database, with its own clock.
-async fn second_process(app: &TestApp, clock: Arc<ManualClock>) -> String {
-    let vars = [
-        ("SCIMBUS_DATABASE_URL", app.ctx.store.url().to_owned()),
-        ("SCIMBUS_LISTEN", "127.0.0.1:0".to_owned()),
-        ("SCIMBUS_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
-        ("SCIMBUS_MAINTENANCE", "off".to_owned()),
-        ("SCIMBUS_RETENTION_UNPUBLISHED", "prune".to_owned()),
-        ("SCIMBUS_RATE_LIMIT", "off".to_owned()),
-    ];
-    let second = Application::build_with_clock(crate::helpers::settings(&vars), clock)
-        .await
-        .unwrap();
-    let address = format!("http://127.0.0.1:{}", second.port());
-    tokio::spawn(second.run_until_stopped());
-    address
-}
-
-async fn job(app: &TestApp, id: &str) -> Value {
-    admin_get(app, &format!("/tenants/acme/jobs/{id}")).await
-}
-
-/// Two processes on one database: PostgreSQL (SQLite is one process per file; the job
-/// logic is the same on both).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reindex_resumes_from_its_cursor_when_its_process_stops() {
-    let app = spawn_app(Backend::Postgres).await;
-    seed(&app, 1_200).await;
-    let tenant_id = app.tenant_row().await.id;
-    // The first process stops for good before its second batch: the first 500 users are
-    // committed with the job's cursor, and its lease is still held.
-    let mut pause = Pause::arm("reindex.batch", &format!("{tenant_id}:500"));
-    let accepted: Value = schema_request(&app, Method::POST, "", Some(definition("integer")))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let id = accepted["job"]["id"].as_str().unwrap().to_owned();
-    assert!(pause.reached().await);
-    let stopped = job(&app, &id).await;
-    assert_eq!(
-        (
-            stopped["state"].as_str(),
-            stopped["processed"].as_u64(),
-            stopped["total"].as_u64()
-        ),
-        (Some("running"), Some(500), Some(1_200))
-    );
-    assert_eq!(
-        found(&app, &format!("{EXT}:costCenter eq \"C1\"")).await,
-        Ok(1)
-    );
-
-    // Another process starts; while the lease holds, it leaves the job alone.
-    let clock = Arc::new(ManualClock::new(
-        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
-    ));
-    let _second = second_process(&app, clock.clone()).await;
-    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
-    assert_eq!(job(&app, &id).await["processed"], 500);
-    // The lease runs out: the second process takes the job up where it stopped.
-    clock.advance(TimeDelta::seconds(61));
-    let finished = app.finished_job(&id).await;
-    assert_eq!(finished["state"], "succeeded", "{finished}");
-    assert_eq!(
-        (finished["processed"].as_u64(), finished["total"].as_u64()),
-        (Some(1_200), Some(1_200)),
-        "resumed, not restarted"
-    );
-    for value in ["C1", "C600", "C1200"] {
-        assert_eq!(
-            found(&app, &format!("{EXT}:costCenter eq \"{value}\"")).await,
-            Ok(1),
-            "{value}"
-        );
-    }
-    // The first process wakes up: it finds it lost the job and writes nothing.
-    pause.release();
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert_eq!(job(&app, &id).await, finished);
 }

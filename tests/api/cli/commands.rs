@@ -1,0 +1,347 @@
+//! The operator commands on a database a server may be using: tenants, tokens, application
+//! credentials, admin tokens, erasure, the audit log, the journal, `--json` listings.
+
+use scimbus::service::audit::Actor;
+
+use crate::helpers::{ADMIN_TOKEN, settings};
+
+use super::{run_ok, scimbus, start_demo};
+
+#[tokio::test]
+async fn tenant_and_token_commands_issue_a_token_that_authenticates() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let mut command = scimbus(&dir);
+        command.args(args);
+        async move {
+            let output = command.output().await.unwrap();
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            String::from_utf8(output.stdout).unwrap()
+        }
+    };
+    run(&["migrate"]).await;
+    run(&["tenant", "create", "acme"]).await;
+    let issued = run(&[
+        "token", "issue", "--tenant", "acme", "--name", "okta", "--scope", "scim",
+    ])
+    .await;
+    let token = issued.lines().last().unwrap().trim().to_owned();
+    assert!(token.starts_with("scimbus_t_"));
+    let listed = run(&["token", "list", "--tenant", "acme"]).await;
+    assert!(listed.contains("okta") && !listed.contains(&token));
+    assert!(run(&["tenant", "list"]).await.contains("acme"));
+
+    let app = scimbus::startup::Application::build(settings(&[
+        (
+            "SCIMBUS_DATABASE_URL",
+            format!("sqlite://{}/cli.db?mode=rwc", dir.path().display()),
+        ),
+        ("SCIMBUS_LISTEN", "127.0.0.1:0".to_owned()),
+        ("SCIMBUS_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
+    ]))
+    .await
+    .unwrap();
+    let url = format!("http://127.0.0.1:{}/scim/v2/acme/Users", app.port());
+    let ctx = app.context().clone();
+    tokio::spawn(app.run_until_stopped());
+    let client = crate::helpers::client();
+    assert_eq!(
+        client
+            .get(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let id = scimbus::service::tenants::list_tokens(&ctx, "acme")
+        .await
+        .unwrap()[0]
+        .id
+        .clone();
+    scimbus::service::tenants::revoke_token(&ctx, &Actor::system(), "acme", &id)
+        .await
+        .unwrap();
+    assert_eq!(
+        client
+            .get(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+}
+
+#[tokio::test]
+async fn cli_erasure_tenant_delete_and_audit_act_on_a_database_a_server_uses() {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = crate::helpers::fresh_postgres().await;
+    let run = |args: &[&str]| {
+        let mut command = scimbus(&dir);
+        command
+            .env("SCIMBUS_DATABASE_URL", &database_url)
+            .env("USER", "ops-alice")
+            .args(args);
+        async move {
+            let output = command.output().await.unwrap();
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            String::from_utf8(output.stdout).unwrap()
+        }
+    };
+    let app = scimbus::startup::Application::build(settings(&[
+        ("SCIMBUS_DATABASE_URL", database_url.clone()),
+        ("SCIMBUS_LISTEN", "127.0.0.1:0".to_owned()),
+        ("SCIMBUS_MAINTENANCE", "off".to_owned()),
+    ]))
+    .await
+    .unwrap();
+    let ctx = app.context().clone();
+    tokio::spawn(app.run_until_stopped());
+    run(&["tenant", "create", "acme"]).await;
+    let tenant = scimbus::service::tenants::get_tenant(&ctx, "acme")
+        .await
+        .unwrap();
+    let user =
+        scimbus::service::users::create(&ctx, &tenant, None, crate::helpers::user("bjensen"))
+            .await
+            .unwrap();
+
+    let subject = format!("Users/{}", user.id);
+    let purged = run(&["events", "purge", "--tenant", "acme", "--subject", &subject]).await;
+    assert!(purged.contains("1 events"), "{purged}");
+    let rows = scimbus::store::outbox::list_after(ctx.store.conn(), &tenant.id, 0)
+        .await
+        .unwrap();
+    assert_eq!(rows[0].event_type, "scimbus.tenant.created");
+    assert_eq!(
+        rows[1].payload["data"],
+        serde_json::json!({"redacted": true})
+    );
+
+    run(&["tenant", "delete", "acme"]).await;
+    while scimbus::service::maintenance::purge_once(&ctx)
+        .await
+        .unwrap()
+        != scimbus::service::maintenance::PurgeStep::Idle
+    {}
+    scimbus::events::sequencer::number_tenant(&ctx.store, &tenant.id)
+        .await
+        .unwrap();
+    let rows = scimbus::store::outbox::list_after(ctx.store.conn(), &tenant.id, 0)
+        .await
+        .unwrap();
+    assert_eq!(rows.last().unwrap().event_type, "scimbus.tenant.deleted");
+
+    let audit = run(&["audit", "--tenant", "acme"]).await;
+    let actions: Vec<(&str, &str)> = audit
+        .lines()
+        .map(|l| {
+            let fields: Vec<&str> = l.split('\t').collect();
+            (fields[2], fields[3])
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        vec![
+            ("os:ops-alice", "tenant.create"),
+            ("os:ops-alice", "events.purge"),
+            ("os:ops-alice", "tenant.delete"),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn cli_issues_lists_and_revokes_application_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = crate::helpers::fresh_postgres().await;
+    let run = |args: &[&str]| {
+        let mut command = scimbus(&dir);
+        command
+            .env("SCIMBUS_DATABASE_URL", &database_url)
+            .env("USER", "ops-alice")
+            .args(args);
+        async move { command.output().await.unwrap() }
+    };
+    let app = scimbus::startup::Application::build(settings(&[
+        ("SCIMBUS_DATABASE_URL", database_url.clone()),
+        ("SCIMBUS_LISTEN", "127.0.0.1:0".to_owned()),
+        ("SCIMBUS_MAINTENANCE", "off".to_owned()),
+    ]))
+    .await
+    .unwrap();
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    for slug in ["acme", "globex"] {
+        assert!(run(&["tenant", "create", slug]).await.status.success());
+    }
+    // Neither a tenant list nor --all-tenants, and an unknown tenant: refused.
+    assert!(
+        !run(&["app", "issue", "--name", "crm"])
+            .await
+            .status
+            .success()
+    );
+    let unknown = run(&["app", "issue", "--name", "crm", "--tenant", "nobody"]).await;
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("nobody"));
+
+    let issued = run(&["app", "issue", "--name", "crm", "--tenant", "acme"]).await;
+    assert!(issued.status.success());
+    let out = String::from_utf8(issued.stdout).unwrap();
+    let secret = out.lines().last().unwrap().trim().to_owned();
+    assert!(secret.starts_with("scimbus_app_"), "{out}");
+    let id = out.split_whitespace().nth(2).unwrap().to_owned();
+    let pull = |slug: &str| {
+        crate::helpers::client()
+            .get(format!("{address}/events/v1/{slug}"))
+            .bearer_auth(&secret)
+            .send()
+    };
+    assert_eq!(pull("acme").await.unwrap().status(), 200);
+    assert_eq!(pull("globex").await.unwrap().status(), 401);
+
+    let listed = String::from_utf8(run(&["app", "list"]).await.stdout).unwrap();
+    assert_eq!(listed.trim(), format!("{id}\tcrm\tacme\tlive"));
+    assert!(!listed.contains(&secret));
+    assert!(run(&["app", "revoke", &id]).await.status.success());
+    assert_eq!(pull("acme").await.unwrap().status(), 401);
+    let listed = String::from_utf8(run(&["app", "list"]).await.stdout).unwrap();
+    assert!(listed.contains("revoked"), "{listed}");
+    let audit = String::from_utf8(run(&["audit"]).await.stdout).unwrap();
+    assert!(audit.contains("os:ops-alice\tapp.issue"), "{audit}");
+    assert!(audit.contains("os:ops-alice\tapp.revoke"), "{audit}");
+}
+
+#[tokio::test]
+async fn operator_commands_issue_list_and_revoke_admin_tokens_and_never_touch_the_bootstrap_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let mut command = scimbus(&dir);
+        command.env("SCIMBUS_ADMIN_TOKEN", ADMIN_TOKEN).args(args);
+        command
+    };
+    let output = run(&["operator", "issue", "alice"]).output().await.unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let printed = String::from_utf8_lossy(&output.stdout).to_string();
+    let id = printed
+        .split_whitespace()
+        .nth(2)
+        .unwrap_or_default()
+        .to_owned();
+    assert!(printed.contains("scimbus_a_"), "{printed}");
+    let output = run(&["operator", "list"]).output().await.unwrap();
+    let listed = String::from_utf8_lossy(&output.stdout).to_string();
+    // The CLI never stores SCIMBUS_ADMIN_TOKEN: only `serve` does, at start.
+    assert!(
+        listed.contains("alice") && !listed.contains("bootstrap"),
+        "{listed}"
+    );
+    assert!(!listed.contains("scimbus_a_"), "{listed}");
+    let output = run(&["operator", "revoke", &id]).output().await.unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let output = run(&["operator", "list"]).output().await.unwrap();
+    let listed = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(listed.contains("revoked"), "{listed}");
+    let output = run(&["audit"]).output().await.unwrap();
+    let audit = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        audit.contains("operator.issue") && audit.contains("operator.revoke"),
+        "{audit}"
+    );
+}
+
+#[tokio::test]
+async fn tenant_journal_prints_what_the_idp_sent_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, url, token) = start_demo(&dir).await;
+    let client = crate::helpers::client();
+    let response = client
+        .get(format!("{url}?filter=userName%20eq%20%22nobody%22"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let response = client
+        .get(format!("{url}?filter=userName%20zz%20%22x%22"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    // The writer is off the request path: give it a moment, then stop the server (one
+    // process per SQLite file).
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    server.kill().await.unwrap();
+    let output = scimbus(&dir)
+        .args(["tenant", "journal", "demo", "--status", "4xx"])
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let printed = String::from_utf8_lossy(&output.stdout).to_string();
+    let entries: Vec<serde_json::Value> = printed
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(entries.len(), 1, "{printed}");
+    assert_eq!(entries[0]["scimType"], "invalidFilter");
+    assert!(!printed.contains(&token), "{printed}");
+    let output = scimbus(&dir)
+        .args(["tenant", "journal", "demo"])
+        .output()
+        .await
+        .unwrap();
+    let all = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(all.lines().count() >= 2, "{all}");
+}
+
+#[tokio::test]
+async fn listing_commands_print_json_arrays_with_json() {
+    let dir = tempfile::tempdir().unwrap();
+    run_ok(&dir, &["tenant", "create", "acme"]).await;
+    run_ok(
+        &dir,
+        &["token", "issue", "--tenant", "acme", "--name", "okta"],
+    )
+    .await;
+    run_ok(&dir, &["app", "issue", "--name", "crm", "--all-tenants"]).await;
+    run_ok(&dir, &["operator", "issue", "alice"]).await;
+    let json = |printed: String| -> Vec<serde_json::Value> {
+        serde_json::from_str(&printed).unwrap_or_else(|e| panic!("{e}: {printed}"))
+    };
+    let tenants = json(run_ok(&dir, &["tenant", "list", "--json"]).await);
+    assert_eq!(tenants.len(), 1);
+    assert_eq!(tenants[0]["slug"], "acme");
+    let tokens = json(run_ok(&dir, &["token", "list", "--tenant", "acme", "--json"]).await);
+    assert_eq!(tokens[0]["name"], "okta");
+    assert!(
+        !tokens[0].to_string().contains("scimbus_t_"),
+        "never a secret"
+    );
+    let apps = json(run_ok(&dir, &["app", "list", "--json"]).await);
+    assert_eq!(apps[0]["name"], "crm");
+    let operators = json(run_ok(&dir, &["operator", "list", "--json"]).await);
+    assert_eq!(operators[0]["name"], "alice");
+    let audit = json(run_ok(&dir, &["audit", "--json"]).await);
+    assert!(audit.len() >= 4, "{audit:?}");
+    let jobs = json(run_ok(&dir, &["schema", "jobs", "--tenant", "acme", "--json"]).await);
+    assert!(jobs.is_empty());
+    // Without --json: lines of text, as before.
+    assert!(
+        run_ok(&dir, &["tenant", "list"])
+            .await
+            .starts_with("acme\t")
+    );
+}
