@@ -106,7 +106,7 @@ pub(crate) async fn phases_run(
 
         // As `relay_once`: the timestamp for the mark, the size check (untimed: "other").
         // The stored text is published as it is, so nothing is encoded.
-        let now = time::format(clock.now());
+        let now = Timestamp::at(clock.now());
         let sendable: Vec<Pending> = batch
             .into_iter()
             .filter(|e| e.body.len() <= settings.max_message_bytes)

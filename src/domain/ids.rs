@@ -1,6 +1,6 @@
-//! Identifiers as types: a tenant's id and a resource's id are both strings in the
-//! database, and never interchangeable in code. Both are SeaORM value types, so entities,
-//! store and service signatures carry them down to the columns.
+//! Identifiers and instants as types: a tenant's id, a resource's id and a timestamp are
+//! all strings in the database, and never interchangeable in code. Each is a SeaORM value
+//! type, so entities, store and service signatures carry them down to the columns.
 //!
 //! Swapping them does not compile:
 //!
@@ -124,5 +124,34 @@ impl ResourceId {
     /// A new resource's id.
     pub fn generate() -> Self {
         Self(uuid::Uuid::new_v4().to_string())
+    }
+}
+
+string_id!(
+    /// An instant as stored and shown: RFC 3339 in UTC with milliseconds
+    /// (`2026-01-01T00:00:00.000Z`, `scim::time::format`), so that text order is time
+    /// order in both databases.
+    Timestamp
+);
+
+/// A timestamp is text wherever text is read (`as_deref`, `&str` parameters); the
+/// reverse, text where a timestamp belongs, does not compile.
+impl std::ops::Deref for Timestamp {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Timestamp {
+    /// `at`, formatted.
+    pub fn at(at: chrono::DateTime<chrono::Utc>) -> Self {
+        Self(crate::scim::time::format(at))
+    }
+
+    /// The instant, when the stored text is one.
+    pub fn instant(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        crate::scim::time::parse(&self.0)
     }
 }

@@ -1,7 +1,7 @@
 //! The request journal's values (DESIGN 20): an entry as `http::journal` captures it and
 //! the store keeps it, and what a listing asks for.
 
-use super::TenantId;
+use super::{TenantId, Timestamp};
 
 /// One journaled request.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -9,7 +9,7 @@ pub struct JournalEntry {
     pub id: String,
     #[serde(skip)]
     pub tenant_id: TenantId,
-    pub at: String,
+    pub at: Timestamp,
     pub method: String,
     /// Path and query, as sent.
     pub target: String,

@@ -9,7 +9,7 @@ mod names;
 mod records;
 
 pub use brake::{BrakeSettings, Threshold};
-pub use ids::{ResourceId, TenantId};
+pub use ids::{ResourceId, TenantId, Timestamp};
 pub use journal::{JournalEntry, JournalQuery};
 
 pub use names::{

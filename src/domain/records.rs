@@ -3,7 +3,7 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::{ExternalId, ResourceId, Scope, TenantId, TenantSlug, UserName};
+use super::{ExternalId, ResourceId, Scope, TenantId, TenantSlug, Timestamp, UserName};
 use crate::scim::schema::{Registry, ResourceType};
 
 /// A tenant.
@@ -12,12 +12,12 @@ pub struct Tenant {
     #[serde(skip)]
     pub id: TenantId,
     pub slug: TenantSlug,
-    pub created_at: String,
+    pub created_at: Timestamp,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub deleted_at: Option<String>,
+    pub deleted_at: Option<Timestamp>,
     /// When a deleted tenant's data was purged and `tenant.deleted` emitted.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub purged_at: Option<String>,
+    pub purged_at: Option<Timestamp>,
     /// Events up to this sequence were removed by retention.
     #[serde(skip)]
     pub events_pruned_through: i64,
@@ -36,10 +36,10 @@ pub struct TokenInfo {
     pub id: String,
     pub name: String,
     pub scopes: Vec<Scope>,
-    pub created_at: String,
-    pub expires_at: Option<String>,
-    pub revoked_at: Option<String>,
-    pub last_used_at: Option<String>,
+    pub created_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+    pub last_used_at: Option<Timestamp>,
 }
 
 /// An application credential as listed (never its secret): it reads the events of the
@@ -51,10 +51,10 @@ pub struct AppInfo {
     pub all_tenants: bool,
     /// The slugs it may read (empty when `all_tenants`).
     pub tenants: Vec<TenantSlug>,
-    pub created_at: String,
-    pub expires_at: Option<String>,
-    pub revoked_at: Option<String>,
-    pub last_used_at: Option<String>,
+    pub created_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+    pub last_used_at: Option<Timestamp>,
 }
 
 /// The hot columns of a user, derived from its document.
@@ -83,8 +83,8 @@ pub struct StoredUser {
     pub active: bool,
     pub document: Map<String, Value>,
     pub version: i64,
-    pub created_at: String,
-    pub updated_at: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
 }
 
 /// The hot columns of a group, derived from its document.
@@ -111,8 +111,8 @@ pub struct StoredGroup {
     pub display_name: String,
     pub document: Map<String, Value>,
     pub version: i64,
-    pub created_at: String,
-    pub updated_at: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
 }
 
 /// The two kinds of SCIM resource: what a member is, what a list, a bulk operation, a

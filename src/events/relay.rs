@@ -20,8 +20,7 @@ use super::metrics::RelayMetrics;
 use super::publisher::{Delivery, Publisher};
 use crate::clock::Clock;
 use crate::config::RelaySettings;
-use crate::domain::TenantId;
-use crate::scim::time;
+use crate::domain::{TenantId, Timestamp};
 use crate::store::outbox::{self, EventKey, Pending};
 use crate::store::{Backend, Store, StoreError};
 
@@ -188,7 +187,11 @@ impl Relay {
     }
 
     /// Parks what can never be published (too large), loudly; returns the rest.
-    async fn sendable(&self, batch: Vec<Pending>, now: &str) -> Result<Vec<Pending>, RelayError> {
+    async fn sendable(
+        &self,
+        batch: Vec<Pending>,
+        now: &Timestamp,
+    ) -> Result<Vec<Pending>, RelayError> {
         let mut sendable = Vec::with_capacity(batch.len());
         for event in batch {
             if event.body.len() > self.settings.max_message_bytes {
@@ -240,7 +243,7 @@ impl Relay {
         if batch.is_empty() {
             return Ok(RelayOutcome::Empty);
         }
-        let now = time::format(self.clock.now());
+        let now = Timestamp::at(self.clock.now());
         let sendable = self.sendable(batch, &now).await?;
         if sendable.is_empty() {
             return Ok(RelayOutcome::Published {
@@ -295,9 +298,9 @@ impl Relay {
         }
         let mut total = Settledness::default();
         // The batch published last, waiting to be marked while the next one is in flight.
-        let mut in_flight: Option<(Vec<Pending>, Vec<Delivery>, String)> = None;
+        let mut in_flight: Option<(Vec<Pending>, Vec<Delivery>, Timestamp)> = None;
         loop {
-            let now = time::format(self.clock.now());
+            let now = Timestamp::at(self.clock.now());
             let sendable = self.sendable(batch, &now).await?;
             let Some(publisher) = self.ready_publisher(&sendable).await? else {
                 if let Some((sent, deliveries, at)) = in_flight.take() {
@@ -482,7 +485,7 @@ async fn settle(
     metrics: &RelayMetrics,
     sent: &[Pending],
     deliveries: &[Delivery],
-    now: &str,
+    now: &Timestamp,
 ) -> Result<Settledness, RelayError> {
     let Settled {
         ranges,

@@ -11,8 +11,7 @@ use serde_json::json;
 use super::audit::{self, Actor};
 use super::tenants::live_tenant;
 use super::{Context, ServiceError};
-use crate::domain::{AppInfo, TokenName};
-use crate::scim::time;
+use crate::domain::{AppInfo, Timestamp, TokenName};
 use crate::store::apps::{self, NewApp};
 use crate::tenancy::auth::Reader;
 use crate::tenancy::token;
@@ -80,8 +79,8 @@ pub async fn issue(
             name: name.as_str(),
             hash: &token::hash_secret(&secret),
             tenants: granted.as_deref(),
-            now: &time::format(now),
-            expires_at: request.expires_at.map(time::format),
+            now: &Timestamp::at(now),
+            expires_at: request.expires_at.map(Timestamp::at),
         },
     )
     .await?;

@@ -11,7 +11,7 @@ use super::audit::{self, Actor};
 use super::tenants::live_tenant;
 use super::{Context, ServiceError};
 use crate::domain::BrakeSettings;
-use crate::domain::{ResourceId, Tenant};
+use crate::domain::{ResourceId, Tenant, Timestamp};
 use crate::events::EventType;
 use crate::events::brake::MEASURES;
 use crate::store::brake::{self, HeldEvent};
@@ -34,7 +34,7 @@ impl From<&HeldEvent> for HeldSummary {
             sequence: e.sequence,
             event_type: e.event_type.clone(),
             subject: e.subject.clone(),
-            time: e.created_at.clone(),
+            time: e.created_at.to_string(),
         }
     }
 }
@@ -44,7 +44,8 @@ impl From<&HeldEvent> for HeldSummary {
 pub struct Hold {
     /// The first held sequence: consumers see nothing from it on until release.
     pub held_from: i64,
-    pub held_at: String,
+    #[schema(value_type = String)]
+    pub held_at: Timestamp,
     /// The thresholds that tripped.
     pub tripped: Vec<String>,
     /// Events held, by type.

@@ -8,7 +8,7 @@
 
 use sea_orm::{ConnectionTrait, DbBackend};
 
-use crate::domain::Tenant;
+use crate::domain::{Tenant, Timestamp};
 use crate::events::{Envelope, EventType, PendingEvent};
 use crate::store::outbox::{OutboxRow, UnnumberedRow};
 use crate::store::{StoreError, brake, outbox, tenants};
@@ -17,7 +17,7 @@ use crate::telemetry::Correlation;
 /// The CloudEvents envelope of `event` with `sequence`, and its routing key.
 fn envelope(
     tenant: &Tenant,
-    now: &str,
+    now: &Timestamp,
     sequence: i64,
     correlation: Option<&Correlation>,
     event: PendingEvent,
@@ -35,7 +35,7 @@ fn unserialisable(e: serde_json::Error) -> StoreError {
 /// numbers them: for [`emit`], or for a statement that writes them with their change.
 pub fn unnumbered(
     tenant: &Tenant,
-    now: &str,
+    now: &Timestamp,
     correlation: Option<&Correlation>,
     events: Vec<PendingEvent>,
 ) -> Result<Vec<UnnumberedRow>, StoreError> {
@@ -59,7 +59,7 @@ pub fn unnumbered(
 pub async fn emit(
     conn: &impl ConnectionTrait,
     tenant: &Tenant,
-    now: &str,
+    now: &Timestamp,
     correlation: Option<&Correlation>,
     events: Vec<PendingEvent>,
 ) -> Result<(), StoreError> {

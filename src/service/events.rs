@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::audit::{self, Actor};
 use super::{Context, ServiceError};
-use crate::domain::{ResourceId, ResourceKind, Tenant, TenantSlug};
+use crate::domain::{ResourceId, ResourceKind, Tenant, TenantSlug, Timestamp};
 use crate::events::{Envelope, EventType, PendingEvent};
 use crate::scim::error::ScimError;
 use crate::store::resources::Lock;
@@ -151,7 +151,7 @@ pub struct SnapshotPage {
 fn snapshot_envelope(
     tenant: &Tenant,
     sequence: i64,
-    now: &str,
+    now: &Timestamp,
     event: PendingEvent,
 ) -> Result<Value, ServiceError> {
     // A snapshot is not a change: it comes from no request (the read that asked for it is

@@ -12,7 +12,7 @@ use super::emit::emit;
 use super::resource::{ResourceView, Written};
 use super::{Context, ServiceError};
 use crate::domain::{
-    GroupHot, NewGroup, ResourceId, ResourceKind, StoredGroup, Tenant, check_name_length,
+    GroupHot, NewGroup, ResourceId, ResourceKind, StoredGroup, Tenant, Timestamp, check_name_length,
 };
 use crate::events::catalog::membership_events;
 use crate::events::{EventType, PendingEvent};
@@ -252,7 +252,7 @@ async fn change_members(
     tenant: &Tenant,
     group_id: &ResourceId,
     change: &MembersPatch,
-    now: &str,
+    now: &Timestamp,
 ) -> Result<(Vec<ResourceId>, Vec<ResourceId>), ServiceError> {
     if change.is_empty() {
         return Ok((Vec::new(), Vec::new()));
@@ -500,7 +500,7 @@ pub(crate) async fn leave_all_groups(
     txn: &DatabaseTransaction,
     tenant: &Tenant,
     member_id: &ResourceId,
-    now: &str,
+    now: &Timestamp,
 ) -> Result<Vec<PendingEvent>, ServiceError> {
     let mut events = Vec::new();
     for group_id in members::groups_of(txn, &tenant.id, member_id).await? {

@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use super::audit::Actor;
 use super::schemas::{MAX_REPORTED, NonConforming, build, check, page};
 use super::{Context, ServiceError};
-use crate::domain::{ResourceId, ResourceKind, Tenant};
+use crate::domain::{ResourceId, ResourceKind, Tenant, Timestamp};
 use crate::scim::query::search_document;
 use crate::scim::schema::Registry;
 use crate::store::jobs::{self, Progress, StoredJob};
@@ -62,10 +62,10 @@ pub struct JobView {
     pub error: Option<String>,
     /// Who changed the extension.
     pub actor: String,
-    pub created_at: String,
-    pub updated_at: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub finished_at: Option<String>,
+    pub finished_at: Option<Timestamp>,
 }
 
 impl JobView {
@@ -161,9 +161,9 @@ pub enum Turn {
     Stopped,
 }
 
-fn lease_until(ctx: &Context) -> String {
+fn lease_until(ctx: &Context) -> Timestamp {
     let lease = chrono::TimeDelta::from_std(LEASE).unwrap_or(chrono::TimeDelta::MAX);
-    crate::scim::time::format(ctx.clock.now() + lease)
+    Timestamp::at(ctx.clock.now() + lease)
 }
 
 /// Runs a job `owner` has claimed, batch by batch, from its committed cursor; `progress`

@@ -21,7 +21,7 @@ use tokio::sync::{Mutex, mpsc, watch};
 
 use super::{Context, ServiceError};
 use crate::config::JournalSettings;
-use crate::domain::{JournalEntry, JournalQuery, TenantId};
+use crate::domain::{JournalEntry, JournalQuery, TenantId, Timestamp};
 use crate::scim::schema::{Mutability, Registry, ResourceType};
 use crate::store::journal;
 
@@ -171,7 +171,7 @@ async fn write(
         .clock
         .now()
         .checked_sub_signed(chrono::TimeDelta::from_std(settings.max_age).unwrap_or_default())
-        .map(crate::scim::time::format)
+        .map(Timestamp::at)
         .unwrap_or_default();
     for tenant in due {
         journal::prune(&txn, tenant, settings.entries, &cutoff).await?;

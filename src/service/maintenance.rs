@@ -10,8 +10,8 @@ use serde_json::json;
 
 use super::emit::emit;
 use super::{Context, ServiceError};
+use crate::domain::Timestamp;
 use crate::events::{EventType, PendingEvent};
-use crate::scim::time;
 use crate::store::{outbox, purge, tenants};
 
 /// Rows one purge or prune step touches (one short transaction each).
@@ -97,7 +97,7 @@ pub async fn prune_once(ctx: &Context) -> Result<u64, ServiceError> {
         .clock
         .now()
         .checked_sub_signed(retention)
-        .map(time::format)
+        .map(Timestamp::at)
         .unwrap_or_default();
     // Events committed but not numbered yet are numbered first: retention and the removal
     // of purged tenants then see every committed event.

@@ -30,7 +30,7 @@ use url::Url;
 
 use crate::clock::Clock;
 use crate::domain::TenantId;
-use crate::domain::TenantSlug;
+use crate::domain::{TenantSlug, Timestamp};
 use crate::events::RelayMetrics;
 use crate::scim::schema::Registry;
 use crate::store::Store;
@@ -181,8 +181,8 @@ impl Context {
         self.maintenance_wake.notify_one();
     }
 
-    pub fn now(&self) -> String {
-        crate::scim::time::format(self.clock.now())
+    pub fn now(&self) -> Timestamp {
+        Timestamp::at(self.clock.now())
     }
 }
 

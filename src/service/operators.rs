@@ -11,8 +11,7 @@ use serde_json::json;
 use super::audit::{self, Actor};
 use super::tenants::BOOTSTRAP_ADMIN;
 use super::{Context, ServiceError};
-use crate::domain::TokenName;
-use crate::scim::time;
+use crate::domain::{Timestamp, TokenName};
 use crate::store::tokens::{self, AdminTokenInfo};
 use crate::tenancy::token;
 
@@ -43,8 +42,8 @@ pub async fn issue(
         &id,
         name.as_str(),
         &token::hash_secret(&secret),
-        &time::format(now),
-        expires_at.map(time::format).as_deref(),
+        &Timestamp::at(now),
+        expires_at.map(Timestamp::at).as_ref(),
     )
     .await?;
     let info = tokens::find_admin(&txn, &id)

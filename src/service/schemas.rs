@@ -15,7 +15,7 @@ use super::audit::{self, Actor};
 use super::jobs::{self, JobView};
 use super::{Context, ServiceError};
 use crate::domain::TenantId;
-use crate::domain::{ResourceId, ResourceKind, Tenant};
+use crate::domain::{ResourceId, ResourceKind, Tenant, Timestamp};
 use crate::scim::discovery;
 use crate::scim::extension::{ExtensionDefinition, check_widening, parse_definition};
 use crate::scim::schema::Registry;
@@ -206,7 +206,7 @@ fn stored_schema(parsed: &ExtensionDefinition, definition: &Value) -> StoredSche
         urn: parsed.schema.id.clone(),
         resource_type: parsed.resource_type.clone(),
         definition: definition.clone(),
-        created_at: String::new(),
+        created_at: Timestamp::default(),
     }
 }
 

@@ -6,6 +6,7 @@
 use chrono::TimeDelta;
 
 use super::{Context, ServiceError};
+use crate::domain::Timestamp;
 use crate::metrics::TenantOnly;
 use crate::scim::time;
 use crate::store::{brake, outbox, tokens};
@@ -28,8 +29,8 @@ pub async fn render(ctx: &Context) -> Result<String, ServiceError> {
     m.outbox_oldest_age.set(age);
     let expiring = tokens::expiring_between(
         conn,
-        &time::format(now),
-        &time::format(now + EXPIRY_WARNING),
+        &Timestamp::at(now),
+        &Timestamp::at(now + EXPIRY_WARNING),
     )
     .await?;
     m.tokens_expiring_soon.clear();

@@ -8,9 +8,8 @@ use serde_json::json;
 use super::audit::{self, Actor};
 use super::emit::emit;
 use super::{Context, ServiceError};
-use crate::domain::{Scope, Tenant, TenantId, TenantSlug, TokenInfo, TokenName};
+use crate::domain::{Scope, Tenant, TenantId, TenantSlug, Timestamp, TokenInfo, TokenName};
 use crate::events::{EventType, PendingEvent};
-use crate::scim::time;
 use crate::store::tokens::NewToken;
 use crate::store::{StoreError, tenants, tokens};
 use crate::tenancy::token;
@@ -169,8 +168,8 @@ pub async fn issue_token(
             name: name.as_str(),
             hash: &token::hash_secret(&secret),
             scopes: &scopes,
-            now: &time::format(now),
-            expires_at: request.expires_at.map(time::format),
+            now: &Timestamp::at(now),
+            expires_at: request.expires_at.map(Timestamp::at),
         },
     )
     .await?;

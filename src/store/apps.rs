@@ -11,7 +11,7 @@ use sea_orm::{
 
 use super::StoreError;
 use super::entities::{app_credential, app_credential_tenant, tenant};
-use crate::domain::{AppInfo, TenantId, TenantSlug};
+use crate::domain::{AppInfo, TenantId, TenantSlug, Timestamp};
 
 /// What authentication needs of a credential.
 #[derive(Debug, Clone)]
@@ -19,9 +19,9 @@ pub struct AppRecord {
     pub id: String,
     pub name: String,
     pub all_tenants: bool,
-    pub expires_at: Option<String>,
-    pub revoked_at: Option<String>,
-    pub last_used_at: Option<String>,
+    pub expires_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+    pub last_used_at: Option<Timestamp>,
 }
 
 /// A new credential's row and grants.
@@ -31,8 +31,8 @@ pub struct NewApp<'a> {
     pub hash: &'a str,
     /// `None`: every tenant; otherwise `(id, slug)` of each.
     pub tenants: Option<&'a [(TenantId, TenantSlug)]>,
-    pub now: &'a str,
-    pub expires_at: Option<String>,
+    pub now: &'a Timestamp,
+    pub expires_at: Option<Timestamp>,
 }
 
 pub async fn insert(conn: &impl ConnectionTrait, app: NewApp<'_>) -> Result<(), StoreError> {
@@ -137,7 +137,11 @@ pub async fn list(conn: &impl ConnectionTrait) -> Result<Vec<AppInfo>, StoreErro
 }
 
 /// Revokes a live credential; `false` when there is no live one with that id.
-pub async fn revoke(conn: &impl ConnectionTrait, id: &str, now: &str) -> Result<bool, StoreError> {
+pub async fn revoke(
+    conn: &impl ConnectionTrait,
+    id: &str,
+    now: &Timestamp,
+) -> Result<bool, StoreError> {
     let result = app_credential::Entity::update_many()
         .col_expr(app_credential::Column::RevokedAt, Expr::value(now))
         .filter(app_credential::Column::Id.eq(id))
@@ -148,7 +152,11 @@ pub async fn revoke(conn: &impl ConnectionTrait, id: &str, now: &str) -> Result<
 }
 
 /// Records that a credential was used at `now`.
-pub async fn touch(conn: &impl ConnectionTrait, id: &str, now: &str) -> Result<(), StoreError> {
+pub async fn touch(
+    conn: &impl ConnectionTrait,
+    id: &str,
+    now: &Timestamp,
+) -> Result<(), StoreError> {
     app_credential::Entity::update_many()
         .col_expr(app_credential::Column::LastUsedAt, Expr::value(now))
         .filter(app_credential::Column::Id.eq(id))

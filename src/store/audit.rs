@@ -8,13 +8,14 @@ use serde_json::Value;
 
 use super::StoreError;
 use super::entities::audit;
+use crate::domain::Timestamp;
 
 /// One recorded admin action.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditEntry {
     pub id: String,
-    pub at: String,
+    pub at: Timestamp,
     /// `admin:<token name>` through the admin API, `os:<user>` through the CLI.
     pub actor: String,
     /// E.g. `tenant.delete`, `token.issue`, `events.purge`.

@@ -9,10 +9,9 @@ use serde_json::json;
 
 use super::StoreError;
 use super::audit::{self, AuditEntry};
-use crate::domain::{BrakeSettings, ResourceId, TenantId};
+use crate::domain::{BrakeSettings, ResourceId, TenantId, Timestamp};
 use crate::events::EventType;
 use crate::events::brake::{self, Window};
-use crate::scim::time;
 
 /// A tenant's brake as stored (defaults when it has no row yet).
 #[derive(Debug, Clone, Default)]
@@ -25,7 +24,7 @@ pub struct BrakeRow {
     pub base_at: i64,
     /// The first sequence no consumer sees until an operator releases.
     pub held_from: Option<i64>,
-    pub held_at: Option<String>,
+    pub held_at: Option<Timestamp>,
     /// Which thresholds tripped, for the operator.
     pub tripped: Vec<String>,
 }
@@ -233,7 +232,7 @@ pub async fn observe(
             let why = brake::tripped(&settings, &row.window, at, row.bases);
             if !why.is_empty() {
                 row.held_from = Some(sequence);
-                row.held_at = Some(time::format(now));
+                row.held_at = Some(Timestamp::at(now));
                 row.tripped = why.clone();
                 trip = Some(Trip {
                     held_from: sequence,
@@ -263,7 +262,7 @@ pub async fn observe(
             conn,
             AuditEntry {
                 id: uuid::Uuid::now_v7().to_string(),
-                at: time::format(now),
+                at: Timestamp::at(now),
                 actor: "system".to_owned(),
                 action: "brake.trip".to_owned(),
                 tenant: slug,
@@ -295,7 +294,7 @@ pub struct HeldEvent {
     pub sequence: i64,
     pub event_type: String,
     pub subject: String,
-    pub created_at: String,
+    pub created_at: Timestamp,
     pub payload: serde_json::Value,
 }
 
@@ -333,7 +332,7 @@ pub async fn discard(
     conn: &impl ConnectionTrait,
     tenant_id: &TenantId,
     sequences: &[i64],
-    now: &str,
+    now: &Timestamp,
 ) -> Result<u64, StoreError> {
     let mut total = 0;
     for chunk in sequences.chunks(500) {

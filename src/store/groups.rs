@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::StoreError;
 use super::entities::group;
 use super::resources::Lock;
-use crate::domain::{NewGroup, ResourceId, StoredGroup, TenantId};
+use crate::domain::{NewGroup, ResourceId, StoredGroup, TenantId, Timestamp};
 use crate::scim::fold::fold;
 
 pub(super) fn to_domain(m: group::Model) -> Result<StoredGroup, StoreError> {
@@ -44,7 +44,7 @@ pub async fn insert(
     tenant_id: &TenantId,
     id: &ResourceId,
     new: NewGroup,
-    now: &str,
+    now: &Timestamp,
 ) -> Result<StoredGroup, StoreError> {
     let mut model = active_model(tenant_id, id, new);
     model.version = Set(1);
@@ -74,7 +74,7 @@ pub async fn update(
     id: &ResourceId,
     new: NewGroup,
     version: i64,
-    now: &str,
+    now: &Timestamp,
 ) -> Result<StoredGroup, StoreError> {
     let mut model = active_model(tenant_id, id, new);
     model.version = Set(version);
@@ -92,7 +92,7 @@ pub async fn touch(
     tenant_id: &TenantId,
     id: &ResourceId,
     version: i64,
-    now: &str,
+    now: &Timestamp,
 ) -> Result<(), StoreError> {
     group::ActiveModel {
         tenant_id: Set(tenant_id.to_owned()),

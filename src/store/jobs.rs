@@ -11,7 +11,7 @@ use sea_orm::{
 
 use super::StoreError;
 use super::entities::schema_job;
-use crate::domain::TenantId;
+use crate::domain::{TenantId, Timestamp};
 
 /// Not yet taken by a worker.
 pub const QUEUED: &str = "queued";
@@ -45,9 +45,9 @@ pub struct StoredJob {
     pub non_conforming: String,
     pub error: Option<String>,
     pub actor: String,
-    pub created_at: String,
-    pub updated_at: String,
-    pub finished_at: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
 }
 
 impl From<schema_job::Model> for StoredJob {
@@ -144,7 +144,7 @@ pub async fn list(
 }
 
 /// A job no worker holds: unfinished, its lease free or run out at `now`.
-fn free(now: &str) -> Condition {
+fn free(now: &Timestamp) -> Condition {
     Condition::all()
         .add(schema_job::Column::State.is_in([QUEUED, RUNNING]))
         .add(
@@ -157,7 +157,7 @@ fn free(now: &str) -> Condition {
 /// The oldest job no worker holds.
 pub async fn next_free(
     conn: &impl ConnectionTrait,
-    now: &str,
+    now: &Timestamp,
 ) -> Result<Option<StoredJob>, StoreError> {
     Ok(schema_job::Entity::find()
         .filter(free(now))
@@ -172,8 +172,8 @@ pub async fn claim(
     conn: &impl ConnectionTrait,
     id: &str,
     owner: &str,
-    now: &str,
-    until: &str,
+    now: &Timestamp,
+    until: &Timestamp,
 ) -> Result<bool, StoreError> {
     let result = schema_job::Entity::update_many()
         .col_expr(schema_job::Column::State, Expr::value(RUNNING))
@@ -201,8 +201,8 @@ pub struct Progress<'a> {
     pub total: i64,
     pub non_conforming_count: i64,
     pub non_conforming: &'a str,
-    pub lease_until: &'a str,
-    pub now: &'a str,
+    pub lease_until: &'a Timestamp,
+    pub now: &'a Timestamp,
 }
 
 /// Records a batch's progress and renews the lease, if `owner` still holds the job; says
@@ -249,7 +249,7 @@ pub async fn finish(
     owner: &str,
     state: &str,
     error: Option<String>,
-    now: &str,
+    now: &Timestamp,
 ) -> Result<bool, StoreError> {
     let result = schema_job::Entity::update_many()
         .col_expr(schema_job::Column::State, Expr::value(state))

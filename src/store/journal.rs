@@ -5,7 +5,7 @@
 use sea_orm::ConnectionTrait;
 
 use super::{StoreError, statement};
-use crate::domain::{JournalEntry, JournalQuery, TenantId};
+use crate::domain::{JournalEntry, JournalQuery, TenantId, Timestamp};
 
 /// Inserts a batch of entries in one statement.
 pub async fn insert(
@@ -56,7 +56,7 @@ pub async fn prune(
     conn: &impl ConnectionTrait,
     tenant_id: &TenantId,
     keep: u64,
-    cutoff: &str,
+    cutoff: &Timestamp,
 ) -> Result<u64, StoreError> {
     let keep = i64::try_from(keep).unwrap_or(i64::MAX);
     let sql = "DELETE FROM request_journal WHERE tenant_id = $1 AND (at < $2 OR id < \

@@ -5,7 +5,7 @@
 use sea_orm::{ConnectionTrait, DbBackend, Value as SqlValue};
 
 use super::{StoreError, backend_statement, statement};
-use crate::domain::{Member, Membership, ResourceId, ResourceKind, TenantId};
+use crate::domain::{Member, Membership, ResourceId, ResourceKind, TenantId, Timestamp};
 
 /// A JSON array of text as a set of rows with one column `id`.
 fn ids_table(backend: DbBackend, param: usize) -> String {
@@ -112,7 +112,7 @@ pub fn add_statement(
     tenant_id: &TenantId,
     group_id: &ResourceId,
     members: &[(ResourceId, ResourceKind)],
-    now: &str,
+    now: &Timestamp,
 ) -> sea_orm::Statement {
     let rows: Vec<NewMember<'_>> = members
         .iter()
@@ -152,7 +152,7 @@ pub async fn add(
     tenant_id: &TenantId,
     group_id: &ResourceId,
     members: &[(ResourceId, ResourceKind)],
-    now: &str,
+    now: &Timestamp,
 ) -> Result<Vec<ResourceId>, StoreError> {
     if members.is_empty() {
         return Ok(Vec::new());

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::StoreError;
 use super::entities::outbox;
-use crate::domain::TenantId;
+use crate::domain::{TenantId, Timestamp};
 
 /// An event row ready to insert.
 #[derive(Debug, Clone)]
@@ -20,7 +20,7 @@ pub struct OutboxRow {
     pub routing_key: String,
     pub subject: String,
     pub payload: Value,
-    pub created_at: String,
+    pub created_at: Timestamp,
 }
 
 /// A stored event row.
@@ -32,10 +32,10 @@ pub struct StoredEvent {
     pub routing_key: String,
     pub subject: String,
     pub payload: Value,
-    pub published_at: Option<String>,
+    pub published_at: Option<Timestamp>,
     pub attempts: i32,
     pub last_error: Option<String>,
-    pub failed_at: Option<String>,
+    pub failed_at: Option<Timestamp>,
 }
 
 /// Channel of the PostgreSQL notification that wakes relays in other processes, sent
@@ -200,7 +200,7 @@ pub async fn fetch_lanes(
 pub async fn mark_published(
     conn: &impl ConnectionTrait,
     ranges: &[(TenantId, i64, i64)],
-    now: &str,
+    now: &Timestamp,
 ) -> Result<u64, StoreError> {
     if ranges.is_empty() {
         return Ok(0);
@@ -258,7 +258,7 @@ pub async fn mark_failed(
     conn: &impl ConnectionTrait,
     key: &EventKey,
     error: &str,
-    now: &str,
+    now: &Timestamp,
 ) -> Result<(), StoreError> {
     outbox::Entity::update_many()
         .col_expr(
@@ -401,7 +401,7 @@ pub async fn page(
 #[derive(Debug, Clone)]
 pub struct Age {
     pub sequence: i64,
-    pub created_at: String,
+    pub created_at: Timestamp,
     /// Published, or parked as unpublishable: nothing more will happen to it.
     pub settled: bool,
 }
@@ -413,7 +413,7 @@ pub async fn oldest(
     after: i64,
     limit: u64,
 ) -> Result<Vec<Age>, StoreError> {
-    let rows: Vec<(i64, String, Option<String>, Option<String>)> = outbox::Entity::find()
+    let rows: Vec<(i64, Timestamp, Option<Timestamp>, Option<Timestamp>)> = outbox::Entity::find()
         .select_only()
         .column(outbox::Column::Sequence)
         .column(outbox::Column::CreatedAt)
@@ -493,7 +493,7 @@ pub struct UnnumberedRow {
     pub subject: String,
     /// The envelope as JSON text; its `sequence` is set when the row is numbered.
     pub payload: String,
-    pub created_at: String,
+    pub created_at: Timestamp,
 }
 
 /// The `live` CTE of a write's statement. With `require_live`, it locks the tenant row

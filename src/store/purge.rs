@@ -4,7 +4,7 @@
 use sea_orm::ConnectionTrait;
 
 use super::{StoreError, statement};
-use crate::domain::TenantId;
+use crate::domain::{TenantId, Timestamp};
 
 /// Tables holding a tenant's resources, in the order a purge empties them (memberships
 /// first: they reference both users and groups).
@@ -41,7 +41,7 @@ pub async fn remove_tenant(
     conn: &impl ConnectionTrait,
     tenant_id: &TenantId,
     slug: &str,
-    now: &str,
+    now: &Timestamp,
 ) -> Result<(), StoreError> {
     conn.execute_raw(statement(
         conn,

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::StoreError;
 use super::entities::tenant_schema;
-use crate::domain::TenantId;
+use crate::domain::{TenantId, Timestamp};
 
 /// A stored definition.
 #[derive(Debug, Clone)]
@@ -15,7 +15,7 @@ pub struct StoredSchema {
     pub urn: String,
     pub resource_type: String,
     pub definition: Value,
-    pub created_at: String,
+    pub created_at: Timestamp,
 }
 
 pub async fn insert(

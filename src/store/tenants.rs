@@ -8,7 +8,7 @@ use sea_orm::{
 
 use super::StoreError;
 use super::entities::tenant;
-use crate::domain::{Tenant, TenantId, TenantSlug};
+use crate::domain::{Tenant, TenantId, TenantSlug, Timestamp};
 
 pub(super) fn to_domain(m: tenant::Model) -> Result<Tenant, StoreError> {
     Ok(Tenant {
@@ -27,7 +27,7 @@ pub async fn insert(
     conn: &impl ConnectionTrait,
     id: &TenantId,
     slug: &TenantSlug,
-    now: &str,
+    now: &Timestamp,
 ) -> Result<Tenant, StoreError> {
     let model = tenant::ActiveModel {
         id: Set(id.clone()),
@@ -91,7 +91,7 @@ pub async fn list(conn: &impl ConnectionTrait) -> Result<Vec<Tenant>, StoreError
 pub async fn mark_deleted(
     conn: &impl ConnectionTrait,
     tenant_id: &TenantId,
-    now: &str,
+    now: &Timestamp,
 ) -> Result<(), StoreError> {
     // `FOR UPDATE` waits for every write in hand (each holds the row `FOR KEY SHARE` from
     // its events' insert to its commit); writes after this one commits find the tenant
@@ -196,7 +196,7 @@ pub async fn slug_retired(conn: &impl ConnectionTrait, slug: &str) -> Result<boo
 pub async fn mark_purged(
     conn: &impl ConnectionTrait,
     tenant_id: &TenantId,
-    now: &str,
+    now: &Timestamp,
 ) -> Result<bool, StoreError> {
     let result = tenant::Entity::update_many()
         .col_expr(tenant::Column::PurgedAt, Expr::value(now))

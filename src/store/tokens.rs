@@ -8,7 +8,7 @@ use sea_orm::{
 
 use super::StoreError;
 use super::entities::{admin_token, tenant, token};
-use crate::domain::{Scope, Tenant, TenantId, TenantSlug, TokenInfo};
+use crate::domain::{Scope, Tenant, TenantId, TenantSlug, Timestamp, TokenInfo};
 
 /// A token row needed to authenticate a request.
 #[derive(Debug, Clone)]
@@ -16,9 +16,9 @@ pub struct TokenRecord {
     pub id: String,
     pub name: String,
     pub scopes: Vec<Scope>,
-    pub expires_at: Option<String>,
-    pub revoked_at: Option<String>,
-    pub last_used_at: Option<String>,
+    pub expires_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+    pub last_used_at: Option<Timestamp>,
 }
 
 fn info(m: token::Model) -> TokenInfo {
@@ -40,8 +40,8 @@ pub struct NewToken<'a> {
     pub name: &'a str,
     pub hash: &'a str,
     pub scopes: &'a [Scope],
-    pub now: &'a str,
-    pub expires_at: Option<String>,
+    pub now: &'a Timestamp,
+    pub expires_at: Option<Timestamp>,
 }
 
 pub async fn insert(conn: &impl ConnectionTrait, t: NewToken<'_>) -> Result<TokenInfo, StoreError> {
@@ -134,7 +134,7 @@ pub async fn touch(
     conn: &impl ConnectionTrait,
     tenant_id: &TenantId,
     id: &str,
-    now: &str,
+    now: &Timestamp,
 ) -> Result<(), StoreError> {
     token::Entity::update_many()
         .col_expr(token::Column::LastUsedAt, Expr::value(now))
@@ -165,7 +165,7 @@ pub async fn revoke(
     conn: &impl ConnectionTrait,
     tenant_id: &TenantId,
     id: &str,
-    now: &str,
+    now: &Timestamp,
 ) -> Result<bool, StoreError> {
     let result = token::Entity::update_many()
         .col_expr(token::Column::RevokedAt, Expr::value(now))
@@ -182,7 +182,7 @@ pub async fn revoke_all(
     conn: &impl ConnectionTrait,
     tenant_id: &TenantId,
     name: Option<&str>,
-    now: &str,
+    now: &Timestamp,
 ) -> Result<u64, StoreError> {
     let mut update = token::Entity::update_many()
         .col_expr(token::Column::RevokedAt, Expr::value(now))
@@ -199,8 +199,8 @@ pub async fn revoke_all(
 pub struct AdminRecord {
     pub id: String,
     pub name: String,
-    pub expires_at: Option<String>,
-    pub revoked_at: Option<String>,
+    pub expires_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
 }
 
 pub async fn find_admin_by_hash(
@@ -229,7 +229,7 @@ pub async fn put_named_admin(
     id: &str,
     name: &str,
     hash: &str,
-    now: &str,
+    now: &Timestamp,
 ) -> Result<(), StoreError> {
     if find_admin_by_hash(conn, hash).await?.is_some() {
         return Ok(());
@@ -250,15 +250,15 @@ pub async fn insert_admin(
     id: &str,
     name: &str,
     hash: &str,
-    now: &str,
-    expires_at: Option<&str>,
+    now: &Timestamp,
+    expires_at: Option<&Timestamp>,
 ) -> Result<(), StoreError> {
     let insert = admin_token::Entity::insert(admin_token::ActiveModel {
         id: Set(id.to_owned()),
         name: Set(name.to_owned()),
         token_hash: Set(hash.to_owned()),
         created_at: Set(now.to_owned()),
-        expires_at: Set(expires_at.map(str::to_owned)),
+        expires_at: Set(expires_at.cloned()),
         revoked_at: Set(None),
         last_used_at: Set(None),
     })
@@ -278,10 +278,10 @@ pub struct AdminTokenInfo {
     pub id: String,
     /// The operator it belongs to.
     pub name: String,
-    pub created_at: String,
-    pub expires_at: Option<String>,
-    pub revoked_at: Option<String>,
-    pub last_used_at: Option<String>,
+    pub created_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+    pub last_used_at: Option<Timestamp>,
 }
 
 fn admin_info(m: admin_token::Model) -> AdminTokenInfo {
@@ -321,7 +321,7 @@ pub async fn find_admin(
 pub async fn revoke_admin(
     conn: &impl ConnectionTrait,
     id: &str,
-    now: &str,
+    now: &Timestamp,
 ) -> Result<bool, StoreError> {
     Ok(admin_token::Entity::update_many()
         .col_expr(admin_token::Column::RevokedAt, Expr::value(now))
@@ -344,8 +344,8 @@ pub async fn count_live_admin(conn: &impl ConnectionTrait) -> Result<u64, StoreE
 /// Per tenant slug, how many live tokens expire after `now` and before `until`.
 pub async fn expiring_between(
     conn: &impl ConnectionTrait,
-    now: &str,
-    until: &str,
+    now: &Timestamp,
+    until: &Timestamp,
 ) -> Result<Vec<(String, i64)>, StoreError> {
     let sql = "SELECT t.slug AS slug, CAST(COUNT(*) AS BIGINT) AS n FROM tokens k \
                JOIN tenants t ON t.id = k.tenant_id \

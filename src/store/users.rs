@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::StoreError;
 use super::entities::user;
 use super::resources::Lock;
-use crate::domain::{Membership, NewUser, ResourceId, StoredUser, TenantId, UserHot};
+use crate::domain::{Membership, NewUser, ResourceId, StoredUser, TenantId, Timestamp, UserHot};
 use crate::scim::fold::fold;
 
 pub(super) fn to_domain(m: user::Model) -> Result<StoredUser, StoreError> {
@@ -49,7 +49,7 @@ pub async fn insert(
     tenant_id: &TenantId,
     id: &ResourceId,
     new: NewUser,
-    now: &str,
+    now: &Timestamp,
 ) -> Result<StoredUser, StoreError> {
     let (user_name, user_name_ci, external_id, display_name, display_name_ci) = columns(&new.hot);
     let model = user::ActiveModel {
@@ -252,7 +252,7 @@ pub async fn update(
     id: &ResourceId,
     new: NewUser,
     version: i64,
-    now: &str,
+    now: &Timestamp,
 ) -> Result<StoredUser, StoreError> {
     let (user_name, user_name_ci, external_id, display_name, display_name_ci) = columns(&new.hot);
     let model = user::ActiveModel {

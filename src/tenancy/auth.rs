@@ -4,7 +4,7 @@
 //! No cache: a revocation holds on the very next request.
 
 use crate::clock::Clock;
-use crate::domain::{Scope, Tenant, TenantSlug};
+use crate::domain::{Scope, Tenant, TenantSlug, Timestamp};
 use crate::scim::time;
 use crate::store::apps::{self, AppRecord};
 use crate::store::{Store, StoreError, tenants, tokens};
@@ -77,8 +77,8 @@ fn live_now(
     clock: &dyn Clock,
     expires_at: Option<&str>,
     revoked_at: Option<&str>,
-) -> Result<String, AuthError> {
-    let now = time::format(clock.now());
+) -> Result<Timestamp, AuthError> {
+    let now = Timestamp::at(clock.now());
     if live(expires_at, revoked_at, &now) {
         Ok(now)
     } else {

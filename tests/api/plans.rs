@@ -8,7 +8,7 @@
 //! long-lived prepared statement ends up with. SQLite: `EXPLAIN QUERY PLAN` shows no scan
 //! of a table and no index search on the tenant alone.
 
-use scimbus::domain::{ResourceId, ResourceKind, TenantId};
+use scimbus::domain::{ResourceId, ResourceKind, TenantId, Timestamp};
 use scimbus::scim::query::parse_filter;
 use scimbus::scim::schema::Registry;
 use scimbus::store::query::{count_statement, users_page_statement};
@@ -120,7 +120,7 @@ fn statements(backend: DbBackend, tenant_id: &TenantId) -> Vec<(&'static str, St
         count_statement(backend, table, tenant_id, Some(&typed))
     };
     let page: Vec<ResourceId> = (1..=100).map(|i| rid(&format!("u{i}"))).collect();
-    let now = "2026-01-02T00:00:00.000Z";
+    let now = &Timestamp::from("2026-01-02T00:00:00.000Z");
     vec![
         (
             "a user's groups",

@@ -1,6 +1,6 @@
 use sea_orm::entity::prelude::*;
 
-use crate::domain::{ResourceId, TenantId};
+use crate::domain::{ResourceId, TenantId, Timestamp};
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "group_members")]
@@ -13,7 +13,7 @@ pub struct Model {
     pub member_id: ResourceId,
     /// `User` or `Group`.
     pub member_type: String,
-    pub created_at: String,
+    pub created_at: Timestamp,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

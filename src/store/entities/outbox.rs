@@ -1,6 +1,6 @@
 use sea_orm::entity::prelude::*;
 
-use crate::domain::TenantId;
+use crate::domain::{TenantId, Timestamp};
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "outbox")]
@@ -15,13 +15,13 @@ pub struct Model {
     pub subject: String,
     #[sea_orm(column_type = "JsonBinary")]
     pub payload: Json,
-    pub created_at: String,
-    pub published_at: Option<String>,
+    pub created_at: Timestamp,
+    pub published_at: Option<Timestamp>,
     pub attempts: i32,
     pub last_error: Option<String>,
-    pub failed_at: Option<String>,
+    pub failed_at: Option<Timestamp>,
     /// Discarded by an operator from a brake's hold: never published nor served.
-    pub discarded_at: Option<String>,
+    pub discarded_at: Option<Timestamp>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

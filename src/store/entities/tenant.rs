@@ -1,6 +1,6 @@
 use sea_orm::entity::prelude::*;
 
-use crate::domain::TenantId;
+use crate::domain::{TenantId, Timestamp};
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "tenants")]
@@ -9,10 +9,10 @@ pub struct Model {
     pub id: TenantId,
     pub slug: String,
     pub event_seq: i64,
-    pub created_at: String,
-    pub deleted_at: Option<String>,
+    pub created_at: Timestamp,
+    pub deleted_at: Option<Timestamp>,
     pub events_pruned_through: i64,
-    pub purged_at: Option<String>,
+    pub purged_at: Option<Timestamp>,
     pub schema_version: i64,
     pub purge_failures: i32,
 }

@@ -1,6 +1,6 @@
 use sea_orm::entity::prelude::*;
 
-use crate::domain::TenantId;
+use crate::domain::{TenantId, Timestamp};
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "tenant_schemas")]
@@ -12,7 +12,7 @@ pub struct Model {
     pub resource_type: String,
     #[sea_orm(column_type = "JsonBinary")]
     pub definition: Json,
-    pub created_at: String,
+    pub created_at: Timestamp,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

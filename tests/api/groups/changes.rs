@@ -322,7 +322,7 @@ async fn a_group_put_with_ten_thousand_members_fits_and_emits_chunks(backend: Ba
             &tenant.id,
             &id.as_str().into(),
             new,
-            "2026-01-01T00:00:00.000Z",
+            &"2026-01-01T00:00:00.000Z".into(),
         )
         .await
         .unwrap();
