@@ -24,6 +24,7 @@
 mod adversarial;
 mod broker;
 mod capture;
+mod cli;
 mod cluster;
 mod copy;
 mod floor;
@@ -31,6 +32,7 @@ mod load;
 mod pgbench;
 mod procs;
 mod scaling;
+mod server;
 mod tenants;
 
 mod relay;
@@ -48,16 +50,17 @@ use rand::Rng;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::broker::Consumer;
 use crate::capture::{Bindings, Script};
-use crate::cluster::{Cluster, free_port};
+use crate::cli::{Args, SCENARIOS};
+use crate::cluster::Cluster;
 use crate::load::{Conn, LoadResult, Req, Target};
 use crate::procs::{CpuSplit, Groups};
+use crate::server::Server;
 use scimbus_support::stats::{Latency, histogram};
 
 const TENANT: &str = "bench";
@@ -82,204 +85,6 @@ const PROBED: u64 = 10_000;
 /// of `NEST_C`.
 const NEST_B: &str = "3100001";
 const NEST_C: &str = "3100002";
-
-const SCENARIOS: &[(&str, &str)] = &[
-    (
-        "create-user",
-        "POST /Users (Okta-style body, new userName each)",
-    ),
-    (
-        "create-user-8t",
-        "POST /Users spread evenly over 8 tenants (round robin per connection)",
-    ),
-    (
-        "get-user",
-        "GET /Users/{id} of a random probed user (in ≥ 4 groups, 2 through nesting)",
-    ),
-    (
-        "filter-username",
-        "GET /Users?filter=userName eq \"…\" of a random probed user",
-    ),
-    ("list-index", "GET /Users?startIndex=<random>&count=100"),
-    (
-        "list-cursor",
-        "GET /Users?cursor=&count=100 (first cursor page)",
-    ),
-    (
-        "patch-put",
-        "PATCH active=false then PUT the whole user (Okta AIW), random probed user",
-    ),
-    (
-        "add-member-100",
-        "PATCH add one member to a group of 100, then remove it",
-    ),
-    (
-        "add-member-10k",
-        "PATCH add one member to a group of 10 000, then remove it",
-    ),
-    (
-        "add-member-100k",
-        "PATCH add one member to a group of 100 000, then remove it",
-    ),
-    (
-        "group-put",
-        "PUT a group of 100 000 replacing 1 000 members (1 connection)",
-    ),
-    (
-        "mixed",
-        "40% get-user, 40% filter-username, 20% create-user",
-    ),
-    (
-        "scaling",
-        "p50 of GET, filter, list, add/remove member at 1 000 vs --scaling-rows memberships (PostgreSQL and SQLite)",
-    ),
-    (
-        "many-tenants",
-        "relay cost per event, idle cost and /metrics size: 2 tenants vs 2 + --idle-tenants",
-    ),
-    (
-        "adversarial",
-        "scimbus CPU per adversarial body at the 8 MiB limit, one per entry point (target ≤ 200 ms)",
-    ),
-    (
-        "relay-drain",
-        "scimbus relay draining 100 000 events vs a plain lapin publisher",
-    ),
-    (
-        "relay-drain-8t",
-        "the same drain with the events spread over 8 tenants",
-    ),
-    (
-        "write-latency",
-        "POST /Users at a steady rate: 2xx → event at a consumer",
-    ),
-];
-
-#[derive(Parser, Debug)]
-#[command(about = "scimbus side by side with its own SQL (pgbench) and a plain publisher")]
-struct Args {
-    /// Scenarios to run, by name (default: all). `--list` shows them.
-    scenarios: Vec<String>,
-    /// List the scenarios and exit.
-    #[arg(long)]
-    list: bool,
-    /// Concurrent connections (HTTP) and clients (pgbench).
-    #[arg(long, default_value_t = 16)]
-    connections: usize,
-    /// Warm-up seconds per side and scenario.
-    #[arg(long, default_value_t = 5)]
-    warmup: u64,
-    /// Measured seconds per side and scenario.
-    #[arg(long, default_value_t = 15)]
-    measure: u64,
-    /// Seeded users (the largest group has this many members).
-    #[arg(long, default_value_t = 100_000)]
-    users: u64,
-    /// Events in the relay drain.
-    #[arg(long, default_value_t = 100_000)]
-    events: u64,
-    /// Alternating runs of each side in the relay drain.
-    #[arg(long, default_value_t = 3)]
-    drain_runs: usize,
-    /// Membership rows of the scaling probe's grown tenant.
-    #[arg(long, default_value_t = 1_000_000)]
-    scaling_rows: u64,
-    /// Requests of each kind per round of the scaling probe (sequential, one connection).
-    #[arg(long, default_value_t = 300)]
-    probe_requests: u64,
-    /// Idle tenants added beside the 2 active ones in many-tenants.
-    #[arg(long, default_value_t = 9_998)]
-    idle_tenants: u64,
-    /// Writes/s for write-latency (default: 40% of create-user's throughput, else 100).
-    #[arg(long)]
-    rate: Option<f64>,
-    #[arg(
-        long,
-        env = "SCIMBUS_BENCH_AMQP_URL",
-        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
-    )]
-    amqp_url: String,
-    /// Keep the work directory (captured scripts, pgbench files) and print its path.
-    #[arg(long)]
-    keep: bool,
-    /// The scimbus binary (default: next to this one, i.e. target/release/scimbus).
-    #[arg(long, env = "SCIMBUS_BIN")]
-    scimbus: Option<PathBuf>,
-}
-
-/// A scimbus process.
-struct Server {
-    child: tokio::process::Child,
-    addr: SocketAddr,
-    pid: u32,
-}
-
-impl Server {
-    async fn start(bin: &Path, command: &str, env: &[(String, String)]) -> anyhow::Result<Self> {
-        let port = free_port()?;
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
-        let mut c = tokio::process::Command::new(bin);
-        c.arg(command)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("SCIMBUS_LISTEN", addr.to_string())
-            .env("SCIMBUS_RATE_LIMIT", "off")
-            .env("SCIMBUS_MAINTENANCE", "off")
-            .env("SCIMBUS_LOG", "warn")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .kill_on_drop(true);
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        // The request journal's settings pass through, so a run can compare it on and off
-        // (`SCIMBUS_JOURNAL_ENTRIES=0 sidebyside/run create-user patch-put`).
-        for (k, v) in std::env::vars().filter(|(k, _)| k.starts_with("SCIMBUS_JOURNAL_")) {
-            c.env(k, v);
-        }
-        let child = c
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
-        let pid = child.id().context("scimbus exited at once")?;
-        let server = Self { child, addr, pid };
-        if command == "serve" {
-            server.wait_ready().await?;
-        }
-        Ok(server)
-    }
-
-    async fn wait_ready(&self) -> anyhow::Result<()> {
-        let probe = Req::get("ready", "/readyz".into());
-        let target = Target {
-            addr: self.addr,
-            token: String::new(),
-        };
-        for _ in 0..300 {
-            if let Ok(mut conn) = Conn::open(self.addr).await
-                && let Ok((200, _)) = conn.send(&target, &probe).await
-            {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        bail!("scimbus on {} never became ready", self.addr)
-    }
-
-    /// SIGTERM, then wait for the graceful exit.
-    async fn stop(mut self) -> anyhow::Result<()> {
-        let _ = tokio::process::Command::new("kill")
-            .args(["-TERM", &self.pid.to_string()])
-            .status()
-            .await;
-        match tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await {
-            Ok(status) => {
-                status?;
-            }
-            Err(_) => self.child.kill().await?,
-        }
-        Ok(())
-    }
-}
 
 type Make = Box<dyn Fn(usize, u64) -> Vec<Req> + Send + Sync>;
 
