@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A tenant slug: `[a-z0-9-]{1,63}`, safe in URLs and AMQP routing keys (DESIGN 15).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -198,5 +198,44 @@ mod tests {
         assert_eq!(s, "scim events:read");
         assert_eq!(Scope::parse_list(&s), vec![Scope::Scim, Scope::EventsRead]);
         assert!(Scope::parse("admin").is_err());
+    }
+}
+
+/// Names deserialize through their constructors: a request body that names a tenant, a
+/// token or a scope is checked as it is read, by the same rule as everywhere else. The
+/// constructor's message is the error's (a request maps it to 400 `invalidValue`).
+macro_rules! deserialize_by_parse {
+    ($($name:ty),*) => {$(
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let value = String::deserialize(d)?;
+                <$name>::parse(&value).map_err(serde::de::Error::custom)
+            }
+        }
+    )*};
+}
+
+deserialize_by_parse!(TenantSlug, UserName, TokenName, Scope);
+
+#[cfg(test)]
+mod deserialize_tests {
+    use super::*;
+
+    #[test]
+    fn names_deserialize_through_their_constructors() {
+        let slug: TenantSlug = serde_json::from_str("\"acme-1\"").unwrap();
+        assert_eq!(slug.as_str(), "acme-1");
+        let bad = serde_json::from_str::<TenantSlug>("\"Acme\"").unwrap_err();
+        assert!(
+            bad.to_string().contains("must match [a-z0-9-]{1,63}"),
+            "{bad}"
+        );
+        let name: TokenName = serde_json::from_str("\"  okta  \"").unwrap();
+        assert_eq!(name.as_str(), "okta", "kept trimmed");
+        assert!(serde_json::from_str::<TokenName>("\"   \"").is_err());
+        let scopes: Vec<Scope> = serde_json::from_str("[\"scim\", \"events:read\"]").unwrap();
+        assert_eq!(scopes, Scope::ALL);
+        assert!(serde_json::from_str::<Scope>("\"admin\"").is_err());
+        assert!(serde_json::from_str::<UserName>("\" \"").is_err());
     }
 }

@@ -16,7 +16,7 @@ use super::body::JsonBody;
 use super::error::ApiError;
 use super::openapi::{SCIM, ScimErrorBody};
 use super::response;
-use crate::domain::Scope;
+use crate::domain::{Scope, TenantSlug, TokenName};
 use crate::scim::error::ScimError;
 use crate::scim::time;
 use crate::service::apps::{AppRequest, TenantScope};
@@ -397,9 +397,8 @@ async fn list_audit(
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateTenant {
-    #[validate(length(min = 1, max = 63))]
-    #[schema(pattern = "^[a-z0-9-]{1,63}$")]
-    slug: String,
+    #[schema(value_type = String, pattern = "^[a-z0-9-]{1,63}$")]
+    slug: TenantSlug,
 }
 
 /// `POST /admin/v1/tenants/{slug}/tokens`.
@@ -407,17 +406,17 @@ struct CreateTenant {
 #[serde(deny_unknown_fields)]
 struct IssueToken {
     /// 1 to 100 characters, not only spaces (kept trimmed).
-    #[validate(length(min = 1, max = 100))]
     #[schema(
+        value_type = String,
         min_length = 1,
         max_length = 100,
         pattern = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
     )]
-    name: String,
+    name: TokenName,
     /// Default `["scim"]`.
     #[serde(default)]
     #[schema(value_type = Vec<ScopeName>, inline)]
-    scopes: Vec<String>,
+    scopes: Vec<Scope>,
     /// RFC 3339 instant in the future, in the years 0000 to 9999.
     #[schema(format = DateTime)]
     expires_at: Option<String>,
@@ -450,13 +449,38 @@ fn issued(
     Ok(response::scim(StatusCode::CREATED, &body))
 }
 
+/// A request body as `T`: a value a domain type's constructor refuses (a slug, a token
+/// name, a scope) is 400 `invalidValue` with the constructor's reason; a body of the wrong
+/// shape (a missing, unknown or mistyped field) is `invalidSyntax`.
 fn parse<T: serde::de::DeserializeOwned + Validate>(body: JsonBody) -> Result<T, ApiError> {
-    let value: T = serde_json::from_value(body.0)
-        .map_err(|e| ApiError::Scim(ScimError::invalid_syntax(e.to_string())))?;
+    let value: T = serde_json::from_value(body.0).map_err(|e| {
+        let detail = e.to_string();
+        ApiError::Scim(if is_shape_error(&detail) {
+            ScimError::invalid_syntax(detail)
+        } else {
+            ScimError::invalid_value(detail)
+        })
+    })?;
     value
         .validate()
         .map_err(|e| ApiError::Scim(ScimError::invalid_value(e.to_string())))?;
     Ok(value)
+}
+
+/// Whether serde's message says the body's shape is wrong, rather than a constructor
+/// refusing a value (serde's own messages begin with these words; a constructor's never do).
+fn is_shape_error(detail: &str) -> bool {
+    [
+        "invalid type",
+        "invalid value",
+        "invalid length",
+        "unknown variant",
+        "unknown field",
+        "missing field",
+        "duplicate field",
+    ]
+    .iter()
+    .any(|p| detail.starts_with(p))
 }
 
 /// Creates a tenant; its SCIM base URL is /scim/v2/{slug}.
@@ -478,7 +502,7 @@ async fn create_tenant(
 ) -> Result<HttpResponse, ApiError> {
     let input: CreateTenant = parse(body)?;
     let acting = Actor::admin(&actor.name).in_request(correlation);
-    let tenant = tenants::create_tenant(&ctx, &acting, &input.slug).await?;
+    let tenant = tenants::create_tenant(&ctx, &acting, input.slug.as_str()).await?;
     tracing::info!(actor = %actor.name, tenant = %tenant.slug, "tenant created");
     Ok(response::scim(StatusCode::CREATED, &tenant))
 }
@@ -561,16 +585,10 @@ async fn issue_token(
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     let input: IssueToken = parse(body)?;
-    let scopes = input
-        .scopes
-        .iter()
-        .map(|s| Scope::parse(s))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ApiError::Scim(ScimError::invalid_value(e)))?;
     let expires_at = expiry(input.expires_at.as_deref())?;
     let request = tenants::TokenRequest {
-        name: input.name,
-        scopes,
+        name: input.name.as_str().to_owned(),
+        scopes: input.scopes,
         expires_at,
     };
     let (info, secret) =
@@ -682,13 +700,13 @@ async fn read_journal(
 struct IssueOperator {
     /// The operator: 1 to 100 characters, not only spaces (kept trimmed), not `bootstrap`
     /// (the token of `SCIMBUS_ADMIN_TOKEN`).
-    #[validate(length(min = 1, max = 100))]
     #[schema(
+        value_type = String,
         min_length = 1,
         max_length = 100,
         pattern = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
     )]
-    name: String,
+    name: TokenName,
     /// RFC 3339 instant in the future, in the years 0000 to 9999.
     #[schema(format = DateTime)]
     expires_at: Option<String>,
@@ -713,8 +731,13 @@ async fn issue_operator(
 ) -> Result<HttpResponse, ApiError> {
     let input: IssueOperator = parse(body)?;
     let expires_at = expiry(input.expires_at.as_deref())?;
-    let (info, secret) =
-        operators::issue(&ctx, &Actor::admin(&actor.name), &input.name, expires_at).await?;
+    let (info, secret) = operators::issue(
+        &ctx,
+        &Actor::admin(&actor.name),
+        input.name.as_str(),
+        expires_at,
+    )
+    .await?;
     tracing::info!(actor = %actor.name, operator = %info.name, token = %info.id, "admin token issued");
     issued(&info, &secret)
 }
@@ -804,13 +827,13 @@ async fn revoke_token(
 #[serde(deny_unknown_fields)]
 struct IssueApp {
     /// 1 to 100 characters, not only spaces (kept trimmed).
-    #[validate(length(min = 1, max = 100))]
     #[schema(
+        value_type = String,
         min_length = 1,
         max_length = 100,
         pattern = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
     )]
-    name: String,
+    name: TokenName,
     /// Every tenant, those created later included (default false).
     #[serde(default)]
     all_tenants: bool,
@@ -863,7 +886,7 @@ async fn issue_app(
         }
     };
     let request = AppRequest {
-        name: input.name,
+        name: input.name.as_str().to_owned(),
         tenants,
         expires_at: expiry(input.expires_at.as_deref())?,
     };

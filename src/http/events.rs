@@ -10,10 +10,10 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use utoipa_actix_web::service_config::ServiceConfig;
+use validator::Validate;
 
 use super::context::RequestTimeout;
 use super::error::ApiError;
-use super::integer;
 use super::openapi::{SCIM, ScimErrorBody, TenantPath};
 use crate::domain::{ResourceId, ResourceKind};
 use crate::scim::error::ScimError;
@@ -34,21 +34,17 @@ pub fn configure_listing(cfg: &mut ServiceConfig) {
     super::other_methods(cfg, &[""]);
 }
 
-#[derive(Debug, utoipa::IntoParams)]
+/// The query of `GET /events/v1`, typed and checked as it is read (unknown parameters
+/// are ignored; a bad value is 400 `invalidValue`).
+#[derive(Debug, Deserialize, Validate, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)]
 struct ListingParams {
     /// Return tenants with a larger slug (the previous page's `next`).
     after: Option<String>,
     /// 1 to 1000 (default 100).
+    #[validate(range(min = 1, max = 1000, message = "`limit` must be between 1 and 1000"))]
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ListingQuery {
-    after: Option<String>,
-    limit: Option<String>,
 }
 
 /// The tenants the credential may read, in slug order: an application credential's (a
@@ -67,9 +63,10 @@ struct ListingQuery {
 async fn list_tenants(
     ctx: web::Data<Context>,
     reader: Reader,
-    query: web::Query<ListingQuery>,
+    query: web::Query<ListingParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = limit(query.limit.as_deref())?;
+    let query = checked(query.into_inner())?;
+    let limit = limit(query.limit);
     let after = query.after.as_deref().unwrap_or_default();
     let page = crate::service::apps::readable_tenants(&ctx, &reader, after, limit).await?;
     Ok(json(StatusCode::OK, &page))
@@ -83,33 +80,56 @@ enum SnapshotKindDoc {
     Groups,
 }
 
-#[derive(Debug, utoipa::IntoParams)]
+/// The query of the pull API, typed and checked as it is read.
+#[derive(Debug, Deserialize, Validate, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)]
 struct PullParams {
     /// Return events with a larger sequence (default 0).
     #[param(minimum = 0)]
     after: Option<i64>,
     /// 1 to 1000 (default 100).
+    #[validate(range(min = 1, max = 1000, message = "`limit` must be between 1 and 1000"))]
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
     /// Comma-separated CloudEvents types to return.
     types: Option<String>,
     /// Seconds, 0 to 30 (default 0): when no event follows `after`, wait up to this long
     /// and answer as soon as one commits (long-polling); an empty page at the deadline.
+    #[validate(range(min = 0, max = 30, message = "`wait` must be between 0 and 30 seconds"))]
     #[param(minimum = 0, maximum = 30)]
     wait: Option<i64>,
 }
 
-#[derive(Debug, utoipa::IntoParams)]
+/// The query of a snapshot page, typed and checked as it is read.
+#[derive(Debug, Deserialize, Validate, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)]
 struct SnapshotParams {
     /// Return resources with a larger id (the previous page's `next`).
     after: Option<String>,
     /// 1 to 1000 (default 100).
+    #[validate(range(min = 1, max = 1000, message = "`limit` must be between 1 and 1000"))]
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
+}
+
+/// `query`, or 400 `invalidValue` naming what is out of range.
+fn checked<T: Validate>(query: T) -> Result<T, ApiError> {
+    query.validate().map_err(|errors| {
+        let detail = errors
+            .field_errors()
+            .values()
+            .flat_map(|errors| errors.iter())
+            .filter_map(|e| e.message.as_deref().map(str::to_owned))
+            .collect::<Vec<_>>()
+            .join("; ");
+        ApiError::Scim(ScimError::invalid_value(detail))
+    })?;
+    Ok(query)
+}
+
+/// A page's size: `limit` as checked, or the default.
+fn limit(value: Option<i64>) -> u64 {
+    value.map_or(DEFAULT_PAGE, i64::unsigned_abs)
 }
 
 fn json(status: StatusCode, body: &impl serde::Serialize) -> HttpResponse {
@@ -129,50 +149,18 @@ pub(super) fn types_pattern() -> String {
     format!("^{item}(,{item})*$")
 }
 
-/// Query parameters are read as text: unknown ones are ignored, bad numbers are a 400.
-#[derive(Debug, Deserialize)]
-struct PullQuery {
-    after: Option<String>,
-    limit: Option<String>,
-    types: Option<String>,
-    wait: Option<String>,
-}
-
 /// How long the request may wait: `wait` seconds, kept under the request timeout (which
 /// would otherwise answer 503 first).
-fn wait(value: Option<&str>, timeout: Option<&RequestTimeout>) -> Result<Duration, ApiError> {
-    let max = events::MAX_WAIT.as_secs();
-    let seconds = match integer("wait", value)? {
-        None => 0,
-        Some(n) if (0..=i64::try_from(max).unwrap_or(i64::MAX)).contains(&n) => n.unsigned_abs(),
-        Some(_) => {
-            return Err(ApiError::Scim(ScimError::invalid_value(format!(
-                "`wait` must be between 0 and {max} seconds"
-            ))));
-        }
-    };
-    let wanted = Duration::from_secs(seconds);
-    Ok(match timeout {
+fn wait(seconds: Option<i64>, timeout: Option<&RequestTimeout>) -> Duration {
+    let wanted = Duration::from_secs(seconds.map_or(0, i64::unsigned_abs)).min(events::MAX_WAIT);
+    match timeout {
         Some(t) => wanted.min(t.0.saturating_sub(WAIT_MARGIN)),
         None => wanted,
-    })
+    }
 }
 
 /// How much earlier than the request timeout a long-poll answers.
 const WAIT_MARGIN: Duration = Duration::from_secs(2);
-
-fn limit(value: Option<&str>) -> Result<u64, ApiError> {
-    match integer("limit", value)? {
-        None => Ok(DEFAULT_PAGE),
-        Some(n) if (1..=i64::try_from(events::MAX_PAGE).unwrap_or(i64::MAX)).contains(&n) => {
-            Ok(n.unsigned_abs())
-        }
-        Some(_) => Err(ApiError::Scim(ScimError::invalid_value(format!(
-            "`limit` must be between 1 and {}",
-            events::MAX_PAGE
-        )))),
-    }
-}
 
 /// Committed events after `after`, in `sequence` order, whatever their publish state;
 /// with `wait`, a long-poll that answers as soon as one commits.
@@ -190,12 +178,13 @@ fn limit(value: Option<&str>) -> Result<u64, ApiError> {
 async fn pull(
     ctx: web::Data<Context>,
     auth: AuthenticatedTenant,
-    query: web::Query<PullQuery>,
+    query: web::Query<PullParams>,
     timeout: Option<web::Data<RequestTimeout>>,
 ) -> Result<HttpResponse, ApiError> {
-    let after = integer("after", query.after.as_deref())?.unwrap_or(0);
-    let limit = limit(query.limit.as_deref())?;
-    let wait = wait(query.wait.as_deref(), timeout.as_ref().map(|t| t.get_ref()))?;
+    let query = checked(query.into_inner())?;
+    let after = query.after.unwrap_or(0);
+    let limit = limit(query.limit);
+    let wait = wait(query.wait, timeout.as_ref().map(|t| t.get_ref()));
     let types: Vec<String> = query
         .types
         .as_deref()
@@ -226,12 +215,6 @@ fn kind(value: &str) -> Result<ResourceKind, ApiError> {
         .ok_or_else(|| ApiError::not_found(format!("no snapshot of `{value}`: Users or Groups")))
 }
 
-#[derive(Debug, Deserialize)]
-struct SnapshotQuery {
-    after: Option<String>,
-    limit: Option<String>,
-}
-
 /// Current users or groups as snapshot events, in id order, for bootstrap and resync.
 #[utoipa::path(
     operation_id = "listSnapshots",
@@ -247,11 +230,12 @@ async fn snapshot_page(
     ctx: web::Data<Context>,
     auth: AuthenticatedTenant,
     path: web::Path<(String, String)>,
-    query: web::Query<SnapshotQuery>,
+    query: web::Query<SnapshotParams>,
 ) -> Result<HttpResponse, ApiError> {
     live(&auth)?;
     let kind = kind(&path.1)?;
-    let limit = limit(query.limit.as_deref())?;
+    let query = checked(query.into_inner())?;
+    let limit = limit(query.limit);
     let after = query
         .after
         .as_deref()

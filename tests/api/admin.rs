@@ -150,16 +150,20 @@ async fn deleting_a_tenant_over_the_admin_api_disables_it(backend: Backend) {
 
 async fn bad_admin_input_answers_400_and_taken_slugs_409(backend: Backend) {
     let app = spawn_app(backend).await;
-    for body in [
-        json!({"slug": "Not A Slug"}),
-        json!({"slug": ""}),
-        json!({}),
-        json!({"slug": "ok", "extra": 1}),
+    // A value the slug's constructor refuses is invalidValue (read through `TenantSlug`);
+    // a body of the wrong shape is invalidSyntax.
+    for (body, scim_type) in [
+        (json!({"slug": "Not A Slug"}), "invalidValue"),
+        (json!({"slug": ""}), "invalidValue"),
+        (json!({"slug": "x".repeat(64)}), "invalidValue"),
+        (json!({}), "invalidSyntax"),
+        (json!({"slug": 5}), "invalidSyntax"),
+        (json!({"slug": "ok", "extra": 1}), "invalidSyntax"),
     ] {
         let response = app
             .admin(reqwest::Method::POST, "/tenants", Some(body.clone()))
             .await;
-        assert_eq!(response.status(), 400, "{body}");
+        assert_scim_error(response, 400, Some(scim_type)).await;
     }
     let taken = app
         .admin(
