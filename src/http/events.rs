@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use actix_web::get;
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use utoipa_actix_web::service_config::ServiceConfig;
 use validator::Validate;
@@ -120,6 +120,8 @@ fn checked<T: Validate>(query: T) -> Result<T, ApiError> {
             .values()
             .flat_map(|errors| errors.iter())
             .filter_map(|e| e.message.as_deref().map(str::to_owned))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
             .collect::<Vec<_>>()
             .join("; ");
         ApiError::Scim(ScimError::invalid_value(detail))
@@ -230,10 +232,14 @@ async fn snapshot_page(
     ctx: web::Data<Context>,
     auth: AuthenticatedTenant,
     path: web::Path<(String, String)>,
-    query: web::Query<SnapshotParams>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     live(&auth)?;
     let kind = kind(&path.1)?;
+    // Read after the tenant and the kind: a deleted tenant or an unknown kind is a 404
+    // whatever the query says.
+    let query = web::Query::<SnapshotParams>::from_query(req.query_string())
+        .map_err(|e| ApiError::Scim(ScimError::invalid_value(e.to_string())))?;
     let query = checked(query.into_inner())?;
     let limit = limit(query.limit);
     let after = query
@@ -264,6 +270,7 @@ async fn snapshot_one(
     live(&auth)?;
     let (_, kind_name, id) = path.into_inner();
     let id = ResourceId::from(id);
-    let event = events::snapshot_one(&ctx, &auth.tenant, kind(&kind_name)?, &id).await?;
+    let kind = kind(&kind_name)?;
+    let event = events::snapshot_one(&ctx, &auth.tenant, kind, &id).await?;
     Ok(json(StatusCode::OK, &event))
 }

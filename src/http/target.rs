@@ -65,13 +65,11 @@ impl FromRequest for Target {
                 ApiError::internal(anyhow::anyhow!("the service context is not registered"))
             });
         let auth = AuthenticatedTenant::extract(req).into_inner();
-        let id = req
-            .match_info()
-            .get("id")
-            .map(ResourceId::from)
-            .ok_or_else(|| {
-                ApiError::internal(anyhow::anyhow!("a resource route without an `{{id}}`"))
-            });
+        // Decoded as `web::Path` decodes it (`%2F` included), the tenant first.
+        let id = web::Path::<(String, String)>::extract(req)
+            .into_inner()
+            .map(|path| ResourceId::from(path.into_inner().1))
+            .map_err(|e| ApiError::internal(anyhow::anyhow!("a resource route's path: {e}")));
         ready((|| {
             Ok(Target {
                 ctx: ctx?,

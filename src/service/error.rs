@@ -1,4 +1,5 @@
-//! Errors of the use cases; `http/error.rs` maps each to a status once.
+//! Errors of the use cases, and the one table from each to its SCIM status and
+//! `scimType` (`ServiceError::to_scim`); `report` logs a failure of ours once.
 
 use scim_v2::models::errors::ScimType;
 

@@ -154,8 +154,8 @@ fn snapshot_envelope(
     now: &Timestamp,
     event: PendingEvent,
 ) -> Result<Value, ServiceError> {
-    // A snapshot is not a change: it comes from no request (the read that asked for it is
-    // not what made the resource so), so it has no correlation id and is in no trace.
+    // A snapshot is not a change a request made (docs/events.md): the read that asked for
+    // it is not what made the resource so; it has no correlation id and is in no trace.
     let envelope = Envelope::new(tenant.slug.as_str(), sequence, now, None, event);
     serde_json::to_value(envelope).map_err(|e| ServiceError::Internal(e.into()))
 }

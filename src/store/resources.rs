@@ -1,7 +1,7 @@
 //! What the `users` and `groups` tables have in common: rows keyed by (tenant, id), a
-//! `resource` document and its `search` document. Each function takes the
-//! [`ResourceKind`]; the rules that differ (hot columns, uniqueness, members) stay in
-//! `users.rs` and `groups.rs`.
+//! `resource` document and its `search` document. The public functions take the
+//! [`ResourceKind`]; the query builders `users.rs` and `groups.rs` call are generic over
+//! the entity. The rules that differ (hot columns, uniqueness, members) stay in those two.
 
 use std::str::FromStr;
 

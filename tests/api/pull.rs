@@ -284,6 +284,15 @@ async fn snapshots_page_every_user_and_group_with_members_and_validate(backend: 
 
     let response = app.events_api("acme", "/snapshot/Things", &token).await;
     assert_scim_error(response, 404, None).await;
+    // An unknown kind is a 404 whatever the query says; a known one with a bad query, 400.
+    let response = app
+        .events_api("acme", "/snapshot/Things?limit=x", &token)
+        .await;
+    assert_scim_error(response, 404, None).await;
+    let response = app
+        .events_api("acme", "/snapshot/Users?limit=x", &token)
+        .await;
+    assert_scim_error(response, 400, Some("invalidValue")).await;
 }
 
 async fn a_snapshot_of_one_resource_answers_404_once_it_is_gone(backend: Backend) {

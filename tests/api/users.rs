@@ -120,6 +120,11 @@ async fn deleting_a_user_returns_204_and_then_404(backend: Backend) {
     assert_scim_error(app.get(&path).await, 404, None).await;
     assert_scim_error(app.delete(&path).await, 404, None).await;
     assert_eq!(app.user_count().await, 0);
+    // The id is read percent-decoded, as sent: the 404 names it so.
+    let response = app.get("/Users/a%2Fb").await;
+    assert_eq!(response.status(), 404);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["detail"], "User a/b not found");
     // The name is free again.
     app.create_user(&user("bjensen")).await;
 }
