@@ -86,7 +86,7 @@ pub async fn request_context(
 /// A use case's failure answered with a 5xx, if `error` is one.
 fn server_failure(error: &actix_web::Error) -> Option<&ServiceError> {
     match error.as_error::<ApiError>() {
-        Some(ApiError::Service(e)) if e.to_scim("").status >= 500 => Some(e),
+        Some(ApiError::Service(e)) if e.status() >= 500 => Some(e),
         _ => None,
     }
 }

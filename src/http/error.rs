@@ -146,7 +146,7 @@ impl ApiError {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         let status = match self {
-            ApiError::Service(e) => e.to_scim("").status,
+            ApiError::Service(e) => e.status(),
             ApiError::Scim(e) => e.status,
             ApiError::Unauthenticated => 401,
             ApiError::InsufficientScope(_) => 403,

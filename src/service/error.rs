@@ -47,26 +47,33 @@ impl ServiceError {
         Self::NotFound(format!("{} {id} not found", kind.as_str()))
     }
 
-    /// The SCIM error this failure answers with (RFC 7644 §3.12): the one table from
-    /// service errors to statuses and `scimType`s. A 5xx says nothing internal; its
-    /// detail names `reference` (the request's id), which [`report`] logs with the cause.
-    pub fn to_scim(&self, reference: &str) -> ScimError {
+    /// The status this failure answers with (RFC 7644 §3.12); with [`Self::scim_type`],
+    /// the one table from service errors to SCIM errors.
+    pub fn status(&self) -> u16 {
         match self {
-            Self::Invalid(e) => e.clone(),
-            Self::NotFound(d) => ScimError::new(404, None, d.clone()),
-            Self::Conflict(d) => ScimError::new(409, Some(ScimType::Uniqueness), d.clone()),
-            Self::PreconditionFailed(d) => ScimError::new(412, None, d.clone()),
-            Self::Unavailable(d) => ScimError::new(503, None, d.clone()),
-            Self::DatabaseUnavailable(_) => {
-                ScimError::new(503, None, "the database is unavailable; retry shortly")
-            }
-            Self::Internal(_) if reference.is_empty() => {
-                ScimError::new(500, None, "internal error")
-            }
-            Self::Internal(_) => {
-                ScimError::new(500, None, format!("internal error (reference {reference})"))
-            }
+            Self::Invalid(e) => e.status,
+            Self::NotFound(_) => 404,
+            Self::Conflict(_) => 409,
+            Self::PreconditionFailed(_) => 412,
+            Self::Unavailable(_) | Self::DatabaseUnavailable(_) => 503,
+            Self::Internal(_) => 500,
         }
+    }
+
+    /// The SCIM error this failure answers with. A 5xx says nothing internal; its detail
+    /// names `reference` (the request's id), which [`report`] logs with the cause.
+    pub fn to_scim(&self, reference: &str) -> ScimError {
+        let detail = match self {
+            Self::Invalid(e) => return e.clone(),
+            Self::NotFound(d)
+            | Self::Conflict(d)
+            | Self::PreconditionFailed(d)
+            | Self::Unavailable(d) => d.clone(),
+            Self::DatabaseUnavailable(_) => "the database is unavailable; retry shortly".to_owned(),
+            Self::Internal(_) if reference.is_empty() => "internal error".to_owned(),
+            Self::Internal(_) => format!("internal error (reference {reference})"),
+        };
+        ScimError::new(self.status(), self.scim_type(), detail)
     }
 
     /// The `scimType` of this error, if it has one.

@@ -221,9 +221,10 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
-    pub async fn post(&self, path: &str, body: &Value) -> Response {
+    /// A SCIM request with a JSON body, as the tenant's token.
+    pub async fn send(&self, method: reqwest::Method, path: &str, body: &Value) -> Response {
         self.client
-            .post(self.url(path))
+            .request(method, self.url(path))
             .bearer_auth(&self.token)
             .header("Content-Type", "application/scim+json")
             .body(body.to_string())
@@ -232,15 +233,16 @@ impl TestApp {
             .unwrap()
     }
 
+    pub async fn post(&self, path: &str, body: &Value) -> Response {
+        self.send(reqwest::Method::POST, path, body).await
+    }
+
     pub async fn put(&self, path: &str, body: &Value) -> Response {
-        self.client
-            .put(self.url(path))
-            .bearer_auth(&self.token)
-            .header("Content-Type", "application/scim+json")
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap()
+        self.send(reqwest::Method::PUT, path, body).await
+    }
+
+    pub async fn patch(&self, path: &str, body: &Value) -> Response {
+        self.send(reqwest::Method::PATCH, path, body).await
     }
 
     pub async fn get(&self, path: &str) -> Response {

@@ -22,17 +22,6 @@ impl TestApp {
         response.json().await.unwrap()
     }
 
-    pub async fn patch(&self, path: &str, body: &Value) -> reqwest::Response {
-        self.client
-            .patch(self.url(path))
-            .bearer_auth(&self.token)
-            .header("Content-Type", "application/scim+json")
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap()
-    }
-
     pub async fn fetch(&self, path: &str) -> Value {
         let response = self.get(path).await;
         assert_eq!(response.status(), 200, "{path}");
