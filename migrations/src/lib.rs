@@ -26,6 +26,7 @@ mod m20261208_000001_create_app_credentials;
 mod m20261208_000002_create_tenant_brakes;
 mod m20261209_000001_create_request_journal;
 mod m20261210_000001_create_schema_jobs;
+mod m20261211_000001_compact_request_journal;
 
 pub struct Migrator;
 
@@ -55,6 +56,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261208_000002_create_tenant_brakes::Migration),
             Box::new(m20261209_000001_create_request_journal::Migration),
             Box::new(m20261210_000001_create_schema_jobs::Migration),
+            Box::new(m20261211_000001_compact_request_journal::Migration),
         ]
     }
 }

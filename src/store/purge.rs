@@ -36,7 +36,8 @@ pub async fn delete_batch(
 }
 
 /// Deletes the tenant's tokens and its row, and retires its slug: the last step, once its
-/// events are gone.
+/// events are gone. Journal entries of requests still queued when the purge emptied the
+/// journal go here too (the journal has no foreign key to `tenants`).
 pub async fn remove_tenant(
     conn: &impl ConnectionTrait,
     tenant_id: &TenantId,
@@ -53,6 +54,7 @@ pub async fn remove_tenant(
         "DELETE FROM outbox WHERE tenant_id = $1",
         "DELETE FROM tokens WHERE tenant_id = $1",
         "DELETE FROM tenant_schemas WHERE tenant_id = $1",
+        "DELETE FROM request_journal WHERE tenant_id = $1",
         "DELETE FROM tenants WHERE id = $1",
     ] {
         conn.execute_raw(statement(conn, sql, vec![tenant_id.into()]))

@@ -187,7 +187,34 @@ async fn the_journal_keeps_the_newest_entries_and_erasure_removes_a_subjects(bac
         .unwrap();
     assert_eq!(rest["entries"].as_array().unwrap().len(), 3, "{rest}");
 
-    // Erasure of a subject removes its entries.
+    // A group naming the user as a member: its entry mentions the user in its bodies only.
+    let group = app
+        .post(
+            "/Groups",
+            &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                    "displayName": "Mentions", "members": [{"value": ids[7]}]}),
+        )
+        .await;
+    assert_eq!(group.status(), 201);
+    let mut newest = Value::Null;
+    for _ in 0..100 {
+        newest = journal(&app, "", 1).await[0].clone();
+        if newest["subject"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("Groups/"))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        newest["requestBody"]
+            .as_str()
+            .is_some_and(|b| b.contains(&ids[7])),
+        "{newest}"
+    );
+
+    // Erasure of a subject removes its entries: its own, and the group's that names it.
     let subject = format!("Users/{}", ids[7]);
     let response = app
         .admin(
@@ -200,6 +227,7 @@ async fn the_journal_keeps_the_newest_entries_and_erasure_removes_a_subjects(bac
     let left = journal(&app, "", 1).await;
     let text = serde_json::to_string(&left).unwrap();
     assert!(!text.contains(&ids[7]), "{text}");
+    assert!(!left.is_empty() && !text.contains("Groups/"), "{text}");
 
     // A tenant's purge removes its journal.
     let tenant_id = scimbus::store::tenants::find(
