@@ -83,6 +83,12 @@ pub enum Command {
         #[command(subcommand)]
         command: AppCommand,
     },
+    /// Security event tokens (RFC 9967): a tenant's receivers (RFC 8936 poll) and the
+    /// signing keys.
+    Sets {
+        #[command(subcommand)]
+        command: SetsCommand,
+    },
     /// Manage the operators' admin tokens; the audit log names the operator of each admin
     /// action.
     Operator {
@@ -313,6 +319,60 @@ pub enum BrakeCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum SetsCommand {
+    /// Register a receiver of the tenant's SETs, polled at `/sets/v1/poll` (RFC 8936); its
+    /// credential is printed once.
+    Register {
+        slug: String,
+        #[arg(long)]
+        name: String,
+        /// `full`: SETs carry the resource; `notice`: attribute names only.
+        #[arg(long, default_value = "full", value_parser = ["full", "notice"])]
+        form: String,
+        /// An event URI to receive (repeated); none: every URI of the form.
+        #[arg(long = "event")]
+        events: Vec<String>,
+        /// Also CAEP `session-revoked` and RISC `account-disabled`/`account-purged`.
+        #[arg(long)]
+        signals: bool,
+        #[arg(long, default_value = "RS256", value_parser = ["RS256", "ES256"])]
+        alg: String,
+        /// The SETs' `aud` (default `urn:scimbus:set-receiver:<id>`).
+        #[arg(long)]
+        audience: Option<String>,
+        /// Start after this sequence (default: the tenant's latest).
+        #[arg(long)]
+        after: Option<i64>,
+    },
+    /// List a tenant's receivers (never their credentials).
+    Receivers {
+        slug: String,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Remove a receiver: its credential stops working.
+    Remove { slug: String, id: String },
+    /// Deliver again the SETs of the events after a sequence.
+    Replay {
+        slug: String,
+        id: String,
+        #[arg(long)]
+        after: i64,
+    },
+    /// List the signing keys (never their private parts).
+    Keys {
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Make a new signing key of an algorithm; the one it replaces stays in the JWKS for
+    /// `SCIMBUS_SET_KEY_OVERLAP_HOURS`.
+    Rotate {
+        #[arg(long, default_value = "RS256", value_parser = ["RS256", "ES256"])]
+        alg: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum AppCommand {
     /// Issue a credential that reads the events of the tenants named (`--tenant`, repeated)
     /// or of every tenant (`--all-tenants`, those created later included); its secret is
@@ -373,6 +433,9 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         Command::Tenant { command } => tenant(&offline_context(&settings).await?, command).await,
         Command::Token { command } => token(&offline_context(&settings).await?, command).await,
         Command::App { command } => app(&offline_context(&settings).await?, command).await,
+        Command::Sets { command } => {
+            sets_command(&offline_context(&settings).await?, command).await
+        }
         Command::Operator { command } => {
             operator(&offline_context(&settings).await?, command).await
         }
@@ -583,6 +646,87 @@ async fn app(ctx: &Context, command: AppCommand) -> anyhow::Result<()> {
         AppCommand::Revoke { id } => {
             apps::revoke(ctx, &Actor::os_user(), &id).await?;
             println!("application credential {id} revoked");
+        }
+    }
+    Ok(())
+}
+
+async fn sets_command(ctx: &Context, command: SetsCommand) -> anyhow::Result<()> {
+    use crate::service::sets::{self, Alg, Form, ReceiverRequest};
+    let alg_of = |alg: &str| Alg::parse(alg).ok_or_else(|| anyhow::anyhow!("unknown alg {alg}"));
+    match command {
+        SetsCommand::Register {
+            slug,
+            name,
+            form,
+            events,
+            signals,
+            alg,
+            audience,
+            after,
+        } => {
+            let request = ReceiverRequest {
+                name,
+                form: Form::parse(&form).unwrap_or_default(),
+                events,
+                signals,
+                alg: Some(alg_of(&alg)?),
+                audience,
+                after,
+            };
+            let (info, secret) = sets::register(ctx, &Actor::os_user(), &slug, request).await?;
+            println!(
+                "receiver {} registered; poll POST {}/sets/v1/poll with this credential, shown once:",
+                info.id,
+                ctx.public_url.as_str().trim_end_matches('/')
+            );
+            println!("{}", secret.expose_secret());
+        }
+        SetsCommand::Receivers { slug, output } => {
+            let list = sets::list(ctx, &slug).await?;
+            if output.json(&list)? {
+                return Ok(());
+            }
+            for r in list {
+                println!(
+                    "{}\t{}\t{}\t{}\tposition {} of {}",
+                    r.id,
+                    r.name,
+                    r.form.as_str(),
+                    r.alg,
+                    r.position,
+                    r.latest
+                );
+            }
+        }
+        SetsCommand::Remove { slug, id } => {
+            sets::remove(ctx, &Actor::os_user(), &slug, &id).await?;
+            println!("receiver {id} removed");
+        }
+        SetsCommand::Replay { slug, id, after } => {
+            let info = sets::replay(ctx, &Actor::os_user(), &slug, &id, after).await?;
+            println!("receiver {id} now at position {}", info.position);
+        }
+        SetsCommand::Keys { output } => {
+            let keys = sets::keys(ctx).await?;
+            if output.json(&keys)? {
+                return Ok(());
+            }
+            for k in keys {
+                let state = match (&k.replaced_at, &k.unpublish_at) {
+                    (None, _) => "signing".to_owned(),
+                    (Some(_), Some(until)) => format!("published until {until}"),
+                    (Some(r), None) => format!("replaced {r}"),
+                };
+                println!("{}\t{}\t{}\t{state}", k.kid, k.alg, k.created_at);
+            }
+        }
+        SetsCommand::Rotate { alg } => {
+            let key = sets::rotate(ctx, &Actor::os_user(), alg_of(&alg)?).await?;
+            println!(
+                "signing key {} ({}) made; it signs from now on",
+                key.kid, key.alg
+            );
         }
     }
     Ok(())

@@ -213,6 +213,24 @@ pub struct Declared {
     /// Comma-separated slugs whose requests are not journaled.
     #[arg(long, env = "SCIMBUS_JOURNAL_TENANTS_OFF", value_name = "LIST", value_parser = slugs)]
     pub journal_tenants_off: Option<Slugs>,
+    /// The key sealing the signing keys of security event tokens in the database
+    /// (AES-256-GCM; 32 characters or more). Every replica needs the same; changing it makes
+    /// the stored signing keys unusable (rotate them after). Unset: no security event
+    /// tokens (SET receivers cannot be registered, the JWKS is empty).
+    #[arg(long, env = "SCIMBUS_SET_KEY_SECRET", value_name = "SECRET", hide_env_values = true,
+          value_parser = secret::<32>)]
+    pub set_key_secret: Option<SecretString>,
+    /// After a rotation, the replaced signing key stays in the JWKS this many hours, so that
+    /// receivers verify tokens signed just before it.
+    #[arg(long, env = "SCIMBUS_SET_KEY_OVERLAP_HOURS", value_name = "HOURS",
+          default_value = "168", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub set_key_overlap_hours: u64,
+    /// Events a SET receiver has not acknowledged are kept past the event retention for
+    /// at most this many hours; after that they are pruned and the receiver must resync
+    /// (its poll answers 410).
+    #[arg(long, env = "SCIMBUS_SET_RETENTION_CAP_HOURS", value_name = "HOURS",
+          default_value = "720", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub set_retention_cap_hours: u64,
     /// A TOML file with these settings for what flags and the environment leave unset:
     /// keys are the variables' names without `SCIMBUS_`, in lower case (`rate_limit =
     /// "50/s"`); a key that names no setting stops the process.
@@ -388,8 +406,30 @@ pub struct Settings {
     pub retention_unpublished: Option<bool>,
     pub maintenance: bool,
     pub journal: JournalSettings,
+    pub sets: SetSettings,
     /// Every setting's effective value and where it came from, secrets masked.
     pub effective: Vec<Effective>,
+}
+
+/// Security event tokens (RFC 9967): their signing keys.
+#[derive(Clone, Default)]
+pub struct SetSettings {
+    /// `SCIMBUS_SET_KEY_SECRET`: seals the signing keys; `None`: no SETs.
+    pub key_secret: Option<SecretString>,
+    /// `SCIMBUS_SET_KEY_OVERLAP_HOURS`: how long a replaced key stays published.
+    pub key_overlap: Duration,
+    /// `SCIMBUS_SET_RETENTION_CAP_HOURS`: how long events wait for a receiver at most.
+    pub retention_cap: Duration,
+}
+
+impl std::fmt::Debug for SetSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SetSettings")
+            .field("key_secret", &self.key_secret.as_ref().map(|_| "****"))
+            .field("key_overlap", &self.key_overlap)
+            .field("retention_cap", &self.retention_cap)
+            .finish()
+    }
 }
 
 /// What the request journal keeps of each tenant's SCIM requests (DESIGN 20).
@@ -894,6 +934,11 @@ impl Settings {
                 mask: d.journal_mask,
                 tenants_off: d.journal_tenants_off.map(|s| s.0).unwrap_or_default(),
             },
+            sets: SetSettings {
+                key_secret: d.set_key_secret,
+                key_overlap: hours(d.set_key_overlap_hours),
+                retention_cap: hours(d.set_retention_cap_hours),
+            },
             effective,
         }
     }
@@ -1082,6 +1127,10 @@ mod tests {
             ("SCIMBUS_AMQP_URL", "amqp://app:amqp-password-2@mq:5672/%2f"),
             ("SCIMBUS_CURSOR_KEY", "cursor-key-0123456789-0123456789-xx"),
             ("SCIMBUS_METRICS_TOKEN", "metrics-token-0123456789"),
+            (
+                "SCIMBUS_SET_KEY_SECRET",
+                "set-key-secret-0123456789-0123456789",
+            ),
         ])
         .unwrap();
         let printed: String = s
@@ -1096,6 +1145,7 @@ mod tests {
             "amqp-password-2",
             "cursor-key",
             "metrics-token",
+            "set-key-secret",
         ] {
             assert!(!printed.contains(secret), "{secret} in {printed}");
         }
@@ -1169,6 +1219,7 @@ mod tests {
             "SCIMBUS_ADMIN_TOKEN",
             "SCIMBUS_CURSOR_KEY",
             "SCIMBUS_METRICS_TOKEN",
+            "SCIMBUS_SET_KEY_SECRET",
             "SCIMBUS_AMQP_URL",
             "SCIMBUS_DATABASE_URL",
         ] {

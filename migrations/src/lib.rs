@@ -27,6 +27,7 @@ mod m20261208_000002_create_tenant_brakes;
 mod m20261209_000001_create_request_journal;
 mod m20261210_000001_create_schema_jobs;
 mod m20261211_000001_compact_request_journal;
+mod m20261211_000002_create_security_event_tables;
 
 pub struct Migrator;
 
@@ -57,6 +58,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261209_000001_create_request_journal::Migration),
             Box::new(m20261210_000001_create_schema_jobs::Migration),
             Box::new(m20261211_000001_compact_request_journal::Migration),
+            Box::new(m20261211_000002_create_security_event_tables::Migration),
         ]
     }
 }

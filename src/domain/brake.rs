@@ -5,35 +5,20 @@ use serde::{Deserialize, Serialize};
 
 /// An integer however the JSON writes it (`2601.0` is 2601, as JSON Schema's `integer`
 /// says).
-fn whole<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
-    let value = serde_json::Value::deserialize(d)?;
-    crate::scim::validate::whole_number(&value)
-        .ok_or_else(|| serde::de::Error::custom(format!("{value} is not an integer")))
-}
-
-fn whole_or_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    match serde_json::Value::deserialize(d)? {
-        serde_json::Value::Null => Ok(None),
-        value => crate::scim::validate::whole_number(&value)
-            .map(Some)
-            .ok_or_else(|| serde::de::Error::custom(format!("{value} is not an integer"))),
-    }
-}
-
 /// One measure's limits.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Threshold {
     /// Trips above this many within the window.
     #[schema(minimum = 0)]
-    #[serde(deserialize_with = "whole")]
+    #[serde(deserialize_with = "crate::scim::validate::whole")]
     pub count: i64,
     /// Trips above this share of the tenant (0–100), once `min` is reached.
     #[schema(minimum = 0, maximum = 100)]
     pub percent: f64,
     /// The share applies from this many on (a small tenant's few changes are no mass event).
     #[schema(minimum = 0)]
-    #[serde(deserialize_with = "whole")]
+    #[serde(deserialize_with = "crate::scim::validate::whole")]
     pub min: i64,
 }
 
@@ -44,7 +29,7 @@ pub struct BrakeSettings {
     pub enabled: bool,
     /// The sliding window, in seconds (at most 30 days).
     #[schema(minimum = 1, maximum = 2_592_000)]
-    #[serde(deserialize_with = "whole")]
+    #[serde(deserialize_with = "crate::scim::validate::whole")]
     pub window_seconds: i64,
     /// Users deactivated or deleted.
     pub users: Threshold,
@@ -54,7 +39,7 @@ pub struct BrakeSettings {
     pub groups: Threshold,
     /// Release a hold by itself after this many seconds (`null`: only an operator does).
     #[schema(minimum = 1)]
-    #[serde(default, deserialize_with = "whole_or_null")]
+    #[serde(default, deserialize_with = "crate::scim::validate::whole_or_null")]
     pub auto_release_seconds: Option<i64>,
 }
 

@@ -162,6 +162,11 @@ pub struct Envelope {
     /// `X-Request-Id`), absent for changes no request made.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub correlationid: Option<String>,
+    /// Extension attribute: the id of the write transaction that committed the event,
+    /// shared by every event of that transaction (a SET's `txn`, RFC 8417); absent on
+    /// snapshots and on events stored before it existed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub txn: Option<String>,
     /// CloudEvents distributed-tracing extension: the W3C trace context of the request
     /// that made the change (its span when scimbus exports traces, else the
     /// `traceparent` it came with); absent without one.
@@ -202,6 +207,7 @@ impl Envelope {
             tenant: tenant.to_owned(),
             sequence: format_sequence(sequence),
             correlationid: correlation.map(|c| c.id.clone()),
+            txn: None,
             traceparent: trace.map(|t| t.traceparent.clone()),
             tracestate: trace.and_then(|t| t.tracestate.clone()),
             data: event.data,

@@ -4,11 +4,13 @@
 pub mod announce;
 pub mod brake;
 pub mod catalog;
+pub mod jws;
 pub mod leader;
 pub mod metrics;
 pub mod publisher;
 pub mod relay;
 pub mod sequencer;
+pub mod set;
 pub mod waiters;
 
 pub use catalog::{Envelope, EventType, PendingEvent};

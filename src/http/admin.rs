@@ -439,7 +439,7 @@ enum ScopeName {
 }
 
 /// 201 with a credential just issued and its secret, shown this once.
-fn issued(
+pub(super) fn issued(
     info: &impl serde::Serialize,
     secret: &secrecy::SecretString,
 ) -> Result<HttpResponse, ApiError> {
@@ -452,7 +452,9 @@ fn issued(
 /// A request body as `T`: a value a domain type's constructor refuses (a slug, a token
 /// name, a scope) is 400 `invalidValue` with the constructor's reason; a body of the wrong
 /// shape (a missing, unknown or mistyped field) is `invalidSyntax`.
-fn parse<T: serde::de::DeserializeOwned + Validate>(body: JsonBody) -> Result<T, ApiError> {
+pub(super) fn parse<T: serde::de::DeserializeOwned + Validate>(
+    body: JsonBody,
+) -> Result<T, ApiError> {
     let value: T = serde_json::from_value(body.0).map_err(|e| {
         let detail = e.to_string();
         ApiError::Scim(if is_shape_error(&detail) {

@@ -59,6 +59,10 @@ async fn service_provider_config(
         cursor_timeout_secs: ctx.cursors.timeout_secs,
         bulk_max_operations: crate::service::bulk::MAX_OPERATIONS,
         max_payload_bytes: limit.map_or(crate::config::MIN_BODY_BYTES, |l| l.0),
+        security_events: ctx
+            .sets
+            .enabled()
+            .then_some(&crate::service::sets::EVENT_URIS[..]),
     };
     response::scim(
         StatusCode::OK,

@@ -18,6 +18,7 @@ pub mod precondition;
 pub mod ratelimit;
 pub mod response;
 pub mod search;
+pub mod sets;
 pub mod shaped;
 pub mod target;
 pub mod users;
@@ -62,11 +63,17 @@ pub fn configure(cfg: &mut ServiceConfig, admin_enabled: bool) {
             .configure(events::configure_listing)
             .default_service(web::to(unknown_route)),
     );
+    cfg.service(
+        scope("/sets/v1")
+            .configure(sets::configure)
+            .default_service(web::to(unknown_route)),
+    );
     if admin_enabled {
         cfg.service(
             scope("/admin/v1")
                 .wrap(from_fn(auth::require_admin_token))
                 .configure(admin::configure)
+                .configure(sets::configure_admin)
                 .default_service(web::to(unknown_route)),
         );
     }

@@ -36,6 +36,7 @@ pub const SCIM: &str = "application/scim+json";
         (name = "SCIM discovery", description = "RFC 7644 §4"),
         (name = "Events", description = "Pull API and resync snapshots (token scope events:read)"),
         (name = "Admin", description = "Tenants, tokens, erasure, audit log (admin token)"),
+        (name = "Security events", description = "RFC 9967 security event tokens: the signing keys (JWKS), RFC 8936 poll delivery (receiver credential), receivers and keys (admin token)"),
         (name = "Operations", description = "Health and metrics"),
     )
 )]
@@ -509,6 +510,30 @@ pub struct AppList {
     apps: Vec<App>,
 }
 
+/// A SET receiver just registered: its poll credential, shown this once.
+#[derive(Debug, serde::Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct IssuedReceiver {
+    #[serde(flatten)]
+    receiver: crate::service::sets::ReceiverInfo,
+    /// The credential (`scimbus_r_…`) for `POST /sets/v1/poll`.
+    token: String,
+}
+
+/// A tenant's SET receivers.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct ReceiverList {
+    receivers: Vec<crate::service::sets::ReceiverInfo>,
+}
+
+/// The SET signing keys.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct SetKeyList {
+    keys: Vec<crate::service::sets::KeyInfo>,
+}
+
 /// One tenant of the pull API's listing.
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)]
@@ -901,6 +926,28 @@ pub fn document() -> Result<Value, serde_json::Error> {
             {
                 "required": ["tenants"],
                 "properties": { "all_tenants": { "const": false }, "tenants": { "type": "array" } },
+            },
+        ] }),
+    );
+    // A receiver's `events`: URIs scimbus makes (repeats count once), of its form (`…:full` only in
+    // the full form, `…:notice` only in the notice form), the Shared Signals ones only
+    // with `signals`.
+    if let Some(events) = doc.pointer_mut("/components/schemas/RegisterReceiver/properties/events")
+    {
+        events["items"]["enum"] = serde_json::json!(crate::service::sets::EVENT_URIS);
+    }
+    refine::rules(
+        &mut doc,
+        "RegisterReceiver",
+        serde_json::json!({ "allOf": [
+            {
+                "if": { "required": ["form"], "properties": { "form": { "const": "notice" } } },
+                "then": { "properties": { "events": { "items": { "not": { "pattern": ":full$" } } } } },
+                "else": { "properties": { "events": { "items": { "not": { "pattern": ":notice$" } } } } },
+            },
+            {
+                "if": { "required": ["signals"], "properties": { "signals": { "const": true } } },
+                "else": { "properties": { "events": { "items": { "pattern": "^urn:ietf:params:scim:event:" } } } },
             },
         ] }),
     );

@@ -21,11 +21,13 @@ pub struct Limits {
     pub bulk_max_operations: usize,
     /// The request body limit, which a `/Bulk` request is subject to.
     pub max_payload_bytes: usize,
+    /// RFC 9967 §4: the security event URIs the service makes, when it makes them.
+    pub security_events: Option<&'static [&'static str]>,
 }
 
 /// `/ServiceProviderConfig` (RFC 7643 §5, RFC 9865 §4 `pagination`).
 pub fn service_provider_config(base: &str, limits: Limits) -> Value {
-    json!({
+    let mut config = json!({
         "schemas": [SERVICE_PROVIDER_CONFIG_URN],
         "documentationUri": "https://github.com/scimbus/scimbus#readme",
         "patch": {"supported": true},
@@ -57,7 +59,12 @@ pub fn service_provider_config(base: &str, limits: Limits) -> Value {
             "resourceType": "ServiceProviderConfig",
             "location": format!("{base}/ServiceProviderConfig")
         }
-    })
+    });
+    // RFC 9967 §4: absent means no security events. No asynchronous requests.
+    if let Some(uris) = limits.security_events {
+        config["securityEvents"] = json!({"asyncRequest": "none", "eventUris": uris});
+    }
+    config
 }
 
 /// One `/ResourceTypes` entry (RFC 7643 §6).

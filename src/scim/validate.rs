@@ -437,6 +437,24 @@ pub fn storable(value: &Value, depth: usize) -> Result<(), ScimError> {
     }
 }
 
+/// Deserializes a JSON integer, or a number with no fractional part (`5.0`: JSON Schema's
+/// `integer` admits it).
+pub fn whole<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    let value = <serde_json::Value as serde::Deserialize>::deserialize(d)?;
+    whole_number(&value)
+        .ok_or_else(|| serde::de::Error::custom(format!("{value} is not an integer")))
+}
+
+/// [`whole`], or `null`.
+pub fn whole_or_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    match <serde_json::Value as serde::Deserialize>::deserialize(d)? {
+        serde_json::Value::Null => Ok(None),
+        value => whole_number(&value)
+            .map(Some)
+            .ok_or_else(|| serde::de::Error::custom(format!("{value} is not an integer"))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,17 +14,24 @@ use crate::store::outbox::{OutboxRow, UnnumberedRow};
 use crate::store::{StoreError, brake, outbox, tenants};
 use crate::telemetry::Correlation;
 
-/// The CloudEvents envelope of `event` with `sequence`, and its routing key.
+/// The CloudEvents envelope of `event` with `sequence` in the write transaction `txn`, and
+/// its routing key.
 fn envelope(
     tenant: &Tenant,
     now: &Timestamp,
     sequence: i64,
-    correlation: Option<&Correlation>,
+    (correlation, txn): (Option<&Correlation>, &str),
     event: PendingEvent,
 ) -> (Envelope, String) {
     let routing_key = event.event_type.routing_key(tenant.slug.as_str());
-    let envelope = Envelope::new(tenant.slug.as_str(), sequence, now, correlation, event);
+    let mut envelope = Envelope::new(tenant.slug.as_str(), sequence, now, correlation, event);
+    envelope.txn = Some(txn.to_owned());
     (envelope, routing_key)
+}
+
+/// A new write transaction's id (the events' `txn`).
+fn transaction_id() -> String {
+    uuid::Uuid::now_v7().to_string()
 }
 
 fn unserialisable(e: serde_json::Error) -> StoreError {
@@ -39,10 +46,11 @@ pub fn unnumbered(
     correlation: Option<&Correlation>,
     events: Vec<PendingEvent>,
 ) -> Result<Vec<UnnumberedRow>, StoreError> {
+    let txn = transaction_id();
     events
         .into_iter()
         .map(|event| {
-            let (envelope, routing_key) = envelope(tenant, now, 0, correlation, event);
+            let (envelope, routing_key) = envelope(tenant, now, 0, (correlation, &txn), event);
             let payload = serde_json::to_string(&envelope).map_err(unserialisable)?;
             Ok(UnnumberedRow {
                 id: envelope.id,
@@ -103,12 +111,14 @@ pub async fn emit(
                 .map_or(0, |m| m.len() as i64),
         })
         .collect();
+    let txn = transaction_id();
     let rows = events
         .into_iter()
         .enumerate()
         .map(|(i, event)| {
             let sequence = first + i as i64;
-            let (envelope, routing_key) = envelope(tenant, now, sequence, correlation, event);
+            let (envelope, routing_key) =
+                envelope(tenant, now, sequence, (correlation, &txn), event);
             let payload = serde_json::to_value(&envelope).map_err(unserialisable)?;
             Ok(OutboxRow {
                 sequence,

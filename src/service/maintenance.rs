@@ -99,6 +99,14 @@ pub async fn prune_once(ctx: &Context) -> Result<u64, ServiceError> {
         .checked_sub_signed(retention)
         .map(Timestamp::at)
         .unwrap_or_default();
+    // What a SET receiver has not acknowledged is kept up to the cap (then it resyncs).
+    let cap = TimeDelta::from_std(ctx.sets.settings.retention_cap).unwrap_or(TimeDelta::MAX);
+    let cap_cutoff = ctx
+        .clock
+        .now()
+        .checked_sub_signed(cap)
+        .map(Timestamp::at)
+        .unwrap_or_default();
     // Events committed but not numbered yet are numbered first: retention and the removal
     // of purged tenants then see every committed event.
     crate::events::sequencer::number_all(&ctx.store).await?;
@@ -109,6 +117,10 @@ pub async fn prune_once(ctx: &Context) -> Result<u64, ServiceError> {
         let held_from = crate::store::brake::held_from(ctx.store.conn(), &tenant.id)
             .await?
             .unwrap_or(i64::MAX);
+        let unacknowledged_after =
+            crate::store::sets::lowest_position(ctx.store.conn(), &tenant.id)
+                .await?
+                .unwrap_or(i64::MAX);
         loop {
             let ages = outbox::oldest(ctx.store.conn(), &tenant.id, after, BATCH).await?;
             let through = ages
@@ -117,6 +129,7 @@ pub async fn prune_once(ctx: &Context) -> Result<u64, ServiceError> {
                     a.sequence < held_from
                         && a.created_at < cutoff
                         && (a.settled || !ctx.keep_unpublished)
+                        && (a.sequence <= unacknowledged_after || a.created_at < cap_cutoff)
                 })
                 .last()
                 .map(|a| a.sequence);

@@ -20,6 +20,7 @@ pub mod readiness;
 pub mod resource;
 pub mod schemas;
 pub mod scrape;
+pub mod sets;
 pub mod tenants;
 pub mod users;
 
@@ -148,6 +149,8 @@ pub struct Context {
     pub keep_unpublished: bool,
     /// The request journal's queue and bounds (DESIGN 20).
     pub journal: journal::Journal,
+    /// Security event tokens: settings and this process's signers.
+    pub sets: sets::Sets,
     /// Wakes the maintenance loop (a tenant was deleted: start purging now).
     pub maintenance_wake: Arc<Notify>,
     /// Wakes this process's schema job worker (a job was queued).

@@ -15,6 +15,7 @@ pub mod purge;
 pub mod query;
 pub mod resources;
 pub mod schemas;
+pub mod sets;
 pub mod tenants;
 pub mod tokens;
 pub mod users;

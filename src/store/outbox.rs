@@ -468,6 +468,28 @@ pub async fn of_subject(
         .await?)
 }
 
+/// The sequences of the tenant's events with these ids (those still stored).
+pub async fn sequences_of(
+    conn: &impl ConnectionTrait,
+    tenant_id: &TenantId,
+    ids: &[&str],
+) -> Result<std::collections::HashMap<String, i64>, StoreError> {
+    let mut found = std::collections::HashMap::new();
+    for chunk in ids.chunks(500) {
+        let rows: Vec<(String, i64)> = outbox::Entity::find()
+            .select_only()
+            .column(outbox::Column::Id)
+            .column(outbox::Column::Sequence)
+            .filter(outbox::Column::TenantId.eq(tenant_id))
+            .filter(outbox::Column::Id.is_in(chunk.iter().copied()))
+            .into_tuple::<(String, i64)>()
+            .all(conn)
+            .await?;
+        found.extend(rows);
+    }
+    Ok(found)
+}
+
 /// Replaces one event's stored payload (erasure).
 pub async fn replace_payload(
     conn: &impl ConnectionTrait,

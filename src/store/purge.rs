@@ -50,6 +50,7 @@ pub async fn remove_tenant(
         vec![slug.into(), now.into()],
     ))
     .await?;
+    super::sets::delete_tenant_receivers(conn, tenant_id).await?;
     for sql in [
         "DELETE FROM outbox WHERE tenant_id = $1",
         "DELETE FROM tokens WHERE tenant_id = $1",

@@ -40,4 +40,5 @@ mod races;
 mod relay;
 mod schema_jobs;
 mod search;
+mod sets;
 mod users;

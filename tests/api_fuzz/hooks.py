@@ -253,6 +253,10 @@ DATA_DETAILS = (
     "is not an attribute path",
     "attribute names must differ",
     " not found",
+    "is not the URN it updates",
+    "the tenant's latest sequence",
+    "(the latest sequence)",
+    "are past retention",
 )
 
 
@@ -262,6 +266,15 @@ def data_dependent_rejection(failure, case, response) -> bool:
         return False
     scim_type, detail = _scim_error(response)
     return scim_type in DATA_TYPES or any(d in detail for d in DATA_DETAILS)
+
+
+def set_receiver_form_rejection(failure, case, response) -> bool:
+    """A SET receiver refused for an event URI outside its form, or a Shared Signals URI
+    without `signals`: rules the document states with `if`/`then`/`else`."""
+    if failure.code != "ST202" or response.status_code != 400:
+        return False
+    _, detail = _scim_error(response)
+    return "is not in the receiver's form" in detail or "set `signals: true`" in detail
 
 
 def patch_value_rejection(failure, case, response) -> bool:
@@ -294,6 +307,7 @@ FAILURES = {
     "grammar_rejection": grammar_rejection,
     "data_dependent_rejection": data_dependent_rejection,
     "patch_value_rejection": patch_value_rejection,
+    "set_receiver_form_rejection": set_receiver_form_rejection,
     "projected_resource_lacks_required": projected_resource_lacks_required,
     "auth_status_undocumented": auth_status_undocumented,
     "me_501_for_any_method": me_501_for_any_method,

@@ -146,6 +146,19 @@ def main() -> None:
                + [f'members[value eq "{u}"]' for u in users[:4]])
     write_dict(dict_dir, "purge_subjects",
                [f"Users/{u}" for u in users[-2:]] + [f"Groups/{g}" for g in groups[-1:]])
+    # A SET receiver from the start of the tenant's sequence: pollSets authenticates with
+    # its credential (a file beside the dictionaries; scripts/api-fuzz reads it), and the
+    # receiver operations address it by id.
+    status, receiver = request("POST", f"{base}/admin/v1/tenants/{slug}/receivers", admin,
+                               {"name": "fuzz-receiver", "after": 0, "signals": True})
+    expect(status, 201, "registering the SET receiver", receiver)
+    write_dict(dict_dir, "receiver_ids", [receiver["id"]])
+    (Path(dict_dir) / "receiver_token").write_text(receiver["token"])
+    # A second one that removeSetReceiver may remove.
+    status, victim_receiver = request("POST", f"{base}/admin/v1/tenants/{slug}/receivers", admin,
+                                      {"name": "fuzz-victim-receiver"})
+    expect(status, 201, "registering the victim SET receiver", victim_receiver)
+    write_dict(dict_dir, "victim_receiver_ids", [victim_receiver["id"]])
     print(secret)
 
 

@@ -2,6 +2,7 @@
 //! credentials, admin tokens, erasure, the audit log, the journal, `--json` listings.
 
 use scimbus::service::audit::Actor;
+use serde_json::Value;
 
 use crate::helpers::{ADMIN_TOKEN, settings};
 
@@ -344,4 +345,108 @@ async fn listing_commands_print_json_arrays_with_json() {
             .await
             .starts_with("acme\t")
     );
+}
+
+#[tokio::test]
+async fn cli_registers_lists_replays_and_removes_set_receivers_and_rotates_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "cli-set-key-secret-0123456789abcdef";
+    let run = |args: &[&str], with_secret: bool| {
+        let mut command = scimbus(&dir);
+        command.env("USER", "ops-alice").args(args);
+        if with_secret {
+            command.env("SCIMBUS_SET_KEY_SECRET", secret);
+        }
+        async move { command.output().await.unwrap() }
+    };
+    assert!(
+        run(&["tenant", "create", "acme"], false)
+            .await
+            .status
+            .success()
+    );
+    // Without the secret: refused, saying what is missing.
+    let off = run(&["sets", "register", "acme", "--name", "billing"], false).await;
+    assert!(!off.status.success());
+    assert!(String::from_utf8_lossy(&off.stderr).contains("SCIMBUS_SET_KEY_SECRET"));
+    let bad = run(
+        &[
+            "sets",
+            "register",
+            "acme",
+            "--name",
+            "billing",
+            "--form",
+            "notice",
+            "--event",
+            "urn:ietf:params:scim:event:prov:create:full",
+        ],
+        true,
+    )
+    .await;
+    assert!(!bad.status.success());
+
+    let registered = run(
+        &[
+            "sets", "register", "acme", "--name", "billing", "--alg", "ES256", "--after", "0",
+        ],
+        true,
+    )
+    .await;
+    assert!(registered.status.success(), "{registered:?}");
+    let out = String::from_utf8(registered.stdout).unwrap();
+    let token = out.lines().last().unwrap().trim().to_owned();
+    assert!(token.starts_with("scimbus_r_"), "{out}");
+    let id = out.split_whitespace().nth(1).unwrap().to_owned();
+    let listed = String::from_utf8(run(&["sets", "receivers", "acme"], true).await.stdout).unwrap();
+    assert!(
+        listed.starts_with(&format!("{id}\tbilling\tfull\tES256\tposition 0 of 1")),
+        "{listed}"
+    );
+    assert!(!listed.contains(&token));
+    let json = run(&["sets", "receivers", "acme", "--json"], true).await;
+    let parsed: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(parsed[0]["id"], id.as_str());
+    let replayed = run(&["sets", "replay", "acme", &id, "--after", "1"], true).await;
+    assert!(replayed.status.success(), "{replayed:?}");
+
+    // Keys: the ES256 key the registration made, then a rotation.
+    let keys = String::from_utf8(run(&["sets", "keys"], true).await.stdout).unwrap();
+    assert_eq!(keys.lines().count(), 1, "{keys}");
+    assert!(
+        keys.contains("ES256\t") && keys.trim_end().ends_with("signing"),
+        "{keys}"
+    );
+    assert!(
+        run(&["sets", "rotate", "--alg", "ES256"], true)
+            .await
+            .status
+            .success()
+    );
+    let keys = String::from_utf8(run(&["sets", "keys"], true).await.stdout).unwrap();
+    assert_eq!(keys.lines().count(), 2, "{keys}");
+    assert!(keys.contains("published until"), "{keys}");
+    let config = String::from_utf8(run(&["config"], true).await.stdout).unwrap();
+    assert!(!config.contains(secret), "{config}");
+
+    assert!(
+        run(&["sets", "remove", "acme", &id], true)
+            .await
+            .status
+            .success()
+    );
+    let listed = String::from_utf8(run(&["sets", "receivers", "acme"], true).await.stdout).unwrap();
+    assert!(listed.trim().is_empty(), "{listed}");
+    let audit = String::from_utf8(run(&["audit"], true).await.stdout).unwrap();
+    for action in [
+        "set_receiver.register",
+        "set_receiver.replay",
+        "set_key.rotate",
+        "set_receiver.remove",
+    ] {
+        assert!(
+            audit.contains(&format!("os:ops-alice\t{action}")),
+            "{action}: {audit}"
+        );
+    }
 }

@@ -1,0 +1,747 @@
+//! Security event tokens (RFC 9967) for receivers that poll (RFC 8936), shared by the
+//! admin API, the CLI and the poll endpoint: signing keys (made on first need, rotated
+//! with overlap, published as a JWKS), a tenant's receivers, and the poll itself.
+//!
+//! A receiver is a cursor over its tenant's event sequence, like a pull consumer: its
+//! `position` is the last sequence whose SETs it has all acknowledged. A poll first records
+//! the acknowledgements, moves the position over every event now fully acknowledged, then
+//! renders and signs the SETs of the events after it that are not acknowledged yet, in
+//! sequence order. Events a brake holds or that were discarded are never rendered (the
+//! outbox page skips them); erased events are rendered without personal data.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+
+use super::audit::{self, Actor};
+use super::tenants::live_tenant;
+use super::{Context, ServiceError};
+use crate::config::SetSettings;
+use crate::domain::{Tenant, Timestamp, TokenName};
+pub use crate::events::jws::Alg;
+use crate::events::jws::{self, KeyError, Sealer, Signer};
+pub use crate::events::set::Form;
+use crate::events::set::{self, Issue, Wanted};
+use crate::scim::error::ScimError;
+use crate::store::sets::{self as store, KeyRow, ReceiverRow};
+use crate::store::{outbox, tenants};
+use crate::tenancy::token;
+
+/// Every event URI scimbus makes (RFC 9967 §4 `eventUris`).
+pub const EVENT_URIS: [&str; 12] = set::uri::ALL;
+
+/// Prefix of receiver credentials.
+pub const RECEIVER_PREFIX: &str = "scimbus_r_";
+/// Most SETs one poll answers with (`maxEvents` above it, or omitted, is this).
+pub const MAX_EVENTS: usize = 1000;
+/// Envelopes read per outbox page while a poll gathers SETs.
+const PAGE: u64 = 200;
+/// Longest a poll waits for an event (`returnImmediately: false`).
+pub const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The settings and this process's unsealed signers (by `kid`).
+#[derive(Clone, Debug, Default)]
+pub struct Sets {
+    pub settings: SetSettings,
+    signers: Arc<Mutex<HashMap<String, Arc<Signer>>>>,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signer")
+            .field("kid", &self.kid())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sets {
+    pub fn new(settings: SetSettings) -> Self {
+        Self {
+            settings,
+            signers: Arc::default(),
+        }
+    }
+
+    /// Whether SETs can be made here (`SCIMBUS_SET_KEY_SECRET` is set).
+    pub fn enabled(&self) -> bool {
+        self.settings.key_secret.is_some()
+    }
+
+    fn sealer(&self) -> Result<Sealer, ServiceError> {
+        Sealer::new(self.settings.key_secret.as_ref()).map_err(key_error)
+    }
+}
+
+fn key_error(error: KeyError) -> ServiceError {
+    match error {
+        KeyError::NoSecret => ServiceError::Invalid(ScimError::new(
+            409,
+            None,
+            "security event tokens are off: set SCIMBUS_SET_KEY_SECRET (32 characters or more) \
+             on every replica",
+        )),
+        other => ServiceError::Internal(anyhow::anyhow!(other)),
+    }
+}
+
+/// A signing key as the admin API and the CLI show it: never its private part.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyInfo {
+    pub kid: String,
+    #[schema(value_type = String, example = "RS256")]
+    pub alg: String,
+    pub created_at: String,
+    /// When a newer key of its algorithm replaced it; absent: it signs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replaced_at: Option<String>,
+    /// When it leaves the JWKS; absent: published.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unpublish_at: Option<String>,
+}
+
+impl From<&KeyRow> for KeyInfo {
+    fn from(k: &KeyRow) -> Self {
+        Self {
+            kid: k.kid.clone(),
+            alg: k.alg.clone(),
+            created_at: k.created_at.to_string(),
+            replaced_at: k.replaced_at.as_ref().map(ToString::to_string),
+            unpublish_at: k.unpublish_at.as_ref().map(ToString::to_string),
+        }
+    }
+}
+
+/// Makes, seals and stores a new key of `alg`; the keys it replaces stay published for
+/// `SCIMBUS_SET_KEY_OVERLAP_HOURS`.
+pub async fn rotate(ctx: &Context, actor: &Actor, alg: Alg) -> Result<KeyInfo, ServiceError> {
+    let sealer = ctx.sets.sealer()?;
+    // RSA key generation takes a while: off the async workers.
+    let key = tokio::task::spawn_blocking(move || jws::generate(alg))
+        .await
+        .map_err(|e| ServiceError::Internal(anyhow::anyhow!(e)))?
+        .map_err(key_error)?;
+    let now = ctx.clock.now();
+    let row = KeyRow {
+        kid: key.kid.clone(),
+        alg: alg.as_str().to_owned(),
+        public_jwk: key.jwk.clone(),
+        sealed_key: sealer.seal(&key.kid, &key.pkcs8).map_err(key_error)?,
+        created_at: Timestamp::at(now),
+        replaced_at: None,
+        unpublish_at: None,
+    };
+    let overlap = chrono::TimeDelta::from_std(ctx.sets.settings.key_overlap)
+        .unwrap_or(chrono::TimeDelta::days(7));
+    let unpublish_at = Timestamp::at(now.checked_add_signed(overlap).unwrap_or(now));
+    let txn = ctx.store.begin_write().await?;
+    store::insert_key(&txn, &row).await?;
+    let replaced =
+        store::replace_keys(&txn, alg.as_str(), &key.kid, &row.created_at, &unpublish_at).await?;
+    audit::record(
+        &txn,
+        ctx,
+        actor,
+        "set_key.rotate",
+        None,
+        Some(&key.kid),
+        json!({"alg": alg.as_str(), "replaced": replaced}),
+    )
+    .await?;
+    txn.commit().await?;
+    tracing::info!(kid = %key.kid, alg = alg.as_str(), replaced, "SET signing key rotated");
+    Ok(KeyInfo::from(&row))
+}
+
+/// Every stored key, newest first.
+pub async fn keys(ctx: &Context) -> Result<Vec<KeyInfo>, ServiceError> {
+    Ok(store::keys(ctx.store.conn())
+        .await?
+        .iter()
+        .map(KeyInfo::from)
+        .collect())
+}
+
+/// The JWKS (RFC 7517): every key still published.
+pub async fn jwks(ctx: &Context) -> Result<Value, ServiceError> {
+    let now = ctx.now();
+    let keys: Vec<Value> = store::keys(ctx.store.conn())
+        .await?
+        .into_iter()
+        .filter(|k| k.unpublish_at.as_ref().is_none_or(|at| **at > *now))
+        .map(|k| k.public_jwk)
+        .collect();
+    Ok(json!({ "keys": keys }))
+}
+
+/// The signer of `alg`: the newest key not replaced, made now when there is none.
+async fn signer(ctx: &Context, alg: Alg) -> Result<Arc<Signer>, ServiceError> {
+    let current = store::keys(ctx.store.conn())
+        .await?
+        .into_iter()
+        .find(|k| k.alg == alg.as_str() && k.replaced_at.is_none());
+    let Some(row) = current else {
+        rotate(ctx, &Actor::system(), alg).await?;
+        return Box::pin(signer(ctx, alg)).await;
+    };
+    let mut cache = ctx.sets.signers.lock().await;
+    if let Some(signer) = cache.get(&row.kid) {
+        return Ok(signer.clone());
+    }
+    let pkcs8 = ctx
+        .sets
+        .sealer()?
+        .open(&row.kid, &row.sealed_key)
+        .map_err(key_error)?;
+    let signer = Arc::new(Signer::from_pkcs8(&row.kid, alg, &pkcs8).map_err(key_error)?);
+    cache.insert(row.kid.clone(), signer.clone());
+    Ok(signer)
+}
+
+/// What registering a receiver asks for.
+#[derive(Debug, Clone, Default)]
+pub struct ReceiverRequest {
+    pub name: String,
+    pub form: Form,
+    /// Event URIs; empty: every URI of the form.
+    pub events: Vec<String>,
+    pub signals: bool,
+    pub alg: Option<Alg>,
+    /// `aud` of its SETs; default `urn:scimbus:set-receiver:{id}`.
+    pub audience: Option<String>,
+    /// Start after this sequence (replay what retention keeps); default: the tenant's
+    /// latest, so the receiver gets what happens from now on.
+    pub after: Option<i64>,
+}
+
+/// A receiver as the admin API and the CLI show it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReceiverInfo {
+    pub id: String,
+    pub tenant: String,
+    pub name: String,
+    /// `poll` (RFC 8936).
+    pub delivery: &'static str,
+    pub form: Form,
+    /// The event URIs it gets; empty: every URI of its form.
+    pub events: Vec<String>,
+    /// Whether it also gets CAEP and RISC events for deactivated and deleted users.
+    pub signals: bool,
+    #[schema(value_type = String, example = "RS256")]
+    pub alg: String,
+    /// `aud` of its SETs.
+    pub audience: String,
+    /// Its SETs' `iss`: the tenant's SCIM base URL.
+    pub issuer: String,
+    /// The last sequence whose SETs it has all acknowledged.
+    pub position: i64,
+    /// The tenant's latest sequence: `latest - position` events are still to come.
+    pub latest: i64,
+    pub created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_polled_at: Option<String>,
+}
+
+fn info(ctx: &Context, tenant: &Tenant, r: &ReceiverRow, latest: i64) -> ReceiverInfo {
+    ReceiverInfo {
+        id: r.id.clone(),
+        tenant: tenant.slug.to_string(),
+        name: r.name.clone(),
+        delivery: "poll",
+        form: Form::parse(&r.form).unwrap_or_default(),
+        events: r.events.clone(),
+        signals: r.signals,
+        alg: r.alg.clone(),
+        audience: r.audience.clone(),
+        issuer: ctx.scim_base(&tenant.slug),
+        position: r.position,
+        latest,
+        created_at: r.created_at.to_string(),
+        last_polled_at: r.last_polled_at.as_ref().map(ToString::to_string),
+    }
+}
+
+/// Checks a request's events against its form: each a URI scimbus makes, in that form.
+fn check_events(request: &ReceiverRequest) -> Result<(), ServiceError> {
+    for event in &request.events {
+        if !set::uri::ALL.contains(&event.as_str()) {
+            return Err(ServiceError::invalid_value(format!(
+                "`{event}` is not an event URI scimbus makes (see the service provider \
+                 configuration's securityEvents.eventUris)"
+            )));
+        }
+        if set::uri::form_of(event).is_some_and(|f| f != request.form) {
+            return Err(ServiceError::invalid_value(format!(
+                "`{event}` is not in the receiver's form `{}`",
+                request.form.as_str()
+            )));
+        }
+        if !set::uri::is_scim(event) && !request.signals {
+            return Err(ServiceError::invalid_value(format!(
+                "`{event}` is a Shared Signals event: set `signals: true` to receive it"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Registers a poll receiver of the tenant's SETs; its credential is returned once.
+pub async fn register(
+    ctx: &Context,
+    actor: &Actor,
+    slug: &str,
+    request: ReceiverRequest,
+) -> Result<(ReceiverInfo, SecretString), ServiceError> {
+    if !ctx.sets.enabled() {
+        return Err(key_error(KeyError::NoSecret));
+    }
+    let tenant = live_tenant(ctx, slug).await?;
+    let name = TokenName::parse(&request.name).map_err(ServiceError::invalid_value)?;
+    let mut request = request;
+    // A URI named twice counts once.
+    let mut seen = HashSet::new();
+    request.events.retain(|e| seen.insert(e.clone()));
+    check_events(&request)?;
+    let id = uuid::Uuid::now_v7().to_string();
+    let audience = match request.audience.as_deref() {
+        None => format!("urn:scimbus:set-receiver:{id}"),
+        Some(a) if a.is_empty() || a.chars().count() > 2000 || a.contains('\0') => {
+            return Err(ServiceError::invalid_value(
+                "`audience` must be 1 to 2000 characters, none of them NUL",
+            ));
+        }
+        Some(a) => a.to_owned(),
+    };
+    crate::events::sequencer::number_tenant(&ctx.store, &tenant.id).await?;
+    let latest = tenants::event_sequence(ctx.store.conn(), &tenant.id).await?;
+    let position = match request.after {
+        None => latest,
+        Some(after) if after < 0 || after > latest => {
+            return Err(ServiceError::invalid_value(format!(
+                "`after` must be between 0 and the tenant's latest sequence, {latest}"
+            )));
+        }
+        Some(after) => after,
+    };
+    let pruned = tenants::events_pruned_through(ctx.store.conn(), &tenant.id).await?;
+    if position < pruned {
+        return Err(ServiceError::invalid_value(format!(
+            "events up to sequence {pruned} are past retention: start after it"
+        )));
+    }
+    let alg = request.alg.unwrap_or(Alg::RS256);
+    // Its key exists before it is used (made here on first need).
+    signer(ctx, alg).await?;
+    let secret = token::generate(RECEIVER_PREFIX);
+    let row = ReceiverRow {
+        id: id.clone(),
+        tenant_id: tenant.id.clone(),
+        name: name.as_str().to_owned(),
+        form: request.form.as_str().to_owned(),
+        events: request.events.clone(),
+        signals: request.signals,
+        alg: alg.as_str().to_owned(),
+        audience,
+        position,
+        created_at: ctx.now(),
+        last_polled_at: None,
+    };
+    let txn = ctx.store.begin_write().await?;
+    store::insert_receiver(&txn, &row, &token::hash_secret(&secret)).await?;
+    audit::record(
+        &txn,
+        ctx,
+        actor,
+        "set_receiver.register",
+        Some(tenant.slug.as_str()),
+        Some(&id),
+        json!({"name": row.name, "form": row.form, "events": row.events,
+               "signals": row.signals, "alg": row.alg, "after": position}),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok((info(ctx, &tenant, &row, latest), secret))
+}
+
+/// The tenant's receivers.
+pub async fn list(ctx: &Context, slug: &str) -> Result<Vec<ReceiverInfo>, ServiceError> {
+    let tenant = live_tenant(ctx, slug).await?;
+    let latest = tenants::event_sequence(ctx.store.conn(), &tenant.id).await?;
+    Ok(store::receivers(ctx.store.conn(), &tenant.id)
+        .await?
+        .iter()
+        .map(|r| info(ctx, &tenant, r, latest))
+        .collect())
+}
+
+fn no_receiver(id: &str) -> ServiceError {
+    ServiceError::NotFound(format!("no SET receiver {id} in this tenant"))
+}
+
+/// Removes a receiver: its credential stops working, retention stops keeping events for it.
+pub async fn remove(
+    ctx: &Context,
+    actor: &Actor,
+    slug: &str,
+    id: &str,
+) -> Result<(), ServiceError> {
+    let tenant = live_tenant(ctx, slug).await?;
+    let txn = ctx.store.begin_write().await?;
+    if !store::delete_receiver(&txn, &tenant.id, id).await? {
+        return Err(no_receiver(id));
+    }
+    audit::record(
+        &txn,
+        ctx,
+        actor,
+        "set_receiver.remove",
+        Some(tenant.slug.as_str()),
+        Some(id),
+        json!({}),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Moves a receiver back (or forward) to `after`: its next polls deliver the SETs of the
+/// events after it again, acknowledged or not.
+pub async fn replay(
+    ctx: &Context,
+    actor: &Actor,
+    slug: &str,
+    id: &str,
+    after: i64,
+) -> Result<ReceiverInfo, ServiceError> {
+    let tenant = live_tenant(ctx, slug).await?;
+    crate::events::sequencer::number_tenant(&ctx.store, &tenant.id).await?;
+    let latest = tenants::event_sequence(ctx.store.conn(), &tenant.id).await?;
+    let pruned = tenants::events_pruned_through(ctx.store.conn(), &tenant.id).await?;
+    if after < pruned || after > latest {
+        return Err(ServiceError::invalid_value(format!(
+            "`after` must be between {pruned} (retention) and {latest} (the latest sequence)"
+        )));
+    }
+    let txn = ctx.store.begin_write().await?;
+    let Some(mut row) = store::find_receiver(&txn, &tenant.id, id, true).await? else {
+        return Err(no_receiver(id));
+    };
+    store::set_position(&txn, id, after).await?;
+    store::clear_acks(&txn, id).await?;
+    audit::record(
+        &txn,
+        ctx,
+        actor,
+        "set_receiver.replay",
+        Some(tenant.slug.as_str()),
+        Some(id),
+        json!({"from": row.position, "after": after}),
+    )
+    .await?;
+    txn.commit().await?;
+    row.position = after;
+    Ok(info(ctx, &tenant, &row, latest))
+}
+
+/// An RFC 8936 poll request (§2.2).
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PollRequest {
+    /// `jti`s of SETs received and processed: they are not delivered again.
+    #[serde(default)]
+    pub ack: Vec<String>,
+    /// `jti`s of SETs the receiver could not process, with why; they count as
+    /// acknowledged (delivering them again would fail again) and are logged.
+    #[serde(default)]
+    pub set_errs: HashMap<String, SetError>,
+    /// At most this many SETs (0: acknowledge only); omitted: up to 1000.
+    #[schema(minimum = 0)]
+    #[serde(default, deserialize_with = "crate::scim::validate::whole_or_null")]
+    pub max_events: Option<i64>,
+    /// `true`: answer at once even when there is nothing; `false` (default): wait up to
+    /// 30 s for a SET (long poll).
+    #[serde(default)]
+    pub return_immediately: bool,
+}
+
+/// RFC 8936 §2.4.4 / RFC 8935 §2.3: an error a receiver reports for one SET.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+pub struct SetError {
+    pub err: String,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// An RFC 8936 poll response (§2.3).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PollResponse {
+    /// `jti` → the SET (a compact JWS), oldest event first.
+    #[schema(value_type = Object)]
+    pub sets: serde_json::Map<String, Value>,
+    /// More SETs wait beyond this answer.
+    pub more_available: bool,
+}
+
+/// The receiver a poll credential belongs to, with its tenant.
+pub async fn authenticate(
+    ctx: &Context,
+    secret: &str,
+) -> Result<Option<(ReceiverRow, Tenant)>, ServiceError> {
+    if !secret.starts_with(RECEIVER_PREFIX) {
+        return Ok(None);
+    }
+    let Some(receiver) = store::receiver_by_hash(ctx.store.conn(), &token::hash(secret)).await?
+    else {
+        return Ok(None);
+    };
+    let tenant = tenants::find_by_id(ctx.store.conn(), &receiver.tenant_id).await?;
+    Ok(tenant
+        .filter(|t| t.deleted_at.is_none())
+        .map(|t| (receiver, t)))
+}
+
+/// The SETs `receiver` wants of `envelope`.
+fn render(
+    ctx: &Context,
+    tenant: &Tenant,
+    receiver: &ReceiverRow,
+    envelope: &Value,
+) -> Vec<set::Claims> {
+    let issuer = ctx.scim_base(&tenant.slug);
+    set::render(
+        envelope,
+        &Wanted {
+            form: Form::parse(&receiver.form).unwrap_or_default(),
+            events: &receiver.events,
+            signals: receiver.signals,
+        },
+        &Issue {
+            issuer: &issuer,
+            audience: &receiver.audience,
+            issued_at: ctx.clock.now().timestamp(),
+        },
+    )
+}
+
+/// The event id a `jti` scimbus made names (`{id}` or `{id}-{n}`); `None` for any other text
+/// (an acknowledgement of it is ignored).
+fn event_id(jti: &str) -> Option<&str> {
+    let id = jti.get(..36)?;
+    uuid::Uuid::parse_str(id).ok()?;
+    match jti.get(36..)? {
+        "" => Some(id),
+        rest => {
+            let n = rest.strip_prefix('-')?;
+            (!n.is_empty() && n.len() <= 2 && n.bytes().all(|b| b.is_ascii_digit())).then_some(id)
+        }
+    }
+}
+
+fn gone(pruned: i64) -> ServiceError {
+    ScimError::new(
+        410,
+        None,
+        format!(
+            "events up to sequence {pruned} are past retention before this receiver \
+             acknowledged them: resync the tenant's resources through SCIM, then move the \
+             receiver past them (admin API: POST …/receivers/{{id}}/replay)"
+        ),
+    )
+    .into()
+}
+
+/// Records the acknowledgements and errors of a poll, then moves the receiver's position
+/// over every event whose SETs are all acknowledged. Returns the receiver as it now is.
+async fn acknowledge(
+    ctx: &Context,
+    tenant: &Tenant,
+    receiver: &ReceiverRow,
+    request: &PollRequest,
+) -> Result<ReceiverRow, ServiceError> {
+    for (jti, error) in &request.set_errs {
+        tracing::warn!(receiver = %receiver.id, tenant = %tenant.slug, jti, err = %error.err,
+            description = error.description.as_deref().unwrap_or_default(),
+            "a SET receiver reported an error for a SET; it counts as acknowledged");
+    }
+    let jtis: Vec<&str> = request
+        .ack
+        .iter()
+        .map(String::as_str)
+        .chain(request.set_errs.keys().map(String::as_str))
+        .collect();
+    let txn = ctx.store.begin_write().await?;
+    let Some(mut current) = store::find_receiver(&txn, &tenant.id, &receiver.id, true).await?
+    else {
+        return Err(no_receiver(&receiver.id));
+    };
+    let jtis: Vec<(&str, &str)> = jtis
+        .into_iter()
+        .filter_map(|jti| event_id(jti).map(|id| (jti, id)))
+        .collect();
+    if !jtis.is_empty() {
+        let ids: Vec<&str> = jtis.iter().map(|(_, id)| *id).collect();
+        let sequences = outbox::sequences_of(&txn, &tenant.id, &ids).await?;
+        let acks: Vec<(String, i64)> = jtis
+            .iter()
+            .filter_map(|(jti, id)| {
+                sequences
+                    .get(*id)
+                    .filter(|s| **s > current.position)
+                    .map(|s| ((*jti).to_owned(), *s))
+            })
+            .collect();
+        store::insert_acks(&txn, &receiver.id, &acks).await?;
+    }
+    let acked = store::acked(&txn, &receiver.id, current.position).await?;
+    let mut position = current.position;
+    if !acked.is_empty() {
+        'pages: loop {
+            let page = outbox::page(&txn, &tenant.id, position, &[], PAGE).await?;
+            let full = page.len() as u64 == PAGE;
+            for (sequence, envelope) in &page {
+                let all = render(ctx, tenant, &current, envelope)
+                    .iter()
+                    .all(|c| acked.contains(&c.jti));
+                if !all {
+                    break 'pages;
+                }
+                position = *sequence;
+            }
+            if !full {
+                break;
+            }
+        }
+    }
+    if position != current.position {
+        store::set_position(&txn, &receiver.id, position).await?;
+        current.position = position;
+    }
+    store::touch_receiver(&txn, &receiver.id, &ctx.now()).await?;
+    txn.commit().await?;
+    Ok(current)
+}
+
+/// Gathers up to `max` signed SETs after the receiver's position that it has not
+/// acknowledged, and whether more wait.
+async fn gather(
+    ctx: &Context,
+    tenant: &Tenant,
+    receiver: &ReceiverRow,
+    max: usize,
+) -> Result<PollResponse, ServiceError> {
+    let conn = ctx.store.conn();
+    crate::events::sequencer::number_tenant(&ctx.store, &tenant.id).await?;
+    let acked: HashSet<String> = store::acked(conn, &receiver.id, receiver.position).await?;
+    let alg = Alg::parse(&receiver.alg).unwrap_or(Alg::RS256);
+    let mut sets = serde_json::Map::new();
+    let mut more = false;
+    let mut after = receiver.position;
+    let mut signer_for: Option<Arc<Signer>> = None;
+    'pages: loop {
+        let page = outbox::page(conn, &tenant.id, after, &[], PAGE).await?;
+        // Read after the page: a prune that committed before it shows here.
+        let pruned = tenants::events_pruned_through(conn, &tenant.id).await?;
+        if receiver.position < pruned {
+            return Err(gone(pruned));
+        }
+        let full = page.len() as u64 == PAGE;
+        for (sequence, envelope) in &page {
+            for claims in render(ctx, tenant, receiver, envelope) {
+                if acked.contains(&claims.jti) {
+                    continue;
+                }
+                if sets.len() >= max {
+                    more = true;
+                    break 'pages;
+                }
+                let signer = match &signer_for {
+                    Some(s) => s.clone(),
+                    None => {
+                        let s = signer(ctx, alg).await?;
+                        signer_for = Some(s.clone());
+                        s
+                    }
+                };
+                let jws = signer.sign(&claims.claims).map_err(key_error)?;
+                sets.insert(claims.jti, Value::String(jws));
+            }
+            after = *sequence;
+        }
+        if !full {
+            break;
+        }
+    }
+    Ok(PollResponse {
+        sets,
+        more_available: more,
+    })
+}
+
+/// One RFC 8936 poll: acknowledgements first, then the SETs that follow (waiting up to
+/// [`MAX_WAIT`] for one unless `returnImmediately`, holding no database connection while
+/// waiting).
+pub async fn poll(
+    ctx: &Context,
+    receiver: &ReceiverRow,
+    tenant: &Tenant,
+    request: &PollRequest,
+) -> Result<PollResponse, ServiceError> {
+    let max = match request.max_events {
+        None => MAX_EVENTS,
+        Some(n) if n < 0 => {
+            return Err(ServiceError::invalid_value(
+                "`maxEvents` must not be negative",
+            ));
+        }
+        Some(n) => usize::try_from(n).unwrap_or(MAX_EVENTS).min(MAX_EVENTS),
+    };
+    let receiver = acknowledge(ctx, tenant, receiver, request).await?;
+    if max == 0 {
+        return Ok(PollResponse {
+            sets: serde_json::Map::new(),
+            more_available: false,
+        });
+    }
+    let deadline = tokio::time::Instant::now() + MAX_WAIT;
+    loop {
+        let mut woken = ctx.event_waiters.subscribe(tenant.id.as_str());
+        let answer = gather(ctx, tenant, &receiver, max).await?;
+        if !answer.sets.is_empty() || request.return_immediately || ctx.event_waiters.is_closed() {
+            return Ok(answer);
+        }
+        match tokio::time::timeout_at(deadline, woken.changed()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) | Err(_) => return Ok(answer),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::event_id;
+
+    #[test]
+    fn only_jtis_scimbus_makes_name_an_event() {
+        let id = "0193c1f2-7f3a-7b4c-9d2e-3f4a5b6c7d8e";
+        assert_eq!(event_id(id), Some(id));
+        assert_eq!(event_id(&format!("{id}-1")), Some(id));
+        assert_eq!(event_id(&format!("{id}-12")), Some(id));
+        for other in [
+            format!("{id}-"),
+            format!("{id}-123"),
+            format!("{id}x"),
+            format!("{id}-1\0"),
+            "0193c1f2-7f3a-7b4c-9d2e-3f4a5b6c7d8".to_owned(),
+            "not a jti".to_owned(),
+            "é".repeat(40),
+        ] {
+            assert_eq!(event_id(&other), None, "{other}");
+        }
+    }
+}
