@@ -125,52 +125,63 @@ impl Application {
             tenants::bootstrap_admin(&context, secret).await?;
         }
         let admin_enabled = tenants::admin_enabled(&context).await?;
+        // The background tasks get a pool of their own on PostgreSQL: the HTTP workers run
+        // on runtimes of their own, which end before the background tasks finish their
+        // last writes at a stop, and a pooled connection a worker opened dies with its
+        // runtime (the journal's last batch and the relay's last marks were lost).
+        let tasks = if context.store.backend() == crate::store::Backend::Postgres {
+            let mut tasks = context.clone();
+            tasks.store = crate::store::Store::connect(context.store.url()).await?;
+            tasks
+        } else {
+            context.clone()
+        };
         let (stop, stopped) = watch::channel(false);
         let mut background = Vec::new();
         if let Some(relay_settings) = &settings.relay {
             let relay = Relay::new(
-                context.store.clone(),
-                context.clock.clone(),
+                tasks.store.clone(),
+                tasks.clock.clone(),
                 relay_settings.clone(),
-                context.relay_metrics.clone(),
+                tasks.relay_metrics.clone(),
             );
             background.push(tokio::spawn(
-                relay.run_until(context.events_written.clone(), stopped.clone()),
+                relay.run_until(tasks.events_written.clone(), stopped.clone()),
             ));
-        } else if context.store.backend() == crate::store::Backend::Postgres {
+        } else if tasks.store.backend() == crate::store::Backend::Postgres {
             // No relay here to number the events writes commit: the pull API's readers
             // still see them at once (they also number on demand).
             background.push(tokio::spawn(crate::events::sequencer::run(
-                context.store.clone(),
-                context.events_written.clone(),
+                tasks.store.clone(),
+                tasks.events_written.clone(),
                 stopped.clone(),
             )));
         }
 
-        if context.store.backend() == crate::store::Backend::Postgres {
+        if tasks.store.backend() == crate::store::Backend::Postgres {
             background.push(tokio::spawn(crate::events::announce::run(
-                context.store.url().to_owned(),
-                context.events_announce.clone(),
+                tasks.store.url().to_owned(),
+                tasks.events_announce.clone(),
                 stopped.clone(),
             )));
             background.push(tokio::spawn(crate::events::waiters::listen(
-                context.store.url().to_owned(),
-                context.event_waiters.clone(),
+                tasks.store.url().to_owned(),
+                tasks.event_waiters.clone(),
                 stopped.clone(),
             )));
         }
 
         background.push(tokio::spawn(crate::service::journal::run(
-            context.clone(),
+            tasks.clone(),
             stopped.clone(),
         )));
         background.push(tokio::spawn(crate::service::jobs::run(
-            context.clone(),
+            tasks.clone(),
             stopped.clone(),
         )));
         if settings.maintenance {
             background.push(tokio::spawn(crate::service::maintenance::run(
-                context.clone(),
+                tasks.clone(),
                 settings.maintenance_interval,
                 stopped,
             )));

@@ -80,7 +80,21 @@ fn b64(text: &str) -> Vec<u8> {
     URL_SAFE_NO_PAD.decode(text).unwrap()
 }
 
-/// The claims of `jws` once its signature verifies with the JWKS key its header names.
+/// The committed JSON Schema of a SET's claims (`openapi/sets/`).
+fn claims_schema() -> &'static jsonschema::Validator {
+    static SCHEMA: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    SCHEMA.get_or_init(|| {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/openapi/sets/security-event-token.json"
+        );
+        let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        jsonschema::validator_for(&schema).unwrap()
+    })
+}
+
+/// The claims of `jws` once its signature verifies with the JWKS key its header names and
+/// they match the committed JSON Schema.
 fn verified(jws: &str, jwks: &Value) -> (Value, Value) {
     let parts: Vec<&str> = jws.split('.').collect();
     assert_eq!(parts.len(), 3, "{jws}");
@@ -118,6 +132,11 @@ fn verified(jws: &str, jwks: &Value) -> (Value, Value) {
         other => panic!("alg {other}"),
     };
     assert!(ok, "signature of {jws}");
+    let errors: Vec<String> = claims_schema()
+        .iter_errors(&claims)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{claims}: {errors:?}");
     (header, claims)
 }
 
@@ -477,6 +496,10 @@ async fn a_rotation_signs_with_the_new_key_and_keeps_the_old_one_published(backe
         "{listed}"
     );
     assert!(!listed.to_string().contains("sealed"), "{listed}");
+    // The schema the SETs matched above refuses what is not one.
+    let (_, mut claims) = verified(jws, &keys);
+    claims["events"]["urn:ietf:params:scim:event:prov:delete"] = json!({});
+    assert!(!claims_schema().is_valid(&claims), "two events in one SET");
 }
 
 async fn bad_receiver_and_poll_requests_change_nothing(backend: Backend) {

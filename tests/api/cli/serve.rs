@@ -256,3 +256,70 @@ async fn serve_demo_prints_commands_that_create_a_user_and_show_its_event_withou
     assert!(log.contains("INFO"), "{log}");
     assert!(!log.contains('\u{1b}'), "{log:?}");
 }
+
+/// A stop while requests are in flight, on PostgreSQL: every request answered is in the
+/// journal and no background task meets a connection of the HTTP workers' runtimes, which
+/// are gone by then (they used to share one pool: "journal entries not written … the
+/// runtime is being shut down" on every stop under load).
+#[tokio::test]
+async fn a_stop_under_load_on_postgres_loses_no_journal_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = crate::helpers::fresh_postgres().await;
+    let mut child = scimbus(&dir)
+        .env("SCIMBUS_DATABASE_URL", &database_url)
+        .env("SCIMBUS_RATE_LIMIT", "off")
+        .args(["serve", "--demo"])
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let mut curl = None;
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if let Some(rest) = line.trim().strip_prefix("curl -H 'Authorization: Bearer ") {
+            curl = Some(rest.to_owned());
+            break;
+        }
+    }
+    let curl = curl.expect("a curl line");
+    let (token, url) = curl.split_once("' ").unwrap();
+    let client = crate::helpers::client();
+    let requests = (0..200).map(|i| {
+        client
+            .post(url.trim())
+            .bearer_auth(token)
+            .json(&serde_json::json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": format!("load{i}")
+            }))
+            .send()
+    });
+    let answered = futures_util::future::join_all(requests)
+        .await
+        .into_iter()
+        .filter(|r| r.as_ref().is_ok_and(|r| r.status() == 201))
+        .count();
+    assert_eq!(answered, 200);
+    let status = stop_with(&mut child, "TERM").await;
+    assert!(status.success(), "{status:?}");
+    let mut stderr = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr)
+        .await
+        .unwrap();
+    assert!(
+        !stderr.contains("being shutdown") && !stderr.contains("not written"),
+        "{stderr}"
+    );
+    let store = scimbus::store::Store::connect(&database_url).await.unwrap();
+    let row = sea_orm::ConnectionTrait::query_one_raw(
+        store.conn(),
+        sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT COUNT(*) AS n FROM request_journal",
+        ),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let journaled: i64 = row.try_get("", "n").unwrap();
+    assert_eq!(journaled, 200, "{stderr}");
+}
