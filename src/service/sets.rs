@@ -639,10 +639,9 @@ async fn gather(
     crate::events::sequencer::number_tenant(&ctx.store, &tenant.id).await?;
     let acked: HashSet<String> = store::acked(conn, &receiver.id, receiver.position).await?;
     let alg = Alg::parse(&receiver.alg).unwrap_or(Alg::RS256);
-    let mut sets = serde_json::Map::new();
+    let mut pending: Vec<set::Claims> = Vec::new();
     let mut more = false;
     let mut after = receiver.position;
-    let mut signer_for: Option<Arc<Signer>> = None;
     'pages: loop {
         let page = outbox::page(conn, &tenant.id, after, &[], PAGE).await?;
         // Read after the page: a prune that committed before it shows here.
@@ -656,25 +655,33 @@ async fn gather(
                 if acked.contains(&claims.jti) {
                     continue;
                 }
-                if sets.len() >= max {
+                if pending.len() >= max {
                     more = true;
                     break 'pages;
                 }
-                let signer = match &signer_for {
-                    Some(s) => s.clone(),
-                    None => {
-                        let s = signer(ctx, alg).await?;
-                        signer_for = Some(s.clone());
-                        s
-                    }
-                };
-                let jws = signer.sign(&claims.claims).map_err(key_error)?;
-                sets.insert(claims.jti, Value::String(jws));
+                pending.push(claims);
             }
             after = *sequence;
         }
         if !full {
             break;
+        }
+    }
+    let mut sets = serde_json::Map::new();
+    if !pending.is_empty() {
+        // Signing is CPU work (RS256: about a millisecond a SET): off the async workers.
+        let signer = signer(ctx, alg).await?;
+        let signed = tokio::task::spawn_blocking(move || {
+            pending
+                .into_iter()
+                .map(|c| signer.sign(&c.claims).map(|jws| (c.jti, jws)))
+                .collect::<Result<Vec<_>, KeyError>>()
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(anyhow::anyhow!(e)))?
+        .map_err(key_error)?;
+        for (jti, jws) in signed {
+            sets.insert(jti, Value::String(jws));
         }
     }
     Ok(PollResponse {

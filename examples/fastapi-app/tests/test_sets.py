@@ -7,7 +7,10 @@ acknowledged. Both algorithms scimbus signs with (RS256, ES256) are checked."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import time
 import uuid
 
 import httpx
@@ -94,5 +97,103 @@ async def test_polled_sets_verify_with_pyjwt_and_follow_the_changes(alg: str) ->
                 f"{scimbus.url}/sets/v1/poll", json={"ack": list(claims_of), "returnImmediately": True}, headers=poll_auth
             )
             assert r.status_code == 200 and r.json()["sets"] == {}, r.text
+    finally:
+        scimbus.stop()
+
+
+BENCH_USERS = int(os.environ.get("SCIMBUS_SETS_BENCH_USERS", "60"))
+BENCH_SECONDS = float(os.environ.get("SCIMBUS_SETS_BENCH_SECONDS", "2"))
+BENCH_RATE = float(os.environ.get("SCIMBUS_SETS_BENCH_RATE", "50"))
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
+
+
+def payload(token: str) -> dict:
+    return json.loads(jwt.utils.base64url_decode(token.split(".")[1]))
+
+
+@pytest.mark.parametrize("alg", ["RS256", "ES256"])
+async def test_set_delivery_rate_and_latency(alg: str) -> None:
+    """SET signing and delivery per receiver (docs/benchmarks.md; `scripts/bench-sets` runs
+    it longer against the release binary and prints the figures): a backlog of creations
+    polled to the end (SETs/s rendered, signed and delivered), then writes at a steady rate
+    while the receiver long-polls (write answered → SET received, p50/p99). In CI it runs
+    briefly and asserts only that every write arrives, once, in order."""
+    scimbus = Scimbus(uuid.uuid4().hex[:12], broker=False, env={"SCIMBUS_SET_KEY_SECRET": "bench-set-key-secret-0123456789abcdef", "SCIMBUS_LOG": "error"})
+    scimbus.start()
+    try:
+        limits = httpx.Limits(max_connections=50, max_keepalive_connections=50)
+        async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+            scim, _ = await provision_tenant(client, scimbus, "bench")
+            r = await client.post(
+                f"{scimbus.url}/admin/v1/tenants/bench/receivers",
+                json={"name": "bench", "alg": alg},
+                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            )
+            assert r.status_code == 201, r.text
+            poll_auth = {"Authorization": f"Bearer {r.json()['token']}"}
+
+            # Backlog: BENCH_USERS creations, then polled to the end.
+            sem = asyncio.Semaphore(16)
+
+            async def create(i: int) -> None:
+                async with sem:
+                    await scim.call("POST", "/Users", {"schemas": [USER], "userName": f"backlog{i}@example.com"}, expect=201)
+
+            await asyncio.gather(*(create(i) for i in range(BENCH_USERS)))
+            started = time.monotonic()
+            received: list[str] = []
+            ack: list[str] = []
+            while True:
+                r = await client.post(
+                    f"{scimbus.url}/sets/v1/poll", json={"ack": ack, "returnImmediately": True, "maxEvents": 1000}, headers=poll_auth
+                )
+                assert r.status_code == 200, r.text
+                sets = r.json()["sets"]
+                if not sets:
+                    break
+                received.extend(payload(t)["sub_id"]["id"] for t in sets.values())
+                ack = list(sets)
+            elapsed = time.monotonic() - started
+            assert len(received) == BENCH_USERS and len(set(received)) == BENCH_USERS
+            rate = len(received) / elapsed
+
+            # Steady writes while the receiver long-polls.
+            sent: dict[str, float] = {}
+            latencies: dict[str, float] = {}
+            order: list[str] = []
+            writes = max(1, int(BENCH_SECONDS * BENCH_RATE))
+
+            async def receive() -> None:
+                acked: list[str] = []
+                while len(latencies) < writes:
+                    r = await client.post(f"{scimbus.url}/sets/v1/poll", json={"ack": acked}, headers=poll_auth)
+                    assert r.status_code == 200, r.text
+                    now = time.monotonic()
+                    sets = r.json()["sets"]
+                    for jti in sorted(sets):
+                        uid = payload(sets[jti])["sub_id"]["id"]
+                        order.append(uid)
+                        latencies.setdefault(uid, now)
+                    acked = list(sets)
+                await client.post(f"{scimbus.url}/sets/v1/poll", json={"ack": acked, "maxEvents": 0}, headers=poll_auth)
+
+            async def write() -> None:
+                for i in range(writes):
+                    user = await scim.call("POST", "/Users", {"schemas": [USER], "userName": f"steady{i}@example.com"}, expect=201)
+                    sent[user["id"]] = time.monotonic()
+                    await asyncio.sleep(1 / BENCH_RATE)
+
+            await asyncio.wait_for(asyncio.gather(receive(), write()), timeout=60 + BENCH_SECONDS)
+            assert order == list(sent), "every write arrives once, in order"
+            delays = [(latencies[uid] - sent[uid]) * 1000 for uid in sent]
+            print(
+                f"\nSETs {alg}: backlog of {BENCH_USERS}: {rate:.0f} SETs/s per receiver; "
+                f"{writes} writes at {BENCH_RATE:g}/s: write answered → SET received "
+                f"p50 {percentile(delays, 50):.1f} ms, p99 {percentile(delays, 99):.1f} ms"
+            )
     finally:
         scimbus.stop()
