@@ -172,25 +172,34 @@ pub fn render(envelope: &Value, wanted: &Wanted<'_>, issue: &Issue<'_>) -> Vec<C
     let resource = &data["resource"];
     let version = data["version"].as_i64().map(|v| format!("W/\"{v}\""));
 
-    let mut events: Vec<(&'static str, Value)> = Vec::new();
-    let lifecycle = |full: &'static str, notice: &'static str| -> (&'static str, Value) {
-        let mut payload = Map::new();
-        match form {
-            Form::Full => {
-                payload.insert("data".to_owned(), resource.clone());
+    // Each SET's URI, the URI a receiver's `events` names it by (an erased event's notice
+    // stands in for the full form's URI), and its payload.
+    let mut events: Vec<(&'static str, &'static str, Value)> = Vec::new();
+    let wanted_form = wanted.form;
+    let lifecycle =
+        |full: &'static str, notice: &'static str| -> (&'static str, &'static str, Value) {
+            let mut payload = Map::new();
+            match form {
+                Form::Full => {
+                    payload.insert("data".to_owned(), resource.clone());
+                }
+                Form::Notice => {
+                    payload.insert("attributes".to_owned(), attributes(data, redacted));
+                }
             }
-            Form::Notice => {
-                payload.insert("attributes".to_owned(), attributes(data, redacted));
+            if let Some(version) = &version {
+                payload.insert("version".to_owned(), json!(version));
             }
-        }
-        if let Some(version) = &version {
-            payload.insert("version".to_owned(), json!(version));
-        }
-        (
-            if form == Form::Full { full } else { notice },
-            Value::Object(payload),
-        )
-    };
+            (
+                if form == Form::Full { full } else { notice },
+                if wanted_form == Form::Full {
+                    full
+                } else {
+                    notice
+                },
+                Value::Object(payload),
+            )
+        };
     let is_user = subject.starts_with("Users/");
     match kind.rsplit('.').next().unwrap_or_default() {
         "created" if !kind.starts_with("scimbus.tenant.") => {
@@ -199,19 +208,27 @@ pub fn render(envelope: &Value, wanted: &Wanted<'_>, issue: &Issue<'_>) -> Vec<C
         "updated" => events.push(lifecycle(uri::PUT_FULL, uri::PUT_NOTICE)),
         "deactivated" => {
             events.push(lifecycle(uri::PUT_FULL, uri::PUT_NOTICE));
-            events.push((uri::DEACTIVATE, json!({})));
-            events.push((uri::SESSION_REVOKED, session_revoked(envelope)));
-            events.push((uri::ACCOUNT_DISABLED, json!({})));
+            events.push((uri::DEACTIVATE, uri::DEACTIVATE, json!({})));
+            events.push((
+                uri::SESSION_REVOKED,
+                uri::SESSION_REVOKED,
+                session_revoked(envelope),
+            ));
+            events.push((uri::ACCOUNT_DISABLED, uri::ACCOUNT_DISABLED, json!({})));
         }
         "reactivated" => {
             events.push(lifecycle(uri::PUT_FULL, uri::PUT_NOTICE));
-            events.push((uri::ACTIVATE, json!({})));
+            events.push((uri::ACTIVATE, uri::ACTIVATE, json!({})));
         }
         "deleted" if !kind.starts_with("scimbus.tenant.") => {
-            events.push((uri::DELETE, json!({})));
+            events.push((uri::DELETE, uri::DELETE, json!({})));
             if is_user {
-                events.push((uri::SESSION_REVOKED, session_revoked(envelope)));
-                events.push((uri::ACCOUNT_PURGED, json!({})));
+                events.push((
+                    uri::SESSION_REVOKED,
+                    uri::SESSION_REVOKED,
+                    session_revoked(envelope),
+                ));
+                events.push((uri::ACCOUNT_PURGED, uri::ACCOUNT_PURGED, json!({})));
             }
         }
         action @ ("members_added" | "members_removed") => {
@@ -232,7 +249,12 @@ pub fn render(envelope: &Value, wanted: &Wanted<'_>, issue: &Issue<'_>) -> Vec<C
             } else {
                 uri::PATCH_NOTICE
             };
-            events.push((uri, Value::Object(payload)));
+            let named = if wanted_form == Form::Full {
+                uri::PATCH_FULL
+            } else {
+                uri::PATCH_NOTICE
+            };
+            events.push((uri, named, Value::Object(payload)));
         }
         _ => {}
     }
@@ -243,8 +265,8 @@ pub fn render(envelope: &Value, wanted: &Wanted<'_>, issue: &Issue<'_>) -> Vec<C
     events
         .into_iter()
         .enumerate()
-        .filter(|(_, (event, _))| wanted.wants(event))
-        .map(|(n, (event, payload))| {
+        .filter(|(_, (_, named, _))| wanted.wants(named))
+        .map(|(n, (event, _, payload))| {
             let jti = if n == 0 {
                 id.to_owned()
             } else {
@@ -520,6 +542,19 @@ mod tests {
             json!({uri::CREATE_NOTICE: {"attributes": []}})
         );
         assert!(sets[0].claims["sub_id"].get("externalId").is_none());
+        // A receiver that names the full URI gets the erased event's notice in its place.
+        let named = [uri::CREATE_FULL.to_owned()];
+        let picked = render(
+            &erased,
+            &Wanted {
+                form: Form::Full,
+                events: &named,
+                signals: false,
+            },
+            &ISSUE,
+        );
+        assert_eq!(picked.len(), 1);
+        assert_eq!(picked[0].event, uri::CREATE_NOTICE);
         for kind in ["scimbus.tenant.created", "scimbus.tenant.deleted"] {
             let e = envelope(kind, "Tenants/acme", json!({"tenant": "acme"}));
             assert!(render(&e, &wanted(Form::Full, true), &ISSUE).is_empty());

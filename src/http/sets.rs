@@ -88,6 +88,7 @@ fn set_error(status: StatusCode, err: &str, description: &str) -> HttpResponse {
         (status = 200, description = "The next SETs, by `jti`", content_type = "application/json", body = PollResponse),
         (status = 400, description = "`{\"err\": \"invalid_request\", \"description\"}`: the body is not a poll request", content_type = "application/json", body = Object),
         (status = 401, description = "`{\"err\": \"authentication_failed\"}`: no valid receiver credential", content_type = "application/json", body = Object),
+        (status = 409, description = "`{\"err\": \"invalid_request\"}`: security event tokens were turned off (`SCIMBUS_SET_KEY_SECRET` unset)", content_type = "application/json", body = Object),
         (status = 410, description = "`{\"err\": \"invalid_request\"}`: events the receiver had not acknowledged are past retention; resync and replay", content_type = "application/json", body = Object),
         (status = 503, description = "The service cannot answer now; retry", content_type = "application/json", body = Object),
     ),
@@ -151,6 +152,12 @@ async fn poll(
             let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
             Ok(set_error(status, "invalid_request", &e.detail))
         }
+        // Removed while this poll was in hand.
+        Err(ServiceError::NotFound(_)) => Ok(set_error(
+            StatusCode::UNAUTHORIZED,
+            "authentication_failed",
+            "unknown or removed receiver credential",
+        )),
         Err(other) => Err(other.into()),
     }
 }

@@ -110,6 +110,8 @@ pub async fn prune_once(ctx: &Context) -> Result<u64, ServiceError> {
     // Events committed but not numbered yet are numbered first: retention and the removal
     // of purged tenants then see every committed event.
     crate::events::sequencer::number_all(&ctx.store).await?;
+    // Signing keys whose publication ended go (their SETs no longer verify anywhere).
+    crate::store::sets::delete_unpublished_keys(ctx.store.conn(), &ctx.now()).await?;
     let mut pruned = 0;
     for tenant in tenants::list(ctx.store.conn()).await? {
         let mut after = tenant.events_pruned_through.max(0);
@@ -117,10 +119,14 @@ pub async fn prune_once(ctx: &Context) -> Result<u64, ServiceError> {
         let held_from = crate::store::brake::held_from(ctx.store.conn(), &tenant.id)
             .await?
             .unwrap_or(i64::MAX);
-        let unacknowledged_after =
+        // A deleted tenant's receivers can no longer poll: they keep nothing.
+        let unacknowledged_after = if tenant.deleted_at.is_some() {
+            i64::MAX
+        } else {
             crate::store::sets::lowest_position(ctx.store.conn(), &tenant.id)
                 .await?
-                .unwrap_or(i64::MAX);
+                .unwrap_or(i64::MAX)
+        };
         loop {
             let ages = outbox::oldest(ctx.store.conn(), &tenant.id, after, BATCH).await?;
             let through = ages

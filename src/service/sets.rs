@@ -40,6 +40,9 @@ pub const RECEIVER_PREFIX: &str = "scimbus_r_";
 pub const MAX_EVENTS: usize = 1000;
 /// Envelopes read per outbox page while a poll gathers SETs.
 const PAGE: u64 = 200;
+/// Pages one poll reads at most, moving the position or gathering SETs (a receiver that
+/// filters most events out gets the rest of a long stretch in its next polls).
+const MAX_SCAN_PAGES: usize = 25;
 /// Longest a poll waits for an event (`returnImmediately: false`).
 pub const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -168,6 +171,9 @@ pub async fn keys(ctx: &Context) -> Result<Vec<KeyInfo>, ServiceError> {
 
 /// The JWKS (RFC 7517): every key still published.
 pub async fn jwks(ctx: &Context) -> Result<Value, ServiceError> {
+    if !ctx.sets.enabled() {
+        return Ok(json!({ "keys": [] }));
+    }
     let now = ctx.now();
     let keys: Vec<Value> = store::keys(ctx.store.conn())
         .await?
@@ -319,8 +325,10 @@ pub async fn register(
     };
     crate::events::sequencer::number_tenant(&ctx.store, &tenant.id).await?;
     let latest = tenants::event_sequence(ctx.store.conn(), &tenant.id).await?;
+    // From now on, but never past what a brake holds (those events are still to come).
+    let held_from = crate::store::brake::held_from(ctx.store.conn(), &tenant.id).await?;
     let position = match request.after {
-        None => latest,
+        None => held_from.map_or(latest, |h| latest.min(h - 1)),
         Some(after) if after < 0 || after > latest => {
             return Err(ServiceError::invalid_value(format!(
                 "`after` must be between 0 and the tenant's latest sequence, {latest}"
@@ -481,11 +489,37 @@ pub struct SetError {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PollResponse {
-    /// `jti` → the SET (a compact JWS), oldest event first.
-    #[schema(value_type = Object)]
-    pub sets: serde_json::Map<String, Value>,
+    /// `jti` → the SET (a compact JWS), written in the tenant's sequence order.
+    #[schema(value_type = HashMap<String, String>)]
+    pub sets: OrderedSets,
     /// More SETs wait beyond this answer.
     pub more_available: bool,
+}
+
+/// `jti` → SET pairs, serialised as one JSON object in their order (a map would sort
+/// them by `jti`, which is not the sequence order across processes).
+#[derive(Debug, Clone, Default)]
+pub struct OrderedSets(pub Vec<(String, String)>);
+
+impl OrderedSets {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl Serialize for OrderedSets {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (jti, jws) in &self.0 {
+            map.serialize_entry(jti, jws)?;
+        }
+        map.end()
+    }
 }
 
 /// The receiver a poll credential belongs to, with its tenant.
@@ -598,24 +632,30 @@ async fn acknowledge(
             .collect();
         store::insert_acks(&txn, &receiver.id, &acks).await?;
     }
+    // Events past retention the receiver never acknowledged: it must resync, and its
+    // position must not jump the gap.
+    let pruned = tenants::events_pruned_through(&txn, &tenant.id).await?;
+    if current.position < pruned {
+        return Err(gone(pruned));
+    }
+    // Over every event whose SETs are all acknowledged, or that makes none for this
+    // receiver (one it filters out, `tenant.*`), a bounded stretch per poll.
     let acked = store::acked(&txn, &receiver.id, current.position).await?;
     let mut position = current.position;
-    if !acked.is_empty() {
-        'pages: loop {
-            let page = outbox::page(&txn, &tenant.id, position, &[], PAGE).await?;
-            let full = page.len() as u64 == PAGE;
-            for (sequence, envelope) in &page {
-                let all = render(ctx, tenant, &current, envelope)
-                    .iter()
-                    .all(|c| acked.contains(&c.jti));
-                if !all {
-                    break 'pages;
-                }
-                position = *sequence;
+    'pages: for _ in 0..MAX_SCAN_PAGES {
+        let page = outbox::page(&txn, &tenant.id, position, &[], PAGE).await?;
+        let full = page.len() as u64 == PAGE;
+        for (sequence, envelope) in &page {
+            let all = render(ctx, tenant, &current, envelope)
+                .iter()
+                .all(|c| acked.contains(&c.jti));
+            if !all {
+                break 'pages;
             }
-            if !full {
-                break;
-            }
+            position = *sequence;
+        }
+        if !full {
+            break;
         }
     }
     if position != current.position {
@@ -642,7 +682,13 @@ async fn gather(
     let mut pending: Vec<set::Claims> = Vec::new();
     let mut more = false;
     let mut after = receiver.position;
+    let mut pages = 0;
     'pages: loop {
+        pages += 1;
+        if pages > MAX_SCAN_PAGES {
+            more = true;
+            break;
+        }
         let page = outbox::page(conn, &tenant.id, after, &[], PAGE).await?;
         // Read after the page: a prune that committed before it shows here.
         let pruned = tenants::events_pruned_through(conn, &tenant.id).await?;
@@ -667,7 +713,7 @@ async fn gather(
             break;
         }
     }
-    let mut sets = serde_json::Map::new();
+    let mut sets = OrderedSets::default();
     if !pending.is_empty() {
         // Signing is CPU work (RS256: about a millisecond a SET): off the async workers.
         let signer = signer(ctx, alg).await?;
@@ -680,9 +726,7 @@ async fn gather(
         .await
         .map_err(|e| ServiceError::Internal(anyhow::anyhow!(e)))?
         .map_err(key_error)?;
-        for (jti, jws) in signed {
-            sets.insert(jti, Value::String(jws));
-        }
+        sets.0 = signed;
     }
     Ok(PollResponse {
         sets,
@@ -711,7 +755,7 @@ pub async fn poll(
     let receiver = acknowledge(ctx, tenant, receiver, request).await?;
     if max == 0 {
         return Ok(PollResponse {
-            sets: serde_json::Map::new(),
+            sets: OrderedSets::default(),
             more_available: false,
         });
     }

@@ -269,7 +269,8 @@ mod tests {
             assert_eq!(back_response.as_deref(), response);
         }
         let packed = pack(Some(&user), Some(&user)).unwrap_or_default();
-        assert!(packed.len() * 2 < user.len() * 2, "{} bytes", packed.len());
+        // Two copies of a body take less room than one would unpacked.
+        assert!(packed.len() < user.len(), "{} bytes", packed.len());
         assert!(unpack(b"not deflate").is_err());
     }
 }

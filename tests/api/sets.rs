@@ -23,6 +23,7 @@ both_backends!(
     a_rotation_signs_with_the_new_key_and_keeps_the_old_one_published,
     bad_receiver_and_poll_requests_change_nothing,
     retention_keeps_what_a_receiver_has_not_acknowledged_up_to_the_cap,
+    a_receiver_that_filters_moves_past_what_it_does_not_receive,
 );
 
 const SECRET: &str = "set-key-secret-for-tests-0123456789abcdef";
@@ -278,6 +279,15 @@ async fn a_receiver_polls_every_change_as_verifiable_sets_in_order_and_acknowled
         .unwrap();
     assert_eq!(patches[1]["txn"], deletion["txn"]);
     // The deactivation's SETs share one transaction; jtis are unique.
+    let deactivation: Vec<&Value> = sets
+        .iter()
+        .filter(|c| {
+            [DEACTIVATE, PUT_FULL].contains(&event_uri(c).as_str())
+                && c["sub_id"]["uri"] == user_uri.as_str()
+        })
+        .collect();
+    assert_eq!(deactivation.len(), 2);
+    assert_eq!(deactivation[0]["txn"], deactivation[1]["txn"]);
     let jtis: std::collections::HashSet<&str> =
         sets.iter().map(|c| c["jti"].as_str().unwrap()).collect();
     assert_eq!(jtis.len(), sets.len());
@@ -716,5 +726,46 @@ async fn retention_keeps_what_a_receiver_has_not_acknowledged_up_to_the_cap(back
     assert!(
         body["description"].as_str().unwrap().contains("resync"),
         "{body}"
+    );
+}
+
+async fn a_receiver_that_filters_moves_past_what_it_does_not_receive(backend: Backend) {
+    let app = with_sets(backend).await;
+    let (_, token) = register(&app, json!({"name": "revocations", "events": [DEACTIVATE]})).await;
+    let mut ids = Vec::new();
+    for name in ["a", "b", "c"] {
+        let created: Value = app.post("/Users", &user(name)).await.json().await.unwrap();
+        ids.push(created["id"].as_str().unwrap().to_owned());
+    }
+    // Nothing for it: its position passes the creations, so retention keeps nothing for it.
+    let nothing = poll(&app, &token, json!({"returnImmediately": true})).await;
+    assert!(nothing["sets"].as_object().unwrap().is_empty(), "{nothing}");
+    let nothing = poll(&app, &token, json!({"returnImmediately": true})).await;
+    assert!(nothing["sets"].as_object().unwrap().is_empty());
+    let listed = receivers(&app).await;
+    assert_eq!(
+        listed["receivers"][0]["position"], listed["receivers"][0]["latest"],
+        "{listed}"
+    );
+    // A deactivation: its SET alone (the event's second, hence `-1`).
+    let deactivated = app
+        .patch(
+            &format!("/Users/{}", ids[1]),
+            &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                    "Operations": [{"op": "replace", "path": "active", "value": false}]}),
+        )
+        .await;
+    assert_eq!(deactivated.status(), 200);
+    let answer = poll(&app, &token, json!({"returnImmediately": true})).await;
+    let sets = in_order(&answer["sets"], &jwks(&app).await);
+    assert_eq!(sets.len(), 1);
+    assert_eq!(event_uri(&sets[0]), DEACTIVATE);
+    assert!(sets[0]["jti"].as_str().unwrap().ends_with("-1"));
+    let jti = sets[0]["jti"].clone();
+    poll(&app, &token, json!({"ack": [jti], "maxEvents": 0})).await;
+    let listed = receivers(&app).await;
+    assert_eq!(
+        listed["receivers"][0]["position"], listed["receivers"][0]["latest"],
+        "{listed}"
     );
 }

@@ -46,7 +46,7 @@ async def test_polled_sets_verify_with_pyjwt_and_follow_the_changes(alg: str) ->
                 "POST", "/Users", {"schemas": [USER], "userName": "ada@example.com", "externalId": "00u1"}, expect=201
             )
             uid = user["id"]
-            # Okta deactivates with a path-less replace; Entra with a capitalised op.
+            # Entra's deactivation: a capitalised op and the value as a string.
             await scim.call("PATCH", f"/Users/{uid}", {"schemas": [PATCH], "Operations": [{"op": "Replace", "path": "active", "value": "False"}]})
             await scim.call("DELETE", f"/Users/{uid}", expect=204)
 
