@@ -194,6 +194,9 @@ class Envelope(BaseModel):
     sequence: str
     correlationid: str | None = None
     """The id of the request that made the change (scimbus's `X-Request-Id`)."""
+    txn: str | None = None
+    """The write transaction that committed the event: the events of one transaction share
+    it (a security event token's `txn`); absent on events stored before it existed."""
     traceparent: str | None = None
     """CloudEvents distributed-tracing extension: the W3C `traceparent` of the request that
     made the change (naming scimbus's server span of it); absent for changes no request made.
