@@ -376,8 +376,26 @@ async fn acknowledgements_out_of_order_hold_the_position_and_a_replay_delivers_a
     .await;
     assert!(done["sets"].as_object().unwrap().is_empty());
     assert_eq!(position(&app).await, start + 3);
-    // Replay from the start: all three again, same jtis.
+    // Replay from the start: all three again, same jtis. Beyond the latest sequence, or
+    // of an unknown receiver: refused, the position unchanged.
     let id = info["id"].as_str().unwrap();
+    let beyond = app
+        .admin(
+            Method::POST,
+            &format!("/tenants/acme/receivers/{id}/replay"),
+            Some(json!({"after": start + 1000})),
+        )
+        .await;
+    assert_scim_error(beyond, 400, Some("invalidValue")).await;
+    let unknown = app
+        .admin(
+            Method::POST,
+            "/tenants/acme/receivers/nobody/replay",
+            Some(json!({"after": start})),
+        )
+        .await;
+    assert_scim_error(unknown, 404, None).await;
+    assert_eq!(position(&app).await, start + 3);
     let replayed = app
         .admin(
             Method::POST,

@@ -32,7 +32,13 @@ fn scimbus(dir: &tempfile::TempDir) -> Command {
 /// Starts `serve --demo` and returns the child with its URL and token, read from the curl
 /// line it prints.
 async fn start_demo(dir: &tempfile::TempDir) -> (Child, String, String) {
-    let mut child = scimbus(dir).args(["serve", "--demo"]).spawn().unwrap();
+    demo(scimbus(dir)).await
+}
+
+/// Starts `command` (a `scimbus` with settings of the test's) as `serve --demo` and returns
+/// the child with the URL and token of the curl line it prints.
+async fn demo(mut command: Command) -> (Child, String, String) {
+    let mut child = command.args(["serve", "--demo"]).spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
     while let Some(line) = lines.next_line().await.unwrap() {

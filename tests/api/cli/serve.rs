@@ -155,7 +155,8 @@ async fn sigterm_and_sigint_stop_serve_gracefully_with_exit_code_0() {
 async fn serve_with_a_relay_stops_gracefully_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let relay = crate::broker::relay_settings(&crate::broker::amqp_url());
-    let mut child = scimbus(&dir)
+    let mut command = scimbus(&dir);
+    command
         .env("SCIMBUS_AMQP_URL", crate::broker::amqp_url())
         .env("SCIMBUS_AMQP_EXCHANGE", &relay.exchange)
         .env("SCIMBUS_AMQP_UNROUTED_EXCHANGE", &relay.unrouted_exchange)
@@ -163,21 +164,8 @@ async fn serve_with_a_relay_stops_gracefully_on_sigterm() {
         .env(
             "SCIMBUS_AMQP_UNROUTED_MAX_LENGTH",
             relay.unrouted_max_length.to_string(),
-        )
-        .args(["serve", "--demo"])
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let mut curl = None;
-    while let Some(line) = lines.next_line().await.unwrap() {
-        if let Some(rest) = line.trim().strip_prefix("curl -H 'Authorization: Bearer ") {
-            curl = Some(rest.to_owned());
-            break;
-        }
-    }
-    let curl = curl.expect("a curl line");
-    let (token, url) = curl.split_once("' ").unwrap();
+        );
+    let (mut child, url, token) = super::demo(command).await;
     let response = crate::helpers::client()
         .post(url.trim())
         .bearer_auth(token)
@@ -265,28 +253,16 @@ async fn serve_demo_prints_commands_that_create_a_user_and_show_its_event_withou
 async fn a_stop_under_load_on_postgres_loses_no_journal_entry() {
     let dir = tempfile::tempdir().unwrap();
     let database_url = crate::helpers::fresh_postgres().await;
-    let mut child = scimbus(&dir)
+    let mut command = scimbus(&dir);
+    command
         .env("SCIMBUS_DATABASE_URL", &database_url)
-        .env("SCIMBUS_RATE_LIMIT", "off")
-        .args(["serve", "--demo"])
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let mut curl = None;
-    while let Some(line) = lines.next_line().await.unwrap() {
-        if let Some(rest) = line.trim().strip_prefix("curl -H 'Authorization: Bearer ") {
-            curl = Some(rest.to_owned());
-            break;
-        }
-    }
-    let curl = curl.expect("a curl line");
-    let (token, url) = curl.split_once("' ").unwrap();
+        .env("SCIMBUS_RATE_LIMIT", "off");
+    let (mut child, url, token) = super::demo(command).await;
     let client = crate::helpers::client();
     let requests = (0..200).map(|i| {
         client
             .post(url.trim())
-            .bearer_auth(token)
+            .bearer_auth(&token)
             .json(&serde_json::json!({
                 "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
                 "userName": format!("load{i}")
