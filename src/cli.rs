@@ -320,8 +320,8 @@ pub enum BrakeCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum SetsCommand {
-    /// Register a receiver of the tenant's SETs, polled at `/sets/v1/poll` (RFC 8936); its
-    /// credential is printed once.
+    /// Register a receiver of the tenant's SETs: polled at `/sets/v1/poll` (RFC 8936), its
+    /// credential printed once; or, with `--endpoint`, pushed to (RFC 8935).
     Register {
         slug: String,
         #[arg(long)]
@@ -343,6 +343,13 @@ pub enum SetsCommand {
         /// Start after this sequence (default: the tenant's latest).
         #[arg(long)]
         after: Option<i64>,
+        /// Push the SETs to this URL (https; http only to a loopback host).
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// The name of an environment variable holding the `Authorization` header value
+        /// sent with every pushed SET (kept out of the command line and its history).
+        #[arg(long, value_name = "VARIABLE", requires = "endpoint")]
+        authorization_env: Option<String>,
     },
     /// List a tenant's receivers (never their credentials).
     Receivers {
@@ -664,7 +671,16 @@ async fn sets_command(ctx: &Context, command: SetsCommand) -> anyhow::Result<()>
             alg,
             audience,
             after,
+            endpoint,
+            authorization_env,
         } => {
+            let authorization = match authorization_env {
+                Some(variable) => Some(secrecy::SecretString::from(
+                    std::env::var(&variable)
+                        .map_err(|_| anyhow::anyhow!("the variable {variable} is not set"))?,
+                )),
+                None => None,
+            };
             let request = ReceiverRequest {
                 name,
                 form: Form::parse(&form).unwrap_or_default(),
@@ -673,14 +689,28 @@ async fn sets_command(ctx: &Context, command: SetsCommand) -> anyhow::Result<()>
                 alg: Some(alg_of(&alg)?),
                 audience,
                 after,
+                push: endpoint.map(|endpoint| sets::PushTarget {
+                    endpoint,
+                    authorization,
+                }),
             };
             let (info, secret) = sets::register(ctx, &Actor::os_user(), &slug, request).await?;
-            println!(
-                "receiver {} registered; poll POST {}/sets/v1/poll with this credential, shown once:",
-                info.id,
-                ctx.public_url.as_str().trim_end_matches('/')
-            );
-            println!("{}", secret.expose_secret());
+            match secret {
+                Some(secret) => {
+                    println!(
+                        "receiver {} registered; poll POST {}/sets/v1/poll with this credential, shown once:",
+                        info.id,
+                        ctx.public_url.as_str().trim_end_matches('/')
+                    );
+                    println!("{}", secret.expose_secret());
+                }
+                None => println!(
+                    "receiver {} registered; its SETs are pushed to {} from position {}",
+                    info.id,
+                    info.endpoint.as_deref().unwrap_or_default(),
+                    info.position
+                ),
+            }
         }
         SetsCommand::Receivers { slug, output } => {
             let list = sets::list(ctx, &slug).await?;
@@ -689,13 +719,19 @@ async fn sets_command(ctx: &Context, command: SetsCommand) -> anyhow::Result<()>
             }
             for r in list {
                 println!(
-                    "{}\t{}\t{}\t{}\tposition {} of {}",
+                    "{}\t{}\t{}\t{}\t{}\tposition {} of {}\t{}{}",
                     r.id,
                     r.name,
+                    r.delivery,
                     r.form.as_str(),
                     r.alg,
                     r.position,
-                    r.latest
+                    r.latest,
+                    r.state,
+                    r.last_error
+                        .as_deref()
+                        .map(|e| format!(" ({e})"))
+                        .unwrap_or_default()
                 );
             }
         }

@@ -231,6 +231,17 @@ pub struct Declared {
     #[arg(long, env = "SCIMBUS_SET_RETENTION_CAP_HOURS", value_name = "HOURS",
           default_value = "720", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub set_retention_cap_hours: u64,
+    /// `on`: SET push endpoints may be loopback, private, link-local or shared addresses
+    /// (and `http` to a loopback host); `off`: only public addresses, checked when
+    /// connecting, so that a registered endpoint cannot reach internal services.
+    #[arg(long, env = "SCIMBUS_SET_PUSH_ALLOW_PRIVATE", value_name = "on|off",
+          default_value = "off", value_parser = switch, action = clap::ArgAction::Set)]
+    pub set_push_allow_private: bool,
+    /// A push receiver whose deliveries have failed for this many seconds is marked
+    /// `failing` (admin state, log, `scimbus_set_receivers_failing`); it is still retried.
+    #[arg(long, env = "SCIMBUS_SET_PUSH_FAILING_AFTER_SECONDS", value_name = "SECONDS",
+          default_value = "900", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub set_push_failing_after_seconds: u64,
     /// A TOML file with these settings for what flags and the environment leave unset:
     /// keys are the variables' names without `SCIMBUS_`, in lower case (`rate_limit =
     /// "50/s"`); a key that names no setting stops the process.
@@ -420,6 +431,10 @@ pub struct SetSettings {
     pub key_overlap: Duration,
     /// `SCIMBUS_SET_RETENTION_CAP_HOURS`: how long events wait for a receiver at most.
     pub retention_cap: Duration,
+    /// `SCIMBUS_SET_PUSH_ALLOW_PRIVATE`: push endpoints may be internal addresses.
+    pub push_allow_private: bool,
+    /// `SCIMBUS_SET_PUSH_FAILING_AFTER_SECONDS`: failures this long mark a receiver failing.
+    pub push_failing_after: Duration,
 }
 
 impl std::fmt::Debug for SetSettings {
@@ -428,6 +443,8 @@ impl std::fmt::Debug for SetSettings {
             .field("key_secret", &self.key_secret.as_ref().map(|_| "****"))
             .field("key_overlap", &self.key_overlap)
             .field("retention_cap", &self.retention_cap)
+            .field("push_allow_private", &self.push_allow_private)
+            .field("push_failing_after", &self.push_failing_after)
             .finish()
     }
 }
@@ -938,6 +955,8 @@ impl Settings {
                 key_secret: d.set_key_secret,
                 key_overlap: hours(d.set_key_overlap_hours),
                 retention_cap: hours(d.set_retention_cap_hours),
+                push_allow_private: d.set_push_allow_private,
+                push_failing_after: Duration::from_secs(d.set_push_failing_after_seconds),
             },
             effective,
         }

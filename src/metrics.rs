@@ -53,6 +53,14 @@ pub struct Metrics {
     pub outbox_oldest_age: Gauge<f64, AtomicU64>,
     pub tokens_expiring_soon: Family<TenantOnly, Gauge>,
     pub brake_held_events: Family<TenantOnly, Gauge>,
+    pub set_push_deliveries: Family<OutcomeLabels, Counter>,
+    pub set_receivers_failing: Family<TenantOnly, Gauge>,
+}
+
+/// A SET push attempt's outcome: `delivered`, `parked`, `refused` or `retry`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: &'static str,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -149,6 +157,18 @@ impl Metrics {
             "Events the mass-deprovisioning brake holds, per tenant (absent: nothing held)",
             brake_held_events.clone(),
         );
+        let set_push_deliveries = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "set_push_deliveries",
+            "SET push attempts by outcome (delivered, parked, refused, retry)",
+            set_push_deliveries.clone(),
+        );
+        let set_receivers_failing = Family::<TenantOnly, Gauge>::default();
+        registry.register(
+            "set_receivers_failing",
+            "SET push receivers marked failing, per tenant (absent: none)",
+            set_receivers_failing.clone(),
+        );
         Self {
             registry,
             requests,
@@ -160,6 +180,8 @@ impl Metrics {
             outbox_oldest_age,
             tokens_expiring_soon,
             brake_held_events,
+            set_push_deliveries,
+            set_receivers_failing,
         }
     }
 
@@ -224,6 +246,13 @@ mod tests {
         metrics.rate_limited.get_or_create(&tenant).inc();
         metrics.tokens_expiring_soon.get_or_create(&tenant).set(1);
         metrics.brake_held_events.get_or_create(&tenant).set(1);
+        metrics.set_receivers_failing.get_or_create(&tenant).set(1);
+        metrics
+            .set_push_deliveries
+            .get_or_create(&OutcomeLabels {
+                outcome: "delivered",
+            })
+            .inc();
         let docs =
             std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/operations.md"))
                 .unwrap();

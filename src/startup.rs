@@ -179,6 +179,12 @@ impl Application {
             tasks.clone(),
             stopped.clone(),
         )));
+        if tasks.sets.enabled() {
+            background.push(tokio::spawn(crate::service::set_push::run(
+                tasks.clone(),
+                stopped.clone(),
+            )));
+        }
         if settings.maintenance {
             background.push(tokio::spawn(crate::service::maintenance::run(
                 tasks.clone(),

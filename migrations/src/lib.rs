@@ -28,6 +28,7 @@ mod m20261209_000001_create_request_journal;
 mod m20261210_000001_create_schema_jobs;
 mod m20261211_000001_compact_request_journal;
 mod m20261211_000002_create_security_event_tables;
+mod m20261212_000001_add_set_push;
 
 pub struct Migrator;
 
@@ -59,6 +60,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261210_000001_create_schema_jobs::Migration),
             Box::new(m20261211_000001_compact_request_journal::Migration),
             Box::new(m20261211_000002_create_security_event_tables::Migration),
+            Box::new(m20261212_000001_add_set_push::Migration),
         ]
     }
 }

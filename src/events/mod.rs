@@ -8,6 +8,7 @@ pub mod jws;
 pub mod leader;
 pub mod metrics;
 pub mod publisher;
+pub mod push;
 pub mod relay;
 pub mod sequencer;
 pub mod set;

@@ -10,7 +10,7 @@
 //! `LISTEN` connection per process receives them ([`listen`]). A wake-up is a hint: the
 //! request reads the database again, and a missed one only delays it to its deadline.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -28,10 +28,26 @@ pub struct EventWaiters {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Inner {
     tenants: Mutex<HashMap<String, watch::Sender<u64>>>,
     closed: AtomicBool,
+    /// Bumped at every wake-up while someone watches every tenant (the SET pusher).
+    any: watch::Sender<u64>,
+    /// The tenants woken since the watcher of every tenant last looked; `None`: every
+    /// tenant may have been.
+    touched: Mutex<Option<HashSet<String>>>,
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        Self {
+            tenants: Mutex::default(),
+            closed: AtomicBool::default(),
+            any: watch::Sender::new(0),
+            touched: Mutex::new(Some(HashSet::new())),
+        }
+    }
 }
 
 impl EventWaiters {
@@ -53,8 +69,45 @@ impl EventWaiters {
         }
     }
 
+    /// A receiver that changes at every wake-up of any tenant; [`Self::take_touched`]
+    /// names the tenants woken since it was last called.
+    pub fn subscribe_any(&self) -> watch::Receiver<u64> {
+        self.inner.any.subscribe()
+    }
+
+    /// The tenants woken since the last call (`None`: every tenant may have been).
+    pub fn take_touched(&self) -> Option<HashSet<String>> {
+        self.inner
+            .touched
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .replace(HashSet::new())
+    }
+
+    fn touch(&self, tenant_id: Option<&str>) {
+        if self.inner.any.receiver_count() == 0 {
+            return;
+        }
+        {
+            let mut touched = self
+                .inner
+                .touched
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            match (tenant_id, touched.as_mut()) {
+                (Some(id), Some(set)) => {
+                    set.insert(id.to_owned());
+                }
+                (None, _) => *touched = None,
+                (Some(_), None) => {}
+            }
+        }
+        self.inner.any.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
     /// Wakes the waiters of `tenant_id`; forgets the tenant when nobody waits on it.
     pub fn wake(&self, tenant_id: &str) {
+        self.touch(Some(tenant_id));
         let mut tenants = self
             .inner
             .tenants
@@ -72,6 +125,7 @@ impl EventWaiters {
     /// Wakes every waiter (a notification too large to name its tenants, or a `LISTEN`
     /// connection that was lost and may have missed some).
     pub fn wake_all(&self) {
+        self.touch(None);
         let mut tenants = self
             .inner
             .tenants

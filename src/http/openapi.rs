@@ -510,14 +510,14 @@ pub struct AppList {
     apps: Vec<App>,
 }
 
-/// A SET receiver just registered: its poll credential, shown this once.
+/// A SET receiver just registered: a poll receiver's credential, shown this once.
 #[derive(Debug, serde::Serialize, ToSchema)]
 #[allow(dead_code)]
 pub struct IssuedReceiver {
     #[serde(flatten)]
     receiver: crate::service::sets::ReceiverInfo,
-    /// The credential (`scimbus_r_…`) for `POST /sets/v1/poll`.
-    token: String,
+    /// The credential (`scimbus_r_…`) for `POST /sets/v1/poll` (poll receivers only).
+    token: Option<String>,
 }
 
 /// A tenant's SET receivers.
@@ -525,6 +525,13 @@ pub struct IssuedReceiver {
 #[allow(dead_code)]
 pub struct ReceiverList {
     receivers: Vec<crate::service::sets::ReceiverInfo>,
+}
+
+/// A push receiver's parked SETs.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct ParkedSetList {
+    parked: Vec<crate::service::sets::ParkedSet>,
 }
 
 /// The SET signing keys.

@@ -34,6 +34,7 @@ pub fn configure_admin(cfg: &mut ServiceConfig) {
         .service(register_receiver)
         .service(remove_receiver)
         .service(replay_receiver)
+        .service(parked_sets)
         .service(list_keys)
         .service(rotate_key);
     super::other_methods(
@@ -42,6 +43,7 @@ pub fn configure_admin(cfg: &mut ServiceConfig) {
             "/tenants/{slug}/receivers",
             "/tenants/{slug}/receivers/{id}",
             "/tenants/{slug}/receivers/{id}/replay",
+            "/tenants/{slug}/receivers/{id}/parked",
             "/set-keys",
             "/set-keys/rotate",
         ],
@@ -162,8 +164,8 @@ async fn poll(
     }
 }
 
-/// `POST /admin/v1/tenants/{slug}/receivers`.
-#[derive(Debug, Deserialize, Validate, ToSchema)]
+/// `POST /admin/v1/tenants/{slug}/receivers` (no `Debug`: it holds a secret).
+#[derive(Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RegisterReceiver {
     /// 1 to 100 characters, not only spaces (kept trimmed).
@@ -196,17 +198,27 @@ struct RegisterReceiver {
     #[schema(minimum = 0)]
     #[serde(default, deserialize_with = "crate::scim::validate::whole_or_null")]
     after: Option<i64>,
+    /// Push the SETs here (RFC 8935): `https` (`http` only to a loopback host); loopback,
+    /// private and link-local addresses only with `SCIMBUS_SET_PUSH_ALLOW_PRIVATE`.
+    /// Omitted: the receiver polls (RFC 8936).
+    #[schema(min_length = 1, max_length = 2000)]
+    endpoint: Option<String>,
+    /// The `Authorization` header value sent with every pushed SET (`Bearer …`); stored
+    /// encrypted, never shown again. Only with `endpoint`.
+    #[schema(min_length = 1, max_length = 4096)]
+    authorization: Option<String>,
 }
 
-/// Registers a receiver of the tenant's SETs, polled over RFC 8936 at `/sets/v1/poll`
-/// with the credential in this response (shown this once).
+/// Registers a receiver of the tenant's SETs: one that polls over RFC 8936 at
+/// `/sets/v1/poll` with the credential in this response (shown this once), or, with an
+/// `endpoint`, one they are pushed to over RFC 8935, in order, retried until accepted.
 #[utoipa::path(
     operation_id = "registerSetReceiver",
     tag = "Security events",
     params(("slug" = String, Path, description = "Tenant slug.")),
     request_body(content = RegisterReceiver, content_type = "application/json"),
     responses(
-        (status = 201, description = "The receiver with its credential (`token`)", content_type = SCIM, body = super::openapi::IssuedReceiver),
+        (status = 201, description = "The receiver; a poll receiver with its credential (`token`)", content_type = SCIM, body = super::openapi::IssuedReceiver),
         (status = "default", description = "A SCIM error (400 invalidValue or invalidSyntax; 401; 404 unknown tenant; 409 SETs are off)", content_type = SCIM, body = ScimErrorBody),
     )
 )]
@@ -218,6 +230,12 @@ async fn register_receiver(
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     let input: RegisterReceiver = parse(body)?;
+    if input.authorization.is_some() && input.endpoint.is_none() {
+        return Err(ServiceError::invalid_value(
+            "`authorization` is for push receivers: give an `endpoint`",
+        )
+        .into());
+    }
     let request = ReceiverRequest {
         name: input.name.as_str().to_owned(),
         form: input.form,
@@ -226,10 +244,18 @@ async fn register_receiver(
         alg: input.alg,
         audience: input.audience,
         after: input.after,
+        push: input.endpoint.map(|endpoint| sets::PushTarget {
+            endpoint,
+            authorization: input.authorization.map(secrecy::SecretString::from),
+        }),
     };
     let (info, secret) = sets::register(&ctx, &Actor::admin(&actor.name), &slug, request).await?;
-    tracing::info!(actor = %actor.name, tenant = %slug, receiver = %info.id, "SET receiver registered");
-    issued(&info, &secret)
+    tracing::info!(actor = %actor.name, tenant = %slug, receiver = %info.id,
+        delivery = %info.delivery, "SET receiver registered");
+    match secret {
+        Some(secret) => issued(&info, &secret),
+        None => Ok(response::scim(StatusCode::CREATED, &info)),
+    }
 }
 
 /// The tenant's SET receivers, never their credentials.
@@ -316,6 +342,31 @@ async fn replay_receiver(
     let input: Replay = parse(body)?;
     let info = sets::replay(&ctx, &Actor::admin(&actor.name), &slug, &id, input.after).await?;
     Ok(response::scim(StatusCode::OK, &info))
+}
+
+/// The SETs a push receiver refused for good (HTTP 400 about the SET), newest first, at
+/// most 1000: each counted as delivered; a replay from before it sends it again.
+#[utoipa::path(
+    operation_id = "listParkedSets",
+    tag = "Security events",
+    params(
+        ("slug" = String, Path, description = "Tenant slug."),
+        ("id" = String, Path, description = "Receiver id."),
+    ),
+    responses(
+        (status = 200, description = "The parked SETs", content_type = SCIM, body = super::openapi::ParkedSetList),
+        (status = "default", description = "A SCIM error (401, 404)", content_type = SCIM, body = ScimErrorBody),
+    )
+)]
+#[get("/tenants/{slug}/receivers/{id}/parked")]
+async fn parked_sets(
+    ctx: web::Data<Context>,
+    _: AdminActor,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (slug, id) = path.into_inner();
+    let parked = sets::parked(&ctx, &slug, &id).await?;
+    Ok(response::scim(StatusCode::OK, &json!({ "parked": parked })))
 }
 
 /// The SET signing keys, newest first: never their private parts.

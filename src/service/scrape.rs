@@ -46,6 +46,13 @@ pub async fn render(ctx: &Context) -> Result<String, ServiceError> {
             .get_or_create(&TenantOnly { tenant })
             .set(n);
     }
+    let failing = crate::store::sets::failing_counts(conn).await?;
+    m.set_receivers_failing.clear();
+    for (tenant, n) in failing {
+        m.set_receivers_failing
+            .get_or_create(&TenantOnly { tenant })
+            .set(n);
+    }
     m.encode()
         .map_err(|e| ServiceError::Internal(anyhow::anyhow!("metrics do not encode: {e}")))
 }

@@ -12,7 +12,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
@@ -74,12 +74,12 @@ impl Sets {
         self.settings.key_secret.is_some()
     }
 
-    fn sealer(&self) -> Result<Sealer, ServiceError> {
+    pub(super) fn sealer(&self) -> Result<Sealer, ServiceError> {
         Sealer::new(self.settings.key_secret.as_ref()).map_err(key_error)
     }
 }
 
-fn key_error(error: KeyError) -> ServiceError {
+pub(super) fn key_error(error: KeyError) -> ServiceError {
     match error {
         KeyError::NoSecret => ServiceError::Invalid(ScimError::new(
             409,
@@ -222,6 +222,16 @@ pub struct ReceiverRequest {
     /// Start after this sequence (replay what retention keeps); default: the tenant's
     /// latest, so the receiver gets what happens from now on.
     pub after: Option<i64>,
+    /// Push delivery (RFC 8935) to this endpoint; `None`: the receiver polls (RFC 8936).
+    pub push: Option<PushTarget>,
+}
+
+/// Where a push receiver's SETs go.
+#[derive(Debug, Clone)]
+pub struct PushTarget {
+    pub endpoint: String,
+    /// The `Authorization` header value sent with every SET (`Bearer …`, say).
+    pub authorization: Option<SecretString>,
 }
 
 /// A receiver as the admin API and the CLI show it.
@@ -231,8 +241,11 @@ pub struct ReceiverInfo {
     pub id: String,
     pub tenant: String,
     pub name: String,
-    /// `poll` (RFC 8936).
-    pub delivery: &'static str,
+    /// `poll` (RFC 8936) or `push` (RFC 8935).
+    pub delivery: String,
+    /// Where SETs are pushed (push receivers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
     pub form: Form,
     /// The event URIs it gets; empty: every URI of its form.
     pub events: Vec<String>,
@@ -251,6 +264,26 @@ pub struct ReceiverInfo {
     pub created_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_polled_at: Option<String>,
+    /// `ok`, or `failing`: a push receiver whose deliveries have failed for
+    /// `SCIMBUS_SET_PUSH_FAILING_AFTER_SECONDS`, or that refused our credentials, key,
+    /// issuer or audience. It is still retried.
+    pub state: String,
+    /// Consecutive failed push attempts.
+    pub attempts: i32,
+    /// The first failure of the current run of failures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failing_since: Option<String>,
+    /// The next push attempt is not before this.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// The last time a SET was pushed to it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_delivered_at: Option<String>,
+    /// SETs it refused for good (HTTP 400 about the SET): counted as delivered, listed by
+    /// `GET …/receivers/{id}/parked`.
+    pub parked: i64,
 }
 
 fn info(ctx: &Context, tenant: &Tenant, r: &ReceiverRow, latest: i64) -> ReceiverInfo {
@@ -258,7 +291,8 @@ fn info(ctx: &Context, tenant: &Tenant, r: &ReceiverRow, latest: i64) -> Receive
         id: r.id.clone(),
         tenant: tenant.slug.to_string(),
         name: r.name.clone(),
-        delivery: "poll",
+        delivery: r.delivery.clone(),
+        endpoint: r.endpoint.clone(),
         form: Form::parse(&r.form).unwrap_or_default(),
         events: r.events.clone(),
         signals: r.signals,
@@ -269,6 +303,17 @@ fn info(ctx: &Context, tenant: &Tenant, r: &ReceiverRow, latest: i64) -> Receive
         latest,
         created_at: r.created_at.to_string(),
         last_polled_at: r.last_polled_at.as_ref().map(ToString::to_string),
+        state: if r.lane.state.is_empty() {
+            "ok".to_owned()
+        } else {
+            r.lane.state.clone()
+        },
+        attempts: r.lane.attempts,
+        failing_since: r.lane.failing_since.as_ref().map(ToString::to_string),
+        retry_at: r.lane.retry_at.as_ref().map(ToString::to_string),
+        last_error: r.lane.last_error.clone(),
+        last_delivered_at: r.lane.delivered_at.as_ref().map(ToString::to_string),
+        parked: r.lane.parked,
     }
 }
 
@@ -296,13 +341,14 @@ fn check_events(request: &ReceiverRequest) -> Result<(), ServiceError> {
     Ok(())
 }
 
-/// Registers a poll receiver of the tenant's SETs; its credential is returned once.
+/// Registers a receiver of the tenant's SETs; a poll receiver's credential is returned
+/// once (a push receiver has none).
 pub async fn register(
     ctx: &Context,
     actor: &Actor,
     slug: &str,
     request: ReceiverRequest,
-) -> Result<(ReceiverInfo, SecretString), ServiceError> {
+) -> Result<(ReceiverInfo, Option<SecretString>), ServiceError> {
     if !ctx.sets.enabled() {
         return Err(key_error(KeyError::NoSecret));
     }
@@ -313,6 +359,22 @@ pub async fn register(
     let mut seen = HashSet::new();
     request.events.retain(|e| seen.insert(e.clone()));
     check_events(&request)?;
+    if let Some(push) = &request.push {
+        crate::events::push::check_endpoint(&push.endpoint, ctx.sets.settings.push_allow_private)
+            .map_err(|e| ServiceError::invalid_value(format!("`endpoint`: {e}")))?;
+        if let Some(a) = &push.authorization {
+            let a = a.expose_secret();
+            if a.is_empty()
+                || a.len() > 4096
+                || a.bytes().any(|b| b.is_ascii_control() || !b.is_ascii())
+            {
+                return Err(ServiceError::invalid_value(
+                    "`authorization` must be 1 to 4096 visible ASCII characters (an HTTP \
+                     header value such as `Bearer …`)",
+                ));
+            }
+        }
+    }
     let id = uuid::Uuid::now_v7().to_string();
     let audience = match request.audience.as_deref() {
         None => format!("urn:scimbus:set-receiver:{id}"),
@@ -346,6 +408,15 @@ pub async fn register(
     // Its key exists before it is used (made here on first need).
     signer(ctx, alg).await?;
     let secret = token::generate(RECEIVER_PREFIX);
+    let authorization = match request.push.as_ref().and_then(|p| p.authorization.as_ref()) {
+        Some(a) => Some(
+            ctx.sets
+                .sealer()?
+                .seal(&id, a.expose_secret().as_bytes())
+                .map_err(key_error)?,
+        ),
+        None => None,
+    };
     let row = ReceiverRow {
         id: id.clone(),
         tenant_id: tenant.id.clone(),
@@ -358,6 +429,18 @@ pub async fn register(
         position,
         created_at: ctx.now(),
         last_polled_at: None,
+        delivery: if request.push.is_some() {
+            "push"
+        } else {
+            "poll"
+        }
+        .to_owned(),
+        endpoint: request.push.as_ref().map(|p| p.endpoint.clone()),
+        authorization,
+        lane: store::LaneState {
+            state: "ok".to_owned(),
+            ..store::LaneState::default()
+        },
     };
     let txn = ctx.store.begin_write().await?;
     store::insert_receiver(&txn, &row, &token::hash_secret(&secret)).await?;
@@ -369,11 +452,17 @@ pub async fn register(
         Some(tenant.slug.as_str()),
         Some(&id),
         json!({"name": row.name, "form": row.form, "events": row.events,
-               "signals": row.signals, "alg": row.alg, "after": position}),
+               "signals": row.signals, "alg": row.alg, "after": position,
+               "delivery": row.delivery, "endpoint": row.endpoint}),
     )
     .await?;
     txn.commit().await?;
-    Ok((info(ctx, &tenant, &row, latest), secret))
+    if row.delivery == "push" {
+        // The pusher takes it from here (in this process or another).
+        ctx.event_waiters.wake(tenant.id.as_str());
+        return Ok((info(ctx, &tenant, &row, latest), None));
+    }
+    Ok((info(ctx, &tenant, &row, latest), Some(secret)))
 }
 
 /// The tenant's receivers.
@@ -384,6 +473,41 @@ pub async fn list(ctx: &Context, slug: &str) -> Result<Vec<ReceiverInfo>, Servic
         .await?
         .iter()
         .map(|r| info(ctx, &tenant, r, latest))
+        .collect())
+}
+
+/// A SET a push receiver refused for good, as the admin API shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ParkedSet {
+    pub jti: String,
+    /// The sequence of the event it came from.
+    pub sequence: i64,
+    /// The receiver's RFC 8935 error code.
+    pub err: String,
+    pub description: String,
+    pub parked_at: String,
+}
+
+/// The SETs a push receiver refused for good, newest first (at most 1000).
+pub async fn parked(ctx: &Context, slug: &str, id: &str) -> Result<Vec<ParkedSet>, ServiceError> {
+    let tenant = live_tenant(ctx, slug).await?;
+    if store::find_receiver(ctx.store.conn(), &tenant.id, id, false)
+        .await?
+        .is_none()
+    {
+        return Err(no_receiver(id));
+    }
+    Ok(store::parked(ctx.store.conn(), id, 1000)
+        .await?
+        .into_iter()
+        .map(|p| ParkedSet {
+            jti: p.jti,
+            sequence: p.sequence,
+            err: p.err,
+            description: p.description,
+            parked_at: p.parked_at.to_string(),
+        })
         .collect())
 }
 
@@ -441,6 +565,7 @@ pub async fn replay(
     };
     store::set_position(&txn, id, after).await?;
     store::clear_acks(&txn, id).await?;
+    store::reset_lane(&txn, id).await?;
     audit::record(
         &txn,
         ctx,
@@ -453,6 +578,11 @@ pub async fn replay(
     .await?;
     txn.commit().await?;
     row.position = after;
+    row.lane.state = "ok".to_owned();
+    row.lane.attempts = 0;
+    row.lane.retry_at = None;
+    row.lane.failing_since = None;
+    ctx.event_waiters.wake(tenant.id.as_str());
     Ok(info(ctx, &tenant, &row, latest))
 }
 
@@ -530,7 +660,9 @@ pub async fn authenticate(
     if !secret.starts_with(RECEIVER_PREFIX) {
         return Ok(None);
     }
-    let Some(receiver) = store::receiver_by_hash(ctx.store.conn(), &token::hash(secret)).await?
+    let Some(receiver) = store::receiver_by_hash(ctx.store.conn(), &token::hash(secret))
+        .await?
+        .filter(|r| r.delivery == "poll")
     else {
         return Ok(None);
     };
@@ -577,7 +709,7 @@ fn event_id(jti: &str) -> Option<&str> {
     }
 }
 
-fn gone(pruned: i64) -> ServiceError {
+pub(super) fn gone(pruned: i64) -> ServiceError {
     ScimError::new(
         410,
         None,
@@ -614,39 +746,65 @@ async fn acknowledge(
     else {
         return Err(no_receiver(&receiver.id));
     };
+    record_acks(&txn, tenant, &current, &jtis).await?;
+    current.position = advance(&txn, ctx, tenant, &current).await?;
+    store::touch_receiver(&txn, &receiver.id, &ctx.now()).await?;
+    txn.commit().await?;
+    Ok(current)
+}
+
+/// Records acknowledgements of SETs past the receiver's position (a `jti` scimbus did not
+/// make, or of an event already covered, is ignored); returns the sequence of each
+/// recorded one.
+pub(super) async fn record_acks(
+    txn: &impl sea_orm::ConnectionTrait,
+    tenant: &Tenant,
+    current: &ReceiverRow,
+    jtis: &[&str],
+) -> Result<HashMap<String, i64>, ServiceError> {
     let jtis: Vec<(&str, &str)> = jtis
-        .into_iter()
-        .filter_map(|jti| event_id(jti).map(|id| (jti, id)))
+        .iter()
+        .filter_map(|jti| event_id(jti).map(|id| (*jti, id)))
         .collect();
-    if !jtis.is_empty() {
-        let ids: Vec<&str> = jtis.iter().map(|(_, id)| *id).collect();
-        let sequences = outbox::sequences_of(&txn, &tenant.id, &ids).await?;
-        let acks: Vec<(String, i64)> = jtis
-            .iter()
-            .filter_map(|(jti, id)| {
-                sequences
-                    .get(*id)
-                    .filter(|s| **s > current.position)
-                    .map(|s| ((*jti).to_owned(), *s))
-            })
-            .collect();
-        store::insert_acks(&txn, &receiver.id, &acks).await?;
+    if jtis.is_empty() {
+        return Ok(HashMap::new());
     }
-    // Events past retention the receiver never acknowledged: it must resync, and its
-    // position must not jump the gap.
-    let pruned = tenants::events_pruned_through(&txn, &tenant.id).await?;
+    let ids: Vec<&str> = jtis.iter().map(|(_, id)| *id).collect();
+    let sequences = outbox::sequences_of(txn, &tenant.id, &ids).await?;
+    let acks: Vec<(String, i64)> = jtis
+        .iter()
+        .filter_map(|(jti, id)| {
+            sequences
+                .get(*id)
+                .filter(|s| **s > current.position)
+                .map(|s| ((*jti).to_owned(), *s))
+        })
+        .collect();
+    store::insert_acks(txn, &current.id, &acks).await?;
+    Ok(acks.into_iter().collect())
+}
+
+/// Moves the receiver's position over every event whose SETs are all acknowledged, or
+/// that makes none for it (one it filters out, `tenant.*`), a bounded stretch per call;
+/// returns the new position. Refuses (410) when events it had not acknowledged are past
+/// retention: it must resync, and its position must not jump the gap.
+pub(super) async fn advance(
+    txn: &impl sea_orm::ConnectionTrait,
+    ctx: &Context,
+    tenant: &Tenant,
+    current: &ReceiverRow,
+) -> Result<i64, ServiceError> {
+    let pruned = tenants::events_pruned_through(txn, &tenant.id).await?;
     if current.position < pruned {
         return Err(gone(pruned));
     }
-    // Over every event whose SETs are all acknowledged, or that makes none for this
-    // receiver (one it filters out, `tenant.*`), a bounded stretch per poll.
-    let acked = store::acked(&txn, &receiver.id, current.position).await?;
+    let acked = store::acked(txn, &current.id, current.position).await?;
     let mut position = current.position;
     'pages: for _ in 0..MAX_SCAN_PAGES {
-        let page = outbox::page(&txn, &tenant.id, position, &[], PAGE).await?;
+        let page = outbox::page(txn, &tenant.id, position, &[], PAGE).await?;
         let full = page.len() as u64 == PAGE;
         for (sequence, envelope) in &page {
-            let all = render(ctx, tenant, &current, envelope)
+            let all = render(ctx, tenant, current, envelope)
                 .iter()
                 .all(|c| acked.contains(&c.jti));
             if !all {
@@ -659,17 +817,14 @@ async fn acknowledge(
         }
     }
     if position != current.position {
-        store::set_position(&txn, &receiver.id, position).await?;
-        current.position = position;
+        store::set_position(txn, &current.id, position).await?;
     }
-    store::touch_receiver(&txn, &receiver.id, &ctx.now()).await?;
-    txn.commit().await?;
-    Ok(current)
+    Ok(position)
 }
 
 /// Gathers up to `max` signed SETs after the receiver's position that it has not
 /// acknowledged, and whether more wait.
-async fn gather(
+pub(super) async fn gather(
     ctx: &Context,
     tenant: &Tenant,
     receiver: &ReceiverRow,

@@ -2,7 +2,7 @@
 //! their acknowledged position in its event sequence, and acknowledgements received past
 //! that position (RFC 8936 acknowledges SETs one by one, in any order).
 
-use sea_orm::ConnectionTrait;
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
 use super::{StoreError, json_column, statement};
 use crate::domain::{TenantId, Timestamp};
@@ -111,10 +111,37 @@ pub struct ReceiverRow {
     pub position: i64,
     pub created_at: Timestamp,
     pub last_polled_at: Option<Timestamp>,
+    /// `poll` or `push`.
+    pub delivery: String,
+    /// Where a push receiver's SETs go.
+    pub endpoint: Option<String>,
+    /// Its `Authorization` value, sealed like the signing keys (the receiver id the
+    /// associated data).
+    pub authorization: Option<Vec<u8>>,
+    pub lane: LaneState,
+}
+
+/// The state of a push receiver's lane.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LaneState {
+    /// `ok` or `failing`.
+    pub state: String,
+    /// Consecutive failed attempts.
+    pub attempts: i32,
+    /// The next attempt is not before this.
+    pub retry_at: Option<Timestamp>,
+    /// The first failure of the current run of failures.
+    pub failing_since: Option<Timestamp>,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<Timestamp>,
+    /// SETs it refused for good.
+    pub parked: i64,
 }
 
 const RECEIVER_COLUMNS: &str = "id, tenant_id, name, form, events, signals, alg, audience, \
-                                position, created_at, last_polled_at";
+                                position, created_at, last_polled_at, delivery, endpoint, \
+                                auth_sealed, state, attempts, retry_at, failing_since, \
+                                last_error, delivered_at, parked";
 
 fn receiver(row: &sea_orm::QueryResult) -> Result<ReceiverRow, StoreError> {
     let events: String = row.try_get("", "events")?;
@@ -131,6 +158,18 @@ fn receiver(row: &sea_orm::QueryResult) -> Result<ReceiverRow, StoreError> {
         position: row.try_get("", "position")?,
         created_at: row.try_get("", "created_at")?,
         last_polled_at: row.try_get("", "last_polled_at")?,
+        delivery: row.try_get("", "delivery")?,
+        endpoint: row.try_get("", "endpoint")?,
+        authorization: row.try_get("", "auth_sealed")?,
+        lane: LaneState {
+            state: row.try_get("", "state")?,
+            attempts: row.try_get("", "attempts")?,
+            retry_at: row.try_get("", "retry_at")?,
+            failing_since: row.try_get("", "failing_since")?,
+            last_error: row.try_get("", "last_error")?,
+            delivered_at: row.try_get("", "delivered_at")?,
+            parked: row.try_get("", "parked")?,
+        },
     })
 }
 
@@ -143,10 +182,9 @@ pub async fn insert_receiver(
         .map_err(|e| StoreError::Corrupt(format!("set_receivers.events: {e}")))?;
     conn.execute_raw(statement(
         conn,
-        &format!(
-            "INSERT INTO set_receivers ({RECEIVER_COLUMNS}, token_hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, $11)"
-        ),
+        "INSERT INTO set_receivers (id, tenant_id, name, form, events, signals, alg, audience, \
+         position, created_at, token_hash, delivery, endpoint, auth_sealed) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         vec![
             r.id.clone().into(),
             r.tenant_id.clone().into(),
@@ -159,6 +197,9 @@ pub async fn insert_receiver(
             r.position.into(),
             r.created_at.clone().into(),
             token_hash.into(),
+            r.delivery.clone().into(),
+            r.endpoint.clone().into(),
+            r.authorization.clone().into(),
         ],
     ))
     .await?;
@@ -213,13 +254,20 @@ pub async fn receiver_by_hash(
     hash: &str,
 ) -> Result<Option<ReceiverRow>, StoreError> {
     let row = conn
-        .query_one_raw(statement(
-            conn,
-            &format!("SELECT {RECEIVER_COLUMNS} FROM set_receivers WHERE token_hash = $1"),
-            vec![hash.into()],
+        .query_one_raw(receiver_by_hash_statement(
+            conn.get_database_backend(),
+            hash,
         ))
         .await?;
     row.as_ref().map(receiver).transpose()
+}
+
+pub fn receiver_by_hash_statement(backend: DbBackend, hash: &str) -> Statement {
+    super::backend_statement(
+        backend,
+        &format!("SELECT {RECEIVER_COLUMNS} FROM set_receivers WHERE token_hash = $1"),
+        vec![hash.into()],
+    )
 }
 
 /// Deletes a receiver and its acknowledgements; whether it existed.
@@ -228,12 +276,13 @@ pub async fn delete_receiver(
     tenant_id: &TenantId,
     id: &str,
 ) -> Result<bool, StoreError> {
-    conn.execute_raw(statement(
-        conn,
+    for sql in [
         "DELETE FROM set_acks WHERE receiver_id = $1",
-        vec![id.into()],
-    ))
-    .await?;
+        "DELETE FROM set_parked WHERE receiver_id = $1",
+    ] {
+        conn.execute_raw(statement(conn, sql, vec![id.into()]))
+            .await?;
+    }
     let done = conn
         .execute_raw(statement(
             conn,
@@ -251,6 +300,8 @@ pub async fn delete_tenant_receivers(
 ) -> Result<(), StoreError> {
     for sql in [
         "DELETE FROM set_acks WHERE receiver_id IN \
+         (SELECT id FROM set_receivers WHERE tenant_id = $1)",
+        "DELETE FROM set_parked WHERE receiver_id IN \
          (SELECT id FROM set_receivers WHERE tenant_id = $1)",
         "DELETE FROM set_receivers WHERE tenant_id = $1",
     ] {
@@ -338,15 +389,23 @@ pub async fn acked(
     after: i64,
 ) -> Result<std::collections::HashSet<String>, StoreError> {
     let rows = conn
-        .query_all_raw(statement(
-            conn,
-            "SELECT jti FROM set_acks WHERE receiver_id = $1 AND sequence > $2",
-            vec![receiver_id.into(), after.into()],
+        .query_all_raw(acked_statement(
+            conn.get_database_backend(),
+            receiver_id,
+            after,
         ))
         .await?;
     rows.iter()
         .map(|row| Ok(row.try_get::<String>("", "jti")?))
         .collect()
+}
+
+pub fn acked_statement(backend: DbBackend, receiver_id: &str, after: i64) -> Statement {
+    super::backend_statement(
+        backend,
+        "SELECT jti FROM set_acks WHERE receiver_id = $1 AND sequence > $2",
+        vec![receiver_id.into(), after.into()],
+    )
 }
 
 /// The lowest position of the tenant's receivers: retention keeps the events after it.
@@ -362,4 +421,215 @@ pub async fn lowest_position(
         ))
         .await?;
     Ok(row.and_then(|r| r.try_get::<Option<i64>>("", "low").ok().flatten()))
+}
+
+/// Push receivers of live tenants whose position is behind their tenant's latest
+/// sequence, not leased by a process and not waiting for a retry, with that sequence.
+pub async fn due_push_receivers(
+    conn: &impl ConnectionTrait,
+    now: &Timestamp,
+    limit: u64,
+) -> Result<Vec<(ReceiverRow, i64)>, StoreError> {
+    let rows = conn
+        .query_all_raw(due_push_receivers_statement(
+            conn.get_database_backend(),
+            now,
+            limit,
+        ))
+        .await?;
+    rows.iter()
+        .map(|row| Ok((receiver(row)?, row.try_get::<i64>("", "latest")?)))
+        .collect()
+}
+
+pub fn due_push_receivers_statement(backend: DbBackend, now: &Timestamp, limit: u64) -> Statement {
+    let columns: Vec<String> = RECEIVER_COLUMNS
+        .split(", ")
+        .map(|c| format!("r.{}", c.trim()))
+        .collect();
+    super::backend_statement(
+        backend,
+        &format!(
+            "SELECT {}, t.event_seq AS latest FROM set_receivers r \
+             JOIN tenants t ON t.id = r.tenant_id \
+             WHERE r.delivery = 'push' AND t.deleted_at IS NULL \
+             AND r.position < t.event_seq \
+             AND (r.retry_at IS NULL OR r.retry_at <= $1) \
+             AND (r.lease_until IS NULL OR r.lease_until < $2) \
+             ORDER BY r.id LIMIT $3",
+            columns.join(", ")
+        ),
+        vec![
+            now.into(),
+            now.into(),
+            i64::try_from(limit).unwrap_or(i64::MAX).into(),
+        ],
+    )
+}
+
+/// The tenants with push receivers (their events are numbered as they commit).
+pub async fn push_tenants(
+    conn: &impl ConnectionTrait,
+) -> Result<std::collections::HashSet<String>, StoreError> {
+    let rows = conn
+        .query_all_raw(statement(
+            conn,
+            "SELECT DISTINCT tenant_id FROM set_receivers WHERE delivery = 'push'",
+            vec![],
+        ))
+        .await?;
+    rows.iter()
+        .map(|row| Ok(row.try_get::<String>("", "tenant_id")?))
+        .collect()
+}
+
+/// Takes the lane of receiver `id` until `until` unless another process holds it.
+pub async fn lease(
+    conn: &impl ConnectionTrait,
+    id: &str,
+    now: &Timestamp,
+    until: &Timestamp,
+) -> Result<bool, StoreError> {
+    let done = conn
+        .execute_raw(statement(
+            conn,
+            "UPDATE set_receivers SET lease_until = $2 \
+             WHERE id = $1 AND (lease_until IS NULL OR lease_until < $3)",
+            vec![id.into(), until.into(), now.into()],
+        ))
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Records a lane's state after a batch and gives its lease back.
+pub async fn set_lane(
+    conn: &impl ConnectionTrait,
+    id: &str,
+    lane: &LaneState,
+) -> Result<(), StoreError> {
+    conn.execute_raw(statement(
+        conn,
+        "UPDATE set_receivers SET state = $2, attempts = $3, retry_at = $4, \
+         failing_since = $5, last_error = $6, delivered_at = $7, parked = $8, \
+         lease_until = NULL WHERE id = $1",
+        vec![
+            id.into(),
+            lane.state.clone().into(),
+            lane.attempts.into(),
+            lane.retry_at.clone().into(),
+            lane.failing_since.clone().into(),
+            lane.last_error.clone().into(),
+            lane.delivered_at.clone().into(),
+            lane.parked.into(),
+        ],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Gives a lane's lease back without changing it.
+pub async fn release(conn: &impl ConnectionTrait, id: &str) -> Result<(), StoreError> {
+    conn.execute_raw(statement(
+        conn,
+        "UPDATE set_receivers SET lease_until = NULL WHERE id = $1",
+        vec![id.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Makes a push receiver due now, its failures forgotten (a replay).
+pub async fn reset_lane(conn: &impl ConnectionTrait, id: &str) -> Result<(), StoreError> {
+    conn.execute_raw(statement(
+        conn,
+        "UPDATE set_receivers SET state = 'ok', attempts = 0, retry_at = NULL, \
+         failing_since = NULL WHERE id = $1",
+        vec![id.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// A SET a push receiver refused for good.
+#[derive(Debug, Clone)]
+pub struct Parked {
+    pub jti: String,
+    pub sequence: i64,
+    pub err: String,
+    pub description: String,
+    pub parked_at: Timestamp,
+}
+
+/// Records parked SETs (one parked before is kept).
+pub async fn insert_parked(
+    conn: &impl ConnectionTrait,
+    receiver_id: &str,
+    parked: &[Parked],
+) -> Result<(), StoreError> {
+    let sql = "INSERT INTO set_parked (receiver_id, jti, sequence, err, description, parked_at) \
+               VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (receiver_id, jti) DO NOTHING";
+    for p in parked {
+        conn.execute_raw(statement(
+            conn,
+            sql,
+            vec![
+                receiver_id.into(),
+                p.jti.clone().into(),
+                p.sequence.into(),
+                p.err.clone().into(),
+                p.description.clone().into(),
+                p.parked_at.clone().into(),
+            ],
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+/// The receiver's parked SETs, newest first, at most `limit`.
+pub async fn parked(
+    conn: &impl ConnectionTrait,
+    receiver_id: &str,
+    limit: u64,
+) -> Result<Vec<Parked>, StoreError> {
+    let rows = conn
+        .query_all_raw(statement(
+            conn,
+            "SELECT jti, sequence, err, description, parked_at FROM set_parked \
+             WHERE receiver_id = $1 ORDER BY sequence DESC, jti DESC LIMIT $2",
+            vec![
+                receiver_id.into(),
+                i64::try_from(limit).unwrap_or(i64::MAX).into(),
+            ],
+        ))
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(Parked {
+                jti: row.try_get("", "jti")?,
+                sequence: row.try_get("", "sequence")?,
+                err: row.try_get("", "err")?,
+                description: row
+                    .try_get::<Option<String>>("", "description")?
+                    .unwrap_or_default(),
+                parked_at: row.try_get("", "parked_at")?,
+            })
+        })
+        .collect()
+}
+
+/// Failing receivers per tenant slug (`scimbus_set_receivers_failing`).
+pub async fn failing_counts(conn: &impl ConnectionTrait) -> Result<Vec<(String, i64)>, StoreError> {
+    let rows = conn
+        .query_all_raw(statement(
+            conn,
+            "SELECT t.slug AS slug, COUNT(*) AS n FROM set_receivers r \
+             JOIN tenants t ON t.id = r.tenant_id \
+             WHERE r.state = 'failing' AND t.deleted_at IS NULL GROUP BY t.slug",
+            vec![],
+        ))
+        .await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get("", "slug")?, row.try_get("", "n")?)))
+        .collect()
 }

@@ -41,4 +41,5 @@ mod relay;
 mod schema_jobs;
 mod search;
 mod sets;
+mod sets_push;
 mod users;

@@ -27,6 +27,7 @@ fn rid(id: &str) -> ResourceId {
 both_backends!(
     membership_and_lookup_queries_read_rows_bounded_by_their_result,
     credential_lookups_and_the_tenant_listing_read_rows_bounded_by_their_result,
+    set_receiver_queries_read_rows_bounded_by_their_result,
 );
 
 const USERS: u64 = 100_000;
@@ -269,6 +270,8 @@ fn tenant_wide(line: &str) -> bool {
         "tenants",
         "tokens",
         "app_credential_tenants",
+        "set_acks",
+        "set_receivers",
     ];
     if let Some(rest) = line.strip_prefix("SCAN ") {
         let name = rest.split_whitespace().next().unwrap_or_default();
@@ -456,4 +459,55 @@ async fn credential_lookups_and_the_tenant_listing_read_rows_bounded_by_their_re
         .unwrap();
     let slugs: Vec<String> = page.iter().map(|r| r.slug.to_string()).collect();
     assert_eq!(slugs, ["t09999", "t10000"]);
+}
+
+/// SET receivers (issue 26): a poll's acknowledgements past its position and the lookup of
+/// a receiver's credential, with 2 000 receivers and 100 000 acknowledgements of one.
+async fn set_receiver_queries_read_rows_bounded_by_their_result(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let conn = app.ctx.store.conn();
+    let db = conn.get_database_backend();
+    if backend == Backend::Postgres {
+        conn.execute_unprepared("ANALYZE").await.unwrap();
+    }
+    let tenant = app.tenant_row().await;
+    let ts = "'2026-01-01T00:00:00.000Z'";
+    for statement in [
+        format!(
+            "INSERT INTO set_receivers (id, tenant_id, name, form, events, signals, alg, \
+             audience, token_hash, position, created_at, delivery) \
+             SELECT 'r' || g, '{}', 'r', 'full', '[]', false, 'RS256', 'aud', 'hash' || g, 0, \
+             {ts}, CASE WHEN g % 2 = 0 THEN 'push' ELSE 'poll' END FROM {}",
+            tenant.id,
+            series(db, 2_000)
+        ),
+        format!(
+            "INSERT INTO set_acks (receiver_id, jti, sequence) \
+             SELECT 'r1', 'jti' || g, g FROM {}",
+            series(db, 100_000)
+        ),
+    ] {
+        conn.execute_unprepared(&statement).await.unwrap();
+    }
+    let statements = vec![
+        (
+            "a receiver's acknowledgements past its position",
+            scimbus::store::sets::acked_statement(db, "r1", 99_990),
+        ),
+        (
+            "a receiver by its credential's hash",
+            scimbus::store::sets::receiver_by_hash_statement(db, "hash777"),
+        ),
+    ];
+    for when in ["stale or no statistics", "after ANALYZE"] {
+        match backend {
+            Backend::Postgres => assert_postgres_plans(&app, &statements, when, BOUND).await,
+            Backend::Sqlite => assert_sqlite_plans(&app, &statements, when).await,
+        }
+        conn.execute_unprepared("ANALYZE").await.unwrap();
+    }
+    let acked = scimbus::store::sets::acked(conn, "r1", 99_990)
+        .await
+        .unwrap();
+    assert_eq!(acked.len(), 10);
 }

@@ -26,7 +26,7 @@ both_backends!(
     a_receiver_that_filters_moves_past_what_it_does_not_receive,
 );
 
-const SECRET: &str = "set-key-secret-for-tests-0123456789abcdef";
+pub(crate) const SECRET: &str = "set-key-secret-for-tests-0123456789abcdef";
 
 const CREATE_FULL: &str = "urn:ietf:params:scim:event:prov:create:full";
 const PUT_FULL: &str = "urn:ietf:params:scim:event:prov:put:full";
@@ -40,7 +40,7 @@ async fn with_sets(backend: Backend) -> TestApp {
 }
 
 /// Registers a receiver from the start of the tenant's sequence; returns it and its token.
-async fn register(app: &TestApp, body: Value) -> (Value, String) {
+pub(crate) async fn register(app: &TestApp, body: Value) -> (Value, String) {
     let response = app
         .admin(Method::POST, "/tenants/acme/receivers", Some(body))
         .await;
@@ -60,13 +60,13 @@ async fn poll_raw(app: &TestApp, token: &str, body: &Value) -> reqwest::Response
         .unwrap()
 }
 
-async fn poll(app: &TestApp, token: &str, body: Value) -> Value {
+pub(crate) async fn poll(app: &TestApp, token: &str, body: Value) -> Value {
     let response = poll_raw(app, token, &body).await;
     assert_eq!(response.status(), 200);
     response.json().await.unwrap()
 }
 
-async fn jwks(app: &TestApp) -> Value {
+pub(crate) async fn jwks(app: &TestApp) -> Value {
     app.client
         .get(format!("{}/sets/v1/jwks.json", app.address))
         .send()
@@ -96,7 +96,7 @@ fn claims_schema() -> &'static jsonschema::Validator {
 
 /// The claims of `jws` once its signature verifies with the JWKS key its header names and
 /// they match the committed JSON Schema.
-fn verified(jws: &str, jwks: &Value) -> (Value, Value) {
+pub(crate) fn verified(jws: &str, jwks: &Value) -> (Value, Value) {
     let parts: Vec<&str> = jws.split('.').collect();
     assert_eq!(parts.len(), 3, "{jws}");
     let header: Value = serde_json::from_slice(&b64(parts[0])).unwrap();
@@ -142,7 +142,7 @@ fn verified(jws: &str, jwks: &Value) -> (Value, Value) {
 }
 
 /// `sets` (jti → SET) verified, in event order (jti: the event's UUIDv7, then `-n`).
-fn in_order(sets: &Value, jwks: &Value) -> Vec<Value> {
+pub(crate) fn in_order(sets: &Value, jwks: &Value) -> Vec<Value> {
     let mut all: Vec<(String, Value)> = sets
         .as_object()
         .unwrap()
@@ -157,7 +157,7 @@ fn in_order(sets: &Value, jwks: &Value) -> Vec<Value> {
     all.into_iter().map(|(_, c)| c).collect()
 }
 
-fn event_uri(claims: &Value) -> String {
+pub(crate) fn event_uri(claims: &Value) -> String {
     let events = claims["events"].as_object().unwrap();
     assert_eq!(events.len(), 1, "{claims}");
     events.keys().next().unwrap().clone()
@@ -320,7 +320,7 @@ async fn a_receiver_polls_every_change_as_verifiable_sets_in_order_and_acknowled
 }
 
 /// `GET /admin/v1/tenants/acme/receivers`.
-async fn receivers(app: &TestApp) -> Value {
+pub(crate) async fn receivers(app: &TestApp) -> Value {
     app.admin(Method::GET, "/tenants/acme/receivers", None)
         .await
         .json()

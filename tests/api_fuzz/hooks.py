@@ -277,6 +277,16 @@ def set_receiver_form_rejection(failure, case, response) -> bool:
     return "is not in the receiver's form" in detail or "set `signals: true`" in detail
 
 
+def push_endpoint_rejection(failure, case, response) -> bool:
+    """A SET push receiver refused for where its endpoint leads (an internal address, a
+    loopback name, `http` off loopback: the server's SCIMBUS_SET_PUSH_ALLOW_PRIVATE
+    decides), or an `authorization` without an `endpoint`."""
+    if failure.code != "ST202" or response.status_code != 400:
+        return False
+    _, detail = _scim_error(response)
+    return detail.startswith("`endpoint`: ") or "`authorization` is for push receivers" in detail
+
+
 def patch_value_rejection(failure, case, response) -> bool:
     """A schema-valid PatchOp refused with 400 `invalidValue`: its `value` does not fit the
     attribute its `path` (or, without a path, its keys) names."""
@@ -308,6 +318,7 @@ FAILURES = {
     "data_dependent_rejection": data_dependent_rejection,
     "patch_value_rejection": patch_value_rejection,
     "set_receiver_form_rejection": set_receiver_form_rejection,
+    "push_endpoint_rejection": push_endpoint_rejection,
     "projected_resource_lacks_required": projected_resource_lacks_required,
     "auth_status_undocumented": auth_status_undocumented,
     "me_501_for_any_method": me_501_for_any_method,

@@ -15,7 +15,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::Notify;
 
-const ADMIN_TOKEN: &str = "faults-admin-token-0123456789";
+pub const ADMIN_TOKEN: &str = "faults-admin-token-0123456789";
 
 /// `SCIMBUS_FAULTS_LONG=1`: the long variant `scripts/fault-injection` runs.
 pub fn long_run() -> bool {
@@ -44,6 +44,16 @@ impl Scimbus {
     /// Starts `serve` on `database_url` with a relay to the run's exchange (through
     /// `amqp_url` when given, e.g. a proxy).
     pub async fn start(database_url: &str, relay: &RelaySettings, amqp: Option<&str>) -> Self {
+        Self::start_with(database_url, relay, amqp, &[]).await
+    }
+
+    /// As [`Self::start`], with more settings.
+    pub async fn start_with(
+        database_url: &str,
+        relay: &RelaySettings,
+        amqp: Option<&str>,
+        extra: &[(&str, &str)],
+    ) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_scimbus"))
             .arg("serve")
             .env_clear()
@@ -65,6 +75,7 @@ impl Scimbus {
                 relay.unrouted_max_length.to_string(),
             )
             .env("SCIMBUS_RELAY_POLL_MS", "200")
+            .envs(extra.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -1,7 +1,8 @@
 //! Fault injection (issue: reliability), against a private PostgreSQL cluster (`initdb` in a
 //! temporary directory, its own port) and a TCP proxy in front of RabbitMQ — never the
-//! machine's shared services. Three faults during a write load on the real binary:
-//! `kill -9` of scimbus, a restart of PostgreSQL, and a broker cut. Each run reports
+//! machine's shared services. Four faults during a write load on the real binary:
+//! `kill -9` of scimbus, a restart of PostgreSQL, a broker cut, and a SET push receiver
+//! that is down across a `kill -9`. Each run reports
 //! acknowledged writes, delivered events, lost ones (must be 0) and duplicates (allowed,
 //! identified by event id).
 //!
@@ -221,6 +222,177 @@ async fn a_broker_cut_fails_no_write_loses_no_event_and_keeps_per_resource_order
             event.subject
         );
     }
+    drop(scimbus);
+    consumer.cleanup().await;
+}
+
+type Accepted = std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>;
+type Down = std::sync::Arc<std::sync::atomic::AtomicBool>;
+
+/// A SET push receiver on a loopback port: answers 503 while `down`, else 202, and keeps
+/// the claims of every SET it accepted.
+struct SetReceiver {
+    url: String,
+    down: Down,
+    accepted: Accepted,
+}
+
+impl SetReceiver {
+    async fn start() -> Self {
+        use actix_web::{App, HttpResponse, HttpServer, web};
+        use base64::Engine;
+        let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let accepted: Accepted = std::sync::Arc::default();
+        let state = web::Data::new((down.clone(), accepted.clone()));
+        let server = HttpServer::new(move || {
+            App::new().app_data(state.clone()).default_service(web::to(
+                |state: web::Data<(Down, Accepted)>, body: web::Bytes| async move {
+                    if state.0.load(std::sync::atomic::Ordering::SeqCst) {
+                        return HttpResponse::ServiceUnavailable().finish();
+                    }
+                    let text = String::from_utf8_lossy(&body).into_owned();
+                    let payload = text.split('.').nth(1).unwrap_or_default();
+                    let claims: serde_json::Value =
+                        base64::engine::general_purpose::URL_SAFE_NO_PAD
+                            .decode(payload)
+                            .ok()
+                            .and_then(|b| serde_json::from_slice(&b).ok())
+                            .unwrap_or_default();
+                    state.1.lock().unwrap().push(claims);
+                    HttpResponse::Accepted().finish()
+                },
+            ))
+        })
+        .workers(1)
+        .bind(("127.0.0.1", 0))
+        .unwrap();
+        let port = server.addrs()[0].port();
+        tokio::spawn(server.run());
+        Self {
+            url: format!("http://127.0.0.1:{port}/sets"),
+            down,
+            accepted,
+        }
+    }
+
+    /// How many distinct `jti`s it accepted.
+    fn unique(&self) -> usize {
+        let accepted = self.accepted.lock().unwrap();
+        accepted
+            .iter()
+            .filter_map(|c| c["jti"].as_str())
+            .collect::<HashSet<_>>()
+            .len()
+    }
+
+    /// The user ids of the `prov:create` SETs accepted, and how many SETs in all.
+    fn created(&self) -> (HashSet<String>, usize) {
+        let accepted = self.accepted.lock().unwrap();
+        let created = accepted
+            .iter()
+            .filter(|c| {
+                c["events"]
+                    .as_object()
+                    .is_some_and(|e| e.contains_key("urn:ietf:params:scim:event:prov:create:full"))
+            })
+            .filter_map(|c| c["sub_id"]["id"].as_str().map(str::to_owned))
+            .collect();
+        (created, accepted.len())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "fault injection: scripts/test runs it (--ignored)"]
+async fn a_set_push_receiver_outage_and_a_kill_9_lose_no_set() {
+    let _serial = SERIAL.lock().await;
+    let n = if long_run() { 2000 } else { 200 };
+    let pg = private_cluster();
+    let consumer = Consumer::bind().await;
+    let receiver = SetReceiver::start().await;
+    let settings = [
+        (
+            "SCIMBUS_SET_KEY_SECRET",
+            "faults-set-key-secret-0123456789abcdef",
+        ),
+        ("SCIMBUS_SET_PUSH_ALLOW_PRIVATE", "on"),
+        ("SCIMBUS_SET_PUSH_FAILING_AFTER_SECONDS", "1"),
+    ];
+    let mut scimbus = Scimbus::start_with(&pg.url(), &consumer.settings, None, &settings).await;
+    let tenant = scimbus.tenant("faults").await;
+    let client = {
+        scimbus::telemetry::install_tls_provider();
+        reqwest::Client::new()
+    };
+    let registered = client
+        .post(format!(
+            "{}/admin/v1/tenants/faults/receivers",
+            scimbus.base
+        ))
+        .bearer_auth(harness::ADMIN_TOKEN)
+        .json(&serde_json::json!({"name": "pushed", "endpoint": receiver.url, "after": 0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), 201);
+
+    // The receiver is down while writes go on; scimbus is killed a quarter in, restarted,
+    // and the receiver comes back only then.
+    let base = scimbus.base.clone();
+    let writer = {
+        let tenant = tenant.clone();
+        tokio::spawn(async move { create_users(&tenant, &base, "s", n).await })
+    };
+    consumer.wait_for(n / 4, Duration::from_secs(60)).await;
+    scimbus.kill9();
+    let load = writer.await.unwrap();
+    let scimbus = Scimbus::start_with(&pg.url(), &consumer.settings, None, &settings).await;
+    // It is marked failing (after a second of failures), and still retried.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let listed: serde_json::Value = client
+            .get(format!(
+                "{}/admin/v1/tenants/faults/receivers",
+                scimbus.base
+            ))
+            .bearer_auth(harness::ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if listed["receivers"][0]["state"] == "failing" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never marked failing: {listed}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    receiver
+        .down
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let acknowledged: HashSet<String> = load.acknowledged.iter().cloned().collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    let (created, received) = loop {
+        let (created, received) = receiver.created();
+        if acknowledged.is_subset(&created) || tokio::time::Instant::now() > deadline {
+            break (created, received);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let lost = acknowledged.difference(&created).count();
+    println!(
+        "SET push through a receiver outage and a kill -9: {} writes acknowledged, {} SETs \
+         received, {} lost, {} duplicates",
+        acknowledged.len(),
+        received,
+        lost,
+        received - receiver.unique()
+    );
+    assert_eq!(lost, 0);
+    assert!(load.acknowledged.len() < n, "the kill cut the load short");
     drop(scimbus);
     consumer.cleanup().await;
 }

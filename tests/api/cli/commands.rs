@@ -400,10 +400,62 @@ async fn cli_registers_lists_replays_and_removes_set_receivers_and_rotates_keys(
     let id = out.split_whitespace().nth(1).unwrap().to_owned();
     let listed = String::from_utf8(run(&["sets", "receivers", "acme"], true).await.stdout).unwrap();
     assert!(
-        listed.starts_with(&format!("{id}\tbilling\tfull\tES256\tposition 0 of 1")),
+        listed.starts_with(&format!(
+            "{id}\tbilling\tpoll\tfull\tES256\tposition 0 of 1\tok"
+        )),
         "{listed}"
     );
     assert!(!listed.contains(&token));
+    // A push receiver: its Authorization value comes from a variable, never from the
+    // command line, and is never shown; an internal endpoint is refused.
+    let mut push = scimbus(&dir);
+    push.env("USER", "ops-alice")
+        .env("SCIMBUS_SET_KEY_SECRET", secret)
+        .env("RECEIVER_AUTH", "Bearer cli-push-secret")
+        .args([
+            "sets",
+            "register",
+            "acme",
+            "--name",
+            "pushed",
+            "--endpoint",
+            "https://receiver.example.com/sets",
+            "--authorization-env",
+            "RECEIVER_AUTH",
+            "--alg",
+            "ES256",
+        ]);
+    let pushed = push.output().await.unwrap();
+    assert!(pushed.status.success(), "{pushed:?}");
+    let out = String::from_utf8(pushed.stdout).unwrap();
+    assert!(
+        out.contains("pushed to https://receiver.example.com/sets") && !out.contains("scimbus_r_"),
+        "{out}"
+    );
+    let internal = run(
+        &[
+            "sets",
+            "register",
+            "acme",
+            "--name",
+            "internal",
+            "--endpoint",
+            "https://169.254.169.254/",
+        ],
+        true,
+    )
+    .await;
+    assert!(!internal.status.success());
+    let listed = String::from_utf8(run(&["sets", "receivers", "acme"], true).await.stdout).unwrap();
+    assert!(listed.contains("\tpushed\tpush\t"), "{listed}");
+    assert!(!listed.contains("cli-push-secret"), "{listed}");
+    let pushed_id = out.split_whitespace().nth(1).unwrap().to_owned();
+    assert!(
+        run(&["sets", "remove", "acme", &pushed_id], true)
+            .await
+            .status
+            .success()
+    );
     let json = run(&["sets", "receivers", "acme", "--json"], true).await;
     let parsed: Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(parsed[0]["id"], id.as_str());
