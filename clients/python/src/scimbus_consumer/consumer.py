@@ -57,7 +57,7 @@ from .tracing import Tracing
 
 log = logging.getLogger("scimbus_consumer")
 
-Origin = Literal["broker", "pull", "snapshot", "resync", "reconcile", "replay"]
+Origin = Literal["broker", "pull", "snapshot", "resync", "reconcile", "replay", "sets"]
 VERSIONED_RESOURCES = ("Users", "Groups")
 # The store lock taken to move a tenant's pull cursor: a key of its own beside the resources',
 # so that two processes cannot both read a cursor and the later write move it back.
@@ -200,8 +200,9 @@ class Status:
     lag_seconds: float | None
     """Now minus the `time` of the newest event settled: how far behind scimbus the app is
     when events keep coming (it grows while none come, so read it with `last_applied_at`)."""
-    transport: Literal["broker", "pull"]
-    """How events arrive: the app's queue, or long-polls of the pull API (pull-only mode)."""
+    transport: Literal["broker", "pull", "sets"]
+    """How events arrive: the app's queue, long-polls of the pull API (pull-only mode), or
+    security event tokens handed in from outside (`external`, `scimbus_consumer.sets`)."""
 
 
 @dataclass(frozen=True)
@@ -405,10 +406,13 @@ class Consumer:
         poll_wait: float = 30.0,
         tenant_refresh_interval: float = 30.0,
         tracer_provider: Any = None,
+        external: bool = False,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
-        if amqp_url is None and pull is None:
+        if external and amqp_url is not None:
+            raise ValueError("an external consumer (events handed in as SETs) has no broker: drop amqp_url")
+        if amqp_url is None and pull is None and not external:
             raise ValueError("without amqp_url (pull-only mode) a pull client is required")
         if amqp_url is not None and queue is None:
             raise ValueError("with amqp_url, name the app's queue")
@@ -427,6 +431,11 @@ class Consumer:
         tenant_list = list(tenants) if tenants is not None else (pull.tenants if pull else [])
         # The bindings follow the listing only when nothing fixed them.
         self._keys_follow_listing = self._discovers and routing_keys is None and not tenants
+        # External: events are handed in (`scimbus_consumer.sets`); the pull client, if any,
+        # only serves resyncs, and without tenants every tenant's events are wanted.
+        self.external = external
+        if routing_keys is None and external and not tenant_list:
+            routing_keys = default_routing_keys([], all_tenants=True)
         if routing_keys is None:
             if not tenant_list and not self._discovers:
                 raise ValueError("give routing_keys, tenants, or a pull client with tokens or an application credential")
@@ -635,7 +644,7 @@ class Consumer:
             last_error=last_error,
             last_applied_at=self._last_applied_at,
             lag_seconds=lag,
-            transport="pull" if self.pull_only else "broker",
+            transport="sets" if self.external else "pull" if self.pull_only else "broker",
         )
 
     async def start(self) -> None:
@@ -886,7 +895,9 @@ class Consumer:
             await self.stop()
 
     async def _run(self) -> None:
-        if self.pull_only:
+        if self.external:
+            await self._run_external()
+        elif self.pull_only:
             await self._run_pull()
         else:
             await self._run_broker()
@@ -946,6 +957,51 @@ class Consumer:
             self.consuming.set()
             async for message in messages:
                 await self._dispatch(message)
+
+    async def _run_external(self) -> None:
+        """External mode: nothing to follow; the pull client (if any) is listed once, so
+        that resyncs know the tenants an application credential covers, then marked
+        resources are resynced and events are accepted (`consuming`)."""
+        if self.pull is not None and self._discovers:
+            try:
+                await self.pull.refresh()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - resyncs wait for a later listing
+                self._listing_error = repr(exc)
+                log.warning("listing the tenants of the application credential failed: %r", exc)
+        try:
+            await self.resync_pending()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001
+            log.exception("resync of marked resources failed")
+        self._state = "consuming"
+        self.consuming.set()
+        await asyncio.Event().wait()  # events are handed in until stop()
+
+    async def submit(
+        self, tenant: str, subject: str, event: Callable[[], Awaitable[Envelope | None]], *, origin: Origin
+    ) -> Outcome | None:
+        """Process one event handed in from outside (a pushed or polled SET, see
+        `scimbus_consumer.sets`) in the resource's lane, after what the lane holds. `event`
+        makes the envelope there (so it may read what the lane's earlier events applied);
+        None: nothing to process. One attempt, whose failure is raised as it is (the sender
+        delivers the event again: scimbus resends a SET until it is accepted), without
+        marking the resource."""
+
+        async def work() -> Outcome | None:
+            envelope = await event()
+            if envelope is None:
+                return None
+            return await self.handle(envelope, origin=origin, attempts=1)
+
+        result: Outcome | None = await self._lanes.submit((tenant, subject), work)
+        return result
+
+    def wants(self, event: Envelope) -> bool:
+        """Whether the consumer's routing keys (or tenants) cover the event."""
+        return self._wants(event)
 
     async def _run_pull(self) -> None:
         attempt = 0
@@ -1056,12 +1112,18 @@ class Consumer:
         return any(topic_matches(pattern, key) for pattern in self.routing_keys)
 
     async def handle(
-        self, event: Envelope | bytes | str | dict[str, Any], *, origin: Origin = "broker", force: bool = False
+        self,
+        event: Envelope | bytes | str | dict[str, Any],
+        *,
+        origin: Origin = "broker",
+        force: bool = False,
+        attempts: int | None = None,
     ) -> Outcome:
         """Process one event with retries in place (bounded exponential backoff). After
         `max_attempts` failures the resource is marked for resync and `HandlerFailed` is
-        raised. Callers must not run two events of one resource at once (the queue and
-        catch-up go through per-resource lanes)."""
+        raised; with `attempts`, after that many the failure is raised as it is instead (for
+        a sender that delivers the event again). Callers must not run two events of one
+        resource at once (the queue and catch-up go through per-resource lanes)."""
         if not isinstance(event, Envelope):
             event = parse_event(event)
         attempt = 0
@@ -1072,6 +1134,8 @@ class Consumer:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if attempts is not None and attempt >= attempts:
+                    raise
                 if attempt >= self.max_attempts:
                     if isinstance(event, TenantDeleted):
                         # Never dead-lettered: its users would keep access. The caller
@@ -1671,7 +1735,9 @@ class Consumer:
             log.info("tenant %s left the listing or was deleted: no longer followed", tenant)
             await self._unfollow(tenant)
             self._behind.discard(tenant)
-        if self.pull_only:
+        if self.external:
+            pass  # events are handed in: nothing to follow
+        elif self.pull_only:
             for tenant in added:
                 self._follow_soon(tenant, from_start=True)
         else:

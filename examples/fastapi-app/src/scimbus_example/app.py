@@ -15,7 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from scimbus_consumer import Consumer, PullClient
-from scimbus_consumer.fastapi import ActiveUser, require_active_user
+from scimbus_consumer.fastapi import ActiveUser, require_active_user, set_push_router
+from scimbus_consumer.sets import SetReceiver, SetVerifier
 from scimbus_consumer.sql_store import SqlStore, sqlite_engine
 
 from .db import Base, Group, Membership, Session, User
@@ -39,7 +40,9 @@ class Provisioning:
         elif settings.scimbus_url and settings.tokens:
             pull = PullClient(settings.scimbus_url, settings.tokens)
         broker = settings.transport == "broker"
+        sets = settings.transport == "sets"
         self.consumer = Consumer(
+            external=sets,
             amqp_url=settings.amqp_url if broker else None,
             queue=settings.queue if broker else None,
             exchange=settings.exchange,
@@ -55,6 +58,14 @@ class Provisioning:
             auto_delete_dead_letter_exchange=settings.auto_delete_dead_letter_exchange,
             gating_groups=settings.gating_groups or None,
         )
+        self.set_receiver: SetReceiver | None = None
+        if sets:
+            assert settings.scimbus_url is not None and settings.set_audience is not None
+            base = settings.scimbus_url.rstrip("/")
+            # Each tenant's SCIM base URL, or (no tenants named) every tenant of this scimbus.
+            issuers = [f"{base}/scim/v2/{t}" for t in settings.tenants] or [f"{base}/scim/v2/"]
+            verifier = SetVerifier(f"{base}/sets/v1/jwks.json", issuers=issuers, audience=settings.set_audience)
+            self.set_receiver = SetReceiver(self.consumer, verifier)
         register(
             self.consumer,
             handler_delay_ms=settings.handler_delay_ms,
@@ -67,6 +78,8 @@ class Provisioning:
         await SqlStore.create_tables(self.engine, Base.metadata)
 
     async def close(self) -> None:
+        if self.set_receiver is not None:
+            await self.set_receiver.verifier.jwks.aclose()
         await self.engine.dispose()
 
 
@@ -104,6 +117,19 @@ def create_app(provisioning: Provisioning | None = None) -> FastAPI:
     def db(request: Request) -> async_sessionmaker[AsyncSession]:
         prov: Provisioning = request.app.state.provisioning
         return prov.sessionmaker
+
+    def set_receiver(request: Request) -> SetReceiver:
+        prov: Provisioning = request.app.state.provisioning
+        if prov.set_receiver is None:
+            raise HTTPException(status_code=404, detail="this app does not receive SETs (SCIMBUS_EXAMPLE_TRANSPORT=sets)")
+        return prov.set_receiver
+
+    def set_authorization(request: Request) -> str | None:
+        prov: Provisioning = request.app.state.provisioning
+        return prov.settings.set_authorization
+
+    # Security event tokens scimbus pushes (RFC 8935), with SCIMBUS_EXAMPLE_TRANSPORT=sets.
+    app.include_router(set_push_router(set_receiver, authorization=set_authorization), prefix="/scim-events")
 
     @app.get("/users", response_model=list[UserOut])
     async def list_users(request: Request, tenant: str | None = None) -> list[dict[str, Any]]:

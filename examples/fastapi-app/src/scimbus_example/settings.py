@@ -12,8 +12,9 @@ from typing import Any
 @dataclass(frozen=True)
 class Settings:
     transport: str = "broker"
-    """`broker` (the app's RabbitMQ queue, caught up through the pull API) or `pull` (no
-    RabbitMQ: long-polls of scimbus's pull API)."""
+    """`broker` (the app's RabbitMQ queue, caught up through the pull API), `pull` (no
+    RabbitMQ: long-polls of scimbus's pull API) or `sets` (no RabbitMQ: security event
+    tokens scimbus pushes to `POST /scim-events`)."""
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     scimbus_url: str | None = None
     tokens: dict[str, str] = field(default_factory=dict)
@@ -41,6 +42,10 @@ class Settings:
     """Each handler first awaits a random delay up to this, as a handler that calls another
     service does (for tests and benchmarks of several workers)."""
     max_attempts: int = 5
+    set_audience: str | None = None
+    """`sets` transport: the audience the receiver was registered with (`aud`)."""
+    set_authorization: str | None = None
+    """`sets` transport: the `Authorization` value scimbus sends with each SET (a secret)."""
     # For tests: extra queue arguments (x-expires) and quick reconnects.
     queue_arguments: dict[str, Any] = field(default_factory=dict)
     reconnect_interval: float = 5.0
@@ -63,7 +68,9 @@ class Settings:
         `_TENANT_REFRESH_SECONDS` (how often an application credential's tenants are listed), `_QUEUE`,
         `_EXCHANGE`, `_DECLARE_EXCHANGE` (true: declare it), `_DB_PATH` or `_DATABASE_URL`, `_MAX_ATTEMPTS`, `_GATING_GROUPS` (comma-separated
         display names), `_MAIL_URL`, `_SESSION_SERVICE_URL`, `_HANDLER_DELAY_MS`, `_QUEUE_ARGUMENTS` (a JSON object of
-        extra queue arguments, e.g. `{"x-max-length": 100000, "x-overflow": "reject-publish"}`)."""
+        extra queue arguments, e.g. `{"x-max-length": 100000, "x-overflow": "reject-publish"}`),
+        `_SET_AUDIENCE` and `_SET_AUTHORIZATION` (transport `sets`: the receiver's audience and
+        the `Authorization` value registered with it; `_TENANTS` then limits the tenants accepted)."""
         env = os.environ if env is None else env
         get = lambda name, default=None: env.get(f"SCIMBUS_EXAMPLE_{name}", default)  # noqa: E731
         tenants = [t.strip() for t in (get("TENANTS") or "").split(",") if t.strip()]
@@ -79,16 +86,21 @@ class Settings:
             tokens[tenants[0]] = single
         tenants = tenants or sorted(tokens)
         app_token = get("APP_TOKEN") or None
-        if not tenants and app_token is None:
+        transport = get("TRANSPORT", cls.transport)
+        if not tenants and app_token is None and transport != "sets":
             raise ValueError(
                 "set SCIMBUS_EXAMPLE_TENANTS (and SCIMBUS_EXAMPLE_EVENTS_TOKENS for the pull API), "
                 "or SCIMBUS_EXAMPLE_APP_TOKEN"
             )
-        transport = get("TRANSPORT", cls.transport)
-        if transport not in ("broker", "pull"):
-            raise ValueError(f"SCIMBUS_EXAMPLE_TRANSPORT is `broker` or `pull`, not {transport!r}")
+        if transport not in ("broker", "pull", "sets"):
+            raise ValueError(f"SCIMBUS_EXAMPLE_TRANSPORT is `broker`, `pull` or `sets`, not {transport!r}")
         if transport == "pull" and not get("SCIMBUS_URL"):
             raise ValueError("SCIMBUS_EXAMPLE_TRANSPORT=pull reads scimbus's pull API: set SCIMBUS_EXAMPLE_SCIMBUS_URL")
+        if transport == "sets" and not (get("SCIMBUS_URL") and get("SET_AUDIENCE")):
+            raise ValueError(
+                "SCIMBUS_EXAMPLE_TRANSPORT=sets verifies SETs with scimbus's keys and the receiver's audience: "
+                "set SCIMBUS_EXAMPLE_SCIMBUS_URL and SCIMBUS_EXAMPLE_SET_AUDIENCE"
+            )
         return cls(
             transport=transport,
             app_token=app_token,
@@ -109,4 +121,6 @@ class Settings:
             session_service_url=get("SESSION_SERVICE_URL"),
             handler_delay_ms=int(get("HANDLER_DELAY_MS", "0")),
             max_attempts=int(get("MAX_ATTEMPTS", str(cls.max_attempts))),
+            set_audience=get("SET_AUDIENCE"),
+            set_authorization=get("SET_AUTHORIZATION"),
         )
