@@ -205,7 +205,7 @@ struct RegisterReceiver {
     endpoint: Option<String>,
     /// The `Authorization` header value sent with every pushed SET (`Bearer …`); stored
     /// encrypted, never shown again. Only with `endpoint`.
-    #[schema(min_length = 1, max_length = 4096)]
+    #[schema(min_length = 1, max_length = 4096, pattern = "^[\\x20-\\x7e]+$")]
     authorization: Option<String>,
 }
 
