@@ -5,7 +5,9 @@ sent to a real scimbus by four concurrent clients. The active consumer is killed
 SIGKILL part-way and started again. At the end the app's accounts, groups and memberships
 equal scimbus's, and every event scimbus emitted was handled exactly once by its own
 handler (none skipped by a resync, none run twice). The same storm runs in pull-only mode:
-a scimbus with no broker, the three processes each long-polling its pull API.
+a scimbus with no broker, the three processes each long-polling its pull API; and over
+security event tokens pushed by scimbus (RFC 8935) to one app process with two workers
+behind one port, killed (every worker) and started again.
 
 Seeds and size: SCIMBUS_STORM_SEEDS (default 1,2,3; the pull-only storm runs the first),
 SCIMBUS_STORM_OPERATIONS (default 2000)."""
@@ -27,7 +29,7 @@ import asyncpg
 import httpx
 import pytest
 
-from harness import BRAKE_OFF, METRICS_TOKEN, set_brake, ADMIN_DB, BIN, GROUP, PATCH, USER, ExampleApp, Scim, Scimbus, delete_broker_objects, provision_tenant, queue_consumers
+from harness import ADMIN_TOKEN, BRAKE_OFF, METRICS_TOKEN, set_brake, ADMIN_DB, BIN, GROUP, PATCH, USER, ExampleApp, Scim, Scimbus, delete_broker_objects, provision_tenant, queue_consumers
 from scimbus_consumer import PullClient
 
 pytestmark = pytest.mark.skipif(not BIN, reason="SCIMBUS_BIN is not set (scripts/python-test sets it)")
@@ -305,6 +307,123 @@ async def storm_with_a_kill(seed: int, tmp_path: Any, *, transport: str) -> None
         scimbus.stop()
         subprocess.run(["psql", ADMIN_DB, "-qc", f"DROP DATABASE IF EXISTS {app_db} WITH (FORCE)"], check=False)
         await delete_broker_objects(queue, scimbus)
+
+
+async def test_a_storm_pushed_as_sets_to_two_workers_and_a_kill_converges_with_every_handler_run_once(tmp_path) -> None:
+    """The storm over SET push, no RabbitMQ: scimbus pushes each SET of the tenant to the
+    app's `POST /scim-events` on one port served by two uvicorn workers (consecutive SETs
+    land on either); the app (all its processes) is killed part-way and started again on
+    the same port while scimbus retries. The app ends in scimbus's state, every emitted event
+    handled once by its own handler (the handled id is the SET's `jti`, the event's id), and
+    scimbus parked nothing."""
+    seed = SEEDS[0]
+    run = uuid.uuid4().hex[:12]
+    audience, authorization = "https://storm-app.test/scim-events", "Bearer storm-push-secret"
+    scimbus = Scimbus(
+        run,
+        broker=False,
+        env={"SCIMBUS_SET_KEY_SECRET": "storm-set-key-secret-0123456789abcdef", "SCIMBUS_SET_PUSH_ALLOW_PRIVATE": "on"},
+    )
+    scimbus.start()
+    app_db = f"storm_app_{run}"
+    subprocess.run(["psql", ADMIN_DB, "-qc", f"CREATE DATABASE {app_db}"], check=True)
+    base = ADMIN_DB.rsplit("/", 1)[0]
+    app: ExampleApp | None = None
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    started = time.monotonic()
+    try:
+        async with httpx.AsyncClient(timeout=60) as client:
+            scim, token = await provision_tenant(client, scimbus, TENANT)
+            await set_brake(client, scimbus, TENANT, BRAKE_OFF)
+            app = ExampleApp(
+                str(tmp_path / "unused.db"), f"unused.{run}", f"unused.{run}", scimbus.url, {TENANT: token},
+                workers=2, transport="sets",
+                env={
+                    "SCIMBUS_EXAMPLE_DATABASE_URL": f"{base.replace('postgres://', 'postgresql+asyncpg://', 1)}/{app_db}",
+                    "SCIMBUS_EXAMPLE_HANDLER_DELAY_MS": "20",
+                    "SCIMBUS_EXAMPLE_SET_AUDIENCE": audience,
+                    "SCIMBUS_EXAMPLE_SET_AUTHORIZATION": authorization,
+                },
+            )
+            await app.start()
+            r = await client.post(
+                f"{scimbus.url}/admin/v1/tenants/{TENANT}/receivers",
+                json={"name": "storm-app", "endpoint": f"{app.url}/scim-events", "authorization": authorization,
+                      "audience": audience, "after": 0},
+                headers=admin,
+            )
+            assert r.status_code == 201, r.text
+            receiver = r.json()["id"]
+
+            storm = Storm(scim, seed)
+            pending = iter(range(OPERATIONS))
+            kill_at, restart_at = OPERATIONS * 2 // 5, OPERATIONS * 13 // 20
+            restarted: list[bool] = []
+
+            async def client_loop() -> None:
+                assert app is not None
+                for i in pending:
+                    if i == kill_at:
+                        # Every process of the app: the workers first, then their parent.
+                        assert app.proc is not None
+                        subprocess.run(["pkill", "-KILL", "-P", str(app.proc.pid)], check=False)
+                        app.kill()
+                    elif i == restart_at:
+                        await app.start()
+                        restarted.append(True)
+                    await storm.run(i)
+
+            await asyncio.gather(*(client_loop() for _ in range(CLIENTS)))
+            sent = time.monotonic()
+            assert restarted, "the killed app was started again"
+
+            expected = await scimbus_state(scim)
+            db = await asyncpg.connect(f"{base}/{app_db}")
+            try:
+                deadline = time.monotonic() + CONVERGE
+                actual = await app_state(db)
+                while actual != expected and time.monotonic() < deadline:
+                    await asyncio.sleep(0.5)
+                    actual = await app_state(db)
+                converged = time.monotonic()
+                assert actual == expected, "\n".join(diff(expected, actual)[:40])
+                events = await emitted_events(scimbus.url, token)
+                emitted = {e["id"] for e in events if e["type"] != "scimbus.tenant.created"}
+                deadline = time.monotonic() + CONVERGE
+                while True:
+                    runs = Counter(
+                        r["event_id"]
+                        for r in await db.fetch(
+                            "SELECT event_id FROM handled_events WHERE tenant = $1 AND type NOT LIKE '%.snapshot'", TENANT
+                        )
+                    )
+                    # The state can match before the last events (of resources that ended
+                    # as they started) are handled.
+                    if emitted <= set(runs) or time.monotonic() > deadline:
+                        break
+                    await asyncio.sleep(0.5)
+            finally:
+                await db.close()
+            skipped = sorted(emitted - set(runs))
+            twice = sorted(e for e, n in runs.items() if n > 1)
+            unknown = sorted(set(runs) - emitted)
+            assert not skipped and not twice and not unknown, (
+                f"{len(skipped)} handlers skipped, {len(twice)} run twice, {len(unknown)} not emitted: "
+                f"{skipped[:5]} {twice[:5]} {unknown[:5]}"
+            )
+            r = await client.get(f"{scimbus.url}/admin/v1/tenants/{TENANT}/receivers/{receiver}/parked", headers=admin)
+            assert r.json()["parked"] == [], r.text
+            print(
+                f"sets push, seed {seed}: {OPERATIONS} operations {dict(storm.counts)}, {len(events)} events, "
+                f"{len(expected['users'])} users and {len(expected['groups'])} groups at the end; "
+                f"sent in {sent - started:.1f}s, converged {converged - sent:.1f}s later"
+            )
+    finally:
+        if app is not None and app.proc is not None:
+            subprocess.run(["pkill", "-KILL", "-P", str(app.proc.pid)], check=False)
+            app.stop()
+        scimbus.stop()
+        subprocess.run(["psql", ADMIN_DB, "-qc", f"DROP DATABASE IF EXISTS {app_db} WITH (FORCE)"], check=False)
 
 
 async def test_a_queue_that_refuses_publishes_still_ends_in_scimbus_state(tmp_path) -> None:
