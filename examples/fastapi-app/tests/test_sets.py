@@ -197,3 +197,83 @@ async def test_set_delivery_rate_and_latency(alg: str) -> None:
             )
     finally:
         scimbus.stop()
+
+
+@pytest.mark.parametrize("alg", ["RS256", "ES256"])
+async def test_set_push_rate_and_latency(alg: str) -> None:
+    """SET push delivery per receiver (docs/benchmarks.md; `scripts/bench-sets`): a backlog
+    of creations pushed to a receiver that answers 202 at once (SETs/s rendered, signed and
+    POSTed, one at a time, in order), then writes at a steady rate (write answered → SET
+    received, p50/p99). In CI it runs briefly and asserts only that every write arrives,
+    once, in order."""
+    from aiohttp import web
+
+    arrivals: list[tuple[str, float]] = []
+    backlog_done = asyncio.Event()
+
+    async def receive(request: web.Request) -> web.Response:
+        token = await request.text()
+        arrivals.append((payload(token)["sub_id"]["id"], time.monotonic()))
+        if len(arrivals) >= BENCH_USERS:
+            backlog_done.set()
+        return web.Response(status=202)
+
+    receiver = web.Application()
+    receiver.router.add_post("/sets", receive)
+    runner = web.AppRunner(receiver, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # noqa: SLF001 - the port chosen
+    scimbus = Scimbus(
+        uuid.uuid4().hex[:12],
+        broker=False,
+        env={"SCIMBUS_SET_KEY_SECRET": "bench-set-key-secret-0123456789abcdef", "SCIMBUS_LOG": "error",
+             "SCIMBUS_SET_PUSH_ALLOW_PRIVATE": "on"},
+    )
+    scimbus.start()
+    try:
+        limits = httpx.Limits(max_connections=50, max_keepalive_connections=50)
+        async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+            scim, _ = await provision_tenant(client, scimbus, "bench")
+            sem = asyncio.Semaphore(16)
+
+            async def create(i: int) -> None:
+                async with sem:
+                    await scim.call("POST", "/Users", {"schemas": [USER], "userName": f"backlog{i}@example.com"}, expect=201)
+
+            await asyncio.gather(*(create(i) for i in range(BENCH_USERS)))
+            # The backlog exists; the receiver is registered from the start of it.
+            started = time.monotonic()
+            r = await client.post(
+                f"{scimbus.url}/admin/v1/tenants/bench/receivers",
+                json={"name": "bench", "alg": alg, "endpoint": f"http://127.0.0.1:{port}/sets", "after": 0},
+                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            )
+            assert r.status_code == 201, r.text
+            await asyncio.wait_for(backlog_done.wait(), timeout=120 + BENCH_USERS / 20)
+            elapsed = time.monotonic() - started
+            backlog = [uid for uid, _ in arrivals[:BENCH_USERS]]
+            assert len(set(backlog)) == BENCH_USERS
+            rate = BENCH_USERS / elapsed
+
+            sent: dict[str, float] = {}
+            writes = max(1, int(BENCH_SECONDS * BENCH_RATE))
+            for i in range(writes):
+                user = await scim.call("POST", "/Users", {"schemas": [USER], "userName": f"steady{i}@example.com"}, expect=201)
+                sent[user["id"]] = time.monotonic()
+                await asyncio.sleep(1 / BENCH_RATE)
+            deadline = time.monotonic() + 60
+            while len(arrivals) < BENCH_USERS + writes and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            steady = arrivals[BENCH_USERS:]
+            assert [uid for uid, _ in steady] == list(sent), "every write arrives once, in order"
+            delays = [(at - sent[uid]) * 1000 for uid, at in steady]
+            print(
+                f"\nSET push {alg}: backlog of {BENCH_USERS}: {rate:.0f} SETs/s per receiver; "
+                f"{writes} writes at {BENCH_RATE:g}/s: write answered → SET received "
+                f"p50 {percentile(delays, 50):.1f} ms, p99 {percentile(delays, 99):.1f} ms"
+            )
+    finally:
+        scimbus.stop()
+        await runner.cleanup()
