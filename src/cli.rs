@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context as _, bail};
 use chrono::{TimeDelta, Utc};
 use clap::{Parser, Subcommand};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use crate::clock::SystemClock;
@@ -318,28 +318,68 @@ pub enum BrakeCommand {
     },
 }
 
+/// What every receiver registration takes.
+#[derive(Debug, clap::Args)]
+pub struct ReceiverArgs {
+    #[arg(long)]
+    name: String,
+    /// `full`: SETs carry the resource; `notice`: attribute names only.
+    #[arg(long, default_value = "full", value_parser = ["full", "notice"])]
+    form: String,
+    /// An event URI to receive (repeated); none: every URI of the form.
+    #[arg(long = "event")]
+    events: Vec<String>,
+    /// Also CAEP `session-revoked` and RISC `account-disabled`/`account-purged`.
+    #[arg(long)]
+    signals: bool,
+    #[arg(long, default_value = "RS256", value_parser = ["RS256", "ES256"])]
+    alg: String,
+    /// The SETs' `aud` (default `urn:scimbus:set-receiver:<id>`).
+    #[arg(long)]
+    audience: Option<String>,
+}
+
+impl ReceiverArgs {
+    /// The request, pushed to `endpoint` (with the `Authorization` value in the variable
+    /// `authorization_env`) when one is given.
+    fn request(
+        self,
+        after: Option<i64>,
+        endpoint: Option<String>,
+        authorization_env: Option<String>,
+    ) -> anyhow::Result<crate::service::sets::ReceiverRequest> {
+        use crate::service::sets::{Alg, Form, PushTarget, ReceiverRequest};
+        let authorization = match authorization_env {
+            Some(variable) => Some(SecretString::from(
+                std::env::var(&variable)
+                    .map_err(|_| anyhow::anyhow!("the variable {variable} is not set"))?,
+            )),
+            None => None,
+        };
+        Ok(ReceiverRequest {
+            name: self.name,
+            form: Form::parse(&self.form).unwrap_or_default(),
+            events: self.events,
+            signals: self.signals,
+            alg: Some(Alg::parse(&self.alg).ok_or_else(|| anyhow::anyhow!("unknown alg"))?),
+            audience: self.audience,
+            after,
+            push: endpoint.map(|endpoint| PushTarget {
+                endpoint,
+                authorization,
+            }),
+        })
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum SetsCommand {
     /// Register a receiver of the tenant's SETs: polled at `/sets/v1/poll` (RFC 8936), its
     /// credential printed once; or, with `--endpoint`, pushed to (RFC 8935).
     Register {
         slug: String,
-        #[arg(long)]
-        name: String,
-        /// `full`: SETs carry the resource; `notice`: attribute names only.
-        #[arg(long, default_value = "full", value_parser = ["full", "notice"])]
-        form: String,
-        /// An event URI to receive (repeated); none: every URI of the form.
-        #[arg(long = "event")]
-        events: Vec<String>,
-        /// Also CAEP `session-revoked` and RISC `account-disabled`/`account-purged`.
-        #[arg(long)]
-        signals: bool,
-        #[arg(long, default_value = "RS256", value_parser = ["RS256", "ES256"])]
-        alg: String,
-        /// The SETs' `aud` (default `urn:scimbus:set-receiver:<id>`).
-        #[arg(long)]
-        audience: Option<String>,
+        #[command(flatten)]
+        receiver: ReceiverArgs,
         /// Start after this sequence (default: the tenant's latest).
         #[arg(long)]
         after: Option<i64>,
@@ -351,6 +391,28 @@ pub enum SetsCommand {
         #[arg(long, value_name = "VARIABLE", requires = "endpoint")]
         authorization_env: Option<String>,
     },
+    /// Register a push receiver of every tenant an application credential reads (one
+    /// lane per tenant; tenants it gains later follow).
+    RegisterApp {
+        /// The application credential's id.
+        app: String,
+        #[command(flatten)]
+        receiver: ReceiverArgs,
+        /// Push the SETs to this URL (https; http only to a loopback host).
+        #[arg(long)]
+        endpoint: String,
+        /// The name of an environment variable holding the `Authorization` header value.
+        #[arg(long, value_name = "VARIABLE")]
+        authorization_env: Option<String>,
+    },
+    /// List an application credential's receivers with their lanes.
+    AppReceivers {
+        app: String,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Remove an application credential's receiver (every lane of it).
+    RemoveApp { app: String, id: String },
     /// List a tenant's receivers (never their credentials).
     Receivers {
         slug: String,
@@ -659,41 +721,17 @@ async fn app(ctx: &Context, command: AppCommand) -> anyhow::Result<()> {
 }
 
 async fn sets_command(ctx: &Context, command: SetsCommand) -> anyhow::Result<()> {
-    use crate::service::sets::{self, Alg, Form, ReceiverRequest};
+    use crate::service::sets::{self, Alg};
     let alg_of = |alg: &str| Alg::parse(alg).ok_or_else(|| anyhow::anyhow!("unknown alg {alg}"));
     match command {
         SetsCommand::Register {
             slug,
-            name,
-            form,
-            events,
-            signals,
-            alg,
-            audience,
+            receiver,
             after,
             endpoint,
             authorization_env,
         } => {
-            let authorization = match authorization_env {
-                Some(variable) => Some(secrecy::SecretString::from(
-                    std::env::var(&variable)
-                        .map_err(|_| anyhow::anyhow!("the variable {variable} is not set"))?,
-                )),
-                None => None,
-            };
-            let request = ReceiverRequest {
-                name,
-                form: Form::parse(&form).unwrap_or_default(),
-                events,
-                signals,
-                alg: Some(alg_of(&alg)?),
-                audience,
-                after,
-                push: endpoint.map(|endpoint| sets::PushTarget {
-                    endpoint,
-                    authorization,
-                }),
-            };
+            let request = receiver.request(after, endpoint, authorization_env)?;
             let (info, secret) = sets::register(ctx, &Actor::os_user(), &slug, request).await?;
             match secret {
                 Some(secret) => {
@@ -711,6 +749,40 @@ async fn sets_command(ctx: &Context, command: SetsCommand) -> anyhow::Result<()>
                     info.position
                 ),
             }
+        }
+        SetsCommand::RegisterApp {
+            app,
+            receiver,
+            endpoint,
+            authorization_env,
+        } => {
+            let request = receiver.request(None, Some(endpoint), authorization_env)?;
+            let group =
+                crate::service::set_groups::register(ctx, &Actor::os_user(), &app, request).await?;
+            println!(
+                "receiver {} registered; the SETs of {} tenants are pushed to {}",
+                group.id,
+                group.lanes.len(),
+                group.endpoint.as_deref().unwrap_or_default()
+            );
+        }
+        SetsCommand::AppReceivers { app, output } => {
+            let groups = crate::service::set_groups::list(ctx, &app).await?;
+            if output.json(&groups)? {
+                return Ok(());
+            }
+            for group in groups {
+                for lane in group.lanes {
+                    println!(
+                        "{}\t{}\t{}\tposition {} of {}\t{}",
+                        group.id, group.name, lane.tenant, lane.position, lane.latest, lane.state
+                    );
+                }
+            }
+        }
+        SetsCommand::RemoveApp { app, id } => {
+            crate::service::set_groups::remove(ctx, &Actor::os_user(), &app, &id).await?;
+            println!("receiver {id} removed");
         }
         SetsCommand::Receivers { slug, output } => {
             let list = sets::list(ctx, &slug).await?;

@@ -1,8 +1,11 @@
 //! Push delivery of security event tokens (RFC 8935): a receiver is polled or pushed to.
 //! A push receiver has an endpoint, an optional `Authorization` value (sealed like the
 //! signing keys), and the state of its lane: consecutive failures, when the next attempt
-//! is due, since when it fails, the last error, a lease that keeps one process on its lane,
-//! and how many SETs it refused for good (parked, listed in `set_parked`).
+//! is due, since when it fails, the last error, a lease (until when, and the token of the
+//! batch that holds it) that keeps one process on its lane,
+//! and how many SETs it refused for good (parked, listed in `set_parked`). A receiver
+//! registered for an application credential is a group of such lanes, one per tenant the
+//! credential reads (`group_id`, `app_id`).
 
 use sea_orm_migration::prelude::*;
 
@@ -21,8 +24,11 @@ enum SetReceivers {
     FailingSince,
     LastError,
     LeaseUntil,
+    LeaseOwner,
     DeliveredAt,
     Parked,
+    GroupId,
+    AppId,
 }
 
 #[derive(DeriveIden)]
@@ -80,6 +86,10 @@ impl MigrationTrait for Migration {
                 .string_len(24)
                 .null()
                 .to_owned(),
+            ColumnDef::new(SetReceivers::LeaseOwner)
+                .string_len(36)
+                .null()
+                .to_owned(),
             ColumnDef::new(SetReceivers::DeliveredAt)
                 .string_len(24)
                 .null()
@@ -88,6 +98,14 @@ impl MigrationTrait for Migration {
                 .big_integer()
                 .not_null()
                 .default(0)
+                .to_owned(),
+            ColumnDef::new(SetReceivers::GroupId)
+                .string_len(36)
+                .null()
+                .to_owned(),
+            ColumnDef::new(SetReceivers::AppId)
+                .string_len(36)
+                .null()
                 .to_owned(),
         ];
         for mut column in columns {
@@ -100,6 +118,15 @@ impl MigrationTrait for Migration {
                 )
                 .await?;
         }
+        manager
+            .create_index(
+                Index::create()
+                    .name("set_receivers_group_id_idx")
+                    .table(SetReceivers::Table)
+                    .col(SetReceivers::GroupId)
+                    .to_owned(),
+            )
+            .await?;
         manager
             .create_table(
                 Table::create()
@@ -134,7 +161,17 @@ impl MigrationTrait for Migration {
         manager
             .drop_table(Table::drop().table(SetParked::Table).to_owned())
             .await?;
+        manager
+            .drop_index(
+                Index::drop()
+                    .name("set_receivers_group_id_idx")
+                    .table(SetReceivers::Table)
+                    .to_owned(),
+            )
+            .await?;
         for column in [
+            SetReceivers::GroupId,
+            SetReceivers::AppId,
             SetReceivers::Delivery,
             SetReceivers::Endpoint,
             SetReceivers::AuthSealed,
@@ -144,6 +181,7 @@ impl MigrationTrait for Migration {
             SetReceivers::FailingSince,
             SetReceivers::LastError,
             SetReceivers::LeaseUntil,
+            SetReceivers::LeaseOwner,
             SetReceivers::DeliveredAt,
             SetReceivers::Parked,
         ] {

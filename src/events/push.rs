@@ -28,16 +28,6 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one delivery may take, connection included.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// RFC 8935 §2.4 error codes that say the receiver refuses every SET of this transmitter
-/// (its key, issuer, audience or our credential), not this SET.
-const RECEIVER_WIDE: [&str; 5] = [
-    "invalid_key",
-    "invalid_issuer",
-    "invalid_audience",
-    "authentication_failed",
-    "access_denied",
-];
-
 /// Whether scimbus may connect to `ip`.
 pub fn allowed(ip: IpAddr, allow_private: bool) -> bool {
     let ip = match ip {
@@ -55,8 +45,9 @@ pub fn allowed(ip: IpAddr, allow_private: bool) -> bool {
                 || v4.is_link_local()
                 // Shared address space (RFC 6598), often the cloud's own network.
                 || (a == 100 && (64..128).contains(&b))
-                // IETF protocol assignments (RFC 6890), 6to4 relay anycast.
+                // IETF protocol assignments (RFC 6890), 6to4 relay anycast, benchmarking.
                 || (a == 192 && b == 0 && v4.octets()[2] == 0)
+                || (a == 192 && b == 88 && v4.octets()[2] == 99)
                 || (a == 198 && (b == 18 || b == 19));
             allow_private || !private
         }
@@ -73,6 +64,7 @@ pub fn allowed(ip: IpAddr, allow_private: bool) -> bool {
                 // IPv4-compatible (::/96), NAT64 (64:ff9b::/96) and 6to4 (2002::/16) embed
                 // IPv4 addresses this check could not see.
                 || v6.segments()[..6].iter().all(|s| *s == 0)
+                // NAT64, well-known and local-use (64:ff9b::/96, 64:ff9b:1::/48).
                 || (first == 0x64 && v6.segments()[1] == 0xff9b)
                 || first == 0x2002;
             allow_private || !private
@@ -184,11 +176,13 @@ impl Resolve for GuardedResolver {
 pub enum Outcome {
     /// 2xx (RFC 8935 answers 202).
     Delivered,
-    /// 400 with an error about this SET (`invalid_request`, or an unknown code): sending
-    /// it again cannot succeed; it is parked.
+    /// 400 `invalid_request`: this SET cannot be processed; sending it again cannot
+    /// succeed, so it is parked.
     Rejected { err: String, description: String },
-    /// 400 with an error about the transmitter (key, issuer, audience, credential), or
-    /// 401/403: no SET will be accepted until someone changes the configuration.
+    /// 400 with an error about the transmitter (`invalid_key`, `invalid_issuer`,
+    /// `invalid_audience`, `authentication_failed`, `access_denied`), another code or no
+    /// RFC 8935 error object, 401 or 403: no SET will be accepted until someone changes
+    /// the configuration.
     Refused { status: u16, detail: String },
     /// Anything else (a network error, a timeout, a redirect, 404, 429, 5xx): try again,
     /// not before `retry_after` when the receiver said so.
@@ -244,7 +238,19 @@ impl PushClient {
                 .header(header::ACCEPT, "application/json")
                 .body(jws.to_owned());
             if let Some(value) = authorization {
-                request = request.header(header::AUTHORIZATION, value);
+                // Never indexed by HTTP/2 header compression, redacted from `Debug`.
+                match header::HeaderValue::from_str(value) {
+                    Ok(mut value) => {
+                        value.set_sensitive(true);
+                        request = request.header(header::AUTHORIZATION, value);
+                    }
+                    Err(_) => {
+                        return Outcome::Refused {
+                            status: 0,
+                            detail: "the stored authorization is not a header value".to_owned(),
+                        };
+                    }
+                }
             }
             match request.send().await {
                 Ok(response) => break response,
@@ -290,16 +296,20 @@ impl PushClient {
             });
         let code = status.as_u16();
         match (code, error) {
-            (400, Some((err, description))) if RECEIVER_WIDE.contains(&err.as_str()) => {
-                Outcome::Refused {
-                    status: code,
-                    detail: format!("400 {err}: {description}"),
-                }
+            // About this SET: it will never be accepted.
+            (400, Some((err, description))) if err == "invalid_request" => {
+                Outcome::Rejected { err, description }
             }
-            (400, Some((err, description))) => Outcome::Rejected { err, description },
-            (400, None) => Outcome::Rejected {
-                err: "invalid_request".to_owned(),
-                description: "400 without an RFC 8935 error object".to_owned(),
+            // About us, or not an RFC 8935 answer at all (a proxy's or a firewall's page, a
+            // code we do not know): parking would drop every SET, so the lane holds.
+            (400, Some((err, description))) => Outcome::Refused {
+                status: code,
+                detail: format!("400 {err}: {description}"),
+            },
+            (400, None) => Outcome::Refused {
+                status: code,
+                detail: "400 without an RFC 8935 error object: not a SET receiver's answer"
+                    .to_owned(),
             },
             (401 | 403, error) => Outcome::Refused {
                 status: code,

@@ -527,6 +527,13 @@ pub struct ReceiverList {
     receivers: Vec<crate::service::sets::ReceiverInfo>,
 }
 
+/// An application credential's SET receivers.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct GroupList {
+    receivers: Vec<crate::service::set_groups::GroupInfo>,
+}
+
 /// A push receiver's parked SETs.
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)]

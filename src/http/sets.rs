@@ -18,6 +18,7 @@ use super::openapi::{SCIM, ScimErrorBody};
 use super::response;
 use crate::domain::TokenName;
 use crate::service::audit::Actor;
+use crate::service::set_groups;
 use crate::service::sets::{self, Alg, Form, PollRequest, PollResponse, ReceiverRequest};
 use crate::service::{Context, ServiceError};
 use crate::tenancy::auth::{AdminActor, bearer};
@@ -35,6 +36,9 @@ pub fn configure_admin(cfg: &mut ServiceConfig) {
         .service(remove_receiver)
         .service(replay_receiver)
         .service(parked_sets)
+        .service(register_app_receiver)
+        .service(list_app_receivers)
+        .service(remove_app_receiver)
         .service(list_keys)
         .service(rotate_key);
     super::other_methods(
@@ -44,6 +48,8 @@ pub fn configure_admin(cfg: &mut ServiceConfig) {
             "/tenants/{slug}/receivers/{id}",
             "/tenants/{slug}/receivers/{id}/replay",
             "/tenants/{slug}/receivers/{id}/parked",
+            "/apps/{id}/receivers",
+            "/apps/{id}/receivers/{receiver}",
             "/set-keys",
             "/set-keys/rotate",
         ],
@@ -229,14 +235,24 @@ async fn register_receiver(
     slug: web::Path<String>,
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    let input: RegisterReceiver = parse(body)?;
+    let request = receiver_request(parse(body)?)?;
+    let (info, secret) = sets::register(&ctx, &Actor::admin(&actor.name), &slug, request).await?;
+    tracing::info!(actor = %actor.name, tenant = %slug, receiver = %info.id,
+        delivery = %info.delivery, "SET receiver registered");
+    match secret {
+        Some(secret) => issued(&info, &secret),
+        None => Ok(response::scim(StatusCode::CREATED, &info)),
+    }
+}
+
+fn receiver_request(input: RegisterReceiver) -> Result<ReceiverRequest, ApiError> {
     if input.authorization.is_some() && input.endpoint.is_none() {
         return Err(ServiceError::invalid_value(
             "`authorization` is for push receivers: give an `endpoint`",
         )
         .into());
     }
-    let request = ReceiverRequest {
+    Ok(ReceiverRequest {
         name: input.name.as_str().to_owned(),
         form: input.form,
         events: input.events,
@@ -248,14 +264,83 @@ async fn register_receiver(
             endpoint,
             authorization: input.authorization.map(secrecy::SecretString::from),
         }),
-    };
-    let (info, secret) = sets::register(&ctx, &Actor::admin(&actor.name), &slug, request).await?;
-    tracing::info!(actor = %actor.name, tenant = %slug, receiver = %info.id,
-        delivery = %info.delivery, "SET receiver registered");
-    match secret {
-        Some(secret) => issued(&info, &secret),
-        None => Ok(response::scim(StatusCode::CREATED, &info)),
-    }
+    })
+}
+
+/// Registers a push receiver of every tenant an application credential reads: one lane
+/// per tenant (its own order, retries and state), sharing the endpoint, authorization,
+/// form, events and audience; tenants the credential gains later get a lane from the start
+/// of what retention keeps, tenants it loses (or its revocation) end theirs. Each lane
+/// starts at its tenant's latest event (`after` is refused).
+#[utoipa::path(
+    operation_id = "registerAppSetReceiver",
+    tag = "Security events",
+    params(("id" = String, Path, description = "Application credential id.")),
+    request_body(content = RegisterReceiver, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The receiver with its lanes", content_type = SCIM, body = set_groups::GroupInfo),
+        (status = "default", description = "A SCIM error (400 invalidValue: no endpoint, `after`, no live tenant; 401; 404 no live credential; 409 SETs are off)", content_type = SCIM, body = ScimErrorBody),
+    )
+)]
+#[post("/apps/{id}/receivers")]
+async fn register_app_receiver(
+    ctx: web::Data<Context>,
+    actor: AdminActor,
+    app: web::Path<String>,
+    body: JsonBody,
+) -> Result<HttpResponse, ApiError> {
+    let request = receiver_request(parse(body)?)?;
+    let group = set_groups::register(&ctx, &Actor::admin(&actor.name), &app, request).await?;
+    tracing::info!(actor = %actor.name, app = %app, receiver = %group.id,
+        lanes = group.lanes.len(), "SET receiver of an application credential registered");
+    Ok(response::scim(StatusCode::CREATED, &group))
+}
+
+/// An application credential's SET receivers, each with its lanes.
+#[utoipa::path(
+    operation_id = "listAppSetReceivers",
+    tag = "Security events",
+    params(("id" = String, Path, description = "Application credential id.")),
+    responses(
+        (status = 200, description = "The receivers", content_type = SCIM, body = super::openapi::GroupList),
+        (status = "default", description = "A SCIM error (401, 404 no such credential)", content_type = SCIM, body = ScimErrorBody),
+    )
+)]
+#[get("/apps/{id}/receivers")]
+async fn list_app_receivers(
+    ctx: web::Data<Context>,
+    _: AdminActor,
+    app: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let receivers = set_groups::list(&ctx, &app).await?;
+    Ok(response::scim(
+        StatusCode::OK,
+        &json!({ "receivers": receivers }),
+    ))
+}
+
+/// Removes an application credential's receiver: every lane of it.
+#[utoipa::path(
+    operation_id = "removeAppSetReceiver",
+    tag = "Security events",
+    params(
+        ("id" = String, Path, description = "Application credential id."),
+        ("receiver" = String, Path, description = "Receiver id."),
+    ),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = "default", description = "A SCIM error (401, 404)", content_type = SCIM, body = ScimErrorBody),
+    )
+)]
+#[delete("/apps/{id}/receivers/{receiver}")]
+async fn remove_app_receiver(
+    ctx: web::Data<Context>,
+    actor: AdminActor,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (app, receiver) = path.into_inner();
+    set_groups::remove(&ctx, &Actor::admin(&actor.name), &app, &receiver).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// The tenant's SET receivers, never their credentials.

@@ -20,6 +20,7 @@ pub mod readiness;
 pub mod resource;
 pub mod schemas;
 pub mod scrape;
+pub mod set_groups;
 pub mod set_push;
 pub mod sets;
 pub mod tenants;

@@ -22,7 +22,7 @@
 //! Acknowledgements are recorded after the receiver answered: a process that stops between
 //! the two sends the SET again (receivers deduplicate on `jti`), so nothing is lost.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -41,8 +41,12 @@ use crate::store::tenants;
 const BATCH: usize = 100;
 /// A batch stops sending after this long, well within its lease.
 const BATCH_TIME: Duration = Duration::from_secs(20);
-/// How long a lease keeps other processes off a lane.
-const LEASE: Duration = Duration::from_secs(60);
+/// How long a lease keeps other processes off a lane: well beyond a batch (its sending
+/// time, one more request's timeout, gathering and signing before). A batch records
+/// nothing once its lease was taken from it.
+const LEASE: Duration = Duration::from_secs(300);
+/// After our own failure (not the receiver's), the lane is tried again after this long.
+const INTERNAL_RETRY: Duration = Duration::from_secs(5);
 /// Lanes pushed at once by one process.
 const CONCURRENT_LANES: usize = 16;
 /// Receivers looked at per round.
@@ -50,6 +54,8 @@ const DUE_PER_ROUND: u64 = 256;
 /// With no wake-up, look again after this long (retries that fell due, brake releases,
 /// other processes' leases that ran out).
 const TICK: Duration = Duration::from_secs(1);
+/// The soonest a write of a tenant without push lanes reconciles again.
+const RECONCILE_SOON: Duration = Duration::from_secs(2);
 /// The first retry's delay; each failure doubles it up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
@@ -75,40 +81,63 @@ pub async fn run(ctx: Context, mut stop: watch::Receiver<bool>) {
     };
     let permits = Arc::new(Semaphore::new(CONCURRENT_LANES));
     let mut lanes: JoinSet<()> = JoinSet::new();
-    let mut running: HashSet<String> = HashSet::new();
-    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<Done>();
-    // A lane with nothing to send at a tenant sequence (what follows is held or filtered)
-    // is not taken again at that sequence before this long.
-    let mut idle: HashMap<String, (i64, Instant)> = HashMap::new();
+    // The lanes this process pushes now (a guard takes each out when its batch ends, even
+    // by a panic).
+    let running: Arc<std::sync::Mutex<HashSet<String>>> = Arc::default();
     let mut woken = ctx.event_waiters.subscribe_any();
     // Events written before this process started (or while it did not look).
     let mut number_every_push_tenant = true;
+    let mut reconciled: Option<Instant> = None;
+    let mut stranger = false;
+    // Receivers are read a page at a time, from after the last one of the previous round
+    // while pages are full, so that no receiver waits behind others for long.
+    let mut after_id = String::new();
     while !*stop.borrow() {
         let touched = ctx.event_waiters.take_touched();
-        if let Err(error) = number(&ctx, touched, number_every_push_tenant).await {
-            tracing::warn!(%error, "SET pusher: numbering events failed; retrying");
+        match number(&ctx, touched, number_every_push_tenant).await {
+            Ok(seen) => stranger |= seen,
+            Err(error) => {
+                tracing::warn!(%error, "SET pusher: numbering events failed; retrying");
+            }
         }
         number_every_push_tenant = false;
-        while let Ok(message) = done_rx.try_recv() {
-            note_done(&message, &mut running, &mut idle);
+        // Application credentials' receivers follow their tenants: now and then, and soon
+        // after a tenant with no push lane wrote events (a new tenant, say).
+        let due = reconciled.is_none_or(|at| {
+            at.elapsed() >= super::set_groups::RECONCILE_EVERY
+                || (stranger && at.elapsed() >= RECONCILE_SOON)
+        });
+        if due {
+            reconciled = Some(Instant::now());
+            stranger = false;
+            if let Err(error) = super::set_groups::reconcile(&ctx).await {
+                tracing::warn!(%error, "SET pusher: reconciling application receivers failed");
+            }
         }
         let now = ctx.now();
-        match store::due_push_receivers(ctx.store.conn(), &now, DUE_PER_ROUND).await {
+        match store::due_push_receivers(ctx.store.conn(), &now, &after_id, DUE_PER_ROUND).await {
             Ok(due) => {
-                for (receiver, latest) in due {
-                    if running.contains(&receiver.id) {
+                after_id = if due.len() as u64 == DUE_PER_ROUND {
+                    due.last().map(|(r, _)| r.id.clone()).unwrap_or_default()
+                } else {
+                    String::new()
+                };
+                for (receiver, _) in due {
+                    if running_lock(&running).contains(&receiver.id) {
                         continue;
                     }
-                    if idle
-                        .get(&receiver.id)
-                        .is_some_and(|(at, when)| *at == latest && when.elapsed() < TICK * 5)
-                    {
-                        continue;
-                    }
+                    // A batch slot first, then the lease: a lease never waits for a slot.
+                    let permit = tokio::select! {
+                        permit = permits.clone().acquire_owned() => permit,
+                        _ = stop.changed() => break,
+                    };
+                    let Ok(permit) = permit else { break };
+                    let owner = uuid::Uuid::new_v4().to_string();
+                    let now = ctx.now();
                     let until = Timestamp::at(
                         ctx.clock.now() + chrono::TimeDelta::from_std(LEASE).unwrap_or_default(),
                     );
-                    match store::lease(ctx.store.conn(), &receiver.id, &now, &until).await {
+                    match store::lease(ctx.store.conn(), &receiver.id, &owner, &now, &until).await {
                         Ok(true) => {}
                         Ok(false) => continue,
                         Err(error) => {
@@ -116,71 +145,79 @@ pub async fn run(ctx: Context, mut stop: watch::Receiver<bool>) {
                             continue;
                         }
                     }
-                    let Ok(permit) = permits.clone().acquire_owned().await else {
-                        break;
+                    running_lock(&running).insert(receiver.id.clone());
+                    let guard = Running {
+                        id: receiver.id.clone(),
+                        running: running.clone(),
+                        _permit: permit,
                     };
-                    running.insert(receiver.id.clone());
-                    idle.remove(&receiver.id);
-                    let (ctx, client, done) = (ctx.clone(), client.clone(), done_tx.clone());
+                    let (ctx, client) = (ctx.clone(), client.clone());
                     lanes.spawn(async move {
-                        let id = receiver.id.clone();
-                        let busy = lane(&ctx, &client, receiver).await;
-                        // Nothing to send at this sequence: not taken again at once.
-                        let idle_at = (busy == Some(false)).then_some(latest);
-                        let _ = done.send(Done { id, idle_at });
-                        drop(permit);
+                        lane(&ctx, &client, receiver, &owner).await;
+                        drop(guard);
                     });
                 }
             }
             Err(error) => tracing::warn!(%error, "SET pusher: reading receivers failed"),
         }
+        while let Some(ended) = lanes.try_join_next() {
+            if let Err(error) = ended {
+                tracing::error!(%error, "a SET push batch panicked; its lane is retried");
+            }
+        }
+        if !after_id.is_empty() {
+            // A full page: the next one at once.
+            continue;
+        }
         tokio::select! {
             _ = stop.changed() => {}
             _ = woken.changed() => {}
             () = tokio::time::sleep(TICK) => {}
-            Some(message) = done_rx.recv() => {
-                note_done(&message, &mut running, &mut idle);
-            }
+            Some(_) = lanes.join_next(), if !lanes.is_empty() => {}
         }
-        while let Ok(message) = done_rx.try_recv() {
-            note_done(&message, &mut running, &mut idle);
-        }
-        while lanes.try_join_next().is_some() {}
     }
     // Batches in hand finish (bounded by their timeouts), so that what they delivered is
     // recorded; a stop that does not wait for them sends those SETs again at the next start.
     while lanes.join_next().await.is_some() {}
 }
 
-/// A lane's batch ended.
-struct Done {
-    id: String,
-    /// It had nothing to send at this tenant sequence.
-    idle_at: Option<i64>,
+fn running_lock(
+    running: &std::sync::Mutex<HashSet<String>>,
+) -> std::sync::MutexGuard<'_, HashSet<String>> {
+    running
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn note_done(
-    done: &Done,
-    running: &mut HashSet<String>,
-    idle: &mut HashMap<String, (i64, Instant)>,
-) {
-    running.remove(&done.id);
-    if let Some(latest) = done.idle_at {
-        idle.insert(done.id.clone(), (latest, Instant::now()));
+/// A lane pushed by this process: taken out of the running set, and its batch slot given
+/// back, when the batch ends, however it ends.
+struct Running {
+    id: String,
+    running: Arc<std::sync::Mutex<HashSet<String>>>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        running_lock(&self.running).remove(&self.id);
     }
 }
 
 /// Numbers the waiting events of the woken tenants that have push receivers (PostgreSQL
-/// numbers events after commit; a lane reads numbered events only).
+/// numbers events after commit; a lane reads numbered events only). Returns whether a
+/// woken tenant has no push receiver (one an application credential may have gained).
 async fn number(
     ctx: &Context,
     touched: Option<HashSet<String>>,
     every: bool,
-) -> Result<(), ServiceError> {
-    if ctx.store.backend() != crate::store::Backend::Postgres {
-        return Ok(());
-    }
+) -> Result<bool, ServiceError> {
     let push = store::push_tenants(ctx.store.conn()).await?;
+    let stranger = touched
+        .as_ref()
+        .is_some_and(|t| t.iter().any(|id| !push.contains(id)));
+    if ctx.store.backend() != crate::store::Backend::Postgres {
+        return Ok(stranger);
+    }
     let tenants: Vec<&String> = match (&touched, every) {
         (Some(touched), false) => push.iter().filter(|t| touched.contains(*t)).collect(),
         _ => push.iter().collect(),
@@ -189,66 +226,101 @@ async fn number(
         let id = crate::domain::TenantId::from(tenant.as_str());
         crate::events::sequencer::number_tenant(&ctx.store, &id).await?;
     }
-    Ok(())
+    Ok(stranger)
 }
 
-/// One batch of a lane; gives the lease back. Returns whether it had SETs to send (`None`:
-/// it failed before sending).
-async fn lane(ctx: &Context, client: &PushClient, receiver: ReceiverRow) -> Option<bool> {
+/// One batch of a lane; gives the lease back.
+async fn lane(ctx: &Context, client: &PushClient, receiver: ReceiverRow, owner: &str) {
     let id = receiver.id.clone();
-    let result = batch(ctx, client, &receiver).await;
-    match result {
-        Ok(busy) => Some(busy),
-        Err(error) => {
-            tracing::warn!(receiver = %id, %error, "SET push batch failed");
-            let mut state = receiver.lane.clone();
-            // Past retention: only an operator can move it on (resync, then replay).
-            let gone = matches!(&error, ServiceError::Invalid(e) if e.status == 410);
-            let detail = match &error {
-                ServiceError::Invalid(e) => e.detail.clone(),
-                other => other.to_string(),
-            };
-            fail(ctx, &receiver, &mut state, &detail, gone, None);
-            if let Err(error) = store::set_lane(ctx.store.conn(), &id, &state).await {
-                tracing::warn!(receiver = %id, %error, "SET push lane state not recorded");
-                let _ = store::release(ctx.store.conn(), &id).await;
-            }
-            None
+    let Err(error) = batch(ctx, client, &receiver, owner).await else {
+        return;
+    };
+    // Our own failure (the database, the keys), or events past retention: the receiver did
+    // nothing wrong, so its attempts and state stay, the error is shown and the lane waits
+    // a little; past retention, it is failing until an operator acts.
+    tracing::warn!(receiver = %id, %error, "SET push batch failed");
+    let gone = matches!(&error, ServiceError::Invalid(e) if e.status == 410);
+    let detail = match &error {
+        ServiceError::Invalid(e) => e.detail.clone(),
+        other => other.to_string(),
+    };
+    let recorded = async {
+        let txn = ctx.store.begin_write().await?;
+        let Some(current) = store::find_receiver(&txn, &receiver.tenant_id, &id, true).await?
+        else {
+            return Ok::<(), ServiceError>(());
+        };
+        let mut state = current.lane.clone();
+        if gone {
+            fail(ctx, &current, &mut state, &detail, true, None);
+        } else {
+            state.last_error = Some(detail.chars().take(500).collect());
+            state.retry_at = Some(Timestamp::at(
+                ctx.clock.now() + chrono::TimeDelta::from_std(INTERNAL_RETRY).unwrap_or_default(),
+            ));
         }
+        store::set_lane(&txn, &id, owner, &state).await?;
+        txn.commit().await?;
+        Ok(())
+    };
+    if let Err(error) = recorded.await {
+        tracing::warn!(receiver = %id, %error, "SET push lane state not recorded");
+        let _ = store::release(ctx.store.conn(), &id, owner).await;
     }
+}
+
+/// The lane as it is while batch `owner` holds it (`None`: removed, or a replay took it).
+async fn held(
+    conn: &impl sea_orm::ConnectionTrait,
+    tenant: &crate::domain::TenantId,
+    id: &str,
+    owner: &str,
+    lock: bool,
+) -> Result<Option<ReceiverRow>, ServiceError> {
+    Ok(store::find_receiver(conn, tenant, id, lock)
+        .await?
+        .filter(|r| r.lease_owner.as_deref() == Some(owner)))
 }
 
 async fn batch(
     ctx: &Context,
     client: &PushClient,
     receiver: &ReceiverRow,
-) -> Result<bool, ServiceError> {
+    owner: &str,
+) -> Result<(), ServiceError> {
     let Some(tenant) = tenants::find_by_id(ctx.store.conn(), &receiver.tenant_id)
         .await?
         .filter(|t| t.deleted_at.is_none())
     else {
-        store::release(ctx.store.conn(), &receiver.id).await?;
-        return Ok(false);
+        store::release(ctx.store.conn(), &receiver.id, owner).await?;
+        return Ok(());
+    };
+    // Read again now that this batch holds it: a replay may have moved it since the round.
+    let Some(receiver) = held(ctx.store.conn(), &tenant.id, &receiver.id, owner, false).await?
+    else {
+        return Ok(());
     };
     let Some(endpoint) = receiver.endpoint.clone() else {
-        store::release(ctx.store.conn(), &receiver.id).await?;
-        return Ok(false);
+        store::release(ctx.store.conn(), &receiver.id, owner).await?;
+        return Ok(());
     };
-    let answer = gather(ctx, &tenant, receiver, BATCH).await?;
+    let answer = gather(ctx, &tenant, &receiver, BATCH).await?;
     if answer.sets.is_empty() {
-        // What follows is filtered out (or held): move over what makes no SET.
+        // What follows makes no SET for it (filtered out, discarded): move over it.
         let txn = ctx.store.begin_write().await?;
-        advance(&txn, ctx, &tenant, receiver).await?;
-        store::release(&txn, &receiver.id).await?;
+        if let Some(current) = held(&txn, &tenant.id, &receiver.id, owner, true).await? {
+            advance(&txn, ctx, &tenant, &current).await?;
+            store::release(&txn, &receiver.id, owner).await?;
+        }
         txn.commit().await?;
-        return Ok(false);
+        return Ok(());
     }
     let authorization = match &receiver.authorization {
         Some(sealed) => {
             let plain = ctx
                 .sets
                 .sealer()?
-                .open(&receiver.id, sealed)
+                .open(receiver.group_id.as_deref().unwrap_or(&receiver.id), sealed)
                 .map_err(key_error)?;
             Some(String::from_utf8(plain).map_err(|e| ServiceError::Internal(e.into()))?)
         }
@@ -297,10 +369,10 @@ async fn batch(
         }
     }
     let txn = ctx.store.begin_write().await?;
-    let Some(mut current) = store::find_receiver(&txn, &tenant.id, &receiver.id, true).await?
-    else {
-        // Removed meanwhile.
-        return Ok(true);
+    let Some(mut current) = held(&txn, &tenant.id, &receiver.id, owner, true).await? else {
+        // Removed, or replayed (which took the lane): nothing of this batch is recorded;
+        // what it sent is sent again, with the same `jti`s.
+        return Ok(());
     };
     let jtis: Vec<&str> = delivered
         .iter()
@@ -322,11 +394,12 @@ async fn batch(
             })
         })
         .collect();
-    store::insert_parked(&txn, &current.id, &parked_rows).await?;
+    let newly_parked = store::insert_parked(&txn, &current.id, &parked_rows).await?;
     current.position = advance(&txn, ctx, &tenant, &current).await?;
     let mut state = current.lane.clone();
-    state.parked += parked_rows.len() as i64;
-    if !delivered.is_empty() {
+    state.parked += i64::try_from(newly_parked).unwrap_or(i64::MAX);
+    let progressed = !delivered.is_empty();
+    if progressed {
         state.delivered_at = Some(now.clone());
     }
     match failure {
@@ -342,16 +415,23 @@ async fn batch(
             state.last_error = None;
         }
         Some((detail, refused, retry_after)) => {
+            if progressed {
+                // It accepted SETs in this batch: a new run of failures starts here (a
+                // receiver that rate-limits is slow, not failing).
+                state.state = "ok".to_owned();
+                state.attempts = 0;
+                state.failing_since = None;
+            }
             fail(ctx, &current, &mut state, &detail, refused, retry_after);
         }
     }
-    store::set_lane(&txn, &current.id, &state).await?;
+    store::set_lane(&txn, &current.id, owner, &state).await?;
     txn.commit().await?;
     if state.attempts == 0 && answer.more_available {
         // More waits: the next round takes it at once.
         ctx.event_waiters.wake(tenant.id.as_str());
     }
-    Ok(true)
+    Ok(())
 }
 
 /// A failed attempt: counts it, sets when to try again, and marks the receiver failing

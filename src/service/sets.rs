@@ -264,6 +264,12 @@ pub struct ReceiverInfo {
     pub created_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_polled_at: Option<String>,
+    /// The application credential it was registered for: it is one lane (this tenant's)
+    /// of that credential's receiver `group`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     /// `ok`, or `failing`: a push receiver whose deliveries have failed for
     /// `SCIMBUS_SET_PUSH_FAILING_AFTER_SECONDS`, or that refused our credentials, key,
     /// issuer or audience. It is still retried.
@@ -286,7 +292,7 @@ pub struct ReceiverInfo {
     pub parked: i64,
 }
 
-fn info(ctx: &Context, tenant: &Tenant, r: &ReceiverRow, latest: i64) -> ReceiverInfo {
+pub(super) fn info(ctx: &Context, tenant: &Tenant, r: &ReceiverRow, latest: i64) -> ReceiverInfo {
     ReceiverInfo {
         id: r.id.clone(),
         tenant: tenant.slug.to_string(),
@@ -303,6 +309,8 @@ fn info(ctx: &Context, tenant: &Tenant, r: &ReceiverRow, latest: i64) -> Receive
         latest,
         created_at: r.created_at.to_string(),
         last_polled_at: r.last_polled_at.as_ref().map(ToString::to_string),
+        app: r.app_id.clone(),
+        group: r.group_id.clone(),
         state: if r.lane.state.is_empty() {
             "ok".to_owned()
         } else {
@@ -341,18 +349,22 @@ fn check_events(request: &ReceiverRequest) -> Result<(), ServiceError> {
     Ok(())
 }
 
-/// Registers a receiver of the tenant's SETs; a poll receiver's credential is returned
-/// once (a push receiver has none).
-pub async fn register(
+/// A registration's settings once checked.
+pub struct Checked {
+    pub name: TokenName,
+    pub request: ReceiverRequest,
+    pub alg: Alg,
+}
+
+/// Checks what registering a receiver asks for (name, events, endpoint, authorization),
+/// and makes its signing key when there is none yet.
+pub(super) async fn check(
     ctx: &Context,
-    actor: &Actor,
-    slug: &str,
     request: ReceiverRequest,
-) -> Result<(ReceiverInfo, Option<SecretString>), ServiceError> {
+) -> Result<Checked, ServiceError> {
     if !ctx.sets.enabled() {
         return Err(key_error(KeyError::NoSecret));
     }
-    let tenant = live_tenant(ctx, slug).await?;
     let name = TokenName::parse(&request.name).map_err(ServiceError::invalid_value)?;
     let mut request = request;
     // A URI named twice counts once.
@@ -375,22 +387,115 @@ pub async fn register(
             }
         }
     }
-    let id = uuid::Uuid::now_v7().to_string();
-    let audience = match request.audience.as_deref() {
-        None => format!("urn:scimbus:set-receiver:{id}"),
-        Some(a) if a.is_empty() || a.chars().count() > 2000 || a.contains('\0') => {
-            return Err(ServiceError::invalid_value(
-                "`audience` must be 1 to 2000 characters, none of them NUL",
-            ));
+    if let Some(a) = request.audience.as_deref()
+        && (a.is_empty() || a.chars().count() > 2000 || a.contains('\0'))
+    {
+        return Err(ServiceError::invalid_value(
+            "`audience` must be 1 to 2000 characters, none of them NUL",
+        ));
+    }
+    let alg = request.alg.unwrap_or(Alg::RS256);
+    // Its key exists before it is used (made here on first need).
+    signer(ctx, alg).await?;
+    Ok(Checked { name, request, alg })
+}
+
+impl Checked {
+    /// A lane of this registration in `tenant_id` at `position`; `id` is the lane's, `owner`
+    /// the id its audience and sealed authorization are bound to (the lane's own, or its
+    /// group's).
+    pub(super) fn lane(
+        &self,
+        ctx: &Context,
+        id: &str,
+        owner: &str,
+        tenant_id: &crate::domain::TenantId,
+        position: i64,
+        authorization: Option<Vec<u8>>,
+    ) -> ReceiverRow {
+        let request = &self.request;
+        ReceiverRow {
+            id: id.to_owned(),
+            tenant_id: tenant_id.clone(),
+            name: self.name.as_str().to_owned(),
+            form: request.form.as_str().to_owned(),
+            events: request.events.clone(),
+            signals: request.signals,
+            alg: self.alg.as_str().to_owned(),
+            audience: request
+                .audience
+                .clone()
+                .unwrap_or_else(|| format!("urn:scimbus:set-receiver:{owner}")),
+            position,
+            created_at: ctx.now(),
+            last_polled_at: None,
+            delivery: if request.push.is_some() {
+                "push"
+            } else {
+                "poll"
+            }
+            .to_owned(),
+            endpoint: request.push.as_ref().map(|p| p.endpoint.clone()),
+            authorization,
+            lane: store::LaneState {
+                state: "ok".to_owned(),
+                ..store::LaneState::default()
+            },
+            group_id: None,
+            app_id: None,
+            lease_owner: None,
         }
-        Some(a) => a.to_owned(),
-    };
-    crate::events::sequencer::number_tenant(&ctx.store, &tenant.id).await?;
-    let latest = tenants::event_sequence(ctx.store.conn(), &tenant.id).await?;
-    // From now on, but never past what a brake holds (those events are still to come).
-    let held_from = crate::store::brake::held_from(ctx.store.conn(), &tenant.id).await?;
-    let position = match request.after {
-        None => held_from.map_or(latest, |h| latest.min(h - 1)),
+    }
+
+    /// The push authorization sealed for `owner`.
+    pub(super) fn sealed_authorization(
+        &self,
+        ctx: &Context,
+        owner: &str,
+    ) -> Result<Option<Vec<u8>>, ServiceError> {
+        match self
+            .request
+            .push
+            .as_ref()
+            .and_then(|p| p.authorization.as_ref())
+        {
+            Some(a) => Ok(Some(
+                ctx.sets
+                    .sealer()?
+                    .seal(owner, a.expose_secret().as_bytes())
+                    .map_err(key_error)?,
+            )),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Where a new lane of the tenant starts by default: its latest sequence, but never past
+/// what a brake holds (those events are still to come); with the latest.
+pub(super) async fn start_of(
+    ctx: &Context,
+    tenant_id: &crate::domain::TenantId,
+) -> Result<(i64, i64), ServiceError> {
+    crate::events::sequencer::number_tenant(&ctx.store, tenant_id).await?;
+    let latest = tenants::event_sequence(ctx.store.conn(), tenant_id).await?;
+    let held_from = crate::store::brake::held_from(ctx.store.conn(), tenant_id).await?;
+    Ok((held_from.map_or(latest, |h| latest.min(h - 1)), latest))
+}
+
+/// Registers a receiver of the tenant's SETs; a poll receiver's credential is returned
+/// once (a push receiver has none).
+pub async fn register(
+    ctx: &Context,
+    actor: &Actor,
+    slug: &str,
+    request: ReceiverRequest,
+) -> Result<(ReceiverInfo, Option<SecretString>), ServiceError> {
+    let checked = check(ctx, request).await?;
+    let tenant = live_tenant(ctx, slug).await?;
+    let id = uuid::Uuid::now_v7().to_string();
+    let (start, latest) = start_of(ctx, &tenant.id).await?;
+    let position = match checked.request.after {
+        None => start,
         Some(after) if after < 0 || after > latest => {
             return Err(ServiceError::invalid_value(format!(
                 "`after` must be between 0 and the tenant's latest sequence, {latest}"
@@ -404,44 +509,9 @@ pub async fn register(
             "events up to sequence {pruned} are past retention: start after it"
         )));
     }
-    let alg = request.alg.unwrap_or(Alg::RS256);
-    // Its key exists before it is used (made here on first need).
-    signer(ctx, alg).await?;
     let secret = token::generate(RECEIVER_PREFIX);
-    let authorization = match request.push.as_ref().and_then(|p| p.authorization.as_ref()) {
-        Some(a) => Some(
-            ctx.sets
-                .sealer()?
-                .seal(&id, a.expose_secret().as_bytes())
-                .map_err(key_error)?,
-        ),
-        None => None,
-    };
-    let row = ReceiverRow {
-        id: id.clone(),
-        tenant_id: tenant.id.clone(),
-        name: name.as_str().to_owned(),
-        form: request.form.as_str().to_owned(),
-        events: request.events.clone(),
-        signals: request.signals,
-        alg: alg.as_str().to_owned(),
-        audience,
-        position,
-        created_at: ctx.now(),
-        last_polled_at: None,
-        delivery: if request.push.is_some() {
-            "push"
-        } else {
-            "poll"
-        }
-        .to_owned(),
-        endpoint: request.push.as_ref().map(|p| p.endpoint.clone()),
-        authorization,
-        lane: store::LaneState {
-            state: "ok".to_owned(),
-            ..store::LaneState::default()
-        },
-    };
+    let authorization = checked.sealed_authorization(ctx, &id)?;
+    let row = checked.lane(ctx, &id, &id, &tenant.id, position, authorization);
     let txn = ctx.store.begin_write().await?;
     store::insert_receiver(&txn, &row, &token::hash_secret(&secret)).await?;
     audit::record(
@@ -799,6 +869,10 @@ pub(super) async fn advance(
         return Err(gone(pruned));
     }
     let acked = store::acked(txn, &current.id, current.position).await?;
+    // Read before the pages: every event numbered up to it is on them unless discarded.
+    let latest = tenants::event_sequence(txn, &tenant.id).await?;
+    let held_from = crate::store::brake::held_from(txn, &tenant.id).await?;
+    let ceiling = held_from.map_or(latest, |h| latest.min(h - 1));
     let mut position = current.position;
     'pages: for _ in 0..MAX_SCAN_PAGES {
         let page = outbox::page(txn, &tenant.id, position, &[], PAGE).await?;
@@ -813,6 +887,8 @@ pub(super) async fn advance(
             position = *sequence;
         }
         if !full {
+            // The end: what lies between here and the ceiling was discarded.
+            position = position.max(ceiling);
             break;
         }
     }

@@ -119,6 +119,12 @@ pub struct ReceiverRow {
     /// associated data).
     pub authorization: Option<Vec<u8>>,
     pub lane: LaneState,
+    /// The receiver this lane belongs to when it was registered for an application
+    /// credential (one lane per tenant the credential reads); `None`: its own.
+    pub group_id: Option<String>,
+    pub app_id: Option<String>,
+    /// The token of the push batch that holds the lane (none: free).
+    pub lease_owner: Option<String>,
 }
 
 /// The state of a push receiver's lane.
@@ -141,7 +147,8 @@ pub struct LaneState {
 const RECEIVER_COLUMNS: &str = "id, tenant_id, name, form, events, signals, alg, audience, \
                                 position, created_at, last_polled_at, delivery, endpoint, \
                                 auth_sealed, state, attempts, retry_at, failing_since, \
-                                last_error, delivered_at, parked";
+                                last_error, delivered_at, parked, group_id, app_id, \
+                                lease_owner";
 
 fn receiver(row: &sea_orm::QueryResult) -> Result<ReceiverRow, StoreError> {
     let events: String = row.try_get("", "events")?;
@@ -170,6 +177,9 @@ fn receiver(row: &sea_orm::QueryResult) -> Result<ReceiverRow, StoreError> {
             delivered_at: row.try_get("", "delivered_at")?,
             parked: row.try_get("", "parked")?,
         },
+        group_id: row.try_get("", "group_id")?,
+        app_id: row.try_get("", "app_id")?,
+        lease_owner: row.try_get("", "lease_owner")?,
     })
 }
 
@@ -183,8 +193,8 @@ pub async fn insert_receiver(
     conn.execute_raw(statement(
         conn,
         "INSERT INTO set_receivers (id, tenant_id, name, form, events, signals, alg, audience, \
-         position, created_at, token_hash, delivery, endpoint, auth_sealed) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+         position, created_at, token_hash, delivery, endpoint, auth_sealed, group_id, app_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
         vec![
             r.id.clone().into(),
             r.tenant_id.clone().into(),
@@ -200,6 +210,8 @@ pub async fn insert_receiver(
             r.delivery.clone().into(),
             r.endpoint.clone().into(),
             r.authorization.clone().into(),
+            r.group_id.clone().into(),
+            r.app_id.clone().into(),
         ],
     ))
     .await?;
@@ -428,12 +440,14 @@ pub async fn lowest_position(
 pub async fn due_push_receivers(
     conn: &impl ConnectionTrait,
     now: &Timestamp,
+    after_id: &str,
     limit: u64,
 ) -> Result<Vec<(ReceiverRow, i64)>, StoreError> {
     let rows = conn
         .query_all_raw(due_push_receivers_statement(
             conn.get_database_backend(),
             now,
+            after_id,
             limit,
         ))
         .await?;
@@ -442,7 +456,14 @@ pub async fn due_push_receivers(
         .collect()
 }
 
-pub fn due_push_receivers_statement(backend: DbBackend, now: &Timestamp, limit: u64) -> Statement {
+/// A lane is behind when its position is below its tenant's latest sequence and below
+/// what a brake holds (held events are numbered but not delivered until released).
+pub fn due_push_receivers_statement(
+    backend: DbBackend,
+    now: &Timestamp,
+    after_id: &str,
+    limit: u64,
+) -> Statement {
     let columns: Vec<String> = RECEIVER_COLUMNS
         .split(", ")
         .map(|c| format!("r.{}", c.trim()))
@@ -452,14 +473,17 @@ pub fn due_push_receivers_statement(backend: DbBackend, now: &Timestamp, limit: 
         &format!(
             "SELECT {}, t.event_seq AS latest FROM set_receivers r \
              JOIN tenants t ON t.id = r.tenant_id \
-             WHERE r.delivery = 'push' AND t.deleted_at IS NULL \
+             WHERE r.delivery = 'push' AND t.deleted_at IS NULL AND r.id > $1 \
              AND r.position < t.event_seq \
-             AND (r.retry_at IS NULL OR r.retry_at <= $1) \
-             AND (r.lease_until IS NULL OR r.lease_until < $2) \
-             ORDER BY r.id LIMIT $3",
+             AND r.position < COALESCE((SELECT b.held_from - 1 FROM tenant_brakes b \
+             WHERE b.tenant_id = r.tenant_id AND b.held_from IS NOT NULL), t.event_seq) \
+             AND (r.retry_at IS NULL OR r.retry_at <= $2) \
+             AND (r.lease_until IS NULL OR r.lease_until < $3) \
+             ORDER BY r.id LIMIT $4",
             columns.join(", ")
         ),
         vec![
+            after_id.into(),
             now.into(),
             now.into(),
             i64::try_from(limit).unwrap_or(i64::MAX).into(),
@@ -483,67 +507,76 @@ pub async fn push_tenants(
         .collect()
 }
 
-/// Takes the lane of receiver `id` until `until` unless another process holds it.
+/// Takes the lane of receiver `id` for the batch `owner` until `until` unless another
+/// batch holds it.
 pub async fn lease(
     conn: &impl ConnectionTrait,
     id: &str,
+    owner: &str,
     now: &Timestamp,
     until: &Timestamp,
 ) -> Result<bool, StoreError> {
     let done = conn
         .execute_raw(statement(
             conn,
-            "UPDATE set_receivers SET lease_until = $2 \
-             WHERE id = $1 AND (lease_until IS NULL OR lease_until < $3)",
-            vec![id.into(), until.into(), now.into()],
+            "UPDATE set_receivers SET lease_until = $2, lease_owner = $3 \
+             WHERE id = $1 AND (lease_until IS NULL OR lease_until < $4)",
+            vec![id.into(), until.into(), owner.into(), now.into()],
         ))
         .await?;
     Ok(done.rows_affected() == 1)
 }
 
-/// Records a lane's state after a batch and gives its lease back.
+/// Records a lane's state after a batch and gives its lease back, when the batch `owner`
+/// still holds it (a replay or another process may have taken it meanwhile).
 pub async fn set_lane(
     conn: &impl ConnectionTrait,
     id: &str,
+    owner: &str,
     lane: &LaneState,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
+    let done = conn
+        .execute_raw(statement(
+            conn,
+            "UPDATE set_receivers SET state = $3, attempts = $4, retry_at = $5, \
+             failing_since = $6, last_error = $7, delivered_at = $8, parked = $9, \
+             lease_until = NULL, lease_owner = NULL WHERE id = $1 AND lease_owner = $2",
+            vec![
+                id.into(),
+                owner.into(),
+                lane.state.clone().into(),
+                lane.attempts.into(),
+                lane.retry_at.clone().into(),
+                lane.failing_since.clone().into(),
+                lane.last_error.clone().into(),
+                lane.delivered_at.clone().into(),
+                lane.parked.into(),
+            ],
+        ))
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Gives a lane's lease back without changing it, when the batch `owner` still holds it.
+pub async fn release(conn: &impl ConnectionTrait, id: &str, owner: &str) -> Result<(), StoreError> {
     conn.execute_raw(statement(
         conn,
-        "UPDATE set_receivers SET state = $2, attempts = $3, retry_at = $4, \
-         failing_since = $5, last_error = $6, delivered_at = $7, parked = $8, \
-         lease_until = NULL WHERE id = $1",
-        vec![
-            id.into(),
-            lane.state.clone().into(),
-            lane.attempts.into(),
-            lane.retry_at.clone().into(),
-            lane.failing_since.clone().into(),
-            lane.last_error.clone().into(),
-            lane.delivered_at.clone().into(),
-            lane.parked.into(),
-        ],
+        "UPDATE set_receivers SET lease_until = NULL, lease_owner = NULL \
+         WHERE id = $1 AND lease_owner = $2",
+        vec![id.into(), owner.into()],
     ))
     .await?;
     Ok(())
 }
 
-/// Gives a lane's lease back without changing it.
-pub async fn release(conn: &impl ConnectionTrait, id: &str) -> Result<(), StoreError> {
-    conn.execute_raw(statement(
-        conn,
-        "UPDATE set_receivers SET lease_until = NULL WHERE id = $1",
-        vec![id.into()],
-    ))
-    .await?;
-    Ok(())
-}
-
-/// Makes a push receiver due now, its failures forgotten (a replay).
+/// Makes a push receiver due now, its failures forgotten, and takes its lane from any
+/// batch in hand (which then records nothing: a replay).
 pub async fn reset_lane(conn: &impl ConnectionTrait, id: &str) -> Result<(), StoreError> {
     conn.execute_raw(statement(
         conn,
         "UPDATE set_receivers SET state = 'ok', attempts = 0, retry_at = NULL, \
-         failing_since = NULL WHERE id = $1",
+         failing_since = NULL, last_error = NULL, lease_until = NULL, lease_owner = NULL \
+         WHERE id = $1",
         vec![id.into()],
     ))
     .await?;
@@ -560,30 +593,33 @@ pub struct Parked {
     pub parked_at: Timestamp,
 }
 
-/// Records parked SETs (one parked before is kept).
+/// Records parked SETs (one parked before is kept); returns how many are new.
 pub async fn insert_parked(
     conn: &impl ConnectionTrait,
     receiver_id: &str,
     parked: &[Parked],
-) -> Result<(), StoreError> {
+) -> Result<u64, StoreError> {
+    let mut new = 0;
     let sql = "INSERT INTO set_parked (receiver_id, jti, sequence, err, description, parked_at) \
                VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (receiver_id, jti) DO NOTHING";
     for p in parked {
-        conn.execute_raw(statement(
-            conn,
-            sql,
-            vec![
-                receiver_id.into(),
-                p.jti.clone().into(),
-                p.sequence.into(),
-                p.err.clone().into(),
-                p.description.clone().into(),
-                p.parked_at.clone().into(),
-            ],
-        ))
-        .await?;
+        new += conn
+            .execute_raw(statement(
+                conn,
+                sql,
+                vec![
+                    receiver_id.into(),
+                    p.jti.clone().into(),
+                    p.sequence.into(),
+                    p.err.clone().into(),
+                    p.description.clone().into(),
+                    p.parked_at.clone().into(),
+                ],
+            ))
+            .await?
+            .rows_affected();
     }
-    Ok(())
+    Ok(new)
 }
 
 /// The receiver's parked SETs, newest first, at most `limit`.
@@ -632,4 +668,62 @@ pub async fn failing_counts(conn: &impl ConnectionTrait) -> Result<Vec<(String, 
     rows.iter()
         .map(|row| Ok((row.try_get("", "slug")?, row.try_get("", "n")?)))
         .collect()
+}
+
+/// The lanes of application credentials' receivers, by group, in group and tenant order.
+pub async fn app_lanes(
+    conn: &impl ConnectionTrait,
+    app_id: Option<&str>,
+) -> Result<Vec<ReceiverRow>, StoreError> {
+    let (filter, values): (&str, Vec<sea_orm::Value>) = match app_id {
+        Some(app) => ("app_id = $1", vec![app.into()]),
+        None => ("app_id IS NOT NULL", vec![]),
+    };
+    let rows = conn
+        .query_all_raw(statement(
+            conn,
+            &format!(
+                "SELECT {RECEIVER_COLUMNS} FROM set_receivers WHERE {filter} \
+                 ORDER BY group_id, tenant_id"
+            ),
+            values,
+        ))
+        .await?;
+    rows.iter().map(receiver).collect()
+}
+
+/// Deletes the lanes of a group (and their acknowledgements and parked SETs) in the
+/// tenants given, or all of them; how many went.
+pub async fn delete_group_lanes(
+    conn: &impl ConnectionTrait,
+    group_id: &str,
+    tenant_ids: Option<&[String]>,
+) -> Result<u64, StoreError> {
+    let lanes: Vec<String> = conn
+        .query_all_raw(statement(
+            conn,
+            "SELECT id, tenant_id FROM set_receivers WHERE group_id = $1",
+            vec![group_id.into()],
+        ))
+        .await?
+        .iter()
+        .filter_map(|row| {
+            let id: String = row.try_get("", "id").ok()?;
+            let tenant: String = row.try_get("", "tenant_id").ok()?;
+            tenant_ids
+                .is_none_or(|only| only.contains(&tenant))
+                .then_some(id)
+        })
+        .collect();
+    for id in &lanes {
+        for sql in [
+            "DELETE FROM set_acks WHERE receiver_id = $1",
+            "DELETE FROM set_parked WHERE receiver_id = $1",
+            "DELETE FROM set_receivers WHERE id = $1",
+        ] {
+            conn.execute_raw(statement(conn, sql, vec![id.as_str().into()]))
+                .await?;
+        }
+    }
+    Ok(lanes.len() as u64)
 }

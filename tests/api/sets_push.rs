@@ -18,13 +18,15 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestApp, assert_scim_error, spawn_app_with, user};
+use crate::helpers::{Backend, TestApp, assert_scim_error, issue, spawn_app_with, user};
 use crate::sets::{SECRET, event_uri, in_order, jwks, poll, register, verified};
+use scimbus::domain::Scope;
 
 both_backends!(
     a_push_receiver_gets_every_change_in_order_as_the_poll_receiver_does,
     a_failing_receiver_is_retried_marked_failing_and_recovers_while_others_go_on,
     a_set_refused_for_good_is_parked_and_a_refusal_of_our_credentials_holds_the_lane,
+    an_application_credential_receiver_gets_every_tenant_it_reads_and_follows_new_ones,
 );
 
 const AUTHORIZATION: &str = "Bearer push-secret-for-tests";
@@ -308,6 +310,7 @@ async fn a_push_receiver_gets_every_change_in_order_as_the_poll_receiver_does(ba
     })
     .await;
     // A replay sends again what follows the position it names.
+    let before = receiver.accepted().len();
     let replay = app
         .admin(
             Method::POST,
@@ -316,7 +319,6 @@ async fn a_push_receiver_gets_every_change_in_order_as_the_poll_receiver_does(ba
         )
         .await;
     assert_eq!(replay.status(), 200);
-    let before = receiver.accepted().len();
     until("the replay is pushed", async || {
         receiver.accepted().len() >= before + expected.len()
     })
@@ -363,8 +365,10 @@ async fn a_failing_receiver_is_retried_marked_failing_and_recovers_while_others_
     assert!(r["retryAt"].is_string(), "{r}");
     assert!(r["position"].as_i64() < r["latest"].as_i64(), "{r}");
 
-    // Retried when due (not before: the clock has not moved), failing after a minute.
+    // Retried when due, not before: `Retry-After: 2` holds it two seconds of the service's
+    // clock (one is not enough); failing after a minute.
     let tried = down.attempts();
+    app.clock.advance(chrono::TimeDelta::seconds(1));
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(down.attempts(), tried, "retried before its backoff ran out");
     for _ in 0..3 {
@@ -402,7 +406,6 @@ async fn a_failing_receiver_is_retried_marked_failing_and_recovers_while_others_
         jtis(&up.accepted()).len() >= 4
     })
     .await;
-    assert!(down.accepted().is_empty());
 
     // The receiver is back: everything arrives, in the same order, and it is ok again.
     down.answer(Arc::new(|_| (202, None, vec![])));
@@ -531,6 +534,17 @@ async fn a_set_refused_for_good_is_parked_and_a_refusal_of_our_credentials_holds
         receiver_info(&app, &id).await["state"] == "ok"
     })
     .await;
+
+    // A 400 that is no RFC 8935 answer (a proxy's page): held, never parked.
+    receiver.answer(Arc::new(|_| (400, None, vec![])));
+    app.create_user(&user("six")).await;
+    until("a bare 400 marks it failing", async || {
+        receiver_info(&app, &id).await["state"] == "failing"
+    })
+    .await;
+    let r = receiver_info(&app, &id).await;
+    assert_eq!(r["parked"], 1, "{r}");
+    assert!(r["position"].as_i64() < r["latest"].as_i64(), "{r}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -639,4 +653,141 @@ async fn redirects_are_not_followed() {
     assert_eq!(connections.load(Ordering::SeqCst), 0);
     let r = receiver_info(&app, &id).await;
     assert!(r["position"].as_i64() < r["latest"].as_i64(), "{r}");
+}
+
+async fn an_application_credential_receiver_gets_every_tenant_it_reads_and_follows_new_ones(
+    backend: Backend,
+) {
+    let app = with_push(backend, true).await;
+    let receiver = PushReceiver::start().await;
+    let issued: Value = app
+        .admin(
+            Method::POST,
+            "/apps",
+            Some(json!({"name": "billing", "all_tenants": true})),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let app_id = issued["id"].as_str().unwrap().to_owned();
+    // Refusals: no endpoint, `after`, an unknown credential.
+    for (path, body, status) in [
+        (
+            format!("/apps/{app_id}/receivers"),
+            json!({"name": "poll"}),
+            400,
+        ),
+        (
+            format!("/apps/{app_id}/receivers"),
+            json!({"name": "x", "endpoint": receiver.url, "after": 0}),
+            400,
+        ),
+        (
+            "/apps/nobody/receivers".to_owned(),
+            json!({"name": "x", "endpoint": receiver.url}),
+            404,
+        ),
+    ] {
+        let response = app.admin(Method::POST, &path, Some(body)).await;
+        assert_scim_error(response, status, (status == 400).then_some("invalidValue")).await;
+    }
+    let response = app
+        .admin(
+            Method::POST,
+            &format!("/apps/{app_id}/receivers"),
+            Some(json!({"name": "billing", "endpoint": receiver.url,
+                        "authorization": AUTHORIZATION, "audience": "https://billing.example"})),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    let group: Value = response.json().await.unwrap();
+    let group_id = group["id"].as_str().unwrap().to_owned();
+    // The test's two tenants.
+    assert_eq!(group["lanes"].as_array().unwrap().len(), 2, "{group}");
+    assert!(!group.to_string().contains(AUTHORIZATION));
+
+    // A change in acme arrives, issued by acme.
+    app.create_user(&user("in-acme")).await;
+    until("acme's change arrives", async || {
+        receiver
+            .accepted()
+            .iter()
+            .any(|r| r.claims.to_string().contains("in-acme"))
+    })
+    .await;
+    // A tenant created later gets a lane, from its first event.
+    let created = app
+        .admin(Method::POST, "/tenants", Some(json!({"slug": "globex"})))
+        .await;
+    assert_eq!(created.status(), 201);
+    let globex = issue(&app.ctx, "globex", vec![Scope::Scim]).await;
+    let response = app
+        .client
+        .post(format!("{}/scim/v2/globex/Users", app.address))
+        .bearer_auth(&globex)
+        .header("Content-Type", "application/scim+json")
+        .body(user("in-globex").to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    until("globex's change arrives", async || {
+        receiver
+            .accepted()
+            .iter()
+            .any(|r| r.claims.to_string().contains("in-globex"))
+    })
+    .await;
+    let accepted = receiver.accepted();
+    let keys = jwks(&app).await;
+    for r in &accepted {
+        let (_, claims) = verified(&r.jws, &keys);
+        assert_eq!(claims["aud"], "https://billing.example");
+        assert_eq!(r.authorization.as_deref(), Some(AUTHORIZATION));
+        let tenant = if claims.to_string().contains("in-globex") {
+            "globex"
+        } else {
+            "acme"
+        };
+        assert_eq!(claims["iss"], format!("{}/scim/v2/{tenant}", app.address));
+    }
+    let listed: Value = app
+        .admin(Method::GET, &format!("/apps/{app_id}/receivers"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let lanes = listed["receivers"][0]["lanes"].as_array().unwrap();
+    let mut tenants: Vec<&str> = lanes
+        .iter()
+        .map(|l| l["tenant"].as_str().unwrap())
+        .collect();
+    tenants.sort_unstable();
+    assert_eq!(tenants, ["acme", "globex", "other"], "{listed}");
+    assert!(lanes.iter().all(|l| l["group"] == group_id.as_str()));
+
+    // Removed: no lane is left, nothing more arrives.
+    let removed = app
+        .admin(
+            Method::DELETE,
+            &format!("/apps/{app_id}/receivers/{group_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(removed.status(), 204);
+    let listed: Value = app
+        .admin(Method::GET, &format!("/apps/{app_id}/receivers"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["receivers"], json!([]));
+    let tenant_lanes: Value = app
+        .admin(Method::GET, "/tenants/acme/receivers", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(tenant_lanes["receivers"], json!([]));
 }

@@ -280,11 +280,17 @@ def set_receiver_form_rejection(failure, case, response) -> bool:
 def push_endpoint_rejection(failure, case, response) -> bool:
     """A SET push receiver refused for where its endpoint leads (an internal address, a
     loopback name, `http` off loopback: the server's SCIMBUS_SET_PUSH_ALLOW_PRIVATE
-    decides), or an `authorization` without an `endpoint`."""
+    decides), an `authorization` without an `endpoint`, or an application credential's
+    receiver without an `endpoint`, with `after`, or of a credential that reads no tenant."""
     if failure.code != "ST202" or response.status_code != 400:
         return False
     _, detail = _scim_error(response)
-    return detail.startswith("`endpoint`: ") or "`authorization` is for push receivers" in detail
+    return (
+        detail.startswith("`endpoint`: ")
+        or "`authorization` is for push receivers" in detail
+        or "receiver of an application credential" in detail
+        or "reads no live tenant" in detail
+    )
 
 
 def patch_value_rejection(failure, case, response) -> bool:

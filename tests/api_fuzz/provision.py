@@ -159,6 +159,11 @@ def main() -> None:
                                       {"name": "fuzz-victim-receiver"})
     expect(status, 201, "registering the victim SET receiver", victim_receiver)
     write_dict(dict_dir, "victim_receiver_ids", [victim_receiver["id"]])
+    # An application credential of every tenant, for its receivers' operations.
+    status, app = request("POST", f"{base}/admin/v1/apps", admin,
+                          {"name": "fuzz-app", "all_tenants": True})
+    expect(status, 201, "issuing the application credential", app)
+    write_dict(dict_dir, "app_ids", [app["id"]])
     print(secret)
 
 

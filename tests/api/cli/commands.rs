@@ -456,6 +456,46 @@ async fn cli_registers_lists_replays_and_removes_set_receivers_and_rotates_keys(
             .status
             .success()
     );
+    // A receiver of an application credential: one lane per tenant it reads.
+    let issued = run(&["app", "issue", "--name", "crm", "--all-tenants"], true).await;
+    assert!(issued.status.success(), "{issued:?}");
+    let app_id = String::from_utf8(issued.stdout)
+        .unwrap()
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .to_owned();
+    let group = run(
+        &[
+            "sets",
+            "register-app",
+            &app_id,
+            "--name",
+            "crm",
+            "--endpoint",
+            "https://crm.example.com/sets",
+            "--alg",
+            "ES256",
+        ],
+        true,
+    )
+    .await;
+    assert!(group.status.success(), "{group:?}");
+    let out = String::from_utf8(group.stdout).unwrap();
+    assert!(out.contains("the SETs of 1 tenants"), "{out}");
+    let group_id = out.split_whitespace().nth(1).unwrap().to_owned();
+    let lanes =
+        String::from_utf8(run(&["sets", "app-receivers", &app_id], true).await.stdout).unwrap();
+    assert!(
+        lanes.starts_with(&format!("{group_id}\tcrm\tacme\t")),
+        "{lanes}"
+    );
+    assert!(
+        run(&["sets", "remove-app", &app_id, &group_id], true)
+            .await
+            .status
+            .success()
+    );
     let json = run(&["sets", "receivers", "acme", "--json"], true).await;
     let parsed: Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(parsed[0]["id"], id.as_str());
