@@ -10,6 +10,7 @@ use ring::rand::SystemRandom;
 use ring::signature::{self, EcdsaKeyPair, KeyPair, RsaKeyPair};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
+use zeroize::Zeroizing;
 
 /// The JWS algorithms scimbus signs with.
 #[derive(
@@ -55,11 +56,12 @@ pub enum KeyError {
 /// The modulus of the RSA keys made.
 const RSA_BITS: usize = 2048;
 
-/// A new key pair: its private key (PKCS#8 DER, to be sealed) and its public JWK.
+/// A new key pair: its private key (PKCS#8 DER, to be sealed; wiped when dropped) and its
+/// public JWK.
 pub struct NewKey {
     pub kid: String,
     pub alg: Alg,
-    pub pkcs8: Vec<u8>,
+    pub pkcs8: Zeroizing<Vec<u8>>,
     pub jwk: Value,
 }
 
@@ -73,18 +75,22 @@ pub fn generate(alg: Alg) -> Result<NewKey, KeyError> {
             // receiver's SETs are signed one by one).
             let key = rsa::PrivateKey::new(&mut getrandom::SysRng, RSA_BITS)
                 .map_err(|e| KeyError::Crypto(e.to_string()))?;
-            key.to_pkcs8_der()
-                .map_err(|e| KeyError::Crypto(e.to_string()))?
-                .as_bytes()
-                .to_vec()
+            Zeroizing::new(
+                key.to_pkcs8_der()
+                    .map_err(|e| KeyError::Crypto(e.to_string()))?
+                    .as_bytes()
+                    .to_vec(),
+            )
         }
-        Alg::ES256 => EcdsaKeyPair::generate_pkcs8(
-            &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-            &SystemRandom::new(),
-        )
-        .map_err(|e| KeyError::Crypto(e.to_string()))?
-        .as_ref()
-        .to_vec(),
+        Alg::ES256 => Zeroizing::new(
+            EcdsaKeyPair::generate_pkcs8(
+                &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                &SystemRandom::new(),
+            )
+            .map_err(|e| KeyError::Crypto(e.to_string()))?
+            .as_ref()
+            .to_vec(),
+        ),
     };
     let jwk = Signer::from_pkcs8(&kid, alg, &pkcs8)?.jwk();
     Ok(NewKey {
@@ -244,7 +250,8 @@ impl Sealer {
         Ok(sealed)
     }
 
-    pub fn open(&self, kid: &str, sealed: &[u8]) -> Result<Vec<u8>, KeyError> {
+    /// The plaintext, wiped from memory when dropped.
+    pub fn open(&self, kid: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyError> {
         use ring::aead;
         let Some((&SEALED_V1, rest)) = sealed.split_first() else {
             return Err(KeyError::Unseal);
@@ -254,12 +261,12 @@ impl Sealer {
         }
         let (nonce, data) = rest.split_at(aead::NONCE_LEN);
         let nonce = aead::Nonce::try_assume_unique_for_key(nonce).map_err(|_| KeyError::Unseal)?;
-        let mut data = data.to_vec();
+        let mut data = Zeroizing::new(data.to_vec());
         let plain = self
             .key
             .open_in_place(nonce, aead::Aad::from(kid.as_bytes()), &mut data)
             .map_err(|_| KeyError::Unseal)?;
-        Ok(plain.to_vec())
+        Ok(Zeroizing::new(plain.to_vec()))
     }
 }
 
@@ -337,7 +344,7 @@ mod tests {
         let sealer = Sealer::new(Some(&secret)).unwrap_or_else(|e| panic!("{e}"));
         let sealed = sealer.seal("k1", b"private").unwrap_or_default();
         assert!(!sealed.windows(7).any(|w| w == b"private"));
-        assert_eq!(sealer.open("k1", &sealed).unwrap_or_default(), b"private");
+        assert_eq!(sealer.open("k1", &sealed).unwrap_or_default().as_slice(), b"private");
         assert!(matches!(sealer.open("k2", &sealed), Err(KeyError::Unseal)));
         let other = Sealer::new(Some(&SecretString::from(
             "another-secret-0123456789abcdefgh",

@@ -322,7 +322,9 @@ async fn batch(
                 .sealer()?
                 .open(receiver.group_id.as_deref().unwrap_or(&receiver.id), sealed)
                 .map_err(key_error)?;
-            Some(String::from_utf8(plain).map_err(|e| ServiceError::Internal(e.into()))?)
+            Some(zeroize::Zeroizing::new(
+                String::from_utf8(plain.to_vec()).map_err(|e| ServiceError::Internal(e.into()))?,
+            ))
         }
         None => None,
     };
@@ -332,7 +334,7 @@ async fn batch(
     let mut failure: Option<(String, bool, Option<Duration>)> = None;
     for (jti, jws) in &answer.sets.0 {
         match client
-            .deliver(&endpoint, authorization.as_deref(), jws)
+            .deliver(&endpoint, authorization.as_ref().map(|a| a.as_str()), jws)
             .await
         {
             Outcome::Delivered => {
