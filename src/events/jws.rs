@@ -344,7 +344,10 @@ mod tests {
         let sealer = Sealer::new(Some(&secret)).unwrap_or_else(|e| panic!("{e}"));
         let sealed = sealer.seal("k1", b"private").unwrap_or_default();
         assert!(!sealed.windows(7).any(|w| w == b"private"));
-        assert_eq!(sealer.open("k1", &sealed).unwrap_or_default().as_slice(), b"private");
+        assert_eq!(
+            sealer.open("k1", &sealed).unwrap_or_default().as_slice(),
+            b"private"
+        );
         assert!(matches!(sealer.open("k2", &sealed), Err(KeyError::Unseal)));
         let other = Sealer::new(Some(&SecretString::from(
             "another-secret-0123456789abcdefgh",
