@@ -4,8 +4,8 @@
 //! is due, since when it fails, the last error, a lease (until when, and the token of the
 //! batch that holds it) that keeps one process on its lane,
 //! and how many SETs it refused for good (parked, listed in `set_parked`). A receiver
-//! registered for an application credential is a group of such lanes, one per tenant the
-//! credential reads (`group_id`, `app_id`).
+//! registered for an application credential is a row of `set_receiver_groups` and a lane
+//! per tenant the credential reads (`group_id`, `app_id`; one per group and tenant).
 
 use sea_orm_migration::prelude::*;
 
@@ -15,6 +15,7 @@ pub struct Migration;
 #[derive(DeriveIden)]
 enum SetReceivers {
     Table,
+    TenantId,
     Delivery,
     Endpoint,
     AuthSealed,
@@ -29,6 +30,19 @@ enum SetReceivers {
     Parked,
     GroupId,
     AppId,
+}
+
+/// A receiver of an application credential: what its lanes share (name, form, events,
+/// signals, algorithm, audience, endpoint as JSON; the sealed authorization); its lanes
+/// are rows of `set_receivers` with its id as `group_id`.
+#[derive(DeriveIden)]
+enum SetReceiverGroups {
+    Table,
+    Id,
+    AppId,
+    Settings,
+    AuthSealed,
+    CreatedAt,
 }
 
 #[derive(DeriveIden)]
@@ -118,12 +132,54 @@ impl MigrationTrait for Migration {
                 )
                 .await?;
         }
+        // One lane per group and tenant, whatever replicas reconcile at once (a tenant
+        // receiver's NULL group never collides).
         manager
             .create_index(
                 Index::create()
-                    .name("set_receivers_group_id_idx")
+                    .name("set_receivers_group_tenant_key")
                     .table(SetReceivers::Table)
                     .col(SetReceivers::GroupId)
+                    .col(SetReceivers::TenantId)
+                    .unique()
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(SetReceiverGroups::Table)
+                    .col(
+                        ColumnDef::new(SetReceiverGroups::Id)
+                            .string_len(36)
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(
+                        ColumnDef::new(SetReceiverGroups::AppId)
+                            .string_len(36)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(SetReceiverGroups::Settings)
+                            .text()
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(SetReceiverGroups::AuthSealed).blob().null())
+                    .col(
+                        ColumnDef::new(SetReceiverGroups::CreatedAt)
+                            .string_len(24)
+                            .not_null(),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("set_receiver_groups_app_id_idx")
+                    .table(SetReceiverGroups::Table)
+                    .col(SetReceiverGroups::AppId)
                     .to_owned(),
             )
             .await?;
@@ -162,9 +218,12 @@ impl MigrationTrait for Migration {
             .drop_table(Table::drop().table(SetParked::Table).to_owned())
             .await?;
         manager
+            .drop_table(Table::drop().table(SetReceiverGroups::Table).to_owned())
+            .await?;
+        manager
             .drop_index(
                 Index::drop()
-                    .name("set_receivers_group_id_idx")
+                    .name("set_receivers_group_tenant_key")
                     .table(SetReceivers::Table)
                     .to_owned(),
             )

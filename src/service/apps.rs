@@ -122,7 +122,18 @@ pub async fn revoke(ctx: &Context, actor: &Actor, id: &str) -> Result<(), Servic
             "no live application credential {id}"
         )));
     }
-    audit::record(&txn, ctx, actor, "app.revoke", None, Some(id), json!({})).await?;
+    // Its SET receivers end with it.
+    let lanes = super::set_groups::remove_all(&txn, id).await?;
+    audit::record(
+        &txn,
+        ctx,
+        actor,
+        "app.revoke",
+        None,
+        Some(id),
+        json!({"set_receiver_lanes": lanes}),
+    )
+    .await?;
     txn.commit().await?;
     Ok(())
 }

@@ -1,13 +1,16 @@
 //! SET receivers registered for an application credential: one push receiver of every
 //! tenant the credential reads (a chosen set, or all, those created later included).
 //!
-//! Such a receiver is a group of lanes, one per tenant, each an ordinary push receiver of
-//! its tenant (its own position, order, retries and failing state) sharing the group's
-//! endpoint, authorization, form, events and audience. [`reconcile`] keeps the lanes equal
-//! to what the credential reads: a tenant it gains gets a lane from the start of what
-//! retention keeps (a new tenant: all of its events), a tenant it loses (or a revoked
-//! credential) loses its lane. The pusher reconciles at start, every
-//! [`RECONCILE_EVERY`], and when a tenant without push lanes writes events.
+//! Such a receiver is a group (`set_receiver_groups`: what its lanes share) and one lane
+//! per tenant, each an ordinary push receiver of its tenant (its own position, order,
+//! retries and failing state). [`reconcile`] keeps the lanes equal to what the credential
+//! reads: a tenant it gains gets a lane from the start of what retention keeps (a new
+//! tenant: all of its events), a tenant it loses loses its lane; a deleted tenant keeps its
+//! lane (its last events are delivered) until its removal takes the lane with it. A revoked
+//! credential's receivers are removed with the revocation; an expired one's at the next
+//! reconcile. At most one lane per group and tenant exists, whatever replicas reconcile at
+//! once (a unique index), and a group's removal waits for a reconcile adding lanes to it,
+//! then removes those too (the group's row is locked by both).
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
@@ -19,14 +22,12 @@ use super::audit::{self, Actor};
 use super::sets::{self, ReceiverInfo, ReceiverRequest, check, start_of};
 use super::{Context, ServiceError};
 use crate::domain::TenantId;
-use crate::store::sets::{self as store, ReceiverRow};
+use crate::store::sets::{self as store, GroupRow, ReceiverRow};
 use crate::store::{apps, tenants};
 use crate::tenancy::token;
 
 /// How often the pusher reconciles the groups' lanes with what their credentials read.
 pub const RECONCILE_EVERY: Duration = Duration::from_secs(30);
-/// Tenants read per page of a credential's listing.
-const PAGE: u64 = 1000;
 
 /// An application credential's receiver as the admin API shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -44,13 +45,14 @@ fn no_app(id: &str) -> ServiceError {
     ServiceError::NotFound(format!("no live application credential {id}"))
 }
 
-/// The live tenants `app_id` reads, by id; `None` when the credential is not live.
-async fn readable(ctx: &Context, app_id: &str) -> Result<Option<Vec<TenantId>>, ServiceError> {
-    let Some(app) = apps::list(ctx.store.conn())
-        .await?
-        .into_iter()
-        .find(|a| a.id == app_id)
-    else {
+/// The tenants `app_id` reads (deleted ones not yet removed included); `None` when the
+/// credential is not live.
+async fn readable(
+    conn: &impl sea_orm::ConnectionTrait,
+    ctx: &Context,
+    app_id: &str,
+) -> Result<Option<Vec<TenantId>>, ServiceError> {
+    let Some(app) = apps::find(conn, app_id).await? else {
         return Ok(None);
     };
     let now = ctx.now();
@@ -58,26 +60,63 @@ async fn readable(ctx: &Context, app_id: &str) -> Result<Option<Vec<TenantId>>, 
         return Ok(None);
     }
     let credential = (!app.all_tenants).then_some(app_id);
-    let mut ids = Vec::new();
-    let mut after = String::new();
-    loop {
-        let page = apps::readable_tenants(ctx.store.conn(), credential, &after, PAGE).await?;
-        let full = page.len() as u64 == PAGE;
-        for t in &page {
-            after = t.slug.to_string();
-            if t.deleted {
-                continue;
-            }
-            if let Some(tenant) = tenants::find(ctx.store.conn(), &t.slug).await?
-                && tenant.deleted_at.is_none()
-            {
-                ids.push(tenant.id);
-            }
-        }
-        if !full {
-            return Ok(Some(ids));
-        }
-    }
+    Ok(Some(apps::tenant_ids(conn, credential).await?))
+}
+
+/// The lane of `group` in `tenant_id` at `position`.
+fn lane_of(
+    ctx: &Context,
+    group: &GroupRow,
+    tenant_id: &TenantId,
+    position: i64,
+) -> Result<ReceiverRow, ServiceError> {
+    let text = |key: &str| {
+        group.settings[key]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                ServiceError::Internal(anyhow::anyhow!(
+                    "receiver group {} has no `{key}`",
+                    group.id
+                ))
+            })
+    };
+    let events: Vec<String> = group.settings["events"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|e| e.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(ReceiverRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        tenant_id: tenant_id.clone(),
+        name: text("name")?,
+        form: text("form")?,
+        events,
+        signals: group.settings["signals"].as_bool().unwrap_or(false),
+        alg: text("alg")?,
+        audience: text("audience")?,
+        position,
+        created_at: ctx.now(),
+        last_polled_at: None,
+        delivery: "push".to_owned(),
+        endpoint: Some(text("endpoint")?),
+        authorization: group.auth_sealed.clone(),
+        lane: store::LaneState {
+            state: "ok".to_owned(),
+            ..store::LaneState::default()
+        },
+        group_id: Some(group.id.clone()),
+        app_id: Some(group.app_id.clone()),
+        lease_owner: None,
+    })
+}
+
+/// A lane's poll credential: push lanes never poll, so it is a hash nobody holds.
+fn unused_credential() -> String {
+    token::hash_secret(&token::generate(sets::RECEIVER_PREFIX))
 }
 
 /// Registers a push receiver of every tenant `app_id` reads (its lanes start at each
@@ -99,28 +138,36 @@ pub async fn register(
              starts at each tenant's latest event",
         ));
     }
+    let tenant_ids = readable(ctx.store.conn(), ctx, app_id)
+        .await?
+        .ok_or_else(|| no_app(app_id))?;
     let checked = check(ctx, request).await?;
-    let tenant_ids = readable(ctx, app_id).await?.ok_or_else(|| no_app(app_id))?;
-    if tenant_ids.is_empty() {
-        // Its lanes carry the group: with none, nothing would follow the tenants later.
-        return Err(ServiceError::invalid_value(
-            "the application credential reads no live tenant yet",
-        ));
-    }
-    let group = uuid::Uuid::now_v7().to_string();
-    let authorization = checked.sealed_authorization(ctx, &group)?;
+    let id = uuid::Uuid::now_v7().to_string();
+    let request = &checked.request;
+    let group = GroupRow {
+        id: id.clone(),
+        app_id: app_id.to_owned(),
+        settings: json!({
+            "name": checked.name.as_str(),
+            "form": request.form.as_str(),
+            "events": request.events,
+            "signals": request.signals,
+            "alg": checked.alg.as_str(),
+            "audience": request.audience.clone()
+                .unwrap_or_else(|| format!("urn:scimbus:set-receiver:{id}")),
+            "endpoint": request.push.as_ref().map(|p| p.endpoint.clone()),
+        }),
+        auth_sealed: checked.sealed_authorization(ctx, &id)?,
+    };
     let mut lanes = Vec::new();
     for tenant_id in &tenant_ids {
         let (start, _) = start_of(ctx, tenant_id).await?;
-        let id = uuid::Uuid::now_v7().to_string();
-        let mut lane = checked.lane(ctx, &id, &group, tenant_id, start, authorization.clone());
-        lane.group_id = Some(group.clone());
-        lane.app_id = Some(app_id.to_owned());
-        lanes.push(lane);
+        lanes.push(lane_of(ctx, &group, tenant_id, start)?);
     }
     let txn = ctx.store.begin_write().await?;
+    store::insert_group(&txn, &group, &ctx.now()).await?;
     for lane in &lanes {
-        store::insert_receiver(&txn, lane, &unused_credential()).await?;
+        store::insert_lane(&txn, lane, &unused_credential()).await?;
     }
     audit::record(
         &txn,
@@ -128,12 +175,8 @@ pub async fn register(
         actor,
         "set_receiver.register",
         None,
-        Some(&group),
-        json!({"app": app_id, "name": checked.name.as_str(),
-               "form": checked.request.form.as_str(), "events": checked.request.events,
-               "signals": checked.request.signals, "alg": checked.alg.as_str(),
-               "delivery": "push",
-               "endpoint": checked.request.push.as_ref().map(|p| p.endpoint.clone()),
+        Some(&id),
+        json!({"app": app_id, "settings": group.settings, "delivery": "push",
                "tenants": lanes.len()}),
     )
     .await?;
@@ -141,49 +184,42 @@ pub async fn register(
     for lane in &lanes {
         ctx.event_waiters.wake(lane.tenant_id.as_str());
     }
-    list(ctx, app_id)
-        .await?
-        .into_iter()
-        .find(|g| g.id == group)
-        .ok_or_else(|| ServiceError::NotFound(format!("SET receiver {group} removed meanwhile")))
+    info(ctx, &group).await
 }
 
-/// A lane's poll credential: push lanes never poll, so it is a hash nobody holds.
-fn unused_credential() -> String {
-    token::hash_secret(&token::generate(sets::RECEIVER_PREFIX))
-}
-
-/// The credential's receivers with their lanes.
-pub async fn list(ctx: &Context, app_id: &str) -> Result<Vec<GroupInfo>, ServiceError> {
-    if !apps::list(ctx.store.conn())
-        .await?
-        .iter()
-        .any(|a| a.id == app_id)
-    {
-        return Err(ServiceError::NotFound(format!(
-            "no application credential {app_id}"
-        )));
-    }
-    let lanes = store::app_lanes(ctx.store.conn(), Some(app_id)).await?;
-    let mut groups: BTreeMap<String, GroupInfo> = BTreeMap::new();
-    for lane in lanes {
-        let Some(group) = lane.group_id.clone() else {
-            continue;
-        };
+async fn info(ctx: &Context, group: &GroupRow) -> Result<GroupInfo, ServiceError> {
+    let mut lanes = Vec::new();
+    for lane in store::group_lanes(ctx.store.conn(), &group.id).await? {
         let Some(tenant) = tenants::find_by_id(ctx.store.conn(), &lane.tenant_id).await? else {
             continue;
         };
         let latest = tenants::event_sequence(ctx.store.conn(), &tenant.id).await?;
-        let entry = groups.entry(group.clone()).or_insert_with(|| GroupInfo {
-            id: group,
-            app: app_id.to_owned(),
-            name: lane.name.clone(),
-            endpoint: lane.endpoint.clone(),
-            lanes: Vec::new(),
-        });
-        entry.lanes.push(sets::info(ctx, &tenant, &lane, latest));
+        lanes.push(sets::info(ctx, &tenant, &lane, latest));
     }
-    Ok(groups.into_values().collect())
+    Ok(GroupInfo {
+        id: group.id.clone(),
+        app: group.app_id.clone(),
+        name: group.settings["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        endpoint: group.settings["endpoint"].as_str().map(str::to_owned),
+        lanes,
+    })
+}
+
+/// The credential's receivers with their lanes.
+pub async fn list(ctx: &Context, app_id: &str) -> Result<Vec<GroupInfo>, ServiceError> {
+    if apps::find(ctx.store.conn(), app_id).await?.is_none() {
+        return Err(ServiceError::NotFound(format!(
+            "no application credential {app_id}"
+        )));
+    }
+    let mut listed = Vec::new();
+    for group in store::groups(ctx.store.conn(), Some(app_id)).await? {
+        listed.push(info(ctx, &group).await?);
+    }
+    Ok(listed)
 }
 
 /// Removes a credential's receiver: every lane of it.
@@ -193,17 +229,16 @@ pub async fn remove(
     app_id: &str,
     group: &str,
 ) -> Result<(), ServiceError> {
-    let owned = store::app_lanes(ctx.store.conn(), Some(app_id))
+    let txn = ctx.store.begin_write().await?;
+    if store::lock_group(&txn, group)
         .await?
-        .iter()
-        .any(|l| l.group_id.as_deref() == Some(group));
-    if !owned {
+        .is_none_or(|g| g.app_id != app_id)
+    {
         return Err(ServiceError::NotFound(format!(
             "no SET receiver {group} of this application credential"
         )));
     }
-    let txn = ctx.store.begin_write().await?;
-    let removed = store::delete_group_lanes(&txn, group, None).await?;
+    let removed = store::delete_group(&txn, group).await?;
     audit::record(
         &txn,
         ctx,
@@ -218,56 +253,33 @@ pub async fn remove(
     Ok(())
 }
 
-/// Makes every group's lanes match the tenants its credential reads now; returns the lanes
-/// added and removed.
-pub async fn reconcile(ctx: &Context) -> Result<(usize, usize), ServiceError> {
-    let lanes = store::app_lanes(ctx.store.conn(), None).await?;
-    let mut groups: BTreeMap<String, Vec<ReceiverRow>> = BTreeMap::new();
-    for lane in lanes {
-        if let Some(group) = lane.group_id.clone() {
-            groups.entry(group).or_default().push(lane);
-        }
+/// Removes every receiver of a credential (its revocation), in the caller's transaction.
+pub async fn remove_all(
+    txn: &impl sea_orm::ConnectionTrait,
+    app_id: &str,
+) -> Result<u64, ServiceError> {
+    let mut removed = 0;
+    for group in store::groups(txn, Some(app_id)).await? {
+        removed += store::delete_group(txn, &group.id).await?;
     }
+    Ok(removed)
+}
+
+/// Makes every group's lanes match the tenants its credential reads now; returns the lanes
+/// added and removed. A group that fails is logged and the others go on.
+pub async fn reconcile(ctx: &Context) -> Result<(usize, usize), ServiceError> {
     let (mut added, mut removed) = (0, 0);
-    for (group, lanes) in groups {
-        let Some(first) = lanes.first() else {
-            continue;
-        };
-        let Some(app_id) = first.app_id.clone() else {
-            continue;
-        };
-        let have: HashSet<String> = lanes.iter().map(|l| l.tenant_id.to_string()).collect();
-        let Some(readable) = readable(ctx, &app_id).await? else {
-            // Revoked or expired: its receivers end.
-            let txn = ctx.store.begin_write().await?;
-            removed += store::delete_group_lanes(&txn, &group, None).await? as usize;
-            txn.commit().await?;
-            continue;
-        };
-        let want: HashSet<String> = readable.iter().map(ToString::to_string).collect();
-        let gone: Vec<String> = have.difference(&want).cloned().collect();
-        let txn = ctx.store.begin_write().await?;
-        if !gone.is_empty() {
-            removed += store::delete_group_lanes(&txn, &group, Some(&gone)).await? as usize;
+    for group in store::groups(ctx.store.conn(), None).await? {
+        match reconcile_group(ctx, &group.id).await {
+            Ok((a, r)) => {
+                added += a;
+                removed += r;
+            }
+            Err(error) => {
+                tracing::warn!(group = %group.id, %error,
+                    "SET receiver of an application credential not reconciled");
+            }
         }
-        for tenant_id in readable.iter().filter(|t| !have.contains(t.as_str())) {
-            // A tenant new to the credential: from the start of what retention keeps.
-            let start = tenants::events_pruned_through(&txn, tenant_id).await?;
-            let mut lane = first.clone();
-            lane.id = uuid::Uuid::now_v7().to_string();
-            lane.tenant_id = tenant_id.clone();
-            lane.position = start;
-            lane.created_at = ctx.now();
-            lane.last_polled_at = None;
-            lane.lease_owner = None;
-            lane.lane = store::LaneState {
-                state: "ok".to_owned(),
-                ..store::LaneState::default()
-            };
-            store::insert_receiver(&txn, &lane, &unused_credential()).await?;
-            added += 1;
-        }
-        txn.commit().await?;
     }
     if added + removed > 0 {
         tracing::info!(
@@ -277,4 +289,47 @@ pub async fn reconcile(ctx: &Context) -> Result<(usize, usize), ServiceError> {
         );
     }
     Ok((added, removed))
+}
+
+async fn reconcile_group(ctx: &Context, id: &str) -> Result<(usize, usize), ServiceError> {
+    let txn = ctx.store.begin_write().await?;
+    // Locked: a removal that starts now waits, then removes what this adds.
+    let Some(group) = store::lock_group(&txn, id).await? else {
+        return Ok((0, 0));
+    };
+    let Some(want) = readable(&txn, ctx, &group.app_id).await? else {
+        // Expired (a revocation removes its receivers itself).
+        let removed = store::delete_group(&txn, id).await?;
+        txn.commit().await?;
+        return Ok((0, usize::try_from(removed).unwrap_or(usize::MAX)));
+    };
+    let want: HashSet<String> = want.iter().map(ToString::to_string).collect();
+    let have: BTreeMap<String, ReceiverRow> = store::group_lanes(&txn, id)
+        .await?
+        .into_iter()
+        .map(|l| (l.tenant_id.to_string(), l))
+        .collect();
+    let gone: Vec<String> = have
+        .keys()
+        .filter(|t| !want.contains(*t))
+        .cloned()
+        .collect();
+    let removed = store::delete_group_lanes(&txn, id, Some(&gone)).await?;
+    let mut added = 0;
+    for tenant in want.iter().filter(|t| !have.contains_key(*t)) {
+        let tenant_id = TenantId::from(tenant.as_str());
+        // A tenant new to the credential: from the start of what retention keeps.
+        let start = tenants::events_pruned_through(&txn, &tenant_id).await?;
+        let lane = lane_of(ctx, &group, &tenant_id, start)?;
+        if store::insert_lane(&txn, &lane, &unused_credential()).await? {
+            added += 1;
+        }
+    }
+    txn.commit().await?;
+    if added > 0 {
+        for tenant in &want {
+            ctx.event_waiters.wake(tenant);
+        }
+    }
+    Ok((added, usize::try_from(removed).unwrap_or(usize::MAX)))
 }

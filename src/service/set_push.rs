@@ -44,7 +44,7 @@ const BATCH_TIME: Duration = Duration::from_secs(20);
 /// How long a lease keeps other processes off a lane: well beyond a batch (its sending
 /// time, one more request's timeout, gathering and signing before). A batch records
 /// nothing once its lease was taken from it.
-const LEASE: Duration = Duration::from_secs(300);
+const LEASE: Duration = Duration::from_secs(90);
 /// After our own failure (not the receiver's), the lane is tried again after this long.
 const INTERNAL_RETRY: Duration = Duration::from_secs(5);
 /// Lanes pushed at once by one process.
@@ -259,7 +259,9 @@ async fn lane(ctx: &Context, client: &PushClient, receiver: ReceiverRow, owner: 
                 ctx.clock.now() + chrono::TimeDelta::from_std(INTERNAL_RETRY).unwrap_or_default(),
             ));
         }
-        store::set_lane(&txn, &id, owner, &state).await?;
+        if !store::set_lane(&txn, &id, owner, &state).await? {
+            store::release(&txn, &id, owner).await?;
+        }
         txn.commit().await?;
         Ok(())
     };
@@ -288,16 +290,15 @@ async fn batch(
     receiver: &ReceiverRow,
     owner: &str,
 ) -> Result<(), ServiceError> {
-    let Some(tenant) = tenants::find_by_id(ctx.store.conn(), &receiver.tenant_id)
-        .await?
-        .filter(|t| t.deleted_at.is_none())
-    else {
+    // A deleted tenant's last events are still delivered; a removed one took its lanes.
+    let Some(tenant) = tenants::find_by_id(ctx.store.conn(), &receiver.tenant_id).await? else {
         store::release(ctx.store.conn(), &receiver.id, owner).await?;
         return Ok(());
     };
     // Read again now that this batch holds it: a replay may have moved it since the round.
     let Some(receiver) = held(ctx.store.conn(), &tenant.id, &receiver.id, owner, false).await?
     else {
+        store::release(ctx.store.conn(), &receiver.id, owner).await?;
         return Ok(());
     };
     let Some(endpoint) = receiver.endpoint.clone() else {
@@ -310,8 +311,8 @@ async fn batch(
         let txn = ctx.store.begin_write().await?;
         if let Some(current) = held(&txn, &tenant.id, &receiver.id, owner, true).await? {
             advance(&txn, ctx, &tenant, &current).await?;
-            store::release(&txn, &receiver.id, owner).await?;
         }
+        store::release(&txn, &receiver.id, owner).await?;
         txn.commit().await?;
         return Ok(());
     }
@@ -373,7 +374,9 @@ async fn batch(
     let txn = ctx.store.begin_write().await?;
     let Some(mut current) = held(&txn, &tenant.id, &receiver.id, owner, true).await? else {
         // Removed, or replayed (which took the lane): nothing of this batch is recorded;
-        // what it sent is sent again, with the same `jti`s.
+        // what it sent is sent again, with the same `jti`s. The lease is given back.
+        store::release(&txn, &receiver.id, owner).await?;
+        txn.commit().await?;
         return Ok(());
     };
     let jtis: Vec<&str> = delivered
@@ -427,7 +430,9 @@ async fn batch(
             fail(ctx, &current, &mut state, &detail, refused, retry_after);
         }
     }
-    store::set_lane(&txn, &current.id, owner, &state).await?;
+    if !store::set_lane(&txn, &current.id, owner, &state).await? {
+        store::release(&txn, &current.id, owner).await?;
+    }
     txn.commit().await?;
     if state.attempts == 0 && answer.more_available {
         // More waits: the next round takes it at once.

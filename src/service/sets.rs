@@ -594,6 +594,15 @@ pub async fn remove(
 ) -> Result<(), ServiceError> {
     let tenant = live_tenant(ctx, slug).await?;
     let txn = ctx.store.begin_write().await?;
+    if let Some(group) = store::find_receiver(&txn, &tenant.id, id, false)
+        .await?
+        .and_then(|r| r.group_id)
+    {
+        return Err(ServiceError::invalid_value(format!(
+            "this is the lane of the application credential's receiver {group}: remove that \
+             receiver (DELETE /admin/v1/apps/{{app}}/receivers/{group})"
+        )));
+    }
     if !store::delete_receiver(&txn, &tenant.id, id).await? {
         return Err(no_receiver(id));
     }

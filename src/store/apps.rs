@@ -85,6 +85,42 @@ pub async fn find_by_hash(
         }))
 }
 
+/// The credential with id `id`.
+pub async fn find(conn: &impl ConnectionTrait, id: &str) -> Result<Option<AppRecord>, StoreError> {
+    Ok(app_credential::Entity::find_by_id(id.to_owned())
+        .one(conn)
+        .await?
+        .map(|m| AppRecord {
+            id: m.id,
+            name: m.name,
+            all_tenants: m.all_tenants,
+            expires_at: m.expires_at,
+            revoked_at: m.revoked_at,
+            last_used_at: m.last_used_at,
+        }))
+}
+
+/// The ids of every tenant a credential reads that is not removed (deleted ones too: their
+/// last events are still delivered): every tenant, or those granted to `credential_id`.
+pub async fn tenant_ids(
+    conn: &impl ConnectionTrait,
+    credential_id: Option<&str>,
+) -> Result<Vec<TenantId>, StoreError> {
+    let (sql, values): (&str, Vec<sea_orm::Value>) = match credential_id {
+        None => ("SELECT id FROM tenants", vec![]),
+        Some(id) => (
+            "SELECT t.id AS id FROM app_credential_tenants g JOIN tenants t \
+             ON t.id = g.tenant_id WHERE g.credential_id = $1",
+            vec![id.into()],
+        ),
+    };
+    conn.query_all_raw(super::statement(conn, sql, values))
+        .await?
+        .iter()
+        .map(|row| Ok(row.try_get::<String>("", "id")?.into()))
+        .collect()
+}
+
 /// Whether the credential was granted the tenant (one primary-key probe).
 pub async fn granted(
     conn: &impl ConnectionTrait,

@@ -188,34 +188,64 @@ pub async fn insert_receiver(
     r: &ReceiverRow,
     token_hash: &str,
 ) -> Result<(), StoreError> {
+    insert_row(conn, r, token_hash, "").await.map(|_| ())
+}
+
+/// Inserts a lane of a group unless the group has one in its tenant; whether it did.
+pub async fn insert_lane(
+    conn: &impl ConnectionTrait,
+    r: &ReceiverRow,
+    token_hash: &str,
+) -> Result<bool, StoreError> {
+    Ok(insert_row(
+        conn,
+        r,
+        token_hash,
+        " ON CONFLICT (group_id, tenant_id) DO NOTHING",
+    )
+    .await?
+        > 0)
+}
+
+async fn insert_row(
+    conn: &impl ConnectionTrait,
+    r: &ReceiverRow,
+    token_hash: &str,
+    conflict: &str,
+) -> Result<u64, StoreError> {
     let events = serde_json::to_string(&r.events)
         .map_err(|e| StoreError::Corrupt(format!("set_receivers.events: {e}")))?;
-    conn.execute_raw(statement(
-        conn,
-        "INSERT INTO set_receivers (id, tenant_id, name, form, events, signals, alg, audience, \
-         position, created_at, token_hash, delivery, endpoint, auth_sealed, group_id, app_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-        vec![
-            r.id.clone().into(),
-            r.tenant_id.clone().into(),
-            r.name.clone().into(),
-            r.form.clone().into(),
-            events.into(),
-            r.signals.into(),
-            r.alg.clone().into(),
-            r.audience.clone().into(),
-            r.position.into(),
-            r.created_at.clone().into(),
-            token_hash.into(),
-            r.delivery.clone().into(),
-            r.endpoint.clone().into(),
-            r.authorization.clone().into(),
-            r.group_id.clone().into(),
-            r.app_id.clone().into(),
-        ],
-    ))
-    .await?;
-    Ok(())
+    let done = conn
+        .execute_raw(statement(
+            conn,
+            &format!(
+                "INSERT INTO set_receivers (id, tenant_id, name, form, events, signals, alg, \
+             audience, position, created_at, token_hash, delivery, endpoint, auth_sealed, \
+             group_id, app_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)\
+             {conflict}"
+            ),
+            vec![
+                r.id.clone().into(),
+                r.tenant_id.clone().into(),
+                r.name.clone().into(),
+                r.form.clone().into(),
+                events.into(),
+                r.signals.into(),
+                r.alg.clone().into(),
+                r.audience.clone().into(),
+                r.position.into(),
+                r.created_at.clone().into(),
+                token_hash.into(),
+                r.delivery.clone().into(),
+                r.endpoint.clone().into(),
+                r.authorization.clone().into(),
+                r.group_id.clone().into(),
+                r.app_id.clone().into(),
+            ],
+        ))
+        .await?;
+    Ok(done.rows_affected())
 }
 
 /// The tenant's receivers, in id order.
@@ -473,7 +503,7 @@ pub fn due_push_receivers_statement(
         &format!(
             "SELECT {}, t.event_seq AS latest FROM set_receivers r \
              JOIN tenants t ON t.id = r.tenant_id \
-             WHERE r.delivery = 'push' AND t.deleted_at IS NULL AND r.id > $1 \
+             WHERE r.delivery = 'push' AND r.id > $1 \
              AND r.position < t.event_seq \
              AND r.position < COALESCE((SELECT b.held_from - 1 FROM tenant_brakes b \
              WHERE b.tenant_id = r.tenant_id AND b.held_from IS NOT NULL), t.event_seq) \
@@ -520,8 +550,15 @@ pub async fn lease(
         .execute_raw(statement(
             conn,
             "UPDATE set_receivers SET lease_until = $2, lease_owner = $3 \
-             WHERE id = $1 AND (lease_until IS NULL OR lease_until < $4)",
-            vec![id.into(), until.into(), owner.into(), now.into()],
+             WHERE id = $1 AND (lease_until IS NULL OR lease_until < $4) \
+             AND (retry_at IS NULL OR retry_at <= $5)",
+            vec![
+                id.into(),
+                until.into(),
+                owner.into(),
+                now.into(),
+                now.into(),
+            ],
         ))
         .await?;
     Ok(done.rows_affected() == 1)
@@ -570,13 +607,13 @@ pub async fn release(conn: &impl ConnectionTrait, id: &str, owner: &str) -> Resu
 }
 
 /// Makes a push receiver due now, its failures forgotten, and takes its lane from any
-/// batch in hand (which then records nothing: a replay).
+/// batch in hand: that batch records nothing and gives the lease back when it ends (no
+/// other batch starts before, so the lane never has two at once).
 pub async fn reset_lane(conn: &impl ConnectionTrait, id: &str) -> Result<(), StoreError> {
     conn.execute_raw(statement(
         conn,
         "UPDATE set_receivers SET state = 'ok', attempts = 0, retry_at = NULL, \
-         failing_since = NULL, last_error = NULL, lease_until = NULL, lease_owner = NULL \
-         WHERE id = $1",
+         failing_since = NULL, last_error = NULL, lease_owner = NULL WHERE id = $1",
         vec![id.into()],
     ))
     .await?;
@@ -670,60 +707,156 @@ pub async fn failing_counts(conn: &impl ConnectionTrait) -> Result<Vec<(String, 
         .collect()
 }
 
-/// The lanes of application credentials' receivers, by group, in group and tenant order.
-pub async fn app_lanes(
+/// The lanes of one group.
+pub async fn group_lanes(
     conn: &impl ConnectionTrait,
-    app_id: Option<&str>,
+    group_id: &str,
 ) -> Result<Vec<ReceiverRow>, StoreError> {
-    let (filter, values): (&str, Vec<sea_orm::Value>) = match app_id {
-        Some(app) => ("app_id = $1", vec![app.into()]),
-        None => ("app_id IS NOT NULL", vec![]),
-    };
     let rows = conn
         .query_all_raw(statement(
             conn,
             &format!(
-                "SELECT {RECEIVER_COLUMNS} FROM set_receivers WHERE {filter} \
-                 ORDER BY group_id, tenant_id"
+                "SELECT {RECEIVER_COLUMNS} FROM set_receivers WHERE group_id = $1 \
+                 ORDER BY tenant_id"
             ),
-            values,
+            vec![group_id.into()],
         ))
         .await?;
     rows.iter().map(receiver).collect()
 }
 
-/// Deletes the lanes of a group (and their acknowledgements and parked SETs) in the
-/// tenants given, or all of them; how many went.
+/// A receiver of an application credential: what its lanes share.
+#[derive(Debug, Clone)]
+pub struct GroupRow {
+    pub id: String,
+    pub app_id: String,
+    /// `name`, `form`, `events`, `signals`, `alg`, `audience`, `endpoint`.
+    pub settings: serde_json::Value,
+    pub auth_sealed: Option<Vec<u8>>,
+}
+
+fn group(row: &sea_orm::QueryResult) -> Result<GroupRow, StoreError> {
+    Ok(GroupRow {
+        id: row.try_get("", "id")?,
+        app_id: row.try_get("", "app_id")?,
+        settings: json_column(row, "settings")?,
+        auth_sealed: row.try_get("", "auth_sealed")?,
+    })
+}
+
+pub async fn insert_group(
+    conn: &impl ConnectionTrait,
+    group: &GroupRow,
+    now: &Timestamp,
+) -> Result<(), StoreError> {
+    conn.execute_raw(statement(
+        conn,
+        "INSERT INTO set_receiver_groups (id, app_id, settings, auth_sealed, created_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+        vec![
+            group.id.clone().into(),
+            group.app_id.clone().into(),
+            group.settings.to_string().into(),
+            group.auth_sealed.clone().into(),
+            now.into(),
+        ],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// The groups (of `app_id`, or all), in id order.
+pub async fn groups(
+    conn: &impl ConnectionTrait,
+    app_id: Option<&str>,
+) -> Result<Vec<GroupRow>, StoreError> {
+    let (filter, values): (&str, Vec<sea_orm::Value>) = match app_id {
+        Some(app) => (" WHERE app_id = $1", vec![app.into()]),
+        None => ("", vec![]),
+    };
+    let rows = conn
+        .query_all_raw(statement(
+            conn,
+            &format!(
+                "SELECT id, app_id, settings, auth_sealed FROM set_receiver_groups{filter} \
+                 ORDER BY id"
+            ),
+            values,
+        ))
+        .await?;
+    rows.iter().map(group).collect()
+}
+
+/// The group, locked for the transaction on PostgreSQL (a removal waits for a reconcile
+/// that adds lanes, then removes them too); `None` once removed.
+pub async fn lock_group(
+    conn: &impl ConnectionTrait,
+    id: &str,
+) -> Result<Option<GroupRow>, StoreError> {
+    let lock = if conn.get_database_backend() == DbBackend::Postgres {
+        " FOR UPDATE"
+    } else {
+        ""
+    };
+    let row = conn
+        .query_one_raw(statement(
+            conn,
+            &format!(
+                "SELECT id, app_id, settings, auth_sealed FROM set_receiver_groups \
+                 WHERE id = $1{lock}"
+            ),
+            vec![id.into()],
+        ))
+        .await?;
+    row.as_ref().map(group).transpose()
+}
+
+/// Deletes a group: its row first (waiting for a reconcile that holds it), then every lane
+/// of it with their acknowledgements and parked SETs; how many lanes went.
+pub async fn delete_group(conn: &impl ConnectionTrait, group_id: &str) -> Result<u64, StoreError> {
+    conn.execute_raw(statement(
+        conn,
+        "DELETE FROM set_receiver_groups WHERE id = $1",
+        vec![group_id.into()],
+    ))
+    .await?;
+    delete_group_lanes(conn, group_id, None).await
+}
+
+/// Deletes the lanes of a group in the tenants given, or all of them, with their
+/// acknowledgements and parked SETs; how many lanes went.
 pub async fn delete_group_lanes(
     conn: &impl ConnectionTrait,
     group_id: &str,
     tenant_ids: Option<&[String]>,
 ) -> Result<u64, StoreError> {
-    let lanes: Vec<String> = conn
-        .query_all_raw(statement(
-            conn,
-            "SELECT id, tenant_id FROM set_receivers WHERE group_id = $1",
-            vec![group_id.into()],
-        ))
-        .await?
-        .iter()
-        .filter_map(|row| {
-            let id: String = row.try_get("", "id").ok()?;
-            let tenant: String = row.try_get("", "tenant_id").ok()?;
-            tenant_ids
-                .is_none_or(|only| only.contains(&tenant))
-                .then_some(id)
-        })
-        .collect();
-    for id in &lanes {
-        for sql in [
-            "DELETE FROM set_acks WHERE receiver_id = $1",
-            "DELETE FROM set_parked WHERE receiver_id = $1",
-            "DELETE FROM set_receivers WHERE id = $1",
-        ] {
-            conn.execute_raw(statement(conn, sql, vec![id.as_str().into()]))
-                .await?;
+    let mut values: Vec<sea_orm::Value> = vec![group_id.into()];
+    let mut filter = String::new();
+    if let Some(ids) = tenant_ids {
+        if ids.is_empty() {
+            return Ok(0);
         }
+        let list: Vec<String> = (2..ids.len() + 2).map(|n| format!("${n}")).collect();
+        filter = format!(" AND tenant_id IN ({})", list.join(", "));
+        values.extend(ids.iter().map(|id| sea_orm::Value::from(id.clone())));
     }
-    Ok(lanes.len() as u64)
+    for table in ["set_acks", "set_parked"] {
+        conn.execute_raw(statement(
+            conn,
+            &format!(
+                "DELETE FROM {table} WHERE receiver_id IN \
+                 (SELECT id FROM set_receivers WHERE group_id = $1{filter})"
+            ),
+            values.clone(),
+        ))
+        .await?;
+    }
+    let done = conn
+        .execute_raw(statement(
+            conn,
+            &format!("DELETE FROM set_receivers WHERE group_id = $1{filter}"),
+            values,
+        ))
+        .await?;
+    Ok(done.rows_affected())
 }

@@ -767,7 +767,19 @@ async fn an_application_credential_receiver_gets_every_tenant_it_reads_and_follo
     assert_eq!(tenants, ["acme", "globex", "other"], "{listed}");
     assert!(lanes.iter().all(|l| l["group"] == group_id.as_str()));
 
-    // Removed: no lane is left, nothing more arrives.
+    // A lane is removed with its receiver, not on its own.
+    let lane = lanes[0]["id"].as_str().unwrap();
+    let tenant = lanes[0]["tenant"].as_str().unwrap();
+    let refused = app
+        .admin(
+            Method::DELETE,
+            &format!("/tenants/{tenant}/receivers/{lane}"),
+            None,
+        )
+        .await;
+    assert_scim_error(refused, 400, Some("invalidValue")).await;
+
+    // Removed: no lane is left, and reconciling brings none back.
     let removed = app
         .admin(
             Method::DELETE,
@@ -783,6 +795,60 @@ async fn an_application_credential_receiver_gets_every_tenant_it_reads_and_follo
         .await
         .unwrap();
     assert_eq!(listed["receivers"], json!([]));
+    scimbus::service::set_groups::reconcile(&app.ctx)
+        .await
+        .unwrap();
+    for tenant in ["acme", "other", "globex"] {
+        let tenant_lanes: Value = app
+            .admin(Method::GET, &format!("/tenants/{tenant}/receivers"), None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(tenant_lanes["receivers"], json!([]), "{tenant}");
+    }
+
+    // A credential of some tenants gets lanes in those alone, also after a reconcile with
+    // more tenants about; its revocation ends them.
+    let some: Value = app
+        .admin(
+            Method::POST,
+            "/apps",
+            Some(json!({"name": "crm", "tenants": ["acme"]})),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let some_id = some["id"].as_str().unwrap().to_owned();
+    let response = app
+        .admin(
+            Method::POST,
+            &format!("/apps/{some_id}/receivers"),
+            Some(json!({"name": "crm", "endpoint": receiver.url})),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    scimbus::service::set_groups::reconcile(&app.ctx)
+        .await
+        .unwrap();
+    let listed: Value = app
+        .admin(Method::GET, &format!("/apps/{some_id}/receivers"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let tenants: Vec<&Value> = listed["receivers"][0]["lanes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| &l["tenant"])
+        .collect();
+    assert_eq!(tenants, [&json!("acme")], "{listed}");
+    let revoked = app
+        .admin(Method::DELETE, &format!("/apps/{some_id}"), None)
+        .await;
+    assert!(revoked.status().is_success());
     let tenant_lanes: Value = app
         .admin(Method::GET, "/tenants/acme/receivers", None)
         .await
