@@ -75,14 +75,20 @@ pub async fn find_by_hash(
         .filter(app_credential::Column::TokenHash.eq(hash))
         .one(conn)
         .await?
-        .map(|m| AppRecord {
+        .map(AppRecord::from))
+}
+
+impl From<app_credential::Model> for AppRecord {
+    fn from(m: app_credential::Model) -> Self {
+        Self {
             id: m.id,
             name: m.name,
             all_tenants: m.all_tenants,
             expires_at: m.expires_at,
             revoked_at: m.revoked_at,
             last_used_at: m.last_used_at,
-        }))
+        }
+    }
 }
 
 /// The credential with id `id`.
@@ -90,14 +96,7 @@ pub async fn find(conn: &impl ConnectionTrait, id: &str) -> Result<Option<AppRec
     Ok(app_credential::Entity::find_by_id(id.to_owned())
         .one(conn)
         .await?
-        .map(|m| AppRecord {
-            id: m.id,
-            name: m.name,
-            all_tenants: m.all_tenants,
-            expires_at: m.expires_at,
-            revoked_at: m.revoked_at,
-            last_used_at: m.last_used_at,
-        }))
+        .map(AppRecord::from))
 }
 
 /// The ids of every tenant a credential reads that is not removed (deleted ones too: their

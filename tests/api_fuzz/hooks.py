@@ -254,6 +254,7 @@ DATA_DETAILS = (
     "attribute names must differ",
     " not found",
     "is not the URN it updates",
+    "an update may only add attributes and widen types",
     "the tenant's latest sequence",
     "(the latest sequence)",
     "are past retention",
