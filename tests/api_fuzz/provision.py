@@ -164,6 +164,12 @@ def main() -> None:
                           {"name": "fuzz-app", "all_tenants": True})
     expect(status, 201, "issuing the application credential", app)
     write_dict(dict_dir, "app_ids", [app["id"]])
+    # A receiver of it that removeAppSetReceiver may remove.
+    status, app_receiver = request("POST", f"{base}/admin/v1/apps/{app['id']}/receivers", admin,
+                                   {"name": "fuzz-app-receiver",
+                                    "endpoint": "https://receiver.example.com/sets"})
+    expect(status, 201, "registering the application credential's SET receiver", app_receiver)
+    write_dict(dict_dir, "victim_app_receiver_ids", [app_receiver["id"]])
     print(secret)
 
 
