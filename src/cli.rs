@@ -398,9 +398,10 @@ pub enum SetsCommand {
         app: String,
         #[command(flatten)]
         receiver: ReceiverArgs,
-        /// Push the SETs to this URL (https; http only to a loopback host).
+        /// Push the SETs to this URL (https; http only to a loopback host); omitted: the
+        /// receiver polls every tenant's SETs with the credential printed once.
         #[arg(long)]
-        endpoint: String,
+        endpoint: Option<String>,
         /// The name of an environment variable holding the `Authorization` header value.
         #[arg(long, value_name = "VARIABLE")]
         authorization_env: Option<String>,
@@ -756,15 +757,27 @@ async fn sets_command(ctx: &Context, command: SetsCommand) -> anyhow::Result<()>
             endpoint,
             authorization_env,
         } => {
-            let request = receiver.request(None, Some(endpoint), authorization_env)?;
-            let group =
+            let request = receiver.request(None, endpoint, authorization_env)?;
+            let (group, secret) =
                 crate::service::set_groups::register(ctx, &Actor::os_user(), &app, request).await?;
-            println!(
-                "receiver {} registered; the SETs of {} tenants are pushed to {}",
-                group.id,
-                group.lanes.len(),
-                group.endpoint.as_deref().unwrap_or_default()
-            );
+            match secret {
+                Some(secret) => {
+                    println!(
+                        "receiver {} registered for {} tenants; poll POST {}/sets/v1/poll with \
+                         this credential, shown once:",
+                        group.id,
+                        group.lanes.len(),
+                        ctx.public_url.as_str().trim_end_matches('/')
+                    );
+                    println!("{}", secret.expose_secret());
+                }
+                None => println!(
+                    "receiver {} registered; the SETs of {} tenants are pushed to {}",
+                    group.id,
+                    group.lanes.len(),
+                    group.endpoint.as_deref().unwrap_or_default()
+                ),
+            }
         }
         SetsCommand::AppReceivers { app, output } => {
             let groups = crate::service::set_groups::list(ctx, &app).await?;

@@ -29,6 +29,7 @@ mod m20261210_000001_create_schema_jobs;
 mod m20261211_000001_compact_request_journal;
 mod m20261211_000002_create_security_event_tables;
 mod m20261212_000001_add_set_push;
+mod m20261213_000001_add_group_poll;
 
 pub struct Migrator;
 
@@ -61,6 +62,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261211_000001_compact_request_journal::Migration),
             Box::new(m20261211_000002_create_security_event_tables::Migration),
             Box::new(m20261212_000001_add_set_push::Migration),
+            Box::new(m20261213_000001_add_group_poll::Migration),
         ]
     }
 }

@@ -192,6 +192,17 @@ pub enum Outcome {
     },
 }
 
+/// A `Retry-After` value (RFC 9110 §10.2.3) as a wait from `now`: delay seconds, or an
+/// HTTP-date (a date already past is no wait); `None` when it is neither.
+pub fn retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or_default())
+}
+
 /// The SSRF-safe client every push uses.
 #[derive(Debug, Clone)]
 pub struct PushClient {
@@ -273,8 +284,7 @@ impl PushClient {
             .headers()
             .get(header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+            .and_then(|v| retry_after(v, std::time::SystemTime::now()));
         let location = response
             .headers()
             .get(header::LOCATION)
@@ -456,5 +466,31 @@ mod tests {
         };
         let name: Name = "localhost".parse().unwrap();
         assert!(allowing.resolve(name).await.unwrap().count() > 0);
+    }
+
+    #[test]
+    fn retry_after_is_seconds_or_an_http_date() {
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(784_111_777);
+        assert_eq!(retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(retry_after(" 0 ", now), Some(Duration::ZERO));
+        // IMF-fixdate, and the two obsolete forms RFC 9110 still asks recipients to accept.
+        for date in [
+            "Sun, 06 Nov 1994 08:51:37 GMT",
+            "Sunday, 06-Nov-94 08:51:37 GMT",
+            "Sun Nov  6 08:51:37 1994",
+        ] {
+            assert_eq!(
+                retry_after(date, now),
+                Some(Duration::from_secs(120)),
+                "{date}"
+            );
+        }
+        assert_eq!(
+            retry_after("Sun, 06 Nov 1994 08:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        for bad in ["", "-5", "soon", "1.5", "Sun, 06 Nov 1994"] {
+            assert_eq!(retry_after(bad, now), None, "{bad}");
+        }
     }
 }

@@ -520,6 +520,17 @@ pub struct IssuedReceiver {
     token: Option<String>,
 }
 
+/// An application credential's SET receiver just registered: a polling one's credential,
+/// shown this once.
+#[derive(Debug, serde::Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct IssuedGroup {
+    #[serde(flatten)]
+    receiver: crate::service::set_groups::GroupInfo,
+    /// The credential (`scimbus_r_…`) for `POST /sets/v1/poll` (polling receivers only).
+    token: Option<String>,
+}
+
 /// A tenant's SET receivers.
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)]

@@ -119,7 +119,7 @@ async fn poll(
             "send the receiver's credential as a bearer token",
         ));
     };
-    let Some((receiver, tenant)) = sets::authenticate(&ctx, secret).await? else {
+    let Some(poller) = sets::authenticate(&ctx, secret).await? else {
         return Ok(set_error(
             StatusCode::UNAUTHORIZED,
             "authentication_failed",
@@ -152,7 +152,7 @@ async fn poll(
             }
         }
     };
-    match sets::poll(&ctx, &receiver, &tenant, &request).await {
+    match sets::poll(&ctx, &poller, &request).await {
         Ok(answer) => Ok(HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .json(answer)),
@@ -267,19 +267,21 @@ fn receiver_request(input: RegisterReceiver) -> Result<ReceiverRequest, ApiError
     })
 }
 
-/// Registers a push receiver of every tenant an application credential reads: one lane
-/// per tenant (its own order, retries and state), sharing the endpoint, authorization,
-/// form, events and audience; tenants the credential gains later get a lane from the start
-/// of what retention keeps, tenants it loses (or its revocation) end theirs. Each lane
-/// starts at its tenant's latest event (`after` is refused).
+/// Registers a receiver of every tenant an application credential reads: one lane per
+/// tenant (its own order, position and state), sharing the form, events, audience and,
+/// pushed to, the endpoint and authorization; without an `endpoint` it polls
+/// `/sets/v1/poll` with the credential in this response (shown this once), every lane at
+/// once. Tenants the credential gains later get a lane from the start of what retention
+/// keeps, tenants it loses (or its revocation) end theirs. Each lane starts at its tenant's
+/// latest event (`after` is refused).
 #[utoipa::path(
     operation_id = "registerAppSetReceiver",
     tag = "Security events",
     params(("id" = String, Path, description = "Application credential id.")),
     request_body(content = RegisterReceiver, content_type = "application/json"),
     responses(
-        (status = 201, description = "The receiver with its lanes", content_type = SCIM, body = set_groups::GroupInfo),
-        (status = "default", description = "A SCIM error (400 invalidValue: no endpoint, `after`, no live tenant; 401; 404 no live credential; 409 SETs are off)", content_type = SCIM, body = ScimErrorBody),
+        (status = 201, description = "The receiver with its lanes; a polling one with its credential (`token`)", content_type = SCIM, body = super::openapi::IssuedGroup),
+        (status = "default", description = "A SCIM error (400 invalidValue: `after`, a bad endpoint; 401; 404 no live credential; 409 SETs are off)", content_type = SCIM, body = ScimErrorBody),
     )
 )]
 #[post("/apps/{id}/receivers")]
@@ -290,10 +292,15 @@ async fn register_app_receiver(
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     let request = receiver_request(parse(body)?)?;
-    let group = set_groups::register(&ctx, &Actor::admin(&actor.name), &app, request).await?;
+    let (group, secret) =
+        set_groups::register(&ctx, &Actor::admin(&actor.name), &app, request).await?;
     tracing::info!(actor = %actor.name, app = %app, receiver = %group.id,
-        lanes = group.lanes.len(), "SET receiver of an application credential registered");
-    Ok(response::scim(StatusCode::CREATED, &group))
+        lanes = group.lanes.len(), delivery = %group.delivery,
+        "SET receiver of an application credential registered");
+    match secret {
+        Some(secret) => issued(&group, &secret),
+        None => Ok(response::scim(StatusCode::CREATED, &group)),
+    }
 }
 
 /// An application credential's SET receivers, each with its lanes.

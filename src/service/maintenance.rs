@@ -145,6 +145,8 @@ pub async fn prune_once(ctx: &Context) -> Result<u64, ServiceError> {
             let txn = ctx.store.begin_write().await?;
             pruned += outbox::delete_through(&txn, &tenant.id, through).await?;
             tenants::set_pruned_through(&txn, &tenant.id, through).await?;
+            // The SETs receivers parked for those events go with them.
+            crate::store::sets::prune_parked(&txn, &tenant.id, through).await?;
             txn.commit().await?;
             after = through;
             let whole_batch =

@@ -15,11 +15,15 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
+use secrecy::SecretString;
 use serde::Serialize;
 use serde_json::json;
 
 use super::audit::{self, Actor};
-use super::sets::{self, ReceiverInfo, ReceiverRequest, check, start_of};
+use super::sets::{
+    self, OrderedSets, PollRequest, PollResponse, Poller, ReceiverInfo, ReceiverRequest, check,
+    start_of,
+};
 use super::{Context, ServiceError};
 use crate::domain::TenantId;
 use crate::store::sets::{self as store, GroupRow, ReceiverRow};
@@ -36,6 +40,9 @@ pub struct GroupInfo {
     pub id: String,
     pub app: String,
     pub name: String,
+    /// `poll` (RFC 8936, with the credential given at registration) or `push` (RFC 8935).
+    pub delivery: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
     /// One lane per tenant the credential reads, each with its position and state.
     pub lanes: Vec<ReceiverInfo>,
@@ -89,6 +96,7 @@ fn lane_of(
                 .collect()
         })
         .unwrap_or_default();
+    let endpoint = group.settings["endpoint"].as_str().map(str::to_owned);
     Ok(ReceiverRow {
         id: uuid::Uuid::now_v7().to_string(),
         tenant_id: tenant_id.clone(),
@@ -101,8 +109,8 @@ fn lane_of(
         position,
         created_at: ctx.now(),
         last_polled_at: None,
-        delivery: "push".to_owned(),
-        endpoint: Some(text("endpoint")?),
+        delivery: if endpoint.is_some() { "push" } else { "poll" }.to_owned(),
+        endpoint,
         authorization: group.auth_sealed.clone(),
         lane: store::LaneState {
             state: "ok".to_owned(),
@@ -114,24 +122,21 @@ fn lane_of(
     })
 }
 
-/// A lane's poll credential: push lanes never poll, so it is a hash nobody holds.
+/// A lane's own poll credential: a hash nobody holds (push lanes never poll; a polling
+/// group's lanes are polled through the group's credential).
 fn unused_credential() -> String {
     token::hash_secret(&token::generate(sets::RECEIVER_PREFIX))
 }
 
-/// Registers a push receiver of every tenant `app_id` reads (its lanes start at each
-/// tenant's latest event: what happens from now on).
+/// Registers a receiver of every tenant `app_id` reads (its lanes start at each tenant's
+/// latest event: what happens from now on): pushed to, or, without an endpoint, polled
+/// with the credential returned here once.
 pub async fn register(
     ctx: &Context,
     actor: &Actor,
     app_id: &str,
     request: ReceiverRequest,
-) -> Result<GroupInfo, ServiceError> {
-    if request.push.is_none() {
-        return Err(ServiceError::invalid_value(
-            "a receiver of an application credential is pushed to: give an `endpoint`",
-        ));
-    }
+) -> Result<(GroupInfo, Option<SecretString>), ServiceError> {
     if request.after.is_some() {
         return Err(ServiceError::invalid_value(
             "`after` names a sequence of one tenant: a receiver of an application credential \
@@ -164,8 +169,13 @@ pub async fn register(
         let (start, _) = start_of(ctx, tenant_id).await?;
         lanes.push(lane_of(ctx, &group, tenant_id, start)?);
     }
+    let secret = request
+        .push
+        .is_none()
+        .then(|| token::generate(sets::RECEIVER_PREFIX));
+    let hash = secret.as_ref().map(token::hash_secret);
     let txn = ctx.store.begin_write().await?;
-    store::insert_group(&txn, &group, &ctx.now()).await?;
+    store::insert_group(&txn, &group, hash.as_deref(), &ctx.now()).await?;
     for lane in &lanes {
         store::insert_lane(&txn, lane, &unused_credential()).await?;
     }
@@ -176,7 +186,8 @@ pub async fn register(
         "set_receiver.register",
         None,
         Some(&id),
-        json!({"app": app_id, "settings": group.settings, "delivery": "push",
+        json!({"app": app_id, "settings": group.settings,
+               "delivery": if secret.is_some() { "poll" } else { "push" },
                "tenants": lanes.len()}),
     )
     .await?;
@@ -184,7 +195,7 @@ pub async fn register(
     for lane in &lanes {
         ctx.event_waiters.wake(lane.tenant_id.as_str());
     }
-    info(ctx, &group).await
+    Ok((info(ctx, &group).await?, secret))
 }
 
 async fn info(ctx: &Context, group: &GroupRow) -> Result<GroupInfo, ServiceError> {
@@ -203,6 +214,12 @@ async fn info(ctx: &Context, group: &GroupRow) -> Result<GroupInfo, ServiceError
             .as_str()
             .unwrap_or_default()
             .to_owned(),
+        delivery: if group.settings["endpoint"].is_string() {
+            "push"
+        } else {
+            "poll"
+        }
+        .to_owned(),
         endpoint: group.settings["endpoint"].as_str().map(str::to_owned),
         lanes,
     })
@@ -333,3 +350,113 @@ async fn reconcile_group(ctx: &Context, id: &str) -> Result<(usize, usize), Serv
     }
     Ok((added, usize::try_from(removed).unwrap_or(usize::MAX)))
 }
+
+/// The polling group whose credential hashes to `hash`, while its credential is live.
+pub(super) async fn authenticate(
+    ctx: &Context,
+    hash: &str,
+) -> Result<Option<Poller>, ServiceError> {
+    let Some(group) = store::group_by_hash(ctx.store.conn(), hash).await? else {
+        return Ok(None);
+    };
+    let Some(app) = apps::find(ctx.store.conn(), &group.app_id).await? else {
+        return Ok(None);
+    };
+    let now = ctx.now();
+    let live = app.revoked_at.is_none() && app.expires_at.as_ref().is_none_or(|e| **e > *now);
+    Ok(live.then_some(Poller::Group(group)))
+}
+
+/// The lanes of a polling group that are behind, each with its tenant, after numbering the
+/// events its tenants wrote (PostgreSQL numbers them after commit).
+async fn behind(
+    ctx: &Context,
+    group: &GroupRow,
+) -> Result<Vec<(ReceiverRow, crate::domain::Tenant)>, ServiceError> {
+    for tenant_id in store::group_unnumbered_tenants(ctx.store.conn(), &group.id).await? {
+        crate::events::sequencer::number_tenant(&ctx.store, &tenant_id).await?;
+    }
+    let mut lanes = Vec::new();
+    for lane in store::behind_lanes(ctx.store.conn(), &group.id).await? {
+        if let Some(tenant) = tenants::find_by_id(ctx.store.conn(), &lane.tenant_id).await? {
+            lanes.push((lane, tenant));
+        }
+    }
+    Ok(lanes)
+}
+
+/// Records a group poll's acknowledgements in the lanes whose events they name, and moves
+/// those lanes on.
+pub(super) async fn acknowledge(
+    ctx: &Context,
+    group: &GroupRow,
+    request: &PollRequest,
+) -> Result<(), ServiceError> {
+    let mut jtis = sets::acknowledged(request, &group.id);
+    if jtis.is_empty() {
+        return Ok(());
+    }
+    for (lane, tenant) in behind(ctx, group).await? {
+        let (_, recorded) = sets::acknowledge(ctx, &tenant, &lane.id, &jtis).await?;
+        jtis.retain(|j| !recorded.contains_key(*j));
+        if jtis.is_empty() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Gathers up to `max` signed SETs from the group's lanes that are behind, each lane's in
+/// its tenant's order; the lanes share `max`, so one busy tenant does not hold back the
+/// others. A lane whose events all went to no SET for it (filtered out) moves on.
+pub(super) async fn gather(
+    ctx: &Context,
+    group: &GroupRow,
+    max: usize,
+) -> Result<PollResponse, ServiceError> {
+    let lanes = behind(ctx, group).await?;
+    let share = (max / lanes.len().max(1)).max(MIN_SHARE).min(max);
+    // Each lane's part: its share first; then what room is left goes to the lanes that
+    // have more, in order (a lane's SETs are always the first it has not had acknowledged).
+    let mut parts: Vec<PollResponse> = Vec::with_capacity(lanes.len());
+    let mut total = 0;
+    for (lane, tenant) in &lanes {
+        let room = max - total;
+        if room == 0 {
+            parts.push(PollResponse {
+                more_available: true,
+                ..PollResponse::default()
+            });
+            continue;
+        }
+        let part = sets::gather(ctx, tenant, lane, share.min(room)).await?;
+        if part.sets.is_empty() && !part.more_available {
+            // Nothing for it up to its tenant's latest: its position moves on.
+            sets::acknowledge(ctx, tenant, &lane.id, &[]).await?;
+        }
+        total += part.sets.len();
+        parts.push(part);
+    }
+    for ((lane, tenant), part) in lanes.iter().zip(parts.iter_mut()) {
+        let room = max - total;
+        if room == 0 {
+            break;
+        }
+        if part.more_available {
+            let more = sets::gather(ctx, tenant, lane, part.sets.len() + room).await?;
+            total = total - part.sets.len() + more.sets.len();
+            *part = more;
+        }
+    }
+    let mut answer = PollResponse::default();
+    let mut sets = Vec::with_capacity(total);
+    for part in parts {
+        answer.more_available |= part.more_available;
+        sets.extend(part.sets.0);
+    }
+    answer.sets = OrderedSets(sets);
+    Ok(answer)
+}
+
+/// The fewest SETs a lane may give to one poll of its group (when many lanes are behind).
+const MIN_SHARE: usize = 10;

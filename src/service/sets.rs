@@ -581,7 +581,7 @@ pub async fn parked(ctx: &Context, slug: &str, id: &str) -> Result<Vec<ParkedSet
         .collect())
 }
 
-fn no_receiver(id: &str) -> ServiceError {
+pub(super) fn no_receiver(id: &str) -> ServiceError {
     ServiceError::NotFound(format!("no SET receiver {id} in this tenant"))
 }
 
@@ -695,7 +695,7 @@ pub struct SetError {
 }
 
 /// An RFC 8936 poll response (§2.3).
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PollResponse {
     /// `jti` → the SET (a compact JWS), written in the tenant's sequence order.
@@ -731,24 +731,30 @@ impl Serialize for OrderedSets {
     }
 }
 
-/// The receiver a poll credential belongs to, with its tenant.
-pub async fn authenticate(
-    ctx: &Context,
-    secret: &str,
-) -> Result<Option<(ReceiverRow, Tenant)>, ServiceError> {
+/// Who polls with a credential: a receiver of one tenant, or an application credential's
+/// receiver (its lanes, one per tenant, are polled together).
+#[derive(Debug, Clone)]
+pub enum Poller {
+    Receiver(Box<ReceiverRow>, Box<Tenant>),
+    Group(store::GroupRow),
+}
+
+/// The receiver a poll credential belongs to.
+pub async fn authenticate(ctx: &Context, secret: &str) -> Result<Option<Poller>, ServiceError> {
     if !secret.starts_with(RECEIVER_PREFIX) {
         return Ok(None);
     }
-    let Some(receiver) = store::receiver_by_hash(ctx.store.conn(), &token::hash(secret))
-        .await?
-        .filter(|r| r.delivery == "poll")
-    else {
-        return Ok(None);
+    let hash = token::hash(secret);
+    let Some(receiver) = store::receiver_by_hash(ctx.store.conn(), &hash).await? else {
+        return super::set_groups::authenticate(ctx, &hash).await;
     };
+    if receiver.delivery != "poll" {
+        return Ok(None);
+    }
     let tenant = tenants::find_by_id(ctx.store.conn(), &receiver.tenant_id).await?;
     Ok(tenant
         .filter(|t| t.deleted_at.is_none())
-        .map(|t| (receiver, t)))
+        .map(|t| Poller::Receiver(Box::new(receiver), Box::new(t))))
 }
 
 /// The SETs `receiver` wants of `envelope`.
@@ -801,35 +807,40 @@ pub(super) fn gone(pruned: i64) -> ServiceError {
     .into()
 }
 
-/// Records the acknowledgements and errors of a poll, then moves the receiver's position
-/// over every event whose SETs are all acknowledged. Returns the receiver as it now is.
-async fn acknowledge(
-    ctx: &Context,
-    tenant: &Tenant,
-    receiver: &ReceiverRow,
-    request: &PollRequest,
-) -> Result<ReceiverRow, ServiceError> {
+/// Logs the errors a poll reports for SETs (they count as acknowledged), and returns every
+/// `jti` it acknowledges.
+pub(super) fn acknowledged<'r>(request: &'r PollRequest, receiver: &str) -> Vec<&'r str> {
     for (jti, error) in &request.set_errs {
-        tracing::warn!(receiver = %receiver.id, tenant = %tenant.slug, jti, err = %error.err,
+        tracing::warn!(receiver, jti, err = %error.err,
             description = error.description.as_deref().unwrap_or_default(),
             "a SET receiver reported an error for a SET; it counts as acknowledged");
     }
-    let jtis: Vec<&str> = request
+    request
         .ack
         .iter()
         .map(String::as_str)
         .chain(request.set_errs.keys().map(String::as_str))
-        .collect();
+        .collect()
+}
+
+/// Records the acknowledgements `jtis` of a receiver (those of its tenant's events past
+/// its position), then moves its position over every event now fully acknowledged.
+/// Returns the receiver as it now is, and the sequence of each acknowledgement recorded.
+pub(super) async fn acknowledge(
+    ctx: &Context,
+    tenant: &Tenant,
+    receiver_id: &str,
+    jtis: &[&str],
+) -> Result<(ReceiverRow, HashMap<String, i64>), ServiceError> {
     let txn = ctx.store.begin_write().await?;
-    let Some(mut current) = store::find_receiver(&txn, &tenant.id, &receiver.id, true).await?
-    else {
-        return Err(no_receiver(&receiver.id));
+    let Some(mut current) = store::find_receiver(&txn, &tenant.id, receiver_id, true).await? else {
+        return Err(no_receiver(receiver_id));
     };
-    record_acks(&txn, tenant, &current, &jtis).await?;
+    let recorded = record_acks(&txn, tenant, &current, jtis).await?;
     current.position = advance(&txn, ctx, tenant, &current).await?;
-    store::touch_receiver(&txn, &receiver.id, &ctx.now()).await?;
+    store::touch_receiver(&txn, receiver_id, &ctx.now()).await?;
     txn.commit().await?;
-    Ok(current)
+    Ok((current, recorded))
 }
 
 /// Records acknowledgements of SETs past the receiver's position (a `jti` scimbus did not
@@ -974,43 +985,74 @@ pub(super) async fn gather(
     })
 }
 
+/// The most SETs a poll asks for.
+fn max_events(request: &PollRequest) -> Result<usize, ServiceError> {
+    match request.max_events {
+        None => Ok(MAX_EVENTS),
+        Some(n) if n < 0 => Err(ServiceError::invalid_value(
+            "`maxEvents` must not be negative",
+        )),
+        Some(n) => Ok(usize::try_from(n).unwrap_or(MAX_EVENTS).min(MAX_EVENTS)),
+    }
+}
+
 /// One RFC 8936 poll: acknowledgements first, then the SETs that follow (waiting up to
 /// [`MAX_WAIT`] for one unless `returnImmediately`, holding no database connection while
 /// waiting).
 pub async fn poll(
     ctx: &Context,
-    receiver: &ReceiverRow,
-    tenant: &Tenant,
+    poller: &Poller,
     request: &PollRequest,
 ) -> Result<PollResponse, ServiceError> {
-    let max = match request.max_events {
-        None => MAX_EVENTS,
-        Some(n) if n < 0 => {
-            return Err(ServiceError::invalid_value(
-                "`maxEvents` must not be negative",
-            ));
-        }
-        Some(n) => usize::try_from(n).unwrap_or(MAX_EVENTS).min(MAX_EVENTS),
-    };
-    let receiver = acknowledge(ctx, tenant, receiver, request).await?;
-    if max == 0 {
-        return Ok(PollResponse {
-            sets: OrderedSets::default(),
-            more_available: false,
-        });
-    }
+    let max = max_events(request)?;
     let deadline = tokio::time::Instant::now() + MAX_WAIT;
-    loop {
-        let mut woken = ctx.event_waiters.subscribe(tenant.id.as_str());
-        let answer = gather(ctx, tenant, &receiver, max).await?;
-        if !answer.sets.is_empty() || request.return_immediately || ctx.event_waiters.is_closed() {
-            return Ok(answer);
+    match poller {
+        Poller::Receiver(receiver, tenant) => {
+            let jtis = acknowledged(request, &receiver.id);
+            let (receiver, _) = acknowledge(ctx, tenant, &receiver.id, &jtis).await?;
+            if max == 0 {
+                return Ok(PollResponse::default());
+            }
+            loop {
+                let mut woken = ctx.event_waiters.subscribe(tenant.id.as_str());
+                let answer = gather(ctx, tenant, &receiver, max).await?;
+                if !wait(ctx, request, &answer, deadline, &mut woken).await {
+                    return Ok(answer);
+                }
+            }
         }
-        match tokio::time::timeout_at(deadline, woken.changed()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) | Err(_) => return Ok(answer),
+        Poller::Group(group) => {
+            super::set_groups::acknowledge(ctx, group, request).await?;
+            if max == 0 {
+                return Ok(PollResponse::default());
+            }
+            loop {
+                let mut woken = ctx.event_waiters.subscribe_any();
+                let answer = super::set_groups::gather(ctx, group, max).await?;
+                if !wait(ctx, request, &answer, deadline, &mut woken).await {
+                    return Ok(answer);
+                }
+            }
         }
     }
+}
+
+/// Whether a poll that gathered `answer` waits and gathers again: it found nothing, may
+/// wait, and was woken by an event before `deadline`.
+async fn wait(
+    ctx: &Context,
+    request: &PollRequest,
+    answer: &PollResponse,
+    deadline: tokio::time::Instant,
+    woken: &mut tokio::sync::watch::Receiver<u64>,
+) -> bool {
+    if !answer.sets.is_empty() || request.return_immediately || ctx.event_waiters.is_closed() {
+        return false;
+    }
+    matches!(
+        tokio::time::timeout_at(deadline, woken.changed()).await,
+        Ok(Ok(()))
+    )
 }
 
 #[cfg(test)]

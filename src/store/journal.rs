@@ -6,7 +6,7 @@
 
 use std::io::{Read, Write};
 
-use sea_orm::ConnectionTrait;
+use sea_orm::{ConnectionTrait, Statement};
 
 use super::{StoreError, statement};
 use crate::domain::{JournalEntry, JournalQuery, TenantId, Timestamp};
@@ -55,7 +55,13 @@ pub async fn insert(
     Ok(())
 }
 
+/// Rows one prune statement deletes at most (a prune repeats it while it deletes as many).
+const PRUNE_BATCH: u64 = 1_000;
+
 /// Keeps the tenant's newest `keep` entries younger than `cutoff`; returns how many went.
+/// Entries are deleted oldest first by ranges of the primary key, so a prune reads the
+/// `keep` newest keys and what it deletes, never the tenant's or the table's other rows
+/// (ids are UUIDv7: newer entries have greater ids).
 pub async fn prune(
     conn: &impl ConnectionTrait,
     tenant_id: &TenantId,
@@ -63,17 +69,62 @@ pub async fn prune(
     cutoff: &Timestamp,
 ) -> Result<u64, StoreError> {
     let keep = i64::try_from(keep).unwrap_or(i64::MAX);
-    let sql = "DELETE FROM request_journal WHERE tenant_id = $1 AND (at < $2 OR id < \
-               COALESCE((SELECT id FROM request_journal WHERE tenant_id = $1 \
-               ORDER BY id DESC LIMIT 1 OFFSET $3), ''))";
-    let done = conn
-        .execute_raw(statement(
-            conn,
-            sql,
-            vec![tenant_id.into(), cutoff.into(), (keep - 1).max(0).into()],
-        ))
-        .await?;
-    Ok(done.rows_affected())
+    let backend = conn.get_database_backend();
+    let mut gone = 0;
+    for statement in [
+        prune_beyond_statement(backend, tenant_id, keep),
+        prune_older_statement(backend, tenant_id, cutoff),
+    ] {
+        loop {
+            let done = conn.execute_raw(statement.clone()).await?.rows_affected();
+            gone += done;
+            if done < PRUNE_BATCH {
+                break;
+            }
+        }
+    }
+    Ok(gone)
+}
+
+/// Deletes (a batch of) the oldest entries whose id is below `bound`, a subquery.
+fn prune_below(backend: sea_orm::DbBackend, bound: &str, values: Vec<sea_orm::Value>) -> Statement {
+    super::backend_statement(
+        backend,
+        &format!(
+            "DELETE FROM request_journal WHERE tenant_id = $1 AND id IN \
+             (SELECT id FROM request_journal WHERE tenant_id = $1 AND id < {bound} \
+             ORDER BY id LIMIT {PRUNE_BATCH})"
+        ),
+        values,
+    )
+}
+
+/// The entries beyond the newest `keep`.
+pub fn prune_beyond_statement(
+    backend: sea_orm::DbBackend,
+    tenant_id: &TenantId,
+    keep: i64,
+) -> Statement {
+    prune_below(
+        backend,
+        "COALESCE((SELECT id FROM request_journal WHERE tenant_id = $1 \
+         ORDER BY id DESC LIMIT 1 OFFSET $2), '')",
+        vec![tenant_id.into(), (keep - 1).max(0).into()],
+    )
+}
+
+/// The entries older than `cutoff` (all, when none is younger).
+pub fn prune_older_statement(
+    backend: sea_orm::DbBackend,
+    tenant_id: &TenantId,
+    cutoff: &Timestamp,
+) -> Statement {
+    prune_below(
+        backend,
+        "COALESCE((SELECT id FROM request_journal WHERE tenant_id = $1 AND at >= $2 \
+         ORDER BY id LIMIT 1), '~')",
+        vec![tenant_id.into(), cutoff.into()],
+    )
 }
 
 /// The tenant's entries, newest first.

@@ -465,6 +465,15 @@ pub async fn lowest_position(
     Ok(row.and_then(|r| r.try_get::<Option<i64>>("", "low").ok().flatten()))
 }
 
+/// The receiver columns qualified by `r.` (queries that join its tenant).
+fn lane_columns() -> String {
+    RECEIVER_COLUMNS
+        .split(", ")
+        .map(|c| format!("r.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Push receivers of live tenants whose position is behind their tenant's latest
 /// sequence, not leased by a process and not waiting for a retry, with that sequence.
 pub async fn due_push_receivers(
@@ -494,10 +503,6 @@ pub fn due_push_receivers_statement(
     after_id: &str,
     limit: u64,
 ) -> Statement {
-    let columns: Vec<String> = RECEIVER_COLUMNS
-        .split(", ")
-        .map(|c| format!("r.{}", c.trim()))
-        .collect();
     super::backend_statement(
         backend,
         &format!(
@@ -510,7 +515,7 @@ pub fn due_push_receivers_statement(
              AND (r.retry_at IS NULL OR r.retry_at <= $2) \
              AND (r.lease_until IS NULL OR r.lease_until < $3) \
              ORDER BY r.id LIMIT $4",
-            columns.join(", ")
+            lane_columns()
         ),
         vec![
             after_id.into(),
@@ -521,14 +526,16 @@ pub fn due_push_receivers_statement(
     )
 }
 
-/// The tenants with push receivers (their events are numbered as they commit).
+/// The tenants with push receivers or lanes of an application credential's receiver
+/// (their events are numbered as they commit: a group's poll reads numbered events only).
 pub async fn push_tenants(
     conn: &impl ConnectionTrait,
 ) -> Result<std::collections::HashSet<String>, StoreError> {
     let rows = conn
         .query_all_raw(statement(
             conn,
-            "SELECT DISTINCT tenant_id FROM set_receivers WHERE delivery = 'push'",
+            "SELECT DISTINCT tenant_id FROM set_receivers \
+             WHERE delivery = 'push' OR group_id IS NOT NULL",
             vec![],
         ))
         .await?;
@@ -659,6 +666,24 @@ pub async fn insert_parked(
     Ok(new)
 }
 
+/// Forgets the SETs the tenant's receivers parked for events up to `through` (retention
+/// pruned those events); how many went.
+pub async fn prune_parked(
+    conn: &impl ConnectionTrait,
+    tenant_id: &TenantId,
+    through: i64,
+) -> Result<u64, StoreError> {
+    let done = conn
+        .execute_raw(statement(
+            conn,
+            "DELETE FROM set_parked WHERE receiver_id IN \
+             (SELECT id FROM set_receivers WHERE tenant_id = $1) AND sequence <= $2",
+            vec![tenant_id.into(), through.into()],
+        ))
+        .await?;
+    Ok(done.rows_affected())
+}
+
 /// The receiver's parked SETs, newest first, at most `limit`.
 pub async fn parked(
     conn: &impl ConnectionTrait,
@@ -744,21 +769,24 @@ fn group(row: &sea_orm::QueryResult) -> Result<GroupRow, StoreError> {
     })
 }
 
+/// Inserts a group; `token_hash` is a polling group's credential (a push group has none).
 pub async fn insert_group(
     conn: &impl ConnectionTrait,
     group: &GroupRow,
+    token_hash: Option<&str>,
     now: &Timestamp,
 ) -> Result<(), StoreError> {
     conn.execute_raw(statement(
         conn,
-        "INSERT INTO set_receiver_groups (id, app_id, settings, auth_sealed, created_at) \
-         VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO set_receiver_groups (id, app_id, settings, auth_sealed, created_at, \
+         token_hash) VALUES ($1, $2, $3, $4, $5, $6)",
         vec![
             group.id.clone().into(),
             group.app_id.clone().into(),
             group.settings.to_string().into(),
             group.auth_sealed.clone().into(),
             now.into(),
+            token_hash.map(str::to_owned).into(),
         ],
     ))
     .await?;
@@ -785,6 +813,71 @@ pub async fn groups(
         ))
         .await?;
     rows.iter().map(group).collect()
+}
+
+/// The polling group whose credential hashes to `hash`.
+pub async fn group_by_hash(
+    conn: &impl ConnectionTrait,
+    hash: &str,
+) -> Result<Option<GroupRow>, StoreError> {
+    let row = conn
+        .query_one_raw(statement(
+            conn,
+            "SELECT id, app_id, settings, auth_sealed FROM set_receiver_groups \
+             WHERE token_hash = $1",
+            vec![hash.into()],
+        ))
+        .await?;
+    row.as_ref().map(group).transpose()
+}
+
+/// The tenants of a group's lanes with events not numbered yet (`outbox_pending` holds only
+/// those, a few rows).
+pub async fn group_unnumbered_tenants(
+    conn: &impl ConnectionTrait,
+    group_id: &str,
+) -> Result<Vec<TenantId>, StoreError> {
+    let rows = conn
+        .query_all_raw(statement(
+            conn,
+            "SELECT DISTINCT p.tenant_id AS tenant_id FROM outbox_pending p \
+             JOIN set_receivers r ON r.tenant_id = p.tenant_id WHERE r.group_id = $1",
+            vec![group_id.into()],
+        ))
+        .await?;
+    rows.iter()
+        .map(|row| Ok(row.try_get::<TenantId>("", "tenant_id")?))
+        .collect()
+}
+
+/// The lanes of a group that are behind their tenant: position below its latest sequence
+/// and below what a brake holds, in id order (what a poll of the group reads).
+pub async fn behind_lanes(
+    conn: &impl ConnectionTrait,
+    group_id: &str,
+) -> Result<Vec<ReceiverRow>, StoreError> {
+    let rows = conn
+        .query_all_raw(behind_lanes_statement(
+            conn.get_database_backend(),
+            group_id,
+        ))
+        .await?;
+    rows.iter().map(receiver).collect()
+}
+
+pub fn behind_lanes_statement(backend: DbBackend, group_id: &str) -> Statement {
+    super::backend_statement(
+        backend,
+        &format!(
+            "SELECT {} FROM set_receivers r JOIN tenants t ON t.id = r.tenant_id \
+             WHERE r.group_id = $1 AND r.position < t.event_seq \
+             AND r.position < COALESCE((SELECT b.held_from - 1 FROM tenant_brakes b \
+             WHERE b.tenant_id = r.tenant_id AND b.held_from IS NOT NULL), t.event_seq) \
+             ORDER BY r.id",
+            lane_columns()
+        ),
+        vec![group_id.into()],
+    )
 }
 
 /// The group, locked for the transaction on PostgreSQL (a removal waits for a reconcile

@@ -20,7 +20,7 @@ both_backends!(
     the_listing_pages_by_slug_and_a_tenant_token_lists_its_own_tenant,
 );
 
-async fn issue_app(app: &TestApp, body: Value) -> Value {
+pub(crate) async fn issue_app(app: &TestApp, body: Value) -> Value {
     let response = app.admin(Method::POST, "/apps", Some(body)).await;
     assert_eq!(response.status(), 201);
     response.json().await.unwrap()

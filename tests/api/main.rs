@@ -41,5 +41,6 @@ mod relay;
 mod schema_jobs;
 mod search;
 mod sets;
+mod sets_group_poll;
 mod sets_push;
 mod users;

@@ -28,6 +28,7 @@ both_backends!(
     membership_and_lookup_queries_read_rows_bounded_by_their_result,
     credential_lookups_and_the_tenant_listing_read_rows_bounded_by_their_result,
     set_receiver_queries_read_rows_bounded_by_their_result,
+    journal_prunes_read_what_they_keep_and_delete_not_the_tenant,
 );
 
 const USERS: u64 = 100_000;
@@ -280,19 +281,22 @@ fn tenant_wide(line: &str) -> bool {
     line.starts_with("SEARCH ") && line.ends_with("(tenant_id=?)")
 }
 
+/// The lines of SQLite's `EXPLAIN QUERY PLAN` of a statement.
+async fn sqlite_plan(app: &TestApp, stmt: &Statement) -> Vec<String> {
+    let explain = Statement::from_sql_and_values(
+        DbBackend::Sqlite,
+        format!("EXPLAIN QUERY PLAN {}", stmt.sql),
+        stmt.values.clone().map(|v| v.0).unwrap_or_default(),
+    );
+    let rows = app.ctx.store.conn().query_all_raw(explain).await.unwrap();
+    rows.iter()
+        .map(|r| r.try_get::<String>("", "detail").unwrap())
+        .collect()
+}
+
 async fn assert_sqlite_plans(app: &TestApp, statements: &[(&str, Statement)], when: &str) {
-    let conn = app.ctx.store.conn();
-    for (name, stmt) in statements.iter().cloned() {
-        let explain = Statement::from_sql_and_values(
-            DbBackend::Sqlite,
-            format!("EXPLAIN QUERY PLAN {}", stmt.sql),
-            stmt.values.map(|v| v.0).unwrap_or_default(),
-        );
-        let rows = conn.query_all_raw(explain).await.unwrap();
-        let lines: Vec<String> = rows
-            .iter()
-            .map(|r| r.try_get::<String>("", "detail").unwrap())
-            .collect();
+    for (name, stmt) in statements {
+        let lines = sqlite_plan(app, stmt).await;
         assert!(
             !lines.iter().any(|l| tenant_wide(l)),
             "{name} ({when}) reads the tenant:\n{}",
@@ -510,4 +514,107 @@ async fn set_receiver_queries_read_rows_bounded_by_their_result(backend: Backend
         .await
         .unwrap();
     assert_eq!(acked.len(), 10);
+}
+
+/// The request journal's prune (issue 22): a tenant whose journal holds 1 500 entries
+/// beside other tenants' 60 000, pruned to its newest 1 000 and by age. Each statement reads
+/// at most the tenant's own journal (bounded by `SCIMBUS_JOURNAL_ENTRIES` plus what a second
+/// adds), never the table: the first version scanned every tenant's entries each second.
+async fn journal_prunes_read_what_they_keep_and_delete_not_the_tenant(backend: Backend) {
+    use scimbus::store::journal::{prune, prune_beyond_statement, prune_older_statement};
+    let app = spawn_app(backend).await;
+    let conn = app.ctx.store.conn();
+    let db = conn.get_database_backend();
+    if backend == Backend::Postgres {
+        conn.execute_unprepared("ANALYZE").await.unwrap();
+    }
+    let tenant = app.tenant_row().await;
+    let other: TenantId =
+        scimbus::store::tenants::find(conn, &scimbus::domain::TenantSlug::parse("other").unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+            .id;
+    // Ids in time order (as UUIDv7 are), `at` one second apart from 2026-01-01.
+    for (t, prefix, n) in [(&tenant.id, "a", 1_500), (&other, "b", 60_000)] {
+        let at = match db {
+            DbBackend::Postgres => "to_char(timestamp '2026-01-01' + g * interval '1 second',                                    'YYYY-MM-DD\"T\"HH24:MI:SS.000\"Z\"')"
+                .to_owned(),
+            _ => "strftime('%Y-%m-%dT%H:%M:%S.000Z', '2026-01-01', '+' || g || ' seconds')"
+                .to_owned(),
+        };
+        let (pad, body) = match db {
+            DbBackend::Postgres => ("lpad(g::text, 10, '0')", "decode('00', 'hex')"),
+            _ => ("substr('0000000000' || g, -10, 10)", "X'00'"),
+        };
+        conn.execute_unprepared(&format!(
+            "INSERT INTO request_journal (tenant_id, id, at, method, target, status, \
+             duration_ms, request_id, token_name, bodies) \
+             SELECT '{t}', '{prefix}' || {pad}, {at}, 'PUT', '/Users/x', 200, 1, 'r', 'okta', \
+             {body} FROM {}",
+            series(db, n)
+        ))
+        .await
+        .unwrap();
+    }
+    // 500 entries are older than the cutoff.
+    let cutoff = Timestamp::from("2026-01-01T00:08:20.500Z");
+    let statements = vec![
+        (
+            "the entries beyond the newest 1 000",
+            prune_beyond_statement(db, &tenant.id, 1_000),
+        ),
+        (
+            "the entries older than the cutoff",
+            prune_older_statement(db, &tenant.id, &cutoff),
+        ),
+    ];
+    for when in ["stale or no statistics", "after ANALYZE"] {
+        match backend {
+            // The tenant's journal, read at most three times (the bound, the batch, the
+            // deletions), never the other tenants' 60 000.
+            Backend::Postgres => assert_postgres_plans(&app, &statements, when, 4_500.0).await,
+            Backend::Sqlite => {
+                for (name, stmt) in &statements {
+                    let lines = sqlite_plan(&app, stmt).await;
+                    assert!(
+                        !lines.iter().any(|l| l.contains("SCAN request_journal")),
+                        "{name} ({when}) scans the journal:\n{}",
+                        lines.join("\n")
+                    );
+                }
+            }
+        }
+        conn.execute_unprepared("ANALYZE").await.unwrap();
+    }
+    // What it keeps: the newest 1 000 (batches repeat until done); then by age, nothing more
+    // than those past the cutoff.
+    assert_eq!(prune(conn, &tenant.id, 1_000, &cutoff).await.unwrap(), 500);
+    let late = Timestamp::from("2026-01-01T00:16:40.500Z");
+    assert_eq!(prune(conn, &tenant.id, 1_000, &late).await.unwrap(), 500);
+    let left = conn
+        .query_one_raw(Statement::from_string(
+            db,
+            format!(
+                "SELECT COUNT(*) AS n FROM request_journal WHERE tenant_id = '{}'",
+                tenant.id
+            ),
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "n")
+        .unwrap();
+    assert_eq!(left, 500);
+    let others = conn
+        .query_one_raw(Statement::from_string(
+            db,
+            format!("SELECT COUNT(*) AS n FROM request_journal WHERE tenant_id = '{other}'"),
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "n")
+        .unwrap();
+    assert_eq!(others, 60_000);
 }

@@ -17,6 +17,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::apps::issue_app;
 use crate::both_backends;
 use crate::helpers::{Backend, TestApp, assert_scim_error, issue, spawn_app_with, user};
 use crate::sets::{SECRET, event_uri, in_order, jwks, poll, register, verified};
@@ -180,6 +181,19 @@ async fn register_push(app: &TestApp, receiver: &PushReceiver, extra: Value) -> 
     assert!(!info.to_string().contains(AUTHORIZATION), "{info}");
     assert_eq!(info["delivery"], "push");
     info
+}
+
+/// `GET …/receivers/{id}/parked` of acme.
+async fn parked_of(app: &TestApp, id: &str) -> Value {
+    app.admin(
+        Method::GET,
+        &format!("/tenants/acme/receivers/{id}/parked"),
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap()
 }
 
 async fn receiver_info(app: &TestApp, id: &str) -> Value {
@@ -474,16 +488,7 @@ async fn a_set_refused_for_good_is_parked_and_a_refusal_of_our_credentials_holds
     let r = receiver_info(&app, &id).await;
     assert_eq!(r["parked"], 1, "{r}");
     assert_eq!(r["state"], "ok");
-    let parked: Value = app
-        .admin(
-            Method::GET,
-            &format!("/tenants/acme/receivers/{id}/parked"),
-            None,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let parked = parked_of(&app, &id).await;
     assert_eq!(parked["parked"].as_array().unwrap().len(), 1, "{parked}");
     assert_eq!(parked["parked"][0]["err"], "invalid_request");
     assert_eq!(parked["parked"][0]["description"], "cannot process");
@@ -545,6 +550,15 @@ async fn a_set_refused_for_good_is_parked_and_a_refusal_of_our_credentials_holds
     let r = receiver_info(&app, &id).await;
     assert_eq!(r["parked"], 1, "{r}");
     assert!(r["position"].as_i64() < r["latest"].as_i64(), "{r}");
+
+    // Retention takes a parked SET with its event (the count of parked SETs stays).
+    app.clock.advance(chrono::TimeDelta::days(8));
+    scimbus::service::maintenance::prune_once(&app.ctx)
+        .await
+        .unwrap();
+    let parked = parked_of(&app, &id).await;
+    assert_eq!(parked["parked"], json!([]), "{parked}");
+    assert_eq!(receiver_info(&app, &id).await["parked"], 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -660,24 +674,10 @@ async fn an_application_credential_receiver_gets_every_tenant_it_reads_and_follo
 ) {
     let app = with_push(backend, true).await;
     let receiver = PushReceiver::start().await;
-    let issued: Value = app
-        .admin(
-            Method::POST,
-            "/apps",
-            Some(json!({"name": "billing", "all_tenants": true})),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let issued = issue_app(&app, json!({"name": "billing", "all_tenants": true})).await;
     let app_id = issued["id"].as_str().unwrap().to_owned();
-    // Refusals: no endpoint, `after`, an unknown credential.
+    // Refusals: `after`, an unknown credential.
     for (path, body, status) in [
-        (
-            format!("/apps/{app_id}/receivers"),
-            json!({"name": "poll"}),
-            400,
-        ),
         (
             format!("/apps/{app_id}/receivers"),
             json!({"name": "x", "endpoint": receiver.url, "after": 0}),

@@ -496,6 +496,37 @@ async fn cli_registers_lists_replays_and_removes_set_receivers_and_rotates_keys(
             .status
             .success()
     );
+    // Without an endpoint it polls: its credential is printed once.
+    let polled = run(
+        &[
+            "sets",
+            "register-app",
+            &app_id,
+            "--name",
+            "crm-poll",
+            "--alg",
+            "ES256",
+        ],
+        true,
+    )
+    .await;
+    assert!(polled.status.success(), "{polled:?}");
+    let out = String::from_utf8(polled.stdout).unwrap();
+    assert!(
+        out.contains("/sets/v1/poll")
+            && out
+                .lines()
+                .nth(1)
+                .is_some_and(|l| l.starts_with("scimbus_r_")),
+        "{out}"
+    );
+    let polled_id = out.split_whitespace().nth(1).unwrap().to_owned();
+    assert!(
+        run(&["sets", "remove-app", &app_id, &polled_id], true)
+            .await
+            .status
+            .success()
+    );
     let json = run(&["sets", "receivers", "acme", "--json"], true).await;
     let parsed: Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(parsed[0]["id"], id.as_str());

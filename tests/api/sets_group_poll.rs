@@ -1,0 +1,247 @@
+//! A SET receiver of an application credential that polls (RFC 8936): one credential, one
+//! poll for every tenant the credential reads, each tenant's SETs in its order and issued by
+//! it, acknowledged across tenants, a long poll woken by any of them, lanes that share a
+//! small `maxEvents`, a tenant gained later, and a revoked credential's receiver refused.
+
+use std::collections::HashMap;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::apps::issue_app;
+use crate::both_backends;
+use crate::helpers::{Backend, TestApp, issue, spawn_app_with};
+use crate::sets::{SECRET, jwks, poll, verified};
+use scimbus::domain::Scope;
+
+both_backends!(an_application_credential_receiver_polls_every_tenant_it_reads_with_one_credential);
+
+/// The SETs of a poll answer, verified, as (tenant slug from `iss`, user name, claims), in
+/// the answer's order.
+fn tenants_of(app: &TestApp, answer: &Value, keys: &Value) -> Vec<(String, String, Value)> {
+    let prefix = format!("{}/scim/v2/", app.address);
+    answer["sets"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(jti, jws)| {
+            let (_, claims) = verified(jws.as_str().unwrap(), keys);
+            assert_eq!(claims["jti"], jti.as_str());
+            assert_eq!(claims["aud"], "https://billing.example");
+            let tenant = claims["iss"]
+                .as_str()
+                .unwrap()
+                .strip_prefix(&prefix)
+                .unwrap_or_else(|| panic!("{claims}"))
+                .to_owned();
+            let event = claims["events"]
+                .as_object()
+                .unwrap()
+                .values()
+                .next()
+                .unwrap();
+            let name = event["data"]["userName"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            (tenant, name, claims)
+        })
+        .collect()
+}
+
+/// (tenant, user name) of each SET, for failure messages.
+fn summary(got: &[(String, String, Value)]) -> Vec<(&str, &str)> {
+    got.iter()
+        .map(|(t, n, _)| (t.as_str(), n.as_str()))
+        .collect()
+}
+
+fn acks(answer: &Value) -> Vec<String> {
+    answer["sets"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect()
+}
+
+async fn an_application_credential_receiver_polls_every_tenant_it_reads_with_one_credential(
+    backend: Backend,
+) {
+    let app = spawn_app_with(backend, &[("SCIMBUS_SET_KEY_SECRET", SECRET.to_owned())]).await;
+    let issued = issue_app(&app, json!({"name": "billing", "all_tenants": true})).await;
+    let app_id = issued["id"].as_str().unwrap().to_owned();
+    let response = app
+        .admin(
+            Method::POST,
+            &format!("/apps/{app_id}/receivers"),
+            Some(json!({"name": "billing", "audience": "https://billing.example"})),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    let group: Value = response.json().await.unwrap();
+    assert_eq!(group["delivery"], "poll", "{group}");
+    let token = group["token"].as_str().unwrap().to_owned();
+    assert!(token.starts_with("scimbus_r_"), "{group}");
+    assert_eq!(group["lanes"].as_array().unwrap().len(), 2, "{group}");
+    // The credential is shown once: never in the listing.
+    let listed = app
+        .admin(Method::GET, &format!("/apps/{app_id}/receivers"), None)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !listed.contains(&token) && listed.contains("\"poll\""),
+        "{listed}"
+    );
+
+    let other = issue(&app.ctx, "other", vec![Scope::Scim]).await;
+    let acme = issue(&app.ctx, "acme", vec![Scope::Scim]).await;
+    for n in 0..3 {
+        app.create_user_in("acme", &acme, &format!("acme-{n}"))
+            .await;
+        app.create_user_in("other", &other, &format!("other-{n}"))
+            .await;
+    }
+    let keys = jwks(&app).await;
+    let first = poll(&app, &token, json!({"returnImmediately": true})).await;
+    let got = tenants_of(&app, &first, &keys);
+    // Each tenant's SETs, issued by it, in its order.
+    for tenant in ["acme", "other"] {
+        let names: Vec<&str> = got
+            .iter()
+            .filter(|(t, _, _)| t == tenant)
+            .map(|(_, n, _)| n.as_str())
+            .collect();
+        let want: Vec<String> = (0..3).map(|n| format!("{tenant}-{n}")).collect();
+        assert_eq!(names, want, "{:?}", summary(&got));
+    }
+    assert_eq!(got.len(), 6, "{:?}", summary(&got));
+    // Not acknowledged: delivered again.
+    let again = poll(&app, &token, json!({"returnImmediately": true})).await;
+    assert_eq!(acks(&again).len(), 6);
+
+    // Acknowledged across both tenants: nothing more, every lane at its tenant's latest.
+    let done = poll(
+        &app,
+        &token,
+        json!({"ack": acks(&first), "returnImmediately": true}),
+    )
+    .await;
+    assert_eq!(acks(&done), Vec::<String>::new());
+    let listed: Value = app
+        .admin(Method::GET, &format!("/apps/{app_id}/receivers"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    for lane in listed["receivers"][0]["lanes"].as_array().unwrap() {
+        assert_eq!(lane["position"], lane["latest"], "{listed}");
+        assert_eq!(lane["delivery"], "poll", "{listed}");
+    }
+
+    // A long poll is woken by a change in any of the tenants.
+    let waiting = {
+        let (client, address, token) = (app.client.clone(), app.address.clone(), token.clone());
+        tokio::spawn(async move {
+            client
+                .post(format!("{address}/sets/v1/poll"))
+                .bearer_auth(&token)
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    app.create_user_in("other", &other, "other-late").await;
+    let woken = tokio::time::timeout(std::time::Duration::from_secs(20), waiting)
+        .await
+        .expect("the long poll answers when a tenant changes")
+        .unwrap();
+    let got = tenants_of(&app, &woken, &keys);
+    assert!(
+        got.iter()
+            .any(|(t, n, _)| t == "other" && n == "other-late"),
+        "{:?}",
+        summary(&got)
+    );
+    poll(&app, &token, json!({"ack": acks(&woken), "maxEvents": 0})).await;
+
+    // A small `maxEvents` is shared: one busy tenant does not hold back the other.
+    for n in 0..25 {
+        app.create_user_in("acme", &acme, &format!("busy-{n}"))
+            .await;
+    }
+    for n in 0..5 {
+        app.create_user_in("other", &other, &format!("quiet-{n}"))
+            .await;
+    }
+    let shared = poll(
+        &app,
+        &token,
+        json!({"maxEvents": 20, "returnImmediately": true}),
+    )
+    .await;
+    let got = tenants_of(&app, &shared, &keys);
+    assert_eq!(got.len(), 20, "{:?}", summary(&got));
+    assert_eq!(shared["moreAvailable"], true);
+    let per_tenant: HashMap<&str, usize> = got.iter().fold(HashMap::new(), |mut m, (t, _, _)| {
+        *m.entry(t.as_str()).or_default() += 1;
+        m
+    });
+    assert_eq!(per_tenant.get("other"), Some(&5), "{:?}", summary(&got));
+    let mut all = acks(&shared);
+    loop {
+        let next = poll(&app, &token, json!({"ack": all, "returnImmediately": true})).await;
+        if next["sets"] == json!({}) {
+            break;
+        }
+        all = acks(&next);
+    }
+
+    // A tenant the credential gains gets a lane from its first event.
+    let created = app
+        .admin(Method::POST, "/tenants", Some(json!({"slug": "globex"})))
+        .await;
+    assert_eq!(created.status(), 201);
+    let globex = issue(&app.ctx, "globex", vec![Scope::Scim]).await;
+    app.create_user_in("globex", &globex, "in-globex").await;
+    scimbus::service::set_groups::reconcile(&app.ctx)
+        .await
+        .unwrap();
+    let gained = poll(&app, &token, json!({"returnImmediately": true})).await;
+    let got = tenants_of(&app, &gained, &keys);
+    assert!(
+        got.iter()
+            .any(|(t, n, _)| t == "globex" && n == "in-globex"),
+        "{:?}",
+        summary(&got)
+    );
+    assert!(
+        got.iter().all(|(t, _, _)| t == "globex"),
+        "{:?}",
+        summary(&got)
+    );
+
+    // Revoked: the credential's receiver polls no more.
+    let revoked = app
+        .admin(Method::DELETE, &format!("/apps/{app_id}"), None)
+        .await;
+    assert_eq!(revoked.status(), 204);
+    let refused = app
+        .client
+        .post(format!("{}/sets/v1/poll", app.address))
+        .bearer_auth(&token)
+        .json(&json!({"returnImmediately": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["err"], "authentication_failed", "{body}");
+}
