@@ -114,6 +114,12 @@ pub(crate) struct Args {
     /// Writes/s for write-latency (default: 40% of create-user's throughput, else 100).
     #[arg(long)]
     pub(crate) rate: Option<f64>,
+    /// SET push receivers of the written tenant during write-latency, each pushed to a
+    /// loopback receiver that answers 202 (the relay's latency with SETs pushed beside it).
+    /// Needs `SCIMBUS_SET_KEY_SECRET` and `SCIMBUS_SET_PUSH_ALLOW_PRIVATE=on` in the
+    /// environment, which scimbus inherits.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) set_receivers: u32,
     #[arg(
         long,
         env = "SCIMBUS_BENCH_AMQP_URL",

@@ -192,6 +192,27 @@ impl Bench {
         });
         // The drain before it leaves 100 000 updated outbox rows behind.
         self.quiesce()?;
+        // Push receivers of the tenant, registered at its latest event: they get the SETs of
+        // the writes below while the relay publishes them.
+        let receiver = if self.args.set_receivers > 0 {
+            let receiver = scimbus_support::set_receiver::PushReceiver::start().await?;
+            for i in 0..self.args.set_receivers {
+                let name = format!("bench-{i}");
+                self.cli(&[
+                    "sets",
+                    "register",
+                    "bench",
+                    "--name",
+                    &name,
+                    "--endpoint",
+                    &receiver.url,
+                ])
+                .await?;
+            }
+            Some(receiver)
+        } else {
+            None
+        };
         let serve = self.serve.as_ref().context("scimbus is not serving")?;
         let target = self.target(serve);
         let consumer = self.consumer.as_ref().context("no consumer")?;
@@ -286,8 +307,22 @@ impl Bench {
             .store(false, std::sync::atomic::Ordering::Relaxed);
         let a = Latency::of(&from_ok);
         let b = Latency::of(&from_sent);
+        let mut pushed = String::new();
+        if let Some(r) = receiver {
+            // Every write makes one SET per receiver (warm-up writes included).
+            let want = (warm + total) as usize * self.args.set_receivers as usize;
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while r.accepted().len() < want && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            pushed = format!(
+                "; {} SET push receivers got {} of {want} SETs",
+                self.args.set_receivers,
+                r.accepted().len()
+            );
+        }
         let out = format!(
-            "| write-latency | {rate:.0}/s asked, {:.0}/s sent | {} writes, {missing} events missing, {early} before their 201 | 2xx → event p50/p90/p99 {} ms (max {:.1}) | request → event {} ms (max {:.1}) | {} |",
+            "| write-latency | {rate:.0}/s asked, {:.0}/s sent | {} writes, {missing} events missing, {early} before their 201{pushed} | 2xx → event p50/p90/p99 {} ms (max {:.1}) | request → event {} ms (max {:.1}) | {} |",
             achieved,
             expected.len(),
             a.render(),

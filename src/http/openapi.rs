@@ -976,6 +976,23 @@ pub fn document() -> Result<Value, serde_json::Error> {
             },
         ] }),
     );
+    // An application credential's receiver takes the same body without `after` (each of
+    // its lanes starts at its tenant's latest event; the service refuses `after`).
+    if let Some(mut body) = doc.pointer("/components/schemas/RegisterReceiver").cloned() {
+        if let Some(properties) = body["properties"].as_object_mut() {
+            properties.remove("after");
+        }
+        body["description"] = Value::String(
+            "`POST /admin/v1/apps/{id}/receivers`: a tenant's receiver body without `after`."
+                .to_owned(),
+        );
+        doc["components"]["schemas"]["RegisterAppReceiver"] = body;
+        if let Some(schema) = doc.pointer_mut(
+            "/paths/~1admin~1v1~1apps~1{id}~1receivers/post/requestBody/content/application~1json/schema",
+        ) {
+            *schema = serde_json::json!({ "$ref": "#/components/schemas/RegisterAppReceiver" });
+        }
+    }
     refine::parameter(
         &mut doc,
         "pullEvents",

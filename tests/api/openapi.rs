@@ -15,6 +15,30 @@ fn the_committed_openapi_document_is_what_the_code_generates() {
     );
 }
 
+/// An application credential's receiver refuses `after` (its lanes start at each tenant's
+/// latest event): its body's schema does not offer it, a tenant's receiver's does.
+#[test]
+fn an_application_credentials_receiver_body_has_no_after() {
+    let doc = scimbus::http::openapi::document().unwrap();
+    let schema_of = |path: &str| {
+        let reference = doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+            ["schema"]["$ref"]
+            .as_str()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .to_owned();
+        doc["components"]["schemas"][reference.as_str()].clone()
+    };
+    let app = schema_of("/admin/v1/apps/{id}/receivers");
+    let tenant = schema_of("/admin/v1/tenants/{slug}/receivers");
+    assert!(app["properties"].get("after").is_none(), "{app}");
+    assert_eq!(app["additionalProperties"], false);
+    assert!(app["properties"].get("endpoint").is_some(), "{app}");
+    assert!(tenant["properties"].get("after").is_some(), "{tenant}");
+}
+
 #[test]
 fn every_route_is_documented_with_the_scim_error_and_the_bearer_scheme() {
     let doc: serde_json::Value =

@@ -7,13 +7,10 @@
 //!
 //! Retries follow the service's clock: the tests move it instead of waiting.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -22,6 +19,7 @@ use crate::both_backends;
 use crate::helpers::{Backend, TestApp, assert_scim_error, issue, spawn_app_with, user};
 use crate::sets::{SECRET, event_uri, in_order, jwks, poll, register, verified};
 use scimbus::domain::Scope;
+use scimbus_support::set_receiver::{PushReceiver, Received};
 
 both_backends!(
     a_push_receiver_gets_every_change_in_order_as_the_poll_receiver_does,
@@ -31,110 +29,6 @@ both_backends!(
 );
 
 const AUTHORIZATION: &str = "Bearer push-secret-for-tests";
-
-/// How a test receiver answers a SET (its claims): status, JSON body, headers.
-type Respond = dyn Fn(&Value) -> (u16, Option<Value>, Vec<(&'static str, String)>) + Send + Sync;
-
-#[derive(Debug, Clone)]
-struct Received {
-    authorization: Option<String>,
-    content_type: Option<String>,
-    jws: String,
-    claims: Value,
-}
-
-/// An RFC 8935 receiver on a loopback port; what it accepted (2xx) is kept in order.
-struct PushReceiver {
-    url: String,
-    accepted: Arc<Mutex<Vec<Received>>>,
-    attempts: Arc<AtomicUsize>,
-    respond: Arc<Mutex<Arc<Respond>>>,
-}
-
-fn claims_of(jws: &str) -> Value {
-    let payload = jws.split('.').nth(1).unwrap_or_default();
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap_or_default())
-        .unwrap_or(Value::Null)
-}
-
-impl PushReceiver {
-    async fn start() -> Self {
-        let accepted: Arc<Mutex<Vec<Received>>> = Arc::default();
-        let attempts = Arc::new(AtomicUsize::new(0));
-        let accept: Arc<Respond> = Arc::new(|_| (202, None, vec![]));
-        let respond = Arc::new(Mutex::new(accept));
-        let state = web::Data::new((accepted.clone(), attempts.clone(), respond.clone()));
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(state.clone())
-                .default_service(web::to(receive))
-        })
-        .workers(1)
-        .bind(("127.0.0.1", 0))
-        .unwrap();
-        let port = server.addrs()[0].port();
-        tokio::spawn(server.run());
-        Self {
-            url: format!("http://127.0.0.1:{port}/events"),
-            accepted,
-            attempts,
-            respond,
-        }
-    }
-
-    fn answer(&self, respond: Arc<Respond>) {
-        *self.respond.lock().unwrap() = respond;
-    }
-
-    fn accepted(&self) -> Vec<Received> {
-        self.accepted.lock().unwrap().clone()
-    }
-
-    fn attempts(&self) -> usize {
-        self.attempts.load(Ordering::SeqCst)
-    }
-}
-
-type ReceiverState = (
-    Arc<Mutex<Vec<Received>>>,
-    Arc<AtomicUsize>,
-    Arc<Mutex<Arc<Respond>>>,
-);
-
-async fn receive(
-    state: web::Data<ReceiverState>,
-    req: HttpRequest,
-    body: web::Bytes,
-) -> HttpResponse {
-    let (accepted, attempts, respond) = state.get_ref();
-    attempts.fetch_add(1, Ordering::SeqCst);
-    let header = |name: &str| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let jws = String::from_utf8_lossy(&body).into_owned();
-    let claims = claims_of(&jws);
-    let respond = respond.lock().unwrap().clone();
-    let (status, json, headers) = respond(&claims);
-    if (200..300).contains(&status) {
-        accepted.lock().unwrap().push(Received {
-            authorization: header("authorization"),
-            content_type: header("content-type"),
-            jws,
-            claims,
-        });
-    }
-    let mut response = HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap());
-    for (name, value) in headers {
-        response.insert_header((name, value));
-    }
-    match json {
-        Some(body) => response.json(body),
-        None => response.finish(),
-    }
-}
 
 /// A TCP listener that counts the connections made to it (and answers none).
 async fn counting_listener() -> (u16, Arc<AtomicUsize>) {
@@ -236,7 +130,7 @@ fn jtis(received: &[Received]) -> Vec<String> {
 
 async fn a_push_receiver_gets_every_change_in_order_as_the_poll_receiver_does(backend: Backend) {
     let app = with_push(backend, true).await;
-    let receiver = PushReceiver::start().await;
+    let receiver = PushReceiver::start().await.unwrap();
     let info = register_push(
         &app,
         &receiver,
@@ -349,7 +243,7 @@ async fn a_failing_receiver_is_retried_marked_failing_and_recovers_while_others_
     backend: Backend,
 ) {
     let app = with_push(backend, true).await;
-    let down = PushReceiver::start().await;
+    let down = PushReceiver::start().await.unwrap();
     down.answer(Arc::new(|_| {
         (
             503,
@@ -357,7 +251,7 @@ async fn a_failing_receiver_is_retried_marked_failing_and_recovers_while_others_
             vec![("Retry-After", "2".to_owned())],
         )
     }));
-    let up = PushReceiver::start().await;
+    let up = PushReceiver::start().await.unwrap();
     let failing = register_push(&app, &down, json!({"name": "down"})).await;
     let fid = failing["id"].as_str().unwrap().to_owned();
     register_push(&app, &up, json!({"name": "up"})).await;
@@ -452,7 +346,7 @@ async fn a_set_refused_for_good_is_parked_and_a_refusal_of_our_credentials_holds
     backend: Backend,
 ) {
     let app = with_push(backend, true).await;
-    let receiver = PushReceiver::start().await;
+    let receiver = PushReceiver::start().await.unwrap();
     // It cannot process the creation of "poison" (400 invalid_request): parked.
     receiver.answer(Arc::new(|claims| {
         if claims.to_string().contains("\"poison\"") {
@@ -650,7 +544,7 @@ async fn push_endpoints_cannot_reach_internal_addresses() {
 async fn redirects_are_not_followed() {
     let app = with_push(Backend::Sqlite, true).await;
     let (port, connections) = counting_listener().await;
-    let receiver = PushReceiver::start().await;
+    let receiver = PushReceiver::start().await.unwrap();
     let target = format!("http://127.0.0.1:{port}/internal");
     receiver.answer(Arc::new(move |_| {
         (307, None, vec![("Location", target.clone())])
@@ -673,7 +567,7 @@ async fn an_application_credential_receiver_gets_every_tenant_it_reads_and_follo
     backend: Backend,
 ) {
     let app = with_push(backend, true).await;
-    let receiver = PushReceiver::start().await;
+    let receiver = PushReceiver::start().await.unwrap();
     let issued = issue_app(&app, json!({"name": "billing", "all_tenants": true})).await;
     let app_id = issued["id"].as_str().unwrap().to_owned();
     // Refusals: `after`, an unknown credential.

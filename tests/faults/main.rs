@@ -24,6 +24,7 @@ use std::time::Duration;
 use harness::{Consumer, Scimbus, Tenant, long_run, private_cluster, report};
 use scimbus_support::amqp::broker_address;
 use scimbus_support::proxy::Proxy;
+use scimbus_support::set_receiver::PushReceiver;
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -226,79 +227,25 @@ async fn a_broker_cut_fails_no_write_loses_no_event_and_keeps_per_resource_order
     consumer.cleanup().await;
 }
 
-type Accepted = std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>;
-type Down = std::sync::Arc<std::sync::atomic::AtomicBool>;
-
-/// A SET push receiver on a loopback port: answers 503 while `down`, else 202, and keeps
-/// the claims of every SET it accepted.
-struct SetReceiver {
-    url: String,
-    down: Down,
-    accepted: Accepted,
-}
-
-impl SetReceiver {
-    async fn start() -> Self {
-        use actix_web::{App, HttpResponse, HttpServer, web};
-        use base64::Engine;
-        let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let accepted: Accepted = std::sync::Arc::default();
-        let state = web::Data::new((down.clone(), accepted.clone()));
-        let server = HttpServer::new(move || {
-            App::new().app_data(state.clone()).default_service(web::to(
-                |state: web::Data<(Down, Accepted)>, body: web::Bytes| async move {
-                    if state.0.load(std::sync::atomic::Ordering::SeqCst) {
-                        return HttpResponse::ServiceUnavailable().finish();
-                    }
-                    let text = String::from_utf8_lossy(&body).into_owned();
-                    let payload = text.split('.').nth(1).unwrap_or_default();
-                    let claims: serde_json::Value =
-                        base64::engine::general_purpose::URL_SAFE_NO_PAD
-                            .decode(payload)
-                            .ok()
-                            .and_then(|b| serde_json::from_slice(&b).ok())
-                            .unwrap_or_default();
-                    state.1.lock().unwrap().push(claims);
-                    HttpResponse::Accepted().finish()
-                },
-            ))
+/// The user ids of the `prov:create` SETs a receiver accepted, how many SETs it accepted in
+/// all, and how many distinct `jti`s.
+fn accepted_creations(receiver: &PushReceiver) -> (HashSet<String>, usize, usize) {
+    let accepted = receiver.accepted();
+    let created = accepted
+        .iter()
+        .filter(|r| {
+            r.claims["events"]
+                .as_object()
+                .is_some_and(|e| e.contains_key("urn:ietf:params:scim:event:prov:create:full"))
         })
-        .workers(1)
-        .bind(("127.0.0.1", 0))
-        .unwrap();
-        let port = server.addrs()[0].port();
-        tokio::spawn(server.run());
-        Self {
-            url: format!("http://127.0.0.1:{port}/sets"),
-            down,
-            accepted,
-        }
-    }
-
-    /// How many distinct `jti`s it accepted.
-    fn unique(&self) -> usize {
-        let accepted = self.accepted.lock().unwrap();
-        accepted
-            .iter()
-            .filter_map(|c| c["jti"].as_str())
-            .collect::<HashSet<_>>()
-            .len()
-    }
-
-    /// The user ids of the `prov:create` SETs accepted, and how many SETs in all.
-    fn created(&self) -> (HashSet<String>, usize) {
-        let accepted = self.accepted.lock().unwrap();
-        let created = accepted
-            .iter()
-            .filter(|c| {
-                c["events"]
-                    .as_object()
-                    .is_some_and(|e| e.contains_key("urn:ietf:params:scim:event:prov:create:full"))
-            })
-            .filter_map(|c| c["sub_id"]["id"].as_str().map(str::to_owned))
-            .collect();
-        (created, accepted.len())
-    }
+        .filter_map(|r| r.claims["sub_id"]["id"].as_str().map(str::to_owned))
+        .collect();
+    let unique = accepted
+        .iter()
+        .filter_map(|r| r.claims["jti"].as_str())
+        .collect::<HashSet<_>>()
+        .len();
+    (created, accepted.len(), unique)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -308,7 +255,9 @@ async fn a_set_push_receiver_outage_and_a_kill_9_lose_no_set() {
     let n = if long_run() { 2000 } else { 200 };
     let pg = private_cluster();
     let consumer = Consumer::bind().await;
-    let receiver = SetReceiver::start().await;
+    // Down (503) until scimbus has been killed and restarted.
+    let receiver = PushReceiver::start().await.unwrap();
+    receiver.answer(std::sync::Arc::new(|_| (503, None, vec![])));
     let settings = [
         (
             "SCIMBUS_SET_KEY_SECRET",
@@ -370,15 +319,13 @@ async fn a_set_push_receiver_outage_and_a_kill_9_lose_no_set() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    receiver
-        .down
-        .store(false, std::sync::atomic::Ordering::SeqCst);
+    receiver.answer(std::sync::Arc::new(|_| (202, None, vec![])));
     let acknowledged: HashSet<String> = load.acknowledged.iter().cloned().collect();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    let (created, received) = loop {
-        let (created, received) = receiver.created();
+    let (created, received, unique) = loop {
+        let (created, received, unique) = accepted_creations(&receiver);
         if acknowledged.is_subset(&created) || tokio::time::Instant::now() > deadline {
-            break (created, received);
+            break (created, received, unique);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
@@ -389,7 +336,7 @@ async fn a_set_push_receiver_outage_and_a_kill_9_lose_no_set() {
         acknowledged.len(),
         received,
         lost,
-        received - receiver.unique()
+        received - unique
     );
     assert_eq!(lost, 0);
     assert!(load.acknowledged.len() < n, "the kill cut the load short");
