@@ -39,8 +39,11 @@ impl Server {
             c.env(k, v);
         }
         // The request journal's settings pass through, so a run can compare it on and off
-        // (`SCIMBUS_JOURNAL_ENTRIES=0 sidebyside/run create-user patch-put`).
-        for (k, v) in std::env::vars().filter(|(k, _)| k.starts_with("SCIMBUS_JOURNAL_")) {
+        // (`SCIMBUS_JOURNAL_ENTRIES=0 sidebyside/run create-user patch-put`), and so do the
+        // security event tokens' (`--set-receivers`).
+        for (k, v) in std::env::vars()
+            .filter(|(k, _)| k.starts_with("SCIMBUS_JOURNAL_") || k.starts_with("SCIMBUS_SET_"))
+        {
             c.env(k, v);
         }
         let child = c
