@@ -1,9 +1,11 @@
-//! SET receivers registered for an application credential: one push receiver of every
-//! tenant the credential reads (a chosen set, or all, those created later included).
+//! SET receivers registered for an application credential: one receiver of every tenant
+//! the credential reads (a chosen set, or all, those created later included), pushed to or
+//! polled with one credential.
 //!
-//! Such a receiver is a group (`set_receiver_groups`: what its lanes share) and one lane
-//! per tenant, each an ordinary push receiver of its tenant (its own position, order,
-//! retries and failing state). [`reconcile`] keeps the lanes equal to what the credential
+//! Such a receiver is a group (`set_receiver_groups`: what its lanes share, and a polling
+//! group's credential) and one lane per tenant, each an ordinary receiver of its tenant
+//! (its own position, order, retries and failing state); a poll of the group reads every
+//! lane that is behind ([`gather`]). [`reconcile`] keeps the lanes equal to what the credential
 //! reads: a tenant it gains gets a lane from the start of what retention keeps (a new
 //! tenant: all of its events), a tenant it loses loses its lane; a deleted tenant keeps its
 //! lane (its last events are delivered) until its removal takes the lane with it. A revoked
@@ -26,6 +28,7 @@ use super::sets::{
 };
 use super::{Context, ServiceError};
 use crate::domain::TenantId;
+use crate::scim::error::ScimError;
 use crate::store::sets::{self as store, GroupRow, ReceiverRow};
 use crate::store::{apps, tenants};
 use crate::tenancy::token;
@@ -397,7 +400,11 @@ pub(super) async fn acknowledge(
         return Ok(());
     }
     for (lane, tenant) in behind(ctx, group).await? {
-        let (_, recorded) = sets::acknowledge(ctx, &tenant, &lane.id, &jtis).await?;
+        let (_, recorded) = skip_removed(
+            sets::acknowledge(ctx, &tenant, &lane.id, &jtis)
+                .await
+                .map(|(_, recorded)| ((), recorded)),
+        )?;
         jtis.retain(|j| !recorded.contains_key(*j));
         if jtis.is_empty() {
             break;
@@ -414,7 +421,10 @@ pub(super) async fn gather(
     group: &GroupRow,
     max: usize,
 ) -> Result<PollResponse, ServiceError> {
-    let lanes = behind(ctx, group).await?;
+    let mut lanes = behind(ctx, group).await?;
+    // The lanes served least recently first: when more lanes are behind than `maxEvents`
+    // has room for, each gets its turn.
+    lanes.sort_by(|a, b| a.0.last_polled_at.cmp(&b.0.last_polled_at));
     let share = (max / lanes.len().max(1)).max(MIN_SHARE).min(max);
     // Each lane's part: its share first; then what room is left goes to the lanes that
     // have more, in order (a lane's SETs are always the first it has not had acknowledged).
@@ -429,10 +439,15 @@ pub(super) async fn gather(
             });
             continue;
         }
-        let part = sets::gather(ctx, tenant, lane, share.min(room)).await?;
-        if part.sets.is_empty() && !part.more_available {
-            // Nothing for it up to its tenant's latest: its position moves on.
-            sets::acknowledge(ctx, tenant, &lane.id, &[]).await?;
+        let part = lane_part(ctx, tenant, lane, share.min(room)).await?;
+        if part.sets.is_empty() {
+            // Nothing for it in what it read (its events filtered out, or acknowledged):
+            // its position moves on, so the next poll reads further.
+            skip_removed(
+                sets::acknowledge(ctx, tenant, &lane.id, &[])
+                    .await
+                    .map(|_| ()),
+            )?;
         }
         total += part.sets.len();
         parts.push(part);
@@ -442,20 +457,51 @@ pub(super) async fn gather(
         if room == 0 {
             break;
         }
-        if part.more_available {
-            let more = sets::gather(ctx, tenant, lane, part.sets.len() + room).await?;
+        if part.more_available && !part.sets.is_empty() {
+            let more = lane_part(ctx, tenant, lane, part.sets.len() + room).await?;
             total = total - part.sets.len() + more.sets.len();
             *part = more;
         }
     }
     let mut answer = PollResponse::default();
     let mut sets = Vec::with_capacity(total);
-    for part in parts {
+    for ((lane, _), part) in lanes.iter().zip(parts) {
+        if !part.sets.is_empty() {
+            store::touch_receiver(ctx.store.conn(), &lane.id, &ctx.now()).await?;
+        }
         answer.more_available |= part.more_available;
         sets.extend(part.sets.0);
     }
     answer.sets = OrderedSets(sets);
     Ok(answer)
+}
+
+/// What one lane gives a group's poll: nothing when it was removed meanwhile; past
+/// retention, the 410 names its tenant and lane (the operator resyncs that tenant and
+/// replays that lane).
+async fn lane_part(
+    ctx: &Context,
+    tenant: &crate::domain::Tenant,
+    lane: &ReceiverRow,
+    max: usize,
+) -> Result<PollResponse, ServiceError> {
+    match sets::gather(ctx, tenant, lane, max).await {
+        Err(ServiceError::Invalid(e)) if e.status == 410 => Err(ScimError::new(
+            410,
+            None,
+            format!("tenant {}, lane {}: {}", tenant.slug, lane.id, e.detail),
+        )
+        .into()),
+        other => other,
+    }
+}
+
+/// A lane removed while a poll was in hand (its tenant left the credential) is skipped.
+fn skip_removed<T: Default>(result: Result<T, ServiceError>) -> Result<T, ServiceError> {
+    match result {
+        Err(ServiceError::NotFound(_)) => Ok(T::default()),
+        other => other,
+    }
 }
 
 /// The fewest SETs a lane may give to one poll of its group (when many lanes are behind).

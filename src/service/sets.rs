@@ -288,7 +288,7 @@ pub struct ReceiverInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_delivered_at: Option<String>,
     /// SETs it refused for good (HTTP 400 about the SET): counted as delivered, listed by
-    /// `GET …/receivers/{id}/parked`.
+    /// `GET …/receivers/{id}/parked` until retention prunes their events.
     pub parked: i64,
 }
 

@@ -113,7 +113,8 @@ pub fn prune_beyond_statement(
     )
 }
 
-/// The entries older than `cutoff` (all, when none is younger).
+/// The entries older than `cutoff` (all, when none is younger: below the newest id
+/// extended by a character, which sorts after it whatever the database's collation).
 pub fn prune_older_statement(
     backend: sea_orm::DbBackend,
     tenant_id: &TenantId,
@@ -122,7 +123,8 @@ pub fn prune_older_statement(
     prune_below(
         backend,
         "COALESCE((SELECT id FROM request_journal WHERE tenant_id = $1 AND at >= $2 \
-         ORDER BY id LIMIT 1), '~')",
+         ORDER BY id LIMIT 1), (SELECT MAX(id) FROM request_journal WHERE tenant_id = $1) \
+         || '0')",
         vec![tenant_id.into(), cutoff.into()],
     )
 }

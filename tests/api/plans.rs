@@ -592,6 +592,12 @@ async fn journal_prunes_read_what_they_keep_and_delete_not_the_tenant(backend: B
     assert_eq!(prune(conn, &tenant.id, 1_000, &cutoff).await.unwrap(), 500);
     let late = Timestamp::from("2026-01-01T00:16:40.500Z");
     assert_eq!(prune(conn, &tenant.id, 1_000, &late).await.unwrap(), 500);
+    // An idle tenant whose entries are all past the age: every one goes.
+    let all_old = Timestamp::from("2026-01-02T00:00:00.000Z");
+    assert_eq!(
+        prune(conn, &other, 100_000, &all_old).await.unwrap(),
+        60_000
+    );
     let left = conn
         .query_one_raw(Statement::from_string(
             db,
@@ -616,5 +622,5 @@ async fn journal_prunes_read_what_they_keep_and_delete_not_the_tenant(backend: B
         .unwrap()
         .try_get::<i64>("", "n")
         .unwrap();
-    assert_eq!(others, 60_000);
+    assert_eq!(others, 0);
 }

@@ -56,6 +56,17 @@ fn summary(got: &[(String, String, Value)]) -> Vec<(&str, &str)> {
         .collect()
 }
 
+/// Acknowledges `acked` and whatever follows until a poll answers nothing.
+async fn drain(app: &TestApp, token: &str, mut acked: Vec<String>) {
+    loop {
+        let next = poll(app, token, json!({"ack": acked, "returnImmediately": true})).await;
+        if next["sets"] == json!({}) {
+            return;
+        }
+        acked = acks(&next);
+    }
+}
+
 fn acks(answer: &Value) -> Vec<String> {
     answer["sets"]
         .as_object()
@@ -195,14 +206,7 @@ async fn an_application_credential_receiver_polls_every_tenant_it_reads_with_one
         m
     });
     assert_eq!(per_tenant.get("other"), Some(&5), "{:?}", summary(&got));
-    let mut all = acks(&shared);
-    loop {
-        let next = poll(&app, &token, json!({"ack": all, "returnImmediately": true})).await;
-        if next["sets"] == json!({}) {
-            break;
-        }
-        all = acks(&next);
-    }
+    drain(&app, &token, acks(&shared)).await;
 
     // A tenant the credential gains gets a lane from its first event.
     let created = app
@@ -226,6 +230,44 @@ async fn an_application_credential_receiver_polls_every_tenant_it_reads_with_one
         got.iter().all(|(t, _, _)| t == "globex"),
         "{:?}",
         summary(&got)
+    );
+
+    // More lanes behind than one answer holds (3 lanes, 10 SETs each at least, 20 at most):
+    // the lane left out goes first in the next poll.
+    drain(&app, &token, acks(&gained)).await;
+    for n in 0..15 {
+        app.create_user_in("acme", &acme, &format!("a3-{n}")).await;
+        app.create_user_in("other", &other, &format!("o3-{n}"))
+            .await;
+        app.create_user_in("globex", &globex, &format!("g3-{n}"))
+            .await;
+    }
+    // (The service's clock moves between polls, as it does between real ones.)
+    let mut turns = Vec::new();
+    for _ in 0..2 {
+        app.clock.advance(chrono::TimeDelta::seconds(1));
+        let answer = poll(
+            &app,
+            &token,
+            json!({"maxEvents": 20, "returnImmediately": true}),
+        )
+        .await;
+        turns.push(tenants_of(&app, &answer, &keys));
+    }
+    let (first, second) = (&turns[0], &turns[1]);
+    let served = |got: &[(String, String, Value)]| -> std::collections::BTreeSet<String> {
+        got.iter().map(|(t, _, _)| t.clone()).collect()
+    };
+    assert_eq!(first.len(), 20, "{:?}", summary(first));
+    assert_eq!(served(first).len(), 2, "{:?}", summary(first));
+    let all: std::collections::BTreeSet<String> =
+        served(first).union(&served(second)).cloned().collect();
+    assert_eq!(
+        all.len(),
+        3,
+        "first {:?}, second {:?}",
+        summary(first),
+        summary(second)
     );
 
     // Revoked: the credential's receiver polls no more.
