@@ -1006,33 +1006,35 @@ pub async fn poll(
 ) -> Result<PollResponse, ServiceError> {
     let max = max_events(request)?;
     let deadline = tokio::time::Instant::now() + MAX_WAIT;
-    match poller {
+    // Acknowledgements first; a receiver of one tenant reads on from where they leave it.
+    let poller = match poller {
         Poller::Receiver(receiver, tenant) => {
             let jtis = acknowledged(request, &receiver.id);
-            let (receiver, _) = acknowledge(ctx, tenant, &receiver.id, &jtis).await?;
-            if max == 0 {
-                return Ok(PollResponse::default());
-            }
-            loop {
-                let mut woken = ctx.event_waiters.subscribe(tenant.id.as_str());
-                let answer = gather(ctx, tenant, &receiver, max).await?;
-                if !wait(ctx, request, &answer, deadline, &mut woken).await {
-                    return Ok(answer);
-                }
-            }
+            let (current, _) = acknowledge(ctx, tenant, &receiver.id, &jtis).await?;
+            Poller::Receiver(Box::new(current), tenant.clone())
         }
         Poller::Group(group) => {
             super::set_groups::acknowledge(ctx, group, request).await?;
-            if max == 0 {
-                return Ok(PollResponse::default());
-            }
-            loop {
-                let mut woken = ctx.event_waiters.subscribe_any();
-                let answer = super::set_groups::gather(ctx, group, max).await?;
-                if !wait(ctx, request, &answer, deadline, &mut woken).await {
-                    return Ok(answer);
-                }
-            }
+            Poller::Group(group.clone())
+        }
+    };
+    if max == 0 {
+        return Ok(PollResponse::default());
+    }
+    loop {
+        // Subscribed before gathering: an event committed meanwhile wakes the wait.
+        let (mut woken, answer) = match &poller {
+            Poller::Receiver(receiver, tenant) => (
+                ctx.event_waiters.subscribe(tenant.id.as_str()),
+                gather(ctx, tenant, receiver, max).await?,
+            ),
+            Poller::Group(group) => (
+                ctx.event_waiters.subscribe_any(),
+                super::set_groups::gather(ctx, group, max).await?,
+            ),
+        };
+        if !wait(ctx, request, &answer, deadline, &mut woken).await {
+            return Ok(answer);
         }
     }
 }

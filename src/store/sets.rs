@@ -760,6 +760,9 @@ pub struct GroupRow {
     pub auth_sealed: Option<Vec<u8>>,
 }
 
+/// The columns [`group`] reads.
+const GROUP_COLUMNS: &str = "id, app_id, settings, auth_sealed";
+
 fn group(row: &sea_orm::QueryResult) -> Result<GroupRow, StoreError> {
     Ok(GroupRow {
         id: row.try_get("", "id")?,
@@ -806,7 +809,7 @@ pub async fn groups(
         .query_all_raw(statement(
             conn,
             &format!(
-                "SELECT id, app_id, settings, auth_sealed FROM set_receiver_groups{filter} \
+                "SELECT {GROUP_COLUMNS} FROM set_receiver_groups{filter} \
                  ORDER BY id"
             ),
             values,
@@ -823,8 +826,7 @@ pub async fn group_by_hash(
     let row = conn
         .query_one_raw(statement(
             conn,
-            "SELECT id, app_id, settings, auth_sealed FROM set_receiver_groups \
-             WHERE token_hash = $1",
+            &format!("SELECT {GROUP_COLUMNS} FROM set_receiver_groups WHERE token_hash = $1"),
             vec![hash.into()],
         ))
         .await?;
@@ -895,7 +897,7 @@ pub async fn lock_group(
         .query_one_raw(statement(
             conn,
             &format!(
-                "SELECT id, app_id, settings, auth_sealed FROM set_receiver_groups \
+                "SELECT {GROUP_COLUMNS} FROM set_receiver_groups \
                  WHERE id = $1{lock}"
             ),
             vec![id.into()],

@@ -598,29 +598,19 @@ async fn journal_prunes_read_what_they_keep_and_delete_not_the_tenant(backend: B
         prune(conn, &other, 100_000, &all_old).await.unwrap(),
         60_000
     );
-    let left = conn
-        .query_one_raw(Statement::from_string(
-            db,
-            format!(
-                "SELECT COUNT(*) AS n FROM request_journal WHERE tenant_id = '{}'",
-                tenant.id
-            ),
-        ))
-        .await
-        .unwrap()
-        .unwrap()
-        .try_get::<i64>("", "n")
-        .unwrap();
-    assert_eq!(left, 500);
-    let others = conn
-        .query_one_raw(Statement::from_string(
-            db,
-            format!("SELECT COUNT(*) AS n FROM request_journal WHERE tenant_id = '{other}'"),
-        ))
-        .await
-        .unwrap()
-        .unwrap()
-        .try_get::<i64>("", "n")
-        .unwrap();
-    assert_eq!(others, 0);
+    assert_eq!(journal_entries(conn, &tenant.id).await, 500);
+    assert_eq!(journal_entries(conn, &other).await, 0);
+}
+
+/// How many journal entries the tenant has.
+async fn journal_entries(conn: &impl ConnectionTrait, tenant_id: &TenantId) -> i64 {
+    conn.query_one_raw(Statement::from_string(
+        conn.get_database_backend(),
+        format!("SELECT COUNT(*) AS n FROM request_journal WHERE tenant_id = '{tenant_id}'"),
+    ))
+    .await
+    .unwrap()
+    .unwrap()
+    .try_get::<i64>("", "n")
+    .unwrap()
 }

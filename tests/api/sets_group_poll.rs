@@ -12,6 +12,7 @@ use crate::apps::issue_app;
 use crate::both_backends;
 use crate::helpers::{Backend, TestApp, issue, spawn_app_with};
 use crate::sets::{SECRET, jwks, poll, verified};
+use crate::sets_push::app_receivers;
 use scimbus::domain::Scope;
 
 both_backends!(an_application_credential_receiver_polls_every_tenant_it_reads_with_one_credential);
@@ -96,12 +97,7 @@ async fn an_application_credential_receiver_polls_every_tenant_it_reads_with_one
     assert!(token.starts_with("scimbus_r_"), "{group}");
     assert_eq!(group["lanes"].as_array().unwrap().len(), 2, "{group}");
     // The credential is shown once: never in the listing.
-    let listed = app
-        .admin(Method::GET, &format!("/apps/{app_id}/receivers"), None)
-        .await
-        .text()
-        .await
-        .unwrap();
+    let listed = app_receivers(&app, &app_id).await.to_string();
     assert!(
         !listed.contains(&token) && listed.contains("\"poll\""),
         "{listed}"
@@ -141,12 +137,7 @@ async fn an_application_credential_receiver_polls_every_tenant_it_reads_with_one
     )
     .await;
     assert_eq!(acks(&done), Vec::<String>::new());
-    let listed: Value = app
-        .admin(Method::GET, &format!("/apps/{app_id}/receivers"), None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let listed = app_receivers(&app, &app_id).await;
     for lane in listed["receivers"][0]["lanes"].as_array().unwrap() {
         assert_eq!(lane["position"], lane["latest"], "{listed}");
         assert_eq!(lane["delivery"], "poll", "{listed}");

@@ -77,6 +77,15 @@ async fn register_push(app: &TestApp, receiver: &PushReceiver, extra: Value) -> 
     info
 }
 
+/// `GET /admin/v1/apps/{app_id}/receivers`.
+pub(crate) async fn app_receivers(app: &TestApp, app_id: &str) -> Value {
+    app.admin(Method::GET, &format!("/apps/{app_id}/receivers"), None)
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
 /// `GET …/receivers/{id}/parked` of acme.
 async fn parked_of(app: &TestApp, id: &str) -> Value {
     app.admin(
@@ -586,6 +595,8 @@ async fn an_application_credential_receiver_gets_every_tenant_it_reads_and_follo
         let response = app.admin(Method::POST, &path, Some(body)).await;
         assert_scim_error(response, status, (status == 400).then_some("invalidValue")).await;
     }
+    // The refusals registered nothing.
+    assert_eq!(app_receivers(&app, &app_id).await["receivers"], json!([]));
     let response = app
         .admin(
             Method::POST,
@@ -646,12 +657,7 @@ async fn an_application_credential_receiver_gets_every_tenant_it_reads_and_follo
         };
         assert_eq!(claims["iss"], format!("{}/scim/v2/{tenant}", app.address));
     }
-    let listed: Value = app
-        .admin(Method::GET, &format!("/apps/{app_id}/receivers"), None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let listed = app_receivers(&app, &app_id).await;
     let lanes = listed["receivers"][0]["lanes"].as_array().unwrap();
     let mut tenants: Vec<&str> = lanes
         .iter()
@@ -682,12 +688,7 @@ async fn an_application_credential_receiver_gets_every_tenant_it_reads_and_follo
         )
         .await;
     assert_eq!(removed.status(), 204);
-    let listed: Value = app
-        .admin(Method::GET, &format!("/apps/{app_id}/receivers"), None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let listed = app_receivers(&app, &app_id).await;
     assert_eq!(listed["receivers"], json!([]));
     scimbus::service::set_groups::reconcile(&app.ctx)
         .await
