@@ -242,6 +242,17 @@ pub struct Declared {
     #[arg(long, env = "SCIMBUS_SET_PUSH_FAILING_AFTER_SECONDS", value_name = "SECONDS",
           default_value = "900", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub set_push_failing_after_seconds: u64,
+    /// Threads that sign security event tokens (RS256: about a thousand SETs a second each
+    /// on this project's bench machine). Pushes and polls of every receiver share them.
+    #[arg(long, env = "SCIMBUS_SET_SIGNING_THREADS", value_name = "N", default_value = "1",
+          value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub set_signing_threads: u64,
+    /// The nice value (0–19) of the signing threads: above 0 they yield the cores to the
+    /// relay and the SCIM requests when the machine is busy, and sign at full speed when
+    /// it is not. 0: the process's own priority.
+    #[arg(long, env = "SCIMBUS_SET_SIGNING_NICE", value_name = "NICE", default_value = "10",
+          value_parser = clap::value_parser!(u8).range(0..=19))]
+    pub set_signing_nice: u8,
     /// A TOML file with these settings for what flags and the environment leave unset:
     /// keys are the variables' names without `SCIMBUS_`, in lower case (`rate_limit =
     /// "50/s"`); a key that names no setting stops the process.
@@ -435,6 +446,10 @@ pub struct SetSettings {
     pub push_allow_private: bool,
     /// `SCIMBUS_SET_PUSH_FAILING_AFTER_SECONDS`: failures this long mark a receiver failing.
     pub push_failing_after: Duration,
+    /// `SCIMBUS_SET_SIGNING_THREADS`: the threads that sign SETs.
+    pub signing_threads: usize,
+    /// `SCIMBUS_SET_SIGNING_NICE`: their nice value.
+    pub signing_nice: u8,
 }
 
 impl std::fmt::Debug for SetSettings {
@@ -445,6 +460,8 @@ impl std::fmt::Debug for SetSettings {
             .field("retention_cap", &self.retention_cap)
             .field("push_allow_private", &self.push_allow_private)
             .field("push_failing_after", &self.push_failing_after)
+            .field("signing_threads", &self.signing_threads)
+            .field("signing_nice", &self.signing_nice)
             .finish()
     }
 }
@@ -957,6 +974,8 @@ impl Settings {
                 retention_cap: hours(d.set_retention_cap_hours),
                 push_allow_private: d.set_push_allow_private,
                 push_failing_after: Duration::from_secs(d.set_push_failing_after_seconds),
+                signing_threads: usize::try_from(d.set_signing_threads).unwrap_or(1),
+                signing_nice: d.set_signing_nice,
             },
             effective,
         }

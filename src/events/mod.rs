@@ -12,6 +12,7 @@ pub mod push;
 pub mod relay;
 pub mod sequencer;
 pub mod set;
+pub mod signing;
 pub mod waiters;
 
 pub use catalog::{Envelope, EventType, PendingEvent};

@@ -26,6 +26,7 @@ pub use crate::events::jws::Alg;
 use crate::events::jws::{self, KeyError, Sealer, Signer};
 pub use crate::events::set::Form;
 use crate::events::set::{self, Issue, Wanted};
+use crate::events::signing::SigningPool;
 use crate::scim::error::ScimError;
 use crate::store::sets::{self as store, KeyRow, ReceiverRow};
 use crate::store::{outbox, tenants};
@@ -51,6 +52,8 @@ pub const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 pub struct Sets {
     pub settings: SetSettings,
     signers: Arc<Mutex<HashMap<String, Arc<Signer>>>>,
+    /// The signing threads, started by the first SET signed.
+    signing: Arc<std::sync::OnceLock<SigningPool>>,
 }
 
 impl std::fmt::Debug for Signer {
@@ -66,7 +69,32 @@ impl Sets {
         Self {
             settings,
             signers: Arc::default(),
+            signing: Arc::default(),
         }
+    }
+
+    /// Runs `work` on the signing threads (`events::signing`), starting them if need be.
+    async fn sign<T, F>(&self, work: F) -> Result<T, ServiceError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let pool = match self.signing.get() {
+            Some(pool) => pool,
+            None => {
+                let started =
+                    SigningPool::start(self.settings.signing_threads, self.settings.signing_nice)
+                        .map_err(|e| ServiceError::Internal(anyhow::anyhow!(e)))?;
+                // Two first signers may race: one pool stays, the other's threads end.
+                let _ = self.signing.set(started);
+                self.signing
+                    .get()
+                    .ok_or_else(|| ServiceError::Internal(anyhow::anyhow!("no signing pool")))?
+            }
+        };
+        pool.run(work)
+            .await
+            .map_err(|e| ServiceError::Internal(anyhow::anyhow!(e)))
     }
 
     /// Whether SETs can be made here (`SCIMBUS_SET_KEY_SECRET` is set).
@@ -966,17 +994,18 @@ pub(super) async fn gather(
     }
     let mut sets = OrderedSets::default();
     if !pending.is_empty() {
-        // Signing is CPU work (RS256: about a millisecond a SET): off the async workers.
+        // Signing is CPU work (RS256: about a millisecond a SET): on the signing threads.
         let signer = signer(ctx, alg).await?;
-        let signed = tokio::task::spawn_blocking(move || {
-            pending
-                .into_iter()
-                .map(|c| signer.sign(&c.claims).map(|jws| (c.jti, jws)))
-                .collect::<Result<Vec<_>, KeyError>>()
-        })
-        .await
-        .map_err(|e| ServiceError::Internal(anyhow::anyhow!(e)))?
-        .map_err(key_error)?;
+        let signed = ctx
+            .sets
+            .sign(move || {
+                pending
+                    .into_iter()
+                    .map(|c| signer.sign(&c.claims).map(|jws| (c.jti, jws)))
+                    .collect::<Result<Vec<_>, KeyError>>()
+            })
+            .await?
+            .map_err(key_error)?;
         sets.0 = signed;
     }
     Ok(PollResponse {
