@@ -259,6 +259,24 @@ pub enum TenantCommand {
         #[arg(long, default_value_t = 100)]
         limit: u64,
     },
+    /// Create a customer setup link: an expiring, single-use page (its address is printed
+    /// once) from which the tenant's IdP admin takes the SCIM base URL, a token and the Okta
+    /// or Entra steps, and watches the first requests arrive.
+    SetupLink {
+        slug: String,
+        /// Hours until the link expires (1 to 720; default 72).
+        #[arg(long, value_parser = clap::value_parser!(i64).range(1..=720))]
+        expires_in_hours: Option<i64>,
+    },
+    /// List the tenant's setup links, newest first (never their addresses).
+    SetupLinks {
+        slug: String,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Revoke a setup link: its page answers 410 from now on (the token it revealed stays;
+    /// revoke that with `token revoke`).
+    RevokeSetupLink { slug: String, id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -1000,6 +1018,36 @@ async fn tenant(ctx: &Context, command: TenantCommand) -> anyhow::Result<()> {
             for entry in journal::list(ctx, &slug, &query).await? {
                 println!("{}", serde_json::to_string(&entry)?);
             }
+        }
+        TenantCommand::SetupLink {
+            slug,
+            expires_in_hours,
+        } => {
+            let lifetime = expires_in_hours.map(chrono::Duration::hours);
+            let (info, url) =
+                crate::service::setup::create(ctx, &Actor::os_user(), &slug, lifetime).await?;
+            println!(
+                "setup link {} for {slug}, expires {}",
+                info.id, info.expires_at
+            );
+            println!("send this address to the tenant's IT admin (it is not shown again):");
+            println!("{}", url.expose_secret());
+        }
+        TenantCommand::SetupLinks { slug, output } => {
+            let links = crate::service::setup::list(ctx, &slug).await?;
+            if output.json(&links)? {
+                return Ok(());
+            }
+            for l in links {
+                println!(
+                    "{}\t{}\texpires {}\tby {}",
+                    l.id, l.state, l.expires_at, l.created_by
+                );
+            }
+        }
+        TenantCommand::RevokeSetupLink { slug, id } => {
+            crate::service::setup::revoke(ctx, &Actor::os_user(), &slug, &id).await?;
+            println!("setup link {id} revoked");
         }
         TenantCommand::Delete { slug } => {
             tenants::delete_tenant(ctx, &Actor::os_user(), &slug).await?;

@@ -161,6 +161,16 @@ pub fn request_trace(headers: &actix_web::http::header::HeaderMap) -> Option<Tra
     })
 }
 
+/// The path a request's span shows: a setup link's path holds its secret, so its route
+/// template stands in for it.
+fn logged_path<'a>(request: &'a ServiceRequest, route: &'a str) -> &'a str {
+    if request.path().starts_with("/setup/") {
+        route
+    } else {
+        request.path()
+    }
+}
+
 /// The root span of every request: method, path (ids, never query values at info), the
 /// request id, the matched route and the status. The tenant is recorded by the
 /// authentication middleware.
@@ -194,7 +204,7 @@ impl RootSpanBuilder for RequestSpan {
             request_id = %request_id,
             client = %client,
             method = %request.method(),
-            path = %request.path(),
+            path = %logged_path(request, &route),
             query = %query,
             tenant = tracing::field::Empty,
             route = tracing::field::Empty,

@@ -1,4 +1,4 @@
-//! The threads that sign security event tokens (DESIGN 24).
+//! The threads that sign security event tokens (DESIGN 22; docs/decisions.md, Security event tokens).
 //!
 //! Signing is CPU work (RS256 with a 2048-bit key: about a millisecond a SET). On the
 //! runtime's blocking pool it competed with the relay and the SCIM requests for the same

@@ -310,6 +310,7 @@ pub async fn security_headers<B: MessageBody>(
 ) -> Result<ServiceResponse<actix_web::body::EitherBody<B>>, actix_web::Error> {
     use actix_web::http::header;
     let docs = req.path().starts_with("/docs");
+    let setup = req.path().starts_with("/setup/");
     // A NUL in the path or query (`%00`) can reach no resource and no database accepts it.
     let nul = req
         .uri()
@@ -331,9 +332,11 @@ pub async fn security_headers<B: MessageBody>(
         HeaderValue::from_static("nosniff"),
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // The setup page's own form must carry its origin (browsers send `Origin: null` under
+    // `no-referrer`, and the form checks it); its link goes to no other site.
     headers.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static(if setup { "same-origin" } else { "no-referrer" }),
     );
     if !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -342,6 +345,9 @@ pub async fn security_headers<B: MessageBody>(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(if docs {
             "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'"
+        } else if setup {
+            // The setup page: its own script and style only; its form and checks to itself.
+            "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
         } else {
             "default-src 'none'; frame-ancestors 'none'"
         }),

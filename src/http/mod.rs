@@ -19,6 +19,7 @@ pub mod ratelimit;
 pub mod response;
 pub mod search;
 pub mod sets;
+pub mod setup;
 pub mod shaped;
 pub mod target;
 pub mod users;
@@ -68,12 +69,19 @@ pub fn configure(cfg: &mut ServiceConfig, admin_enabled: bool) {
             .configure(sets::configure)
             .default_service(web::to(unknown_route)),
     );
+    // Customer setup links: the link's secret in the path is the credential.
+    cfg.service(
+        scope("/setup")
+            .configure(setup::configure)
+            .default_service(web::to(unknown_route)),
+    );
     if admin_enabled {
         cfg.service(
             scope("/admin/v1")
                 .wrap(from_fn(auth::require_admin_token))
                 .configure(admin::configure)
                 .configure(sets::configure_admin)
+                .configure(setup::configure_admin)
                 .default_service(web::to(unknown_route)),
         );
     }

@@ -37,6 +37,7 @@ pub const SCIM: &str = "application/scim+json";
         (name = "Events", description = "Pull API and resync snapshots (token scope events:read)"),
         (name = "Admin", description = "Tenants, tokens, erasure, audit log (admin token)"),
         (name = "Security events", description = "RFC 9967 security event tokens: the signing keys (JWKS), RFC 8936 poll delivery (receiver credential), receivers and keys (admin token)"),
+        (name = "Setup", description = "Customer setup links: the page a tenant's IdP admin opens with the link alone (HTML), its token reveal and connection check"),
         (name = "Operations", description = "Health and metrics"),
     )
 )]
@@ -401,6 +402,13 @@ pub struct IssuedToken {
 #[allow(dead_code)]
 pub struct TokenList {
     tokens: Vec<Token>,
+}
+
+/// A tenant's setup links (never their addresses).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code, non_snake_case)]
+pub struct SetupLinkList {
+    setupLinks: Vec<crate::service::setup::SetupLinkInfo>,
 }
 
 /// One request of a tenant's journal.

@@ -28,6 +28,11 @@ impl Actor {
     }
 
     /// The process itself (background maintenance).
+    /// The customer who used a setup link (`setup-link:<id>`).
+    pub fn setup_link(id: &str) -> Self {
+        Self(format!("setup-link:{id}"), None)
+    }
+
     pub fn system() -> Self {
         Self("system".to_owned(), None)
     }

@@ -23,6 +23,7 @@ pub mod scrape;
 pub mod set_groups;
 pub mod set_push;
 pub mod sets;
+pub mod setup;
 pub mod tenants;
 pub mod users;
 

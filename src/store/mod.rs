@@ -16,6 +16,7 @@ pub mod query;
 pub mod resources;
 pub mod schemas;
 pub mod sets;
+pub mod setup;
 pub mod tenants;
 pub mod tokens;
 pub mod users;

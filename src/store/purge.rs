@@ -53,6 +53,7 @@ pub async fn remove_tenant(
     super::sets::delete_tenant_receivers(conn, tenant_id).await?;
     for sql in [
         "DELETE FROM outbox WHERE tenant_id = $1",
+        "DELETE FROM setup_links WHERE tenant_id = $1",
         "DELETE FROM tokens WHERE tenant_id = $1",
         "DELETE FROM tenant_schemas WHERE tenant_id = $1",
         "DELETE FROM request_journal WHERE tenant_id = $1",

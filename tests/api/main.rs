@@ -43,4 +43,5 @@ mod search;
 mod sets;
 mod sets_group_poll;
 mod sets_push;
+mod setup_links;
 mod users;

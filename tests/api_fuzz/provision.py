@@ -170,6 +170,18 @@ def main() -> None:
                                     "endpoint": "https://receiver.example.com/sets"})
     expect(status, 201, "registering the application credential's SET receiver", app_receiver)
     write_dict(dict_dir, "victim_app_receiver_ids", [app_receiver["id"]])
+    # Setup links: some that openSetupLink and checkSetupConnection read (never revealed),
+    # some that revealSetupToken may use (once each), one that revokeSetupLink may revoke.
+    def setup_link() -> dict:
+        status, link = request("POST", f"{base}/admin/v1/tenants/{slug}/setup-links", admin,
+                               {"expiresInHours": 24})
+        expect(status, 201, "creating a setup link", link)
+        return link
+    def secret_of(link: dict) -> str:
+        return link["url"].rsplit("/", 1)[1]
+    write_dict(dict_dir, "setup_links_open", [secret_of(setup_link()) for _ in range(2)])
+    write_dict(dict_dir, "setup_links_reveal", [secret_of(setup_link()) for _ in range(3)])
+    write_dict(dict_dir, "victim_setup_link_ids", [setup_link()["id"]])
     print(secret)
 
 

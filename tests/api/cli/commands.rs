@@ -573,3 +573,49 @@ async fn cli_registers_lists_replays_and_removes_set_receivers_and_rotates_keys(
         );
     }
 }
+
+#[tokio::test]
+async fn setup_link_commands_create_list_and_revoke_a_link() {
+    let dir = tempfile::tempdir().unwrap();
+    run_ok(&dir, &["tenant", "create", "acme"]).await;
+    let output = scimbus(&dir)
+        .env("SCIMBUS_PUBLIC_URL", "https://scim.example.com")
+        .args(["tenant", "setup-link", "acme", "--expires-in-hours", "2"])
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let printed = String::from_utf8_lossy(&output.stdout).to_string();
+    let url = printed.lines().last().unwrap().trim().to_owned();
+    assert!(
+        url.starts_with("https://scim.example.com/setup/scimbus_s_"),
+        "{printed}"
+    );
+    let listed: Vec<Value> =
+        serde_json::from_str(&run_ok(&dir, &["tenant", "setup-links", "acme", "--json"]).await)
+            .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["state"], "open");
+    let id = listed[0]["id"].as_str().unwrap().to_owned();
+    let secret = url.rsplit('/').next().unwrap();
+    assert!(!serde_json::to_string(&listed).unwrap().contains(secret));
+    run_ok(&dir, &["tenant", "revoke-setup-link", "acme", &id]).await;
+    let listed = run_ok(&dir, &["tenant", "setup-links", "acme"]).await;
+    assert!(
+        listed.contains(&id) && listed.contains("revoked"),
+        "{listed}"
+    );
+    // Refused: a lifetime out of range, an unknown link.
+    for args in [
+        &["tenant", "setup-link", "acme", "--expires-in-hours", "721"][..],
+        &["tenant", "revoke-setup-link", "acme", "no-such-link"][..],
+    ] {
+        let output = scimbus(&dir).args(args).output().await.unwrap();
+        assert!(!output.status.success(), "{args:?}");
+    }
+    let audit = run_ok(&dir, &["audit", "--tenant", "acme"]).await;
+    assert!(
+        audit.contains("setup_link.create") && audit.contains("setup_link.revoke"),
+        "{audit}"
+    );
+}
