@@ -1009,6 +1009,7 @@ async fn tenant(ctx: &Context, command: TenantCommand) -> anyhow::Result<()> {
                 .transpose()?;
             let method = method.map(|m| m.to_uppercase());
             let query = crate::domain::JournalQuery {
+                id: None,
                 before: None,
                 since: since.as_deref(),
                 status,

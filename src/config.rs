@@ -173,6 +173,11 @@ pub struct Declared {
     #[arg(long, env = "SCIMBUS_RETENTION_UNPUBLISHED", value_name = "keep|prune",
           value_parser = unpublished)]
     pub retention_unpublished: Option<Unpublished>,
+    /// `on`: serve the operator console under `/console/` (sign-in with a named admin
+    /// token). `off`: the console's paths answer 404.
+    #[arg(long, env = "SCIMBUS_CONSOLE", value_name = "on|off", default_value = "off",
+          value_parser = switch, action = clap::ArgAction::Set)]
+    pub console: bool,
     /// `on`: run retention and the purge of deleted tenants in this process (safe in every
     /// replica).
     #[arg(long, env = "SCIMBUS_MAINTENANCE", value_name = "on|off", default_value = "on",
@@ -427,6 +432,8 @@ pub struct Settings {
     /// `Some(true)`: prune; `None`: the backend's default.
     pub retention_unpublished: Option<bool>,
     pub maintenance: bool,
+    /// `SCIMBUS_CONSOLE`: the operator console is served.
+    pub console: bool,
     pub journal: JournalSettings,
     pub sets: SetSettings,
     /// Every setting's effective value and where it came from, secrets masked.
@@ -961,6 +968,7 @@ impl Settings {
             metrics_token: d.metrics_token,
             retention_unpublished: d.retention_unpublished.map(|u| u == Unpublished::Prune),
             maintenance: d.maintenance,
+            console: d.console,
             journal: JournalSettings {
                 entries: d.journal_entries,
                 max_age: hours(d.journal_max_age_hours),

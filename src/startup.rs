@@ -125,6 +125,7 @@ impl Application {
             tenants::bootstrap_admin(&context, secret).await?;
         }
         let admin_enabled = tenants::admin_enabled(&context).await?;
+        let console = settings.console && admin_enabled;
         // The background tasks get a pool of their own on PostgreSQL: the HTTP workers run
         // on runtimes of their own, which end before the background tasks finish their
         // last writes at a stop, and a pooled connection a worker opened dies with its
@@ -244,6 +245,11 @@ impl Application {
                 .into_utoipa_app()
                 .configure(|cfg| crate::http::configure(cfg, admin_enabled))
                 .into_app()
+                .configure(|cfg| {
+                    if console {
+                        crate::http::console::configure(cfg);
+                    }
+                })
                 // The document of every route (admin included), and Swagger UI served from
                 // the binary (vendored: it works offline).
                 .app_data(openapi.clone())

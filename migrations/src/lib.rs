@@ -31,6 +31,7 @@ mod m20261211_000002_create_security_event_tables;
 mod m20261212_000001_add_set_push;
 mod m20261213_000001_add_group_poll;
 mod m20261214_000001_create_setup_links;
+mod m20261214_000002_create_console_sessions;
 
 pub struct Migrator;
 
@@ -65,6 +66,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261212_000001_add_set_push::Migration),
             Box::new(m20261213_000001_add_group_poll::Migration),
             Box::new(m20261214_000001_create_setup_links::Migration),
+            Box::new(m20261214_000002_create_console_sessions::Migration),
         ]
     }
 }

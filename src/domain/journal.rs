@@ -36,6 +36,8 @@ pub struct JournalEntry {
 /// What a listing of a tenant's journal asks for.
 #[derive(Debug, Default, Clone)]
 pub struct JournalQuery<'a> {
+    /// Only the entry with this id.
+    pub id: Option<&'a str>,
     /// Entries older than this entry id (the previous page's last).
     pub before: Option<&'a str>,
     /// Entries at or after this instant.

@@ -679,6 +679,7 @@ async fn read_journal(
         &ctx,
         &slug,
         &crate::domain::JournalQuery {
+            id: None,
             before: query.before.as_deref(),
             since: since.as_deref(),
             status,

@@ -236,9 +236,14 @@ impl Listeners {
     }
 }
 
-/// A path of the admin surface.
+/// A path of the admin surface (the operator console included; setup links are the
+/// customers' and stay on the main listener).
 fn admin_path(path: &str) -> bool {
-    path == "/metrics" || path == "/admin" || path.starts_with("/admin/")
+    path == "/metrics"
+        || path == "/admin"
+        || path.starts_with("/admin/")
+        || path == "/console"
+        || path.starts_with("/console/")
 }
 
 /// Keeps each listener to its surface (see [`Listeners`]): anything else answers 404 as
@@ -310,7 +315,7 @@ pub async fn security_headers<B: MessageBody>(
 ) -> Result<ServiceResponse<actix_web::body::EitherBody<B>>, actix_web::Error> {
     use actix_web::http::header;
     let docs = req.path().starts_with("/docs");
-    let setup = req.path().starts_with("/setup/");
+    let setup = req.path().starts_with("/setup/") || req.path().starts_with("/console/");
     // A NUL in the path or query (`%00`) can reach no resource and no database accepts it.
     let nul = req
         .uri()

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod auth;
 pub mod body;
 pub mod bulk;
+pub mod console;
 pub mod context;
 pub mod discovery;
 pub mod error;

@@ -71,7 +71,11 @@ pub fn configure(cfg: &mut ServiceConfig) {
 #[serde(deny_unknown_fields)]
 struct CreateLink {
     /// How long the link lives, in hours (1 to 720; default 72).
-    #[serde(rename = "expiresInHours")]
+    #[serde(
+        rename = "expiresInHours",
+        default,
+        deserialize_with = "crate::scim::validate::whole_or_null"
+    )]
     #[validate(range(min = 1, max = 720))]
     #[schema(minimum = 1, maximum = 720)]
     expires_in_hours: Option<i64>,
@@ -319,7 +323,7 @@ async fn connection_check(
 
 /// Whether a form came from this service's own pages: its `Origin` (browsers send it with
 /// every POST) is the public URL's, or absent (a client that is not a browser).
-fn same_origin(ctx: &Context, req: &HttpRequest) -> bool {
+pub(super) fn same_origin(ctx: &Context, req: &HttpRequest) -> bool {
     let Some(origin) = req.headers().get(header::ORIGIN) else {
         return true;
     };
@@ -327,7 +331,7 @@ fn same_origin(ctx: &Context, req: &HttpRequest) -> bool {
     origin.to_str().is_ok_and(|o| o == ours)
 }
 
-fn loopback(url: &url::Url) -> bool {
+pub(super) fn loopback(url: &url::Url) -> bool {
     match url.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod brake;
 pub mod bulk;
 mod changes;
+pub mod console;
 pub mod cursor;
 mod emit;
 mod error;

@@ -410,6 +410,7 @@ pub async fn check(
             ctx.store.conn(),
             &tenant.id,
             &JournalQuery {
+                id: None,
                 before: before.as_deref(),
                 since: Some(used_at),
                 status: None,

@@ -145,6 +145,9 @@ pub async fn list(
         values.push(value);
         sql.push_str(&clause.replace('?', &format!("${}", values.len())));
     };
+    if let Some(id) = q.id {
+        add(" AND id = ?", id.into(), &mut sql);
+    }
     if let Some(before) = q.before {
         add(" AND id < ?", before.into(), &mut sql);
     }

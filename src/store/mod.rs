@@ -4,6 +4,7 @@
 pub mod apps;
 pub mod audit;
 pub mod brake;
+pub mod console;
 pub mod entities;
 mod error;
 pub mod groups;

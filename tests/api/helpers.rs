@@ -24,6 +24,16 @@ pub const ERROR_URN: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 /// An HTTP client. The process's rustls provider is installed first: scimbus's trace
 /// exporter makes reqwest build with rustls and no provider of its own.
+/// A browser of its own: its own cookies, redirects not followed.
+pub fn browser() -> Client {
+    scimbus::telemetry::install_tls_provider();
+    Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
 pub fn client() -> Client {
     scimbus::telemetry::install_tls_provider();
     Client::new()

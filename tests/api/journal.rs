@@ -255,6 +255,7 @@ async fn the_journal_keeps_the_newest_entries_and_erasure_removes_a_subjects(bac
         app.ctx.store.conn(),
         &tenant_id,
         &scimbus::domain::JournalQuery {
+            id: None,
             limit: 100,
             ..Default::default()
         },

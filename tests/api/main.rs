@@ -14,6 +14,7 @@ mod auth;
 mod brake;
 mod bulk;
 mod cli;
+mod console;
 mod contracts;
 mod discovery;
 mod errors;

@@ -12,7 +12,7 @@ use reqwest::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFE
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestApp, assert_scim_error, spawn_app, user};
+use crate::helpers::{Backend, TestApp, assert_scim_error, browser, spawn_app, user};
 use scimbus::service::tenants;
 
 both_backends!(
@@ -48,15 +48,6 @@ async fn links(app: &TestApp, tenant: &str) -> Vec<Value> {
 
 async fn token_count(app: &TestApp, tenant: &str) -> usize {
     tenants::list_tokens(&app.ctx, tenant).await.unwrap().len()
-}
-
-/// A browser of its own (its own cookies), not following redirects.
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
 }
 
 async fn reveal(client: &reqwest::Client, url: &str, origin: Option<&str>) -> reqwest::Response {
@@ -287,7 +278,9 @@ async fn expired_revoked_unknown_and_malformed_links_are_refused_and_change_noth
     for (body, scim_type) in [
         (json!({"expiresInHours": 0}), "invalidValue"),
         (json!({"expiresInHours": 721}), "invalidValue"),
-        (json!({"expiresInHours": "soon"}), "invalidSyntax"),
+        // Not a whole number: refused as SET receivers' `after` is.
+        (json!({"expiresInHours": "soon"}), "invalidValue"),
+        (json!({"expiresInHours": 1.5}), "invalidValue"),
         (json!({"lifetime": 3}), "invalidSyntax"),
     ] {
         let response = app
@@ -304,6 +297,16 @@ async fn expired_revoked_unknown_and_malformed_links_are_refused_and_change_noth
         .await;
     assert_scim_error(response, 404, None).await;
     assert!(links(&app, "acme").await.is_empty());
+    // A whole number written as a float is a whole number (JSON Schema's `integer`).
+    let (id, _) = create_link(&app, "acme", json!({"expiresInHours": 161.0})).await;
+    let response = app
+        .admin(
+            Method::DELETE,
+            &format!("/tenants/acme/setup-links/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(response.status(), 204);
 
     // Expired: refused, and no token is issued.
     let (_, expiring) = create_link(&app, "acme", json!({"expiresInHours": 1})).await;

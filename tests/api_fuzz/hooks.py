@@ -294,6 +294,14 @@ def push_endpoint_rejection(failure, case, response) -> bool:
     )
 
 
+def used_setup_link(failure, case, response) -> bool:
+    """A setup link's token revealed before: 410 for every later reveal (single use), a
+    state of the link no schema can know."""
+    if failure.code != "ST202" or response.status_code != 410:
+        return False
+    return "this setup link has been used" in response.text
+
+
 def patch_value_rejection(failure, case, response) -> bool:
     """A schema-valid PatchOp refused with 400 `invalidValue`: its `value` does not fit the
     attribute its `path` (or, without a path, its keys) names."""
@@ -324,6 +332,7 @@ FAILURES = {
     "grammar_rejection": grammar_rejection,
     "data_dependent_rejection": data_dependent_rejection,
     "patch_value_rejection": patch_value_rejection,
+    "used_setup_link": used_setup_link,
     "set_receiver_form_rejection": set_receiver_form_rejection,
     "push_endpoint_rejection": push_endpoint_rejection,
     "projected_resource_lacks_required": projected_resource_lacks_required,

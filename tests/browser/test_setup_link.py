@@ -2,119 +2,26 @@
 process on SQLite, a link an operator made over the admin API, and the page as the
 customer's IT admin uses it: the SCIM URL and the steps, the token revealed once, the
 connection check turning green after a SCIM request, and a reused, revoked or expired link
-refused.
-
-scripts/browser-test installs Chromium and its driver when missing and sets SCIMBUS_BIN;
-SCIMBUS_SCREENSHOTS names a directory to save the pages' screenshots in."""
+refused."""
 
 from __future__ import annotations
 
-import json
-import os
 import sqlite3
-import subprocess
-import tempfile
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from harness import WAIT, Server, browser, needs_binary, screenshot, serve
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
-BIN = os.environ.get("SCIMBUS_BIN")
-ADMIN_TOKEN = "browser-admin-token-0123456789"
-SCREENSHOTS = os.environ.get("SCIMBUS_SCREENSHOTS")
-WAIT = 20
-
-pytestmark = pytest.mark.skipif(not BIN, reason="SCIMBUS_BIN is not set (scripts/browser-test sets it)")
-
-
-class Server:
-    """`scimbus serve` on a SQLite file of its own."""
-
-    def __init__(self) -> None:
-        self.dir = tempfile.TemporaryDirectory()
-        self.db = Path(self.dir.name) / "scimbus.db"
-        env = {
-            "PATH": os.environ.get("PATH", ""),
-            "SCIMBUS_DATABASE_URL": f"sqlite://{self.db}?mode=rwc",
-            "SCIMBUS_LISTEN": "127.0.0.1:0",
-            "SCIMBUS_ADMIN_TOKEN": ADMIN_TOKEN,
-            "SCIMBUS_LOG": "warn",
-        }
-        assert BIN is not None
-        self.proc = subprocess.Popen([BIN, "serve"], env=env, stdout=subprocess.PIPE, text=True)
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()  # "scimbus is serving on http://127.0.0.1:PORT (…)"
-        assert "serving on" in line, line
-        self.url = line.split("serving on ", 1)[1].split()[0]
-
-    def request(self, method: str, path: str, body: dict | None = None, token: str = ADMIN_TOKEN) -> tuple[int, dict]:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.url + path, data=data, method=method)
-        request.add_header("Authorization", f"Bearer {token}")
-        request.add_header("Content-Type", "application/scim+json")
-        try:
-            with urllib.request.urlopen(request, timeout=WAIT) as response:
-                text = response.read()
-                return response.status, json.loads(text) if text else {}
-        except urllib.error.HTTPError as error:
-            text = error.read()
-            return error.code, json.loads(text) if text else {}
-
-    def link(self, tenant: str) -> tuple[str, str]:
-        status, body = self.request("POST", f"/admin/v1/tenants/{tenant}/setup-links", {"expiresInHours": 24})
-        assert status == 201, body
-        return body["id"], body["url"]
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.dir.cleanup()
+pytestmark = needs_binary
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[Server]:
-    s = Server()
-    try:
-        for tenant in ("acme", "globex"):
-            status, body = s.request("POST", "/admin/v1/tenants", {"slug": tenant})
-            assert status == 201, body
-        yield s
-    finally:
-        s.stop()
-
-
-def browser() -> webdriver.Chrome:
-    options = webdriver.ChromeOptions()
-    options.binary_location = os.environ.get("SCIMBUS_CHROMIUM", "/usr/bin/chromium")
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1200,1800"):
-        options.add_argument(argument)
-    service = Service(executable_path=os.environ.get("SCIMBUS_CHROMEDRIVER", "/usr/bin/chromedriver"))
-    return webdriver.Chrome(options=options, service=service)
-
-
-@pytest.fixture
-def chrome() -> Iterator[webdriver.Chrome]:
-    driver = browser()
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-def screenshot(driver: webdriver.Chrome, name: str) -> None:
-    if SCREENSHOTS:
-        Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
-        driver.save_screenshot(str(Path(SCREENSHOTS) / f"{name}.png"))
+    yield from serve(None)
 
 
 def refused(driver: webdriver.Chrome, words: str) -> None:

@@ -1,0 +1,120 @@
+"""The operator console in a real browser (Chromium through Selenium): sign-in with a named
+operator token, the tenants' health, a tripped brake released from the tenant's page, a
+failed Entra PATCH found in the journal and read with its bodies, a form forged on another
+page refused, and sign-out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from harness import ADMIN_TOKEN, WAIT, Server, needs_binary, screenshot, serve
+from selenium import webdriver
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+pytestmark = needs_binary
+
+PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Server]:
+    yield from serve({"SCIMBUS_CONSOLE": "on"})
+
+
+def held(server: Server) -> bool:
+    status, view = server.request("GET", "/admin/v1/tenants/acme/brake")
+    assert status == 200, view
+    return view.get("hold") is not None
+
+
+def trip_the_brake(server: Server, token: str) -> None:
+    """Six Entra-style deactivations over a threshold of five."""
+    status, body = server.request("PUT", "/admin/v1/tenants/acme/brake", {
+        "enabled": True,
+        "window_seconds": 3600,
+        "users": {"count": 5, "percent": 100.0, "min": 1_000_000},
+        "members": {"count": 1000, "percent": 100.0, "min": 1_000_000},
+        "groups": {"count": 1000, "percent": 100.0, "min": 1_000_000},
+        "auto_release_seconds": None,
+    })
+    assert status == 200, body
+    for i in range(6):
+        status, user = server.request("POST", "/scim/v2/acme/Users", {
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": f"staff{i}@acme.example"
+        }, token)
+        assert status == 201, user
+        status, body = server.request("PATCH", f"/scim/v2/acme/Users/{user['id']}", {
+            "schemas": [PATCH], "Operations": [{"op": "Replace", "path": "active", "value": "False"}]
+        }, token)
+        assert status == 200, body
+    assert held(server)
+
+
+def test_an_operator_releases_a_brake_and_reads_a_failed_patch_without_the_cli(
+    server: Server, chrome: webdriver.Chrome, tmp_path: Path
+) -> None:
+    status, issued = server.request("POST", "/admin/v1/tenants/acme/tokens", {"name": "entra"})
+    assert status == 201, issued
+    token = issued["token"]
+    trip_the_brake(server, token)
+    # Entra's PATCH of a user the tenant does not hold: 404, journaled with its body.
+    status, _ = server.request("PATCH", "/scim/v2/acme/Users/5d48a0a8-e2a7-4a3f-9d0c-8a8f3f0e1c11", {
+        "schemas": [PATCH], "Operations": [{"op": "Replace", "path": "displayName", "value": "Zed Example"}]
+    }, token)
+    assert status == 404
+
+    # Signed out, every page leads to the sign-in form; a wrong token is refused.
+    chrome.get(f"{server.url}/console/tenants")
+    chrome.find_element(By.ID, "token").send_keys("scimbus_a_wrong")
+    chrome.find_element(By.ID, "sign-in").click()
+    assert "not a live operator token" in chrome.find_element(By.CLASS_NAME, "refused").text
+    chrome.find_element(By.ID, "token").send_keys(ADMIN_TOKEN)
+    chrome.find_element(By.ID, "sign-in").click()
+    WebDriverWait(chrome, WAIT).until(lambda d: d.current_url.endswith("/console/tenants"))
+    assert chrome.find_element(By.ID, "operator").text == "bootstrap"
+    acme = chrome.find_element(By.CSS_SELECTOR, 'tr[data-tenant="acme"]')
+    assert "holding since" in acme.find_element(By.CLASS_NAME, "brake").text
+    assert chrome.find_element(By.CSS_SELECTOR, 'tr[data-tenant="globex"] .brake').text == "clear"
+    screenshot(chrome, "console-tenants")
+
+    # A form forged on another page does not reach the console (no session goes with it).
+    forged = tmp_path / "forged.html"
+    forged.write_text(
+        f'<form id="f" method="post" action="{server.url}/console/tenants/acme/brake/release">'
+        '<input type="hidden" name="csrf" value="forged"><button id="go">go</button></form>'
+    )
+    chrome.get(forged.as_uri())
+    chrome.find_element(By.ID, "go").click()
+    WebDriverWait(chrome, WAIT).until(lambda d: d.current_url.startswith(server.url))
+    assert held(server), "a forged form released nothing"
+
+    # The tenant's page: the hold, released with one click, in order.
+    chrome.get(f"{server.url}/console/tenants")
+    chrome.find_element(By.LINK_TEXT, "acme").click()
+    assert "Holding its events since" in chrome.find_element(By.ID, "brake-state").text
+    screenshot(chrome, "console-tenant")
+    chrome.find_element(By.ID, "release").click()
+    WebDriverWait(chrome, WAIT).until(
+        lambda d: "Not holding" in d.find_element(By.ID, "brake-state").text
+    )
+    assert not held(server)
+
+    # The failed PATCH, through the journal's filters, with its bodies side by side.
+    Select(chrome.find_element(By.NAME, "status")).select_by_value("4xx")
+    Select(chrome.find_element(By.NAME, "method")).select_by_value("PATCH")
+    chrome.find_element(By.ID, "filter").click()
+    rows = chrome.find_elements(By.CSS_SELECTOR, "#entries tbody tr")
+    assert len(rows) == 1, chrome.find_element(By.ID, "entries").text
+    rows[0].find_element(By.TAG_NAME, "a").click()
+    assert "Zed Example" in chrome.find_element(By.ID, "request-body").text
+    assert "404" in chrome.find_element(By.ID, "response-body").text
+    assert token not in chrome.page_source
+    screenshot(chrome, "console-entry")
+
+    # Sign-out ends the session.
+    chrome.find_element(By.ID, "sign-out").click()
+    chrome.get(f"{server.url}/console/tenants")
+    assert chrome.find_elements(By.ID, "sign-in")
