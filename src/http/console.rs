@@ -14,10 +14,11 @@ use serde::Deserialize;
 
 use super::error::ApiError;
 use super::setup::{loopback, same_origin};
+use crate::domain::Scope;
 use crate::domain::{JournalEntry, JournalQuery};
 use crate::scim::error::ScimError;
 use crate::service::console::{self, Operator};
-use crate::service::{Context, ServiceError, brake, journal};
+use crate::service::{Context, ServiceError, brake, journal, tenants};
 
 const SESSION_COOKIE: &str = "scimbus_console";
 const STYLE: &str = include_str!("setup/setup.css");
@@ -33,7 +34,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/tenants", web::get().to(tenant_list))
             .route("/tenants/{slug}", web::get().to(tenant_page))
             .route("/tenants/{slug}/journal/{id}", web::get().to(entry_page))
-            .route("/tenants/{slug}/brake/release", web::post().to(release)),
+            .route("/tenants/{slug}/brake/release", web::post().to(release))
+            .route("/tenants/{slug}/tokens", web::post().to(issue_token))
+            .route(
+                "/tenants/{slug}/tokens/{id}/revoke",
+                web::post().to(revoke_token),
+            ),
     );
 }
 
@@ -290,7 +296,24 @@ async fn tenant_page(
         Ok(operator) => operator,
         Err(answer) => return Ok(answer),
     };
-    let brake = brake::show(&ctx, &slug).await?;
+    tenant_view(&ctx, &operator, &slug, &params, None).await
+}
+
+/// A token just issued: shown once, on the page that answers the form.
+struct Issued {
+    name: String,
+    secret: String,
+}
+
+async fn tenant_view(
+    ctx: &Context,
+    operator: &Operator,
+    slug: &str,
+    params: &JournalParams,
+    issued: Option<Issued>,
+) -> Result<HttpResponse, ApiError> {
+    let brake = brake::show(ctx, slug).await?;
+    let tokens = tenants::list_tokens(ctx, slug).await?;
     let status = params.status.as_deref().filter(|s| !s.is_empty());
     let method = params.method.as_deref().filter(|m| !m.is_empty());
     let range = match status {
@@ -307,19 +330,57 @@ async fn tenant_page(
         limit: 50,
         ..JournalQuery::default()
     };
-    let entries = journal::list(&ctx, &slug, &query).await?;
+    let entries = journal::list(ctx, slug, &query).await?;
     let selected = |value: &str, current: Option<&str>| current == Some(value);
     Ok(page(
         StatusCode::OK,
-        &format!("Tenant {}", slug.as_str()),
-        Some(&operator),
+        &format!("Tenant {slug}"),
+        Some(operator),
         html! {
+            section #tokens {
+                h2 { "Tokens" }
+                @if let Some(issued) = &issued {
+                    p.warning { "The secret of " code { (issued.name) } ", shown once: copy it now." }
+                    input #issued-token type="text" readonly value=(issued.secret) aria-label="Token";
+                }
+                table #token-list {
+                    thead { tr { th { "name" } th { "scopes" } th { "created" } th { "last used" } th { "state" } th {} } }
+                    tbody {
+                        @for t in &tokens {
+                            tr data-token=(t.name) {
+                                td { (t.name) }
+                                td { (Scope::join(&t.scopes)) }
+                                td { (t.created_at.as_str()) }
+                                td { (t.last_used_at.as_ref().map_or("never", |at| at.as_str())) }
+                                td.state {
+                                    @if let Some(at) = &t.revoked_at { "revoked " (at.as_str()) }
+                                    @else if let Some(at) = &t.expires_at { "expires " (at.as_str()) }
+                                    @else { "live" }
+                                }
+                                td {
+                                    @if t.revoked_at.is_none() {
+                                        form.inline method="post" action={ "/console/tenants/" (slug) "/tokens/" (t.id) "/revoke" } {
+                                            input type="hidden" name="csrf" value=(operator.csrf);
+                                            button.revoke type="submit" { "Revoke" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                form method="post" action={ "/console/tenants/" (slug) "/tokens" } {
+                    input type="hidden" name="csrf" value=(operator.csrf);
+                    input #token-name type="text" name="name" placeholder="name (okta, entra…)" required;
+                    " " button #issue type="submit" { "Issue a SCIM token" }
+                }
+            }
             section #brake {
                 h2 { "Brake" }
                 @if let Some(hold) = &brake.hold {
                     p.refused #brake-state { "Holding its events since " (hold.held_at.as_str()) " (tripped: " (hold.tripped.join(", ")) ")." }
                     ul { @for (kind, n) in &hold.counts { li { (n) " × " code { (kind) } } } }
-                    form method="post" action={ "/console/tenants/" (slug.as_str()) "/brake/release" } {
+                    form method="post" action={ "/console/tenants/" (slug) "/brake/release" } {
                         input type="hidden" name="csrf" value=(operator.csrf);
                         button #release type="submit" { "Release the held events, in order" }
                     }
@@ -329,7 +390,7 @@ async fn tenant_page(
             }
             section #journal {
                 h2 { "Request journal" }
-                form method="get" action={ "/console/tenants/" (slug.as_str()) } {
+                form method="get" action={ "/console/tenants/" (slug) } {
                     select name="status" {
                         option value="" selected[status.is_none()] { "any status" }
                         @for class in ["2xx", "4xx", "5xx"] { option value=(class) selected[selected(class, status)] { (class) } }
@@ -346,7 +407,7 @@ async fn tenant_page(
                     tbody {
                         @for e in &entries {
                             tr {
-                                td { a href={ "/console/tenants/" (slug.as_str()) "/journal/" (e.id) } { (e.at.as_str()) } }
+                                td { a href={ "/console/tenants/" (slug) "/journal/" (e.id) } { (e.at.as_str()) } }
                                 td { (e.method) " " (e.target) }
                                 td { (e.status) }
                                 td { (e.scim_type.as_deref().unwrap_or("")) }
@@ -416,4 +477,65 @@ async fn release(
     let released = brake::release(&ctx, &operator.actor(), &slug).await?;
     tracing::info!(actor = %operator.name, tenant = %slug, released = released.released, "brake released from the console");
     Ok(see_other(&format!("/console/tenants/{}", slug.as_str())))
+}
+
+#[derive(Debug, Deserialize)]
+struct IssueForm {
+    csrf: String,
+    name: String,
+}
+
+/// Issues a `scim` token for the tenant and shows its secret once, on the page that
+/// answers (never cached; a reload re-posts and issues another, as the browser warns).
+async fn issue_token(
+    ctx: web::Data<Context>,
+    req: HttpRequest,
+    slug: web::Path<String>,
+    form: web::Form<IssueForm>,
+) -> Result<HttpResponse, ApiError> {
+    let operator = match signed_in(&ctx, &req).await? {
+        Ok(operator) => operator,
+        Err(answer) => return Ok(answer),
+    };
+    let csrf = CsrfForm {
+        csrf: form.csrf.clone(),
+    };
+    if let Some(refused) = forged(&ctx, &req, &operator, &csrf) {
+        return Ok(refused);
+    }
+    let request = tenants::TokenRequest {
+        name: form.name.clone(),
+        scopes: vec![Scope::Scim],
+        expires_at: None,
+    };
+    let (info, secret) = tenants::issue_token(&ctx, &operator.actor(), &slug, request).await?;
+    tracing::info!(actor = %operator.name, tenant = %slug, token = %info.id, "token issued from the console");
+    let issued = Issued {
+        name: info.name,
+        secret: secret.expose_secret().to_owned(),
+    };
+    let params = JournalParams {
+        status: None,
+        method: None,
+    };
+    tenant_view(&ctx, &operator, &slug, &params, Some(issued)).await
+}
+
+async fn revoke_token(
+    ctx: web::Data<Context>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, ApiError> {
+    let operator = match signed_in(&ctx, &req).await? {
+        Ok(operator) => operator,
+        Err(answer) => return Ok(answer),
+    };
+    if let Some(refused) = forged(&ctx, &req, &operator, &form) {
+        return Ok(refused);
+    }
+    let (slug, id) = path.into_inner();
+    tenants::revoke_token(&ctx, &operator.actor(), &slug, &id).await?;
+    tracing::info!(actor = %operator.name, tenant = %slug, token = %id, "token revoked from the console");
+    Ok(see_other(&format!("/console/tenants/{slug}")))
 }

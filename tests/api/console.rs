@@ -148,6 +148,55 @@ async fn an_operator_signs_in_releases_a_tripped_brake_and_reads_a_failed_patch(
     assert!(page.contains("data-tenant=\"acme\"") && page.contains("data-tenant=\"other\""));
     assert!(page.contains("bootstrap"), "the operator's name");
 
+    // A token issued from the tenant's page, shown once, then revoked there.
+    let (_, page) = get(&app, &alice, "/console/tenants/acme").await;
+    let token = csrf(&page);
+    let response = alice
+        .post(format!("{}/console/tenants/acme/tokens", app.address))
+        .header("origin", &app.address)
+        .form(&[("csrf", token.as_str()), ("name", "okta-prod")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let page = response.text().await.unwrap();
+    let at = page.find("scimbus_t_").expect("the secret, once");
+    let secret: String = page[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .collect();
+    let scim = |secret: String| {
+        app.client
+            .get(format!("{}/scim/v2/acme/Users", app.address))
+            .bearer_auth(secret)
+            .send()
+    };
+    assert_eq!(scim(secret.clone()).await.unwrap().status(), 200);
+    let (_, page) = get(&app, &alice, "/console/tenants/acme").await;
+    assert!(
+        page.contains("okta-prod") && !page.contains(&secret),
+        "shown once"
+    );
+    let id = scimbus::service::tenants::list_tokens(&app.ctx, "acme")
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|t| t.name == "okta-prod")
+        .unwrap()
+        .id;
+    let response = alice
+        .post(format!(
+            "{}/console/tenants/acme/tokens/{id}/revoke",
+            app.address
+        ))
+        .header("origin", &app.address)
+        .form(&[("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    assert_eq!(scim(secret).await.unwrap().status(), 401);
+
     // A tripped brake, seen in the list and released from the tenant's page.
     trip(&app).await;
     assert!(held(&app).await);
@@ -182,6 +231,16 @@ async fn an_operator_signs_in_releases_a_tripped_brake_and_reads_a_failed_patch(
         .cloned()
         .unwrap_or_default();
     assert_eq!(release["actor"], "admin:bootstrap", "{audit}");
+    for action in ["token.issue", "token.revoke"] {
+        let entry = audit["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["action"] == action && e["target"] == id.as_str())
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(entry["actor"], "admin:bootstrap", "{action}: {audit}");
+    }
 
     // A failed Entra PATCH, found through the filter, its bodies side by side.
     let response = app

@@ -91,9 +91,22 @@ def test_an_operator_releases_a_brake_and_reads_a_failed_patch_without_the_cli(
     WebDriverWait(chrome, WAIT).until(lambda d: d.current_url.startswith(server.url))
     assert held(server), "a forged form released nothing"
 
-    # The tenant's page: the hold, released with one click, in order.
+    # The tenant's page: a token issued (its secret shown once) and revoked.
     chrome.get(f"{server.url}/console/tenants")
     chrome.find_element(By.LINK_TEXT, "acme").click()
+    chrome.find_element(By.ID, "token-name").send_keys("okta-prod")
+    chrome.find_element(By.ID, "issue").click()
+    secret = chrome.find_element(By.ID, "issued-token").get_attribute("value")
+    assert secret and secret.startswith("scimbus_t_")
+    assert server.request("GET", "/scim/v2/acme/Users", None, secret)[0] == 200
+    chrome.find_element(By.CSS_SELECTOR, 'tr[data-token="okta-prod"] button.revoke').click()
+    WebDriverWait(chrome, WAIT).until(
+        lambda d: "revoked" in d.find_element(By.CSS_SELECTOR, 'tr[data-token="okta-prod"] .state').text
+    )
+    assert secret not in chrome.page_source
+    assert server.request("GET", "/scim/v2/acme/Users", None, secret)[0] == 401
+
+    # The hold, released with one click, in order.
     assert "Holding its events since" in chrome.find_element(By.ID, "brake-state").text
     screenshot(chrome, "console-tenant")
     chrome.find_element(By.ID, "release").click()
