@@ -18,7 +18,7 @@ use crate::domain::Scope;
 use crate::domain::{JournalEntry, JournalQuery};
 use crate::scim::error::ScimError;
 use crate::service::console::{self, Operator};
-use crate::service::{Context, ServiceError, brake, journal, tenants};
+use crate::service::{Context, ServiceError, brake, journal, setup, tenants};
 
 const SESSION_COOKIE: &str = "scimbus_console";
 const STYLE: &str = include_str!("setup/setup.css");
@@ -36,6 +36,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/tenants/{slug}/journal/{id}", web::get().to(entry_page))
             .route("/tenants/{slug}/brake/release", web::post().to(release))
             .route("/tenants/{slug}/tokens", web::post().to(issue_token))
+            .route(
+                "/tenants/{slug}/setup-links",
+                web::post().to(create_setup_link),
+            )
+            .route(
+                "/tenants/{slug}/setup-links/{id}/revoke",
+                web::post().to(revoke_setup_link),
+            )
             .route(
                 "/tenants/{slug}/tokens/{id}/revoke",
                 web::post().to(revoke_token),
@@ -280,7 +288,7 @@ async fn tenant_list(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 struct JournalParams {
     status: Option<String>,
     method: Option<String>,
@@ -299,10 +307,11 @@ async fn tenant_page(
     tenant_view(&ctx, &operator, &slug, &params, None).await
 }
 
-/// A token just issued: shown once, on the page that answers the form.
-struct Issued {
-    name: String,
-    secret: String,
+/// A token just issued, or a setup link just made: shown once, on the page that answers
+/// the form.
+enum Issued {
+    Token { name: String, secret: String },
+    SetupLink { url: String },
 }
 
 async fn tenant_view(
@@ -314,6 +323,7 @@ async fn tenant_view(
 ) -> Result<HttpResponse, ApiError> {
     let brake = brake::show(ctx, slug).await?;
     let tokens = tenants::list_tokens(ctx, slug).await?;
+    let links = setup::list(ctx, slug).await?;
     let status = params.status.as_deref().filter(|s| !s.is_empty());
     let method = params.method.as_deref().filter(|m| !m.is_empty());
     let range = match status {
@@ -339,9 +349,9 @@ async fn tenant_view(
         html! {
             section #tokens {
                 h2 { "Tokens" }
-                @if let Some(issued) = &issued {
-                    p.warning { "The secret of " code { (issued.name) } ", shown once: copy it now." }
-                    input #issued-token type="text" readonly value=(issued.secret) aria-label="Token";
+                @if let Some(Issued::Token { name, secret }) = &issued {
+                    p.warning { "The secret of " code { (name) } ", shown once: copy it now." }
+                    input #issued-token type="text" readonly value=(secret) aria-label="Token";
                 }
                 table #token-list {
                     thead { tr { th { "name" } th { "scopes" } th { "created" } th { "last used" } th { "state" } th {} } }
@@ -373,6 +383,37 @@ async fn tenant_view(
                     input type="hidden" name="csrf" value=(operator.csrf);
                     input #token-name type="text" name="name" placeholder="name (okta, entra…)" required;
                     " " button #issue type="submit" { "Issue a SCIM token" }
+                }
+            }
+            section #setup-links {
+                h2 { "Setup links" }
+                p { "A link for the customer's IT admin: the SCIM URL, one token revealed once, the Okta and Entra steps and a connection check (72 hours, single-use)." }
+                @if let Some(Issued::SetupLink { url }) = &issued {
+                    p.warning { "Send this address to the customer's IT admin; it is not shown again." }
+                    input #issued-link type="text" readonly value=(url) aria-label="Setup link";
+                }
+                table #link-list {
+                    thead { tr { th { "created" } th { "by" } th { "expires" } th { "state" } th {} } }
+                    tbody {
+                        @for l in &links {
+                            tr data-link=(l.id) {
+                                td { (l.created_at) } td { (l.created_by) } td { (l.expires_at) }
+                                td.state { (l.state) }
+                                td {
+                                    @if l.state == "open" {
+                                        form.inline method="post" action={ "/console/tenants/" (slug) "/setup-links/" (l.id) "/revoke" } {
+                                            input type="hidden" name="csrf" value=(operator.csrf);
+                                            button.revoke type="submit" { "Revoke" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                form method="post" action={ "/console/tenants/" (slug) "/setup-links" } {
+                    input type="hidden" name="csrf" value=(operator.csrf);
+                    button #create-link type="submit" { "Create a setup link" }
                 }
             }
             section #brake {
@@ -510,15 +551,18 @@ async fn issue_token(
     };
     let (info, secret) = tenants::issue_token(&ctx, &operator.actor(), &slug, request).await?;
     tracing::info!(actor = %operator.name, tenant = %slug, token = %info.id, "token issued from the console");
-    let issued = Issued {
+    let issued = Issued::Token {
         name: info.name,
         secret: secret.expose_secret().to_owned(),
     };
-    let params = JournalParams {
-        status: None,
-        method: None,
-    };
-    tenant_view(&ctx, &operator, &slug, &params, Some(issued)).await
+    tenant_view(
+        &ctx,
+        &operator,
+        &slug,
+        &JournalParams::default(),
+        Some(issued),
+    )
+    .await
 }
 
 async fn revoke_token(
@@ -537,5 +581,53 @@ async fn revoke_token(
     let (slug, id) = path.into_inner();
     tenants::revoke_token(&ctx, &operator.actor(), &slug, &id).await?;
     tracing::info!(actor = %operator.name, tenant = %slug, token = %id, "token revoked from the console");
+    Ok(see_other(&format!("/console/tenants/{slug}")))
+}
+
+/// Creates a setup link for the tenant and shows its address once.
+async fn create_setup_link(
+    ctx: web::Data<Context>,
+    req: HttpRequest,
+    slug: web::Path<String>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, ApiError> {
+    let operator = match signed_in(&ctx, &req).await? {
+        Ok(operator) => operator,
+        Err(answer) => return Ok(answer),
+    };
+    if let Some(refused) = forged(&ctx, &req, &operator, &form) {
+        return Ok(refused);
+    }
+    let (info, url) = setup::create(&ctx, &operator.actor(), &slug, None).await?;
+    tracing::info!(actor = %operator.name, tenant = %slug, link = %info.id, "setup link created from the console");
+    let issued = Issued::SetupLink {
+        url: url.expose_secret().to_owned(),
+    };
+    tenant_view(
+        &ctx,
+        &operator,
+        &slug,
+        &JournalParams::default(),
+        Some(issued),
+    )
+    .await
+}
+
+async fn revoke_setup_link(
+    ctx: web::Data<Context>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, ApiError> {
+    let operator = match signed_in(&ctx, &req).await? {
+        Ok(operator) => operator,
+        Err(answer) => return Ok(answer),
+    };
+    if let Some(refused) = forged(&ctx, &req, &operator, &form) {
+        return Ok(refused);
+    }
+    let (slug, id) = path.into_inner();
+    setup::revoke(&ctx, &operator.actor(), &slug, &id).await?;
+    tracing::info!(actor = %operator.name, tenant = %slug, link = %id, "setup link revoked from the console");
     Ok(see_other(&format!("/console/tenants/{slug}")))
 }

@@ -197,6 +197,25 @@ async fn an_operator_signs_in_releases_a_tripped_brake_and_reads_a_failed_patch(
     assert_eq!(response.status(), 303);
     assert_eq!(scim(secret).await.unwrap().status(), 401);
 
+    // A setup link made from the tenant's page: its address shown once.
+    let response = alice
+        .post(format!("{}/console/tenants/acme/setup-links", app.address))
+        .header("origin", &app.address)
+        .form(&[("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let page = response.text().await.unwrap();
+    assert!(page.contains(&format!("{}/setup/scimbus_s_", app.address)));
+    let links: Value = app
+        .admin(Method::GET, "/tenants/acme/setup-links", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(links["setupLinks"][0]["createdBy"], "admin:bootstrap");
+
     // A tripped brake, seen in the list and released from the tenant's page.
     trip(&app).await;
     assert!(held(&app).await);

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import ADMIN_TOKEN, WAIT, Server, needs_binary, screenshot, serve
+from harness import ADMIN_TOKEN, WAIT, Server, browser, needs_binary, screenshot, serve
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -105,6 +105,27 @@ def test_an_operator_releases_a_brake_and_reads_a_failed_patch_without_the_cli(
     )
     assert secret not in chrome.page_source
     assert server.request("GET", "/scim/v2/acme/Users", None, secret)[0] == 401
+
+    # A setup link made for the customer, opened by them, then revoked here.
+    chrome.find_element(By.ID, "create-link").click()
+    link = chrome.find_element(By.ID, "issued-link").get_attribute("value")
+    assert link and link.startswith(f"{server.url}/setup/scimbus_s_")
+    customer = browser()
+    try:
+        customer.get(link)
+        assert customer.find_element(By.ID, "scim-base").get_attribute("value") == f"{server.url}/scim/v2/acme"
+        customer.get(f"{server.url}/console/tenants")
+        assert customer.find_elements(By.ID, "sign-in"), "a setup link is no way into the console"
+        chrome.get(f"{server.url}/console/tenants/acme")
+        chrome.find_element(By.CSS_SELECTOR, "#link-list button.revoke").click()
+        WebDriverWait(chrome, WAIT).until(
+            lambda d: d.find_element(By.CSS_SELECTOR, "#link-list .state").text == "revoked"
+        )
+        customer.get(link)
+        assert "revoked" in customer.find_element(By.CLASS_NAME, "refused").text
+    finally:
+        customer.quit()
+    assert link not in chrome.page_source
 
     # The hold, released with one click, in order.
     assert "Holding its events since" in chrome.find_element(By.ID, "brake-state").text
