@@ -127,22 +127,26 @@ struct CsrfForm {
     csrf: String,
 }
 
-/// A change's form: from the console's origin, with the session's CSRF token.
-fn forged(
+/// The operator of a change's form: signed in, the form from the console's origin with the
+/// session's CSRF token; otherwise the answer (sign in, or 403 with nothing changed).
+async fn change(
     ctx: &Context,
     req: &HttpRequest,
-    operator: &Operator,
-    form: &CsrfForm,
-) -> Option<HttpResponse> {
-    if same_origin(ctx, req) && form.csrf == operator.csrf {
-        return None;
+    csrf: &str,
+) -> Result<Result<Operator, HttpResponse>, ApiError> {
+    let operator = match signed_in(ctx, req).await? {
+        Ok(operator) => operator,
+        Err(answer) => return Ok(Err(answer)),
+    };
+    if same_origin(ctx, req) && csrf == operator.csrf {
+        return Ok(Ok(operator));
     }
-    Some(page(
+    Ok(Err(page(
         StatusCode::FORBIDDEN,
         "Refused",
-        Some(operator),
+        Some(&operator),
         html! { p.refused { "This form did not come from this console's page: nothing was changed." } },
-    ))
+    )))
 }
 
 fn sign_in_form(message: Option<&str>) -> Markup {
@@ -213,12 +217,8 @@ async fn sign_out(
     req: HttpRequest,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, ApiError> {
-    let operator = match signed_in(&ctx, &req).await? {
-        Ok(operator) => operator,
-        Err(answer) => return Ok(answer),
-    };
-    if let Some(refused) = forged(&ctx, &req, &operator, &form) {
-        return Ok(refused);
+    if let Err(answer) = change(&ctx, &req, &form.csrf).await? {
+        return Ok(answer);
     }
     if let Some(session) = session(&req) {
         console::sign_out(&ctx, &session).await?;
@@ -508,13 +508,10 @@ async fn release(
     slug: web::Path<String>,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, ApiError> {
-    let operator = match signed_in(&ctx, &req).await? {
+    let operator = match change(&ctx, &req, &form.csrf).await? {
         Ok(operator) => operator,
         Err(answer) => return Ok(answer),
     };
-    if let Some(refused) = forged(&ctx, &req, &operator, &form) {
-        return Ok(refused);
-    }
     let released = brake::release(&ctx, &operator.actor(), &slug).await?;
     tracing::info!(actor = %operator.name, tenant = %slug, released = released.released, "brake released from the console");
     Ok(see_other(&format!("/console/tenants/{}", slug.as_str())))
@@ -534,16 +531,10 @@ async fn issue_token(
     slug: web::Path<String>,
     form: web::Form<IssueForm>,
 ) -> Result<HttpResponse, ApiError> {
-    let operator = match signed_in(&ctx, &req).await? {
+    let operator = match change(&ctx, &req, &form.csrf).await? {
         Ok(operator) => operator,
         Err(answer) => return Ok(answer),
     };
-    let csrf = CsrfForm {
-        csrf: form.csrf.clone(),
-    };
-    if let Some(refused) = forged(&ctx, &req, &operator, &csrf) {
-        return Ok(refused);
-    }
     let request = tenants::TokenRequest {
         name: form.name.clone(),
         scopes: vec![Scope::Scim],
@@ -571,13 +562,10 @@ async fn revoke_token(
     path: web::Path<(String, String)>,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, ApiError> {
-    let operator = match signed_in(&ctx, &req).await? {
+    let operator = match change(&ctx, &req, &form.csrf).await? {
         Ok(operator) => operator,
         Err(answer) => return Ok(answer),
     };
-    if let Some(refused) = forged(&ctx, &req, &operator, &form) {
-        return Ok(refused);
-    }
     let (slug, id) = path.into_inner();
     tenants::revoke_token(&ctx, &operator.actor(), &slug, &id).await?;
     tracing::info!(actor = %operator.name, tenant = %slug, token = %id, "token revoked from the console");
@@ -591,13 +579,10 @@ async fn create_setup_link(
     slug: web::Path<String>,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, ApiError> {
-    let operator = match signed_in(&ctx, &req).await? {
+    let operator = match change(&ctx, &req, &form.csrf).await? {
         Ok(operator) => operator,
         Err(answer) => return Ok(answer),
     };
-    if let Some(refused) = forged(&ctx, &req, &operator, &form) {
-        return Ok(refused);
-    }
     let (info, url) = setup::create(&ctx, &operator.actor(), &slug, None).await?;
     tracing::info!(actor = %operator.name, tenant = %slug, link = %info.id, "setup link created from the console");
     let issued = Issued::SetupLink {
@@ -619,13 +604,10 @@ async fn revoke_setup_link(
     path: web::Path<(String, String)>,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, ApiError> {
-    let operator = match signed_in(&ctx, &req).await? {
+    let operator = match change(&ctx, &req, &form.csrf).await? {
         Ok(operator) => operator,
         Err(answer) => return Ok(answer),
     };
-    if let Some(refused) = forged(&ctx, &req, &operator, &form) {
-        return Ok(refused);
-    }
     let (slug, id) = path.into_inner();
     setup::revoke(&ctx, &operator.actor(), &slug, &id).await?;
     tracing::info!(actor = %operator.name, tenant = %slug, link = %id, "setup link revoked from the console");
