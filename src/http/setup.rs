@@ -322,13 +322,32 @@ async fn connection_check(
 }
 
 /// Whether a form came from this service's own pages: its `Origin` (browsers send it with
-/// every POST) is the public URL's, or absent (a client that is not a browser).
+/// every POST) is the public URL's or names the host the request was sent to (the admin
+/// listener's address, say), or is absent (a client that is not a browser). A form on
+/// another site carries that site's origin.
 pub(super) fn same_origin(ctx: &Context, req: &HttpRequest) -> bool {
     let Some(origin) = req.headers().get(header::ORIGIN) else {
         return true;
     };
-    let ours = ctx.public_url.origin().ascii_serialization();
-    origin.to_str().is_ok_and(|o| o == ours)
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    if origin == ctx.public_url.origin().ascii_serialization() {
+        return true;
+    }
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_ascii_lowercase);
+    let origin_host = url::Url::parse(origin).ok().and_then(|u| {
+        let host = u.host_str()?.to_ascii_lowercase();
+        Some(match u.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host,
+        })
+    });
+    matches!((host, origin_host), (Some(h), Some(o)) if h == o)
 }
 
 pub(super) fn loopback(url: &url::Url) -> bool {

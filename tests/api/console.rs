@@ -15,6 +15,7 @@ both_backends!(
     the_console_is_off_unless_enabled,
     an_operator_signs_in_releases_a_tripped_brake_and_reads_a_failed_patch,
     forged_forms_and_ended_sessions_change_nothing,
+    the_console_is_on_the_admin_listener_when_there_is_one,
 );
 
 async fn console(backend: Backend) -> TestApp {
@@ -402,4 +403,54 @@ async fn forged_forms_and_ended_sessions_change_nothing(backend: Backend) {
     assert_eq!(response.status(), 204);
     assert_eq!(get(&app, &carol, "/console/tenants").await.0, 303);
     assert!(held(&app).await);
+}
+
+async fn the_console_is_on_the_admin_listener_when_there_is_one(backend: Backend) {
+    let app = spawn_app_with(
+        backend,
+        &[
+            ("SCIMBUS_CONSOLE", "on".to_owned()),
+            ("SCIMBUS_ADMIN_LISTEN", "127.0.0.1:0".to_owned()),
+        ],
+    )
+    .await;
+    let admin = app.admin_address.clone().unwrap();
+    // Not on the public port; setup links stay there.
+    assert_eq!(get(&app, &browser(), "/console/").await.0, 404);
+    // On the admin port, whose address is not the public URL: its own origin is accepted.
+    let alice = browser();
+    let response = alice
+        .post(format!("{admin}/console/sign-in"))
+        .header("origin", &admin)
+        .form(&[("token", ADMIN_TOKEN)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    let page = alice
+        .get(format!("{admin}/console/tenants/acme"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let token = csrf(&page);
+    let response = alice
+        .post(format!("{admin}/console/tenants/acme/setup-links"))
+        .header("origin", &admin)
+        .form(&[("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // Another origin is still refused.
+    let response = alice
+        .post(format!("{admin}/console/tenants/acme/setup-links"))
+        .header("origin", "http://127.0.0.1:1")
+        .form(&[("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
 }
