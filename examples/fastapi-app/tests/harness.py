@@ -33,6 +33,9 @@ GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 WAIT = 30.0
+# A bound on an example app's start: uvicorn's import and the consumer's first connection
+# can take over 30 s on a 2-core machine while a storm test loads scimbus and the broker.
+START_WAIT = 120.0
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -144,7 +147,7 @@ class ExampleApp:
             env=self.env,
         )
         async with httpx.AsyncClient() as client:
-            deadline = time.monotonic() + WAIT
+            deadline = time.monotonic() + START_WAIT
             while time.monotonic() < deadline:
                 assert self.proc.poll() is None, "the example app exited"
                 try:
