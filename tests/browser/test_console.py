@@ -11,10 +11,14 @@ from pathlib import Path
 import pytest
 from harness import ADMIN_TOKEN, WAIT, Server, browser, needs_binary, screenshot, serve
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 pytestmark = needs_binary
+
+# A page being replaced (a form sent, a reload) while a wait reads it.
+RELOADING = (NoSuchElementException, StaleElementReferenceException)
 
 PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 
@@ -22,6 +26,13 @@ PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 @pytest.fixture(scope="module")
 def server() -> Iterator[Server]:
     yield from serve({"SCIMBUS_CONSOLE": "on"})
+
+
+def shown(chrome: webdriver.Chrome, element_id: str):
+    """The element, once the page that a click asked for has it."""
+    return WebDriverWait(chrome, WAIT, ignored_exceptions=RELOADING).until(
+        lambda d: d.find_element(By.ID, element_id)
+    )
 
 
 def held(server: Server) -> bool:
@@ -71,9 +82,9 @@ def test_an_operator_releases_a_brake_and_reads_a_failed_patch_without_the_cli(
     chrome.find_element(By.ID, "token").send_keys("scimbus_a_wrong")
     chrome.find_element(By.ID, "sign-in").click()
     assert "not a live operator token" in chrome.find_element(By.CLASS_NAME, "refused").text
-    chrome.find_element(By.ID, "token").send_keys(ADMIN_TOKEN)
+    shown(chrome, "token").send_keys(ADMIN_TOKEN)
     chrome.find_element(By.ID, "sign-in").click()
-    WebDriverWait(chrome, WAIT).until(lambda d: d.current_url.endswith("/console/tenants"))
+    WebDriverWait(chrome, WAIT, ignored_exceptions=RELOADING).until(lambda d: d.current_url.endswith("/console/tenants"))
     assert chrome.find_element(By.ID, "operator").text == "bootstrap"
     acme = chrome.find_element(By.CSS_SELECTOR, 'tr[data-tenant="acme"]')
     assert "holding since" in acme.find_element(By.CLASS_NAME, "brake").text
@@ -88,7 +99,7 @@ def test_an_operator_releases_a_brake_and_reads_a_failed_patch_without_the_cli(
     )
     chrome.get(forged.as_uri())
     chrome.find_element(By.ID, "go").click()
-    WebDriverWait(chrome, WAIT).until(lambda d: d.current_url.startswith(server.url))
+    WebDriverWait(chrome, WAIT, ignored_exceptions=RELOADING).until(lambda d: d.current_url.startswith(server.url))
     assert held(server), "a forged form released nothing"
 
     # The tenant's page: a token issued (its secret shown once) and revoked.
@@ -96,11 +107,11 @@ def test_an_operator_releases_a_brake_and_reads_a_failed_patch_without_the_cli(
     chrome.find_element(By.LINK_TEXT, "acme").click()
     chrome.find_element(By.ID, "token-name").send_keys("okta-prod")
     chrome.find_element(By.ID, "issue").click()
-    secret = chrome.find_element(By.ID, "issued-token").get_attribute("value")
+    secret = shown(chrome, "issued-token").get_attribute("value")
     assert secret and secret.startswith("scimbus_t_")
     assert server.request("GET", "/scim/v2/acme/Users", None, secret)[0] == 200
     chrome.find_element(By.CSS_SELECTOR, 'tr[data-token="okta-prod"] button.revoke').click()
-    WebDriverWait(chrome, WAIT).until(
+    WebDriverWait(chrome, WAIT, ignored_exceptions=RELOADING).until(
         lambda d: "revoked" in d.find_element(By.CSS_SELECTOR, 'tr[data-token="okta-prod"] .state').text
     )
     assert secret not in chrome.page_source
@@ -108,7 +119,7 @@ def test_an_operator_releases_a_brake_and_reads_a_failed_patch_without_the_cli(
 
     # A setup link made for the customer, opened by them, then revoked here.
     chrome.find_element(By.ID, "create-link").click()
-    link = chrome.find_element(By.ID, "issued-link").get_attribute("value")
+    link = shown(chrome, "issued-link").get_attribute("value")
     assert link and link.startswith(f"{server.url}/setup/scimbus_s_")
     customer = browser()
     try:
@@ -118,7 +129,7 @@ def test_an_operator_releases_a_brake_and_reads_a_failed_patch_without_the_cli(
         assert customer.find_elements(By.ID, "sign-in"), "a setup link is no way into the console"
         chrome.get(f"{server.url}/console/tenants/acme")
         chrome.find_element(By.CSS_SELECTOR, "#link-list button.revoke").click()
-        WebDriverWait(chrome, WAIT).until(
+        WebDriverWait(chrome, WAIT, ignored_exceptions=RELOADING).until(
             lambda d: d.find_element(By.CSS_SELECTOR, "#link-list .state").text == "revoked"
         )
         customer.get(link)
@@ -128,10 +139,10 @@ def test_an_operator_releases_a_brake_and_reads_a_failed_patch_without_the_cli(
     assert link not in chrome.page_source
 
     # The hold, released with one click, in order.
-    assert "Holding its events since" in chrome.find_element(By.ID, "brake-state").text
+    assert "Holding its events since" in shown(chrome, "brake-state").text
     screenshot(chrome, "console-tenant")
     chrome.find_element(By.ID, "release").click()
-    WebDriverWait(chrome, WAIT).until(
+    WebDriverWait(chrome, WAIT, ignored_exceptions=RELOADING).until(
         lambda d: "Not holding" in d.find_element(By.ID, "brake-state").text
     )
     assert not held(server)
@@ -140,10 +151,11 @@ def test_an_operator_releases_a_brake_and_reads_a_failed_patch_without_the_cli(
     Select(chrome.find_element(By.NAME, "status")).select_by_value("4xx")
     Select(chrome.find_element(By.NAME, "method")).select_by_value("PATCH")
     chrome.find_element(By.ID, "filter").click()
+    WebDriverWait(chrome, WAIT, ignored_exceptions=RELOADING).until(lambda d: "status=4xx" in d.current_url)
     rows = chrome.find_elements(By.CSS_SELECTOR, "#entries tbody tr")
     assert len(rows) == 1, chrome.find_element(By.ID, "entries").text
     rows[0].find_element(By.TAG_NAME, "a").click()
-    assert "Zed Example" in chrome.find_element(By.ID, "request-body").text
+    assert "Zed Example" in shown(chrome, "request-body").text
     assert "404" in chrome.find_element(By.ID, "response-body").text
     assert token not in chrome.page_source
     screenshot(chrome, "console-entry")

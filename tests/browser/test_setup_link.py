@@ -12,11 +12,15 @@ from collections.abc import Iterator
 import pytest
 from harness import WAIT, Server, browser, needs_binary, screenshot, serve
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
 pytestmark = needs_binary
+
+# A page being replaced (a form sent, a reload) while a wait reads it.
+RELOADING = (NoSuchElementException, StaleElementReferenceException)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +47,7 @@ def test_a_customer_connects_from_the_link_alone(server: Server, chrome: webdriv
 
     # Revealed once, on the click.
     chrome.find_element(By.ID, "reveal").click()
-    token = WebDriverWait(chrome, WAIT).until(ec.presence_of_element_located((By.ID, "token-value"))).get_attribute("value")
+    token = WebDriverWait(chrome, WAIT, ignored_exceptions=RELOADING).until(ec.presence_of_element_located((By.ID, "token-value"))).get_attribute("value")
     assert token and token.startswith("scimbus_t_")
     assert token in chrome.find_element(By.ID, "steps").text
     screenshot(chrome, "setup-link-token")
@@ -56,13 +60,13 @@ def test_a_customer_connects_from_the_link_alone(server: Server, chrome: webdriv
     # The IdP's first requests: a refused one, then one that succeeds; the check turns green.
     status, _ = server.request("POST", "/scim/v2/acme/Users", {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"]}, token)
     assert status == 400
-    WebDriverWait(chrome, WAIT).until(
+    WebDriverWait(chrome, WAIT, ignored_exceptions=RELOADING).until(
         lambda d: d.find_element(By.ID, "connection").get_attribute("data-state") == "failing"
     )
     assert "invalidValue" in chrome.find_element(By.ID, "check-requests").text or "400" in chrome.find_element(By.ID, "check-requests").text
     status, _ = server.request("GET", "/scim/v2/acme/Users?filter=userName%20eq%20%22probe%22", None, token)
     assert status == 200
-    WebDriverWait(chrome, WAIT).until(
+    WebDriverWait(chrome, WAIT, ignored_exceptions=RELOADING).until(
         lambda d: d.find_element(By.ID, "connection").get_attribute("data-state") == "connected"
     )
     assert "Connected" in chrome.find_element(By.ID, "check-state").text
