@@ -294,14 +294,6 @@ def push_endpoint_rejection(failure, case, response) -> bool:
     )
 
 
-def dry_run_delete(failure, case, response) -> bool:
-    """A resource read after a DELETE that was a dry run (`?dryRun=true`): the dry run
-    reports what a removal would do and removes nothing, so the resource is still there."""
-    if failure.code != "ST301":
-        return False
-    return "dryrun=true" in str(getattr(failure, "free", "")).lower()
-
-
 def used_setup_link(failure, case, response) -> bool:
     """A setup link's token revealed before: 410 for every later reveal (single use), a
     state of the link no schema can know."""
@@ -341,7 +333,6 @@ FAILURES = {
     "data_dependent_rejection": data_dependent_rejection,
     "patch_value_rejection": patch_value_rejection,
     "used_setup_link": used_setup_link,
-    "dry_run_delete": dry_run_delete,
     "set_receiver_form_rejection": set_receiver_form_rejection,
     "push_endpoint_rejection": push_endpoint_rejection,
     "projected_resource_lacks_required": projected_resource_lacks_required,
