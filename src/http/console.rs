@@ -40,14 +40,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 "/tenants/{slug}/setup-links",
                 web::post().to(create_setup_link),
             )
-            .route(
-                "/tenants/{slug}/setup-links/{id}/revoke",
-                web::post().to(revoke_setup_link),
-            )
-            .route(
-                "/tenants/{slug}/tokens/{id}/revoke",
-                web::post().to(revoke_token),
-            ),
+            .route("/tenants/{slug}/{kind}/{id}/revoke", web::post().to(revoke)),
     );
 }
 
@@ -556,22 +549,6 @@ async fn issue_token(
     .await
 }
 
-async fn revoke_token(
-    ctx: web::Data<Context>,
-    req: HttpRequest,
-    path: web::Path<(String, String)>,
-    form: web::Form<CsrfForm>,
-) -> Result<HttpResponse, ApiError> {
-    let operator = match change(&ctx, &req, &form.csrf).await? {
-        Ok(operator) => operator,
-        Err(answer) => return Ok(answer),
-    };
-    let (slug, id) = path.into_inner();
-    tenants::revoke_token(&ctx, &operator.actor(), &slug, &id).await?;
-    tracing::info!(actor = %operator.name, tenant = %slug, token = %id, "token revoked from the console");
-    Ok(see_other(&format!("/console/tenants/{slug}")))
-}
-
 /// Creates a setup link for the tenant and shows its address once.
 async fn create_setup_link(
     ctx: web::Data<Context>,
@@ -598,18 +575,23 @@ async fn create_setup_link(
     .await
 }
 
-async fn revoke_setup_link(
+/// Revokes one of the tenant's tokens or setup links (`kind`: `tokens` or `setup-links`).
+async fn revoke(
     ctx: web::Data<Context>,
     req: HttpRequest,
-    path: web::Path<(String, String)>,
+    path: web::Path<(String, String, String)>,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, ApiError> {
     let operator = match change(&ctx, &req, &form.csrf).await? {
         Ok(operator) => operator,
         Err(answer) => return Ok(answer),
     };
-    let (slug, id) = path.into_inner();
-    setup::revoke(&ctx, &operator.actor(), &slug, &id).await?;
-    tracing::info!(actor = %operator.name, tenant = %slug, link = %id, "setup link revoked from the console");
+    let (slug, kind, id) = path.into_inner();
+    match kind.as_str() {
+        "tokens" => tenants::revoke_token(&ctx, &operator.actor(), &slug, &id).await?,
+        "setup-links" => setup::revoke(&ctx, &operator.actor(), &slug, &id).await?,
+        _ => return Err(ApiError::not_found("no such endpoint".to_owned())),
+    }
+    tracing::info!(actor = %operator.name, tenant = %slug, %kind, %id, "revoked from the console");
     Ok(see_other(&format!("/console/tenants/{slug}")))
 }

@@ -226,13 +226,10 @@ async fn page(
     link: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     match setup::open(&ctx, &link, session(&req).as_deref()).await {
-        Ok(view) => {
-            let check = setup::check(&ctx, &link, session(&req).as_deref()).await?;
-            Ok(html_page(
-                StatusCode::OK,
-                &setup_page(&link, &view, None, &check),
-            ))
-        }
+        Ok((view, check)) => Ok(html_page(
+            StatusCode::OK,
+            &setup_page(&link, &view, None, &check),
+        )),
         Err(e) => refusal(e),
     }
 }

@@ -263,13 +263,15 @@ fn view(ctx: &Context, link: &SetupLinkRow, tenant: Tenant) -> SetupView {
 }
 
 /// Opens the link (the customer's page).
+/// Opens the link (the customer's page) with its connection check, reading the link once.
 pub async fn open(
     ctx: &Context,
     secret: &str,
     session: Option<&str>,
-) -> Result<SetupView, ServiceError> {
+) -> Result<(SetupView, ConnectionCheck), ServiceError> {
     let (link, tenant) = live_link(ctx, secret, session).await?;
-    Ok(view(ctx, &link, tenant))
+    let check = connection(ctx, &link, &tenant).await?;
+    Ok((view(ctx, &link, tenant), check))
 }
 
 /// What revealing a link's token gives: the page, the token (once) and the browser's
@@ -393,6 +395,15 @@ pub async fn check(
     session: Option<&str>,
 ) -> Result<ConnectionCheck, ServiceError> {
     let (link, tenant) = live_link(ctx, secret, session).await?;
+    connection(ctx, &link, &tenant).await
+}
+
+/// The connection check of a link the caller may see.
+async fn connection(
+    ctx: &Context,
+    link: &SetupLinkRow,
+    tenant: &Tenant,
+) -> Result<ConnectionCheck, ServiceError> {
     let (Some(used_at), Some(name)) = (
         link.used_at.as_ref(),
         link.used_at.as_ref().map(|_| token_name(&link.id)),
