@@ -35,6 +35,13 @@ def shown(chrome: webdriver.Chrome, element_id: str):
     )
 
 
+def shown_css(chrome: webdriver.Chrome, selector: str):
+    """The first element the selector finds, once the page that a click asked for has it."""
+    return WebDriverWait(chrome, WAIT, ignored_exceptions=RELOADING).until(
+        lambda d: d.find_element(By.CSS_SELECTOR, selector)
+    )
+
+
 def held(server: Server) -> bool:
     status, view = server.request("GET", "/admin/v1/tenants/acme/brake")
     assert status == 200, view
@@ -81,7 +88,7 @@ def test_an_operator_releases_a_brake_and_reads_a_failed_patch_without_the_cli(
     chrome.get(f"{server.url}/console/tenants")
     chrome.find_element(By.ID, "token").send_keys("scimbus_a_wrong")
     chrome.find_element(By.ID, "sign-in").click()
-    assert "not a live operator token" in chrome.find_element(By.CLASS_NAME, "refused").text
+    assert "not a live operator token" in shown_css(chrome, ".refused").text
     shown(chrome, "token").send_keys(ADMIN_TOKEN)
     chrome.find_element(By.ID, "sign-in").click()
     WebDriverWait(chrome, WAIT, ignored_exceptions=RELOADING).until(lambda d: d.current_url.endswith("/console/tenants"))
@@ -105,7 +112,7 @@ def test_an_operator_releases_a_brake_and_reads_a_failed_patch_without_the_cli(
     # The tenant's page: a token issued (its secret shown once) and revoked.
     chrome.get(f"{server.url}/console/tenants")
     chrome.find_element(By.LINK_TEXT, "acme").click()
-    chrome.find_element(By.ID, "token-name").send_keys("okta-prod")
+    shown(chrome, "token-name").send_keys("okta-prod")
     chrome.find_element(By.ID, "issue").click()
     secret = shown(chrome, "issued-token").get_attribute("value")
     assert secret and secret.startswith("scimbus_t_")
@@ -151,7 +158,9 @@ def test_an_operator_releases_a_brake_and_reads_a_failed_patch_without_the_cli(
     Select(chrome.find_element(By.NAME, "status")).select_by_value("4xx")
     Select(chrome.find_element(By.NAME, "method")).select_by_value("PATCH")
     chrome.find_element(By.ID, "filter").click()
-    WebDriverWait(chrome, WAIT, ignored_exceptions=RELOADING).until(lambda d: "status=4xx" in d.current_url)
+    WebDriverWait(chrome, WAIT, ignored_exceptions=RELOADING).until(
+        lambda d: "status=4xx" in d.current_url and d.execute_script("return document.readyState") == "complete"
+    )
     rows = chrome.find_elements(By.CSS_SELECTOR, "#entries tbody tr")
     assert len(rows) == 1, chrome.find_element(By.ID, "entries").text
     rows[0].find_element(By.TAG_NAME, "a").click()
