@@ -18,7 +18,10 @@ use crate::domain::Scope;
 use crate::domain::{JournalEntry, JournalQuery};
 use crate::scim::error::ScimError;
 use crate::service::console::{self, Operator};
-use crate::service::{Context, ServiceError, brake, journal, setup, tenants};
+use crate::service::{Context, ServiceError, audit, brake, jobs, journal, schemas, setup, tenants};
+use crate::store::audit::AuditEntry;
+use crate::store::console::BACKLOG_CAP;
+use crate::store::console::EventMinute;
 
 const SESSION_COOKIE: &str = "scimbus_console";
 const STYLE: &str = include_str!("setup/setup.css");
@@ -35,6 +38,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/tenants/{slug}", web::get().to(tenant_page))
             .route("/tenants/{slug}/journal/{id}", web::get().to(entry_page))
             .route("/tenants/{slug}/brake/release", web::post().to(release))
+            .route("/tenants/{slug}/brake/discard", web::post().to(discard))
+            .route("/tenants/{slug}/audit", web::get().to(audit_page))
+            .route("/tenants/{slug}/events", web::get().to(events_page))
             .route("/tenants/{slug}/tokens", web::post().to(issue_token))
             .route(
                 "/tenants/{slug}/setup-links",
@@ -242,7 +248,17 @@ async fn tenant_list(
     };
     let search = params.q.as_deref().filter(|q| !q.trim().is_empty());
     let (rows, more) = console::tenants(&ctx, search, params.after.as_deref()).await?;
-    let next = rows.last().map(|r| r.tenant.slug.to_string());
+    let next = match rows.last() {
+        Some(last) if more => {
+            let mut next = url::form_urlencoded::Serializer::new(String::new());
+            next.append_pair("after", &last.slug);
+            if let Some(search) = search {
+                next.append_pair("q", search);
+            }
+            Some(format!("/console/tenants?{}", next.finish()))
+        }
+        _ => None,
+    };
     Ok(page(
         StatusCode::OK,
         "Tenants",
@@ -253,29 +269,35 @@ async fn tenant_list(
                 " " button type="submit" { "Search" }
             }
             table #tenants {
-                thead { tr { th { "tenant" } th { "last IdP request" } th { "errors, last hour" } th { "brake" } } }
+                thead { tr {
+                    th { "tenant" } th { "last IdP request" } th { "errors, last hour" }
+                    th { "event backlog" } th { "oldest unpublished" } th { "brake" }
+                } }
                 tbody {
                     @for row in &rows {
-                        tr data-tenant=(row.tenant.slug.as_str()) {
-                            td { a href={ "/console/tenants/" (row.tenant.slug.as_str()) } { (row.tenant.slug.as_str()) } }
+                        tr data-tenant=(row.slug) {
+                            td { a href={ "/console/tenants/" (row.slug) } { (row.slug) } }
                             td {
-                                @if let Some(last) = &row.last_request {
-                                    (last.at.as_str()) " " (last.method) " → " (last.status)
+                                @if let Some((at, method, status)) = &row.last_request {
+                                    (at.as_str()) " " (method) " → " (status)
                                 } @else { "none yet" }
                             }
-                            td { (row.errors_last_hour) }
+                            td.errors { (row.errors) }
+                            td.backlog {
+                                (row.backlog.min(BACKLOG_CAP))
+                                @if row.backlog > BACKLOG_CAP { "+" }
+                            }
+                            td.oldest { (row.oldest_unpublished.as_ref().map_or("—", |at| at.as_str())) }
                             td.brake {
-                                @if let Some(since) = &row.held_since { strong.refused { "holding since " (since.as_str()) } }
+                                @if let Some((since, n)) = &row.held { strong.refused { "holding since " (since.as_str()) " (" (n) " events)" } }
                                 @else { "clear" }
                             }
                         }
                     }
                 }
             }
-            @if more {
-                @if let Some(next) = next {
-                    p { a href={ "/console/tenants?after=" (next) "&q=" (search.unwrap_or("")) } { "Next page" } }
-                }
+            @if let Some(next) = next {
+                p { a #next href=(next) { "Next page" } }
             }
         },
     ))
@@ -300,12 +322,32 @@ async fn tenant_page(
     tenant_view(&ctx, &operator, &slug, &params, None).await
 }
 
-/// A token just issued, or a setup link just made: shown once, on the page that answers
-/// the form.
+/// What the page that answers a form shows once: a token just issued, a setup link just
+/// made, or why the form changed nothing.
 enum Issued {
-    Token { name: String, secret: String },
-    SetupLink { url: String },
+    Token {
+        name: String,
+        secret: String,
+    },
+    SetupLink {
+        url: String,
+    },
+    Refused {
+        section: &'static str,
+        detail: String,
+    },
 }
+
+/// The notice of `issued` for a section of the tenant's page.
+fn refusal<'a>(issued: &'a Option<Issued>, of: &str) -> Option<&'a str> {
+    match issued {
+        Some(Issued::Refused { section, detail }) if *section == of => Some(detail),
+        _ => None,
+    }
+}
+
+/// Jobs and audit entries shown on the tenant's page (the rest on their own pages).
+const SHOWN_ON_TENANT_PAGE: u64 = 10;
 
 async fn tenant_view(
     ctx: &Context,
@@ -317,6 +359,9 @@ async fn tenant_view(
     let brake = brake::show(ctx, slug).await?;
     let tokens = tenants::list_tokens(ctx, slug).await?;
     let links = setup::list(ctx, slug).await?;
+    let schemas = schemas::list(ctx, slug).await?;
+    let jobs = jobs::list(ctx, slug).await?;
+    let audit_entries = audit::newest(ctx, slug, None, SHOWN_ON_TENANT_PAGE).await?;
     let status = params.status.as_deref().filter(|s| !s.is_empty());
     let method = params.method.as_deref().filter(|m| !m.is_empty());
     let range = match status {
@@ -413,14 +458,80 @@ async fn tenant_view(
                 h2 { "Brake" }
                 @if let Some(hold) = &brake.hold {
                     p.refused #brake-state { "Holding its events since " (hold.held_at.as_str()) " (tripped: " (hold.tripped.join(", ")) ")." }
-                    ul { @for (kind, n) in &hold.counts { li { (n) " × " code { (kind) } } } }
+                    ul #held { @for (kind, n) in &hold.counts { li { (n) " × " code { (kind) } } } }
+                    @if let (Some(first), Some(last)) = (&hold.first, &hold.last) {
+                        p { "From event " (first.sequence) " (" code { (first.event_type) } " of " (first.subject) ", " (first.time) ")"
+                            " to event " (last.sequence) " (" code { (last.event_type) } " of " (last.subject) ", " (last.time) ")." }
+                    }
                     form method="post" action={ "/console/tenants/" (slug) "/brake/release" } {
                         input type="hidden" name="csrf" value=(operator.csrf);
                         button #release type="submit" { "Release the held events, in order" }
                     }
+                    @if let Some(detail) = refusal(&issued, "brake") { p.refused #brake-refused { (detail) } }
+                    form method="post" action={ "/console/tenants/" (slug) "/brake/discard" } {
+                        input type="hidden" name="csrf" value=(operator.csrf);
+                        p {
+                            label for="confirm" {
+                                "Or discard the held deprovisioning events — only when the IdP has since restored every resource they are of (the rest flow) — by typing the tenant's slug "
+                                code { (slug) } " to confirm:"
+                            }
+                        }
+                        input #confirm type="text" name="confirm" autocomplete="off" required;
+                        " " button #discard type="submit" { "Discard" }
+                    }
                 } @else {
                     p #brake-state { "Not holding: events flow." }
                 }
+            }
+            section #extensions {
+                h2 { "Extension schemas" }
+                @if schemas.is_empty() {
+                    p #schema-list { "None: the core User and Group schemas only." }
+                } @else {
+                    table #schema-list {
+                        thead { tr { th { "schema" } th { "name" } th { "attributes" } } }
+                        tbody {
+                            @for schema in &schemas {
+                                tr {
+                                    td { code { (schema["id"].as_str().unwrap_or("")) } }
+                                    td { (schema["name"].as_str().unwrap_or("")) }
+                                    td { (schema["attributes"].as_array().map_or(0, Vec::len)) }
+                                }
+                            }
+                        }
+                    }
+                }
+                h3 { "Re-index jobs" }
+                @if jobs.is_empty() {
+                    p #job-list { "None." }
+                } @else {
+                    table #job-list {
+                        thead { tr { th { "queued" } th { "change" } th { "state" } th { "progress" } th { "values that do not fit" } } }
+                        tbody {
+                            @for job in jobs.iter().take(SHOWN_ON_TENANT_PAGE as usize) {
+                                tr data-job=(job.id) {
+                                    td { (job.created_at.as_str()) }
+                                    td { (job.action) " " code { (job.schema) } " (" (job.resource_type) ")" }
+                                    td.state { (job.state) @if let Some(e) = &job.error { ": " (e) } }
+                                    td {
+                                        progress value=(job.processed) max=(job.total.max(1)) {}
+                                        " " span.progress { (job.processed) " of " (job.total) }
+                                    }
+                                    td { (job.non_conforming_count) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            section #audit {
+                h2 { "Audit log" }
+                (audit_table(&audit_entries))
+                p { a #all-audit href={ "/console/tenants/" (slug) "/audit" } { "The whole audit log" } }
+            }
+            section #events {
+                h2 { "Events" }
+                p { a #events-chart href={ "/console/tenants/" (slug) "/events" } { "Events per minute and relay lag" } }
             }
             section #journal {
                 h2 { "Request journal" }
@@ -508,6 +619,211 @@ async fn release(
     let released = brake::release(&ctx, &operator.actor(), &slug).await?;
     tracing::info!(actor = %operator.name, tenant = %slug, released = released.released, "brake released from the console");
     Ok(see_other(&format!("/console/tenants/{}", slug.as_str())))
+}
+
+#[derive(Debug, Deserialize)]
+struct DiscardForm {
+    csrf: String,
+    confirm: String,
+}
+
+/// Discards the held deprovisioning events once the operator typed the tenant's slug;
+/// otherwise, or when the service refuses (a resource still deprovisioned), the tenant's
+/// page says why and nothing changed.
+async fn discard(
+    ctx: web::Data<Context>,
+    req: HttpRequest,
+    slug: web::Path<String>,
+    form: web::Form<DiscardForm>,
+) -> Result<HttpResponse, ApiError> {
+    let operator = match change(&ctx, &req, &form.csrf).await? {
+        Ok(operator) => operator,
+        Err(answer) => return Ok(answer),
+    };
+    let outcome = if form.confirm.trim() != slug.as_str() {
+        Err((
+            StatusCode::BAD_REQUEST,
+            format!("Type the tenant's slug ({slug}) to confirm: nothing was discarded."),
+        ))
+    } else {
+        match brake::discard(&ctx, &operator.actor(), &slug).await {
+            Ok(done) => Ok(done),
+            Err(ServiceError::Invalid(e)) => Err((
+                StatusCode::from_u16(e.status).unwrap_or(StatusCode::CONFLICT),
+                format!("Nothing was discarded: {}", e.detail),
+            )),
+            Err(e) => return Err(e.into()),
+        }
+    };
+    match outcome {
+        Ok(done) => {
+            tracing::info!(actor = %operator.name, tenant = %slug, discarded = done.discarded, released = done.released, "brake discarded from the console");
+            Ok(see_other(&format!("/console/tenants/{}", slug.as_str())))
+        }
+        Err((status, detail)) => {
+            let notice = Issued::Refused {
+                section: "brake",
+                detail,
+            };
+            let mut page = tenant_view(
+                &ctx,
+                &operator,
+                &slug,
+                &JournalParams::default(),
+                Some(notice),
+            )
+            .await?;
+            *page.status_mut() = status;
+            Ok(page)
+        }
+    }
+}
+
+fn audit_table(entries: &[AuditEntry]) -> Markup {
+    html! {
+        table.audit {
+            thead { tr { th { "time" } th { "actor" } th { "action" } th { "target" } th { "detail" } } }
+            tbody {
+                @for e in entries {
+                    tr {
+                        td { (e.at.as_str()) }
+                        td { (e.actor) }
+                        td { code { (e.action) } }
+                        td { (e.target.as_deref().unwrap_or("")) }
+                        td { code { (e.detail) } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Audit entries on one page of the tenant's audit log.
+const AUDIT_PER_PAGE: u64 = 100;
+
+#[derive(Debug, Deserialize)]
+struct AuditParams {
+    before: Option<String>,
+}
+
+/// The tenant's audit log, newest first, a page at a time.
+async fn audit_page(
+    ctx: web::Data<Context>,
+    req: HttpRequest,
+    slug: web::Path<String>,
+    params: web::Query<AuditParams>,
+) -> Result<HttpResponse, ApiError> {
+    let operator = match signed_in(&ctx, &req).await? {
+        Ok(operator) => operator,
+        Err(answer) => return Ok(answer),
+    };
+    let entries = audit::newest(&ctx, &slug, params.before.as_deref(), AUDIT_PER_PAGE).await?;
+    let older = match entries.last() {
+        Some(last) if entries.len() as u64 == AUDIT_PER_PAGE => {
+            let mut query = url::form_urlencoded::Serializer::new(String::new());
+            query.append_pair("before", &last.id);
+            Some(format!("/console/tenants/{slug}/audit?{}", query.finish()))
+        }
+        _ => None,
+    };
+    Ok(page(
+        StatusCode::OK,
+        &format!("Audit log of {slug}"),
+        Some(&operator),
+        html! {
+            (audit_table(&entries))
+            @if let Some(older) = older { p { a #older href=(older) { "Older entries" } } }
+            p { a href={ "/console/tenants/" (slug.as_str()) } { "Back to the tenant" } }
+        },
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+struct EventsParams {
+    hours: Option<i64>,
+}
+
+/// The chart's drawing area, in SVG user units.
+const CHART_WIDTH: f64 = 720.0;
+const CHART_HEIGHT: f64 = 160.0;
+
+/// One series of the events page as an SVG chart (rendered here: no script, no library):
+/// a bar per minute, the axis labelled with the series' maximum and the window's ends.
+fn chart(
+    id: &str,
+    title: &str,
+    unit: &str,
+    minutes: &[EventMinute],
+    value: fn(&EventMinute) -> f64,
+) -> Markup {
+    let top = minutes.iter().map(value).fold(0.0_f64, f64::max);
+    let scale = if top > 0.0 { CHART_HEIGHT / top } else { 0.0 };
+    let step = CHART_WIDTH / minutes.len().max(1) as f64;
+    let first = minutes.first().map_or("", |m| m.minute.as_str());
+    let last = minutes.last().map_or("", |m| m.minute.as_str());
+    let shown = |v: f64| {
+        if v.fract() == 0.0 {
+            format!("{v:.0}")
+        } else {
+            format!("{v:.1}")
+        }
+    };
+    html! {
+        figure {
+            figcaption { (title) ": at most " strong { (shown(top)) } " " (unit) " in a minute" }
+            svg #(id) xmlns="http://www.w3.org/2000/svg" role="img" aria-label=(title)
+                viewBox={ "0 0 " (CHART_WIDTH + 60.0) " " (CHART_HEIGHT + 30.0) } width="100%" {
+                line x1="0" y1=(CHART_HEIGHT) x2=(CHART_WIDTH) y2=(CHART_HEIGHT) stroke="#888" {}
+                line x1="0" y1="0" x2=(CHART_WIDTH) y2="0" stroke="#ddd" {}
+                text x=(CHART_WIDTH + 4.0) y="10" font-size="11" { (shown(top)) " " (unit) }
+                text x=(CHART_WIDTH + 4.0) y=(CHART_HEIGHT) font-size="11" { "0" }
+                @for (i, m) in minutes.iter().enumerate() {
+                    @let h = value(m) * scale;
+                    @if h > 0.0 {
+                        rect x=(format!("{:.2}", i as f64 * step)) y=(format!("{:.2}", CHART_HEIGHT - h))
+                            width=(format!("{:.2}", step.max(1.0))) height=(format!("{:.2}", h)) fill="#2b6cb0" {
+                            title { (m.minute) ": " (shown(value(m))) " " (unit) }
+                        }
+                    }
+                }
+                text x="0" y=(CHART_HEIGHT + 20.0) font-size="11" { (first) }
+                text x=(CHART_WIDTH) y=(CHART_HEIGHT + 20.0) font-size="11" text-anchor="end" { (last) " UTC" }
+            }
+        }
+    }
+}
+
+/// A tenant's events per minute and relay lag over the last hours.
+async fn events_page(
+    ctx: web::Data<Context>,
+    req: HttpRequest,
+    slug: web::Path<String>,
+    params: web::Query<EventsParams>,
+) -> Result<HttpResponse, ApiError> {
+    let operator = match signed_in(&ctx, &req).await? {
+        Ok(operator) => operator,
+        Err(answer) => return Ok(answer),
+    };
+    let hours = params.hours.unwrap_or(3).clamp(1, console::CHART_MAX_HOURS);
+    let minutes = console::event_minutes(&ctx, &slug, hours).await?;
+    let total: i64 = minutes.iter().map(|m| m.events).sum();
+    Ok(page(
+        StatusCode::OK,
+        &format!("Events of {slug}"),
+        Some(&operator),
+        html! {
+            form method="get" action={ "/console/tenants/" (slug.as_str()) "/events" } {
+                select name="hours" {
+                    @for h in [1, 3, 6, 12, 24] { option value=(h) selected[h == hours] { "last " (h) " h" } }
+                }
+                " " button #show type="submit" { "Show" }
+            }
+            p #event-total { (total) " events in the last " (hours) " h." }
+            (chart("events-per-minute", "Events per minute", "events", &minutes, |m| m.events as f64))
+            (chart("relay-lag", "Relay lag (the longest wait from written to published)", "s", &minutes, |m| m.max_lag_seconds))
+            p { a href={ "/console/tenants/" (slug.as_str()) } { "Back to the tenant" } }
+        },
+    ))
 }
 
 #[derive(Debug, Deserialize)]

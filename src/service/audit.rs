@@ -86,3 +86,14 @@ pub async fn list(
 ) -> Result<Vec<AuditEntry>, ServiceError> {
     Ok(audit::list(ctx.store.conn(), tenant, after, limit).await?)
 }
+
+/// A live tenant's entries before the entry `before`, newest first.
+pub async fn newest(
+    ctx: &Context,
+    slug: &str,
+    before: Option<&str>,
+    limit: u64,
+) -> Result<Vec<AuditEntry>, ServiceError> {
+    let tenant = super::tenants::live_tenant(ctx, slug).await?;
+    Ok(audit::newest(ctx.store.conn(), tenant.slug.as_str(), before, limit).await?)
+}

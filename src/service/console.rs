@@ -11,10 +11,10 @@ use serde_json::json;
 
 use super::audit::{self, Actor};
 use super::{Context, ServiceError};
-use crate::domain::{JournalEntry, JournalQuery, Tenant, Timestamp};
+use crate::domain::{JournalEntry, JournalQuery, Timestamp};
 use crate::scim::error::ScimError;
-use crate::store::console::{self as store, SessionRow};
-use crate::store::{journal, tenants, tokens};
+use crate::store::console::{self as store, EventMinute, SessionRow, TenantHealthRow};
+use crate::store::tokens;
 use crate::tenancy::token;
 
 /// How long a console session lives.
@@ -116,62 +116,25 @@ pub async fn sign_out(ctx: &Context, session: &str) -> Result<(), ServiceError> 
     Ok(())
 }
 
-/// One row of the console's tenant list.
-#[derive(Debug, Clone)]
-pub struct TenantHealth {
-    pub tenant: Tenant,
-    /// The newest request of its IdP.
-    pub last_request: Option<JournalEntry>,
-    /// Its requests answered 4xx or 5xx in the last hour (at most 100 counted).
-    pub errors_last_hour: usize,
-    /// Since when its brake holds its events, if it does.
-    pub held_since: Option<Timestamp>,
-}
-
 /// A page of live tenants whose slug contains `search`, after the slug `after`, in slug
-/// order, each with its health.
+/// order, each with its health (`store::console::tenant_health_statement`: one statement,
+/// reading the page's tenants and nothing written), and whether more follow.
 pub async fn tenants(
     ctx: &Context,
     search: Option<&str>,
     after: Option<&str>,
-) -> Result<(Vec<TenantHealth>, bool), ServiceError> {
-    let conn = ctx.store.conn();
-    let mut all: Vec<Tenant> = tenants::list(conn)
-        .await?
-        .into_iter()
-        .filter(|t| t.deleted_at.is_none())
-        .filter(|t| search.is_none_or(|s| t.slug.as_str().contains(s.trim())))
-        .filter(|t| after.is_none_or(|a| t.slug.as_str() > a))
-        .collect();
-    all.sort_by(|a, b| a.slug.as_str().cmp(b.slug.as_str()));
-    let more = all.len() > TENANTS_PER_PAGE;
-    all.truncate(TENANTS_PER_PAGE);
+) -> Result<(Vec<TenantHealthRow>, bool), ServiceError> {
     let hour_ago = Timestamp::at(ctx.clock.now() - Duration::hours(1));
-    let mut rows = Vec::with_capacity(all.len());
-    for tenant in all {
-        let newest = JournalQuery {
-            limit: 1,
-            ..JournalQuery::default()
-        };
-        let last_request = journal::list(conn, &tenant.id, &newest).await?.pop();
-        let errors = JournalQuery {
-            since: Some(&hour_ago),
-            status: Some((400, 600)),
-            limit: 100,
-            ..JournalQuery::default()
-        };
-        let errors_last_hour = journal::list(conn, &tenant.id, &errors).await?.len();
-        let held_since = super::brake::show(ctx, tenant.slug.as_str())
-            .await?
-            .hold
-            .map(|h| h.held_at);
-        rows.push(TenantHealth {
-            tenant,
-            last_request,
-            errors_last_hour,
-            held_since,
-        });
-    }
+    let mut rows = store::tenant_health(
+        ctx.store.conn(),
+        search,
+        after.unwrap_or(""),
+        &hour_ago,
+        TENANTS_PER_PAGE as u64 + 1,
+    )
+    .await?;
+    let more = rows.len() > TENANTS_PER_PAGE;
+    rows.truncate(TENANTS_PER_PAGE);
     Ok((rows, more))
 }
 
@@ -190,4 +153,42 @@ pub async fn journal_entry(
         .await?
         .pop()
         .ok_or_else(|| ServiceError::NotFound(format!("journal entry {id} not found")))
+}
+
+/// The longest window the events chart covers.
+pub const CHART_MAX_HOURS: i64 = 24;
+
+/// A live tenant's events of the last `hours` (1 to [`CHART_MAX_HOURS`]) by minute, every
+/// minute of the window present (empty ones with no events and no lag), oldest first.
+pub async fn event_minutes(
+    ctx: &Context,
+    slug: &str,
+    hours: i64,
+) -> Result<Vec<EventMinute>, ServiceError> {
+    let tenant = super::tenants::live_tenant(ctx, slug).await?;
+    let now = ctx.clock.now();
+    let hours = hours.clamp(1, CHART_MAX_HOURS);
+    let start = now - Duration::minutes(hours * 60 - 1);
+    let minute = |at: DateTime<Utc>| at.format("%Y-%m-%dT%H:%M").to_string();
+    let seen = store::event_minutes(
+        ctx.store.conn(),
+        &tenant.id,
+        &Timestamp::from(format!("{}:00.000Z", minute(start))),
+        &Timestamp::at(now),
+    )
+    .await?;
+    let mut seen = seen.into_iter().peekable();
+    let mut all = Vec::with_capacity(usize::try_from(hours * 60).unwrap_or(0));
+    for i in 0..hours * 60 {
+        let key = minute(start + Duration::minutes(i));
+        match seen.next_if(|m| m.minute == key) {
+            Some(m) => all.push(m),
+            None => all.push(EventMinute {
+                minute: key,
+                events: 0,
+                max_lag_seconds: 0.0,
+            }),
+        }
+    }
+    Ok(all)
 }

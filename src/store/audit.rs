@@ -2,7 +2,7 @@
 
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    QuerySelect, Set, sea_query::Order,
 };
 use serde_json::Value;
 
@@ -50,26 +50,55 @@ pub async fn list(
     limit: u64,
 ) -> Result<Vec<AuditEntry>, StoreError> {
     let mut query = audit::Entity::find();
-    if let Some(tenant) = tenant {
-        query = query.filter(audit::Column::Tenant.eq(tenant));
-    }
     if let Some(after) = after {
         query = query.filter(audit::Column::Id.gt(after));
     }
+    fetch(conn, query, tenant, Order::Asc, limit).await
+}
+
+/// A tenant's entries before `before` (an entry id), newest first (along the
+/// `(tenant, id)` index).
+pub async fn newest(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    before: Option<&str>,
+    limit: u64,
+) -> Result<Vec<AuditEntry>, StoreError> {
+    let mut query = audit::Entity::find();
+    if let Some(before) = before {
+        query = query.filter(audit::Column::Id.lt(before));
+    }
+    fetch(conn, query, Some(tenant), Order::Desc, limit).await
+}
+
+async fn fetch(
+    conn: &impl ConnectionTrait,
+    mut query: sea_orm::Select<audit::Entity>,
+    tenant: Option<&str>,
+    order: Order,
+    limit: u64,
+) -> Result<Vec<AuditEntry>, StoreError> {
+    if let Some(tenant) = tenant {
+        query = query.filter(audit::Column::Tenant.eq(tenant));
+    }
     Ok(query
-        .order_by_asc(audit::Column::Id)
+        .order_by(audit::Column::Id, order)
         .limit(limit)
         .all(conn)
         .await?
         .into_iter()
-        .map(|m| AuditEntry {
-            id: m.id,
-            at: m.at,
-            actor: m.actor,
-            action: m.action,
-            tenant: m.tenant,
-            target: m.target,
-            detail: m.detail,
-        })
+        .map(to_entry)
         .collect())
+}
+
+fn to_entry(m: audit::Model) -> AuditEntry {
+    AuditEntry {
+        id: m.id,
+        at: m.at,
+        actor: m.actor,
+        action: m.action,
+        tenant: m.tenant,
+        target: m.target,
+        detail: m.detail,
+    }
 }

@@ -6,6 +6,7 @@
 
 use reqwest::Method;
 use reqwest::header::{CONTENT_SECURITY_POLICY, LOCATION, SET_COOKIE};
+use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 
 use crate::both_backends;
@@ -16,6 +17,8 @@ both_backends!(
     an_operator_signs_in_releases_a_tripped_brake_and_reads_a_failed_patch,
     forged_forms_and_ended_sessions_change_nothing,
     the_console_is_on_the_admin_listener_when_there_is_one,
+    a_hold_is_discarded_only_when_confirmed_and_restored,
+    the_tenant_page_shows_extensions_jobs_audit_and_event_charts,
 );
 
 async fn console(backend: Backend) -> TestApp {
@@ -453,4 +456,178 @@ async fn the_console_is_on_the_admin_listener_when_there_is_one(backend: Backend
         .await
         .unwrap();
     assert_eq!(response.status(), 403);
+}
+
+/// Posts a console form of `page` (its CSRF token added) from the console's origin.
+async fn post_form(
+    app: &TestApp,
+    client: &reqwest::Client,
+    page: &str,
+    path: &str,
+    fields: &[(&str, &str)],
+) -> (u16, String) {
+    let token = csrf(page);
+    let mut form = vec![("csrf", token.as_str())];
+    form.extend_from_slice(fields);
+    let response = client
+        .post(format!("{}{path}", app.address))
+        .header("origin", &app.address)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
+/// Discarding a hold from the tenant's page: refused (400) unless the operator types the
+/// tenant's slug, refused (409) while the held deactivations are of users still inactive,
+/// and done once the IdP reactivated them; audited as the operator. Nothing changes on a
+/// refusal.
+async fn a_hold_is_discarded_only_when_confirmed_and_restored(backend: Backend) {
+    let app = console(backend).await;
+    let alice = browser();
+    sign_in(&app, &alice, ADMIN_TOKEN).await;
+    trip(&app).await;
+    let (_, page) = get(&app, &alice, "/console/tenants/acme").await;
+    assert!(page.contains("id=\"discard\""), "{page}");
+    assert!(page.contains("user.deactivated"), "what is held: {page}");
+    let discard = "/console/tenants/acme/brake/discard";
+    for wrong in ["", "acm", "globex", "ACME "] {
+        let (status, body) = post_form(&app, &alice, &page, discard, &[("confirm", wrong)]).await;
+        assert_eq!(status, 400, "{wrong:?}: {body}");
+        assert!(body.contains("nothing was discarded"), "{body}");
+        assert!(held(&app).await);
+    }
+    // Confirmed, but the users are still deactivated: the service refuses.
+    let (status, body) = post_form(&app, &alice, &page, discard, &[("confirm", "acme")]).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("still deprovisioned"), "{body}");
+    assert!(held(&app).await);
+    // The IdP corrects itself: every user active again; the hold is discarded.
+    let users: Value = app.get("/Users?count=100").await.json().await.unwrap();
+    for user in users["Resources"].as_array().unwrap() {
+        let id = user["id"].as_str().unwrap();
+        let response = app
+            .patch(
+                &format!("/Users/{id}"),
+                &json!({
+                    "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                    "Operations": [{"op": "Replace", "path": "active", "value": true}]
+                }),
+            )
+            .await;
+        assert_eq!(response.status(), 200);
+    }
+    let (status, body) = post_form(&app, &alice, &page, discard, &[("confirm", " acme ")]).await;
+    assert_eq!(status, 303, "{body}");
+    assert!(!held(&app).await);
+    let audited = app.audit_of("?tenant=acme", "brake.discard").await;
+    let discarded = audited.first().expect("the discard audited");
+    assert_eq!(discarded["actor"], "admin:bootstrap");
+    // The brake tripped on the sixth deactivation: that one was held, and is discarded.
+    assert_eq!(discarded["detail"]["discarded"], 1, "{discarded}");
+}
+
+/// The tenant's page lists its extension schemas and re-index jobs with their progress,
+/// the newest audit entries (the whole log a page away, another tenant's never), and links
+/// to its events chart: events per minute and relay lag as SVG, counting this tenant's
+/// events of the window only.
+async fn the_tenant_page_shows_extensions_jobs_audit_and_event_charts(backend: Backend) {
+    let app = console(backend).await;
+    let alice = browser();
+    sign_in(&app, &alice, ADMIN_TOKEN).await;
+    let (_, page) = get(&app, &alice, "/console/tenants/acme").await;
+    assert!(
+        page.contains("the core User and Group schemas only"),
+        "{page}"
+    );
+    const URN: &str = "urn:okta:acme_scimbus:1.0:user:custom";
+    let job = app
+        .change_schema(
+            Method::POST,
+            "",
+            Some(json!({
+                "id": URN, "name": "OktaCustom", "resourceType": "User",
+                "attributes": [{"name": "costCenter", "type": "string"}]
+            })),
+        )
+        .await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    for i in 0..3 {
+        app.create_user(&crate::helpers::user(&format!("chart{i}")))
+            .await;
+    }
+    let response = app
+        .admin(Method::POST, "/tenants", Some(json!({"slug": "globex"})))
+        .await;
+    assert_eq!(response.status(), 201);
+    let response = app
+        .admin(
+            Method::POST,
+            "/tenants/globex/tokens",
+            Some(json!({"name": "globex-only"})),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    let globex: Value = response.json().await.unwrap();
+    let globex_token = globex["token"].as_str().unwrap().to_owned();
+    let (status, page) = get(&app, &alice, "/console/tenants/acme").await;
+    assert_eq!(status, 200);
+    assert!(page.contains(URN), "{page}");
+    let row = &page[page
+        .find(&format!("data-job=\"{}\"", job["id"].as_str().unwrap()))
+        .expect("the job's row")..];
+    assert!(row.contains("succeeded"), "{row}");
+    assert!(row.contains("<progress"), "{row}");
+    assert!(
+        row.contains("schema.register") || row.contains("register"),
+        "{row}"
+    );
+    // The audit log: the registration, by the operator; nothing of globex.
+    let audit = &page[page.find("id=\"audit\"").unwrap()..];
+    assert!(audit.contains("admin:bootstrap"), "{audit}");
+    assert!(!page.contains("globex-only"), "{page}");
+    let (status, whole) = get(&app, &alice, "/console/tenants/acme/audit").await;
+    assert_eq!(status, 200);
+    assert!(
+        whole.contains("admin:bootstrap") && !whole.contains("globex-only"),
+        "{whole}"
+    );
+    // The events chart: every event of acme in the window, none of globex.
+    app.create_user_in("globex", &globex_token, "elsewhere")
+        .await;
+    let acme = app.tenant_row().await;
+    let view = app.admin(Method::GET, "/tenants/acme/brake", None).await;
+    assert_eq!(view.status(), 200, "numbers acme's events");
+    let events: i64 = app
+        .ctx
+        .store
+        .conn()
+        .query_one_raw(sea_orm::Statement::from_string(
+            app.ctx.store.conn().get_database_backend(),
+            format!(
+                "SELECT COUNT(*) AS n FROM outbox WHERE tenant_id = '{}'",
+                acme.id
+            ),
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get("", "n")
+        .unwrap();
+    assert!(events >= 4, "the registration's users: {events}");
+    let (status, chart) = get(&app, &alice, "/console/tenants/acme/events?hours=1").await;
+    assert_eq!(status, 200, "{chart}");
+    assert!(chart.contains("<svg id=\"events-per-minute\""), "{chart}");
+    assert!(chart.contains("<svg id=\"relay-lag\""), "{chart}");
+    assert!(
+        chart.contains(&format!("{events} events in the last 1 h")),
+        "{chart}"
+    );
+    // Another tenant's page shows its own events only; an unknown tenant is 404.
+    let (status, _) = get(&app, &alice, "/console/tenants/nope/events").await;
+    assert_eq!(status, 404);
+    let (status, _) = get(&app, &alice, "/console/tenants/nope/audit").await;
+    assert_eq!(status, 404);
 }

@@ -29,6 +29,7 @@ both_backends!(
     credential_lookups_and_the_tenant_listing_read_rows_bounded_by_their_result,
     set_receiver_queries_read_rows_bounded_by_their_result,
     journal_prunes_read_what_they_keep_and_delete_not_the_tenant,
+    the_console_tenant_list_reads_its_page_not_every_tenant,
 );
 
 const USERS: u64 = 100_000;
@@ -373,6 +374,24 @@ async fn membership_and_lookup_queries_read_rows_bounded_by_their_result(backend
 /// Tenants in the listing tests: a SaaS deployment's size.
 const TENANTS: u64 = 10_000;
 
+/// Tenants `t00001…t10000` (ids `id1…id10000`), each at event `event_seq`.
+async fn seed_tenants(conn: &impl ConnectionTrait, event_seq: u32) {
+    let db = conn.get_database_backend();
+    let slug = match db {
+        DbBackend::Postgres => "lpad(g::text, 5, '0')",
+        _ => "substr('0000' || g, -5)",
+    };
+    conn.execute_unprepared(&format!(
+        "INSERT INTO tenants (id, slug, event_seq, created_at, events_pruned_through, \
+         schema_version, purge_failures) \
+         SELECT 'id' || g, 't' || {slug}, {event_seq}, '2026-01-01T00:00:00.000Z', 0, 0, 0 \
+         FROM {}",
+        series(db, TENANTS)
+    ))
+    .await
+    .unwrap();
+}
+
 async fn credential_lookups_and_the_tenant_listing_read_rows_bounded_by_their_result(
     backend: Backend,
 ) {
@@ -391,14 +410,8 @@ async fn credential_lookups_and_the_tenant_listing_read_rows_bounded_by_their_re
     };
     let ts = "'2026-01-01T00:00:00.000Z'";
     // Tenants t00001…t10000, one token each, and two credentials granted every other one.
+    seed_tenants(conn, 0).await;
     for statement in [
-        format!(
-            "INSERT INTO tenants (id, slug, event_seq, created_at, events_pruned_through, \
-             schema_version, purge_failures) \
-             SELECT 'id' || g, 't' || {}, 0, {ts}, 0, 0, 0 FROM {}",
-            five("g"),
-            series(db, TENANTS)
-        ),
         format!(
             "INSERT INTO tokens (tenant_id, id, name, token_hash, scopes, created_at) \
              SELECT 'id' || g, 'k' || g, 'app', 'hash' || g, 'events:read', {ts} FROM {}",
@@ -613,4 +626,181 @@ async fn journal_entries(conn: &impl ConnectionTrait, tenant_id: &TenantId) -> i
     .unwrap()
     .try_get::<i64>("", "n")
     .unwrap()
+}
+
+/// The console's tenant list (issue 27) with 10 000 tenants, each with journal entries and
+/// unpublished events, every tenth held by its brake: a page reads its 51 tenants and their
+/// own rows, never every tenant; the next page starts at the slug where the last ended.
+async fn the_console_tenant_list_reads_its_page_not_every_tenant(backend: Backend) {
+    use scimbus::store::console::{tenant_health, tenant_health_statement};
+    let app = spawn_app(backend).await;
+    let conn = app.ctx.store.conn();
+    let db = conn.get_database_backend();
+    if backend == Backend::Postgres {
+        conn.execute_unprepared("ANALYZE").await.unwrap();
+    }
+    let body = match db {
+        DbBackend::Postgres => "decode('00', 'hex')",
+        _ => "X'00'",
+    };
+    let ts = "'2026-01-01T00:00:00.000Z'";
+    let late = "'2026-01-01T00:30:00.000Z'";
+    seed_tenants(conn, 3).await;
+    for statement in [
+        // Three entries each: a 200 at midnight, then a 404 and a 500 half an hour later.
+        format!(
+            "INSERT INTO request_journal (tenant_id, id, at, method, target, status, \
+             duration_ms, request_id, token_name, bodies) \
+             SELECT 'id' || g, 'j' || k, CASE WHEN k = 1 THEN {ts} ELSE {late} END, 'PATCH', \
+             '/Users/x', CASE k WHEN 1 THEN 200 WHEN 2 THEN 404 ELSE 500 END, 1, 'r', 'entra', \
+             {body} FROM {} CROSS JOIN (SELECT 1 AS k UNION ALL SELECT 2 UNION ALL SELECT 3) ks",
+            series(db, TENANTS)
+        ),
+        // Three events each, the first published.
+        format!(
+            "INSERT INTO outbox (tenant_id, sequence, id, event_type, routing_key, subject, \
+             payload, created_at, published_at, attempts) \
+             SELECT 'id' || g, k, 'e' || g || '-' || k, 'user.created', 'r', 'Users/x', '{{}}', \
+             CASE WHEN k = 1 THEN {ts} ELSE {late} END, CASE WHEN k = 1 THEN {ts} END, 0 \
+             FROM {} CROSS JOIN (SELECT 1 AS k UNION ALL SELECT 2 UNION ALL SELECT 3) ks",
+            series(db, TENANTS)
+        ),
+        format!(
+            "INSERT INTO tenant_brakes (tenant_id, held_from, held_at) \
+             SELECT 'id' || g, 2, {late} FROM {} WHERE g % 10 = 0",
+            series(db, TENANTS)
+        ),
+        // Tenant t00001's history: 100 000 events of 2025, published a second after.
+        format!(
+            "INSERT INTO outbox (tenant_id, sequence, id, event_type, routing_key, subject, \
+             payload, created_at, published_at, attempts) \
+             SELECT 'id1', 100 + g, 'old' || g, 'user.created', 'r', 'Users/x', '{{}}', \
+             '2025-06-01T00:00:00.000Z', '2025-06-01T00:00:01.000Z', 0 FROM {}",
+            series(db, 100_000)
+        ),
+    ] {
+        conn.execute_unprepared(&statement).await.unwrap();
+    }
+    let since = Timestamp::from("2026-01-01T00:15:00.000Z");
+    let statements = vec![
+        (
+            "the first page",
+            tenant_health_statement(db, None, "", &since, 51),
+        ),
+        (
+            "a page deep in the list",
+            tenant_health_statement(db, None, "t07000", &since, 51),
+        ),
+        (
+            "a tenant's events of the chart's window",
+            scimbus::store::console::event_minutes_statement(
+                db,
+                &TenantId::from("id1"),
+                &since,
+                &Timestamp::from("2026-01-01T00:31:00.000Z"),
+            ),
+        ),
+    ];
+    // Per tenant on the page: itself, its brake, 3 journal entries read four ways (the
+    // newest thrice, the errors), 3 events read three ways: at most 20 rows each.
+    for when in ["stale or no statistics", "after ANALYZE"] {
+        match backend {
+            Backend::Postgres => assert_postgres_plans(&app, &statements, when, 51.0 * 20.0).await,
+            Backend::Sqlite => {
+                for (name, stmt) in &statements {
+                    let lines = sqlite_plan(&app, stmt).await;
+                    assert!(
+                        !lines.iter().any(|l| {
+                            let l = l.trim_start_matches(|c: char| "|`- ".contains(c));
+                            [
+                                "SCAN tenants",
+                                "SCAN t ",
+                                "SCAN request_journal",
+                                "SCAN outbox",
+                                "SCAN b",
+                            ]
+                            .iter()
+                            .any(|scan| l.starts_with(scan))
+                        }),
+                        "{name} ({when}) scans a table:\n{}",
+                        lines.join("\n")
+                    );
+                }
+            }
+        }
+        conn.execute_unprepared("ANALYZE").await.unwrap();
+    }
+    // And it answers right at this size.
+    let page = tenant_health(conn, None, "t07008", &since, 3)
+        .await
+        .unwrap();
+    let slugs: Vec<&str> = page.iter().map(|r| r.slug.as_str()).collect();
+    assert_eq!(slugs, ["t07009", "t07010", "t07011"]);
+    let held: Vec<bool> = page.iter().map(|r| r.held.is_some()).collect();
+    assert_eq!(held, [false, true, false]);
+    assert_eq!(page[1].held.as_ref().unwrap().1, 2, "events 2 and 3 held");
+    for row in &page {
+        assert_eq!(row.errors, 2, "the 404 and the 500 after the cutoff");
+        assert_eq!(row.backlog, 2);
+        assert_eq!(
+            row.oldest_unpublished.as_deref(),
+            Some("2026-01-01T00:30:00.000Z")
+        );
+        let (at, method, status) = row.last_request.as_ref().unwrap();
+        assert_eq!(
+            (at.as_str(), method.as_str(), *status),
+            ("2026-01-01T00:30:00.000Z", "PATCH", 500)
+        );
+    }
+    // The chart's minutes: the window's two events, unpublished a minute after they were
+    // written; none of the tenant's history.
+    let minutes = scimbus::store::console::event_minutes(
+        conn,
+        &TenantId::from("id1"),
+        &since,
+        &Timestamp::from("2026-01-01T00:31:00.000Z"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        minutes,
+        [scimbus::store::console::EventMinute {
+            minute: "2026-01-01T00:30".to_owned(),
+            events: 2,
+            max_lag_seconds: 60.0,
+        }]
+    );
+    let history = scimbus::store::console::event_minutes(
+        conn,
+        &TenantId::from("id1"),
+        &Timestamp::from("2025-06-01T00:00:00.000Z"),
+        &Timestamp::from("2025-06-01T00:01:00.000Z"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(history[0].events, 100_000);
+    assert_eq!(history[0].max_lag_seconds, 1.0);
+    // A search: slugs containing "999" (t00999, t01999 … t09999 and t09990 … t09998).
+    let found = tenant_health(conn, Some("999"), "", &since, 51)
+        .await
+        .unwrap();
+    assert_eq!(
+        found.len(),
+        19,
+        "{:?}",
+        found.iter().map(|r| &r.slug).collect::<Vec<_>>()
+    );
+    // A search's wildcards are text.
+    assert!(
+        tenant_health(conn, Some("t_0"), "", &since, 51)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        tenant_health(conn, Some("%"), "", &since, 51)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
