@@ -19,6 +19,7 @@ both_backends!(
     the_console_is_on_the_admin_listener_when_there_is_one,
     a_hold_is_discarded_only_when_confirmed_and_restored,
     the_tenant_page_shows_extensions_jobs_audit_and_event_charts,
+    no_console_page_of_a_tenant_shows_or_changes_another_tenants_data,
 );
 
 async fn console(backend: Backend) -> TestApp {
@@ -630,4 +631,121 @@ async fn the_tenant_page_shows_extensions_jobs_audit_and_event_charts(backend: B
     assert_eq!(status, 404);
     let (status, _) = get(&app, &alice, "/console/tenants/nope/audit").await;
     assert_eq!(status, 404);
+}
+
+/// The console in the isolation matrix: with another tenant holding a token, a setup link,
+/// an extension, journaled failures and audit entries, no page of acme shows any of them,
+/// and acme's paths naming their ids neither show nor change them (404).
+async fn no_console_page_of_a_tenant_shows_or_changes_another_tenants_data(backend: Backend) {
+    let app = console(backend).await;
+    let alice = browser();
+    sign_in(&app, &alice, ADMIN_TOKEN).await;
+    let issued: Value = app
+        .admin(
+            Method::POST,
+            "/tenants/other/tokens",
+            Some(json!({"name": "their-token-name"})),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let (their_token, their_token_id) = (
+        issued["token"].as_str().unwrap().to_owned(),
+        issued["id"].as_str().unwrap().to_owned(),
+    );
+    let link: Value = app
+        .admin(Method::POST, "/tenants/other/setup-links", Some(json!({})))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let their_link = link["id"].as_str().unwrap().to_owned();
+    let job = app
+        .admin(
+            Method::POST,
+            "/tenants/other/schemas",
+            Some(json!({
+                "id": "urn:their:secret:extension", "name": "TheirSecret", "resourceType": "User",
+                "attributes": [{"name": "theirAttribute", "type": "string"}]
+            })),
+        )
+        .await;
+    assert!(job.status().is_success(), "{}", job.text().await.unwrap());
+    // Their IdP: a user, and a failed PATCH journaled with its body.
+    app.create_user_in("other", &their_token, "their-user-name")
+        .await;
+    let failed = app
+        .client
+        .patch(format!("{}/scim/v2/other/Users/no-such-user", app.address))
+        .bearer_auth(&their_token)
+        .json(&json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "Replace", "path": "displayName", "value": "their-patch-value"}]
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(failed.status(), 404);
+    let their_entry = app.journal_of("other", "?status=4xx", 1).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // acme's own activity, so that its pages are not empty.
+    app.create_user(&crate::helpers::user("our-user")).await;
+
+    let markers = [
+        "their-token-name",
+        "urn:their:secret:extension",
+        "their-user-name",
+        "their-patch-value",
+        their_link.as_str(),
+        their_token_id.as_str(),
+        their_entry.as_str(),
+    ];
+    for path in [
+        "/console/tenants/acme",
+        "/console/tenants/acme?status=4xx",
+        "/console/tenants/acme/audit",
+        "/console/tenants/acme/events?hours=24",
+    ] {
+        let (status, page) = get(&app, &alice, path).await;
+        assert_eq!(status, 200, "{path}");
+        for marker in markers {
+            assert!(!page.contains(marker), "{path} shows {marker}: {page}");
+        }
+    }
+    // Their journal entry, read through acme's path: 404, nothing of it.
+    let (status, page) = get(
+        &app,
+        &alice,
+        &format!("/console/tenants/acme/journal/{their_entry}"),
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert!(!page.contains("their-patch-value"), "{page}");
+    // Their token and link, revoked through acme's path: 404, both still live.
+    let (_, acme_page) = get(&app, &alice, "/console/tenants/acme").await;
+    for path in [
+        format!("/console/tenants/acme/tokens/{their_token_id}/revoke"),
+        format!("/console/tenants/acme/setup-links/{their_link}/revoke"),
+    ] {
+        let (status, _) = post_form(&app, &alice, &acme_page, &path, &[]).await;
+        assert_eq!(status, 404, "{path}");
+    }
+    let users = app
+        .client
+        .get(format!("{}/scim/v2/other/Users", app.address))
+        .bearer_auth(&their_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(users.status(), 200, "their token still works");
+    let links: Value = app
+        .admin(Method::GET, "/tenants/other/setup-links", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(links["setupLinks"][0]["state"], "open");
 }

@@ -415,6 +415,29 @@ impl TestApp {
         assert_eq!(response.status(), 201);
     }
 
+    /// The tenant's journal once it holds at least `n` entries matching `query` (the writer
+    /// runs off the request path: poll, up to 10 s).
+    pub async fn journal_of(&self, tenant: &str, query: &str, n: usize) -> Vec<Value> {
+        for _ in 0..100 {
+            let page: Value = self
+                .admin(
+                    reqwest::Method::GET,
+                    &format!("/tenants/{tenant}/journal{query}"),
+                    None,
+                )
+                .await
+                .json()
+                .await
+                .unwrap();
+            let entries = page["entries"].as_array().cloned().unwrap_or_default();
+            if entries.len() >= n {
+                return entries;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("{tenant}'s journal did not reach {n} entries for {query}");
+    }
+
     /// The audit entries (`GET /admin/v1/audit{query}`) whose action starts with `prefix`.
     pub async fn audit_of(&self, query: &str, prefix: &str) -> Vec<Value> {
         let audit: Value = self

@@ -19,23 +19,9 @@ both_backends!(
     a_tenant_turned_off_is_not_journaled,
 );
 
-/// The tenant's journal once it holds at least `n` entries matching `query` (the writer
-/// runs off the request path: poll, up to 10 s).
+/// acme's journal once it holds at least `n` entries matching `query`.
 async fn journal(app: &TestApp, query: &str, n: usize) -> Vec<Value> {
-    for _ in 0..100 {
-        let page: Value = app
-            .admin(Method::GET, &format!("/tenants/acme/journal{query}"), None)
-            .await
-            .json()
-            .await
-            .unwrap();
-        let entries = page["entries"].as_array().cloned().unwrap_or_default();
-        if entries.len() >= n {
-            return entries;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the journal did not reach {n} entries for {query}");
+    app.journal_of("acme", query, n).await
 }
 
 async fn patch(app: &TestApp, path: &str, body: &Value) -> reqwest::Response {
