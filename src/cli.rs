@@ -118,7 +118,11 @@ pub enum Command {
         output: Output,
     },
     /// Print the OpenAPI document of every route (the committed `openapi/openapi.json`).
-    Openapi,
+    Openapi {
+        /// The operator console's document instead (`openapi/console.json`).
+        #[arg(long)]
+        console: bool,
+    },
     /// Read the audit log of admin actions.
     Audit {
         /// Only this tenant's entries.
@@ -557,8 +561,13 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Openapi => {
-            print!("{}", crate::http::openapi::document_json()?);
+        Command::Openapi { console } => {
+            let document = if console {
+                crate::http::console::document_json()?
+            } else {
+                crate::http::openapi::document_json()?
+            };
+            print!("{document}");
             Ok(())
         }
         Command::Audit {

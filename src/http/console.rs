@@ -11,6 +11,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{DOCTYPE, Markup, html};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
 use super::error::ApiError;
 use super::setup::{loopback, same_origin};
@@ -24,12 +26,119 @@ use crate::store::console::BACKLOG_CAP;
 use crate::store::console::EventMinute;
 
 const SESSION_COOKIE: &str = "scimbus_console";
+
+/// A console request's failure: the status the admin API would answer, as a page (a
+/// browser shows it; a SCIM error body would be JSON to read). A 5xx's cause is logged in
+/// the request's span and never shown.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct Failure(#[from] ApiError);
+
+impl From<ServiceError> for Failure {
+    fn from(e: ServiceError) -> Self {
+        Self(e.into())
+    }
+}
+
+impl From<ScimError> for Failure {
+    fn from(e: ScimError) -> Self {
+        Self(e.into())
+    }
+}
+
+impl actix_web::ResponseError for Failure {
+    fn status_code(&self) -> StatusCode {
+        self.0.status_code()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        let detail = if status.is_server_error() {
+            tracing::error!(error = ?self.0, "console request failed");
+            "This failed on our side; the answer's X-Request-Id header names it in the log."
+                .to_owned()
+        } else {
+            self.0.to_scim("").detail
+        };
+        page(
+            status,
+            status.canonical_reason().unwrap_or("Refused"),
+            None,
+            html! { p.refused #failure { (detail) } },
+        )
+    }
+}
+
+/// A form or query the console's pages never send: 400, as a page.
+fn bad_input(detail: String) -> actix_web::Error {
+    Failure(ApiError::Scim(ScimError::invalid_value(detail))).into()
+}
+
 const STYLE: &str = include_str!("setup/setup.css");
 
-/// Mounts the console (outside the OpenAPI document: its pages are HTML for people).
+/// What a revoke form revokes.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "kebab-case")]
+#[allow(dead_code)]
+enum RevokedKind {
+    Tokens,
+    SetupLinks,
+}
+
+/// The console's own OpenAPI document (`openapi/console.json`, `scimbus openapi --console`):
+/// its pages and forms, for the API fuzzing and for reference. Not part of the service's
+/// API document: the console is for people, and off unless enabled.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "scimbus operator console",
+        description = "The operator console's pages and forms under /console/ \
+                       (SCIMBUS_CONSOLE=on): HTML for a browser. Sign in with a named operator \
+                       token; the session cookie then authenticates, and every form that changes \
+                       something carries the session's CSRF token and must come from the \
+                       console's own origin.",
+        license(name = "Apache-2.0")
+    ),
+    paths(
+        home, style, sign_in, sign_out, tenant_list, tenant_page, entry_page, release, discard,
+        audit_page, events_page, issue_token, create_setup_link, revoke
+    ),
+    components(schemas(RevokedKind)),
+    modifiers(&SessionCookie),
+    security(("session" = [])),
+    tags((name = "Console", description = "The operator console")),
+)]
+pub struct ConsoleDoc;
+
+struct SessionCookie;
+
+impl Modify for SessionCookie {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                SESSION_COOKIE,
+                "The session cookie that signing in sets (HttpOnly, SameSite=Strict, 8 hours).",
+            ))),
+        );
+    }
+}
+
+/// The console's OpenAPI document as `openapi/console.json` holds it.
+pub fn document_json() -> Result<String, serde_json::Error> {
+    let mut text = ConsoleDoc::openapi().to_pretty_json()?;
+    text.push('\n');
+    Ok(text)
+}
+
+/// Mounts the console (its own OpenAPI document, [`ConsoleDoc`]: its pages are HTML for
+/// people).
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/console")
+            .app_data(web::FormConfig::default().error_handler(|e, _| bad_input(e.to_string())))
+            .app_data(web::QueryConfig::default().error_handler(|e, _| bad_input(e.to_string())))
             .route("/", web::get().to(home))
             .route("/assets/console.css", web::get().to(style))
             .route("/sign-in", web::post().to(sign_in))
@@ -50,6 +159,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
+#[utoipa::path(
+    get,
+    path = "/console/assets/console.css",
+    operation_id = "consoleStyle",
+    tag = "Console",
+    security(()),
+    responses(
+        (status = 200, description = "The console's style sheet", content_type = "text/css", body = String),
+    )
+)]
 async fn style() -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "text/css; charset=utf-8"))
@@ -111,7 +230,7 @@ fn session(req: &HttpRequest) -> Option<String> {
 async fn signed_in(
     ctx: &Context,
     req: &HttpRequest,
-) -> Result<Result<Operator, HttpResponse>, ApiError> {
+) -> Result<Result<Operator, HttpResponse>, Failure> {
     let Some(session) = session(req) else {
         return Ok(Err(see_other("/console/")));
     };
@@ -121,7 +240,8 @@ async fn signed_in(
     })
 }
 
-#[derive(Debug, Deserialize)]
+/// A form that changes something: the session's CSRF token (hidden in every form).
+#[derive(Debug, Deserialize, ToSchema)]
 struct CsrfForm {
     csrf: String,
 }
@@ -132,7 +252,7 @@ async fn change(
     ctx: &Context,
     req: &HttpRequest,
     csrf: &str,
-) -> Result<Result<Operator, HttpResponse>, ApiError> {
+) -> Result<Result<Operator, HttpResponse>, Failure> {
     let operator = match signed_in(ctx, req).await? {
         Ok(operator) => operator,
         Err(answer) => return Ok(Err(answer)),
@@ -159,23 +279,47 @@ fn sign_in_form(message: Option<&str>) -> Markup {
     }
 }
 
-async fn home(ctx: web::Data<Context>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/console/",
+    operation_id = "consoleHome",
+    tag = "Console",
+    security(()),
+    responses(
+        (status = 200, description = "The sign-in form", content_type = "text/html", body = String),
+        (status = 303, description = "Signed in: to the tenants", headers(("Location" = String))),
+    )
+)]
+async fn home(ctx: web::Data<Context>, req: HttpRequest) -> Result<HttpResponse, Failure> {
     if let Ok(_operator) = signed_in(&ctx, &req).await? {
         return Ok(see_other("/console/tenants"));
     }
     Ok(page(StatusCode::OK, "Sign in", None, sign_in_form(None)))
 }
 
-#[derive(Debug, Deserialize)]
+/// The sign-in form: a named operator token (`scimbus_a_…`).
+#[derive(Debug, Deserialize, ToSchema)]
 struct SignInForm {
     token: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/console/sign-in",
+    operation_id = "consoleSignIn",
+    tag = "Console",
+    security(()),
+    request_body(content = SignInForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Signed in: the session cookie, and to the tenants", headers(("Location" = String), ("Set-Cookie" = String))),
+        (status = "default", description = "A page saying why (400, 401 not a live operator token, 403 from another origin); nothing changed", content_type = "text/html", body = String),
+    )
+)]
 async fn sign_in(
     ctx: web::Data<Context>,
     req: HttpRequest,
     form: web::Form<SignInForm>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, Failure> {
     if !same_origin(&ctx, &req) {
         return Ok(page(
             StatusCode::FORBIDDEN,
@@ -211,11 +355,22 @@ async fn sign_in(
     Ok(response)
 }
 
+#[utoipa::path(
+    post,
+    path = "/console/sign-out",
+    operation_id = "consoleSignOut",
+    tag = "Console",
+    request_body(content = CsrfForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Signed out (or not signed in): to the sign-in page", headers(("Location" = String))),
+        (status = "default", description = "A page saying why (400, 403); nothing changed", content_type = "text/html", body = String),
+    )
+)]
 async fn sign_out(
     ctx: web::Data<Context>,
     req: HttpRequest,
     form: web::Form<CsrfForm>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, Failure> {
     if let Err(answer) = change(&ctx, &req, &form.csrf).await? {
         return Ok(answer);
     }
@@ -231,17 +386,33 @@ async fn sign_out(
     Ok(response)
 }
 
-#[derive(Debug, Deserialize)]
+/// The tenants list's search and page.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListParams {
+    /// Slugs containing this text.
     q: Option<String>,
+    /// Tenants after this slug (the previous page's last).
     after: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/console/tenants",
+    operation_id = "consoleTenants",
+    tag = "Console",
+    params(ListParams),
+    responses(
+        (status = 200, description = "The page", content_type = "text/html", body = String),
+        (status = 303, description = "Not signed in (or the session ended): to the sign-in page", headers(("Location" = String))),
+        (status = "default", description = "A page saying why (400); nothing changed", content_type = "text/html", body = String),
+    )
+)]
 async fn tenant_list(
     ctx: web::Data<Context>,
     req: HttpRequest,
     params: web::Query<ListParams>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, Failure> {
     let operator = match signed_in(&ctx, &req).await? {
         Ok(operator) => operator,
         Err(answer) => return Ok(answer),
@@ -303,18 +474,34 @@ async fn tenant_list(
     ))
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// The journal's filters.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct JournalParams {
+    /// A status (`404`) or a class (`4xx`); empty: any.
     status: Option<String>,
+    /// An HTTP method; empty: any.
     method: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/console/tenants/{slug}",
+    operation_id = "consoleTenant",
+    tag = "Console",
+    params(("slug" = String, Path, description = "Tenant slug."), JournalParams),
+    responses(
+        (status = 200, description = "The page", content_type = "text/html", body = String),
+        (status = 303, description = "Not signed in (or the session ended): to the sign-in page", headers(("Location" = String))),
+        (status = "default", description = "A page saying why (400 a status filter that is no status, 404); nothing changed", content_type = "text/html", body = String),
+    )
+)]
 async fn tenant_page(
     ctx: web::Data<Context>,
     req: HttpRequest,
     slug: web::Path<String>,
     params: web::Query<JournalParams>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, Failure> {
     let operator = match signed_in(&ctx, &req).await? {
         Ok(operator) => operator,
         Err(answer) => return Ok(answer),
@@ -355,7 +542,7 @@ async fn tenant_view(
     slug: &str,
     params: &JournalParams,
     issued: Option<Issued>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, Failure> {
     let brake = brake::show(ctx, slug).await?;
     let tokens = tenants::list_tokens(ctx, slug).await?;
     let links = setup::list(ctx, slug).await?;
@@ -575,11 +762,23 @@ fn body_text(body: Option<&str>) -> String {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/console/tenants/{slug}/journal/{id}",
+    operation_id = "consoleJournalEntry",
+    tag = "Console",
+    params(("slug" = String, Path, description = "Tenant slug."), ("id" = String, Path, description = "Journal entry id.")),
+    responses(
+        (status = 200, description = "The page", content_type = "text/html", body = String),
+        (status = 303, description = "Not signed in (or the session ended): to the sign-in page", headers(("Location" = String))),
+        (status = "default", description = "A page saying why (404); nothing changed", content_type = "text/html", body = String),
+    )
+)]
 async fn entry_page(
     ctx: web::Data<Context>,
     req: HttpRequest,
     path: web::Path<(String, String)>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, Failure> {
     let operator = match signed_in(&ctx, &req).await? {
         Ok(operator) => operator,
         Err(answer) => return Ok(answer),
@@ -606,12 +805,24 @@ async fn entry_page(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/console/tenants/{slug}/brake/release",
+    operation_id = "consoleReleaseBrake",
+    tag = "Console",
+    params(("slug" = String, Path, description = "Tenant slug.")),
+    request_body(content = CsrfForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Done: back to the tenant's page", headers(("Location" = String))),
+        (status = "default", description = "A page saying why (400, 403, 404, 409 nothing held); nothing changed", content_type = "text/html", body = String),
+    )
+)]
 async fn release(
     ctx: web::Data<Context>,
     req: HttpRequest,
     slug: web::Path<String>,
     form: web::Form<CsrfForm>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, Failure> {
     let operator = match change(&ctx, &req, &form.csrf).await? {
         Ok(operator) => operator,
         Err(answer) => return Ok(answer),
@@ -621,7 +832,8 @@ async fn release(
     Ok(see_other(&format!("/console/tenants/{}", slug.as_str())))
 }
 
-#[derive(Debug, Deserialize)]
+/// The discard form: the tenant's slug typed to confirm.
+#[derive(Debug, Deserialize, ToSchema)]
 struct DiscardForm {
     csrf: String,
     confirm: String,
@@ -630,12 +842,24 @@ struct DiscardForm {
 /// Discards the held deprovisioning events once the operator typed the tenant's slug;
 /// otherwise, or when the service refuses (a resource still deprovisioned), the tenant's
 /// page says why and nothing changed.
+#[utoipa::path(
+    post,
+    path = "/console/tenants/{slug}/brake/discard",
+    operation_id = "consoleDiscardHold",
+    tag = "Console",
+    params(("slug" = String, Path, description = "Tenant slug.")),
+    request_body(content = DiscardForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Done: back to the tenant's page", headers(("Location" = String))),
+        (status = "default", description = "A page saying why (400 unconfirmed, 403, 404, 409 nothing held or a resource still deprovisioned); nothing changed", content_type = "text/html", body = String),
+    )
+)]
 async fn discard(
     ctx: web::Data<Context>,
     req: HttpRequest,
     slug: web::Path<String>,
     form: web::Form<DiscardForm>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, Failure> {
     let operator = match change(&ctx, &req, &form.csrf).await? {
         Ok(operator) => operator,
         Err(answer) => return Ok(answer),
@@ -701,18 +925,33 @@ fn audit_table(entries: &[AuditEntry]) -> Markup {
 /// Audit entries on one page of the tenant's audit log.
 const AUDIT_PER_PAGE: u64 = 100;
 
-#[derive(Debug, Deserialize)]
+/// The audit log's page.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct AuditParams {
+    /// Entries before this entry id (the previous page's last).
     before: Option<String>,
 }
 
 /// The tenant's audit log, newest first, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/console/tenants/{slug}/audit",
+    operation_id = "consoleAudit",
+    tag = "Console",
+    params(("slug" = String, Path, description = "Tenant slug."), AuditParams),
+    responses(
+        (status = 200, description = "The page", content_type = "text/html", body = String),
+        (status = 303, description = "Not signed in (or the session ended): to the sign-in page", headers(("Location" = String))),
+        (status = "default", description = "A page saying why (400, 404); nothing changed", content_type = "text/html", body = String),
+    )
+)]
 async fn audit_page(
     ctx: web::Data<Context>,
     req: HttpRequest,
     slug: web::Path<String>,
     params: web::Query<AuditParams>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, Failure> {
     let operator = match signed_in(&ctx, &req).await? {
         Ok(operator) => operator,
         Err(answer) => return Ok(answer),
@@ -738,8 +977,12 @@ async fn audit_page(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+/// The events chart's window.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct EventsParams {
+    /// The last hours shown, 1 to 24 (default 3).
+    #[param(minimum = 1, maximum = 24)]
     hours: Option<i64>,
 }
 
@@ -794,17 +1037,36 @@ fn chart(
 }
 
 /// A tenant's events per minute and relay lag over the last hours.
+#[utoipa::path(
+    get,
+    path = "/console/tenants/{slug}/events",
+    operation_id = "consoleEvents",
+    tag = "Console",
+    params(("slug" = String, Path, description = "Tenant slug."), EventsParams),
+    responses(
+        (status = 200, description = "The page", content_type = "text/html", body = String),
+        (status = 303, description = "Not signed in (or the session ended): to the sign-in page", headers(("Location" = String))),
+        (status = "default", description = "A page saying why (400, 404); nothing changed", content_type = "text/html", body = String),
+    )
+)]
 async fn events_page(
     ctx: web::Data<Context>,
     req: HttpRequest,
     slug: web::Path<String>,
     params: web::Query<EventsParams>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, Failure> {
     let operator = match signed_in(&ctx, &req).await? {
         Ok(operator) => operator,
         Err(answer) => return Ok(answer),
     };
-    let hours = params.hours.unwrap_or(3).clamp(1, console::CHART_MAX_HOURS);
+    let hours = params.hours.unwrap_or(3);
+    if !(1..=console::CHART_MAX_HOURS).contains(&hours) {
+        return Err(ScimError::invalid_value(format!(
+            "`hours` is 1 to {}",
+            console::CHART_MAX_HOURS
+        ))
+        .into());
+    }
     let minutes = console::event_minutes(&ctx, &slug, hours).await?;
     let total: i64 = minutes.iter().map(|m| m.events).sum();
     Ok(page(
@@ -826,7 +1088,8 @@ async fn events_page(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+/// The token form: the new token's name (scope `scim`).
+#[derive(Debug, Deserialize, ToSchema)]
 struct IssueForm {
     csrf: String,
     name: String,
@@ -834,12 +1097,25 @@ struct IssueForm {
 
 /// Issues a `scim` token for the tenant and shows its secret once, on the page that
 /// answers (never cached; a reload re-posts and issues another, as the browser warns).
+#[utoipa::path(
+    post,
+    path = "/console/tenants/{slug}/tokens",
+    operation_id = "consoleIssueToken",
+    tag = "Console",
+    params(("slug" = String, Path, description = "Tenant slug.")),
+    request_body(content = IssueForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The tenant's page with the new token's secret, shown once", content_type = "text/html", body = String),
+        (status = 303, description = "Not signed in (or the session ended): to the sign-in page", headers(("Location" = String))),
+        (status = "default", description = "A page saying why (400, 403, 404); nothing changed", content_type = "text/html", body = String),
+    )
+)]
 async fn issue_token(
     ctx: web::Data<Context>,
     req: HttpRequest,
     slug: web::Path<String>,
     form: web::Form<IssueForm>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, Failure> {
     let operator = match change(&ctx, &req, &form.csrf).await? {
         Ok(operator) => operator,
         Err(answer) => return Ok(answer),
@@ -866,12 +1142,25 @@ async fn issue_token(
 }
 
 /// Creates a setup link for the tenant and shows its address once.
+#[utoipa::path(
+    post,
+    path = "/console/tenants/{slug}/setup-links",
+    operation_id = "consoleCreateSetupLink",
+    tag = "Console",
+    params(("slug" = String, Path, description = "Tenant slug.")),
+    request_body(content = CsrfForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The tenant's page with the link's address, shown once", content_type = "text/html", body = String),
+        (status = 303, description = "Not signed in (or the session ended): to the sign-in page", headers(("Location" = String))),
+        (status = "default", description = "A page saying why (400, 403, 404); nothing changed", content_type = "text/html", body = String),
+    )
+)]
 async fn create_setup_link(
     ctx: web::Data<Context>,
     req: HttpRequest,
     slug: web::Path<String>,
     form: web::Form<CsrfForm>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, Failure> {
     let operator = match change(&ctx, &req, &form.csrf).await? {
         Ok(operator) => operator,
         Err(answer) => return Ok(answer),
@@ -892,12 +1181,24 @@ async fn create_setup_link(
 }
 
 /// Revokes one of the tenant's tokens or setup links (`kind`: `tokens` or `setup-links`).
+#[utoipa::path(
+    post,
+    path = "/console/tenants/{slug}/{kind}/{id}/revoke",
+    operation_id = "consoleRevoke",
+    tag = "Console",
+    params(("slug" = String, Path, description = "Tenant slug."), ("kind" = RevokedKind, Path, description = "What to revoke."), ("id" = String, Path, description = "The token's or setup link's id.")),
+    request_body(content = CsrfForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Done: back to the tenant's page", headers(("Location" = String))),
+        (status = "default", description = "A page saying why (400, 403, 404); nothing changed", content_type = "text/html", body = String),
+    )
+)]
 async fn revoke(
     ctx: web::Data<Context>,
     req: HttpRequest,
     path: web::Path<(String, String, String)>,
     form: web::Form<CsrfForm>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, Failure> {
     let operator = match change(&ctx, &req, &form.csrf).await? {
         Ok(operator) => operator,
         Err(answer) => return Ok(answer),
@@ -906,7 +1207,7 @@ async fn revoke(
     match kind.as_str() {
         "tokens" => tenants::revoke_token(&ctx, &operator.actor(), &slug, &id).await?,
         "setup-links" => setup::revoke(&ctx, &operator.actor(), &slug, &id).await?,
-        _ => return Err(ApiError::not_found("no such endpoint".to_owned())),
+        _ => return Err(ApiError::not_found("no such endpoint".to_owned()).into()),
     }
     tracing::info!(actor = %operator.name, tenant = %slug, %kind, %id, "revoked from the console");
     Ok(see_other(&format!("/console/tenants/{slug}")))

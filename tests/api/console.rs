@@ -20,6 +20,7 @@ both_backends!(
     a_hold_is_discarded_only_when_confirmed_and_restored,
     the_tenant_page_shows_extensions_jobs_audit_and_event_charts,
     no_console_page_of_a_tenant_shows_or_changes_another_tenants_data,
+    every_route_of_the_console_document_is_served_as_documented,
 );
 
 async fn console(backend: Backend) -> TestApp {
@@ -748,4 +749,69 @@ async fn no_console_page_of_a_tenant_shows_or_changes_another_tenants_data(backe
         .await
         .unwrap();
     assert_eq!(links["setupLinks"][0]["state"], "open");
+}
+
+/// Every path and method of `openapi/console.json` is a route of the console, answering a
+/// signed-in browser one of the statuses it documents, as HTML (or CSS, or a redirect);
+/// and the console serves nothing the document lacks (its pages link only to its routes).
+async fn every_route_of_the_console_document_is_served_as_documented(backend: Backend) {
+    let app = console(backend).await;
+    let alice = browser();
+    sign_in(&app, &alice, ADMIN_TOKEN).await;
+    let (_, page) = get(&app, &alice, "/console/tenants/acme").await;
+    let token = csrf(&page);
+    let doc: Value =
+        serde_json::from_str(&scimbus::http::console::document_json().unwrap()).unwrap();
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.len() >= 14, "{}", paths.len());
+    // Sign-out last: it ends the session the others use.
+    let mut routes: Vec<(&String, &Value)> = paths.iter().collect();
+    routes.sort_by_key(|(template, _)| template.ends_with("/sign-out"));
+    for (template, operations) in routes {
+        for (method, operation) in operations.as_object().unwrap() {
+            let path = template
+                .replace("{slug}", "acme")
+                .replace("{id}", "no-such-id")
+                .replace("{kind}", "tokens");
+            let url = format!("{}{path}", app.address);
+            let request = match method.as_str() {
+                "get" => alice.get(url),
+                "post" => alice.post(url).header("origin", &app.address).form(&[
+                    ("csrf", token.as_str()),
+                    ("token", "scimbus_a_wrong"),
+                    ("confirm", "acme"),
+                    ("name", "documented"),
+                ]),
+                other => panic!("{other} {template}"),
+            };
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let documented = &operation["responses"];
+            let listed = documented.get(status.to_string());
+            assert!(
+                listed.is_some() || (status >= 400 && documented.get("default").is_some()),
+                "{method} {template}: {status} is not documented"
+            );
+            let content_type = response
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_owned());
+            if status != 303 {
+                let media = content_type.clone().unwrap_or_default();
+                let media = media.split(';').next().unwrap();
+                let entry = listed.or_else(|| documented.get("default")).unwrap();
+                assert!(
+                    entry["content"].get(media).is_some(),
+                    "{method} {template}: {status} as {media:?}"
+                );
+            }
+        }
+    }
+    // The sign-out came last, and ended the session.
+    let response = alice
+        .get(format!("{}/console/tenants", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
 }

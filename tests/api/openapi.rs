@@ -15,6 +15,17 @@ fn the_committed_openapi_document_is_what_the_code_generates() {
     );
 }
 
+#[test]
+fn the_committed_console_document_is_what_the_code_generates() {
+    let path = format!("{}/openapi/console.json", env!("CARGO_MANIFEST_DIR"));
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    let generated = scimbus::http::console::document_json().unwrap();
+    assert!(
+        committed == generated,
+        "openapi/console.json differs from the code: run `cargo run -q -- openapi --console > openapi/console.json`"
+    );
+}
+
 /// An application credential's receiver refuses `after` (its lanes start at each tenant's
 /// latest event): its body's schema does not offer it, a tenant's receiver's does.
 #[test]
