@@ -114,6 +114,9 @@ impl TokenName {
         let trimmed = value.trim();
         if trimmed.is_empty() || trimmed.chars().count() > 100 {
             Err("token name must be 1 to 100 characters".to_owned())
+        } else if trimmed.contains('\0') {
+            // No database stores it (PostgreSQL refuses NUL in text).
+            Err("token name must not contain NUL".to_owned())
         } else {
             Ok(Self(trimmed.to_owned()))
         }
@@ -183,6 +186,14 @@ mod tests {
         assert!(TenantSlug::parse(&"a".repeat(63)).is_ok());
         for bad in ["", "Acme", "a.b", "a_b", "a b", "é", &"a".repeat(64)] {
             assert!(TenantSlug::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn token_names_are_trimmed_and_never_blank_long_or_with_nul() {
+        assert_eq!(TokenName::parse(" okta ").unwrap().as_str(), "okta");
+        for bad in ["", "  ", "a\0b", &"a".repeat(101)] {
+            assert!(TokenName::parse(bad).is_err(), "{bad:?}");
         }
     }
 

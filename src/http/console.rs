@@ -5,8 +5,9 @@
 //! that changes something carries the session's CSRF token and must come from the
 //! console's own origin. Actions go through the same service functions as the admin API.
 
+use actix_web::ResponseError;
 use actix_web::cookie::{Cookie, SameSite};
-use actix_web::http::{StatusCode, header};
+use actix_web::http::{Method, StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{DOCTYPE, Markup, html};
 use secrecy::ExposeSecret;
@@ -32,7 +33,7 @@ const SESSION_COOKIE: &str = "scimbus_console";
 /// the request's span and never shown.
 #[derive(Debug, thiserror::Error)]
 #[error(transparent)]
-pub struct Failure(#[from] ApiError);
+pub struct Failure(#[from] pub ApiError);
 
 impl From<ServiceError> for Failure {
     fn from(e: ServiceError) -> Self {
@@ -127,7 +128,11 @@ impl Modify for SessionCookie {
 
 /// The console's OpenAPI document as `openapi/console.json` holds it.
 pub fn document_json() -> Result<String, serde_json::Error> {
-    let mut text = ConsoleDoc::openapi().to_pretty_json()?;
+    // What no database stores (a NUL) is refused in every field and parameter, as in the
+    // service's document (the URL check of `context::security_headers`).
+    let mut doc = serde_json::to_value(ConsoleDoc::openapi())?;
+    super::openapi::refine::storable_everywhere(&mut doc);
+    let mut text = serde_json::to_string_pretty(&doc)?;
     text.push('\n');
     Ok(text)
 }
@@ -135,28 +140,44 @@ pub fn document_json() -> Result<String, serde_json::Error> {
 /// Mounts the console (its own OpenAPI document, [`ConsoleDoc`]: its pages are HTML for
 /// people).
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    let get = |path, route: actix_web::Route| resource(path, "GET", route.method(Method::GET));
+    let post = |path, route: actix_web::Route| resource(path, "POST", route.method(Method::POST));
     cfg.service(
         web::scope("/console")
             .app_data(web::FormConfig::default().error_handler(|e, _| bad_input(e.to_string())))
             .app_data(web::QueryConfig::default().error_handler(|e, _| bad_input(e.to_string())))
-            .route("/", web::get().to(home))
-            .route("/assets/console.css", web::get().to(style))
-            .route("/sign-in", web::post().to(sign_in))
-            .route("/sign-out", web::post().to(sign_out))
-            .route("/tenants", web::get().to(tenant_list))
-            .route("/tenants/{slug}", web::get().to(tenant_page))
-            .route("/tenants/{slug}/journal/{id}", web::get().to(entry_page))
-            .route("/tenants/{slug}/brake/release", web::post().to(release))
-            .route("/tenants/{slug}/brake/discard", web::post().to(discard))
-            .route("/tenants/{slug}/audit", web::get().to(audit_page))
-            .route("/tenants/{slug}/events", web::get().to(events_page))
-            .route("/tenants/{slug}/tokens", web::post().to(issue_token))
-            .route(
+            .service(get("/", web::to(home)))
+            .service(get("/assets/console.css", web::to(style)))
+            .service(post("/sign-in", web::to(sign_in)))
+            .service(post("/sign-out", web::to(sign_out)))
+            .service(get("/tenants", web::to(tenant_list)))
+            .service(get("/tenants/{slug}", web::to(tenant_page)))
+            .service(get("/tenants/{slug}/journal/{id}", web::to(entry_page)))
+            .service(post("/tenants/{slug}/brake/release", web::to(release)))
+            .service(post("/tenants/{slug}/brake/discard", web::to(discard)))
+            .service(get("/tenants/{slug}/audit", web::to(audit_page)))
+            .service(get("/tenants/{slug}/events", web::to(events_page)))
+            .service(post("/tenants/{slug}/tokens", web::to(issue_token)))
+            .service(post(
                 "/tenants/{slug}/setup-links",
-                web::post().to(create_setup_link),
-            )
-            .route("/tenants/{slug}/{kind}/{id}/revoke", web::post().to(revoke)),
+                web::to(create_setup_link),
+            ))
+            .service(post("/tenants/{slug}/{kind}/{id}/revoke", web::to(revoke))),
     );
+}
+
+/// A console page or form: its one method, and 405 with `Allow` (as a page) for any other.
+fn resource(path: &str, allow: &'static str, route: actix_web::Route) -> actix_web::Resource {
+    web::resource(path)
+        .route(route)
+        .default_service(web::to(move || async move {
+            let mut answer =
+                Failure(ApiError::MethodNotAllowed(Some(allow.to_owned()))).error_response();
+            answer
+                .headers_mut()
+                .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+            answer
+        }))
 }
 
 #[utoipa::path(
@@ -242,6 +263,7 @@ async fn signed_in(
 
 /// A form that changes something: the session's CSRF token (hidden in every form).
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 struct CsrfForm {
     csrf: String,
 }
@@ -299,6 +321,7 @@ async fn home(ctx: web::Data<Context>, req: HttpRequest) -> Result<HttpResponse,
 
 /// The sign-in form: a named operator token (`scimbus_a_…`).
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 struct SignInForm {
     token: String,
 }
@@ -479,8 +502,10 @@ async fn tenant_list(
 #[into_params(parameter_in = Query)]
 struct JournalParams {
     /// A status (`404`) or a class (`4xx`); empty: any.
+    #[param(pattern = "^\\s*(|[1-5](xx|XX)|[1-5][0-9][0-9])\\s*$")]
     status: Option<String>,
-    /// An HTTP method; empty: any.
+    /// A method of SCIM; empty: any.
+    #[param(pattern = "^(|GET|POST|PUT|PATCH|DELETE)$")]
     method: Option<String>,
 }
 
@@ -533,6 +558,9 @@ fn refusal<'a>(issued: &'a Option<Issued>, of: &str) -> Option<&'a str> {
     }
 }
 
+/// The methods the journal's filter offers.
+const JOURNAL_METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+
 /// Jobs and audit entries shown on the tenant's page (the rest on their own pages).
 const SHOWN_ON_TENANT_PAGE: u64 = 10;
 
@@ -549,8 +577,13 @@ async fn tenant_view(
     let schemas = schemas::list(ctx, slug).await?;
     let jobs = jobs::list(ctx, slug).await?;
     let audit_entries = audit::newest(ctx, slug, None, SHOWN_ON_TENANT_PAGE).await?;
-    let status = params.status.as_deref().filter(|s| !s.is_empty());
+    let status = params.status.as_deref().filter(|s| !s.trim().is_empty());
     let method = params.method.as_deref().filter(|m| !m.is_empty());
+    if method.is_some_and(|m| !JOURNAL_METHODS.contains(&m)) {
+        return Err(
+            ScimError::invalid_value("`method` is one of GET, POST, PUT, PATCH, DELETE").into(),
+        );
+    }
     let range = match status {
         Some(s) => Some(journal::status_range(s).ok_or_else(|| {
             ApiError::Scim(ScimError::invalid_value(
@@ -643,6 +676,7 @@ async fn tenant_view(
             }
             section #brake {
                 h2 { "Brake" }
+                @if let Some(detail) = refusal(&issued, "brake") { p.refused #brake-refused { (detail) } }
                 @if let Some(hold) = &brake.hold {
                     p.refused #brake-state { "Holding its events since " (hold.held_at.as_str()) " (tripped: " (hold.tripped.join(", ")) ")." }
                     ul #held { @for (kind, n) in &hold.counts { li { (n) " × " code { (kind) } } } }
@@ -654,7 +688,6 @@ async fn tenant_view(
                         input type="hidden" name="csrf" value=(operator.csrf);
                         button #release type="submit" { "Release the held events, in order" }
                     }
-                    @if let Some(detail) = refusal(&issued, "brake") { p.refused #brake-refused { (detail) } }
                     form method="post" action={ "/console/tenants/" (slug) "/brake/discard" } {
                         input type="hidden" name="csrf" value=(operator.csrf);
                         p {
@@ -730,7 +763,7 @@ async fn tenant_view(
                     " "
                     select name="method" {
                         option value="" selected[method.is_none()] { "any method" }
-                        @for m in ["GET", "POST", "PUT", "PATCH", "DELETE"] { option value=(m) selected[selected(m, method)] { (m) } }
+                        @for m in JOURNAL_METHODS { option value=(m) selected[selected(m, method)] { (m) } }
                     }
                     " " button #filter type="submit" { "Filter" }
                 }
@@ -834,6 +867,7 @@ async fn release(
 
 /// The discard form: the tenant's slug typed to confirm.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 struct DiscardForm {
     csrf: String,
     confirm: String,
@@ -1090,8 +1124,15 @@ async fn events_page(
 
 /// The token form: the new token's name (scope `scim`).
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 struct IssueForm {
     csrf: String,
+    /// 1 to 100 characters, not only spaces (kept trimmed).
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
+    )]
     name: String,
 }
 

@@ -322,11 +322,15 @@ pub async fn security_headers<B: MessageBody>(
         .path_and_query()
         .is_some_and(|pq| pq.as_str().as_bytes().windows(3).any(|w| w == b"%00"));
     let mut response = if nul {
-        req.error_response(ApiError::Scim(
-            crate::scim::error::ScimError::invalid_value(
-                "NUL characters (%00) are not accepted in the URL",
-            ),
-        ))
+        let refused = ApiError::Scim(crate::scim::error::ScimError::invalid_value(
+            "NUL characters (%00) are not accepted in the URL",
+        ));
+        // The console answers its pages' failures as pages.
+        if req.path().starts_with("/console/") {
+            req.error_response(super::console::Failure(refused))
+        } else {
+            req.error_response(refused)
+        }
         .map_into_right_body()
     } else {
         next.call(req).await?.map_into_left_body()

@@ -5,7 +5,7 @@
 //! bearer scheme, and the document's frame. `scimbus openapi` prints it;
 //! `openapi/openapi.json` is the committed copy a test compares with the code.
 
-mod refine;
+pub(crate) mod refine;
 
 use std::collections::BTreeMap;
 

@@ -529,6 +529,14 @@ async fn a_hold_is_discarded_only_when_confirmed_and_restored(backend: Backend) 
     assert_eq!(discarded["actor"], "admin:bootstrap");
     // The brake tripped on the sixth deactivation: that one was held, and is discarded.
     assert_eq!(discarded["detail"]["discarded"], 1, "{discarded}");
+    // Nothing held now: the page still says why a discard did nothing.
+    let (_, page) = get(&app, &alice, "/console/tenants/acme").await;
+    let (status, body) = post_form(&app, &alice, &page, discard, &[("confirm", "no")]).await;
+    assert_eq!(status, 400);
+    assert!(body.contains("nothing was discarded"), "{body}");
+    let (status, body) = post_form(&app, &alice, &page, discard, &[("confirm", "acme")]).await;
+    assert_eq!(status, 409);
+    assert!(body.contains("holds nothing"), "{body}");
 }
 
 /// The tenant's page lists its extension schemas and re-index jobs with their progress,
@@ -776,12 +784,33 @@ async fn every_route_of_the_console_document_is_served_as_documented(backend: Ba
             let url = format!("{}{path}", app.address);
             let request = match method.as_str() {
                 "get" => alice.get(url),
-                "post" => alice.post(url).header("origin", &app.address).form(&[
-                    ("csrf", token.as_str()),
-                    ("token", "scimbus_a_wrong"),
-                    ("confirm", "acme"),
-                    ("name", "documented"),
-                ]),
+                "post" => {
+                    // The fields the form's schema names, each with a value it accepts.
+                    let form = operation["requestBody"]["content"]
+                        ["application/x-www-form-urlencoded"]["schema"]["$ref"]
+                        .as_str()
+                        .unwrap()
+                        .rsplit('/')
+                        .next()
+                        .unwrap();
+                    let fields: Vec<(String, String)> =
+                        doc["components"]["schemas"][form]["properties"]
+                            .as_object()
+                            .unwrap()
+                            .keys()
+                            .map(|field| {
+                                let value = match field.as_str() {
+                                    "csrf" => token.clone(),
+                                    "token" => "scimbus_a_wrong".to_owned(),
+                                    "confirm" => "acme".to_owned(),
+                                    "name" => "documented".to_owned(),
+                                    other => panic!("{template}: field {other}"),
+                                };
+                                (field.clone(), value)
+                            })
+                            .collect();
+                    alice.post(url).header("origin", &app.address).form(&fields)
+                }
                 other => panic!("{other} {template}"),
             };
             let response = request.send().await.unwrap();

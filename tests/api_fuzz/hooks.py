@@ -1,4 +1,5 @@
-"""schemathesis hooks for scripts/api-fuzz: the `inputs` and `failures` exclusions.
+"""schemathesis hooks for scripts/api-fuzz: the `inputs` and `failures` exclusions, and
+the operator console's session.
 
 exclusions.toml names, for each such exclusion, one of the predicates below and the
 operations (operationIds) it applies to; nothing here acts on an operation that no
@@ -6,12 +7,19 @@ exclusion lists. An `inputs` predicate drops generated requests before they are 
 requests that crash the server, which no check can excuse); a `failures` predicate drops a
 check's failure after the response came. Every dropped request and failure is counted, and
 run.py prints the counts, so an exclusion that stopped matching anything shows up.
+
+The console pass (operations under /console/) authenticates as a browser does: the session
+cookie provision.py got by signing in (schemathesis.toml's auth; the live session's when a
+sign-out ended it), and the console's own origin on every form. A form whose `csrf` is the session's token (the `console_csrf` dictionary)
+carries the live session's token; other values are forgeries, which the console refuses. When
+the fuzzer's sign-out ends the session, the next console request signs in again.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -19,6 +27,8 @@ from typing import Any
 import schemathesis
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import console_session  # noqa: E402 - beside this file, which schemathesis loads by path
 COUNTS_FILE = os.environ.get("SCIMBUS_FUZZ_EXCLUSION_COUNTS")
 
 
@@ -310,6 +320,24 @@ def patch_value_rejection(failure, case, response) -> bool:
     return _scim_error(response)[0] == "invalidValue"
 
 
+def signed_out_redirect(failure, case, response) -> bool:
+    """A console request without the session cookie (the check removed it, or changed it)
+    sent to the sign-in page with 303: how a browser's page refuses a signed-out visitor."""
+    if failure.code != "ST201" or response.status_code != 303:
+        return False
+    cookie = (case.cookies or {}).get(console_session.COOKIE)
+    live = cookie is not None and cookie in (CONSOLE.session, CONSOLE.provisioned_session)
+    return not live and response.headers.get("location", [""])[0] == "/console/"
+
+
+def unconfirmed_discard(failure, case, response) -> bool:
+    """A discard of a hold whose `confirm` is not the tenant's slug: 400 by design (the
+    operator must type it), a rule across a path and a form field no schema states."""
+    if failure.code != "ST202" or response.status_code != 400:
+        return False
+    return "to confirm: nothing was discarded" in response.text
+
+
 def revokes_the_runs_admin_token(case) -> bool:
     """A revocation of an admin token the run authenticates with (provision.py wrote their
     ids to protected_admin_ids.dict in the work directory, schemathesis's cwd)."""
@@ -333,6 +361,8 @@ FAILURES = {
     "data_dependent_rejection": data_dependent_rejection,
     "patch_value_rejection": patch_value_rejection,
     "used_setup_link": used_setup_link,
+    "unconfirmed_discard": unconfirmed_discard,
+    "signed_out_redirect": signed_out_redirect,
     "set_receiver_form_rejection": set_receiver_form_rejection,
     "push_endpoint_rejection": push_endpoint_rejection,
     "projected_resource_lacks_required": projected_resource_lacks_required,
@@ -386,3 +416,58 @@ def filter_failure(context, failure, case, response) -> bool:
             _count(exclusion_id)
             return False
     return True
+
+
+# --- the console's session -----------------------------------------------------------------
+
+class _Console:
+    """The live console session (schemathesis's cwd is the work directory provision.py
+    wrote it to) and the CSRF token provision.py's dictionary holds."""
+
+    def __init__(self) -> None:
+        self.session: str | None = None
+        self.csrf: str | None = None
+        self.provisioned_session: str | None = None
+        self.provisioned_csrf: str | None = None
+
+    def load(self) -> None:
+        if self.session is None:
+            self.session = Path("console_session").read_text(encoding="utf-8").strip()
+            self.provisioned_session = self.session
+            line = Path("console_csrf.dict").read_text(encoding="utf-8").splitlines()[0]
+            self.provisioned_csrf = self.csrf = json.loads(line)
+
+    def renew(self) -> None:
+        self.session, self.csrf = console_session.sign_in(
+            os.environ["SCIMBUS_FUZZ_BASE"], os.environ["SCIMBUS_FUZZ_ADMIN_TOKEN"],
+            os.environ["SCIMBUS_FUZZ_TENANT"])
+
+
+CONSOLE = _Console()
+
+
+def _is_console(case) -> bool:
+    return case.operation.path.startswith("/console/")
+
+
+@schemathesis.hook
+def before_call(context, case, kwargs) -> None:
+    if not _is_console(case):
+        return
+    CONSOLE.load()
+    cookies = case.cookies or {}
+    # The provisioned session (schemathesis.toml's auth) becomes the live one; a cookie the
+    # auth checks removed or changed stays as they made it.
+    if cookies.get(console_session.COOKIE) == CONSOLE.provisioned_session:
+        case.cookies = dict(cookies, **{console_session.COOKIE: CONSOLE.session})
+    if case.method.upper() == "POST":
+        case.headers = dict(case.headers or {}, Origin=os.environ["SCIMBUS_FUZZ_BASE"])
+    if isinstance(case.body, dict) and case.body.get("csrf") == CONSOLE.provisioned_csrf:
+        case.body = dict(case.body, csrf=CONSOLE.csrf)
+
+
+@schemathesis.hook
+def after_call(context, case, response) -> None:
+    if _is_console(case) and case.operation.path == "/console/sign-out" \
+            and response.status_code == 303:
+        CONSOLE.renew()

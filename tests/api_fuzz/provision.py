@@ -21,6 +21,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import console_session
+
 USERS = 8
 GROUPS = 4
 
@@ -181,7 +183,20 @@ def main() -> None:
         return link["url"].rsplit("/", 1)[1]
     write_dict(dict_dir, "setup_links_open", [secret_of(setup_link()) for _ in range(2)])
     write_dict(dict_dir, "setup_links_reveal", [secret_of(setup_link()) for _ in range(3)])
-    write_dict(dict_dir, "victim_setup_link_ids", [setup_link()["id"]])
+    victim_link = setup_link()["id"]
+    write_dict(dict_dir, "victim_setup_link_ids", [victim_link])
+    # The operator console: a session of the admin token (hooks.py sends its cookie with
+    # every console request and signs in again after a sign-out), its CSRF token, what its
+    # forms may revoke, and a journal entry of the tenant to read.
+    session, csrf = console_session.sign_in(base, admin, slug)
+    (Path(dict_dir) / "console_session").write_text(session)
+    write_dict(dict_dir, "console_csrf", [csrf])
+    write_dict(dict_dir, "console_tokens", [admin])
+    write_dict(dict_dir, "console_confirm", [slug])
+    write_dict(dict_dir, "console_revocable_ids", [victim["id"], victim_link])
+    status, journal = request("GET", f"{base}/admin/v1/tenants/{slug}/journal?limit=5", admin)
+    expect(status, 200, "reading the journal", journal)
+    write_dict(dict_dir, "journal_ids", [e["id"] for e in journal["entries"]] or ["none"])
     print(secret)
 
 

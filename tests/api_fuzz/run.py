@@ -6,7 +6,7 @@ DIR holds the dictionaries provision.py wrote. run.py writes DIR/schemathesis.to
 schemathesis.toml beside it followed by one [[operations]] entry per `operation` or
 `checks` exclusion; hooks.py applies the `inputs` and `failures` ones. It prints every
 exclusion with its reason, runs `schemathesis run BASE_URL/openapi.json` twice (the tenant
-pass, then the admin pass), prints how often each exclusion applied and what each operation
+pass, then the admin pass), then on the console's document (the console pass), prints how often each exclusion applied and what each operation
 answered (summary.py, which also fails the run when an operation never succeeded), and
 exits non-zero if anything failed. Credentials and tenant come from the environment
 (SCIMBUS_FUZZ_*), which schemathesis.toml reads.
@@ -106,25 +106,33 @@ def main() -> None:
     counts_file = args.work / "exclusion-counts.json"
     env = dict(
         os.environ,
+        SCIMBUS_FUZZ_CONSOLE_SESSION=(args.work / "console_session").read_text().strip(),
         SCHEMATHESIS_HOOKS=str(HERE / "hooks.py"),
         SCIMBUS_FUZZ_EXCLUSION_COUNTS=str(counts_file),
     )
-    # Two passes. The tenant's pass (/scim, /events, and /healthz, /readyz, /metrics) runs
+    # Three passes. The tenant's pass (/scim, /events, and /healthz, /readyz, /metrics) runs
     # first; the admin pass runs after it, because the admin API can revoke the tenant's
     # token (revokeToken is fed the ids that listTokens answers) and would turn the rest of
     # a shared run into 401s.
+    # The console pass runs last, on the console's own document (written beside the
+    # dictionaries by scripts/api-fuzz): its forms issue and revoke the tenant's tokens.
+    base = args.base.rstrip("/")
     passes = [
-        ("tenant", ["--exclude-path-regex", "^/admin/"]),
-        ("admin", ["--include-path-regex", "^/admin/"]),
+        ("tenant", f"{base}/openapi.json", ["--exclude-path-regex", "^/admin/"]),
+        ("admin", f"{base}/openapi.json", ["--include-path-regex", "^/admin/"]),
+        ("console", str(args.work / "console.json"), ["--url", base]),
     ]
+    # SCIMBUS_FUZZ_PASSES (e.g. `console`) runs only the passes it names.
+    chosen = [p for p in os.environ.get("SCIMBUS_FUZZ_PASSES", "").split(",") if p]
+    passes = [p for p in passes if not chosen or p[0] in chosen]
     rc = 0
-    for name, selection in passes:
+    for name, location, selection in passes:
         say(f"--- {name} pass ---")
         # `-m schemathesis.cli`, not bin/schemathesis: scripts/api-fuzz builds the venv under
         # another name and renames it, which leaves the console scripts' shebangs stale.
         cmd = [
             sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "--no-color",
-            "run", f"{args.base.rstrip('/')}/openapi.json", *selection,
+            "run", location, *selection,
             "--report", "junit,ndjson", "--report-dir", str(args.report_dir / name),
         ]
         code = subprocess.call(cmd, env=env, cwd=args.work)

@@ -3,8 +3,8 @@
     python summary.py REPORT_DIR [--details OPERATION_LABEL]
 
 Prints, per documented operation (METHOD /path), how many requests the fuzzer sent and the
-statuses they got. Exits 1 when an operation that ran never answered a success (2xx, or
-the 501 documented for /Me): then the credentials, the tenant or the seed data did not work
+statuses they got. Exits 1 when an operation that ran never answered a success (2xx, a
+console form's 303 onward, or the 501 documented for /Me): then the credentials, the tenant or the seed data did not work
 and the run tested only the rejection paths, which would pass vacuously. The operations that
 exclusions.toml lets go without a success are its [[may_never_succeed]] entries.
 """
@@ -44,6 +44,24 @@ def body_text(message: dict) -> str:
     return content.get("string", "")
 
 
+def redirect_kind(response: dict) -> str:
+    """A console 303: to the sign-in page (signed out, or signing out), or onward (done)."""
+    headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
+    location = headers.get("location") or [""]
+    location = location[0] if isinstance(location, list) else location
+    return "(to sign-in)" if location == "/console/" else "(done)"
+
+
+def succeeded(label: str, status) -> bool:
+    """Whether an answer is an operation's success: a 2xx or 304; a console form's 303
+    onward (its sign-out's, to the sign-in page)."""
+    if isinstance(status, int):
+        return 200 <= status < 300 or status == 304
+    if label.endswith("/console/sign-out"):
+        return status == "303 (to sign-in)"
+    return status == "303 (done)"
+
+
 def main() -> None:
     report_dir = Path(sys.argv[1])
     details = sys.argv[3] if len(sys.argv) > 3 and sys.argv[2] == "--details" else None
@@ -63,6 +81,8 @@ def main() -> None:
         label = f"{method} {template}"
         if method not in METHODS or label not in documented:
             label = "(undocumented methods on documented paths, all together)"
+        if status == 303 and template.startswith("/console/"):
+            status = f"303 {redirect_kind(response)}"
         stats[label][status] += 1
         if details and label == details:
             request = interaction["request"]
@@ -86,7 +106,7 @@ def main() -> None:
         print(f"{label:58} {total:8}  {shown}")
         if label.startswith("(undocumented"):
             continue
-        ok = any(isinstance(s, int) and (200 <= s < 300 or s == 304) for s in counter)
+        ok = any(succeeded(label, s) for s in counter)
         if label.endswith("/Me"):
             ok = 501 in counter
         if not ok and label not in allowed:

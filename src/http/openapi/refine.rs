@@ -139,6 +139,17 @@ pub fn refine(doc: &mut Value) {
             GROUP_REQUEST.to_owned(),
             resource_input(registry, registry.group()),
         );
+    }
+    storable_everywhere(doc);
+}
+
+/// States `validate::storable` in every schema of the document: its components, its
+/// operations' parameters and request bodies.
+pub fn storable_everywhere(doc: &mut Value) {
+    if let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    {
         for schema in schemas.values_mut() {
             storable(schema);
         }
