@@ -18,7 +18,7 @@ use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 use super::error::ApiError;
 use super::setup::{loopback, same_origin};
 use crate::domain::Scope;
-use crate::domain::{JournalEntry, JournalQuery};
+use crate::domain::{JournalEntry, JournalQuery, Timestamp};
 use crate::scim::error::ScimError;
 use crate::service::console::{self, Operator};
 use crate::service::{Context, ServiceError, audit, brake, jobs, journal, schemas, setup, tenants};
@@ -442,6 +442,7 @@ async fn tenant_list(
     };
     let search = params.q.as_deref().filter(|q| !q.trim().is_empty());
     let (rows, more) = console::tenants(&ctx, search, params.after.as_deref()).await?;
+    let now = ctx.clock.now();
     let next = match rows.last() {
         Some(last) if more => {
             let mut next = url::form_urlencoded::Serializer::new(String::new());
@@ -481,7 +482,11 @@ async fn tenant_list(
                                 (row.backlog.min(BACKLOG_CAP))
                                 @if row.backlog > BACKLOG_CAP { "+" }
                             }
-                            td.oldest { (row.oldest_unpublished.as_ref().map_or("—", |at| at.as_str())) }
+                            td.oldest {
+                                @if let Some(at) = &row.oldest_unpublished {
+                                    span title=(at.as_str()) { (age(now, at)) " old" }
+                                } @else { "—" }
+                            }
                             td.brake {
                                 @if let Some((since, n)) = &row.held { strong.refused { "holding since " (since.as_str()) " (" (n) " events)" } }
                                 @else { "clear" }
@@ -507,7 +512,28 @@ struct JournalParams {
     /// A method of SCIM; empty: any.
     #[param(pattern = "^(|GET|POST|PUT|PATCH|DELETE)$")]
     method: Option<String>,
+    /// Only the last this many minutes: 15, 60, 1440 (a day); empty: any time.
+    #[param(pattern = "^(|15|60|1440)$")]
+    within: Option<String>,
 }
+
+/// How long ago `at` was, in its largest whole unit (`40 s`, `12 min`, `3 h`, `2 d`).
+fn age(now: chrono::DateTime<chrono::Utc>, at: &Timestamp) -> String {
+    let seconds = at.instant().map_or(0, |at| (now - at).num_seconds().max(0));
+    match seconds {
+        s if s < 120 => format!("{s} s"),
+        s if s < 7_200 => format!("{} min", s / 60),
+        s if s < 172_800 => format!("{} h", s / 3_600),
+        s => format!("{} d", s / 86_400),
+    }
+}
+
+/// The journal's time filter: its choices, in minutes, and their labels.
+const JOURNAL_WITHIN: [(&str, &str); 3] = [
+    ("15", "last 15 minutes"),
+    ("60", "last hour"),
+    ("1440", "last day"),
+];
 
 #[utoipa::path(
     get,
@@ -592,9 +618,24 @@ async fn tenant_view(
         })?),
         None => None,
     };
+    let within = params.within.as_deref().filter(|w| !w.is_empty());
+    let since = match within {
+        None => None,
+        Some(w) => {
+            let minutes = JOURNAL_WITHIN
+                .iter()
+                .find(|(value, _)| *value == w)
+                .and_then(|(value, _)| value.parse::<i64>().ok())
+                .ok_or_else(|| ScimError::invalid_value("`within` is 15, 60 or 1440 minutes"))?;
+            Some(Timestamp::at(
+                ctx.clock.now() - chrono::Duration::minutes(minutes),
+            ))
+        }
+    };
     let query = JournalQuery {
         status: range,
         method,
+        since: since.as_deref(),
         limit: 50,
         ..JournalQuery::default()
     };
@@ -764,6 +805,11 @@ async fn tenant_view(
                     select name="method" {
                         option value="" selected[method.is_none()] { "any method" }
                         @for m in JOURNAL_METHODS { option value=(m) selected[selected(m, method)] { (m) } }
+                    }
+                    " "
+                    select name="within" {
+                        option value="" selected[within.is_none()] { "any time" }
+                        @for (value, label) in JOURNAL_WITHIN { option value=(value) selected[selected(value, within)] { (label) } }
                     }
                     " " button #filter type="submit" { "Filter" }
                 }
@@ -1252,4 +1298,27 @@ async fn revoke(
     }
     tracing::info!(actor = %operator.name, tenant = %slug, %kind, %id, "revoked from the console");
     Ok(see_other(&format!("/console/tenants/{slug}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_age_is_shown_in_its_largest_whole_unit() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-01-03T00:00:00Z")
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .unwrap_or_default();
+        for (at, shown) in [
+            ("2026-01-03T00:00:00.000Z", "0 s"),
+            ("2026-01-02T23:58:01.000Z", "119 s"),
+            ("2026-01-02T23:58:00.000Z", "2 min"),
+            ("2026-01-02T22:00:01.000Z", "119 min"),
+            ("2026-01-02T22:00:00.000Z", "2 h"),
+            ("2026-01-01T00:00:00.000Z", "2 d"),
+            ("2026-01-04T00:00:00.000Z", "0 s"),
+        ] {
+            assert_eq!(age(now, &Timestamp::from(at)), shown, "{at}");
+        }
+    }
 }

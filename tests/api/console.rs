@@ -635,6 +635,19 @@ async fn the_tenant_page_shows_extensions_jobs_audit_and_event_charts(backend: B
         chart.contains(&format!("{events} events in the last 1 h")),
         "{chart}"
     );
+    // The journal's time filter: the last 15 minutes hold the users just created (the
+    // clock stands still); any other span is refused.
+    app.journal_of("acme", "?method=POST", 3).await;
+    let (status, recent) = get(&app, &alice, "/console/tenants/acme?within=15&method=POST").await;
+    assert_eq!(status, 200);
+    assert!(recent.contains("/Users"), "{recent}");
+    let (status, _) = get(&app, &alice, "/console/tenants/acme?within=7").await;
+    assert_eq!(status, 400);
+    // The tenants list: acme's backlog and the age of its oldest unpublished event.
+    let (_, list) = get(&app, &alice, "/console/tenants").await;
+    let row = &list[list.find("data-tenant=\"acme\"").unwrap()..];
+    let row = &row[..row.find("</tr>").unwrap()];
+    assert!(row.contains("class=\"backlog\""), "{row}");
     // Another tenant's page shows its own events only; an unknown tenant is 404.
     let (status, _) = get(&app, &alice, "/console/tenants/nope/events").await;
     assert_eq!(status, 404);

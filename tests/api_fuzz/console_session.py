@@ -8,10 +8,13 @@ library only.
 from __future__ import annotations
 
 import http.client
+import json
 import re
 import urllib.parse
 
 COOKIE = "scimbus_console"
+# The journal entry id the run sends for "the tenant's newest entry" (hooks.py replaces it).
+NEWEST_ENTRY = "newest-journal-entry"
 
 
 def _connection(base: str) -> http.client.HTTPConnection:
@@ -42,5 +45,18 @@ def sign_in(base: str, admin_token: str, slug: str) -> tuple[str, str]:
         if response.status != 200 or not csrf:
             raise RuntimeError(f"the tenant's console page answered {response.status} without a form")
         return session, csrf.group(1)
+    finally:
+        conn.close()
+
+
+def newest_entry(base: str, admin_token: str, slug: str) -> str:
+    """The id of the tenant's newest journal entry (the admin API's journal)."""
+    conn = _connection(base)
+    try:
+        conn.request("GET", f"/admin/v1/tenants/{slug}/journal?limit=1",
+                     headers={"Authorization": f"Bearer {admin_token}"})
+        response = conn.getresponse()
+        entries = json.loads(response.read() or b"{}").get("entries") or [{}]
+        return entries[0].get("id", NEWEST_ENTRY)
     finally:
         conn.close()

@@ -464,6 +464,10 @@ def before_call(context, case, kwargs) -> None:
         case.headers = dict(case.headers or {}, Origin=os.environ["SCIMBUS_FUZZ_BASE"])
     if isinstance(case.body, dict) and case.body.get("csrf") == CONSOLE.provisioned_csrf:
         case.body = dict(case.body, csrf=CONSOLE.csrf)
+    if (case.path_parameters or {}).get("id") == console_session.NEWEST_ENTRY:
+        case.path_parameters = dict(case.path_parameters, id=console_session.newest_entry(
+            os.environ["SCIMBUS_FUZZ_BASE"], os.environ["SCIMBUS_FUZZ_ADMIN_TOKEN"],
+            os.environ["SCIMBUS_FUZZ_TENANT"]))
 
 
 @schemathesis.hook

@@ -169,6 +169,14 @@ def test_an_operator_releases_a_brake_and_reads_a_failed_patch_without_the_cli(
     assert token not in chrome.page_source
     screenshot(chrome, "console-entry")
 
+    # The tenant's events: per minute and the relay's lag, drawn as SVG.
+    chrome.get(f"{server.url}/console/tenants/acme")
+    chrome.find_element(By.ID, "events-chart").click()
+    assert shown(chrome, "events-per-minute").tag_name == "svg"
+    assert chrome.find_elements(By.CSS_SELECTOR, "#events-per-minute rect"), "a bar for the minute's events"
+    assert chrome.find_element(By.ID, "relay-lag").tag_name == "svg"
+    screenshot(chrome, "console-events")
+
     # Sign-out ends the session.
     chrome.find_element(By.ID, "sign-out").click()
     chrome.get(f"{server.url}/console/tenants")
