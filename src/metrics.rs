@@ -55,6 +55,7 @@ pub struct Metrics {
     pub brake_held_events: Family<TenantOnly, Gauge>,
     pub set_push_deliveries: Family<OutcomeLabels, Counter>,
     pub set_receivers_failing: Family<TenantOnly, Gauge>,
+    pub sets_signed: Counter,
 }
 
 /// A SET push attempt's outcome: `delivered`, `parked`, `refused` or `retry`.
@@ -169,6 +170,12 @@ impl Metrics {
             "SET push receivers marked failing, per tenant (absent: none)",
             set_receivers_failing.clone(),
         );
+        let sets_signed = Counter::default();
+        registry.register(
+            "sets_signed",
+            "SETs signed for push or poll (one JWS each; a SET sent again is signed again)",
+            sets_signed.clone(),
+        );
         Self {
             registry,
             requests,
@@ -182,6 +189,7 @@ impl Metrics {
             brake_held_events,
             set_push_deliveries,
             set_receivers_failing,
+            sets_signed,
         }
     }
 

@@ -23,8 +23,8 @@ use serde_json::json;
 
 use super::audit::{self, Actor};
 use super::sets::{
-    self, OrderedSets, PollRequest, PollResponse, Poller, ReceiverInfo, ReceiverRequest, check,
-    start_of,
+    self, Collected, OrderedSets, PollRequest, PollResponse, Poller, ReceiverInfo, ReceiverRequest,
+    check, start_of,
 };
 use super::{Context, ServiceError};
 use crate::domain::TenantId;
@@ -415,7 +415,8 @@ pub(super) async fn acknowledge(
 
 /// Gathers up to `max` signed SETs from the group's lanes that are behind, each lane's in
 /// its tenant's order; the lanes share `max`, so one busy tenant does not hold back the
-/// others. A lane whose events all went to no SET for it (filtered out) moves on.
+/// others. A lane whose events all went to no SET for it (filtered out) moves on. The SETs
+/// are collected first (twice for a lane that gets the room others left) and signed once.
 pub(super) async fn gather(
     ctx: &Context,
     group: &GroupRow,
@@ -428,19 +429,16 @@ pub(super) async fn gather(
     let share = (max / lanes.len().max(1)).max(MIN_SHARE).min(max);
     // Each lane's part: its share first; then what room is left goes to the lanes that
     // have more, in order (a lane's SETs are always the first it has not had acknowledged).
-    let mut parts: Vec<PollResponse> = Vec::with_capacity(lanes.len());
+    let mut parts: Vec<Option<Collected>> = Vec::with_capacity(lanes.len());
     let mut total = 0;
     for (lane, tenant) in &lanes {
         let room = max - total;
         if room == 0 {
-            parts.push(PollResponse {
-                more_available: true,
-                ..PollResponse::default()
-            });
+            parts.push(Some(Collected::unread()));
             continue;
         }
         let part = lane_part(ctx, tenant, lane, share.min(room)).await?;
-        if part.sets.is_empty() {
+        if part.as_ref().is_none_or(Collected::is_empty) {
             // Nothing for it in what it read (its events filtered out, or acknowledged):
             // its position moves on, so the next poll reads further.
             skip_removed(
@@ -449,7 +447,7 @@ pub(super) async fn gather(
                     .map(|_| ()),
             )?;
         }
-        total += part.sets.len();
+        total += part.as_ref().map_or(0, Collected::len);
         parts.push(part);
     }
     for ((lane, tenant), part) in lanes.iter().zip(parts.iter_mut()) {
@@ -457,42 +455,56 @@ pub(super) async fn gather(
         if room == 0 {
             break;
         }
-        if part.more_available && !part.sets.is_empty() {
-            let more = lane_part(ctx, tenant, lane, part.sets.len() + room).await?;
-            total = total - part.sets.len() + more.sets.len();
-            *part = more;
-        }
+        let had = match part {
+            Some(p) if p.more && !p.is_empty() => p.len(),
+            _ => continue,
+        };
+        let more = lane_part(ctx, tenant, lane, had + room).await?;
+        total = total - had + more.as_ref().map_or(0, Collected::len);
+        *part = more;
     }
-    let mut answer = PollResponse::default();
-    let mut sets = Vec::with_capacity(total);
-    for ((lane, _), part) in lanes.iter().zip(parts) {
-        if !part.sets.is_empty() {
+    // A lane removed meanwhile gives nothing and has nothing more.
+    let more_available = parts.iter().flatten().any(|p| p.more);
+    let (lanes_with, collected): (Vec<_>, Vec<_>) = lanes
+        .iter()
+        .zip(parts)
+        .filter_map(|(lane, part)| part.map(|p| (lane, p)))
+        .unzip();
+    let signed = sets::sign(ctx, collected).await?;
+    let mut answer = PollResponse {
+        more_available,
+        ..PollResponse::default()
+    };
+    let mut all = Vec::with_capacity(total);
+    for ((lane, _), part) in lanes_with.into_iter().zip(signed) {
+        if !part.is_empty() {
             store::touch_receiver(ctx.store.conn(), &lane.id, &ctx.now()).await?;
         }
-        answer.more_available |= part.more_available;
-        sets.extend(part.sets.0);
+        all.extend(part.0);
     }
-    answer.sets = OrderedSets(sets);
+    answer.sets = OrderedSets(all);
     Ok(answer)
 }
 
-/// What one lane gives a group's poll: nothing when it was removed meanwhile; past
-/// retention, the 410 names its tenant and lane (the operator resyncs that tenant and
+/// What one lane gives a group's poll, collected: nothing when it was removed meanwhile;
+/// past retention, the 410 names its tenant and lane (the operator resyncs that tenant and
 /// replays that lane).
 async fn lane_part(
     ctx: &Context,
     tenant: &crate::domain::Tenant,
     lane: &ReceiverRow,
     max: usize,
-) -> Result<PollResponse, ServiceError> {
-    match sets::gather(ctx, tenant, lane, max).await {
+) -> Result<Option<Collected>, ServiceError> {
+    match sets::collect(ctx, tenant, lane, max).await {
+        Ok(part) => Ok(Some(part)),
+        Err(ServiceError::NotFound(_)) => Ok(None),
         Err(ServiceError::Invalid(e)) if e.status == 410 => Err(ScimError::new(
             410,
             None,
             format!("tenant {}, lane {}: {}", tenant.slug, lane.id, e.detail),
         )
         .into()),
-        other => other,
+        Err(other) => Err(other),
     }
 }
 

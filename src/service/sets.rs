@@ -954,6 +954,50 @@ pub(super) async fn gather(
     receiver: &ReceiverRow,
     max: usize,
 ) -> Result<PollResponse, ServiceError> {
+    let collected = collect(ctx, tenant, receiver, max).await?;
+    let more_available = collected.more;
+    Ok(PollResponse {
+        sets: sign(ctx, vec![collected]).await?.pop().unwrap_or_default(),
+        more_available,
+    })
+}
+
+/// What a receiver's next SETs are, before signing.
+pub(super) struct Collected {
+    alg: Alg,
+    pending: Vec<set::Claims>,
+    /// More SETs wait after these.
+    pub more: bool,
+}
+
+impl Collected {
+    /// Nothing read, more waiting (a lane a poll had no room for).
+    pub fn unread() -> Self {
+        Self {
+            alg: Alg::RS256,
+            pending: Vec::new(),
+            more: true,
+        }
+    }
+
+    /// How many SETs it holds.
+    pub fn len(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+}
+
+/// Reads up to `max` SETs after the receiver's position that it has not acknowledged,
+/// rendered but not signed (a group's poll collects again with more room before it signs).
+pub(super) async fn collect(
+    ctx: &Context,
+    tenant: &Tenant,
+    receiver: &ReceiverRow,
+    max: usize,
+) -> Result<Collected, ServiceError> {
     let conn = ctx.store.conn();
     crate::events::sequencer::number_tenant(&ctx.store, &tenant.id).await?;
     let acked: HashSet<String> = store::acked(conn, &receiver.id, receiver.position).await?;
@@ -992,26 +1036,46 @@ pub(super) async fn gather(
             break;
         }
     }
-    let mut sets = OrderedSets::default();
-    if !pending.is_empty() {
-        // Signing is CPU work (RS256: about a millisecond a SET): on the signing threads.
-        let signer = signer(ctx, alg).await?;
-        let signed = ctx
-            .sets
-            .sign(move || {
-                pending
-                    .into_iter()
-                    .map(|c| signer.sign(&c.claims).map(|jws| (c.jti, jws)))
-                    .collect::<Result<Vec<_>, KeyError>>()
-            })
-            .await?
-            .map_err(key_error)?;
-        sets.0 = signed;
+    Ok(Collected { alg, pending, more })
+}
+
+/// Signs what was collected, in one trip to the signing threads (`events::signing`;
+/// RS256 costs about a millisecond a SET): each part's SETs, in its order.
+pub(super) async fn sign(
+    ctx: &Context,
+    parts: Vec<Collected>,
+) -> Result<Vec<OrderedSets>, ServiceError> {
+    if parts.iter().all(Collected::is_empty) {
+        return Ok(parts.iter().map(|_| OrderedSets::default()).collect());
     }
-    Ok(PollResponse {
-        sets,
-        more_available: more,
-    })
+    let mut work = Vec::with_capacity(parts.len());
+    for part in parts {
+        let signer = if part.is_empty() {
+            None
+        } else {
+            Some(signer(ctx, part.alg).await?)
+        };
+        work.push((signer, part.pending));
+    }
+    let signed = ctx
+        .sets
+        .sign(move || {
+            work.into_iter()
+                .map(|(signer, pending)| match signer {
+                    None => Ok(OrderedSets::default()),
+                    Some(signer) => pending
+                        .into_iter()
+                        .map(|c| signer.sign(&c.claims).map(|jws| (c.jti, jws)))
+                        .collect::<Result<Vec<_>, KeyError>>()
+                        .map(OrderedSets),
+                })
+                .collect::<Result<Vec<_>, KeyError>>()
+        })
+        .await?
+        .map_err(key_error)?;
+    let count: usize = signed.iter().map(|s| s.0.len()).sum();
+    ctx.metrics.sets_signed.inc_by(count as u64);
+    Ok(signed)
 }
 
 /// The most SETs a poll asks for.

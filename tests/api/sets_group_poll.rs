@@ -15,7 +15,10 @@ use crate::sets::{SECRET, jwks, poll, verified};
 use crate::sets_push::app_receivers;
 use scimbus::domain::Scope;
 
-both_backends!(an_application_credential_receiver_polls_every_tenant_it_reads_with_one_credential);
+both_backends!(
+    an_application_credential_receiver_polls_every_tenant_it_reads_with_one_credential,
+    a_group_poll_signs_each_set_it_answers_once,
+);
 
 /// The SETs of a poll answer, verified, as (tenant slug from `iss`, user name, claims), in
 /// the answer's order.
@@ -277,4 +280,58 @@ async fn an_application_credential_receiver_polls_every_tenant_it_reads_with_one
     assert_eq!(refused.status(), 401);
     let body: Value = refused.json().await.unwrap();
     assert_eq!(body["err"], "authentication_failed", "{body}");
+}
+
+/// `scimbus_sets_signed_total` now.
+async fn signed(app: &TestApp) -> u64 {
+    let text = app.metrics_text().await;
+    text.lines()
+        .find_map(|l| l.strip_prefix("scimbus_sets_signed_total "))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+/// When one tenant's lane has more than its share of a poll and another's less, the busy
+/// lane gets the room left: the SETs answered are signed once each, not its share signed
+/// and then signed again with the rest (signing is the feed's main CPU cost).
+async fn a_group_poll_signs_each_set_it_answers_once(backend: Backend) {
+    let app = spawn_app_with(backend, &[("SCIMBUS_SET_KEY_SECRET", SECRET.to_owned())]).await;
+    let issued = issue_app(&app, json!({"name": "billing", "all_tenants": true})).await;
+    let app_id = issued["id"].as_str().unwrap().to_owned();
+    let group: Value = app
+        .admin(
+            Method::POST,
+            &format!("/apps/{app_id}/receivers"),
+            Some(json!({"name": "billing", "audience": "https://billing.example"})),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let token = group["token"].as_str().unwrap().to_owned();
+    let acme = issue(&app.ctx, "acme", vec![Scope::Scim]).await;
+    let other = issue(&app.ctx, "other", vec![Scope::Scim]).await;
+    for n in 0..3 {
+        app.create_user_in("acme", &acme, &format!("acme-{n}"))
+            .await;
+    }
+    for n in 0..30 {
+        app.create_user_in("other", &other, &format!("other-{n}"))
+            .await;
+    }
+    let before = signed(&app).await;
+    let answer = poll(
+        &app,
+        &token,
+        json!({"maxEvents": 20, "returnImmediately": true}),
+    )
+    .await;
+    let got = tenants_of(&app, &answer, &jwks(&app).await);
+    assert_eq!(got.len(), 20, "{:?}", summary(&got));
+    assert_eq!(got.iter().filter(|(t, _, _)| t == "acme").count(), 3);
+    assert_eq!(answer["moreAvailable"], true);
+    assert_eq!(
+        signed(&app).await - before,
+        20,
+        "SETs signed for a poll answering 20"
+    );
 }
