@@ -37,6 +37,8 @@ struct Inner {
     /// The tenants woken since the watcher of every tenant last looked; `None`: every
     /// tenant may have been.
     touched: Mutex<Option<HashSet<String>>>,
+    /// Watchers of a set of tenants (an application credential's SET receiver polling).
+    sets: Mutex<Vec<(Arc<HashSet<String>>, watch::Sender<u64>)>>,
 }
 
 impl Default for Inner {
@@ -46,6 +48,7 @@ impl Default for Inner {
             closed: AtomicBool::default(),
             any: watch::Sender::new(0),
             touched: Mutex::new(Some(HashSet::new())),
+            sets: Mutex::default(),
         }
     }
 }
@@ -73,6 +76,34 @@ impl EventWaiters {
     /// names the tenants woken since it was last called.
     pub fn subscribe_any(&self) -> watch::Receiver<u64> {
         self.inner.any.subscribe()
+    }
+
+    /// A receiver that changes at the next wake-up of any of `tenant_ids` (a poll of a
+    /// receiver of several tenants; one of every tenant watches them all instead).
+    pub fn subscribe_tenants(&self, tenant_ids: Arc<HashSet<String>>) -> watch::Receiver<u64> {
+        let (sender, receiver) = watch::channel(0);
+        self.inner
+            .sets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((tenant_ids, sender));
+        receiver
+    }
+
+    /// Wakes the watchers of sets that hold `tenant_id` (every set: `None`); forgets those
+    /// nobody watches any more.
+    fn wake_sets(&self, tenant_id: Option<&str>) {
+        let mut sets = self
+            .inner
+            .sets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        sets.retain(|(_, sender)| sender.receiver_count() > 0);
+        for (tenants, sender) in sets.iter() {
+            if tenant_id.is_none_or(|id| tenants.contains(id)) {
+                sender.send_modify(|n| *n = n.wrapping_add(1));
+            }
+        }
     }
 
     /// The tenants woken since the last call (`None`: every tenant may have been).
@@ -108,6 +139,7 @@ impl EventWaiters {
     /// Wakes the waiters of `tenant_id`; forgets the tenant when nobody waits on it.
     pub fn wake(&self, tenant_id: &str) {
         self.touch(Some(tenant_id));
+        self.wake_sets(Some(tenant_id));
         let mut tenants = self
             .inner
             .tenants
@@ -126,6 +158,7 @@ impl EventWaiters {
     /// connection that was lost and may have missed some).
     pub fn wake_all(&self) {
         self.touch(None);
+        self.wake_sets(None);
         let mut tenants = self
             .inner
             .tenants
@@ -165,6 +198,15 @@ impl EventWaiters {
             .unwrap_or_else(PoisonError::into_inner)
             .get(tenant_id)
             .map_or(0, watch::Sender::receiver_count)
+    }
+
+    /// How many sets of tenants have a watcher (or had one since the last wake-up).
+    pub fn sets_watched(&self) -> usize {
+        self.inner
+            .sets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     /// How many tenants have a waiter (or had one since their last wake-up).
@@ -238,6 +280,27 @@ mod tests {
         b.borrow_and_update();
         waiters.wake_from_payload(EVERY_TENANT);
         assert!(a.has_changed().unwrap() && b.has_changed().unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_watcher_of_some_tenants_wakes_for_those_only() {
+        let waiters = EventWaiters::default();
+        let mut some = waiters.subscribe_tenants(Arc::new(["a".to_owned(), "b".to_owned()].into()));
+        waiters.wake("c");
+        assert!(!some.has_changed().unwrap(), "another tenant's event");
+        waiters.wake("b");
+        assert!(some.has_changed().unwrap());
+        some.borrow_and_update();
+        waiters.wake_from_payload("c,a");
+        assert!(some.has_changed().unwrap());
+        some.borrow_and_update();
+        waiters.wake_all();
+        assert!(some.has_changed().unwrap());
+        // Dropped, it is forgotten at the next wake-up.
+        drop(some);
+        assert_eq!(waiters.sets_watched(), 1);
+        waiters.wake("z");
+        assert_eq!(waiters.sets_watched(), 0);
     }
 
     #[tokio::test]

@@ -388,6 +388,26 @@ async fn behind(
     Ok(lanes)
 }
 
+/// The tenants whose events a waiting poll of the group wakes for: its lanes' tenants;
+/// `None` when its credential reads every tenant (any tenant's event may be its, a new
+/// tenant's included).
+pub(super) async fn watched_tenants(
+    ctx: &Context,
+    group: &GroupRow,
+) -> Result<Option<std::sync::Arc<HashSet<String>>>, ServiceError> {
+    let conn = ctx.store.conn();
+    let every = apps::find(conn, &group.app_id)
+        .await?
+        .is_none_or(|app| app.all_tenants);
+    if every {
+        return Ok(None);
+    }
+    let lanes = store::group_lanes(conn, &group.id).await?;
+    Ok(Some(std::sync::Arc::new(
+        lanes.into_iter().map(|l| l.tenant_id.to_string()).collect(),
+    )))
+}
+
 /// Records a group poll's acknowledgements in the lanes whose events they name, and moves
 /// those lanes on.
 pub(super) async fn acknowledge(

@@ -1114,6 +1114,14 @@ pub async fn poll(
     if max == 0 {
         return Ok(PollResponse::default());
     }
+    // A group's wait is woken by its own tenants' events (by any tenant's, for a credential
+    // that reads every tenant, those created while it waits included).
+    let group_tenants = match &poller {
+        Poller::Group(group) if !request.return_immediately => {
+            super::set_groups::watched_tenants(ctx, group).await?
+        }
+        _ => None,
+    };
     loop {
         // Subscribed before gathering: an event committed meanwhile wakes the wait.
         let (mut woken, answer) = match &poller {
@@ -1122,7 +1130,10 @@ pub async fn poll(
                 gather(ctx, tenant, receiver, max).await?,
             ),
             Poller::Group(group) => (
-                ctx.event_waiters.subscribe_any(),
+                match &group_tenants {
+                    Some(ids) => ctx.event_waiters.subscribe_tenants(ids.clone()),
+                    None => ctx.event_waiters.subscribe_any(),
+                },
                 super::set_groups::gather(ctx, group, max).await?,
             ),
         };

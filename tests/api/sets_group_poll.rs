@@ -18,6 +18,7 @@ use scimbus::domain::Scope;
 both_backends!(
     an_application_credential_receiver_polls_every_tenant_it_reads_with_one_credential,
     a_group_poll_signs_each_set_it_answers_once,
+    a_waiting_group_poll_wakes_for_its_tenants_events,
 );
 
 /// The SETs of a poll answer, verified, as (tenant slug from `iss`, user name, claims), in
@@ -333,5 +334,70 @@ async fn a_group_poll_signs_each_set_it_answers_once(backend: Backend) {
         signed(&app).await - before,
         20,
         "SETs signed for a poll answering 20"
+    );
+}
+
+/// A receiver of a credential that reads acme only: its waiting poll (no
+/// `returnImmediately`) is woken by acme's event, not answered by another tenant's, and
+/// answers with acme's SET.
+async fn a_waiting_group_poll_wakes_for_its_tenants_events(backend: Backend) {
+    let app = spawn_app_with(backend, &[("SCIMBUS_SET_KEY_SECRET", SECRET.to_owned())]).await;
+    let issued = issue_app(&app, json!({"name": "crm", "tenants": ["acme"]})).await;
+    let app_id = issued["id"].as_str().unwrap().to_owned();
+    let group: Value = app
+        .admin(
+            Method::POST,
+            &format!("/apps/{app_id}/receivers"),
+            Some(json!({"name": "crm", "audience": "https://billing.example"})),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let token = group["token"].as_str().unwrap().to_owned();
+    let acme = issue(&app.ctx, "acme", vec![Scope::Scim]).await;
+    let other = issue(&app.ctx, "other", vec![Scope::Scim]).await;
+    // Nothing yet: drained.
+    let empty = poll(&app, &token, json!({"returnImmediately": true})).await;
+    let acked: Vec<String> = empty["sets"].as_object().unwrap().keys().cloned().collect();
+    poll(
+        &app,
+        &token,
+        json!({"ack": acked, "returnImmediately": true}),
+    )
+    .await;
+    let waiting = {
+        let client = app.client.clone();
+        let url = format!("{}/sets/v1/poll", app.address);
+        let token = token.clone();
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let answer: Value = client
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({"maxEvents": 10}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            (answer, started.elapsed())
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    app.create_user_in("other", &other, "elsewhere").await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !waiting.is_finished(),
+        "another tenant's event answered the wait"
+    );
+    app.create_user_in("acme", &acme, "woken").await;
+    let (answer, waited) = waiting.await.unwrap();
+    let got = tenants_of(&app, &answer, &jwks(&app).await);
+    assert_eq!(summary(&got), [("acme", "woken")], "{answer}");
+    assert!(
+        waited < std::time::Duration::from_secs(20),
+        "woken, not timed out: {waited:?}"
     );
 }
