@@ -22,6 +22,9 @@ use crate::store::outbox::NOTIFY_CHANNEL;
 /// The payload that wakes every waiter (too many tenants for one notification).
 pub const EVERY_TENANT: &str = "*";
 
+/// The tenants a watcher of several waits for, and the counter it watches.
+type SetWatcher = (Arc<HashSet<String>>, watch::Sender<u64>);
+
 /// Per tenant, a counter its waiters watch; a wake-up bumps it.
 #[derive(Debug, Default, Clone)]
 pub struct EventWaiters {
@@ -38,7 +41,7 @@ struct Inner {
     /// tenant may have been.
     touched: Mutex<Option<HashSet<String>>>,
     /// Watchers of a set of tenants (an application credential's SET receiver polling).
-    sets: Mutex<Vec<(Arc<HashSet<String>>, watch::Sender<u64>)>>,
+    sets: Mutex<Vec<SetWatcher>>,
 }
 
 impl Default for Inner {

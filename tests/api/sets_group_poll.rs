@@ -283,6 +283,23 @@ async fn an_application_credential_receiver_polls_every_tenant_it_reads_with_one
     assert_eq!(body["err"], "authentication_failed", "{body}");
 }
 
+/// The poll credential of a receiver (audience `https://billing.example`) of a new
+/// application credential issued with `credential`.
+async fn polling_receiver(app: &TestApp, credential: Value) -> String {
+    let issued = issue_app(app, credential).await;
+    let app_id = issued["id"].as_str().unwrap().to_owned();
+    let response = app
+        .admin(
+            Method::POST,
+            &format!("/apps/{app_id}/receivers"),
+            Some(json!({"name": "receiver", "audience": "https://billing.example"})),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    let group: Value = response.json().await.unwrap();
+    group["token"].as_str().unwrap().to_owned()
+}
+
 /// `scimbus_sets_signed_total` now.
 async fn signed(app: &TestApp) -> u64 {
     let text = app.metrics_text().await;
@@ -296,19 +313,7 @@ async fn signed(app: &TestApp) -> u64 {
 /// and then signed again with the rest (signing is the feed's main CPU cost).
 async fn a_group_poll_signs_each_set_it_answers_once(backend: Backend) {
     let app = spawn_app_with(backend, &[("SCIMBUS_SET_KEY_SECRET", SECRET.to_owned())]).await;
-    let issued = issue_app(&app, json!({"name": "billing", "all_tenants": true})).await;
-    let app_id = issued["id"].as_str().unwrap().to_owned();
-    let group: Value = app
-        .admin(
-            Method::POST,
-            &format!("/apps/{app_id}/receivers"),
-            Some(json!({"name": "billing", "audience": "https://billing.example"})),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    let token = group["token"].as_str().unwrap().to_owned();
+    let token = polling_receiver(&app, json!({"name": "billing", "all_tenants": true})).await;
     let acme = issue(&app.ctx, "acme", vec![Scope::Scim]).await;
     let other = issue(&app.ctx, "other", vec![Scope::Scim]).await;
     for n in 0..3 {
@@ -342,19 +347,7 @@ async fn a_group_poll_signs_each_set_it_answers_once(backend: Backend) {
 /// answers with acme's SET.
 async fn a_waiting_group_poll_wakes_for_its_tenants_events(backend: Backend) {
     let app = spawn_app_with(backend, &[("SCIMBUS_SET_KEY_SECRET", SECRET.to_owned())]).await;
-    let issued = issue_app(&app, json!({"name": "crm", "tenants": ["acme"]})).await;
-    let app_id = issued["id"].as_str().unwrap().to_owned();
-    let group: Value = app
-        .admin(
-            Method::POST,
-            &format!("/apps/{app_id}/receivers"),
-            Some(json!({"name": "crm", "audience": "https://billing.example"})),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    let token = group["token"].as_str().unwrap().to_owned();
+    let token = polling_receiver(&app, json!({"name": "crm", "tenants": ["acme"]})).await;
     let acme = issue(&app.ctx, "acme", vec![Scope::Scim]).await;
     let other = issue(&app.ctx, "other", vec![Scope::Scim]).await;
     // Nothing yet: drained.
