@@ -85,11 +85,15 @@ impl EventWaiters {
     /// receiver of several tenants; one of every tenant watches them all instead).
     pub fn subscribe_tenants(&self, tenant_ids: Arc<HashSet<String>>) -> watch::Receiver<u64> {
         let (sender, receiver) = watch::channel(0);
-        self.inner
+        let mut sets = self
+            .inner
             .sets
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push((tenant_ids, sender));
+            .unwrap_or_else(PoisonError::into_inner);
+        // Those of polls that ended (answered or timed out) go here too, not only at a
+        // wake-up: a quiet deployment's polls would otherwise pile up.
+        sets.retain(|(_, sender)| sender.receiver_count() > 0);
+        sets.push((tenant_ids, sender));
         receiver
     }
 
@@ -299,11 +303,15 @@ mod tests {
         some.borrow_and_update();
         waiters.wake_all();
         assert!(some.has_changed().unwrap());
-        // Dropped, it is forgotten at the next wake-up.
+        // Dropped, it is forgotten at the next wake-up, or the next subscription.
         drop(some);
         assert_eq!(waiters.sets_watched(), 1);
         waiters.wake("z");
         assert_eq!(waiters.sets_watched(), 0);
+        for _ in 0..1000 {
+            drop(waiters.subscribe_tenants(Arc::new(["a".to_owned()].into())));
+        }
+        assert_eq!(waiters.sets_watched(), 1, "ended polls do not pile up");
     }
 
     #[tokio::test]

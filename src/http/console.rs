@@ -20,11 +20,9 @@ use super::setup::{loopback, same_origin};
 use crate::domain::Scope;
 use crate::domain::{JournalEntry, JournalQuery, Timestamp};
 use crate::scim::error::ScimError;
-use crate::service::console::{self, Operator};
+use crate::service::audit::AuditEntry;
+use crate::service::console::{self, BACKLOG_CAP, EventMinute, Operator};
 use crate::service::{Context, ServiceError, audit, brake, jobs, journal, schemas, setup, tenants};
-use crate::store::audit::AuditEntry;
-use crate::store::console::BACKLOG_CAP;
-use crate::store::console::EventMinute;
 
 const SESSION_COOKIE: &str = "scimbus_console";
 
@@ -68,6 +66,22 @@ impl actix_web::ResponseError for Failure {
             html! { p.refused #failure { (detail) } },
         )
     }
+}
+
+/// A form the console's pages never send, as a page: 415 for another media type, 413 for
+/// a body over the limit, 400 for the rest.
+fn bad_form(error: actix_web::error::UrlencodedError) -> actix_web::Error {
+    use actix_web::error::UrlencodedError;
+    let refused = match error {
+        UrlencodedError::ContentType => ApiError::Scim(ScimError::new(
+            415,
+            None,
+            "send the form as application/x-www-form-urlencoded",
+        )),
+        UrlencodedError::Overflow { limit, .. } => ApiError::PayloadTooLarge(limit),
+        other => ApiError::Scim(ScimError::invalid_value(other.to_string())),
+    };
+    Failure(refused).into()
 }
 
 /// A form or query the console's pages never send: 400, as a page.
@@ -144,7 +158,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     let post = |path, route: actix_web::Route| resource(path, "POST", route.method(Method::POST));
     cfg.service(
         web::scope("/console")
-            .app_data(web::FormConfig::default().error_handler(|e, _| bad_input(e.to_string())))
+            .app_data(web::FormConfig::default().error_handler(|e, _| bad_form(e)))
             .app_data(web::QueryConfig::default().error_handler(|e, _| bad_input(e.to_string())))
             .service(get("/", web::to(home)))
             .service(get("/assets/console.css", web::to(style)))
@@ -443,6 +457,8 @@ async fn tenant_list(
     let search = params.q.as_deref().filter(|q| !q.trim().is_empty());
     let (rows, more) = console::tenants(&ctx, search, params.after.as_deref()).await?;
     let now = ctx.clock.now();
+    // Without a relay nothing is ever published: every event would count as backlog.
+    let relay = ctx.keep_unpublished;
     let next = match rows.last() {
         Some(last) if more => {
             let mut next = url::form_urlencoded::Serializer::new(String::new());
@@ -478,17 +494,21 @@ async fn tenant_list(
                                 } @else { "none yet" }
                             }
                             td.errors { (row.errors) }
-                            td.backlog {
-                                (row.backlog.min(BACKLOG_CAP))
-                                @if row.backlog > BACKLOG_CAP { "+" }
-                            }
-                            td.oldest {
-                                @if let Some(at) = &row.oldest_unpublished {
-                                    span title=(at.as_str()) { (age(now, at)) " old" }
-                                } @else { "—" }
+                            @if relay {
+                                td.backlog {
+                                    (row.backlog.min(BACKLOG_CAP))
+                                    @if row.backlog > BACKLOG_CAP { "+" }
+                                }
+                                td.oldest {
+                                    @if let Some(at) = &row.oldest_unpublished {
+                                        span title=(at.as_str()) { (age(now, at)) " old" }
+                                    } @else { "—" }
+                                }
+                            } @else {
+                                td.backlog { "no relay" } td.oldest { "—" }
                             }
                             td.brake {
-                                @if let Some((since, n)) = &row.held { strong.refused { "holding since " (since.as_str()) " (" (n) " events)" } }
+                                @if let Some((since, n)) = &row.held { strong.refused { "holding since " (since.as_str()) " (" (n) @if *n == 1 { " event)" } @else { " events)" } } }
                                 @else { "clear" }
                             }
                         }
@@ -1162,7 +1182,11 @@ async fn events_page(
             }
             p #event-total { (total) " events in the last " (hours) " h." }
             (chart("events-per-minute", "Events per minute", "events", &minutes, |m| m.events as f64))
-            (chart("relay-lag", "Relay lag (the longest wait from written to published)", "s", &minutes, |m| m.max_lag_seconds))
+            @if ctx.keep_unpublished {
+                (chart("relay-lag", "Relay lag (the longest wait from written to published)", "s", &minutes, |m| m.max_lag_seconds))
+            } @else {
+                p #no-relay { "No relay publishes this deployment's events to RabbitMQ (retention prunes unpublished events: SCIMBUS_RETENTION_UNPUBLISHED=prune, the default on SQLite without SCIMBUS_AMQP_URL): apps read them through the pull API or SET receivers, and there is no relay lag to show." }
+            }
             p { a href={ "/console/tenants/" (slug.as_str()) } { "Back to the tenant" } }
         },
     ))

@@ -6,7 +6,8 @@ use serde_json::Value;
 
 use super::{Context, ServiceError};
 use crate::store::StoreError;
-use crate::store::audit::{self, AuditEntry};
+use crate::store::audit;
+pub use crate::store::audit::AuditEntry;
 use crate::telemetry::Correlation;
 
 /// The actor of an admin action: a named admin token or the OS user running the CLI.

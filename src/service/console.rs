@@ -13,7 +13,8 @@ use super::audit::{self, Actor};
 use super::{Context, ServiceError};
 use crate::domain::{JournalEntry, JournalQuery, Timestamp};
 use crate::scim::error::ScimError;
-use crate::store::console::{self as store, EventMinute, SessionRow, TenantHealthRow};
+use crate::store::console::{self as store, SessionRow};
+pub use crate::store::console::{BACKLOG_CAP, EventMinute, TenantHealthRow};
 use crate::store::tokens;
 use crate::tenancy::token;
 

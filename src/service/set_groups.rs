@@ -483,7 +483,7 @@ pub(super) async fn gather(
         total = total - had + more.as_ref().map_or(0, Collected::len);
         *part = more;
     }
-    // A lane removed meanwhile gives nothing and has nothing more.
+    // A lane whose tenant is gone gives nothing and has nothing more.
     let more_available = parts.iter().flatten().any(|p| p.more);
     let (lanes_with, collected): (Vec<_>, Vec<_>) = lanes
         .iter()
@@ -506,9 +506,10 @@ pub(super) async fn gather(
     Ok(answer)
 }
 
-/// What one lane gives a group's poll, collected: nothing when it was removed meanwhile;
-/// past retention, the 410 names its tenant and lane (the operator resyncs that tenant and
-/// replays that lane).
+/// What one lane gives a group's poll, collected: nothing when its tenant is gone (purged
+/// meanwhile); past retention, the 410 names its tenant and lane (the operator resyncs that
+/// tenant and replays that lane). A lane removed after `behind` read it still gives what
+/// it read; its acknowledgements then find no lane, which they skip.
 async fn lane_part(
     ctx: &Context,
     tenant: &crate::domain::Tenant,

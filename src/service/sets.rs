@@ -1114,24 +1114,19 @@ pub async fn poll(
     if max == 0 {
         return Ok(PollResponse::default());
     }
-    // A group's wait is woken by its own tenants' events (by any tenant's, for a credential
-    // that reads every tenant, those created while it waits included).
-    let group_tenants = match &poller {
-        Poller::Group(group) if !request.return_immediately => {
-            super::set_groups::watched_tenants(ctx, group).await?
-        }
-        _ => None,
-    };
     loop {
-        // Subscribed before gathering: an event committed meanwhile wakes the wait.
+        // Subscribed before gathering: an event committed meanwhile wakes the wait. A
+        // group's wait is woken by its own lanes' tenants' events (read again each time:
+        // its lanes follow the credential), by any tenant's for a credential that reads
+        // every tenant (those created while it waits included).
         let (mut woken, answer) = match &poller {
             Poller::Receiver(receiver, tenant) => (
                 ctx.event_waiters.subscribe(tenant.id.as_str()),
                 gather(ctx, tenant, receiver, max).await?,
             ),
             Poller::Group(group) => (
-                match &group_tenants {
-                    Some(ids) => ctx.event_waiters.subscribe_tenants(ids.clone()),
+                match super::set_groups::watched_tenants(ctx, group).await? {
+                    Some(ids) => ctx.event_waiters.subscribe_tenants(ids),
                     None => ctx.event_waiters.subscribe_any(),
                 },
                 super::set_groups::gather(ctx, group, max).await?,

@@ -379,6 +379,8 @@ async fn a_waiting_group_poll_wakes_for_its_tenants_events(backend: Backend) {
         })
     };
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // It waits on its credential's tenants, not on every tenant.
+    assert_eq!(app.ctx.event_waiters.sets_watched(), 1);
     app.create_user_in("other", &other, "elsewhere").await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert!(

@@ -193,7 +193,11 @@ def main() -> None:
     write_dict(dict_dir, "console_csrf", [csrf])
     write_dict(dict_dir, "console_tokens", [admin])
     write_dict(dict_dir, "console_confirm", [slug])
-    write_dict(dict_dir, "console_revocable_ids", [victim["id"], victim_link])
+    # Its own token and link to revoke: the admin pass, earlier, revokes the others.
+    status, console_victim = request("POST", f"{base}/admin/v1/tenants/{slug}/tokens", admin,
+                                     {"name": "fuzz-console-victim", "scopes": ["scim"]})
+    expect(status, 201, "issuing the console's victim token", console_victim)
+    write_dict(dict_dir, "console_revocable_ids", [console_victim["id"], setup_link()["id"]])
     # The tenant's journal keeps its newest entries only, and the earlier passes send
     # thousands: hooks.py puts the newest entry's id where the run sends this one.
     write_dict(dict_dir, "journal_ids", [console_session.NEWEST_ENTRY])
