@@ -215,15 +215,7 @@ pub async fn erase(
             let subject: Option<String> = row.try_get("", "subject")?;
             let target: String = row.try_get("", "target")?;
             let (request, response) = unpack(&row.try_get::<Vec<u8>>("", "bodies")?)?;
-            let mentions = [
-                subject.as_deref(),
-                Some(target.as_str()),
-                request.as_deref(),
-            ]
-            .into_iter()
-            .chain([response.as_deref()])
-            .flatten()
-            .any(|text| text.contains(id));
+            let mentions = names(subject.as_deref(), &target, [&request, &response], id);
             if mentions {
                 doomed.push(entry.clone());
             }
@@ -248,6 +240,40 @@ pub async fn erase(
             .rows_affected();
     }
     Ok(gone)
+}
+
+/// Whether an entry names the resource `id`: as its subject (`Users/{id}`), as a segment
+/// of its target's path, quoted in its target's query (a filter's `"{id}"`), or in a body
+/// as a JSON string value (`"{id}"`, not a member's name) or the last segment of one (a
+/// `$ref`'s `…/{id}"`). Not a mere substring: erasing `Users/1` must not take every entry with a "1" in it.
+fn names(subject: Option<&str>, target: &str, bodies: [&Option<String>; 2], id: &str) -> bool {
+    if id.is_empty() {
+        return false;
+    }
+    if subject
+        .and_then(|s| s.split_once('/'))
+        .is_some_and(|(_, s)| s == id)
+    {
+        return true;
+    }
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    if path.split('/').any(|segment| segment == id) {
+        return true;
+    }
+    let quoted = format!("\"{id}\"");
+    let referenced = format!("/{id}\"");
+    // A JSON string that is a value, not a member's name (`"{id}":`).
+    let value = |text: &str| {
+        text.match_indices(&quoted)
+            .any(|(at, _)| !text[at + quoted.len()..].trim_start().starts_with(':'))
+    };
+    let query_names = url::form_urlencoded::parse(query.as_bytes())
+        .any(|(key, v)| key.contains(&quoted) || v.contains(&quoted));
+    query_names
+        || bodies
+            .into_iter()
+            .flatten()
+            .any(|body| value(body) || body.contains(&referenced))
 }
 
 /// Removes every entry of the tenant (its purge); returns how many went.
@@ -328,5 +354,34 @@ mod tests {
         // Two copies of a body take less room than one would unpacked.
         assert!(packed.len() < user.len(), "{} bytes", packed.len());
         assert!(unpack(b"not deflate").is_err());
+    }
+
+    #[test]
+    fn an_entry_names_an_id_as_its_subject_a_path_segment_or_a_quoted_value_only() {
+        let id = "0193c1f2-7f3a-7b4c-9d2e-3f4a5b6c7d8e";
+        let none: Option<String> = None;
+        let members = Some(format!(r#"{{"members":[{{"value":"{id}"}}]}}"#));
+        let reference = Some(format!(r#"{{"$ref":"https://x/Users/{id}"}}"#));
+        let filter = format!("/Groups?filter=members.value%20eq%20%22{id}%22");
+        let named = [
+            names(Some(&format!("Users/{id}")), "/Users", [&none, &none], id),
+            names(None, &format!("/Users/{id}"), [&none, &none], id),
+            names(None, &filter, [&none, &none], id),
+            names(None, "/Groups", [&members, &none], id),
+            names(None, "/Groups", [&none, &reference], id),
+        ];
+        assert!(named.iter().all(|n| *n), "{named:?}");
+        let ordinary = Some(format!(
+            r#"{{"id":"{id}","userName":"user1","meta":{{"version":"W/\"1\""}},"totalResults":1,"a":"alice"}}"#
+        ));
+        let subject = format!("Users/{id}");
+        let target = format!("/Users/{id}?x=1");
+        for short in ["1", "a", "0193c1f2", "user", "x"] {
+            assert!(
+                !names(Some(&subject), &target, [&ordinary, &none], short),
+                "{short}"
+            );
+        }
+        assert!(!names(None, "/Users", [&ordinary, &none], ""));
     }
 }

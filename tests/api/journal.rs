@@ -202,6 +202,30 @@ async fn the_journal_keeps_the_newest_entries_and_erasure_removes_a_subjects(bac
         "{newest}"
     );
 
+    // Erasure removes the entries that name the subject, not those that merely contain its
+    // characters: erasing `Users/a` or `Users/1` (no such users; every body holds an "a"
+    // and a "1") or a user id's first half leaves the journal as it was.
+    let before = journal(&app, "", 1).await.len();
+    for subject in [
+        "Users/a".to_owned(),
+        "Users/1".to_owned(),
+        format!("Users/{}", &ids[7][..8]),
+    ] {
+        let response = app
+            .admin(
+                Method::POST,
+                "/tenants/acme/events/purge",
+                Some(json!({"subject": subject})),
+            )
+            .await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            journal(&app, "", 1).await.len(),
+            before,
+            "erasing {subject}"
+        );
+    }
+
     // Erasure of a subject removes its entries: its own, and the group's that names it.
     let subject = format!("Users/{}", ids[7]);
     let response = app
