@@ -19,6 +19,18 @@ both_backends!(
     a_tenant_turned_off_is_not_journaled,
 );
 
+/// Erases `subject` of acme (`POST /admin/v1/tenants/acme/events/purge`); 200.
+async fn erase(app: &TestApp, subject: &str) {
+    let response = app
+        .admin(
+            Method::POST,
+            "/tenants/acme/events/purge",
+            Some(json!({"subject": subject})),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+}
+
 /// acme's journal once it holds at least `n` entries matching `query`.
 async fn journal(app: &TestApp, query: &str, n: usize) -> Vec<Value> {
     app.journal_of("acme", query, n).await
@@ -211,14 +223,7 @@ async fn the_journal_keeps_the_newest_entries_and_erasure_removes_a_subjects(bac
         "Users/1".to_owned(),
         format!("Users/{}", &ids[7][..8]),
     ] {
-        let response = app
-            .admin(
-                Method::POST,
-                "/tenants/acme/events/purge",
-                Some(json!({"subject": subject})),
-            )
-            .await;
-        assert_eq!(response.status(), 200);
+        erase(&app, &subject).await;
         assert_eq!(
             journal(&app, "", 1).await.len(),
             before,
@@ -227,15 +232,7 @@ async fn the_journal_keeps_the_newest_entries_and_erasure_removes_a_subjects(bac
     }
 
     // Erasure of a subject removes its entries: its own, and the group's that names it.
-    let subject = format!("Users/{}", ids[7]);
-    let response = app
-        .admin(
-            Method::POST,
-            "/tenants/acme/events/purge",
-            Some(json!({"subject": subject})),
-        )
-        .await;
-    assert_eq!(response.status(), 200);
+    erase(&app, &format!("Users/{}", ids[7])).await;
     let left = journal(&app, "", 1).await;
     let text = serde_json::to_string(&left).unwrap();
     assert!(!text.contains(&ids[7]), "{text}");
