@@ -30,7 +30,7 @@ use super::{Context, ServiceError};
 use crate::domain::TenantId;
 use crate::scim::error::ScimError;
 use crate::store::sets::{self as store, GroupRow, ReceiverRow};
-use crate::store::{apps, tenants};
+use crate::store::{apps, outbox, tenants};
 use crate::tenancy::token;
 
 /// How often the pusher reconciles the groups' lanes with what their credentials read.
@@ -419,7 +419,13 @@ pub(super) async fn acknowledge(
     if jtis.is_empty() {
         return Ok(());
     }
-    for (lane, tenant) in behind(ctx, group).await? {
+    // The lanes whose tenants hold the events acknowledged: the others stay as they are
+    // (their position, and their last poll, which orders whose turn comes first).
+    let lanes = behind(ctx, group).await?;
+    let tenant_ids: Vec<TenantId> = lanes.iter().map(|(_, t)| t.id.clone()).collect();
+    let events: Vec<&str> = jtis.iter().filter_map(|j| sets::event_id(j)).collect();
+    let holding = outbox::tenants_holding(ctx.store.conn(), &tenant_ids, &events).await?;
+    for (lane, tenant) in lanes.into_iter().filter(|(_, t)| holding.contains(&t.id)) {
         let (_, recorded) = skip_removed(
             sets::acknowledge(ctx, &tenant, &lane.id, &jtis)
                 .await

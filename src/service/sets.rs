@@ -810,7 +810,7 @@ fn render(
 
 /// The event id a `jti` scimbus made names (`{id}` or `{id}-{n}`); `None` for any other text
 /// (an acknowledgement of it is ignored).
-fn event_id(jti: &str) -> Option<&str> {
+pub(super) fn event_id(jti: &str) -> Option<&str> {
     let id = jti.get(..36)?;
     uuid::Uuid::parse_str(id).ok()?;
     match jti.get(36..)? {

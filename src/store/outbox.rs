@@ -490,6 +490,31 @@ pub async fn sequences_of(
     Ok(found)
 }
 
+/// Which of `tenant_ids` hold any of the events `ids` (probes of the `(tenant_id, id)`
+/// index).
+pub async fn tenants_holding(
+    conn: &impl ConnectionTrait,
+    tenant_ids: &[TenantId],
+    ids: &[&str],
+) -> Result<std::collections::HashSet<TenantId>, StoreError> {
+    let mut found = std::collections::HashSet::new();
+    for tenants in tenant_ids.chunks(100) {
+        for chunk in ids.chunks(500) {
+            let rows: Vec<String> = outbox::Entity::find()
+                .select_only()
+                .column(outbox::Column::TenantId)
+                .distinct()
+                .filter(outbox::Column::TenantId.is_in(tenants.iter().map(|t| t.as_str())))
+                .filter(outbox::Column::Id.is_in(chunk.iter().copied()))
+                .into_tuple::<String>()
+                .all(conn)
+                .await?;
+            found.extend(rows.into_iter().map(TenantId::from));
+        }
+    }
+    Ok(found)
+}
+
 /// Replaces one event's stored payload (erasure).
 pub async fn replace_payload(
     conn: &impl ConnectionTrait,

@@ -19,6 +19,7 @@ both_backends!(
     an_application_credential_receiver_polls_every_tenant_it_reads_with_one_credential,
     a_group_poll_signs_each_set_it_answers_once,
     a_waiting_group_poll_wakes_for_its_tenants_events,
+    acknowledging_touches_the_lanes_whose_events_it_names_only,
 );
 
 /// The SETs of a poll answer, verified, as (tenant slug from `iss`, user name, claims), in
@@ -394,5 +395,72 @@ async fn a_waiting_group_poll_wakes_for_its_tenants_events(backend: Backend) {
     assert!(
         waited < std::time::Duration::from_secs(20),
         "woken, not timed out: {waited:?}"
+    );
+}
+
+/// A group poll acknowledging SETs of one tenant records them in that tenant's lane and
+/// leaves the other lanes that are behind as they were (not even their last poll time,
+/// which orders whose turn comes first when `maxEvents` is short).
+async fn acknowledging_touches_the_lanes_whose_events_it_names_only(backend: Backend) {
+    let app = spawn_app_with(backend, &[("SCIMBUS_SET_KEY_SECRET", SECRET.to_owned())]).await;
+    let issued = issue_app(&app, json!({"name": "crm", "all_tenants": true})).await;
+    let app_id = issued["id"].as_str().unwrap().to_owned();
+    let response = app
+        .admin(
+            Method::POST,
+            &format!("/apps/{app_id}/receivers"),
+            Some(json!({"name": "crm", "audience": "https://billing.example"})),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    let group: Value = response.json().await.unwrap();
+    let token = group["token"].as_str().unwrap().to_owned();
+    let group_id = group["id"].as_str().unwrap().to_owned();
+    let acme = issue(&app.ctx, "acme", vec![Scope::Scim]).await;
+    let other = issue(&app.ctx, "other", vec![Scope::Scim]).await;
+    app.create_user_in("acme", &acme, "acme-0").await;
+    app.create_user_in("other", &other, "other-0").await;
+    let answer = poll(&app, &token, json!({"returnImmediately": true})).await;
+    let keys = jwks(&app).await;
+    let got = tenants_of(&app, &answer, &keys);
+    assert_eq!(got.len(), 2, "{:?}", summary(&got));
+    let acme_jti: Vec<String> = answer["sets"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .zip(&got)
+        .filter(|(_, (tenant, _, _))| tenant == "acme")
+        .map(|(jti, _)| jti.clone())
+        .collect();
+    let lanes = || async {
+        scimbus::store::sets::group_lanes(app.ctx.store.conn(), &group_id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|l| (l.tenant_id.to_string(), (l.position, l.last_polled_at)))
+            .collect::<HashMap<_, _>>()
+    };
+    let before = lanes().await;
+    let other_id = scimbus::store::tenants::find(
+        app.ctx.store.conn(),
+        &scimbus::domain::TenantSlug::parse("other").unwrap(),
+    )
+    .await
+    .unwrap()
+    .unwrap()
+    .id
+    .to_string();
+    // Acknowledge acme's SET alone, asking for nothing more.
+    let done = poll(&app, &token, json!({"ack": acme_jti, "maxEvents": 0})).await;
+    assert_eq!(done["sets"], json!({}), "{done}");
+    let after = lanes().await;
+    assert_eq!(
+        after[&other_id], before[&other_id],
+        "other's lane untouched"
+    );
+    assert!(
+        after
+            .iter()
+            .any(|(t, (position, _))| *t != other_id && *position > before[t].0)
     );
 }
