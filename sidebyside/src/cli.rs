@@ -120,6 +120,10 @@ pub(crate) struct Args {
     /// environment, which scimbus inherits.
     #[arg(long, default_value_t = 0)]
     pub(crate) set_receivers: u32,
+    /// The JWS algorithm of those receivers' SETs: `RS256` (what the Shared Signals
+    /// interoperability profile requires) or `ES256` (a P-256 key, cheaper to sign with).
+    #[arg(long, default_value = "RS256", value_parser = ["RS256", "ES256"])]
+    pub(crate) set_alg: String,
     #[arg(
         long,
         env = "SCIMBUS_BENCH_AMQP_URL",

@@ -206,6 +206,8 @@ impl Bench {
                     &name,
                     "--endpoint",
                     &receiver.url,
+                    "--alg",
+                    &self.args.set_alg,
                 ])
                 .await?;
             }
