@@ -85,28 +85,27 @@ impl EventWaiters {
     /// receiver of several tenants; one of every tenant watches them all instead).
     pub fn subscribe_tenants(&self, tenant_ids: Arc<HashSet<String>>) -> watch::Receiver<u64> {
         let (sender, receiver) = watch::channel(0);
+        // Those of polls that ended (answered or timed out) go here too, not only at a
+        // wake-up: a quiet deployment's polls would otherwise pile up.
+        self.live_sets().push((tenant_ids, sender));
+        receiver
+    }
+
+    /// The watchers of sets of tenants, those nobody watches any more dropped.
+    fn live_sets(&self) -> std::sync::MutexGuard<'_, Vec<SetWatcher>> {
         let mut sets = self
             .inner
             .sets
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        // Those of polls that ended (answered or timed out) go here too, not only at a
-        // wake-up: a quiet deployment's polls would otherwise pile up.
         sets.retain(|(_, sender)| sender.receiver_count() > 0);
-        sets.push((tenant_ids, sender));
-        receiver
+        sets
     }
 
     /// Wakes the watchers of sets that hold `tenant_id` (every set: `None`); forgets those
     /// nobody watches any more.
     fn wake_sets(&self, tenant_id: Option<&str>) {
-        let mut sets = self
-            .inner
-            .sets
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        sets.retain(|(_, sender)| sender.receiver_count() > 0);
-        for (tenants, sender) in sets.iter() {
+        for (tenants, sender) in self.live_sets().iter() {
             if tenant_id.is_none_or(|id| tenants.contains(id)) {
                 sender.send_modify(|n| *n = n.wrapping_add(1));
             }
