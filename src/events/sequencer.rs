@@ -20,10 +20,24 @@ use crate::store::{Backend, Store, StoreError, brake, outbox};
 pub const BATCH: u64 = 1_000;
 
 /// Numbers every waiting event of the tenant; returns how many.
+///
+/// Nothing waiting (a read, no lock) returns at once: a numbering takes the tenant's row
+/// lock, a write flushed at commit, and the callers that number on every wake-up (the SET
+/// pusher and each push lane, polls) would otherwise make the relay's numbering wait for
+/// theirs. Every event committed before the call is still numbered when it returns: a
+/// numbering in progress has not yet committed the removal of what it numbers, so its events
+/// still show as waiting, and this call waits for its lock.
 pub async fn number_tenant(store: &Store, tenant_id: &TenantId) -> Result<u64, StoreError> {
-    if store.backend() != Backend::Postgres {
+    if store.backend() != Backend::Postgres
+        || !outbox::has_unnumbered(store.conn(), tenant_id).await?
+    {
         return Ok(0);
     }
+    number_waiting(store, tenant_id).await
+}
+
+/// Numbers the tenant's waiting events, batch by batch, under its row lock.
+async fn number_waiting(store: &Store, tenant_id: &TenantId) -> Result<u64, StoreError> {
     let mut total = 0;
     loop {
         let txn = store.begin_write().await?;
@@ -47,7 +61,7 @@ pub async fn number_all(store: &Store) -> Result<u64, StoreError> {
     }
     let mut total = 0;
     for tenant_id in outbox::tenants_with_unnumbered(store.conn()).await? {
-        total += number_tenant(store, &tenant_id).await?;
+        total += number_waiting(store, &tenant_id).await?;
     }
     Ok(total)
 }
