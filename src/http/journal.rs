@@ -1,7 +1,8 @@
 //! Captures each authenticated SCIM request for the request journal (`service::journal`):
-//! method, path and query, status, `scimType`, duration, request id, the token's name, and
-//! both bodies, redacted before they leave the request. Recording only queues the entry;
-//! the database write happens off the request path.
+//! method, path and query, status, duration, request id, the token's name, and both bodies
+//! as they were (shared buffers, not copies). Recording only queues the capture: parsing
+//! and redacting the bodies (and reading `scimType` and the subject from them) and the
+//! database write happen in the journal's writer, off the request path.
 
 use std::time::Instant;
 
@@ -9,10 +10,10 @@ use actix_web::body::{BodySize, BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, web};
-use serde_json::Value;
 
 use crate::domain::JournalEntry;
 use crate::service::Context;
+use crate::service::journal::{Captured, CapturedBody, CapturedKind};
 use crate::tenancy::auth::AuthenticatedTenant;
 
 /// The request body as the body extractor read it: its size, and a copy when it is within
@@ -40,7 +41,8 @@ pub async fn capture(
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' ').map(|(_, t)| t.trim().to_owned()));
+        .and_then(|v| v.split_once(' ').map(|(_, t)| t.trim().to_owned()))
+        .map(zeroize::Zeroizing::new);
     let request_id = req
         .extensions()
         .get::<crate::telemetry::Correlation>()
@@ -65,84 +67,49 @@ pub async fn capture(
     let (kept, body) = match body.size() {
         BodySize::Sized(n) if usize::try_from(n).is_ok_and(|n| n <= limit) => {
             match actix_web::body::to_bytes(body).await {
-                Ok(bytes) => (Ok(bytes.clone()), BoxBody::new(bytes)),
-                Err(_) => (Err(0), BoxBody::new(web::Bytes::new())),
+                Ok(bytes) => (CapturedBody::Kept(bytes.clone()), BoxBody::new(bytes)),
+                Err(_) => (CapturedBody::Empty, BoxBody::new(web::Bytes::new())),
             }
         }
-        BodySize::Sized(n) => (Err(n), body),
-        _ => (Err(0), body),
+        BodySize::Sized(n) => (CapturedBody::Over(n), body),
+        _ => (CapturedBody::Empty, body),
     };
     let response = response.set_body(body);
-    let status = response.status().as_u16();
-    let registry = &auth.tenant.registry;
-    let resource_type = if target.contains("/Groups") {
-        Some(registry.group())
+    let kind = if target.contains("/Groups") {
+        Some(CapturedKind::Group)
     } else if target.contains("/Users") || target.contains("/Me") {
-        Some(registry.user())
+        Some(CapturedKind::User)
     } else {
         None
     };
-    let redactor = crate::service::journal::Redactor::new(
-        registry,
-        resource_type,
-        bearer.as_deref(),
-        ctx.journal.settings.mask,
-    );
-    let request_body = raw.and_then(|raw| match raw.kept {
-        Some(bytes) => redactor.body(&bytes),
-        None => Some(format!(
-            "[{} bytes: over the journal's limit, not kept]",
-            raw.len
-        )),
-    });
-    // The answer is parsed once: its `scimType` and `id` are read, then it is redacted.
-    let answered = kept
-        .as_ref()
-        .ok()
-        .and_then(|bytes| serde_json::from_slice::<Value>(bytes).ok());
-    let scim_type = answered
-        .as_ref()
-        .filter(|_| status >= 400)
-        .and_then(|v| v.get("scimType"))
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    let subject = subject(&target, answered.as_ref());
-    let response_body = match (kept, answered) {
-        (Ok(_), Some(value)) => Some(redactor.value(value)),
-        (Ok(bytes), None) => redactor.body(&bytes),
-        (Err(0), _) => None,
-        (Err(n), _) => Some(format!("[{n} bytes: over the journal's limit, not kept]")),
+    let request_body = match raw {
+        None => CapturedBody::Empty,
+        Some(RawBody {
+            kept: Some(bytes), ..
+        }) => CapturedBody::Kept(bytes),
+        Some(RawBody { len, kept: None }) => CapturedBody::Over(len as u64),
     };
-    ctx.journal.record(JournalEntry {
-        id: uuid::Uuid::now_v7().to_string(),
-        tenant_id: auth.tenant.id.clone(),
-        at: ctx.now(),
-        method,
-        target,
-        status: i32::from(status),
-        scim_type,
-        duration_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
-        request_id,
-        token_name: auth.token_name.clone(),
-        subject,
-        request_body,
-        response_body,
+    ctx.journal.record(Captured {
+        entry: JournalEntry {
+            id: uuid::Uuid::now_v7().to_string(),
+            tenant_id: auth.tenant.id.clone(),
+            at: ctx.now(),
+            method,
+            target,
+            status: i32::from(response.status().as_u16()),
+            scim_type: None,
+            duration_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
+            request_id,
+            token_name: auth.token_name.clone(),
+            subject: None,
+            request_body: None,
+            response_body: None,
+        },
+        registry: auth.tenant.registry.clone(),
+        kind,
+        bearer,
+        request: request_body,
+        response: kept,
     });
     Ok(ServiceResponse::new(request, response))
-}
-
-/// The resource a request was about: the `{id}` of its path, or the `id` a create answered.
-fn subject(target: &str, answered: Option<&Value>) -> Option<String> {
-    let path = target.split('?').next().unwrap_or(target);
-    let mut parts = path.rsplit('/');
-    let last = parts.next()?;
-    let kind = parts.next()?;
-    if matches!(kind, "Users" | "Groups") && !last.starts_with('.') {
-        return Some(format!("{kind}/{last}"));
-    }
-    if matches!(last, "Users" | "Groups") {
-        let id = answered?.get("id")?.as_str()?;
-        return Some(format!("{last}/{id}"));
-    }
-    None
 }

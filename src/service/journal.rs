@@ -1,15 +1,16 @@
 //! The request journal (DESIGN 20): what each tenant's IdP sent and what it was answered,
 //! so a failed provisioning can be seen without asking the IdP's admin for logs.
 //!
-//! `http::journal` captures each authenticated SCIM request with its bodies and hands it to
-//! [`Journal::record`], which never waits: the entry goes to a bounded queue (a full queue
-//! drops it and counts it) that [`run`] writes in batches (one statement each), off the
-//! request path, pruning each tenant to its newest `SCIMBUS_JOURNAL_ENTRIES` younger than
+//! `http::journal` captures each authenticated SCIM request with its bodies as they were
+//! ([`Captured`]: shared buffers, no copy, no parsing) and hands it to [`Journal::record`],
+//! which never waits: the capture goes to a bounded queue (a full queue drops it and counts
+//! it). [`run`] takes the queue in batches, off the request path: it redacts each batch on a
+//! blocking thread ([`Captured::into_entry`], [`Redactor`]) and writes it (one statement),
+//! pruning each tenant to its newest `SCIMBUS_JOURNAL_ENTRIES` younger than
 //! `SCIMBUS_JOURNAL_MAX_AGE_HOURS` at most once a second while it is busy, and at once when
-//! it goes idle. Bodies are redacted before they are queued ([`Redactor`]):
-//! passwords, `writeOnly` attributes and the request's own bearer token never reach the
-//! database; with `SCIMBUS_JOURNAL_MASK=on` every other string but the structural ones is
-//! masked too. Erasure of a subject and tenant purge remove entries.
+//! it goes idle. Passwords, `writeOnly` attributes and the request's own bearer token never
+//! reach the database; with `SCIMBUS_JOURNAL_MASK=on` every other string but the
+//! structural ones is masked too. Erasure of a subject and tenant purge remove entries.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -34,11 +35,133 @@ pub const REDACTED: &str = "[redacted]";
 /// What replaces a masked value.
 const MASKED: &str = "***";
 
+/// A body as the request path saw it; the writer redacts it ([`Captured::into_entry`]).
+#[derive(Debug, Clone)]
+pub enum CapturedBody {
+    /// No body (or one the journal could not read: its size unknown).
+    Empty,
+    /// The body, within the journal's limit (a shared buffer, not a copy).
+    Kept(bytes::Bytes),
+    /// A body over the journal's limit: its size only.
+    Over(u64),
+}
+
+impl CapturedBody {
+    /// The body as the journal keeps it, before redaction: `None` for none, a note for one
+    /// over the limit.
+    fn over_note(&self) -> Option<String> {
+        match self {
+            Self::Over(n) => Some(format!("[{n} bytes: over the journal's limit, not kept]")),
+            _ => None,
+        }
+    }
+}
+
+/// The resource type a journaled request was about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CapturedKind {
+    User,
+    Group,
+}
+
+/// What the request path hands to the journal: the entry's facts and both bodies as they
+/// were. Parsing and redacting them is the writer's work ([`Captured::into_entry`]), so a
+/// journaled request waits for none of it; unredacted bodies stay in the process's memory,
+/// as the request's own did, and only redacted ones are written.
+#[derive(Debug)]
+pub struct Captured {
+    /// The entry without what the bodies give: its bodies, `scimType` and subject.
+    pub entry: JournalEntry,
+    /// The tenant's schemas (its `writeOnly` attributes).
+    pub registry: Arc<Registry>,
+    pub kind: Option<CapturedKind>,
+    /// The request's bearer token, redacted wherever a body repeats it.
+    pub bearer: Option<zeroize::Zeroizing<String>>,
+    pub request: CapturedBody,
+    pub response: CapturedBody,
+}
+
+impl Captured {
+    /// The entry as the journal keeps it: bodies redacted, the answer's `scimType` and the
+    /// subject read from it.
+    pub fn into_entry(self, mask: bool) -> JournalEntry {
+        let resource_type = match self.kind {
+            Some(CapturedKind::User) => Some(self.registry.user()),
+            Some(CapturedKind::Group) => Some(self.registry.group()),
+            None => None,
+        };
+        let bearer = self.bearer.as_ref().map(|b| b.as_str());
+        let redactor = Redactor::new(&self.registry, resource_type, bearer, mask);
+        let mut entry = self.entry;
+        entry.request_body = match &self.request {
+            CapturedBody::Kept(bytes) => redactor.body(bytes),
+            other => other.over_note(),
+        };
+        // The answer is parsed once: its `scimType` and `id` are read, then it is redacted.
+        let answered = match &self.response {
+            CapturedBody::Kept(bytes) => serde_json::from_slice::<Value>(bytes).ok(),
+            _ => None,
+        };
+        entry.scim_type = answered
+            .as_ref()
+            .filter(|_| entry.status >= 400)
+            .and_then(|v| v.get("scimType"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        entry.subject = subject(&entry.target, answered.as_ref());
+        entry.response_body = match (&self.response, answered) {
+            (CapturedBody::Kept(_), Some(value)) => Some(redactor.value(value)),
+            (CapturedBody::Kept(bytes), None) => redactor.body(bytes),
+            (other, _) => other.over_note(),
+        };
+        entry
+    }
+}
+
+/// The resource a request was about: the `{id}` of its path, or the `id` a create answered.
+fn subject(target: &str, answered: Option<&Value>) -> Option<String> {
+    let path = target.split('?').next().unwrap_or(target);
+    let mut parts = path.rsplit('/');
+    let last = parts.next()?;
+    let kind = parts.next()?;
+    if matches!(kind, "Users" | "Groups") && !last.starts_with('.') {
+        return Some(format!("{kind}/{last}"));
+    }
+    if matches!(last, "Users" | "Groups") {
+        let id = answered?.get("id")?.as_str()?;
+        return Some(format!("{last}/{id}"));
+    }
+    None
+}
+
+/// Redacts a batch on a blocking thread (parsing and re-serialising bodies is CPU work the
+/// async workers should not carry); a panic in it loses the batch, logged.
+async fn redact(batch: Vec<Captured>, mask: bool) -> Vec<JournalEntry> {
+    if batch.is_empty() {
+        return Vec::new();
+    }
+    let entries = batch.len();
+    match tokio::task::spawn_blocking(move || {
+        batch
+            .into_iter()
+            .map(|c| c.into_entry(mask))
+            .collect::<Vec<_>>()
+    })
+    .await
+    {
+        Ok(redacted) => redacted,
+        Err(error) => {
+            tracing::error!(%error, entries, "journal entries not redacted: not written");
+            Vec::new()
+        }
+    }
+}
+
 /// The journal's queue and settings, shared by the request path and the writer.
 #[derive(Debug, Clone)]
 pub struct Journal {
-    sender: mpsc::Sender<JournalEntry>,
-    receiver: Arc<Mutex<Option<mpsc::Receiver<JournalEntry>>>>,
+    sender: mpsc::Sender<Captured>,
+    receiver: Arc<Mutex<Option<mpsc::Receiver<Captured>>>>,
     pub settings: JournalSettings,
     dropped: Arc<AtomicU64>,
 }
@@ -59,8 +182,9 @@ impl Journal {
         self.settings.entries > 0 && !self.settings.tenants_off.iter().any(|s| s == slug)
     }
 
-    /// Queues an entry; never waits. A full queue drops it (counted in [`Journal::dropped`]).
-    pub fn record(&self, entry: JournalEntry) {
+    /// Queues a request's capture; never waits. A full queue drops it (counted in
+    /// [`Journal::dropped`]).
+    pub fn record(&self, entry: Captured) {
         if self.sender.try_send(entry).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
@@ -114,6 +238,7 @@ pub async fn run(ctx: Context, mut stop: watch::Receiver<bool>) {
             }
         };
         let idle = batch.is_empty();
+        let batch = redact(batch, ctx.journal.settings.mask).await;
         for entry in &batch {
             dirty.insert(entry.tenant_id.clone());
         }
@@ -139,6 +264,10 @@ pub async fn run(ctx: Context, mut stop: watch::Receiver<bool>) {
     let mut rest = Vec::new();
     while let Ok(entry) = receiver.try_recv() {
         rest.push(entry);
+    }
+    let rest = redact(rest, ctx.journal.settings.mask).await;
+    for entry in &rest {
+        dirty.insert(entry.tenant_id.clone());
     }
     let due: Vec<TenantId> = dirty.into_iter().collect();
     if let Err(error) = write(&ctx, &rest, &due).await {
@@ -372,6 +501,93 @@ mod tests {
         assert!(
             !masked.contains("bjensen") && masked.contains("replace"),
             "{masked}"
+        );
+    }
+
+    /// What the request path captures, as the writer turns it into an entry: bodies
+    /// redacted, over-limit bodies as notes, `scimType` of an error and the subject read
+    /// from the answer.
+    #[test]
+    fn a_capture_becomes_a_redacted_entry_off_the_request_path() {
+        let captured = |target: &str, status: i32, request: CapturedBody, response| Captured {
+            entry: JournalEntry {
+                id: "e".into(),
+                tenant_id: TenantId::from("t"),
+                at: Timestamp::default(),
+                method: "POST".into(),
+                target: target.into(),
+                status,
+                scim_type: None,
+                duration_ms: 1,
+                request_id: "r".into(),
+                token_name: "okta".into(),
+                subject: None,
+                request_body: None,
+                response_body: None,
+            },
+            registry: Registry::core_shared(),
+            kind: Some(CapturedKind::User),
+            bearer: Some(zeroize::Zeroizing::new("scimbus_t_secret".to_owned())),
+            request,
+            response,
+        };
+        let json = |v: Value| CapturedBody::Kept(bytes::Bytes::from(v.to_string()));
+        let created = captured(
+            "/scim/v2/acme/Users",
+            201,
+            json(
+                serde_json::json!({"userName": "bjensen", "password": "hunter2",
+                "nickName": "scimbus_t_secret"}),
+            ),
+            json(serde_json::json!({"id": "u1", "userName": "bjensen", "scimType": "x"})),
+        )
+        .into_entry(false);
+        let request = created.request_body.unwrap_or_default();
+        assert!(!request.contains("hunter2") && !request.contains("scimbus_t_secret"));
+        assert!(request.contains("bjensen"), "{request}");
+        assert_eq!(created.subject.as_deref(), Some("Users/u1"));
+        assert_eq!(created.scim_type, None, "a 2xx has no scimType");
+        assert!(
+            created
+                .response_body
+                .unwrap_or_default()
+                .contains("bjensen")
+        );
+        let refused = captured(
+            "/scim/v2/acme/Users/u2?attributes=userName",
+            400,
+            CapturedBody::Over(70_000),
+            json(serde_json::json!({"status": "400", "scimType": "invalidValue"})),
+        )
+        .into_entry(true);
+        assert_eq!(refused.scim_type.as_deref(), Some("invalidValue"));
+        assert_eq!(refused.subject.as_deref(), Some("Users/u2"));
+        assert_eq!(
+            refused.request_body.as_deref(),
+            Some("[70000 bytes: over the journal's limit, not kept]")
+        );
+        let empty = captured(
+            "/scim/v2/acme/Users",
+            204,
+            CapturedBody::Empty,
+            CapturedBody::Empty,
+        )
+        .into_entry(false);
+        assert_eq!((empty.request_body, empty.response_body), (None, None));
+        let not_json = captured(
+            "/scim/v2/acme/Users",
+            400,
+            CapturedBody::Kept(bytes::Bytes::from_static(b"<xml/>")),
+            CapturedBody::Over(9),
+        )
+        .into_entry(false);
+        assert_eq!(
+            not_json.request_body.as_deref(),
+            Some("[6 bytes, not JSON: not kept]")
+        );
+        assert_eq!(
+            not_json.response_body.as_deref(),
+            Some("[9 bytes: over the journal's limit, not kept]")
         );
     }
 
