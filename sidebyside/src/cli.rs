@@ -74,6 +74,10 @@ pub(crate) const SCENARIOS: &[(&str, &str)] = &[
         "write-latency",
         "POST /Users at a steady rate: 2xx → event at a consumer",
     ),
+    (
+        "journal-paired",
+        "create, PATCH and PUT alternating between a journaled tenant and one whose journal is off, in one run: the request path's cost of the journal",
+    ),
 ];
 
 #[derive(Parser, Debug)]
@@ -124,6 +128,15 @@ pub(crate) struct Args {
     /// interoperability profile requires) or `ES256` (a P-256 key, cheaper to sign with).
     #[arg(long, default_value = "RS256", value_parser = ["RS256", "ES256"])]
     pub(crate) set_alg: String,
+    /// After write-latency, print the N statements that took PostgreSQL the most time during
+    /// it (`pg_stat_statements`: calls and milliseconds, warm-up included): where the
+    /// database's work goes, e.g. with SET receivers beside the relay. 0: none.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) top_statements: u32,
+    /// Rounds of journal-paired (each a warm-up and a measurement; odd rounds journal the
+    /// first tenant, even ones the second: keep it even).
+    #[arg(long, default_value_t = 4)]
+    pub(crate) journal_rounds: u32,
     #[arg(
         long,
         env = "SCIMBUS_BENCH_AMQP_URL",

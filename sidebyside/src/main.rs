@@ -18,7 +18,8 @@
 //! split and scimbus's peak RSS. The relay scenarios compare `scimbus relay` with a plain
 //! lapin publisher (events of one tenant or of 8) and measure write-to-consumer latency;
 //! `scaling.rs` probes request cost as a tenant grows (PostgreSQL and SQLite) and
-//! `tenants.rs` the cost of idle tenants. Data is seeded with SQL
+//! `tenants.rs` the cost of idle tenants; `journal.rs` measures the request journal's cost
+//! to the requests it journals, as a pair in one run. Data is seeded with SQL
 //! (`INSERT … SELECT … generate_series`), not through the API. See docs/benchmarks.md.
 
 mod adversarial;
@@ -28,6 +29,7 @@ mod cli;
 mod cluster;
 mod copy;
 mod floor;
+mod journal;
 mod load;
 mod pgbench;
 mod procs;
@@ -345,6 +347,7 @@ async fn run_all(bench: &mut Bench, selected: &[String]) -> anyhow::Result<()> {
             "relay-drain" => extra.push(("drain", bench.relay_drain(1).await?)),
             "relay-drain-8t" => extra.push(("drain", bench.relay_drain(TENANTS).await?)),
             "write-latency" => extra.push(("latency", bench.write_latency().await?)),
+            "journal-paired" => extra.push(("journal", bench.journal_paired().await?)),
             "scaling" => extra.push(("scaling", bench.scaling().await?)),
             "many-tenants" => extra.push(("tenants", bench.many_tenants().await?)),
             "adversarial" => {

@@ -230,6 +230,9 @@ impl Bench {
         let mut tasks = Vec::new();
         let groups = self.groups();
         let mut before = None;
+        if self.args.top_statements > 0 {
+            self.cluster.query("SELECT pg_stat_statements_reset()")?;
+        }
         let started = Instant::now();
         for i in 0..warm + total {
             interval.tick().await;
@@ -322,6 +325,19 @@ impl Bench {
                 self.args.set_receivers,
                 r.accepted().len()
             );
+        }
+        if self.args.top_statements > 0 {
+            // Tab-separated so that a statement's own `|` or newline cannot break a row.
+            let top = self.cluster.query(&format!(
+                "SELECT calls || E'\\t' || round(total_exec_time::numeric, 1) || E'\\t' || \
+                 left(regexp_replace(query, '\\s+', ' ', 'g'), 160) \
+                 FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid \
+                 WHERE r.rolname = 'postgres' AND query NOT ILIKE '%pg_stat_statements%' \
+                 ORDER BY total_exec_time DESC LIMIT {}",
+                self.args.top_statements
+            ))?;
+            println!("calls\tms\tstatement (write-latency, warm-up included)");
+            println!("{top}");
         }
         let out = format!(
             "| write-latency | {rate:.0}/s asked, {:.0}/s sent | {} writes, {missing} events missing, {early} before their 201{pushed} | 2xx → event p50/p90/p99 {} ms (max {:.1}) | request → event {} ms (max {:.1}) | {} |",

@@ -51,6 +51,8 @@ pub struct Latency {
     pub p90: f64,
     pub p99: f64,
     pub max: f64,
+    pub mean: f64,
+    pub count: u64,
 }
 
 impl Latency {
@@ -61,6 +63,8 @@ impl Latency {
             p90: ms(h.value_at_quantile(0.9)),
             p99: ms(h.value_at_quantile(0.99)),
             max: ms(h.max()),
+            mean: h.mean() / 1000.0,
+            count: h.len(),
         }
     }
 
