@@ -56,6 +56,8 @@ pub struct Metrics {
     pub set_push_deliveries: Family<OutcomeLabels, Counter>,
     pub set_receivers_failing: Family<TenantOnly, Gauge>,
     pub sets_signed: Counter,
+    /// Held by the request journal's queue, which counts what it drops.
+    pub journal_dropped: Counter,
 }
 
 /// A SET push attempt's outcome: `delivered`, `parked`, `refused` or `retry`.
@@ -176,6 +178,12 @@ impl Metrics {
             "SETs signed for push or poll (one JWS each; a SET sent again is signed again)",
             sets_signed.clone(),
         );
+        let journal_dropped = Counter::default();
+        registry.register(
+            "journal_dropped_entries",
+            "Request journal entries dropped because the journal's queue was full",
+            journal_dropped.clone(),
+        );
         Self {
             registry,
             requests,
@@ -190,6 +198,7 @@ impl Metrics {
             set_push_deliveries,
             set_receivers_failing,
             sets_signed,
+            journal_dropped,
         }
     }
 

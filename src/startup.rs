@@ -61,7 +61,10 @@ pub async fn open_context(
         ),
         event_retention: settings.event_retention,
         keep_unpublished,
-        journal: crate::service::journal::Journal::new(settings.journal.clone()),
+        journal: crate::service::journal::Journal::new(
+            settings.journal.clone(),
+            metrics.journal_dropped.clone(),
+        ),
         sets: crate::service::sets::Sets::new(settings.sets.clone()),
         maintenance_wake: Arc::new(tokio::sync::Notify::new()),
         jobs_wake: Arc::new(tokio::sync::Notify::new()),

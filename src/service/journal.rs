@@ -14,7 +14,6 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use sea_orm::ConnectionTrait;
 use serde_json::Value;
@@ -163,17 +162,22 @@ pub struct Journal {
     sender: mpsc::Sender<Captured>,
     receiver: Arc<Mutex<Option<mpsc::Receiver<Captured>>>>,
     pub settings: JournalSettings,
-    dropped: Arc<AtomicU64>,
+    /// `scimbus_journal_dropped_entries_total`.
+    dropped: prometheus_client::metrics::counter::Counter,
 }
 
 impl Journal {
-    pub fn new(settings: JournalSettings) -> Self {
+    /// A journal whose queue counts what it drops in `dropped` (the metric).
+    pub fn new(
+        settings: JournalSettings,
+        dropped: prometheus_client::metrics::counter::Counter,
+    ) -> Self {
         let (sender, receiver) = mpsc::channel(QUEUE);
         Self {
             sender,
             receiver: Arc::new(Mutex::new(Some(receiver))),
             settings,
-            dropped: Arc::default(),
+            dropped,
         }
     }
 
@@ -186,13 +190,13 @@ impl Journal {
     /// [`Journal::dropped`]).
     pub fn record(&self, entry: Captured) {
         if self.sender.try_send(entry).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.dropped.inc();
         }
     }
 
     /// Entries dropped because the queue was full.
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.dropped.get()
     }
 }
 
@@ -504,12 +508,14 @@ mod tests {
         );
     }
 
-    /// What the request path captures, as the writer turns it into an entry: bodies
-    /// redacted, over-limit bodies as notes, `scimType` of an error and the subject read
-    /// from the answer.
-    #[test]
-    fn a_capture_becomes_a_redacted_entry_off_the_request_path() {
-        let captured = |target: &str, status: i32, request: CapturedBody, response| Captured {
+    /// A capture of a user request, with a bearer token to redact.
+    fn captured(
+        target: &str,
+        status: i32,
+        request: CapturedBody,
+        response: CapturedBody,
+    ) -> Captured {
+        Captured {
             entry: JournalEntry {
                 id: "e".into(),
                 tenant_id: TenantId::from("t"),
@@ -530,7 +536,14 @@ mod tests {
             bearer: Some(zeroize::Zeroizing::new("scimbus_t_secret".to_owned())),
             request,
             response,
-        };
+        }
+    }
+
+    /// What the request path captures, as the writer turns it into an entry: bodies
+    /// redacted, over-limit bodies as notes, `scimType` of an error and the subject read
+    /// from the answer.
+    #[test]
+    fn a_capture_becomes_a_redacted_entry_off_the_request_path() {
         let json = |v: Value| CapturedBody::Kept(bytes::Bytes::from(v.to_string()));
         let created = captured(
             "/scim/v2/acme/Users",
@@ -589,6 +602,22 @@ mod tests {
             not_json.response_body.as_deref(),
             Some("[9 bytes: over the journal's limit, not kept]")
         );
+    }
+
+    /// A full queue drops what comes next and counts it in the metric; nothing waits.
+    #[test]
+    fn a_full_queue_drops_and_counts() {
+        let dropped = prometheus_client::metrics::counter::Counter::default();
+        let journal = Journal::new(JournalSettings::default(), dropped.clone());
+        for _ in 0..QUEUE + 3 {
+            journal.record(captured(
+                "/scim/v2/t/Users",
+                200,
+                CapturedBody::Empty,
+                CapturedBody::Empty,
+            ));
+        }
+        assert_eq!((journal.dropped(), dropped.get()), (3, 3));
     }
 
     #[test]

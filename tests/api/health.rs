@@ -162,6 +162,11 @@ async fn metrics_count_requests_by_route_template_and_tenant_and_read_the_outbox
         sample(&text, "scimbus_relay_published_events_total "),
         Some(0.0)
     );
+    // The journal's queue kept up: nothing dropped, and the count is exposed.
+    assert_eq!(
+        sample(&text, "scimbus_journal_dropped_entries_total "),
+        Some(0.0)
+    );
     assert_eq!(
         sample(&text, "scimbus_tokens_expiring_soon{tenant=\"other\"}"),
         Some(1.0)
