@@ -1056,9 +1056,13 @@ async fn audit_page(
         Ok(operator) => operator,
         Err(answer) => return Ok(answer),
     };
-    let entries = audit::newest(&ctx, &slug, params.before.as_deref(), AUDIT_PER_PAGE).await?;
+    // One more than a page: whether anything older exists (a full last page has no link).
+    let mut entries =
+        audit::newest(&ctx, &slug, params.before.as_deref(), AUDIT_PER_PAGE + 1).await?;
+    let more = entries.len() as u64 > AUDIT_PER_PAGE;
+    entries.truncate(usize::try_from(AUDIT_PER_PAGE).unwrap_or(usize::MAX));
     let older = match entries.last() {
-        Some(last) if entries.len() as u64 == AUDIT_PER_PAGE => {
+        Some(last) if more => {
             let mut query = url::form_urlencoded::Serializer::new(String::new());
             query.append_pair("before", &last.id);
             Some(format!("/console/tenants/{slug}/audit?{}", query.finish()))

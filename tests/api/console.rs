@@ -21,6 +21,7 @@ both_backends!(
     the_tenant_page_shows_extensions_jobs_audit_and_event_charts,
     no_console_page_of_a_tenant_shows_or_changes_another_tenants_data,
     every_route_of_the_console_document_is_served_as_documented,
+    the_audit_page_offers_older_entries_only_when_there_are_some,
 );
 
 async fn console(backend: Backend) -> TestApp {
@@ -891,4 +892,50 @@ async fn every_route_of_the_console_document_is_served_as_documented(backend: Ba
         .await
         .unwrap();
     assert_eq!(response.status(), 303);
+}
+
+/// The audit page holds 100 entries: "Older entries" appears when more than a page exists,
+/// not when the last page happens to be full, and the older page ends the log.
+async fn the_audit_page_offers_older_entries_only_when_there_are_some(backend: Backend) {
+    let app = console(backend).await;
+    let alice = browser();
+    sign_in(&app, &alice, ADMIN_TOKEN).await;
+    let conn = app.ctx.store.conn();
+    let audited = |n: usize| scimbus::store::audit::AuditEntry {
+        id: uuid::Uuid::now_v7().to_string(),
+        at: scimbus::domain::Timestamp::from("2026-01-01T00:00:00.000Z"),
+        actor: "admin:bootstrap".to_owned(),
+        action: format!("test.entry-{n}"),
+        tenant: Some("acme".to_owned()),
+        target: None,
+        detail: serde_json::json!({}),
+    };
+    let existing = scimbus::store::audit::newest(conn, "acme", None, 1_000)
+        .await
+        .unwrap()
+        .len();
+    assert!(existing < 100, "{existing}");
+    for n in existing..100 {
+        scimbus::store::audit::insert(conn, audited(n))
+            .await
+            .unwrap();
+    }
+    let (status, page) = get(&app, &alice, "/console/tenants/acme/audit").await;
+    assert_eq!(status, 200);
+    assert!(
+        !page.contains("id=\"older\""),
+        "exactly a page: nothing older"
+    );
+    scimbus::store::audit::insert(conn, audited(100))
+        .await
+        .unwrap();
+    let (_, page) = get(&app, &alice, "/console/tenants/acme/audit").await;
+    assert!(page.contains("test.entry-100"), "the newest first");
+    let needle = "id=\"older\" href=\"";
+    let at = page.find(needle).expect("a link to older entries") + needle.len();
+    let older = page[at..at + page[at..].find('"').unwrap()].replace("&amp;", "&");
+    let (status, rest) = get(&app, &alice, &older).await;
+    assert_eq!(status, 200);
+    assert_eq!(rest.matches("<tr").count() - 1, 1, "the one left: {rest}");
+    assert!(!rest.contains("id=\"older\""), "the end of the log");
 }
