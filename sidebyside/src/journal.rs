@@ -25,7 +25,7 @@ const TAGS: [(&str, &str); 3] = [
     ),
 ];
 
-/// One unit in `tenant` (0: journaled, 1: not), tagged by whether it is journaled.
+/// One unit in the tenant of `base` and `token`, tagged by whether it is journaled.
 fn unit(base: &str, token: &Arc<str>, journaled: bool, user: &str) -> Vec<Req> {
     let tag = |k: usize| if journaled { TAGS[k].0 } else { TAGS[k].1 };
     let mut create = create_req_in(base).with_token(token);
@@ -62,12 +62,21 @@ impl Bench {
             self.set_brake(&t.slug, &file).await?;
             let before = self.dir.join(format!("brake-{}-before.json", t.slug));
             std::fs::write(&before, shown["settings"].to_string())?;
-            kept.push((t.slug.clone(), before));
+            // Settings of its own, or the defaults (which `brake set` would pin).
+            let custom = shown["custom"].as_bool().unwrap_or(true);
+            kept.push((t.clone(), before, custom));
         }
         let result = self.journal_rounds(&tenants).await;
         self.stop_serve().await?;
-        for (slug, before) in &kept {
-            self.set_brake(slug, before).await?;
+        for (t, before, custom) in &kept {
+            if *custom {
+                self.set_brake(&t.slug, before).await?;
+            } else {
+                self.cluster.query(&format!(
+                    "UPDATE tenant_brakes SET settings = NULL WHERE tenant_id = '{}'",
+                    t.id
+                ))?;
+            }
         }
         self.start_serve().await?;
         result

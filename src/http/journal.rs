@@ -1,6 +1,7 @@
 //! Captures each authenticated SCIM request for the request journal (`service::journal`):
 //! method, path and query, status, duration, request id, the token's name, and both bodies
-//! as they were (shared buffers, not copies). Recording only queues the capture: parsing
+//! as they were (the answer's buffer shared, the request's the copy the body extractor
+//! kept). Recording only queues the capture: parsing
 //! and redacting the bodies (and reading `scimType` and the subject from them) and the
 //! database write happen in the journal's writer, off the request path.
 

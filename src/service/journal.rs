@@ -35,7 +35,8 @@ pub const REDACTED: &str = "[redacted]";
 const MASKED: &str = "***";
 
 /// A body as the request path saw it; the writer redacts it ([`Captured::into_entry`]).
-#[derive(Debug, Clone)]
+/// Its `Debug` shows sizes only: the bytes are unredacted.
+#[derive(Clone)]
 pub enum CapturedBody {
     /// No body (or one the journal could not read: its size unknown).
     Empty,
@@ -43,6 +44,16 @@ pub enum CapturedBody {
     Kept(bytes::Bytes),
     /// A body over the journal's limit: its size only.
     Over(u64),
+}
+
+impl std::fmt::Debug for CapturedBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Empty => f.write_str("Empty"),
+            Self::Kept(bytes) => write!(f, "Kept({} bytes)", bytes.len()),
+            Self::Over(n) => write!(f, "Over({n} bytes)"),
+        }
+    }
 }
 
 impl CapturedBody {
@@ -65,9 +76,9 @@ pub enum CapturedKind {
 
 /// What the request path hands to the journal: the entry's facts and both bodies as they
 /// were. Parsing and redacting them is the writer's work ([`Captured::into_entry`]), so a
-/// journaled request waits for none of it; unredacted bodies stay in the process's memory,
-/// as the request's own did, and only redacted ones are written.
-#[derive(Debug)]
+/// journaled request waits for none of it; unredacted bodies stay in the process's memory
+/// until the writer takes them, and only redacted ones are written. Its `Debug` shows no
+/// body and no token.
 pub struct Captured {
     /// The entry without what the bodies give: its bodies, `scimType` and subject.
     pub entry: JournalEntry,
@@ -78,6 +89,20 @@ pub struct Captured {
     pub bearer: Option<zeroize::Zeroizing<String>>,
     pub request: CapturedBody,
     pub response: CapturedBody,
+}
+
+impl std::fmt::Debug for Captured {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Captured")
+            .field("id", &self.entry.id)
+            .field("method", &self.entry.method)
+            .field("status", &self.entry.status)
+            .field("kind", &self.kind)
+            .field("bearer", &self.bearer.as_ref().map(|_| REDACTED))
+            .field("request", &self.request)
+            .field("response", &self.response)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Captured {
@@ -602,6 +627,21 @@ mod tests {
             not_json.response_body.as_deref(),
             Some("[9 bytes: over the journal's limit, not kept]")
         );
+    }
+
+    /// A capture's `Debug` (what a log line would print) shows neither bodies nor the token.
+    #[test]
+    fn a_captures_debug_shows_no_body_and_no_token() {
+        let body = CapturedBody::Kept(bytes::Bytes::from_static(b"{\"password\":\"hunter2\"}"));
+        let shown = format!(
+            "{:?}",
+            captured("/scim/v2/acme/Users", 201, body.clone(), body)
+        );
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("scimbus_t_secret"),
+            "{shown}"
+        );
+        assert!(shown.contains("Kept(22 bytes)"), "{shown}");
     }
 
     /// A full queue drops what comes next and counts it in the metric; nothing waits.
