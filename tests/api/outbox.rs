@@ -295,11 +295,7 @@ async fn numbering_a_tenant_with_nothing_waiting_takes_no_lock() {
     use sea_orm::TransactionTrait;
     let app = spawn_app(Backend::Postgres).await;
     app.create_user(&user("numbered")).await;
-    let slug = scimbus::domain::TenantSlug::parse("acme").unwrap();
-    let tenant = scimbus::store::tenants::find(app.ctx.store.conn(), &slug)
-        .await
-        .unwrap()
-        .unwrap();
+    let tenant = app.tenant_row().await;
     scimbus::events::sequencer::number_tenant(&app.ctx.store, &tenant.id)
         .await
         .unwrap();
